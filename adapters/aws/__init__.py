@@ -1,0 +1,1 @@
+"""Adapters on Amazon Web Services: SNS, SQS, EventBridge and DynamoDB through aioboto3."""
