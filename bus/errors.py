@@ -1,6 +1,8 @@
 """Errors raised by the bus kernel.
 
 Every error the kernel raises is a `BusError`; each names what went wrong and what to do.
+A `PermanentError` will fail the same way on every retry, so the record carrying it is parked
+in its queue's DLQ at once, with the message as the reason.
 """
 
 from __future__ import annotations
@@ -8,3 +10,57 @@ from __future__ import annotations
 
 class BusError(Exception):
     """Base class of every error raised by the bus."""
+
+
+class PermanentError(BusError):
+    """Retrying cannot help: the record goes to the dead-letter queue with this reason."""
+
+
+class MalformedEnvelope(PermanentError):
+    """The record body is not JSON, or not a CloudEvents envelope the bus can read."""
+
+
+class UnknownMessageType(PermanentError):
+    """No handler of the receiving domain handles this event or task type."""
+
+
+class UnsupportedMessageVersion(PermanentError):
+    """The payload's `dataversion` cannot be read as the version the handler expects."""
+
+
+class InvalidMessageData(PermanentError):
+    """The payload does not validate against the model of its own version."""
+
+
+class MessageTooLarge(PermanentError):
+    """An encoded message exceeds the smallest size limit on its path."""
+
+    def __init__(self, size: int, limit: int, service: str, what: str = "message") -> None:
+        self.size = size
+        self.limit = limit
+        self.service = service
+        super().__init__(
+            f"{what} is {size} bytes, over the {service} limit of {limit} bytes; "
+            "store large payloads elsewhere and publish a reference"
+        )
+
+
+class BatchTooLarge(BusError):
+    """A batch call carries more entries than the service accepts."""
+
+    def __init__(self, size: int, limit: int, service: str) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"{service} takes at most {limit} entries per batch call, got {size}")
+
+
+class Rejected(PermanentError):
+    """Raised by a handler to park a record it will never be able to handle."""
+
+
+class TransientError(BusError):
+    """Raised by a handler for a failure worth retrying in place (throttling, timeouts)."""
+
+
+class ConfigurationError(BusError):
+    """Domains or settings that cannot be wired together, caught before anything runs."""

@@ -1,0 +1,140 @@
+"""What a handler gets: publishing, task sending, correlation, logging, metrics and the clock.
+
+Events published and tasks sent through a `Context` are held until the handler returns
+successfully; a handler that raises sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bus.clock import Clock
+from bus.envelope import Envelope
+from bus.ids import IdGenerator
+from bus.messages import Event, Message, Task
+
+_time_cache: dict[int, str] = {}
+
+
+def timestamp(epoch: float) -> str:
+    """RFC 3339 UTC with milliseconds; the second's prefix is cached (called per publish)."""
+    second = int(epoch)
+    prefix = _time_cache.get(second)
+    if prefix is None:
+        if len(_time_cache) > 64:
+            _time_cache.clear()
+        prefix = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _time_cache[second] = prefix
+    return f"{prefix}.{int((epoch - second) * 1000):03d}Z"
+
+
+class Metrics:
+    """Counters a handler adds to; the platform flushes them (e.g. as CloudWatch EMF)."""
+
+    def __init__(self) -> None:
+        self.values: defaultdict[str, float] = defaultdict(float)
+
+    def add(self, name: str, value: float = 1) -> None:
+        self.values[name] += value
+
+
+class ContextLog(logging.LoggerAdapter[logging.Logger]):
+    """A logger that stamps every line with the domain and the correlation id."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        extra = dict(self.extra or {})
+        extra.update(kwargs.get("extra") or {})
+        kwargs["extra"] = extra
+        return msg, kwargs
+
+
+class Context:
+    """Per-delivery services for a handler.
+
+    `correlation_id` and `causation_id` come from the envelope being handled; events
+    published here carry the same correlation id and this envelope's id as their causation.
+    """
+
+    __slots__ = (
+        "_ids",
+        "_log",
+        "causation_id",
+        "clock",
+        "correlation_id",
+        "domain",
+        "envelope",
+        "metrics",
+        "outbox",
+        "traceparent",
+    )
+
+    def __init__(
+        self,
+        domain: str,
+        *,
+        clock: Clock,
+        ids: IdGenerator,
+        metrics: Metrics,
+        envelope: Envelope | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        self.domain = domain
+        self.clock = clock
+        self.metrics = metrics
+        self.envelope = envelope
+        self._ids = ids
+        self._log: ContextLog | None = None
+        if envelope is not None:
+            self.correlation_id = envelope.correlationid
+            self.causation_id: str | None = envelope.id
+            self.traceparent = envelope.traceparent
+        else:
+            self.correlation_id = correlation_id or ids()
+            self.causation_id = None
+            self.traceparent = None
+        #: Envelopes published or sent by the handler, flushed only when it succeeds.
+        self.outbox: list[Envelope] = []
+
+    @property
+    def log(self) -> ContextLog:
+        if self._log is None:
+            self._log = ContextLog(
+                logging.getLogger(f"tctf.{self.domain}"),
+                {"service": self.domain, "correlation_id": self.correlation_id},
+            )
+        return self._log
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.now(), tz=UTC)
+
+    def publish(self, event: Event, *, subject: str | None = None) -> Envelope:
+        """Publish a fact; it leaves when the handler succeeds. `subject`: the aggregate id."""
+        if not isinstance(event, Event):
+            raise TypeError(f"publish() takes an Event, got {type(event).__name__}")
+        return self._stage(event, subject)
+
+    def send(self, task: Task) -> Envelope:
+        """Send a command to the task queue of `task.domain`; it leaves on success."""
+        if not isinstance(task, Task):
+            raise TypeError(f"send() takes a Task, got {type(task).__name__}")
+        return self._stage(task, None)
+
+    def _stage(self, message: Message, subject: str | None) -> Envelope:
+        envelope = Envelope(
+            id=self._ids(),
+            source=self.domain,
+            type=message.type,
+            time=timestamp(self.clock.now()),
+            dataversion=message.version,
+            correlationid=self.correlation_id,
+            data=message,
+            causationid=self.causation_id,
+            traceparent=self.traceparent,
+            subject=subject,
+        )
+        self.outbox.append(envelope)
+        return envelope

@@ -1,0 +1,233 @@
+"""The one path from a batch of delivered records to handler calls.
+
+Lambda, the in-memory transport and the SQS poller all hand batches to `Dispatcher.dispatch`
+and act on the records it reports as failed (retry later) or parked (dead-letter now).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from bus.clock import Clock, SystemClock
+from bus.context import Context, Metrics
+from bus.domain import Domain, Subscription
+from bus.envelope import Envelope
+from bus.errors import PermanentError, UnknownMessageType
+from bus.ids import IdGenerator
+from bus.messages import Message, Task
+from bus.middleware import (
+    AlreadyHandled,
+    Delivery,
+    Handler,
+    IdempotencyStore,
+    InMemoryIdempotencyStore,
+    Middleware,
+    correlation,
+    idempotency,
+    retry,
+    timeout,
+)
+
+
+class Publisher(Protocol):
+    """Where handler output goes: events to the platform topic, tasks to their queues."""
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None: ...
+
+    async def send(self, envelopes: Sequence[Envelope]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One delivered message: the transport's id for it, its body and delivery count."""
+
+    id: str
+    body: bytes | str
+    receive_count: int = 1
+
+
+Status = Literal["handled", "skipped", "filtered", "failed", "parked"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one record at one handler; `handler` is None for record-level issues."""
+
+    domain: str
+    record_id: str
+    status: Status
+    handler: str | None = None
+    envelope: Envelope | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """Records to deliver again later (`failed`) and to dead-letter now (`parked`), by id."""
+
+    failed: dict[str, str] = field(default_factory=dict)
+    parked: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed_ids(self) -> list[str]:
+        return [*self.failed, *self.parked]
+
+
+Observer = Callable[[Outcome], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    subscription: Subscription
+    call: Handler
+    matches: Callable[[Mapping[str, Any]], bool] | None
+
+
+class Dispatcher:
+    """Turns records into handler calls for one domain, through its middleware."""
+
+    def __init__(
+        self,
+        domain: Domain,
+        publisher: Publisher,
+        *,
+        clock: Clock | None = None,
+        ids: IdGenerator | None = None,
+        idempotency_store: IdempotencyStore | None = None,
+        middleware: Sequence[Middleware] = (),
+        observer: Observer | None = None,
+    ) -> None:
+        self.domain = domain
+        self.clock = clock or SystemClock()
+        self.ids = ids or IdGenerator()
+        self.metrics = Metrics()
+        self._publisher = publisher
+        self._observer = observer
+        settings = domain.settings
+        store = idempotency_store or InMemoryIdempotencyStore(self.clock, settings.idempotency_ttl)
+        stack: list[Middleware] = [
+            correlation,
+            *middleware,
+            idempotency(store),
+            retry(settings.retry_attempts, settings.retry_backoff, self.clock),
+            timeout(settings.handler_timeout),
+        ]
+        self._routes: dict[str, list[_Route]] = {}
+        for sub in domain.subscriptions:
+            call: Handler = self._invoke
+            for wrap in reversed(stack):
+                call = wrap(call)
+            self._routes.setdefault(sub.message.type, []).append(
+                _Route(sub, call, _matcher(sub.where))
+            )
+
+    async def dispatch(self, records: Sequence[Record]) -> BatchResult:
+        """Handle each record in order; report those to retry and those to park."""
+        result = BatchResult()
+        for record in records:
+            status, reason = await self.dispatch_one(record)
+            if status == "failed":
+                result.failed[record.id] = reason
+            elif status == "parked":
+                result.parked[record.id] = reason
+        return result
+
+    async def dispatch_one(self, record: Record) -> tuple[Status, str]:
+        """Run every matching handler for one record; the worst outcome decides its fate."""
+        try:
+            envelope = Envelope.decode(record.body)
+            routes = self._routes.get(envelope.type)
+            if routes is None:
+                raise UnknownMessageType(
+                    f"domain {self.domain.name} has no handler for {envelope.type!r} "
+                    f"(handles {', '.join(sorted(self._routes)) or 'nothing'})"
+                )
+        except PermanentError as error:
+            self._observe(record.id, "parked", None, None, str(error))
+            return "parked", str(error)
+        worst: Status = "handled"
+        reasons: list[str] = []
+        models: dict[type[Message], Message] = {}
+        data = envelope.data
+        for route in routes:
+            status, reason = await self._run(route, envelope, data, models, record)
+            if status == "failed" or (status == "parked" and worst != "failed"):
+                worst = status
+            if reason:
+                reasons.append(reason)
+        return worst, "; ".join(reasons)
+
+    async def _run(
+        self,
+        route: _Route,
+        envelope: Envelope,
+        data: Any,
+        models: dict[type[Message], Message],
+        record: Record,
+    ) -> tuple[Status, str]:
+        sub = route.subscription
+        if route.matches is not None and not route.matches(data):
+            return "filtered", ""
+        try:
+            message = models.get(sub.message)
+            if message is None:
+                message = models[sub.message] = sub.message.read(envelope.dataversion, data)
+            context = Context(
+                self.domain.name,
+                clock=self.clock,
+                ids=self.ids,
+                metrics=self.metrics,
+                envelope=envelope,
+            )
+            await route.call(Delivery(sub, envelope, message, context, record.receive_count))
+        except AlreadyHandled:
+            self._observe(record.id, "skipped", sub.name, envelope, None)
+            return "skipped", ""
+        except PermanentError as error:
+            reason = f"{sub.name}: {error}"
+            self._observe(record.id, "parked", sub.name, envelope, reason)
+            return "parked", reason
+        except Exception as error:
+            reason = f"{sub.name}: {type(error).__name__}: {error}"
+            self._observe(record.id, "failed", sub.name, envelope, reason)
+            return "failed", reason
+        self._observe(record.id, "handled", sub.name, envelope, None)
+        return "handled", ""
+
+    async def _invoke(self, delivery: Delivery) -> None:
+        context = delivery.context
+        context.outbox.clear()
+        await delivery.subscription.handler(delivery.message, context)
+        if context.outbox:
+            await flush(self._publisher, context.outbox)
+
+    def _observe(
+        self,
+        record_id: str,
+        status: Status,
+        handler: str | None,
+        envelope: Envelope | None,
+        error: str | None,
+    ) -> None:
+        if self._observer is not None:
+            self._observer(Outcome(self.domain.name, record_id, status, handler, envelope, error))
+
+
+async def flush(publisher: Publisher, envelopes: Sequence[Envelope]) -> None:
+    """Hand staged envelopes to the publisher: events to the topic, tasks to their queues."""
+    tasks = [e for e in envelopes if isinstance(e.data, Task)]
+    events = [e for e in envelopes if not isinstance(e.data, Task)] if tasks else envelopes
+    if events:
+        await publisher.publish(events)
+    if tasks:
+        await publisher.send(tasks)
+
+
+def _matcher(where: Mapping[str, Any] | None) -> Callable[[Mapping[str, Any]], bool] | None:
+    if where is None:
+        return None
+    from bus.routing import compile_event_pattern
+
+    return compile_event_pattern(dict(where)).match

@@ -1,0 +1,209 @@
+"""A domain's registration surface: event subscriptions, task consumers, API routes, settings.
+
+Decorators only record functions on the `Domain` object; nothing runs at import time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+
+from bus.errors import ConfigurationError
+from bus.limits import MAX_BATCH_RECORDS
+from bus.messages import Event, Message, Task
+
+if TYPE_CHECKING:
+    from bus.context import Context
+
+E = TypeVar("E", bound=Event)
+T = TypeVar("T", bound=Task)
+MessageHandler = Callable[[Any, "Context"], Awaitable[None]]
+RouteHandler = Callable[["Request", "Context"], Awaitable[Any]]
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(frozen=True, slots=True)
+class DomainSettings:
+    """How a domain's queues and handlers behave; every field has the default AWS would use."""
+
+    #: Seconds a received record stays hidden before it is delivered again (SQS default 30).
+    visibility_timeout: float = 30.0
+    #: Deliveries before a record moves to the DLQ (SQS redrive maxReceiveCount).
+    max_receive_count: int = 5
+    #: Records per batch handed to the dispatcher, 1 to 10 (Lambda SQS batch size).
+    batch_size: int = 10
+    #: Batches of one queue handled at the same time (Lambda maximum concurrency).
+    concurrency: int = 2
+    #: Seconds one handler call may take before it fails with TimeoutError; None: no limit.
+    handler_timeout: float | None = None
+    #: Attempts of a handler within one delivery when it raises a transient error; 1: none.
+    retry_attempts: int = 3
+    #: Seconds before the first in-place retry; doubled for each further one.
+    retry_backoff: float = 0.1
+    #: Seconds an idempotency record lives; a duplicate arriving later runs again.
+    idempotency_ttl: float = 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= MAX_BATCH_RECORDS:
+            raise ConfigurationError(
+                f"batch_size must be between 1 and {MAX_BATCH_RECORDS}, got {self.batch_size}"
+            )
+        if self.max_receive_count < 1:
+            raise ConfigurationError("max_receive_count must be at least 1")
+        if self.visibility_timeout < 0 or self.concurrency < 1 or self.retry_attempts < 1:
+            raise ConfigurationError(
+                "visibility_timeout must be >= 0, concurrency and retry_attempts >= 1"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One handler of one message class, optionally narrowed by a content filter."""
+
+    domain: str
+    name: str
+    message: type[Message]
+    handler: MessageHandler
+    where: Mapping[str, Any] | None = None
+
+    @property
+    def is_task(self) -> bool:
+        return issubclass(self.message, Task)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What a route handler gets: path parameters, query, headers and the validated body."""
+
+    path_params: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: BaseModel | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An HTTP route of the domain's API, with its pydantic request and response models."""
+
+    domain: str
+    method: str
+    path: str
+    name: str
+    handler: RouteHandler
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+
+
+class Domain:
+    """The registration surface of one domain, and the unit deployed as one Lambda."""
+
+    def __init__(self, name: str, settings: DomainSettings | None = None) -> None:
+        if not _NAME.match(name):
+            raise ConfigurationError(
+                f"domain name {name!r} must be lower-case letters, digits and '_', "
+                "starting with a letter, at most 40 characters (it names queues and tables)"
+            )
+        self.name = name
+        self.settings = settings or DomainSettings()
+        self.subscriptions: list[Subscription] = []
+        self.routes: list[Route] = []
+
+    def __repr__(self) -> str:
+        return f"Domain({self.name!r})"
+
+    def on(self, event: type[E], *, where: Mapping[str, Any] | None = None) -> Callable[[F], F]:
+        """Subscribe the decorated `async def handler(event, ctx)` to an event class.
+
+        `where` is an EventBridge event pattern over the event's payload fields
+        (e.g. `{"plan": ["pro"]}`); only matching events reach the handler.
+        """
+        if not (isinstance(event, type) and issubclass(event, Event) and "type" in vars(event)):
+            raise ConfigurationError(f"@{self.name}.on() takes an Event subclass, got {event!r}")
+        if where is not None:
+            from bus.routing import compile_event_pattern
+
+            compile_event_pattern(dict(where))  # fail at registration, not at delivery
+        return self._subscribe(event, where)
+
+    def task(self, task: type[T]) -> Callable[[F], F]:
+        """Consume the decorated `async def handler(task, ctx)` from this domain's task queue."""
+        if not (isinstance(task, type) and issubclass(task, Task) and "type" in vars(task)):
+            raise ConfigurationError(f"@{self.name}.task() takes a Task subclass, got {task!r}")
+        if getattr(task, "domain", None) != self.name:
+            raise ConfigurationError(
+                f"task {task.type} is addressed to domain {getattr(task, 'domain', None)!r}; "
+                f"only domain {task.domain if hasattr(task, 'domain') else '?'!r} may consume it"
+            )
+        if any(sub.message is task for sub in self.subscriptions):
+            raise ConfigurationError(f"task {task.type} already has a handler in {self.name}")
+        return self._subscribe(task, None)
+
+    def _subscribe(
+        self, message: type[Message], where: Mapping[str, Any] | None
+    ) -> Callable[[F], F]:
+        def record(handler: F) -> F:
+            name = f"{self.name}.{handler.__name__}"
+            if any(sub.name == name for sub in self.subscriptions):
+                raise ConfigurationError(f"handler name {name} is registered twice")
+            self.subscriptions.append(Subscription(self.name, name, message, handler, where))
+            return handler
+
+        return record
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+    ) -> Callable[[F], F]:
+        """Register `async def handler(request, ctx)` for an HTTP method and path template."""
+        method = method.upper()
+        if method not in _METHODS:
+            raise ConfigurationError(f"method {method} is not one of {', '.join(_METHODS)}")
+        if not path.startswith("/"):
+            raise ConfigurationError(f"route path {path!r} must start with '/'")
+
+        def record(handler: F) -> F:
+            if any(r.method == method and r.path == path for r in self.routes):
+                raise ConfigurationError(f"route {method} {path} is registered twice")
+            name = f"{self.name}.{handler.__name__}"
+            self.routes.append(
+                Route(self.name, method, path, name, handler, body, response, status)
+            )
+            return handler
+
+        return record
+
+    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route("GET", path, **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route("POST", path, **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route("PUT", path, **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route("PATCH", path, **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route("DELETE", path, **options)
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(s.message.type for s in self.subscriptions if not s.is_task)
+
+    @property
+    def task_types(self) -> frozenset[str]:
+        return frozenset(s.message.type for s in self.subscriptions if s.is_task)

@@ -1,0 +1,123 @@
+"""The wire form of every event and task: a CloudEvents 1.0 envelope encoded with orjson.
+
+Encoding happens once per publish and decoding once per delivery, so both are single passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from bus.errors import MalformedEnvelope, MessageTooLarge
+from bus.limits import ServiceLimits
+from bus.messages import Message
+
+SPECVERSION: Final = "1.0"
+_REQUIRED: Final = ("id", "source", "type", "time", "dataversion", "correlationid")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """CloudEvents attributes plus `dataversion`, `correlationid`, `causationid`, `traceparent`.
+
+    `data` is the message model when the envelope was made by a producer, and the decoded
+    JSON object when it was read off a queue.
+    """
+
+    id: str
+    source: str
+    type: str
+    time: str
+    dataversion: int
+    correlationid: str
+    data: Message | Mapping[str, Any]
+    causationid: str | None = None
+    traceparent: str | None = None
+    subject: str | None = None
+    specversion: str = field(default=SPECVERSION)
+
+    def encode(self) -> bytes:
+        """The envelope as compact JSON bytes (data serialised by pydantic-core in one pass)."""
+        data = self.data
+        body = (
+            orjson.Fragment(data.__pydantic_serializer__.to_json(data))
+            if isinstance(data, Message)
+            else data
+        )
+        attributes: dict[str, Any] = {
+            "specversion": self.specversion,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "time": self.time,
+            "dataversion": self.dataversion,
+            "correlationid": self.correlationid,
+        }
+        if self.causationid is not None:
+            attributes["causationid"] = self.causationid
+        if self.traceparent is not None:
+            attributes["traceparent"] = self.traceparent
+        if self.subject is not None:
+            attributes["subject"] = self.subject
+        attributes["datacontenttype"] = "application/json"
+        attributes["data"] = body
+        return orjson.dumps(attributes)
+
+    def data_dict(self) -> Mapping[str, Any]:
+        """The payload as a JSON object, whichever form `data` holds."""
+        data = self.data
+        if isinstance(data, Message):
+            return data.model_dump(mode="json")
+        return data
+
+    @classmethod
+    def decode(cls, body: bytes | str) -> Envelope:
+        """Parse and check an encoded envelope; anything unreadable is `MalformedEnvelope`."""
+        try:
+            raw = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise MalformedEnvelope(f"record body is not JSON: {error}") from None
+        if not isinstance(raw, dict):
+            raise MalformedEnvelope(f"record body is JSON {type(raw).__name__}, not an object")
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Envelope:
+        """Check and adopt an already-parsed envelope object."""
+        missing = [name for name in _REQUIRED if name not in raw]
+        if missing:
+            raise MalformedEnvelope(f"envelope lacks required attributes: {', '.join(missing)}")
+        if raw.get("specversion") != SPECVERSION:
+            raise MalformedEnvelope(
+                f"envelope specversion is {raw.get('specversion')!r}; only '1.0' is understood"
+            )
+        version = raw["dataversion"]
+        if type(version) is not int or version < 1:
+            raise MalformedEnvelope(f"dataversion must be a positive integer, got {version!r}")
+        data = raw.get("data")
+        if not isinstance(data, dict):
+            raise MalformedEnvelope("envelope data must be a JSON object")
+        for name in ("id", "source", "type", "time", "correlationid"):
+            if not isinstance(raw[name], str) or not raw[name]:
+                raise MalformedEnvelope(f"envelope attribute {name!r} must be a non-empty string")
+        return cls(
+            id=raw["id"],
+            source=raw["source"],
+            type=raw["type"],
+            time=raw["time"],
+            dataversion=version,
+            correlationid=raw["correlationid"],
+            data=data,
+            causationid=raw.get("causationid"),
+            traceparent=raw.get("traceparent"),
+            subject=raw.get("subject"),
+        )
+
+
+def check_size(body: bytes, limits: ServiceLimits, what: str = "message") -> None:
+    """Raise `MessageTooLarge` if `body` is over the service's message size limit."""
+    if len(body) > limits.max_message_bytes:
+        raise MessageTooLarge(len(body), limits.max_message_bytes, limits.service, what)

@@ -1,0 +1,155 @@
+"""Middleware: a function that takes a handler and returns a handler.
+
+Each one here is small and independent; the dispatcher composes them in a fixed order
+(correlation, idempotency, retry, timeout) around the domain's handler.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import anyio
+
+from bus.clock import Clock
+from bus.context import Context
+from bus.domain import Subscription
+from bus.envelope import Envelope
+from bus.errors import TransientError
+from bus.messages import Message
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message on its way to one handler."""
+
+    subscription: Subscription
+    envelope: Envelope
+    message: Message
+    context: Context
+    #: How many times the transport has delivered this record (1 on first delivery).
+    receive_count: int = 1
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+Middleware = Callable[[Handler], Handler]
+
+#: The correlation id of the delivery being handled, for log lines outside the Context.
+current_correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "tctf_correlation_id", default=None
+)
+
+
+def correlation(handler: Handler) -> Handler:
+    """Expose the delivery's correlation id to everything the handler calls."""
+
+    async def with_correlation(delivery: Delivery) -> None:
+        token = current_correlation_id.set(delivery.envelope.correlationid)
+        try:
+            await handler(delivery)
+        finally:
+            current_correlation_id.reset(token)
+
+    return with_correlation
+
+
+class IdempotencyStore(Protocol):
+    """Remembers which (handler, event id) pairs have had their effect."""
+
+    async def is_done(self, key: str) -> bool: ...
+
+    async def mark_done(self, key: str) -> None: ...
+
+
+class InMemoryIdempotencyStore:
+    """Idempotency records in a dict, expiring after `ttl` seconds of the injected clock."""
+
+    def __init__(self, clock: Clock, ttl: float = 24 * 3600.0) -> None:
+        self._clock = clock
+        self._ttl = ttl
+        self._expiry: dict[str, float] = {}
+
+    async def is_done(self, key: str) -> bool:
+        expires = self._expiry.get(key)
+        return expires is not None and expires > self._clock.now()
+
+    async def mark_done(self, key: str) -> None:
+        self._expiry[key] = self._clock.now() + self._ttl
+
+
+def idempotency(store: IdempotencyStore) -> Middleware:
+    """Skip a delivery whose (handler, event id) already succeeded: duplicates become no-ops.
+
+    The record is written after the handler and its published events succeed, so a crash in
+    between means one more run, never a lost effect.
+    """
+
+    def wrap(handler: Handler) -> Handler:
+        async def once(delivery: Delivery) -> None:
+            key = f"{delivery.subscription.name}#{delivery.envelope.id}"
+            if await store.is_done(key):
+                raise AlreadyHandled(key)
+            await handler(delivery)
+            await store.mark_done(key)
+
+        return once
+
+    return wrap
+
+
+class AlreadyHandled(Exception):
+    """Raised by the idempotency middleware to tell the dispatcher the call was skipped."""
+
+
+#: Errors worth retrying in place: the call may well succeed a moment later.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (TransientError, TimeoutError, ConnectionError)
+
+
+def retry(
+    attempts: int,
+    backoff: float,
+    clock: Clock,
+    transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
+) -> Middleware:
+    """Retry transient failures up to `attempts` calls, doubling `backoff` seconds each time.
+
+    Other errors propagate at once; the transport's redelivery handles them.
+    """
+
+    def wrap(handler: Handler) -> Handler:
+        if attempts <= 1:
+            return handler
+
+        async def retrying(delivery: Delivery) -> None:
+            delay = backoff
+            for attempt in range(1, attempts + 1):
+                try:
+                    await handler(delivery)
+                    return
+                except transient:
+                    if attempt == attempts:
+                        raise
+                await clock.sleep(delay)
+                delay *= 2
+
+        return retrying
+
+    return wrap
+
+
+def timeout(seconds: float | None) -> Middleware:
+    """Fail a handler call with TimeoutError after `seconds` of wall time."""
+
+    def wrap(handler: Handler) -> Handler:
+        if seconds is None:
+            return handler
+
+        async def bounded(delivery: Delivery) -> None:
+            with anyio.fail_after(seconds):
+                await handler(delivery)
+
+        return bounded
+
+    return wrap

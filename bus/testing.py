@@ -1,0 +1,126 @@
+"""A harness for tests: run chosen domains, drive them, wait for quiet, inspect the results.
+
+Runs on the in-memory transport with a `ManualClock` and a seed by default, so every run
+replays exactly; pass another transport factory to hold a real transport to the same tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+from bus.clock import Clock, ManualClock
+from bus.dispatch import Outcome, Publisher, Status
+from bus.domain import Domain
+from bus.envelope import Envelope
+from bus.ids import IdGenerator
+from bus.memory import NO_FAULTS, Faults, InMemoryTransport
+from bus.messages import Event, Task
+from bus.runtime import Runtime, TransportFactory
+from bus.topology import Purpose, Topology
+from bus.transport import DeadLetter, Transport
+
+
+class RecordingPublisher:
+    """Forwards to the transport and keeps every envelope that went through."""
+
+    def __init__(self, inner: Publisher, log: list[Envelope]) -> None:
+        self._inner = inner
+        self._log = log
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        await self._inner.publish(envelopes)
+        self._log.extend(envelopes)
+
+    async def send(self, envelopes: Sequence[Envelope]) -> None:
+        await self._inner.send(envelopes)
+        self._log.extend(envelopes)
+
+
+def in_memory(seed: int = 0, faults: Faults = NO_FAULTS) -> TransportFactory:
+    """A factory for the in-memory transport with a seed and optional faults."""
+
+    def build(topology: Topology, clock: Clock) -> Transport:
+        return InMemoryTransport(topology, clock=clock, seed=seed, faults=faults)
+
+    return build
+
+
+class Harness:
+    """`async with Harness(users, messaging) as h:` then `await h.publish(...)`, `await h.settle()`.
+
+    `published` holds every envelope that left a publisher; `outcomes` every handler result.
+    """
+
+    def __init__(
+        self,
+        *domains: Domain,
+        transport: TransportFactory | None = None,
+        seed: int = 0,
+        faults: Faults = NO_FAULTS,
+        clock: Clock | None = None,
+    ) -> None:
+        self.clock = clock or ManualClock()
+        self.published: list[Envelope] = []
+        self.outcomes: list[Outcome] = []
+        self.runtime = Runtime(
+            domains,
+            transport or in_memory(seed, faults),
+            clock=self.clock,
+            ids=IdGenerator(seed),
+            observer=self.outcomes.append,
+            publisher=lambda inner: RecordingPublisher(inner, self.published),
+        )
+        self._stack = AsyncExitStack()
+
+    @property
+    def transport(self) -> Transport:
+        return self.runtime.transport
+
+    @property
+    def topology(self) -> Topology:
+        return self.runtime.topology
+
+    async def __aenter__(self) -> Harness:
+        await self._stack.enter_async_context(self.runtime.running())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def publish(
+        self, event: Event, *, source: str = "test", correlation_id: str | None = None
+    ) -> Envelope:
+        return await self.runtime.publish(event, source=source, correlation_id=correlation_id)
+
+    async def send(self, task: Task, *, source: str = "test") -> Envelope:
+        return await self.runtime.send(task, source=source)
+
+    async def settle(self) -> None:
+        """Wait until every record is handled or dead-lettered (advancing a manual clock)."""
+        await self.transport.settle()
+
+    def results(self, status: Status | None = None, handler: str | None = None) -> list[Outcome]:
+        return [
+            o
+            for o in self.outcomes
+            if (status is None or o.status == status) and (handler is None or o.handler == handler)
+        ]
+
+    def handled(self, handler: str | None = None) -> list[Outcome]:
+        return self.results("handled", handler)
+
+    def published_of(self, event_type: str) -> list[Envelope]:
+        return [e for e in self.published if e.type == event_type]
+
+    async def dead_letters(self, domain: str, purpose: Purpose = "events") -> list[DeadLetter]:
+        return await self.transport.dead_letters(domain, purpose)
+
+    async def redrive(self, domain: str, purpose: Purpose = "events") -> int:
+        return await self.transport.redrive(domain, purpose)

@@ -1,0 +1,235 @@
+"""The platform's shape as plain data, derived from its domains.
+
+One model is read by the in-memory transport, the AWS provisioner, infrastructure code and
+the docs: topic, queues with their DLQs, subscriptions with filters, routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from bus.domain import Domain
+from bus.errors import ConfigurationError
+
+Purpose = Literal["events", "tasks"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """A domain's SQS queue and the DLQ its redrive policy points at."""
+
+    name: str
+    domain: str
+    purpose: Purpose
+    dlq: str
+    visibility_timeout: float
+    max_receive_count: int
+    batch_size: int
+    concurrency: int
+    message_types: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionSpec:
+    """One handler's interest: which message type (and content filter) reaches which queue."""
+
+    domain: str
+    queue: str
+    handler: str
+    message_type: str
+    version: int
+    where: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """An HTTP route and the domain that serves it."""
+
+    domain: str
+    method: str
+    path: str
+    handler: str
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Everything the platform provisions, in one value."""
+
+    app: str
+    topic: str
+    event_bus: str
+    domains: tuple[str, ...]
+    queues: tuple[QueueSpec, ...]
+    subscriptions: tuple[SubscriptionSpec, ...]
+    routes: tuple[RouteSpec, ...]
+
+    @classmethod
+    def from_domains(cls, domains: Iterable[Domain], app: str = "tctf") -> Topology:
+        domains = list(domains)
+        _check_unique(domains)
+        queues: list[QueueSpec] = []
+        subscriptions: list[SubscriptionSpec] = []
+        routes: list[RouteSpec] = []
+        task_owner: dict[str, str] = {}
+        for domain in domains:
+            kinds: tuple[tuple[Purpose, frozenset[str]], ...] = (
+                ("events", domain.event_types),
+                ("tasks", domain.task_types),
+            )
+            for purpose, types in kinds:
+                if not types:
+                    continue
+                name = f"{app}-{domain.name}-{purpose}"
+                s = domain.settings
+                queues.append(
+                    QueueSpec(
+                        name,
+                        domain.name,
+                        purpose,
+                        f"{name}-dlq",
+                        s.visibility_timeout,
+                        s.max_receive_count,
+                        s.batch_size,
+                        s.concurrency,
+                        tuple(sorted(types)),
+                    )
+                )
+            for sub in domain.subscriptions:
+                kind = "tasks" if sub.is_task else "events"
+                if sub.is_task:
+                    task_owner[sub.message.type] = domain.name
+                subscriptions.append(
+                    SubscriptionSpec(
+                        domain.name,
+                        f"{app}-{domain.name}-{purpose}",
+                        sub.name,
+                        sub.message.type,
+                        sub.message.version,
+                        dict(sub.where) if sub.where is not None else None,
+                    )
+                )
+            routes.extend(RouteSpec(r.domain, r.method, r.path, r.name) for r in domain.routes)
+        return cls(
+            app=app,
+            topic=f"{app}-events",
+            event_bus=f"{app}-bus",
+            domains=tuple(d.name for d in domains),
+            queues=tuple(queues),
+            subscriptions=tuple(subscriptions),
+            routes=tuple(routes),
+        )
+
+    def queue(self, domain: str, purpose: Purpose) -> QueueSpec | None:
+        for spec in self.queues:
+            if spec.domain == domain and spec.purpose == purpose:
+                return spec
+        return None
+
+    def task_queue_for(self, task_type: str) -> QueueSpec:
+        """The queue consuming a task type; a task nobody consumes is a wiring mistake."""
+        for spec in self.queues:
+            if spec.purpose == "tasks" and task_type in spec.message_types:
+                return spec
+        raise ConfigurationError(
+            f"no domain consumes task {task_type!r}: register one with @domain.task(...)"
+        )
+
+    def subscriptions_of(self, queue: str) -> list[SubscriptionSpec]:
+        return [s for s in self.subscriptions if s.queue == queue]
+
+    def filter_policy(self, queue: str) -> tuple[dict[str, Any], str]:
+        """The SNS filter policy (and its scope) that lets exactly the queue's events through.
+
+        Without content filters the `type` message attribute decides; with them the policy
+        applies to the message body (the envelope), where `data` holds the payload.
+        """
+        plain, filtered = self._split(queue)
+        if not filtered:
+            return {"type": plain}, "MessageAttributes"
+        alternatives: list[dict[str, Any]] = [{"type": plain}] if plain else []
+        alternatives += [{"type": [t], "data": dict(w)} for t, w in filtered]
+        if len(alternatives) == 1:
+            return alternatives[0], "MessageBody"
+        return {"$or": alternatives}, "MessageBody"
+
+    def event_pattern(self, queue: str) -> dict[str, Any]:
+        """The EventBridge rule pattern for a queue: `detail-type` is the event type and
+        `detail` the envelope."""
+        plain, filtered = self._split(queue)
+        alternatives: list[dict[str, Any]] = [{"detail-type": plain}] if plain else []
+        alternatives += [{"detail-type": [t], "detail": {"data": dict(w)}} for t, w in filtered]
+        if len(alternatives) == 1:
+            return alternatives[0]
+        return {"$or": alternatives}
+
+    def _split(self, queue: str) -> tuple[list[str], list[tuple[str, Mapping[str, Any]]]]:
+        subs = self.subscriptions_of(queue)
+        plain = sorted({s.message_type for s in subs if s.where is None})
+        filtered = [
+            (s.message_type, s.where)
+            for s in subs
+            if s.where is not None and s.message_type not in plain
+        ]
+        return plain, filtered
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def render_table(self) -> str:
+        """A plain-text summary: queues, subscriptions and routes."""
+        lines = [f"topic {self.topic}   event bus {self.event_bus}", ""]
+        lines += _table(
+            ("queue", "dlq", "visibility", "max receives", "batch", "types"),
+            [
+                (
+                    q.name,
+                    q.dlq,
+                    f"{q.visibility_timeout:g}s",
+                    str(q.max_receive_count),
+                    str(q.batch_size),
+                    ", ".join(q.message_types),
+                )
+                for q in self.queues
+            ],
+        )
+        lines.append("")
+        lines += _table(
+            ("handler", "type", "version", "queue", "where"),
+            [
+                (
+                    s.handler,
+                    s.message_type,
+                    str(s.version),
+                    s.queue,
+                    "" if s.where is None else str(dict(s.where)),
+                )
+                for s in self.subscriptions
+            ],
+        )
+        if self.routes:
+            lines.append("")
+            lines += _table(
+                ("method", "path", "handler"),
+                [(r.method, r.path, r.handler) for r in self.routes],
+            )
+        return "\n".join(lines)
+
+
+def _check_unique(domains: Sequence[Domain]) -> None:
+    names = [d.name for d in domains]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigurationError(f"domain names must be unique: {', '.join(duplicates)}")
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return [line(header), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)]

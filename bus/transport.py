@@ -1,0 +1,44 @@
+"""The transport port: publish envelopes, deliver batches to domains, inspect dead letters.
+
+Kept small on purpose: the in-memory transport and the AWS transports implement exactly this,
+and one conformance suite holds them to the same behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from bus.dispatch import Dispatcher, Publisher
+from bus.topology import Purpose
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record in a DLQ: its body exactly as it was sent, and why it is there."""
+
+    message_id: str
+    body: bytes
+    receive_count: int
+    reason: str | None
+
+
+class Transport(Publisher, Protocol):
+    """Publishes envelopes and delivers batches of records to each domain's dispatcher."""
+
+    async def serve(self, dispatchers: Mapping[str, Dispatcher]) -> None:
+        """Deliver to the given domains until cancelled."""
+        ...
+
+    async def settle(self) -> None:
+        """Return once nothing is left to deliver: every record handled or dead-lettered."""
+        ...
+
+    async def dead_letters(self, domain: str, purpose: Purpose = "events") -> list[DeadLetter]:
+        """The records in a domain's DLQ, oldest first."""
+        ...
+
+    async def redrive(self, domain: str, purpose: Purpose = "events") -> int:
+        """Move every record of a domain's DLQ back to its queue; returns how many moved."""
+        ...
