@@ -108,6 +108,10 @@ class Context:
             )
         return self._log
 
+    def new_id(self) -> str:
+        """A fresh unique id (a UUID string; replayable under a seeded harness)."""
+        return self._ids()
+
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.now(), tz=UTC)
 

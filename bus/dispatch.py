@@ -44,7 +44,8 @@ class Record:
     """One delivered message: the transport's id for it, its body and delivery count."""
 
     id: str
-    body: bytes | str
+    #: The encoded envelope, or the envelope object already parsed by an adapter.
+    body: bytes | str | Mapping[str, Any]
     receive_count: int = 1
 
 
@@ -137,7 +138,10 @@ class Dispatcher:
     async def dispatch_one(self, record: Record) -> tuple[Status, str]:
         """Run every matching handler for one record; the worst outcome decides its fate."""
         try:
-            envelope = Envelope.decode(record.body)
+            body = record.body
+            envelope = (
+                Envelope.decode(body) if isinstance(body, bytes | str) else Envelope.from_dict(body)
+            )
             routes = self._routes.get(envelope.type)
             if routes is None:
                 raise UnknownMessageType(

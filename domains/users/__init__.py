@@ -1,0 +1,1 @@
+"""Users: sign-up and profiles. Publishes USER_CREATED."""
