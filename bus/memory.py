@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from anyio.abc import TaskStatus
 
 from bus.clock import Clock, ManualClock, SystemClock
 from bus.dispatch import Dispatcher, Record
@@ -306,7 +307,12 @@ class InMemoryTransport:
 
     # -- Delivery --------------------------------------------------------------------------
 
-    async def serve(self, dispatchers: Mapping[str, Dispatcher]) -> None:
+    async def serve(
+        self,
+        dispatchers: Mapping[str, Dispatcher],
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
         """Run each domain queue's consumers until cancelled."""
         async with anyio.create_task_group() as group:
             for spec in self.topology.queues:
@@ -316,6 +322,7 @@ class InMemoryTransport:
                 queue = self.queues[spec.name]
                 for _ in range(spec.concurrency):
                     group.start_soon(self._consume, queue, spec, dispatcher)
+            task_status.started()
 
     async def _consume(self, queue: MemoryQueue, spec: QueueSpec, dispatcher: Dispatcher) -> None:
         while True:

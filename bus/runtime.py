@@ -67,7 +67,7 @@ class Runtime:
     async def running(self) -> AsyncIterator[Runtime]:
         """Serve every domain's queues until the block exits, then stop the consumers."""
         async with anyio.create_task_group() as group:
-            group.start_soon(self.transport.serve, self.dispatchers)
+            await group.start(self.transport.serve, self.dispatchers)
             try:
                 yield self
             finally:

@@ -60,6 +60,7 @@ class Harness:
         seed: int = 0,
         faults: Faults = NO_FAULTS,
         clock: Clock | None = None,
+        app: str = "tctf",
     ) -> None:
         self.clock = clock or ManualClock()
         self.published: list[Envelope] = []
@@ -67,6 +68,7 @@ class Harness:
         self.runtime = Runtime(
             domains,
             transport or in_memory(seed, faults),
+            app=app,
             clock=self.clock,
             ids=IdGenerator(seed),
             observer=self.outcomes.append,

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from anyio.abc import TaskStatus
+
 from bus.dispatch import Dispatcher, Publisher
 from bus.topology import Purpose
 
@@ -27,8 +29,15 @@ class DeadLetter:
 class Transport(Publisher, Protocol):
     """Publishes envelopes and delivers batches of records to each domain's dispatcher."""
 
-    async def serve(self, dispatchers: Mapping[str, Dispatcher]) -> None:
-        """Deliver to the given domains until cancelled."""
+    async def serve(
+        self, dispatchers: Mapping[str, Dispatcher], *, task_status: TaskStatus[None] = ...
+    ) -> None:
+        """Deliver to the given domains until cancelled.
+
+        Calls `task_status.started()` once everything published from then on will be
+        delivered (resources exist, consumers are polling), so `TaskGroup.start` can wait
+        for it.
+        """
         ...
 
     async def settle(self) -> None:

@@ -1,1 +1,1 @@
-
+"""The platform: configuration, composition, observability, the `tctf` CLI and packaging."""
