@@ -119,11 +119,18 @@ class Domain:
     def __repr__(self) -> str:
         return f"Domain({self.name!r})"
 
-    def on(self, event: type[E], *, where: Mapping[str, Any] | None = None) -> Callable[[F], F]:
+    def on(
+        self,
+        event: type[E],
+        *,
+        where: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Callable[[F], F]:
         """Subscribe the decorated `async def handler(event, ctx)` to an event class.
 
         `where` is an EventBridge event pattern over the event's payload fields
-        (e.g. `{"plan": ["pro"]}`); only matching events reach the handler.
+        (e.g. `{"plan": ["pro"]}`); only matching events reach the handler. `name` defaults
+        to the function's name; it keys idempotency records, so keep it stable.
         """
         if not (isinstance(event, type) and issubclass(event, Event) and "type" in vars(event)):
             raise ConfigurationError(f"@{self.name}.on() takes an Event subclass, got {event!r}")
@@ -131,9 +138,9 @@ class Domain:
             from bus.routing import compile_event_pattern
 
             compile_event_pattern(dict(where))  # fail at registration, not at delivery
-        return self._subscribe(event, where)
+        return self._subscribe(event, where, name)
 
-    def task(self, task: type[T]) -> Callable[[F], F]:
+    def task(self, task: type[T], *, name: str | None = None) -> Callable[[F], F]:
         """Consume the decorated `async def handler(task, ctx)` from this domain's task queue."""
         if not (isinstance(task, type) and issubclass(task, Task) and "type" in vars(task)):
             raise ConfigurationError(f"@{self.name}.task() takes a Task subclass, got {task!r}")
@@ -144,16 +151,18 @@ class Domain:
             )
         if any(sub.message is task for sub in self.subscriptions):
             raise ConfigurationError(f"task {task.type} already has a handler in {self.name}")
-        return self._subscribe(task, None)
+        return self._subscribe(task, None, name)
 
     def _subscribe(
-        self, message: type[Message], where: Mapping[str, Any] | None
+        self, message: type[Message], where: Mapping[str, Any] | None, name: str | None
     ) -> Callable[[F], F]:
         def record(handler: F) -> F:
-            name = f"{self.name}.{handler.__name__}"
-            if any(sub.name == name for sub in self.subscriptions):
-                raise ConfigurationError(f"handler name {name} is registered twice")
-            self.subscriptions.append(Subscription(self.name, name, message, handler, where))
+            full = f"{self.name}.{name or handler.__name__}"
+            if any(sub.name == full for sub in self.subscriptions):
+                raise ConfigurationError(
+                    f"handler name {full} is registered twice; pass name= to tell them apart"
+                )
+            self.subscriptions.append(Subscription(self.name, full, message, handler, where))
             return handler
 
         return record
