@@ -141,7 +141,11 @@ def combinations(policy: Mapping[str, Any], depth: int = 1) -> int:
 
 
 def attribute_fields(message_attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """Message attributes as the JSON values SNS filters on (Binary attributes dropped)."""
+    """Message attributes as the JSON values SNS filters on (Binary attributes dropped).
+
+    String.Array (and Number.Array, which SNS's documentation also shows) hold a JSON array
+    whose elements are matched one by one; an unparsable array stays one plain string.
+    """
     fields: dict[str, Any] = {}
     for name, attribute in message_attributes.items():
         if not isinstance(attribute, Mapping):
@@ -150,8 +154,8 @@ def attribute_fields(message_attributes: Mapping[str, Any]) -> dict[str, Any]:
         value = _first(attribute, "Value", "StringValue", "stringValue")
         if not isinstance(data_type, str) or data_type.startswith("Binary") or value is None:
             continue
-        if data_type.startswith("String.Array"):
-            fields[name] = _string_array(value)
+        if data_type in ("String.Array", "Number.Array"):
+            fields[name] = _json_array(value)
         elif data_type.startswith("Number"):
             number = _number(value)
             if number is not None:
@@ -168,7 +172,7 @@ def _first(attribute: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
-def _string_array(value: Any) -> Any:
+def _json_array(value: Any) -> Any:
     if isinstance(value, list):
         return value
     try:
