@@ -78,6 +78,9 @@ class BatchResult:
 
 Observer = Callable[[Outcome], None]
 
+#: Why a record was handed back untouched: the caller's deadline came first.
+DEADLINE_REASON = "not started: the invocation deadline was near, delivered again later"
+
 
 @dataclass(frozen=True, slots=True)
 class _Route:
@@ -124,10 +127,20 @@ class Dispatcher:
                 _Route(sub, call, _matcher(sub.where))
             )
 
-    async def dispatch(self, records: Sequence[Record]) -> BatchResult:
-        """Handle each record in order; report those to retry and those to park."""
+    async def dispatch(
+        self, records: Sequence[Record], *, deadline: Callable[[], bool] | None = None
+    ) -> BatchResult:
+        """Handle each record in order; report those to retry and those to park.
+
+        `deadline`, asked before each record, says when to stop taking new ones (a Lambda
+        nearing its timeout): the records not started are reported failed, so none is lost.
+        """
         result = BatchResult()
-        for record in records:
+        for index, record in enumerate(records):
+            if deadline is not None and deadline():
+                for late in records[index:]:
+                    result.failed[late.id] = DEADLINE_REASON
+                break
             status, reason = await self.dispatch_one(record)
             if status == "failed":
                 result.failed[record.id] = reason
