@@ -423,6 +423,17 @@ class InMemoryTransport:
         return len(self.queues[queue_name])
 
 
+def in_memory(
+    seed: int | None = None, faults: Faults = NO_FAULTS
+) -> Callable[[Topology, Clock], InMemoryTransport]:
+    """A transport factory for `Runtime`: the in-memory transport, seeded, with faults."""
+
+    def build(topology: Topology, clock: Clock) -> InMemoryTransport:
+        return InMemoryTransport(topology, clock=clock, seed=seed, faults=faults)
+
+    return build
+
+
 def _filters(topology: Topology, spec: QueueSpec) -> dict[str, list[Callable[..., bool]]]:
     """Per event type, the content filters of a queue; a type with an unfiltered handler
     needs none."""

@@ -15,7 +15,7 @@ from bus.dispatch import Outcome, Publisher, Status
 from bus.domain import Domain
 from bus.envelope import Envelope
 from bus.ids import IdGenerator
-from bus.memory import NO_FAULTS, Faults, InMemoryTransport
+from bus.memory import NO_FAULTS, Faults, in_memory
 from bus.messages import Event, Task
 from bus.runtime import Runtime, TransportFactory
 from bus.topology import Purpose, Topology
@@ -36,15 +36,6 @@ class RecordingPublisher:
     async def send(self, envelopes: Sequence[Envelope]) -> None:
         await self._inner.send(envelopes)
         self._log.extend(envelopes)
-
-
-def in_memory(seed: int = 0, faults: Faults = NO_FAULTS) -> TransportFactory:
-    """A factory for the in-memory transport with a seed and optional faults."""
-
-    def build(topology: Topology, clock: Clock) -> Transport:
-        return InMemoryTransport(topology, clock=clock, seed=seed, faults=faults)
-
-    return build
 
 
 class Harness:

@@ -103,7 +103,7 @@ class Topology:
                 subscriptions.append(
                     SubscriptionSpec(
                         domain.name,
-                        f"{app}-{domain.name}-{purpose}",
+                        f"{app}-{domain.name}-{kind}",
                         sub.name,
                         sub.message.type,
                         sub.message.version,

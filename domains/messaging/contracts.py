@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bus import Event, Task
+from bus.messages import Event, Task
 
 
 class SendEmail(Task):

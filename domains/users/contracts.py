@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bus import Event
+from bus.messages import Event
 
 
 class UserCreated(Event):

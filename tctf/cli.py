@@ -1,0 +1,134 @@
+"""The `tctf` command: run the platform, show its topology, provision, package a domain."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import anyio
+import orjson
+
+from bus import BusError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.command(args)
+        return result
+    except BusError as error:
+        print(f"tctf: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tctf", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run every domain in one process")
+    _domains_option(run)
+    run.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+    run.add_argument("--port", type=int, default=8000, help="HTTP port; 0 for none (8000)")
+    run.add_argument("--seed", type=int, help="seed the in-memory transport's ids and faults")
+    run.add_argument("--log-level", default="INFO")
+    _aws_options(run)
+    run.add_argument(
+        "--aws",
+        action="store_true",
+        help="run on SNS/SQS/EventBridge/DynamoDB APIs (embedded moto server "
+        "unless --endpoint-url is given)",
+    )
+    run.set_defaults(command=_run)
+
+    topology = commands.add_parser("topology", help="print queues, subscriptions and routes")
+    _domains_option(topology)
+    topology.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    topology.set_defaults(command=_topology)
+
+    up = commands.add_parser("up", help="provision the topology on an AWS endpoint")
+    _aws_options(up)
+    up.set_defaults(command=_up)
+
+    package = commands.add_parser("package", help="build one domain's Lambda artifact")
+    package.add_argument("domain")
+    package.add_argument("-o", "--out", default="dist", help="output folder (dist)")
+    package.add_argument("--folder", action="store_true", help="leave a folder, not a zip")
+    package.set_defaults(command=_package)
+    return parser
+
+
+def _domains_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--domain",
+        action="append",
+        dest="domains",
+        metavar="NAME",
+        help="only this domain (repeatable; default: all)",
+    )
+
+
+def _aws_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint-url", help="AWS-compatible endpoint, e.g. moto server")
+    parser.add_argument("--transport", choices=("sns", "eventbridge"), default="sns")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tctf.config import load_domains
+    from tctf.observability import configure_logging
+
+    configure_logging(args.log_level)
+    domains = load_domains(args.domains)
+    port = args.port or None
+    if args.aws or args.endpoint_url:
+        from tctf.aws import run_aws
+
+        anyio.run(run_aws, domains, args.endpoint_url, args.transport, port)
+        return 0
+    from tctf.platform import Platform
+
+    platform = Platform(domains, seed=args.seed)
+    names = ", ".join(d.name for d in domains)
+    print(
+        f"tctf: {names} on the in-memory transport"
+        + (f"; HTTP on http://{args.host}:{port}" if port else ""),
+        file=sys.stderr,
+    )
+    anyio.run(platform.serve, args.host, port)
+    return 0
+
+
+def _topology(args: argparse.Namespace) -> int:
+    from bus import Topology
+    from tctf.config import load_domains
+
+    topology = Topology.from_domains(load_domains(args.domains))
+    if args.json:
+        print(orjson.dumps(topology.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(topology.render_table())
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from tctf.aws import up
+
+    anyio.run(up, args.endpoint_url, args.transport)
+    return 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tctf.packaging import package
+
+    artifact = package(args.domain, Path(args.out), zip=not args.folder)
+    print(artifact)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

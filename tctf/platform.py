@@ -1,0 +1,54 @@
+"""Composition: domains + transport + store + observability, served as one process.
+
+`Platform` is what `tctf run` starts: the bus runtime with delivery logging, and the
+domains' HTTP routes on localhost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import anyio
+
+from bus.api import ApiRouter
+from bus.clock import Clock
+from bus.domain import Domain
+from bus.memory import in_memory
+from bus.runtime import Runtime, TransportFactory
+from tctf.observability import log_outcome
+
+
+class Platform:
+    """Every given domain in one process, on the in-memory transport unless told otherwise."""
+
+    def __init__(
+        self,
+        domains: Iterable[Domain],
+        *,
+        transport: TransportFactory | None = None,
+        clock: Clock | None = None,
+        seed: int | None = None,
+        app: str = "tctf",
+    ) -> None:
+        self.runtime = Runtime(
+            domains,
+            transport or in_memory(seed=seed),
+            app=app,
+            clock=clock,
+            observer=log_outcome,
+        )
+        self.router = ApiRouter(self.runtime.domains, self.runtime.publisher, self.runtime.context)
+
+    async def serve(self, host: str = "127.0.0.1", port: int | None = 8000) -> None:
+        """Deliver events, and serve HTTP routes when `port` is given, until interrupted."""
+        async with self.runtime.running():
+            if port is None:
+                await anyio.sleep_forever()
+            import uvicorn
+
+            from adapters.http.asgi import ApiApp
+
+            config = uvicorn.Config(
+                ApiApp(self.router), host=host, port=port, log_level="warning", lifespan="off"
+            )
+            await uvicorn.Server(config).serve()
