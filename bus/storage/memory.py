@@ -1,0 +1,294 @@
+"""`InMemoryTable`: the storage port in one process, with DynamoDB's semantics.
+
+Not a shortcut: key order, condition results, sparse and projected indexes, TTL, item size
+and transaction rules follow DynamoDB, so a test that passes here means something there.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from bus.storage.conditions import Condition, matches
+from bus.storage.errors import (
+    CancellationReason,
+    ConditionFailed,
+    InvalidRequest,
+    TransactionCanceled,
+)
+from bus.storage.items import (
+    Item,
+    attribute_type,
+    check_item,
+    copy_item,
+    decode_cursor,
+    encode_cursor,
+    key_of,
+    normalize_item,
+    normalize_value,
+    sortable,
+)
+from bus.storage.spec import GlobalIndex, TableSpec
+from bus.storage.table import (
+    ConditionCheck,
+    Delete,
+    Page,
+    Put,
+    TransactOperation,
+    Update,
+    check_query,
+    check_transaction,
+    check_update,
+    live_condition,
+)
+
+__all__ = ["InMemoryTable"]
+
+_Identity = tuple[Any, ...]
+_OrderKey = tuple[Any, ...]
+
+
+@dataclass
+class _Partition:
+    order: list[_OrderKey] = field(default_factory=list)
+    identities: dict[_OrderKey, _Identity] = field(default_factory=dict)
+
+
+@dataclass
+class _Ordering:
+    """Items grouped by a partition key and kept sorted by an order key."""
+
+    key_names: tuple[str, ...]
+    partitions: dict[Any, _Partition] = field(default_factory=dict)
+
+    def add(self, partition: Any, order_key: _OrderKey, identity: _Identity) -> None:
+        slot = self.partitions.setdefault(partition, _Partition())
+        bisect.insort(slot.order, order_key)
+        slot.identities[order_key] = identity
+
+    def discard(self, partition: Any, order_key: _OrderKey) -> None:
+        slot = self.partitions[partition]
+        del slot.order[bisect.bisect_left(slot.order, order_key)]
+        del slot.identities[order_key]
+        if not slot.order:
+            del self.partitions[partition]
+
+
+class InMemoryTable:
+    """A `Table` held in a dict. `now` (epoch seconds) decides which items have expired."""
+
+    def __init__(self, spec: TableSpec, *, now: Callable[[], float] = time.time) -> None:
+        self._spec = spec
+        self._now = now
+        self._items: dict[_Identity, Item] = {}
+        self._base = _Ordering(spec.key_names[1:])
+        self._indexes = {
+            index.name: _Ordering(tuple(a.name for a in index.key_attributes[1:]) + spec.key_names)
+            for index in spec.indexes
+        }
+
+    @property
+    def spec(self) -> TableSpec:
+        return self._spec
+
+    async def get(self, key: Mapping[str, Any], *, consistent: bool = False) -> Item | None:
+        item = self._items.get(self._identity(key_of(self._spec, key, exact=True)))
+        if item is None or not self._is_live(item):
+            return None
+        return copy_item(item)
+
+    async def put(self, item: Mapping[str, Any], *, condition: Condition | None = None) -> None:
+        await self.transact_one(Put(item, condition))
+
+    async def update(
+        self,
+        key: Mapping[str, Any],
+        *,
+        set: Mapping[str, Any] | None = None,
+        remove: Iterable[str] = (),
+        add: Mapping[str, Any] | None = None,
+        condition: Condition | None = None,
+    ) -> Item:
+        operation = Update(key, set or {}, tuple(remove), add or {}, condition)
+        new_item = await self.transact_one(operation)
+        assert new_item is not None
+        return copy_item(new_item)
+
+    async def delete(self, key: Mapping[str, Any], *, condition: Condition | None = None) -> None:
+        await self.transact_one(Delete(key, condition))
+
+    async def transact_one(self, operation: TransactOperation) -> Item | None:
+        """Apply one operation outside a transaction, raising `ConditionFailed`."""
+        if isinstance(operation, Put):
+            key = key_of(self._spec, operation.item)
+        else:
+            key = key_of(self._spec, operation.key, exact=True)
+        identity = self._identity(key)
+        new_item = self._after(operation, key)
+        if operation.condition is not None and not matches(
+            operation.condition, self._items.get(identity, {})
+        ):
+            raise ConditionFailed(f"the condition on item {key} is false; nothing was written")
+        self._store(identity, new_item, isinstance(operation, ConditionCheck))
+        return new_item
+
+    async def transact(self, operations: Sequence[TransactOperation]) -> None:
+        keys = check_transaction(self._spec, operations)
+        identities = [self._identity(key) for key in keys]
+        new_items = [self._after(op, key) for op, key in zip(operations, keys, strict=True)]
+        reasons = [
+            CancellationReason(None)
+            if op.condition is None or matches(op.condition, self._items.get(identity, {}))
+            else CancellationReason("ConditionalCheckFailed", "The conditional request failed")
+            for op, identity in zip(operations, identities, strict=True)
+        ]
+        if any(reason.failed for reason in reasons):
+            raise TransactionCanceled(reasons)
+        for op, identity, new_item in zip(operations, identities, new_items, strict=True):
+            self._store(identity, new_item, isinstance(op, ConditionCheck))
+
+    async def query(
+        self,
+        key_condition: Condition,
+        *,
+        index: str | None = None,
+        filter: Condition | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        descending: bool = False,
+        consistent: bool = False,
+    ) -> Page:
+        global_index, parsed = check_query(self._spec, key_condition, index, limit, consistent)
+        ordering = self._base if global_index is None else self._indexes[global_index.name]
+        slot = ordering.partitions.get(sortable(parsed.partition_value), _Partition())
+        order = list(reversed(slot.order)) if descending else slot.order
+        order = order[self._start(order, ordering, cursor, descending) :]
+        candidates = [
+            self._items[slot.identities[order_key]]
+            for order_key in order
+            if parsed.sort_condition is None
+            or matches(parsed.sort_condition, self._items[slot.identities[order_key]])
+        ]
+        return self._page(candidates, global_index, ordering, filter, limit)
+
+    def _page(
+        self,
+        candidates: list[Item],
+        index: GlobalIndex | None,
+        ordering: _Ordering,
+        filter: Condition | None,
+        limit: int | None,
+    ) -> Page:
+        evaluated = candidates if limit is None else candidates[:limit]
+        live = live_condition(self._spec, self._now())
+        items = []
+        for item in evaluated:
+            projected = self._project(item, index)
+            if (live is None or matches(live, projected)) and (
+                filter is None or matches(filter, projected)
+            ):
+                items.append(copy_item(projected))
+        next_cursor = None
+        if len(evaluated) < len(candidates):
+            last = evaluated[-1]
+            names = (*self._spec.key_names, *ordering.key_names)
+            if index is not None:
+                names = (index.partition_key.name, *names)
+            next_cursor = encode_cursor({name: last[name] for name in dict.fromkeys(names)})
+        return Page(items, next_cursor)
+
+    def _start(
+        self, order: list[_OrderKey], ordering: _Ordering, cursor: str | None, descending: bool
+    ) -> int:
+        if cursor is None:
+            return 0
+        values = decode_cursor(cursor)
+        try:
+            after = tuple(sortable(values[name]) for name in ordering.key_names)
+        except KeyError as error:
+            raise InvalidRequest(f"not a cursor of this query: {cursor!r}") from error
+        if descending:
+            return len(order) - bisect.bisect_left(list(reversed(order)), after)
+        return bisect.bisect_right(order, after)
+
+    def _project(self, item: Item, index: GlobalIndex | None) -> Item:
+        names = None if index is None else self._spec.projected_names(index)
+        if names is None:
+            return item
+        return {name: value for name, value in item.items() if name in names}
+
+    def _is_live(self, item: Item) -> bool:
+        live = live_condition(self._spec, self._now())
+        return live is None or matches(live, item)
+
+    def _identity(self, key: Mapping[str, Any]) -> _Identity:
+        return tuple(sortable(key[name]) for name in self._spec.key_names)
+
+    def _after(self, operation: TransactOperation, key: Item) -> Item | None:
+        """The item as `operation` would leave it (None: absent), checked for validity."""
+        if isinstance(operation, Delete):
+            return None
+        if isinstance(operation, ConditionCheck):
+            if operation.condition is None:
+                raise InvalidRequest("a ConditionCheck needs a condition")
+            return self._items.get(self._identity(key))
+        if isinstance(operation, Put):
+            item = normalize_item(operation.item)
+        else:
+            item = _updated(self._spec, self._items.get(self._identity(key)), key, operation)
+        check_item(self._spec, item)
+        return item
+
+    def _store(self, identity: _Identity, item: Item | None, unchanged: bool) -> None:
+        if unchanged:
+            return
+        old = self._items.pop(identity, None)
+        if old is not None:
+            self._unindex(identity, old)
+        if item is not None:
+            self._items[identity] = item
+            self._index(identity, item)
+
+    def _index(self, identity: _Identity, item: Item) -> None:
+        for ordering, partition, order_key in self._placements(identity, item):
+            ordering.add(partition, order_key, identity)
+
+    def _unindex(self, identity: _Identity, item: Item) -> None:
+        for ordering, partition, order_key in self._placements(identity, item):
+            ordering.discard(partition, order_key)
+
+    def _placements(
+        self, identity: _Identity, item: Item
+    ) -> list[tuple[_Ordering, Any, _OrderKey]]:
+        placements = [(self._base, identity[0], identity[1:])]
+        for index in self._spec.indexes:
+            names = [attribute.name for attribute in index.key_attributes]
+            if all(name in item for name in names):
+                values = [sortable(item[name]) for name in names]
+                placements.append((self._indexes[index.name], values[0], (*values[1:], *identity)))
+        return placements
+
+
+def _updated(spec: TableSpec, old: Item | None, key: Item, update: Update) -> Item:
+    check_update(spec, update)
+    item = dict(old) if old is not None else dict(key)
+    for name, value in update.set.items():
+        item[name] = normalize_value(value)
+    for name in update.remove:
+        item.pop(name, None)
+    for name, value in update.add.items():
+        item[name] = _added(name, item.get(name), normalize_value(value))
+    return normalize_item(item)
+
+
+def _added(name: str, current: Any, value: Any) -> Any:
+    kind = attribute_type(value)
+    if kind == "N" and (current is None or attribute_type(current) == "N"):
+        return normalize_value(Decimal(current or 0) + Decimal(value))
+    if kind in ("SS", "NS", "BS") and (current is None or attribute_type(current) == kind):
+        return value | (current or set())
+    raise InvalidRequest(f"cannot ADD {value!r} to attribute {name!r} holding {current!r}")
