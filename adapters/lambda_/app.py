@@ -1,0 +1,121 @@
+"""`LambdaApp`: one domain's function, built once at init and called for every invocation.
+
+It owns one event loop for the container's life, so warm invocations reuse the loop and
+the AWS clients opened on it; it tells the event's source from its shape and hands it to
+the one path for that source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from adapters.lambda_.dead_letters import DeadLetters
+from adapters.lambda_.eventbridge import handle_eventbridge_event
+from adapters.lambda_.http import handle_http_event
+from adapters.lambda_.sns import handle_sns_event
+from adapters.lambda_.sources import event_source
+from adapters.lambda_.sqs import handle_sqs_event
+from adapters.lambda_.streams import Relay, handle_stream_event, outbox_relay
+from bus import Clock, Context, Dispatcher, Domain, Publisher, SystemClock
+from bus.api import ApiRouter
+from bus.dispatch import Observer
+from bus.ids import IdGenerator
+from bus.middleware import IdempotencyStore
+
+
+class LambdaApp:
+    """A domain's dispatcher, API router and outbox relay behind Lambda's handler signature."""
+
+    def __init__(
+        self,
+        domain: Domain,
+        publisher: Publisher,
+        *,
+        dead_letters: DeadLetters | None = None,
+        dead_letter_queue: str | None = None,
+        safety_margin_ms: int = 2000,
+        relay: Relay | None = None,
+        clock: Clock | None = None,
+        ids: IdGenerator | None = None,
+        idempotency_store: IdempotencyStore | None = None,
+        observer: Observer | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        resources: AsyncExitStack | None = None,
+    ) -> None:
+        self.domain = domain
+        self.publisher = publisher
+        self.dead_letters = dead_letters
+        self.dead_letter_queue = dead_letter_queue
+        self.safety_margin_ms = safety_margin_ms
+        self.clock = clock or SystemClock()
+        self.ids = ids or IdGenerator()
+        self.dispatcher = Dispatcher(
+            domain,
+            publisher,
+            clock=self.clock,
+            ids=self.ids,
+            idempotency_store=idempotency_store,
+            observer=observer,
+        )
+        self.router = ApiRouter([domain], publisher, self._context)
+        self.relay = relay or outbox_relay(publisher)
+        self._loop = loop or asyncio.new_event_loop()
+        self._resources = resources or AsyncExitStack()
+
+    def __call__(self, event: Any, context: Any = None) -> dict[str, Any] | None:
+        """Lambda's handler signature: run the invocation on the container's event loop."""
+        return self._loop.run_until_complete(self.handle(event, context))
+
+    async def handle(self, event: Any, context: Any = None) -> dict[str, Any] | None:
+        """Answer one invocation in the shape its source expects."""
+        source = event_source(event)
+        deadline = _deadline(context, self.safety_margin_ms)
+        if source == "sqs":
+            return await handle_sqs_event(
+                self.dispatcher, event, deadline=deadline, dead_letters=self.dead_letters
+            )
+        if source == "http":
+            return await handle_http_event(self.router, event)
+        if source == "dynamodb":
+            return await handle_stream_event(
+                self.relay,
+                event,
+                deadline=deadline,
+                dead_letters=self.dead_letters,
+                dead_letter_queue=self.dead_letter_queue,
+            )
+        handle = handle_sns_event if source == "sns" else handle_eventbridge_event
+        await handle(
+            self.dispatcher,
+            event,
+            deadline=deadline,
+            dead_letters=self.dead_letters,
+            dead_letter_queue=self.dead_letter_queue,
+        )
+        return None
+
+    def close(self) -> None:
+        """Close the AWS clients and the loop (Lambda never does; tests and local runs do)."""
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self._resources.aclose())
+            self._loop.close()
+
+    def _context(self, source: str, correlation_id: str | None) -> Context:
+        return Context(
+            source,
+            clock=self.clock,
+            ids=self.ids,
+            metrics=self.dispatcher.metrics,
+            correlation_id=correlation_id,
+        )
+
+
+def _deadline(context: Any, margin_ms: int) -> Callable[[], bool] | None:
+    """True once fewer than `margin_ms` remain of the invocation; None without a context."""
+    remaining: Callable[[], int] | None = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return lambda: remaining() < margin_ms

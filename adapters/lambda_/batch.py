@@ -1,0 +1,79 @@
+"""One path for every record source that feeds the dispatcher (SQS, SNS, EventBridge).
+
+Records are dispatched in order; parked records go to their DLQ with the reason, and only
+those the DLQ accepted count as done. What comes back is every record to deliver again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from adapters.lambda_.dead_letters import DeadLetters, Letter
+from bus import Dispatcher, Record
+
+_log = logging.getLogger("tctf.lambda")
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A record as the dispatcher reads it, plus what is needed to dead-letter it intact."""
+
+    record: Record
+    #: The body exactly as AWS delivered it, kept for the DLQ.
+    raw: str
+    #: The DLQ for this record (name or URL); None: none known, a parked record is retried.
+    dead_letter_queue: str | None
+    #: Where the record came from (queue, topic or event bus ARN).
+    source: str = ""
+
+
+async def deliver(
+    dispatcher: Dispatcher,
+    incoming: Sequence[Incoming],
+    *,
+    deadline: Callable[[], bool] | None = None,
+    dead_letters: DeadLetters | None = None,
+) -> dict[str, str]:
+    """Dispatch the records; return those that must be delivered again, with the reason."""
+    result = await dispatcher.dispatch([i.record for i in incoming], deadline=deadline)
+    failed = dict(result.failed)
+    if result.parked:
+        failed.update(await _dead_letter(incoming, result.parked, dead_letters, dispatcher))
+    for record_id, reason in result.failed.items():
+        _log.warning(
+            "record %s failed, delivered again later: %s",
+            record_id,
+            reason,
+            extra={"service": dispatcher.domain.name, "record_id": record_id, "reason": reason},
+        )
+    return failed
+
+
+async def _dead_letter(
+    incoming: Sequence[Incoming],
+    parked: dict[str, str],
+    dead_letters: DeadLetters | None,
+    dispatcher: Dispatcher,
+) -> dict[str, str]:
+    """Send parked records to their DLQ; return those that could not be sent."""
+    letters = [
+        Letter(i.record.id, i.dead_letter_queue, i.raw, parked[i.record.id], i.source)
+        for i in incoming
+        if i.record.id in parked and i.dead_letter_queue is not None
+    ]
+    stored = await dead_letters.send(letters) if dead_letters is not None and letters else set()
+    unsent: dict[str, str] = {}
+    for record_id, reason in parked.items():
+        outcome = "dead-lettered" if record_id in stored else "not dead-lettered, retried"
+        _log.error(
+            "record %s parked (%s): %s",
+            record_id,
+            outcome,
+            reason,
+            extra={"service": dispatcher.domain.name, "record_id": record_id, "reason": reason},
+        )
+        if record_id not in stored:
+            unsent[record_id] = reason
+    return unsent

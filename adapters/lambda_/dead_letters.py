@@ -1,0 +1,138 @@
+"""Dead-lettering records that can never succeed, with the reason next to the record.
+
+SQS's own redrive records no reason and only after `maxReceiveCount` deliveries; a record
+the dispatcher parks (not JSON, not an envelope, a type the domain does not handle) is sent
+to its DLQ at once instead, its body intact and the reason in a message attribute.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+#: Message attribute carrying why the record was dead-lettered.
+REASON_ATTRIBUTE = "tctf-reason"
+#: Message attribute naming where the record came from (queue, topic or event bus ARN).
+SOURCE_ATTRIBUTE = "tctf-source"
+#: Message attribute with the record's id at its source (SQS message id, SNS message id).
+RECORD_ATTRIBUTE = "tctf-record-id"
+_MAX_REASON = 1024  # keep the attribute small: the body is what must fit the message limit
+_SQS_BATCH = 10
+
+_log = logging.getLogger("tctf.lambda")
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """A record on its way to a DLQ: its body exactly as delivered and why it is going."""
+
+    record_id: str
+    #: The DLQ, by queue name or queue URL.
+    queue: str
+    body: str
+    reason: str
+    #: Where the record came from (queue, topic or event bus ARN), empty when unknown.
+    source: str = ""
+
+    def attributes(self) -> dict[str, dict[str, str]]:
+        values = {
+            REASON_ATTRIBUTE: self.reason[:_MAX_REASON],
+            SOURCE_ATTRIBUTE: self.source,
+            RECORD_ATTRIBUTE: self.record_id,
+        }
+        return {k: {"DataType": "String", "StringValue": v} for k, v in values.items() if v}
+
+
+class DeadLetters(Protocol):
+    """Where parked records go; a record not stored must be reported failed by the caller."""
+
+    async def send(self, letters: Sequence[Letter]) -> set[str]:
+        """Store the letters in their DLQs; return the record ids that were stored."""
+        ...
+
+
+class MemoryDeadLetters:
+    """Dead letters kept in memory, by queue; queues in `unavailable` refuse every letter."""
+
+    def __init__(self, unavailable: Sequence[str] = ()) -> None:
+        self.queues: defaultdict[str, list[Letter]] = defaultdict(list)
+        self.unavailable = set(unavailable)
+
+    async def send(self, letters: Sequence[Letter]) -> set[str]:
+        stored: set[str] = set()
+        for letter in letters:
+            if letter.queue not in self.unavailable:
+                self.queues[letter.queue].append(letter)
+                stored.add(letter.record_id)
+        return stored
+
+
+class SqsDeadLetters:
+    """Dead letters sent with `SendMessageBatch` through an aiobotocore SQS client.
+
+    `client_factory` returns an entered SQS client; it is called by `open()` (the entry
+    point does so at init) or on first use, and the client is kept for the container's
+    life. Queue URLs are looked up once by name.
+    """
+
+    def __init__(self, client_factory: Any) -> None:
+        self._client_factory = client_factory
+        self._client: Any = None
+        self._urls: dict[str, str] = {}
+
+    async def open(self) -> None:
+        await self._sqs()
+
+    async def send(self, letters: Sequence[Letter]) -> set[str]:
+        stored: set[str] = set()
+        by_queue: defaultdict[str, list[Letter]] = defaultdict(list)
+        for letter in letters:
+            by_queue[letter.queue].append(letter)
+        for queue, queued in by_queue.items():
+            try:
+                url = await self._url(queue)
+                for start in range(0, len(queued), _SQS_BATCH):
+                    stored |= await self._send_batch(url, queued[start : start + _SQS_BATCH])
+            except Exception as error:  # any failure leaves the records to be retried
+                _log.error(
+                    "dead-letter queue %s unavailable: %s: %s", queue, type(error).__name__, error
+                )
+        return stored
+
+    async def _send_batch(self, url: str, letters: Sequence[Letter]) -> set[str]:
+        client = await self._sqs()
+        entries = [
+            {
+                "Id": str(index),
+                "MessageBody": letter.body,
+                "MessageAttributes": letter.attributes(),
+            }
+            for index, letter in enumerate(letters)
+        ]
+        response = await client.send_message_batch(QueueUrl=url, Entries=entries)
+        for failure in response.get("Failed", ()):
+            letter = letters[int(failure["Id"])]
+            _log.error(
+                "dead-letter of record %s refused by %s: %s",
+                letter.record_id,
+                url,
+                failure.get("Message", failure.get("Code")),
+            )
+        return {letters[int(ok["Id"])].record_id for ok in response.get("Successful", ())}
+
+    async def _url(self, queue: str) -> str:
+        if queue.startswith(("https://", "http://")):
+            return queue
+        url = self._urls.get(queue)
+        if url is None:
+            client = await self._sqs()
+            url = self._urls[queue] = (await client.get_queue_url(QueueName=queue))["QueueUrl"]
+        return url
+
+    async def _sqs(self) -> Any:
+        if self._client is None:
+            self._client = await self._client_factory()
+        return self._client

@@ -1,0 +1,24 @@
+"""Errors raised by the Lambda adapter, each saying what arrived and what to do about it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bus import BusError
+
+
+class UnsupportedEvent(BusError):
+    """The invocation payload is no event shape this handler accepts."""
+
+
+class DeliveryFailed(BusError):
+    """Records of an asynchronous invocation (SNS, EventBridge) failed.
+
+    Raised so that Lambda retries the invocation and, once its retries are spent, hands it to
+    the function's on-failure destination; a partial answer is not possible for these sources.
+    """
+
+    def __init__(self, failed: Mapping[str, str]) -> None:
+        self.failed = dict(failed)
+        reasons = "; ".join(f"{record}: {reason}" for record, reason in self.failed.items())
+        super().__init__(f"{len(self.failed)} record(s) failed and will be retried: {reasons}")

@@ -1,0 +1,46 @@
+"""EventBridge events delivered straight to Lambda: the event's `detail` is the envelope.
+
+One event per invocation and no partial answer: a failure raises `DeliveryFailed`, so
+Lambda's asynchronous retries and on-failure destination take over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from adapters.lambda_.batch import Incoming, deliver
+from adapters.lambda_.dead_letters import DeadLetters
+from adapters.lambda_.errors import DeliveryFailed
+from bus import Dispatcher, Record
+
+
+def incoming_from_eventbridge_event(
+    event: Mapping[str, Any], dead_letter_queue: str | None
+) -> Incoming:
+    """The event as one record keyed by its EventBridge `id`; the whole event is the raw body."""
+    detail = event.get("detail")
+    body: bytes | Mapping[str, Any] = detail if isinstance(detail, dict) else orjson.dumps(detail)
+    return Incoming(
+        Record(id=str(event.get("id", "")), body=body),
+        orjson.dumps(event).decode(),
+        dead_letter_queue,
+        str(event.get("source", "")),
+    )
+
+
+async def handle_eventbridge_event(
+    dispatcher: Dispatcher,
+    event: Mapping[str, Any],
+    *,
+    deadline: Callable[[], bool] | None = None,
+    dead_letters: DeadLetters | None = None,
+    dead_letter_queue: str | None = None,
+) -> None:
+    """Dispatch the event; raise `DeliveryFailed` if it must be delivered again."""
+    incoming = [incoming_from_eventbridge_event(event, dead_letter_queue)]
+    failed = await deliver(dispatcher, incoming, deadline=deadline, dead_letters=dead_letters)
+    if failed:
+        raise DeliveryFailed(failed)

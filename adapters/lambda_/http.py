@@ -1,0 +1,77 @@
+"""API Gateway HTTP API (payload format 2.0) requests to the domain's routes, and back.
+
+The request is mapped onto `bus.api.ApiRequest` and answered by `ApiRouter`, the same router
+that serves the domain on localhost; bad input is a 4xx problem+json, never a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from bus.api import ApiRequest, ApiResponse, ApiRouter, problem
+
+
+def request_from_http_event(event: Mapping[str, Any]) -> ApiRequest | ApiResponse:
+    """The request an HTTP API event carries, or a 400 answer if its body cannot be read."""
+    context = event.get("requestContext") or {}
+    method = (context.get("http") or {}).get("method", "GET")
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    cookies = event.get("cookies")
+    if cookies:
+        headers["cookie"] = "; ".join(cookies)
+    raw = event.get("body")
+    body = b""
+    if raw:
+        if event.get("isBase64Encoded"):
+            try:
+                body = base64.b64decode(raw, validate=True)
+            except (binascii.Error, ValueError):
+                return problem(400, "Bad Request", "request body is not valid base64")
+        else:
+            body = raw.encode()
+    return ApiRequest(
+        method=method,
+        path=_route_path(event),
+        query=dict(event.get("queryStringParameters") or {}),
+        headers=headers,
+        body=body,
+    )
+
+
+def http_response(response: ApiResponse) -> dict[str, Any]:
+    """The answer in API Gateway's shape; JSON bodies go back as text."""
+    try:
+        text = response.body.decode()
+        encoded = False
+    except UnicodeDecodeError:
+        text = base64.b64encode(response.body).decode()
+        encoded = True
+    return {
+        "statusCode": response.status,
+        "headers": dict(response.headers),
+        "body": text,
+        "isBase64Encoded": encoded,
+    }
+
+
+async def handle_http_event(router: ApiRouter, event: Mapping[str, Any]) -> dict[str, Any]:
+    """Route one HTTP API request and answer it."""
+    request = request_from_http_event(event)
+    if isinstance(request, ApiResponse):
+        return http_response(request)
+    return http_response(await router.handle(request))
+
+
+def _route_path(event: Mapping[str, Any]) -> str:
+    """The request path without the stage prefix a named (non-`$default`) stage adds."""
+    context = event.get("requestContext") or {}
+    path = str(event.get("rawPath") or (context.get("http") or {}).get("path") or "/")
+    stage = context.get("stage")
+    if stage and stage != "$default":
+        prefix = f"/{stage}"
+        if path == prefix or path.startswith(f"{prefix}/"):
+            path = path[len(prefix) :] or "/"
+    return path

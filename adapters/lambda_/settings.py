@@ -1,0 +1,72 @@
+"""How a domain's Lambda is configured: environment variables read once, at init."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from bus import ConfigurationError
+
+TransportName = Literal["sns", "eventbridge", "memory"]
+_TRANSPORTS = ("sns", "eventbridge", "memory")
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaSettings:
+    """Everything the entry point reads from the environment; each field names its variable."""
+
+    #: TCTF_DOMAIN: the domain this function runs (`domains/<name>/app.py`). Required.
+    domain: str
+    #: TCTF_TRANSPORT: where handlers publish: "sns" (SNS topic, tasks to SQS), "eventbridge"
+    #: (event bus, tasks to SQS) or "memory" (in-process, for local runs). Default "sns".
+    transport: TransportName = "sns"
+    #: TCTF_TOPIC_ARN: the platform topic, for transport "sns".
+    topic_arn: str | None = None
+    #: TCTF_EVENT_BUS: the event bus name or ARN, for transport "eventbridge".
+    event_bus: str | None = None
+    #: AWS_ENDPOINT_URL: an AWS-compatible endpoint (moto, LocalStack); None: AWS itself.
+    endpoint_url: str | None = None
+    #: AWS_REGION (set by Lambda) or AWS_DEFAULT_REGION; None: the SDK's default chain.
+    region: str | None = None
+    #: TCTF_APP: the platform's name, the prefix of every queue and topic. Default "tctf".
+    app: str = "tctf"
+    #: TCTF_DEAD_LETTER_QUEUE: the DLQ (name or URL) for parked records of SNS, EventBridge and
+    #: DynamoDB Streams invocations. SQS records go to their own queue's `-dlq` whatever this
+    #: says. Default: the domain's events DLQ, `<app>-<domain>-events-dlq`.
+    dead_letter_queue: str | None = None
+    #: TCTF_PROVISION: "1" creates missing queues, topic or bus on first publish (local runs
+    #: on moto); default "0": only look them up, as deployed by infrastructure code.
+    provision: bool = False
+    #: TCTF_SAFETY_MARGIN_MS: stop taking records when fewer milliseconds than this remain
+    #: before the function's timeout; the rest are reported failed. Default 2000.
+    safety_margin_ms: int = 2000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LambdaSettings:
+        domain = env.get("TCTF_DOMAIN", "").strip()
+        if not domain:
+            raise ConfigurationError(
+                "TCTF_DOMAIN is not set: name the domain this function runs, e.g. TCTF_DOMAIN=users"
+            )
+        transport = env.get("TCTF_TRANSPORT", "sns").strip().lower()
+        if transport not in _TRANSPORTS:
+            raise ConfigurationError(
+                f"TCTF_TRANSPORT={transport!r} is not one of {', '.join(_TRANSPORTS)}"
+            )
+        margin = env.get("TCTF_SAFETY_MARGIN_MS", "2000")
+        if not margin.isdigit():
+            raise ConfigurationError(f"TCTF_SAFETY_MARGIN_MS must be milliseconds, got {margin!r}")
+        app = env.get("TCTF_APP") or "tctf"
+        return cls(
+            domain=domain,
+            transport=transport,  # type: ignore[arg-type]
+            topic_arn=env.get("TCTF_TOPIC_ARN") or None,
+            event_bus=env.get("TCTF_EVENT_BUS") or None,
+            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            app=app,
+            dead_letter_queue=env.get("TCTF_DEAD_LETTER_QUEUE") or f"{app}-{domain}-events-dlq",
+            provision=env.get("TCTF_PROVISION", "0") in ("1", "true", "yes"),
+            safety_margin_ms=int(margin),
+        )

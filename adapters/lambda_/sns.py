@@ -1,0 +1,43 @@
+"""SNS notifications delivered straight to Lambda: one record per invocation, no partial answer.
+
+The notification's `Message` is the envelope. A failed record raises `DeliveryFailed`, so
+Lambda's asynchronous retries and on-failure destination take over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from adapters.lambda_.batch import Incoming, deliver
+from adapters.lambda_.dead_letters import DeadLetters
+from adapters.lambda_.errors import DeliveryFailed
+from bus import Dispatcher, Record
+
+
+def incoming_from_sns_event(
+    event: Mapping[str, Any], dead_letter_queue: str | None
+) -> list[Incoming]:
+    """Each SNS record, keyed by the notification's `MessageId`."""
+    incoming: list[Incoming] = []
+    for r in event.get("Records", ()):
+        sns = r.get("Sns", {})
+        message = sns.get("Message", "")
+        record = Record(id=sns.get("MessageId", ""), body=message.encode())
+        incoming.append(Incoming(record, message, dead_letter_queue, sns.get("TopicArn", "")))
+    return incoming
+
+
+async def handle_sns_event(
+    dispatcher: Dispatcher,
+    event: Mapping[str, Any],
+    *,
+    deadline: Callable[[], bool] | None = None,
+    dead_letters: DeadLetters | None = None,
+    dead_letter_queue: str | None = None,
+) -> None:
+    """Dispatch the notification; raise `DeliveryFailed` if it must be delivered again."""
+    incoming = incoming_from_sns_event(event, dead_letter_queue)
+    failed = await deliver(dispatcher, incoming, deadline=deadline, dead_letters=dead_letters)
+    if failed:
+        raise DeliveryFailed(failed)

@@ -1,0 +1,200 @@
+"""DynamoDB Streams records: new outbox items are relayed to the publisher, in stream order.
+
+A unit of work writes items and outgoing envelopes (outbox items) in one transaction; the
+stream hands each new outbox item here and its envelope is published. Other items and other
+changes are not ours to relay. On failure, Lambda resumes the shard from the first
+`SequenceNumber` reported, so processing stops there and nothing after it is skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from adapters.lambda_.dead_letters import DeadLetters, Letter
+from bus import Envelope, PermanentError, Publisher
+from bus.dispatch import DEADLINE_REASON
+
+_log = logging.getLogger("tctf.lambda")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One change of one item, with its images as plain Python values."""
+
+    sequence_number: str
+    #: INSERT, MODIFY or REMOVE.
+    event_name: str
+    keys: dict[str, Any]
+    new_image: dict[str, Any] | None
+    old_image: dict[str, Any] | None
+    #: The stream ARN the record came from.
+    source: str = ""
+
+
+Relay = Callable[[StreamRecord], Awaitable[None]]
+
+
+def from_attribute_value(value: Mapping[str, Any]) -> Any:
+    """A DynamoDB JSON attribute value (`{"S": "x"}`) as a Python value.
+
+    Numbers become `int` when integral, else `Decimal` (as the storage port reads them);
+    binaries are base64 in the stream and become `bytes`.
+    """
+    ((kind, raw),) = value.items()
+    if kind == "S" or kind == "BOOL":
+        return raw
+    if kind == "N":
+        return _number(raw)
+    if kind == "B":
+        return base64.b64decode(raw)
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return image_to_item(raw)
+    if kind == "L":
+        return [from_attribute_value(v) for v in raw]
+    if kind == "SS":
+        return set(raw)
+    if kind == "NS":
+        return {_number(v) for v in raw}
+    if kind == "BS":
+        return {base64.b64decode(v) for v in raw}
+    raise ValueError(f"unknown DynamoDB attribute type {kind!r}")
+
+
+def image_to_item(image: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: from_attribute_value(value) for name, value in image.items()}
+
+
+def stream_records(event: Mapping[str, Any]) -> list[StreamRecord]:
+    """Each DynamoDB Streams record of a Lambda event."""
+    records: list[StreamRecord] = []
+    for r in event.get("Records", ()):
+        change = r.get("dynamodb", {})
+        new, old = change.get("NewImage"), change.get("OldImage")
+        records.append(
+            StreamRecord(
+                sequence_number=str(change.get("SequenceNumber", "")),
+                event_name=str(r.get("eventName", "")),
+                keys=image_to_item(change.get("Keys", {})),
+                new_image=image_to_item(new) if new is not None else None,
+                old_image=image_to_item(old) if old is not None else None,
+                source=str(r.get("eventSourceARN", "")),
+            )
+        )
+    return records
+
+
+#: The attribute of an outbox item holding the encoded envelope.
+OUTBOX_ENVELOPE = "envelope"
+#: The attribute saying whether the envelope is an "event" (published) or a "task" (sent).
+OUTBOX_KIND = "kind"
+#: Sort keys of outbox items start with this.
+OUTBOX_PREFIX = "OUTBOX#"
+
+
+def outbox_envelope(item: Mapping[str, Any]) -> tuple[Envelope, str] | None:
+    """The envelope of an outbox item and its kind, or None when the item is no outbox item.
+
+    Raises `PermanentError` (`MalformedEnvelope`) for an outbox item that cannot be read.
+    """
+    if not str(item.get("SK", "")).startswith(OUTBOX_PREFIX) or OUTBOX_ENVELOPE not in item:
+        return None
+    body = item[OUTBOX_ENVELOPE]
+    envelope = Envelope.decode(body if isinstance(body, bytes | str) else orjson.dumps(body))
+    kind = str(item.get(OUTBOX_KIND, "event"))
+    if kind not in ("event", "task"):
+        raise PermanentError(f"outbox item kind is {kind!r}; expected 'event' or 'task'")
+    return envelope, kind
+
+
+def outbox_relay(publisher: Publisher) -> Relay:
+    """The relay hook: publish the envelope of each newly inserted outbox item."""
+
+    async def relay(record: StreamRecord) -> None:
+        if record.event_name != "INSERT" or record.new_image is None:
+            return
+        found = outbox_envelope(record.new_image)
+        if found is None:
+            return
+        envelope, kind = found
+        if kind == "task":
+            await publisher.send([envelope])
+        else:
+            await publisher.publish([envelope])
+
+    return relay
+
+
+async def handle_stream_event(
+    relay: Relay,
+    event: Mapping[str, Any],
+    *,
+    deadline: Callable[[], bool] | None = None,
+    dead_letters: DeadLetters | None = None,
+    dead_letter_queue: str | None = None,
+) -> dict[str, Any]:
+    """Relay the records in order; report the first one to retry by its `SequenceNumber`."""
+    for record in stream_records(event):
+        reason = await _relay_one(relay, record, deadline, dead_letters, dead_letter_queue)
+        if reason is not None:
+            _log.warning("stream record %s retried: %s", record.sequence_number, reason)
+            return {"batchItemFailures": [{"itemIdentifier": record.sequence_number}]}
+    return {"batchItemFailures": []}
+
+
+async def _relay_one(
+    relay: Relay,
+    record: StreamRecord,
+    deadline: Callable[[], bool] | None,
+    dead_letters: DeadLetters | None,
+    dead_letter_queue: str | None,
+) -> str | None:
+    """None when the record is done; otherwise why it must be delivered again."""
+    if deadline is not None and deadline():
+        return DEADLINE_REASON
+    try:
+        await relay(record)
+    except PermanentError as error:
+        return await _park(record, str(error), dead_letters, dead_letter_queue)
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+async def _park(
+    record: StreamRecord,
+    reason: str,
+    dead_letters: DeadLetters | None,
+    dead_letter_queue: str | None,
+) -> str | None:
+    if dead_letters is None or dead_letter_queue is None:
+        return f"parked, no dead-letter queue configured: {reason}"
+    body = orjson.dumps(record.new_image, default=_jsonable).decode()
+    letter = Letter(record.sequence_number, dead_letter_queue, body, reason, record.source)
+    if record.sequence_number in await dead_letters.send([letter]):
+        _log.error("stream record %s dead-lettered: %s", record.sequence_number, reason)
+        return None
+    return f"parked, dead-letter queue refused it: {reason}"
+
+
+def _number(raw: str) -> int | Decimal:
+    number = Decimal(raw)
+    return int(number) if number == number.to_integral_value() else number
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

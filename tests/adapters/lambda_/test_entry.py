@@ -1,0 +1,146 @@
+"""The entry point built from the environment, on the in-memory transport and on moto server."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from adapters.lambda_ import entry
+from adapters.lambda_.app import LambdaApp
+from adapters.lambda_.boot import build
+from adapters.lambda_.dead_letters import REASON_ATTRIBUTE
+from bus import ConfigurationError, Envelope, InMemoryTransport
+from domains.messaging.contracts import SendEmail
+from domains.users.contracts import UserCreated
+
+from .conftest import LAMBDA_GO, LambdaContext, sample
+
+_apps = itertools.count()
+
+
+def _record(message_id: str, body: str, queue_arn: str) -> dict:  # type: ignore[type-arg]
+    record = sample(LAMBDA_GO / "sqs-event.json")["Records"][0]
+    return {**record, "messageId": message_id, "body": body, "eventSourceARN": queue_arn}
+
+
+def _user_created(id: str = "u-evt-1") -> str:
+    event = UserCreated(user_id="u1", email="ada@example.com", name="Ada")
+    return (
+        Envelope(
+            id=id,
+            source="users",
+            type=event.type,
+            time="2026-01-01T00:00:00.000Z",
+            dataversion=event.version,
+            correlationid="corr-9",
+            data=event,
+        )
+        .encode()
+        .decode()
+    )
+
+
+@pytest.fixture
+def memory_app() -> Iterator[LambdaApp]:
+    app = build({"TCTF_DOMAIN": "messaging", "TCTF_TRANSPORT": "memory"})
+    yield app
+    app.close()
+
+
+def test_built_from_the_environment_the_domain_handles_its_events(memory_app: LambdaApp) -> None:
+    arn = "arn:aws:sqs:us-east-1:123456789012:tctf-messaging-events"
+    event = {"Records": [_record("m1", _user_created(), arn)]}
+
+    assert memory_app(event, LambdaContext()) == {"batchItemFailures": []}
+    transport = memory_app.publisher
+    assert isinstance(transport, InMemoryTransport)
+    (queued,) = transport.queues["tctf-messaging-tasks"].messages()
+    sent = json.loads(queued.body)
+    assert (sent["type"], sent["correlationid"], sent["causationid"]) == (
+        SendEmail.type,
+        "corr-9",
+        "u-evt-1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "TCTF_DOMAIN is not set"),
+        ({"TCTF_DOMAIN": "nowhere"}, "no module domains.nowhere.app"),
+        ({"TCTF_DOMAIN": "users", "TCTF_TRANSPORT": "kafka"}, "TCTF_TRANSPORT='kafka'"),
+        ({"TCTF_DOMAIN": "users"}, "TCTF_TRANSPORT=sns needs TCTF_TOPIC_ARN"),
+        (
+            {"TCTF_DOMAIN": "users", "TCTF_TRANSPORT": "eventbridge", "TCTF_EVENT_BUS": "x"},
+            "TCTF_EVENT_BUS='x' does not name 'tctf-bus'",
+        ),
+        (
+            {"TCTF_DOMAIN": "users", "TCTF_SAFETY_MARGIN_MS": "soon"},
+            "TCTF_SAFETY_MARGIN_MS must be milliseconds",
+        ),
+    ],
+)
+def test_configuration_mistakes_are_named(env, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigurationError, match=message):
+        build(env)
+
+
+def test_handler_without_a_domain_says_what_to_set(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("TCTF_DOMAIN", raising=False)
+    monkeypatch.setattr(entry, "_app", None)
+    with pytest.raises(ConfigurationError, match="TCTF_DOMAIN is not set"):
+        entry.handler({"Records": []}, LambdaContext())
+
+
+def test_on_moto_the_lambda_publishes_sends_and_dead_letters(
+    moto_endpoint: str, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    app_name = f"lam{next(_apps)}"
+    region = "us-east-1"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    env = {
+        "TCTF_DOMAIN": "messaging",
+        "TCTF_TRANSPORT": "sns",
+        "TCTF_APP": app_name,
+        "TCTF_TOPIC_ARN": f"arn:aws:sns:{region}:123456789012:{app_name}-events",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_DEFAULT_REGION": region,
+        "TCTF_PROVISION": "1",
+    }
+    monkeypatch.setattr(entry, "_app", None)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    arn = f"arn:aws:sqs:{region}:123456789012:{app_name}-messaging-events"
+    event = {
+        "Records": [
+            _record("m1", _user_created(), arn),
+            _record("m2", "not an envelope", arn),
+        ]
+    }
+
+    try:
+        response = entry.handler(event, LambdaContext())
+    finally:
+        if entry._app is not None:
+            entry._app.close()
+        monkeypatch.setattr(entry, "_app", None)
+
+    assert response == {"batchItemFailures": []}
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name=region)
+
+    def receive(queue: str) -> list[dict]:  # type: ignore[type-arg]
+        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        return sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+
+    (task,) = receive(f"{app_name}-messaging-tasks")
+    assert json.loads(task["Body"])["type"] == SendEmail.type
+    (letter,) = receive(f"{app_name}-messaging-events-dlq")
+    assert letter["Body"] == "not an envelope"
+    reason = letter["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
+    assert reason.startswith("record body is not JSON")

@@ -1,0 +1,111 @@
+"""API Gateway HTTP API (payload 2.0) requests to the domain's routes, in AWS's answer shape."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from adapters.lambda_.app import LambdaApp
+
+from .conftest import LAMBDA_GO, POWERTOOLS, LambdaContext, Published, sample
+
+HTTP_SAMPLES = [
+    *sorted(POWERTOOLS.glob("apiGatewayProxyV2*.json")),
+    *sorted(LAMBDA_GO.glob("apigw-v2-request-*.json")),
+]
+
+
+def _request(method: str, path: str, body: str | None = None, **extra: object) -> dict:  # type: ignore[type-arg]
+    event = sample(POWERTOOLS / "apiGatewayProxyV2Event.json")
+    event["rawPath"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["requestContext"]["http"]["path"] = path
+    event["body"] = body
+    event.update(extra)
+    return event
+
+
+@pytest.mark.parametrize("path", HTTP_SAMPLES, ids=lambda p: p.name)
+def test_every_http_api_sample_is_answered_in_api_gateways_shape_without_a_500(
+    path, app: LambdaApp
+) -> None:  # type: ignore[no-untyped-def]
+    event = sample(path)
+
+    response = app(event, LambdaContext())
+
+    assert set(response) == {"statusCode", "headers", "body", "isBase64Encoded"}
+    assert response["isBase64Encoded"] is False
+    assert response["statusCode"] == 404
+    assert response["headers"] == {"content-type": "application/problem+json"}
+    problem = json.loads(response["body"])
+    method = event["requestContext"]["http"]["method"]
+    assert problem["detail"] == f"no route matches {method} {event['rawPath']}"
+
+
+def test_post_validates_the_body_and_publishes(app: LambdaApp, published: Published) -> None:
+    event = _request("POST", "/items", json.dumps({"sku": "A-1", "quantity": 2}))
+
+    response = app(event, LambdaContext())
+
+    assert response["statusCode"] == 201
+    assert response["isBase64Encoded"] is False
+    assert response["headers"]["content-type"] == "application/json"
+    assert json.loads(response["body"]) == {
+        "sku": "A-1",
+        "query": {"parameter1": "value1,value2", "parameter2": "value"},
+    }
+    assert [e.type for e in published.events] == ["ITEM_RESERVED"]
+    assert published.events[0].correlationid == response["headers"]["x-correlation-id"]
+
+
+def test_base64_body_is_decoded(app: LambdaApp) -> None:
+    raw = base64.b64encode(json.dumps({"sku": "B-2", "quantity": 1}).encode()).decode()
+    event = _request("POST", "/items", raw, isBase64Encoded=True)
+
+    assert app(event, LambdaContext())["statusCode"] == 201
+
+
+def test_invalid_base64_body_is_a_400(app: LambdaApp) -> None:
+    event = _request("POST", "/items", "not base64!!", isBase64Encoded=True)
+
+    response = app(event, LambdaContext())
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["detail"] == "request body is not valid base64"
+
+
+def test_invalid_body_is_a_400_listing_the_fields(app: LambdaApp) -> None:
+    event = _request("POST", "/items", json.dumps({"sku": "", "quantity": 0}))
+
+    response = app(event, LambdaContext())
+
+    assert response["statusCode"] == 400
+    assert response["headers"] == {"content-type": "application/problem+json"}
+    fields = [e["field"] for e in json.loads(response["body"])["errors"]]
+    assert fields == ["sku", "quantity"]
+
+
+def test_non_json_body_is_a_400(app: LambdaApp) -> None:
+    response = app(_request("POST", "/items", "{nope"), LambdaContext())
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["detail"] == "request body is not valid JSON"
+
+
+def test_wrong_method_is_a_405_with_allow(app: LambdaApp) -> None:
+    response = app(_request("DELETE", "/items"), LambdaContext())
+    assert response["statusCode"] == 405
+    assert response["headers"]["allow"] == "POST"
+
+
+def test_path_parameters_headers_and_named_stage_prefix(app: LambdaApp) -> None:
+    event = sample(LAMBDA_GO / "apigw-v2-request-no-authorizer.json")
+    event["requestContext"]["stage"] = "prod"
+    event["rawPath"] = "/prod/items/C-3"
+    event["requestContext"]["http"]["method"] = "GET"
+    event["headers"] = {"User-Agent": "curl/8"}
+
+    response = app(event, LambdaContext())
+
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"sku": "C-3", "agent": "curl/8"}

@@ -1,0 +1,152 @@
+"""DynamoDB Streams: new outbox items are published in order; failures by SequenceNumber."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from adapters.lambda_.app import LambdaApp
+from adapters.lambda_.dead_letters import MemoryDeadLetters
+from adapters.lambda_.streams import from_attribute_value, stream_records
+
+from .conftest import (
+    LAMBDA_GO,
+    LOCALSTACK,
+    POWERTOOLS,
+    Inventory,
+    LambdaContext,
+    Published,
+    body,
+    sample,
+)
+
+STREAM_SAMPLES = [POWERTOOLS / "dynamoStreamEvent.json", LAMBDA_GO / "dynamodb-event.json"]
+
+
+def _localstack_stream_event() -> dict:  # type: ignore[type-arg]
+    snapshot = json.loads(
+        (
+            LOCALSTACK
+            / "lambda_/event_source_mapping/test_lambda_integration_dynamodbstreams.snapshot.json"
+        ).read_text()
+    )
+    key = next(k for k in snapshot if k.endswith("::test_dynamodb_report_batch_item_failures"))
+    event: dict = snapshot[key]["recorded-content"]["dynamodb_records"]  # type: ignore[type-arg]
+    return event
+
+
+def _outbox_image(envelope_body: str, sk: str = "OUTBOX#evt-1", kind: str = "event") -> dict:  # type: ignore[type-arg]
+    return {
+        "PK": {"S": "ORDER#1"},
+        "SK": {"S": sk},
+        "envelope": {"S": envelope_body},
+        "kind": {"S": kind},
+    }
+
+
+def _with_outbox(event: dict, index: int, image: dict) -> dict:  # type: ignore[type-arg]
+    record = event["Records"][index]
+    record["eventName"] = "INSERT"
+    record["dynamodb"]["NewImage"] = image
+    return event
+
+
+@pytest.mark.parametrize("path", STREAM_SAMPLES, ids=lambda p: p.parent.parent.name)
+def test_stream_samples_of_ordinary_items_publish_nothing_and_succeed(
+    path, app: LambdaApp, published: Published
+) -> None:  # type: ignore[no-untyped-def]
+    assert app(sample(path), LambdaContext()) == {"batchItemFailures": []}
+    assert published.events == published.tasks == []
+
+
+def test_localstack_recorded_stream_records_are_read() -> None:
+    records = stream_records(_localstack_stream_event())
+    assert [r.new_image for r in records][:2] == [
+        {"my_partition_key": "testId0", "should_fail": False},
+        {"my_partition_key": "testId1", "should_fail": False},
+    ]
+    assert {r.event_name for r in records} == {"INSERT"}
+
+
+def test_attribute_values_read_as_the_storage_port_reads_them() -> None:
+    (_, second) = stream_records(sample(LAMBDA_GO / "dynamodb-event.json"))
+    image = second.new_image
+    assert image is not None
+    assert image["IntegerNumber"] == 123 and image["FloatNumber"] == Decimal("123.45")
+    assert image["Map"] == {"Name": "Joe", "Age": 35}
+    assert image["List"] == ["Cookies", "Coffee", Decimal("3.14159")]
+    assert image["NumberSet"] == {1234, Decimal("567.8")}
+    assert image["Binary"] == b"\x00\x01*A" and image["Null"] is None
+    assert image["Boolean"] is True and image["EmptyStringSet"] == set()
+    with pytest.raises(ValueError, match="unknown DynamoDB attribute type 'X'"):
+        from_attribute_value({"X": "1"})
+
+
+def test_new_outbox_item_is_published(app: LambdaApp, published: Published) -> None:
+    event = _with_outbox(sample(POWERTOOLS / "dynamoStreamEvent.json"), 0, _outbox_image(body()))
+
+    assert app(event, LambdaContext()) == {"batchItemFailures": []}
+    assert [(e.id, e.type, e.data) for e in published.events] == [
+        ("evt-1", "ITEM_RESERVED", {"sku": "A-1", "quantity": 1})
+    ]
+
+
+def test_outbox_task_item_is_sent(app: LambdaApp, published: Published) -> None:
+    image = _outbox_image(body(), kind="task")
+    event = _with_outbox(sample(LAMBDA_GO / "dynamodb-event.json"), 1, image)
+
+    app(event, LambdaContext())
+    assert [e.id for e in published.tasks] == ["evt-1"] and published.events == []
+
+
+def test_modified_outbox_item_is_not_published_again(app: LambdaApp, published: Published) -> None:
+    event = _with_outbox(sample(POWERTOOLS / "dynamoStreamEvent.json"), 1, _outbox_image(body()))
+    event["Records"][1]["eventName"] = "MODIFY"
+
+    assert app(event, LambdaContext()) == {"batchItemFailures": []}
+    assert published.events == []
+
+
+def test_malformed_outbox_item_goes_to_the_dlq_and_the_rest_is_published(
+    app: LambdaApp, published: Published, dead_letters: MemoryDeadLetters
+) -> None:
+    event = _localstack_stream_event()
+    _with_outbox(event, 0, _outbox_image("{not json"))
+    _with_outbox(event, 1, _outbox_image(body(id="evt-2"), sk="OUTBOX#evt-2"))
+
+    assert app(event, LambdaContext()) == {"batchItemFailures": []}
+    (letter,) = dead_letters.queues["tctf-inventory-events-dlq"]
+    assert letter.record_id == "<sequence-number:1>"
+    assert letter.reason.startswith("record body is not JSON")
+    assert [e.id for e in published.events] == ["evt-2"]
+
+
+def test_malformed_outbox_item_without_a_dlq_stops_the_batch_at_its_sequence_number(
+    inventory: Inventory, published: Published
+) -> None:
+    event = _localstack_stream_event()
+    _with_outbox(event, 1, _outbox_image("[]"))
+    _with_outbox(event, 2, _outbox_image(body(id="evt-3"), sk="OUTBOX#evt-3"))
+    app = LambdaApp(inventory.domain, published)
+    try:
+        response = app(event, LambdaContext())
+    finally:
+        app.close()
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "<sequence-number:2>"}]}
+    assert published.events == []  # Lambda resumes at the failed record: nothing skipped
+
+
+def test_stream_record_past_the_deadline_is_retried_from_its_sequence_number(
+    app: LambdaApp, published: Published
+) -> None:
+    event = _localstack_stream_event()
+    for index in range(3):
+        _with_outbox(event, index, _outbox_image(body(id=f"e{index}"), sk=f"OUTBOX#e{index}"))
+
+    response = app(event, LambdaContext([5000, 5000, 100]))
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "<sequence-number:3>"}]}
+    assert [e.id for e in published.events] == ["e0", "e1"]
