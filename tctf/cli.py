@@ -92,12 +92,10 @@ def _run(args: argparse.Namespace) -> int:
 
     platform = Platform(domains, seed=args.seed)
     names = ", ".join(d.name for d in domains)
-    print(
-        f"tctf: {names} on the in-memory transport"
-        + (f"; HTTP on http://{args.host}:{port}" if port else ""),
-        file=sys.stderr,
+    banner = f"tctf: {names} on the in-memory transport" + (
+        f"; HTTP on http://{args.host}:{port}" if port else ""
     )
-    anyio.run(platform.serve, args.host, port)
+    anyio.run(platform.serve, args.host, port, lambda: print(banner, file=sys.stderr, flush=True))
     return 0
 
 

@@ -6,7 +6,8 @@ domains' HTTP routes on localhost.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import socket
+from collections.abc import Callable, Iterable
 
 import anyio
 
@@ -39,16 +40,28 @@ class Platform:
         )
         self.router = ApiRouter(self.runtime.domains, self.runtime.publisher, self.runtime.context)
 
-    async def serve(self, host: str = "127.0.0.1", port: int | None = 8000) -> None:
-        """Deliver events, and serve HTTP routes when `port` is given, until interrupted."""
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = 8000,
+        ready: Callable[[], None] | None = None,
+    ) -> None:
+        """Deliver events, and serve HTTP routes when `port` is given, until interrupted.
+
+        `ready` is called once consumers run and the HTTP socket is listening.
+        """
         async with self.runtime.running():
             if port is None:
+                if ready:
+                    ready()
                 await anyio.sleep_forever()
             import uvicorn
 
             from adapters.http.asgi import ApiApp
 
-            config = uvicorn.Config(
-                ApiApp(self.router), host=host, port=port, log_level="warning", lifespan="off"
-            )
-            await uvicorn.Server(config).serve()
+            listener = socket.create_server((host, port))
+            config = uvicorn.Config(ApiApp(self.router), log_level="warning", lifespan="off")
+            if ready:
+                ready()
+            with listener:
+                await uvicorn.Server(config).serve(sockets=[listener])

@@ -1,0 +1,97 @@
+"""Domain routes: validation as problem+json, 404/405, events leaving only on success."""
+
+from __future__ import annotations
+
+import orjson
+from pydantic import BaseModel, Field
+
+from bus import Context, Domain, Event, Rejected, Request
+from bus.api import PROBLEM_JSON, ApiRequest, ApiRouter
+from bus.testing import Harness
+
+
+class Opened(Event):
+    type = "OPENED"
+    account: str
+
+
+class Open(BaseModel):
+    owner: str = Field(min_length=1)
+    limit: int = Field(ge=0)
+
+
+class Account(BaseModel):
+    account: str
+    owner: str
+
+
+def accounts() -> Domain:
+    domain = Domain("accounts")
+
+    @domain.post("/accounts", body=Open, response=Account, status=201)
+    async def open_account(request: Request, ctx: Context) -> Account:
+        assert isinstance(request.body, Open)
+        if request.body.owner == "banned":
+            raise Rejected("owner is banned")
+        ctx.publish(Opened(account="a1"))
+        if request.body.owner == "crash":
+            raise RuntimeError("database down")
+        return Account(account="a1", owner=request.body.owner)
+
+    @domain.get("/accounts/{account_id}", response=Account)
+    async def get_account(request: Request, ctx: Context) -> Account:
+        return Account(account=request.path_params["account_id"], owner=request.query["as"])
+
+    return domain
+
+
+async def call(h: Harness, method: str, path: str, body: object = None, **query: str):  # type: ignore[no-untyped-def]
+    router = ApiRouter(h.runtime.domains, h.runtime.publisher, h.runtime.context)
+    raw = body if isinstance(body, bytes) else (b"" if body is None else orjson.dumps(body))
+    return await router.handle(ApiRequest(method, path, query=query, body=raw))
+
+
+async def test_valid_request_runs_the_handler_and_publishes() -> None:
+    async with Harness(accounts()) as h:
+        response = await call(h, "POST", "/accounts", {"owner": "ada", "limit": 5})
+    assert response.status == 201 and response.json() == {"account": "a1", "owner": "ada"}
+    assert [e.type for e in h.published] == ["OPENED"]
+    assert response.headers["x-correlation-id"] == h.published[0].correlationid
+
+
+async def test_invalid_body_is_a_400_problem_listing_every_field() -> None:
+    async with Harness(accounts()) as h:
+        response = await call(h, "POST", "/accounts", {"owner": "", "limit": -1})
+    assert response.status == 400 and response.headers["content-type"] == PROBLEM_JSON
+    fields = [e["field"] for e in response.json()["errors"]]
+    assert fields == ["owner", "limit"]
+    assert h.published == []
+
+
+async def test_malformed_json_is_a_400_problem() -> None:
+    async with Harness(accounts()) as h:
+        response = await call(h, "POST", "/accounts", b'{"owner": ')
+    assert response.status == 400 and response.json()["detail"] == "request body is not valid JSON"
+
+
+async def test_unknown_route_is_404_and_wrong_method_is_405_with_allow() -> None:
+    async with Harness(accounts()) as h:
+        missing = await call(h, "GET", "/nothing")
+        wrong = await call(h, "DELETE", "/accounts")
+    assert missing.status == 404 and missing.headers["content-type"] == PROBLEM_JSON
+    assert wrong.status == 405 and wrong.headers["allow"] == "POST"
+
+
+async def test_path_parameters_and_query_reach_the_handler() -> None:
+    async with Harness(accounts()) as h:
+        response = await call(h, "GET", "/accounts/a42", **{"as": "ada"})
+    assert response.json() == {"account": "a42", "owner": "ada"}
+
+
+async def test_a_rejected_request_is_422_and_a_crash_is_500_and_neither_publishes() -> None:
+    async with Harness(accounts()) as h:
+        rejected = await call(h, "POST", "/accounts", {"owner": "banned", "limit": 1})
+        crashed = await call(h, "POST", "/accounts", {"owner": "crash", "limit": 1})
+    assert rejected.status == 422 and rejected.json()["detail"] == "owner is banned"
+    assert crashed.status == 500 and "correlation_id" in crashed.json()
+    assert h.published == []

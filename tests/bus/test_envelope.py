@@ -1,0 +1,69 @@
+"""The CloudEvents envelope: one-pass encoding, strict decoding, size limits."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from bus import Envelope, Event, MalformedEnvelope, MessageTooLarge
+from bus.envelope import check_size
+from bus.limits import EVENTBRIDGE, SNS, SQS, path_limit
+
+
+class Noted(Event):
+    type = "NOTED"
+    text: str
+
+
+def make(text: str = "hello") -> Envelope:
+    return Envelope(
+        id="e1",
+        source="notes",
+        type="NOTED",
+        time="2026-01-01T00:00:00.000Z",
+        dataversion=1,
+        correlationid="c1",
+        data=Noted(text=text),
+        causationid="e0",
+        subject="n1",
+    )
+
+
+def test_encoding_is_cloudevents_json_and_decodes_to_the_same_attributes() -> None:
+    raw = orjson.loads(make().encode())
+    assert raw["specversion"] == "1.0" and raw["datacontenttype"] == "application/json"
+    assert raw["data"] == {"text": "hello"}
+    decoded = Envelope.decode(make().encode())
+    assert (decoded.id, decoded.source, decoded.causationid, decoded.subject) == (
+        "e1",
+        "notes",
+        "e0",
+        "n1",
+    )
+    assert decoded.data == {"text": "hello"}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "not JSON"),
+        (b"[1, 2]", "not an object"),
+        (b'{"specversion": "1.0"}', "lacks required attributes"),
+        (orjson.dumps({**orjson.loads(make().encode()), "specversion": "0.3"}), "specversion"),
+        (orjson.dumps({**orjson.loads(make().encode()), "dataversion": "1"}), "dataversion"),
+        (orjson.dumps({**orjson.loads(make().encode()), "data": [1]}), "data must be"),
+        (orjson.dumps({**orjson.loads(make().encode()), "type": ""}), "'type'"),
+    ],
+)
+def test_malformed_bodies_are_refused_with_the_reason(body: bytes, reason: str) -> None:
+    with pytest.raises(MalformedEnvelope, match=reason):
+        Envelope.decode(body)
+
+
+def test_the_smallest_limit_on_a_path_applies() -> None:
+    assert path_limit(SNS, SQS) is SNS
+    assert path_limit(EVENTBRIDGE, SQS).max_message_bytes == 1024 * 1024
+    body = make("x" * (SNS.max_message_bytes + 1)).encode()
+    with pytest.raises(MessageTooLarge, match=r"over the SNS limit of 262144 bytes"):
+        check_size(body, SNS)
+    check_size(body, SQS)  # fits on a path without SNS

@@ -1,0 +1,102 @@
+"""The topology derived from domains, and the AWS filters it generates."""
+
+from __future__ import annotations
+
+import pytest
+
+from bus import ConfigurationError, Context, Domain, DomainSettings, Event, Task, Topology
+from bus.routing import compile_event_pattern, compile_filter_policy
+
+
+class Signed(Event):
+    type = "SIGNED"
+    plan: str
+
+
+class Left(Event):
+    type = "LEFT"
+    user: str
+
+
+class Invoice(Task):
+    type = "INVOICE"
+    domain = "billing"
+    user: str
+
+
+def billing() -> Domain:
+    domain = Domain("billing", DomainSettings(visibility_timeout=45, max_receive_count=4))
+
+    @domain.on(Signed, where={"plan": ["pro", "team"]})
+    async def upgrade(event: Signed, ctx: Context) -> None: ...
+
+    @domain.on(Left)
+    async def close(event: Left, ctx: Context) -> None: ...
+
+    @domain.task(Invoice)
+    async def invoice(task: Invoice, ctx: Context) -> None: ...
+
+    return domain
+
+
+def test_each_domain_gets_an_events_queue_and_a_task_queue_with_dlqs() -> None:
+    topology = Topology.from_domains([billing()], app="acme")
+    events = topology.queue("billing", "events")
+    tasks = topology.queue("billing", "tasks")
+    assert events is not None and tasks is not None
+    assert (events.name, events.dlq, events.message_types) == (
+        "acme-billing-events",
+        "acme-billing-events-dlq",
+        ("LEFT", "SIGNED"),
+    )
+    assert (events.visibility_timeout, events.max_receive_count) == (45, 4)
+    assert tasks.message_types == ("INVOICE",)
+    assert topology.task_queue_for("INVOICE") == tasks
+    with pytest.raises(ConfigurationError, match="no domain consumes task 'NOPE'"):
+        topology.task_queue_for("NOPE")
+
+
+def test_generated_filter_policy_lets_exactly_the_handled_events_through() -> None:
+    topology = Topology.from_domains([billing()])
+    policy, scope = topology.filter_policy("tctf-billing-events")
+    assert scope == "MessageBody"
+    match = compile_filter_policy(policy, scope).match
+    assert match(body={"type": "LEFT", "data": {"user": "u"}})
+    assert match(body={"type": "SIGNED", "data": {"plan": "pro"}})
+    assert not match(body={"type": "SIGNED", "data": {"plan": "free"}})
+    assert not match(body={"type": "OTHER", "data": {}})
+
+
+def test_generated_event_pattern_lets_exactly_the_handled_events_through() -> None:
+    topology = Topology.from_domains([billing()])
+    match = compile_event_pattern(topology.event_pattern("tctf-billing-events")).match
+    assert match({"detail-type": "LEFT", "detail": {"data": {}}})
+    assert match({"detail-type": "SIGNED", "detail": {"data": {"plan": "team"}}})
+    assert not match({"detail-type": "SIGNED", "detail": {"data": {"plan": "free"}}})
+
+
+def test_without_content_filters_the_type_attribute_decides() -> None:
+    domain = Domain("audit")
+
+    @domain.on(Left)
+    async def record(event: Left, ctx: Context) -> None: ...
+
+    policy, scope = Topology.from_domains([domain]).filter_policy("tctf-audit-events")
+    assert (policy, scope) == ({"type": ["LEFT"]}, "MessageAttributes")
+
+
+def test_invalid_where_patterns_fail_at_registration() -> None:
+    domain = Domain("audit")
+    with pytest.raises(Exception, match="not valid"):
+        domain.on(Left, where={"user": "not-an-array"})
+
+
+def test_duplicate_domain_names_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="unique: billing"):
+        Topology.from_domains([billing(), billing()])
+
+
+def test_topology_renders_as_a_table() -> None:
+    table = Topology.from_domains([billing()]).render_table()
+    assert "tctf-billing-events-dlq" in table and "billing.upgrade" in table
+    assert "{'plan': ['pro', 'team']}" in table
