@@ -15,8 +15,10 @@ from bus.storage.errors import (
     TransactionCanceled,
     TransactionTooLarge,
 )
+from bus.storage.idempotency import TableIdempotencyStore
 from bus.storage.items import MAX_ITEM_SIZE, Item, item_size
 from bus.storage.memory import InMemoryTable
+from bus.storage.outbox import OUTBOX_INDEX, OutboxRelay, outbox_index
 from bus.storage.spec import GlobalIndex, KeyAttribute, KeyType, Projection, TableSpec
 from bus.storage.table import (
     MAX_TRANSACTION_OPERATIONS,
@@ -28,10 +30,12 @@ from bus.storage.table import (
     TransactOperation,
     Update,
 )
+from bus.storage.unit_of_work import OutgoingEvent, UnitOfWork
 
 __all__ = [
     "MAX_ITEM_SIZE",
     "MAX_TRANSACTION_OPERATIONS",
+    "OUTBOX_INDEX",
     "Attr",
     "CancellationReason",
     "Condition",
@@ -49,16 +53,21 @@ __all__ = [
     "Key",
     "KeyAttribute",
     "KeyType",
+    "OutboxRelay",
+    "OutgoingEvent",
     "Page",
     "Projection",
     "Put",
     "StorageError",
     "Table",
+    "TableIdempotencyStore",
     "TableNotFound",
     "TableSpec",
     "TransactOperation",
     "TransactionCanceled",
     "TransactionTooLarge",
+    "UnitOfWork",
     "Update",
     "item_size",
+    "outbox_index",
 ]

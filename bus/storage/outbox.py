@@ -1,0 +1,148 @@
+"""The transactional outbox: where a unit of work leaves outgoing events in the domain's own
+table, and `OutboxRelay`, which publishes them in per-key commit order and then deletes them.
+
+Layout (string PK/SK table):
+    PK="OUTBOX#<ordering_key>"  SK="HEAD"                     next_seq: the next sequence number
+    PK="OUTBOX#<ordering_key>"  SK="EVENT#<seq, 20 digits>"   event_id, ordering_key, seq, body,
+                                                              committed_at, outbox_shard
+Every pending event also carries `outbox_shard` = "PENDING#<0..7>", the key of the sparse
+KEYS_ONLY index `outbox`, so a relay finds the keys with pending events without a scan; the
+events themselves are then read from the base table with a consistent query, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from bus.storage.conditions import Key
+from bus.storage.errors import InvalidRequest
+from bus.storage.spec import GlobalIndex, KeyAttribute, KeyType, Projection, TableSpec
+from bus.storage.table import Delete, Table
+
+__all__ = [
+    "OUTBOX_INDEX",
+    "OUTBOX_SHARDS",
+    "OutboxRelay",
+    "outbox_index",
+]
+
+OUTBOX_INDEX = "outbox"
+OUTBOX_SHARD_ATTRIBUTE = "outbox_shard"
+#: Pending events are spread over this many index partitions so no one partition is hot.
+OUTBOX_SHARDS = 8
+HEAD_SORT_KEY = "HEAD"
+EVENT_PREFIX = "EVENT#"
+_PARTITION_PREFIX = "OUTBOX#"
+
+Publish = Callable[[list[bytes]], Awaitable[None]]
+_log = logging.getLogger("bus.storage.outbox")
+
+
+def outbox_index() -> GlobalIndex:
+    """The index a table needs to hold an outbox: add it to `TableSpec.indexes`."""
+    return GlobalIndex(
+        OUTBOX_INDEX, KeyAttribute(OUTBOX_SHARD_ATTRIBUTE), projection=Projection.KEYS_ONLY
+    )
+
+
+def check_outbox_table(spec: TableSpec) -> None:
+    """`InvalidRequest` unless `spec` can hold an outbox."""
+    strings = spec.sort_key is not None and all(
+        attribute.type is KeyType.STRING for attribute in spec.key_attributes
+    )
+    if not strings or outbox_index() not in spec.indexes:
+        raise InvalidRequest(
+            f"table {spec.name!r} cannot hold an outbox: it needs string partition and sort "
+            "keys and `outbox_index()` in TableSpec.indexes"
+        )
+
+
+def outbox_partition(ordering_key: str) -> str:
+    return f"{_PARTITION_PREFIX}{ordering_key}"
+
+
+def event_sort_key(seq: int) -> str:
+    return f"{EVENT_PREFIX}{seq:020d}"
+
+
+def shard_of(ordering_key: str) -> str:
+    return f"PENDING#{zlib.crc32(ordering_key.encode('utf-8')) % OUTBOX_SHARDS}"
+
+
+class OutboxRelay:
+    """Publishes what the outbox holds: per ordering key, in commit order, then deletes it.
+
+    At least once: a crash after `publish` returns and before the delete publishes those
+    events again on the next pass (consumers deduplicate by event id). Nothing committed is
+    ever lost: a new relay on the same table picks up whatever is pending.
+    """
+
+    def __init__(self, table: Table, publish: Publish, *, batch_size: int = 100) -> None:
+        check_outbox_table(table.spec)
+        if not 1 <= batch_size <= 100:
+            raise InvalidRequest(f"batch_size is 1 to 100 (one transaction), got {batch_size}")
+        self._table = table
+        self._publish = publish
+        self._batch_size = batch_size
+        self._pk = table.spec.partition_key.name
+        sort_key = table.spec.sort_key
+        assert sort_key is not None
+        self._sk = sort_key.name
+
+    async def relay_once(self) -> int:
+        """Publish every pending event once; return how many were published."""
+        published = 0
+        for ordering_key in await self._pending_keys():
+            published += await self._relay_key(ordering_key)
+        return published
+
+    async def run(self, poll_interval: float = 0.1) -> None:
+        """Relay until cancelled (run it in a task group); a failed pass is logged and retried
+        after `poll_interval` seconds, as is an empty one."""
+        while True:
+            try:
+                published = await self.relay_once()
+            except Exception:
+                _log.exception("outbox relay pass failed; retrying in %ss", poll_interval)
+                published = 0
+            if published == 0:
+                await anyio.sleep(poll_interval)
+
+    async def _pending_keys(self) -> list[str]:
+        keys: dict[str, None] = {}
+        for shard in range(OUTBOX_SHARDS):
+            cursor = None
+            while True:
+                page = await self._table.query(
+                    Key(OUTBOX_SHARD_ATTRIBUTE).eq(f"PENDING#{shard}"),
+                    index=OUTBOX_INDEX,
+                    cursor=cursor,
+                )
+                for item in page.items:
+                    keys[item[self._pk][len(_PARTITION_PREFIX) :]] = None
+                cursor = page.cursor
+                if cursor is None:
+                    break
+        return list(keys)
+
+    async def _relay_key(self, ordering_key: str) -> int:
+        published = 0
+        condition = Key(self._pk).eq(outbox_partition(ordering_key)) & Key(self._sk).begins_with(
+            EVENT_PREFIX
+        )
+        while True:
+            page = await self._table.query(condition, limit=self._batch_size, consistent=True)
+            if page.items:
+                await self._publish([bytes(item["body"]) for item in page.items])
+                await self._table.transact([Delete(self._key(item)) for item in page.items])
+                published += len(page.items)
+            if page.cursor is None:
+                return published
+
+    def _key(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {self._pk: item[self._pk], self._sk: item[self._sk]}

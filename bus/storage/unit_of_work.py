@@ -1,0 +1,193 @@
+"""`UnitOfWork`: stage item writes and outgoing events, commit them in one transaction.
+
+The state change and the events it causes are written together or not at all (the
+transactional outbox); `OutboxRelay` publishes the events afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from bus.storage.conditions import Attr, Condition
+from bus.storage.errors import StorageError, TransactionCanceled
+from bus.storage.outbox import (
+    HEAD_SORT_KEY,
+    OUTBOX_SHARD_ATTRIBUTE,
+    check_outbox_table,
+    event_sort_key,
+    outbox_partition,
+    shard_of,
+)
+from bus.storage.table import (
+    MAX_TRANSACTION_OPERATIONS,
+    ConditionCheck,
+    Delete,
+    Put,
+    Table,
+    TransactOperation,
+    Update,
+)
+
+__all__ = ["OutgoingEvent", "UnitOfWork"]
+
+
+@dataclass(frozen=True)
+class OutgoingEvent:
+    """An encoded envelope waiting to be published, in order among those of `ordering_key`."""
+
+    body: bytes
+    ordering_key: str
+    event_id: str
+
+
+class UnitOfWork:
+    """`async with UnitOfWork(table) as uow:` stage writes and events; a clean exit commits
+    them as ONE `table.transact()`, an exception discards them.
+
+    Each ordering key's events get consecutive sequence numbers from a head item guarded by
+    a condition, so per-key order is commit order even across processes; losing that race
+    to a concurrent commit re-reads the head and retries (up to `max_attempts`).
+    All staged writes, plus one head per ordering key and one item per event, must fit in
+    one transaction (100 operations).
+    """
+
+    def __init__(
+        self, table: Table, *, now: Callable[[], float] = time.time, max_attempts: int = 5
+    ) -> None:
+        self._table = table
+        self._now = now
+        self._max_attempts = max_attempts
+        self._operations: list[TransactOperation] = []
+        self._events: list[OutgoingEvent] = []
+        self._finished = False
+
+    async def __aenter__(self) -> UnitOfWork:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            await self.commit()
+        else:
+            self._finished = True
+
+    @property
+    def events(self) -> tuple[OutgoingEvent, ...]:
+        return tuple(self._events)
+
+    def put(self, item: Mapping[str, Any], *, condition: Condition | None = None) -> None:
+        self._stage(Put(item, condition))
+
+    def update(
+        self,
+        key: Mapping[str, Any],
+        *,
+        set: Mapping[str, Any] | None = None,
+        remove: Iterable[str] = (),
+        add: Mapping[str, Any] | None = None,
+        condition: Condition | None = None,
+    ) -> None:
+        self._stage(Update(key, set or {}, tuple(remove), add or {}, condition))
+
+    def delete(self, key: Mapping[str, Any], *, condition: Condition | None = None) -> None:
+        self._stage(Delete(key, condition))
+
+    def check(self, key: Mapping[str, Any], condition: Condition) -> None:
+        """Commit only if `condition` holds for the item with this key."""
+        self._stage(ConditionCheck(key, condition))
+
+    def publish(self, body: bytes, *, ordering_key: str, event_id: str) -> None:
+        """Stage an encoded event; it is written to the outbox with the other writes."""
+        self._check_open()
+        check_outbox_table(self._table.spec)
+        self._events.append(OutgoingEvent(bytes(body), ordering_key, event_id))
+
+    async def commit(self) -> None:
+        """Write everything staged in one transaction. `TransactionCanceled.reasons[i]` is
+        about the i-th staged write."""
+        self._check_open()
+        self._finished = True
+        if not self._operations and not self._events:
+            return
+        for attempt in range(1, self._max_attempts + 1):
+            outbox = await self._outbox_operations()
+            try:
+                await self._table.transact([*self._operations, *outbox])
+                return
+            except TransactionCanceled as canceled:
+                staged = len(self._operations)
+                if attempt < self._max_attempts and self._lost_race(canceled, staged):
+                    continue
+                raise TransactionCanceled(canceled.reasons[:staged] or canceled.reasons) from None
+
+    def _stage(self, operation: TransactOperation) -> None:
+        self._check_open()
+        self._operations.append(operation)
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise StorageError("this unit of work has ended; start a new one")
+
+    async def _outbox_operations(self) -> list[TransactOperation]:
+        by_key: dict[str, list[OutgoingEvent]] = {}
+        for event in self._events:
+            by_key.setdefault(event.ordering_key, []).append(event)
+        operations: list[TransactOperation] = []
+        committed_at = self._now()
+        for ordering_key, events in by_key.items():
+            operations.extend(await self._outbox_writes(ordering_key, events, committed_at))
+        total = len(self._operations) + len(operations)
+        if total > MAX_TRANSACTION_OPERATIONS:
+            raise StorageError(
+                f"this unit of work needs {total} operations ({len(self._operations)} writes, "
+                f"{len(operations)} outbox items) but a transaction holds "
+                f"{MAX_TRANSACTION_OPERATIONS}; split the work"
+            )
+        return operations
+
+    async def _outbox_writes(
+        self, ordering_key: str, events: list[OutgoingEvent], committed_at: float
+    ) -> list[TransactOperation]:
+        pk, sk = self._table.spec.key_names
+        partition = outbox_partition(ordering_key)
+        head_key = {pk: partition, sk: HEAD_SORT_KEY}
+        head = await self._table.get(head_key, consistent=True)
+        first = 0 if head is None else int(head["next_seq"])
+        next_seq = first + len(events)
+        head_write: TransactOperation = (
+            Put({**head_key, "next_seq": next_seq}, condition=Attr(pk).not_exists())
+            if head is None
+            else Update(head_key, set={"next_seq": next_seq}, condition=Attr("next_seq").eq(first))
+        )
+        event_writes: list[TransactOperation] = [
+            Put(
+                {
+                    pk: partition,
+                    sk: event_sort_key(first + offset),
+                    "event_id": event.event_id,
+                    "ordering_key": ordering_key,
+                    "seq": first + offset,
+                    "body": event.body,
+                    "committed_at": committed_at,
+                    OUTBOX_SHARD_ATTRIBUTE: shard_of(ordering_key),
+                }
+            )
+            for offset, event in enumerate(events)
+        ]
+        return [head_write, *event_writes]
+
+    @staticmethod
+    def _lost_race(canceled: TransactionCanceled, staged: int) -> bool:
+        """Whether only the outbox heads (or a conflicting transaction) stopped the commit."""
+        return all(
+            index >= staged or canceled.reasons[index].code == "TransactionConflict"
+            for index in canceled.failed_indexes
+        )
