@@ -92,43 +92,46 @@ def stream_records(event: Mapping[str, Any]) -> list[StreamRecord]:
     return records
 
 
-#: The attribute of an outbox item holding the encoded envelope.
-OUTBOX_ENVELOPE = "envelope"
-#: The attribute saying whether the envelope is an "event" (published) or a "task" (sent).
-OUTBOX_KIND = "kind"
-#: Sort keys of outbox items start with this.
-OUTBOX_PREFIX = "OUTBOX#"
+# The outbox layout of `bus.storage.outbox` (written by `UnitOfWork`): one item per event,
+# PK "OUTBOX#<ordering key>", SK "EVENT#<sequence>", the encoded envelope in `body`.
+OUTBOX_PARTITION_PREFIX = "OUTBOX#"
+OUTBOX_EVENT_PREFIX = "EVENT#"
+OUTBOX_BODY = "body"
+
+Delete = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def outbox_envelope(item: Mapping[str, Any]) -> tuple[Envelope, str] | None:
-    """The envelope of an outbox item and its kind, or None when the item is no outbox item.
+def outbox_envelope(item: Mapping[str, Any]) -> Envelope | None:
+    """The envelope of an outbox event item, or None when the item is none.
 
     Raises `PermanentError` (`MalformedEnvelope`) for an outbox item that cannot be read.
     """
-    if not str(item.get("SK", "")).startswith(OUTBOX_PREFIX) or OUTBOX_ENVELOPE not in item:
+    partition, sort = str(item.get("PK", "")), str(item.get("SK", ""))
+    if not (partition.startswith(OUTBOX_PARTITION_PREFIX) and sort.startswith(OUTBOX_EVENT_PREFIX)):
         return None
-    body = item[OUTBOX_ENVELOPE]
-    envelope = Envelope.decode(body if isinstance(body, bytes | str) else orjson.dumps(body))
-    kind = str(item.get(OUTBOX_KIND, "event"))
-    if kind not in ("event", "task"):
-        raise PermanentError(f"outbox item kind is {kind!r}; expected 'event' or 'task'")
-    return envelope, kind
+    body = item.get(OUTBOX_BODY)
+    if not isinstance(body, bytes | str):
+        raise PermanentError(f"outbox item {partition} {sort} has no encoded envelope in 'body'")
+    return Envelope.decode(body)
 
 
-def outbox_relay(publisher: Publisher) -> Relay:
-    """The relay hook: publish the envelope of each newly inserted outbox item."""
+def outbox_relay(publisher: Publisher, delete: Delete | None = None) -> Relay:
+    """The relay hook: publish the envelope of each newly inserted outbox item.
+
+    `delete(key)` removes the item once published, as `OutboxRelay` does after its own
+    pass; without it the item stays for `OutboxRelay` (or a TTL) to clear, and consumers
+    deduplicate the second publish by event id.
+    """
 
     async def relay(record: StreamRecord) -> None:
         if record.event_name != "INSERT" or record.new_image is None:
             return
-        found = outbox_envelope(record.new_image)
-        if found is None:
+        envelope = outbox_envelope(record.new_image)
+        if envelope is None:
             return
-        envelope, kind = found
-        if kind == "task":
-            await publisher.send([envelope])
-        else:
-            await publisher.publish([envelope])
+        await publisher.publish([envelope])
+        if delete is not None:
+            await delete(record.keys)
 
     return relay
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from decimal import Decimal
 
@@ -9,7 +10,7 @@ import pytest
 
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.dead_letters import MemoryDeadLetters
-from adapters.lambda_.streams import from_attribute_value, stream_records
+from adapters.lambda_.streams import from_attribute_value, outbox_relay, stream_records
 
 from .conftest import (
     LAMBDA_GO,
@@ -37,12 +38,14 @@ def _localstack_stream_event() -> dict:  # type: ignore[type-arg]
     return event
 
 
-def _outbox_image(envelope_body: str, sk: str = "OUTBOX#evt-1", kind: str = "event") -> dict:  # type: ignore[type-arg]
+def _outbox_image(envelope_body: str, seq: int = 1) -> dict:  # type: ignore[type-arg]
+    """An outbox event item as `UnitOfWork` writes it, in the stream's DynamoDB JSON."""
     return {
-        "PK": {"S": "ORDER#1"},
-        "SK": {"S": sk},
-        "envelope": {"S": envelope_body},
-        "kind": {"S": kind},
+        "PK": {"S": "OUTBOX#ORDER#1"},
+        "SK": {"S": f"EVENT#{seq:020d}"},
+        "body": {"B": base64.b64encode(envelope_body.encode()).decode()},
+        "event_id": {"S": f"evt-{seq}"},
+        "seq": {"N": str(seq)},
     }
 
 
@@ -93,12 +96,27 @@ def test_new_outbox_item_is_published(app: LambdaApp, published: Published) -> N
     ]
 
 
-def test_outbox_task_item_is_sent(app: LambdaApp, published: Published) -> None:
-    image = _outbox_image(body(), kind="task")
-    event = _with_outbox(sample(LAMBDA_GO / "dynamodb-event.json"), 1, image)
+def test_outbox_item_in_the_aws_lambda_go_sample_is_published(
+    app: LambdaApp, published: Published
+) -> None:
+    event = _with_outbox(sample(LAMBDA_GO / "dynamodb-event.json"), 1, _outbox_image(body()))
 
-    app(event, LambdaContext())
-    assert [e.id for e in published.tasks] == ["evt-1"] and published.events == []
+    assert app(event, LambdaContext()) == {"batchItemFailures": []}
+    assert [e.id for e in published.events] == ["evt-1"] and published.tasks == []
+
+
+async def test_relay_deletes_the_item_it_published(published: Published) -> None:
+    deleted: list[dict] = []  # type: ignore[type-arg]
+
+    async def delete(key: dict) -> None:  # type: ignore[type-arg]
+        deleted.append(key)
+
+    event = _with_outbox(sample(POWERTOOLS / "dynamoStreamEvent.json"), 0, _outbox_image(body()))
+    (record, _) = stream_records(event)
+    await outbox_relay(published, delete)(record)
+
+    assert [e.id for e in published.events] == ["evt-1"]
+    assert deleted == [{"Id": 101}]
 
 
 def test_modified_outbox_item_is_not_published_again(app: LambdaApp, published: Published) -> None:
@@ -114,7 +132,7 @@ def test_malformed_outbox_item_goes_to_the_dlq_and_the_rest_is_published(
 ) -> None:
     event = _localstack_stream_event()
     _with_outbox(event, 0, _outbox_image("{not json"))
-    _with_outbox(event, 1, _outbox_image(body(id="evt-2"), sk="OUTBOX#evt-2"))
+    _with_outbox(event, 1, _outbox_image(body(id="evt-2"), seq=2))
 
     assert app(event, LambdaContext()) == {"batchItemFailures": []}
     (letter,) = dead_letters.queues["tctf-inventory-events-dlq"]
@@ -128,7 +146,7 @@ def test_malformed_outbox_item_without_a_dlq_stops_the_batch_at_its_sequence_num
 ) -> None:
     event = _localstack_stream_event()
     _with_outbox(event, 1, _outbox_image("[]"))
-    _with_outbox(event, 2, _outbox_image(body(id="evt-3"), sk="OUTBOX#evt-3"))
+    _with_outbox(event, 2, _outbox_image(body(id="evt-3"), seq=3))
     app = LambdaApp(inventory.domain, published)
     try:
         response = app(event, LambdaContext())
@@ -144,7 +162,7 @@ def test_stream_record_past_the_deadline_is_retried_from_its_sequence_number(
 ) -> None:
     event = _localstack_stream_event()
     for index in range(3):
-        _with_outbox(event, index, _outbox_image(body(id=f"e{index}"), sk=f"OUTBOX#e{index}"))
+        _with_outbox(event, index, _outbox_image(body(id=f"e{index}"), seq=index + 1))
 
     response = app(event, LambdaContext([5000, 5000, 100]))
 

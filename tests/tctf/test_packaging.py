@@ -1,0 +1,137 @@
+"""`tctf package DOMAIN`: one domain's function, importable alone, with no other domain's code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tctf.packaging import PackagingError, main, package, requirements, scan
+
+SQS_SAMPLE = Path("/work/shared/aws/aws-lambda-go/events/testdata/sqs-event.json")
+
+_PROBE = """
+import json, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import importlib.util
+from adapters.lambda_.entry import handler
+event = json.loads(open(sys.argv[3]).read())
+print(json.dumps({
+    "response": handler(event, None),
+    "users_app": importlib.util.find_spec("domains.users.app") is not None,
+    "first_party": sorted(
+        getattr(m, "__file__", None) or ""
+        for n, m in list(sys.modules.items())
+        if n.split(".")[0] in ("bus", "domains", "adapters", "tctf")
+    ),
+}))
+"""
+
+
+def _send_email_event(tmp_path: Path) -> Path:
+    event = json.loads(SQS_SAMPLE.read_text())
+    record = event["Records"][0]
+    envelope = {
+        "specversion": "1.0",
+        "id": "t-1",
+        "source": "messaging",
+        "type": "SEND_EMAIL",
+        "time": "2026-01-01T00:00:00.000Z",
+        "dataversion": 1,
+        "correlationid": "c-1",
+        "data": {"to": "ada@example.com", "template": "welcome", "name": "Ada"},
+    }
+    record["body"] = json.dumps(envelope)
+    broken = {**record, "messageId": "broken", "body": "not an envelope"}
+    event["Records"] = [record, broken]
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    return path
+
+
+def test_package_holds_the_domain_and_only_the_contracts_of_others(tmp_path: Path) -> None:
+    built = package("messaging", tmp_path, zip=False, dependencies=False)
+
+    files = {p.relative_to(built).as_posix() for p in built.rglob("*.py")}
+    assert {"domains/messaging/app.py", "domains/messaging/contracts.py"} <= files
+    assert {"domains/users/__init__.py", "domains/users/contracts.py"} <= files
+    assert "domains/users/app.py" not in files
+    assert {"adapters/lambda_/entry.py", "bus/dispatch.py", "bus/__init__.py"} <= files
+    assert not any(f.startswith("tctf/") or f.startswith("tests/") for f in files)
+    users = package("users", tmp_path, zip=False, dependencies=False)
+    assert not list(users.glob("domains/messaging/*"))
+
+
+def test_packaged_handler_runs_in_a_clean_interpreter(tmp_path: Path) -> None:
+    built = package("messaging", tmp_path / "dist", zip=False, dependencies=False)
+    site_packages = sysconfig.get_paths()["purelib"]
+    env = {**os.environ, "TCTF_DOMAIN": "messaging", "TCTF_TRANSPORT": "memory"}
+    # -I: no environment, no user site; -S: no site-packages .pth (the editable install).
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            _PROBE,
+            str(built),
+            site_packages,
+            str(_send_email_event(tmp_path)),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    probe = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert probe["response"] == {"batchItemFailures": []}  # the broken one is dead-lettered
+    assert probe["users_app"] is False
+    assert probe["first_party"] and all(f.startswith(str(built)) for f in probe["first_party"])
+
+
+def test_zip_is_reproducible_and_lists_the_same_files(tmp_path: Path) -> None:
+    first = package("users", tmp_path / "a", dependencies=False)
+    second = package("users", tmp_path / "b", dependencies=False)
+
+    assert first.name == "users.zip"
+    assert first.read_bytes() == second.read_bytes()
+    names = zipfile.ZipFile(first).namelist()
+    assert "adapters/lambda_/entry.py" in names and "domains/users/app.py" in names
+    assert not any(n.startswith("domains/messaging/") for n in names)
+
+
+def test_third_party_requirements_are_pinned_from_the_scan() -> None:
+    pins = requirements(scan("messaging").third_party)
+    names = {p.split("==")[0].lower() for p in pins}
+    assert {"pydantic", "orjson", "anyio", "aioboto3"} <= names
+    assert not names & {"moto", "pytest", "aws-lambda-powertools"}
+
+
+def test_reaching_into_another_domain_beyond_its_contracts_is_refused(tmp_path: Path) -> None:
+    for name, text in {
+        "domains/__init__.py": "",
+        "domains/a/__init__.py": "",
+        "domains/a/app.py": "from domains.b.app import helper\n",
+        "domains/b/__init__.py": "",
+        "domains/b/app.py": "def helper(): ...\n",
+    }.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+
+    with pytest.raises(PackagingError, match=r"reaches domains\.b\.app.*domains\.b\.contracts"):
+        scan("a", tmp_path)
+
+
+def test_cli_names_an_unknown_domain(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["nowhere", "-o", str(tmp_path), "--no-deps"]) == 2
+    assert "no domain 'nowhere' (known: messaging, users)" in capsys.readouterr().err
+    assert main(["users", "-o", str(tmp_path), "--no-deps"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "users.zip")
