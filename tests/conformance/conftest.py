@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from bus import Domain
-from bus.clock import Clock, ManualClock
+from bus.clock import Clock, ManualClock, SystemClock
 from bus.runtime import TransportFactory
 from bus.testing import Harness, in_memory
 
@@ -23,6 +23,8 @@ class Features:
 
     #: The DLQ keeps the reason a record was dead-lettered (SQS itself records none).
     dead_letter_reasons: bool = True
+    #: Largest message the publish path accepts: SNS's 256 KiB; EventBridge and SQS take 1 MiB.
+    publish_limit: int = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,29 @@ class TransportCase:
     features: Features = Features()
 
 
+def _aws(kind: str) -> Callable[[pytest.FixtureRequest], TransportFactory]:
+    """An AWS transport on the session's moto server (a real HTTP endpoint on loopback)."""
+
+    def factory(request: pytest.FixtureRequest) -> TransportFactory:
+        from adapters.aws.eventbridge import eventbridge
+        from adapters.aws.session import AwsSettings
+        from adapters.aws.sns_sqs import sns_sqs
+
+        settings = AwsSettings(endpoint_url=request.getfixturevalue("moto_endpoint"))
+        return sns_sqs(settings) if kind == "sns" else eventbridge(settings)
+
+    return factory
+
+
 CASES = [
     TransportCase("memory", lambda request: in_memory(seed=7), ManualClock),
+    TransportCase("sns_sqs", _aws("sns"), SystemClock, Features(dead_letter_reasons=False)),
+    TransportCase(
+        "eventbridge",
+        _aws("eventbridge"),
+        SystemClock,
+        Features(dead_letter_reasons=False, publish_limit=1024 * 1024),
+    ),
 ]
 
 _apps = itertools.count()

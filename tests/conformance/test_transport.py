@@ -176,14 +176,17 @@ async def test_unreadable_newer_version_is_parked_without_failing_its_batch(
     assert not h.results("failed")
 
 
-async def test_oversized_message_is_rejected_with_the_size_and_the_limit(build: Build) -> None:
+async def test_oversized_message_is_rejected_with_the_size_and_the_limit(
+    build: Build, features: Features
+) -> None:
     billing, seen = recorder("billing", OrderPlaced)
     async with build(billing) as h:
         with pytest.raises(MessageTooLarge) as raised:
-            await h.publish(OrderPlaced(order_id="x" * 300_000), source="orders")
+            oversized = "x" * (features.publish_limit + 40_000)
+            await h.publish(OrderPlaced(order_id=oversized), source="orders")
         await h.settle()
     error = raised.value
-    assert error.limit == 256 * 1024 and error.size > error.limit
+    assert error.limit == features.publish_limit and error.size > error.limit
     assert str(error.limit) in str(error) and str(error.size) in str(error)
     assert seen == []
 
@@ -229,7 +232,11 @@ async def test_task_sent_by_a_handler_reaches_only_the_owning_domains_task_queue
         await h.publish(OrderPlaced(order_id="o5"), source="web")
         await h.settle()
     assert labels == ["o5"]
-    assert [o.handler for o in h.handled()] == ["orders.request_label", "shipping.print_label"]
+    # On a real transport the task can be handled before its sender's outcome is recorded.
+    assert sorted(o.handler for o in h.handled()) == [
+        "orders.request_label",
+        "shipping.print_label",
+    ]
 
 
 async def test_content_filter_delivers_only_matching_events(build: Build) -> None:

@@ -1,0 +1,219 @@
+"""Creating, or finding, the AWS resources a `Topology` describes.
+
+`provision` is idempotent: run it twice and the second run changes nothing. Queues and DLQs
+with redrive policies, then the SNS topic with one filtered, raw-delivery subscription per
+events queue, or the EventBridge bus with one rule per events queue; queue policies let
+only those send. `discover` finds the same resources in an account provisioned elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+
+from adapters.aws.errors import NotProvisioned
+from adapters.aws.session import AwsClients
+from bus.topology import QueueSpec, Topology
+
+Kind = Literal["sns", "eventbridge"]
+
+#: SQS's longest retention: a dead letter waits two weeks for someone to look at it.
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """What the transports address: queue URLs and ARNs by queue name, the topic or bus."""
+
+    queue_urls: Mapping[str, str]
+    queue_arns: Mapping[str, str]
+    topic_arn: str | None = None
+    event_bus: str | None = None
+
+
+async def provision(
+    topology: Topology,
+    clients: AwsClients,
+    kind: Kind,
+    tables: Iterable[Any] = (),
+) -> Resources:
+    """Create what is missing and bring what exists in line with the topology.
+
+    `tables` are `bus.storage.TableSpec`s created with `adapters.aws.dynamodb.create_table`
+    (the topology does not describe tables yet, so the caller passes them).
+    """
+    sqs = clients.sqs
+    urls: dict[str, str] = {}
+    arns: dict[str, str] = {}
+    for spec in topology.queues:
+        for name in (spec.dlq, spec.name):
+            urls[name] = (await sqs.create_queue(QueueName=name))["QueueUrl"]
+            arns[name] = await _queue_arn(sqs, urls[name])
+        await sqs.set_queue_attributes(
+            QueueUrl=urls[spec.dlq],
+            Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
+        )
+        await sqs.set_queue_attributes(QueueUrl=urls[spec.name], Attributes=_attributes(spec, arns))
+    events = [spec for spec in topology.queues if spec.purpose == "events"]
+    if kind == "sns":
+        topic_arn = (await clients.sns.create_topic(Name=topology.topic))["TopicArn"]
+        for spec in events:
+            await _allow(sqs, urls[spec.name], arns[spec.name], "sns.amazonaws.com", topic_arn)
+            await _subscribe(clients.sns, topic_arn, arns[spec.name], topology, spec)
+        resources = Resources(urls, arns, topic_arn=topic_arn)
+    else:
+        await _create_event_bus(clients.events, topology.event_bus)
+        for spec in events:
+            rule_arn = await _put_rule(clients.events, topology, spec, arns[spec.name])
+            await _allow(sqs, urls[spec.name], arns[spec.name], "events.amazonaws.com", rule_arn)
+        resources = Resources(urls, arns, event_bus=topology.event_bus)
+    tables = list(tables)
+    if tables:
+        from adapters.aws.dynamodb import create_table
+
+        for table in tables:
+            await create_table(table, client=clients.dynamodb)
+    return resources
+
+
+async def discover(topology: Topology, clients: AwsClients, kind: Kind) -> Resources:
+    """Look up resources created elsewhere (infrastructure code); create nothing."""
+    sqs = clients.sqs
+    urls: dict[str, str] = {}
+    arns: dict[str, str] = {}
+    for spec in topology.queues:
+        for name in (spec.name, spec.dlq):
+            try:
+                urls[name] = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
+            except ClientError as error:
+                raise NotProvisioned(
+                    f"queue {name} does not exist: run `tctf up` or deploy the stacks first"
+                ) from error
+            arns[name] = await _queue_arn(sqs, urls[name])
+    if kind == "eventbridge":
+        return Resources(urls, arns, event_bus=topology.event_bus)
+    # The topic lives in the queues' account and region: its ARN follows from theirs.
+    sample = next(iter(arns.values()), None)
+    if sample is None:
+        raise NotProvisioned("the topology has no queues, so there is nothing to discover")
+    partition, _, region, account = sample.split(":")[1:5]
+    topic_arn = f"arn:{partition}:sns:{region}:{account}:{topology.topic}"
+    return Resources(urls, arns, topic_arn=topic_arn)
+
+
+def rule_name(queue: str) -> str:
+    """The EventBridge rule feeding a queue: named for it, shortened to the 64-character limit."""
+    if len(queue) <= 64:
+        return queue
+    digest = hashlib.sha256(queue.encode()).hexdigest()[:8]
+    return f"{queue[:55]}-{digest}"
+
+
+async def _queue_arn(sqs: Any, url: str) -> str:
+    response = await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    arn: str = response["Attributes"]["QueueArn"]
+    return arn
+
+
+def _attributes(spec: QueueSpec, arns: Mapping[str, str]) -> dict[str, str]:
+    redrive = {"deadLetterTargetArn": arns[spec.dlq], "maxReceiveCount": spec.max_receive_count}
+    return {
+        # SQS counts visibility in whole seconds; rounding up never shortens a handler's time.
+        "VisibilityTimeout": str(math.ceil(spec.visibility_timeout)),
+        "RedrivePolicy": json.dumps(redrive),
+    }
+
+
+async def _allow(sqs: Any, url: str, queue_arn: str, service: str, source_arn: str) -> None:
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "tctf-delivery",
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
+            }
+        ],
+    }
+    await sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+
+
+async def _subscribe(
+    sns: Any, topic_arn: str, queue_arn: str, topology: Topology, spec: QueueSpec
+) -> None:
+    policy, scope = topology.filter_policy(spec.name)
+    wanted = {
+        "RawMessageDelivery": "true",
+        "FilterPolicyScope": scope,
+        "FilterPolicy": json.dumps(policy, sort_keys=True),
+    }
+    existing = await _subscription_to(sns, topic_arn, queue_arn)
+    if existing is None:
+        await sns.subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes=wanted,
+            ReturnSubscriptionArn=True,
+        )
+        return
+    current = (await sns.get_subscription_attributes(SubscriptionArn=existing))["Attributes"]
+    # The scope first: the policy is validated against the scope in force.
+    for name in ("RawMessageDelivery", "FilterPolicyScope", "FilterPolicy"):
+        if _differs(name, current.get(name), wanted[name]):
+            await sns.set_subscription_attributes(
+                SubscriptionArn=existing, AttributeName=name, AttributeValue=wanted[name]
+            )
+
+
+def _differs(name: str, current: str | None, wanted: str) -> bool:
+    if current is None:
+        return True
+    if name == "FilterPolicy":
+        return bool(json.loads(current) != json.loads(wanted))
+    return current.lower() != wanted.lower()
+
+
+async def _subscription_to(sns: Any, topic_arn: str, queue_arn: str) -> str | None:
+    paginator = sns.get_paginator("list_subscriptions_by_topic")
+    async for page in paginator.paginate(TopicArn=topic_arn):
+        for sub in page.get("Subscriptions", ()):
+            if sub.get("Endpoint") == queue_arn and sub.get("Protocol") == "sqs":
+                arn: str = sub["SubscriptionArn"]
+                return arn
+    return None
+
+
+async def _create_event_bus(events: Any, name: str) -> None:
+    try:
+        await events.create_event_bus(Name=name)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
+            raise
+
+
+async def _put_rule(events: Any, topology: Topology, spec: QueueSpec, queue_arn: str) -> str:
+    name = rule_name(spec.name)
+    rule = await events.put_rule(
+        Name=name,
+        EventBusName=topology.event_bus,
+        EventPattern=json.dumps(topology.event_pattern(spec.name), sort_keys=True),
+        State="ENABLED",
+        Description=f"events for domain {spec.domain}",
+    )
+    await events.put_targets(
+        Rule=name,
+        EventBusName=topology.event_bus,
+        Targets=[{"Id": "queue", "Arn": queue_arn}],
+    )
+    arn: str = rule["RuleArn"]
+    return arn

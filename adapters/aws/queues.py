@@ -1,0 +1,386 @@
+"""What both AWS transports share: SQS task queues, the consuming side, settle and DLQs.
+
+`QueueTransport` owns the clients and the resources; `SnsSqsTransport` and
+`EventBridgeTransport` add only how events are published.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import anyio
+from anyio.abc import TaskStatus
+
+from adapters.aws.batches import Backoff, EntryFailure, is_transient, put_in_batches
+from adapters.aws.errors import NotSettled
+from adapters.aws.poller import LambdaHandler, SqsPoller
+from adapters.aws.provision import Kind, Resources, discover, provision
+from adapters.aws.session import AwsClients, AwsSettings
+from bus.dispatch import Dispatcher
+from bus.envelope import Envelope
+from bus.errors import ConfigurationError, MessageTooLarge
+from bus.limits import SQS, ServiceLimits
+from bus.topology import Purpose, QueueSpec, Topology
+from bus.transport import DeadLetter
+
+T = TypeVar("T")
+
+#: The counts that must all read zero for a queue to be empty.
+_COUNTS = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+
+
+def default_handler(dispatcher: Dispatcher) -> LambdaHandler:
+    """The domain's Lambda handler: the SQS batch adapter over its dispatcher."""
+    from adapters.lambda_.sqs import handle_sqs_event
+
+    return partial(handle_sqs_event, dispatcher)
+
+
+def message_attributes(envelope: Envelope) -> dict[str, dict[str, str]]:
+    """The SNS/SQS message attributes of an envelope: what filter policies and tracing read."""
+    attributes = {
+        "type": {"DataType": "String", "StringValue": envelope.type},
+        "dataversion": {"DataType": "Number", "StringValue": str(envelope.dataversion)},
+        "source": {"DataType": "String", "StringValue": envelope.source},
+        "correlationid": {"DataType": "String", "StringValue": envelope.correlationid},
+    }
+    if envelope.traceparent:
+        attributes["traceparent"] = {"DataType": "String", "StringValue": envelope.traceparent}
+    return attributes
+
+
+def check_message_size(
+    envelope: Envelope,
+    body: bytes,
+    attributes: Mapping[str, Mapping[str, str]],
+    limits: ServiceLimits,
+) -> None:
+    """SNS and SQS count a message's attributes (name, type and value) with its body."""
+    size = len(body) + sum(
+        len(name.encode()) + len(value["DataType"].encode()) + len(value["StringValue"].encode())
+        for name, value in attributes.items()
+    )
+    if size > limits.max_message_bytes:
+        raise MessageTooLarge(
+            size, limits.max_message_bytes, limits.service, f"{envelope.type} {envelope.id}"
+        )
+
+
+class QueueTransport:
+    """SQS queues of a topology: tasks in, batches out through pollers, DLQ inspection.
+
+    `async with transport:` opens the clients and resources; without it they open on first
+    use and close when `serve()` returns (or on `aclose()`).
+    """
+
+    kind: Kind
+    services: tuple[str, ...] = ("sqs",)
+    #: Tasks go straight to SQS.
+    send_limits: ServiceLimits = SQS
+
+    def __init__(
+        self,
+        topology: Topology,
+        settings: AwsSettings | None = None,
+        *,
+        handler_for: Callable[[Dispatcher], LambdaHandler] = default_handler,
+    ) -> None:
+        self.topology = topology
+        self.settings = settings or AwsSettings()
+        #: Builds each domain's Lambda handler from its dispatcher (e.g. a full entry point).
+        self._handler_for = handler_for
+        self._clients: AwsClients | None = None
+        self._resources: Resources | None = None
+        self._opening = anyio.Lock()
+        self._context_depth = 0
+        self.pollers: list[SqsPoller] = []
+
+    # -- Lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._context_depth += 1
+        await self.resources()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._context_depth -= 1
+        if self._context_depth == 0:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the clients; the next use opens them again."""
+        clients, self._clients = self._clients, None
+        self._resources = None
+        if clients is not None:
+            with anyio.CancelScope(shield=True):
+                await clients.__aexit__(None, None, None)
+
+    async def clients(self) -> AwsClients:
+        await self.resources()
+        assert self._clients is not None
+        return self._clients
+
+    async def resources(self) -> Resources:
+        """The topology's queues (and topic or bus), provisioned or looked up on first use."""
+        async with self._opening:
+            if self._resources is None:
+                if self._clients is None:
+                    self._clients = await AwsClients(self.settings, *self.services).__aenter__()
+                find = provision if self.settings.provision else discover
+                self._resources = await self._retrying(
+                    find, self.topology, self._clients, self.kind
+                )
+            return self._resources
+
+    async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Call through an outage: transient errors are retried until the retry deadline."""
+        backoff: Backoff | None = None
+        while True:
+            try:
+                return await call(*args, **kwargs)
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                backoff = backoff or Backoff(self.settings)
+                if not await backoff.wait():
+                    raise
+
+    # -- Tasks -----------------------------------------------------------------------------
+
+    async def send(self, envelopes: Sequence[Envelope]) -> None:
+        """Put each task on its domain's task queue with SendMessageBatch, ten at a time."""
+        by_queue: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for envelope in envelopes:
+            queue = self.topology.task_queue_for(envelope.type).name
+            by_queue.setdefault(queue, []).append(
+                (f"{envelope.type} {envelope.id}", self._sqs_entry(envelope))
+            )
+        if not by_queue:
+            return
+        resources = await self.resources()
+        sqs = (await self.clients()).sqs
+        for queue, entries in by_queue.items():
+            url = resources.queue_urls[queue]
+
+            async def call(
+                batch: Sequence[tuple[str, dict[str, Any]]], url: str = url
+            ) -> list[EntryFailure]:
+                response = await sqs.send_message_batch(
+                    QueueUrl=url, Entries=[{"Id": i, **entry} for i, entry in batch]
+                )
+                return _failures(response)
+
+            await put_in_batches(f"SQS SendMessageBatch to {queue}", entries, call, self.settings)
+
+    def _sqs_entry(self, envelope: Envelope) -> dict[str, Any]:
+        body = envelope.encode()
+        attributes = message_attributes(envelope)
+        check_message_size(envelope, body, attributes, self.send_limits)
+        return {"MessageBody": body.decode(), "MessageAttributes": attributes}
+
+    # -- Delivery --------------------------------------------------------------------------
+
+    async def serve(
+        self,
+        dispatchers: Mapping[str, Dispatcher],
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Poll every served domain's queues until cancelled; report started once the
+        resources exist and the pollers run."""
+        pollers: list[SqsPoller] = []
+        try:
+            resources = await self.resources()
+            sqs = (await self.clients()).sqs
+            pollers = [
+                SqsPoller(
+                    sqs,
+                    spec,
+                    resources.queue_urls[spec.name],
+                    resources.queue_arns[spec.name],
+                    self._handler_for(dispatchers[spec.domain]),
+                    self.settings,
+                )
+                for spec in self.topology.queues
+                if spec.domain in dispatchers
+            ]
+            self.pollers.extend(pollers)
+            async with anyio.create_task_group() as group:
+                for poller in pollers:
+                    await group.start(poller.run)
+                task_status.started()
+        finally:
+            for poller in pollers:
+                self.pollers.remove(poller)
+            if self._context_depth == 0:
+                await self.aclose()
+
+    def stop(self) -> None:
+        """Stop every poller receiving; `serve()` returns once their batches are finished."""
+        for poller in self.pollers:
+            poller.stop()
+
+    async def settle(self) -> None:
+        """Wait until no batch is in flight here and every queue reads empty twice in a row.
+
+        Reads SQS's own counts (visible, in flight, delayed) of every non-DLQ queue; a record
+        failing until its max receive count is in flight until SQS moves it to the DLQ.
+        """
+        resources = await self.resources()
+        sqs = (await self.clients()).sqs
+        urls = [resources.queue_urls[spec.name] for spec in self.topology.queues]
+        deadline = time.monotonic() + self.settings.settle_timeout
+        quiet = 0
+        while quiet < 2:
+            counts = await self._counts(sqs, urls)
+            busy = sum(p.in_flight for p in self.pollers)
+            quiet = quiet + 1 if busy == 0 and not any(counts.values()) else 0
+            if quiet >= 2:
+                return
+            if time.monotonic() > deadline:
+                raise NotSettled(
+                    f"queues still hold messages after {self.settings.settle_timeout:g}s: "
+                    + ", ".join(f"{q} {n}" for q, n in counts.items() if n)
+                    + (f"; {busy} batches in flight" if busy else "")
+                    + ". Is a domain not being served, or a handler hanging?"
+                )
+            await anyio.sleep(self.settings.settle_interval)
+
+    async def _counts(self, sqs: Any, urls: Sequence[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for url in urls:
+            response = await self._retrying(
+                sqs.get_queue_attributes, QueueUrl=url, AttributeNames=list(_COUNTS)
+            )
+            attributes = response["Attributes"]
+            counts[url.rsplit("/", 1)[-1]] = sum(int(attributes.get(c, 0)) for c in _COUNTS)
+        return counts
+
+    # -- Dead letters ----------------------------------------------------------------------
+
+    def _spec(self, domain: str, purpose: Purpose) -> QueueSpec:
+        spec = self.topology.queue(domain, purpose)
+        if spec is None:
+            raise ConfigurationError(f"domain {domain!r} has no {purpose} queue")
+        return spec
+
+    async def dead_letters(self, domain: str, purpose: Purpose = "events") -> list[DeadLetter]:
+        """The DLQ's records, oldest first, left in the DLQ.
+
+        Each is received, then made visible again at once; SQS keeps no failure reason, so
+        `reason` is None, and `receive_count` includes such inspections.
+        """
+        spec = self._spec(domain, purpose)
+        url = (await self.resources()).queue_urls[spec.dlq]
+        sqs = (await self.clients()).sqs
+        messages = await _receive_all(sqs, url)
+        if messages:
+            await _make_visible(sqs, url, messages)
+        messages.sort(key=lambda m: int(m.get("Attributes", {}).get("SentTimestamp", 0)))
+        return [
+            DeadLetter(
+                m["MessageId"],
+                self._dead_letter_body(m["Body"]),
+                int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                None,
+            )
+            for m in messages
+        ]
+
+    def _dead_letter_body(self, body: str) -> bytes:
+        """The envelope a dead-lettered message carries, as the producer encoded it."""
+        return body.encode()
+
+    async def redrive(self, domain: str, purpose: Purpose = "events") -> int:
+        """Move the DLQ's records back to their queue: send each, then delete it from the DLQ.
+
+        (SQS's StartMessageMoveTask does this server-side on AWS, but is asynchronous and not
+        offered by moto; moving by hand works on both and returns how many moved.)
+        """
+        spec = self._spec(domain, purpose)
+        resources = await self.resources()
+        sqs = (await self.clients()).sqs
+        dlq, source = resources.queue_urls[spec.dlq], resources.queue_urls[spec.name]
+        messages = await _receive_all(sqs, dlq)
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            entries = [
+                (
+                    m["MessageId"],
+                    {
+                        "MessageBody": m["Body"],
+                        "MessageAttributes": _resendable(m.get("MessageAttributes", {})),
+                    },
+                )
+                for m in chunk
+            ]
+
+            async def call(batch: Sequence[tuple[str, dict[str, Any]]]) -> list[EntryFailure]:
+                response = await sqs.send_message_batch(
+                    QueueUrl=source, Entries=[{"Id": i, **entry} for i, entry in batch]
+                )
+                return _failures(response)
+
+            await put_in_batches(f"redrive to {spec.name}", entries, call, self.settings)
+            await sqs.delete_message_batch(
+                QueueUrl=dlq,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
+                ],
+            )
+        return len(messages)
+
+
+async def _receive_all(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Every visible message of a queue, each hidden for a while so none is read twice."""
+    seen: dict[str, dict[str, Any]] = {}
+    while True:
+        response = await sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=60,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            return list(seen.values())
+        for message in messages:
+            seen.setdefault(message["MessageId"], message)
+
+
+async def _make_visible(sqs: Any, url: str, messages: Sequence[Mapping[str, Any]]) -> None:
+    for start in range(0, len(messages), 10):
+        await sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(messages[start : start + 10])
+            ],
+        )
+
+
+def _resendable(attributes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    keep = ("DataType", "StringValue", "BinaryValue")
+    return {name: {k: v[k] for k in keep if k in v} for name, v in attributes.items()}
+
+
+def _failures(response: Mapping[str, Any]) -> list[EntryFailure]:
+    return [
+        EntryFailure(f["Id"], f.get("Code", ""), f.get("Message", ""), bool(f.get("SenderFault")))
+        for f in response.get("Failed", ())
+    ]

@@ -1,0 +1,65 @@
+"""Events through SNS fan-out into each consuming domain's SQS queue.
+
+One platform topic; each events queue subscribes with raw message delivery and the filter
+policy `Topology.filter_policy` gives it. Envelopes go out with PublishBatch, ten at a time,
+carrying `type`, `dataversion`, `source`, `correlationid` and `traceparent` as attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from adapters.aws.batches import EntryFailure, put_in_batches
+from adapters.aws.queues import QueueTransport, check_message_size, message_attributes
+from adapters.aws.session import AwsSettings
+from bus.clock import Clock
+from bus.envelope import Envelope
+from bus.limits import SNS, SQS, ServiceLimits, path_limit
+from bus.runtime import TransportFactory
+from bus.topology import Topology
+from bus.transport import Transport
+
+
+class SnsSqsTransport(QueueTransport):
+    """SNS topic → filtered raw subscriptions → SQS queues with DLQs → pollers."""
+
+    kind = "sns"
+    services = ("sqs", "sns")
+    #: Publishing goes through SNS into SQS: SNS's 256 KiB (body plus attributes) applies.
+    publish_limits: ServiceLimits = path_limit(SNS, SQS)
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """PublishBatch every envelope; all are size-checked before any is sent."""
+        entries = [(f"{e.type} {e.id}", self._entry(e)) for e in envelopes]
+        if not entries:
+            return
+        resources = await self.resources()
+        sns = (await self.clients()).sns
+
+        async def call(batch: Sequence[tuple[str, dict[str, Any]]]) -> list[EntryFailure]:
+            response = await sns.publish_batch(
+                TopicArn=resources.topic_arn,
+                PublishBatchRequestEntries=[{"Id": i, **entry} for i, entry in batch],
+            )
+            return [
+                EntryFailure(f["Id"], f.get("Code", ""), f.get("Message", ""), f["SenderFault"])
+                for f in response.get("Failed", ())
+            ]
+
+        await put_in_batches("SNS PublishBatch", entries, call, self.settings)
+
+    def _entry(self, envelope: Envelope) -> dict[str, Any]:
+        body = envelope.encode()
+        attributes = message_attributes(envelope)
+        check_message_size(envelope, body, attributes, self.publish_limits)
+        return {"Message": body.decode(), "MessageAttributes": attributes}
+
+
+def sns_sqs(settings: AwsSettings | None = None) -> TransportFactory:
+    """A `Runtime` transport factory for SNS+SQS on the given endpoint."""
+
+    def build(topology: Topology, clock: Clock) -> Transport:
+        return SnsSqsTransport(topology, settings)
+
+    return build
