@@ -37,11 +37,16 @@ _COUNTS = (
 )
 
 
-def default_handler(dispatcher: Dispatcher) -> LambdaHandler:
-    """The domain's Lambda handler: the SQS batch adapter over its dispatcher."""
+def default_handler(dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
+    """The domain's Lambda handler: the SQS batch adapter over its dispatcher, parking
+    records that can never succeed in their DLQ at once, with the reason attached."""
+    from adapters.lambda_.dead_letters import SqsDeadLetters
     from adapters.lambda_.sqs import handle_sqs_event
 
-    return partial(handle_sqs_event, dispatcher)
+    async def opened() -> Any:
+        return sqs
+
+    return partial(handle_sqs_event, dispatcher, dead_letters=SqsDeadLetters(opened))
 
 
 def message_attributes(envelope: Envelope) -> dict[str, dict[str, str]]:
@@ -91,11 +96,11 @@ class QueueTransport:
         topology: Topology,
         settings: AwsSettings | None = None,
         *,
-        handler_for: Callable[[Dispatcher], LambdaHandler] = default_handler,
+        handler_for: Callable[[Dispatcher], LambdaHandler] | None = None,
     ) -> None:
         self.topology = topology
         self.settings = settings or AwsSettings()
-        #: Builds each domain's Lambda handler from its dispatcher (e.g. a full entry point).
+        #: Builds each domain's Lambda handler from its dispatcher; None: `default_handler`.
         self._handler_for = handler_for
         self._clients: AwsClients | None = None
         self._resources: Resources | None = None
@@ -211,7 +216,7 @@ class QueueTransport:
                     spec,
                     resources.queue_urls[spec.name],
                     resources.queue_arns[spec.name],
-                    self._handler_for(dispatchers[spec.domain]),
+                    self._handler(dispatchers[spec.domain], sqs),
                     self.settings,
                 )
                 for spec in self.topology.queues
@@ -227,6 +232,11 @@ class QueueTransport:
                 self.pollers.remove(poller)
             if self._context_depth == 0:
                 await self.aclose()
+
+    def _handler(self, dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
+        if self._handler_for is not None:
+            return self._handler_for(dispatcher)
+        return default_handler(dispatcher, sqs)
 
     def stop(self) -> None:
         """Stop every poller receiving; `serve()` returns once their batches are finished."""
@@ -280,8 +290,9 @@ class QueueTransport:
     async def dead_letters(self, domain: str, purpose: Purpose = "events") -> list[DeadLetter]:
         """The DLQ's records, oldest first, left in the DLQ.
 
-        Each is received, then made visible again at once; SQS keeps no failure reason, so
-        `reason` is None, and `receive_count` includes such inspections.
+        Each is received, then made visible again at once (so `receive_count` includes such
+        inspections). `reason` is the one a parked record was sent with; SQS records none
+        for a record it moved after `maxReceiveCount` deliveries.
         """
         spec = self._spec(domain, purpose)
         url = (await self.resources()).queue_urls[spec.dlq]
@@ -295,7 +306,7 @@ class QueueTransport:
                 m["MessageId"],
                 self._dead_letter_body(m["Body"]),
                 int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
-                None,
+                _reason(m),
             )
             for m in messages
         ]
@@ -374,9 +385,21 @@ async def _make_visible(sqs: Any, url: str, messages: Sequence[Mapping[str, Any]
         )
 
 
+def _reason(message: Mapping[str, Any]) -> str | None:
+    from adapters.lambda_.dead_letters import REASON_ATTRIBUTE
+
+    attribute = message.get("MessageAttributes", {}).get(REASON_ATTRIBUTE)
+    return None if attribute is None else str(attribute.get("StringValue"))
+
+
 def _resendable(attributes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The envelope's attributes, without the dead-lettering notes (`tctf-reason`, ...)."""
     keep = ("DataType", "StringValue", "BinaryValue")
-    return {name: {k: v[k] for k in keep if k in v} for name, v in attributes.items()}
+    return {
+        name: {k: v[k] for k in keep if k in v}
+        for name, v in attributes.items()
+        if not name.startswith("tctf-")
+    }
 
 
 def _failures(response: Mapping[str, Any]) -> list[EntryFailure]:
