@@ -1,0 +1,311 @@
+"""Lambda cold start and warm per-record cost: each domain's function beside a Powertools peer.
+
+Cold start: a fresh interpreter imports the handler module, initialises (publisher, SDK
+client against a moto server on loopback) and handles a 1-record SQS event; wall time from
+the parent too (minus a bare `python -c pass`; it adds interpreter start and exit, which a
+Lambda cold start does not pay at exit). Warm: a 10-record SQS batch, per record, in-process.
+The peer is a Powertools + boto3 handler doing the same work: AsyncBatchProcessor (and
+BatchProcessor), the envelope parsed into a pydantic model, a boto3 SQS client made at init.
+
+    .venv/bin/python benchmarks/lambda_cold_start.py [--runs 7] [--batches 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+APP = "bench"
+
+PEER = r"""
+import asyncio, os
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    AsyncBatchProcessor, BatchProcessor, EventType,
+    async_process_partial_response, process_partial_response,
+)
+from pydantic import BaseModel
+
+class SendEmail(BaseModel):
+    to: str
+    template: str
+    name: str
+
+class Envelope(BaseModel):
+    specversion: str
+    id: str
+    source: str
+    type: str
+    time: str
+    dataversion: int
+    correlationid: str
+    data: SendEmail
+
+logger = Logger(service="messaging")
+async_processor = AsyncBatchProcessor(event_type=EventType.SQS)
+processor = BatchProcessor(event_type=EventType.SQS)
+sqs = boto3.client("sqs", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
+sent = 0
+
+async def async_record_handler(record):
+    global sent
+    Envelope.model_validate_json(record.body)
+    sent += 1
+
+def record_handler(record):
+    global sent
+    Envelope.model_validate_json(record.body)
+    sent += 1
+
+def handler(event, context):
+    return async_process_partial_response(
+        event=event, record_handler=async_record_handler, processor=async_processor,
+        context=context,
+    )
+
+def sync_handler(event, context):
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+"""
+
+COLD = r"""
+import json, sys, time
+start = time.perf_counter()
+sys.path.insert(0, sys.argv[1])
+{load}
+loaded = time.perf_counter()
+response = handler(json.loads(sys.argv[2]), None)
+done = time.perf_counter()
+print(json.dumps({{"init": loaded - start, "first": done - loaded, "response": response}}))
+"""
+OURS_LOAD = "from adapters.lambda_.entry import handler"
+PEER_LOAD = "import peer_handler; handler = peer_handler.handler"
+
+
+class Context:
+    """Lambda's context object, with plenty of time left."""
+
+    function_name = "bench"
+    aws_request_id = "bench"
+    memory_limit_in_mb = 1769
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def send_email_body(index: int) -> str:
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "messaging",
+            "type": "SEND_EMAIL",
+            "time": "2026-01-01T00:00:00.000Z",
+            "dataversion": 1,
+            "correlationid": f"c-{index}",
+            "datacontenttype": "application/json",
+            "data": {"to": f"user{index}@example.com", "template": "welcome", "name": "Ada"},
+        }
+    )
+
+
+def sqs_event(bodies: list[str], queue: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": "handle",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
+                "awsRegion": REGION,
+            }
+            for body in bodies
+        ]
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def provision(endpoint: str) -> None:
+    """The queues, DLQs and topic the functions address, as infrastructure code would."""
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
+    for domain in ("users", "messaging"):
+        for purpose in ("events", "tasks"):
+            for suffix in ("", "-dlq"):
+                sqs.create_queue(QueueName=f"{APP}-{domain}-{purpose}{suffix}")
+    boto3.client("sns", endpoint_url=endpoint, region_name=REGION).create_topic(
+        Name=f"{APP}-events"
+    )
+
+
+def environment(endpoint: str, domain: str, peer_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoint,
+        "TCTF_DOMAIN": domain,
+        "TCTF_APP": APP,
+        "TCTF_TRANSPORT": "sns",
+        "TCTF_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:{APP}-events",
+        "PYTHONPATH": str(peer_dir),
+    }
+
+
+def run_cold(code: str, args: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True
+    )
+    wall = time.perf_counter() - start
+    return wall, json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cold_starts(endpoint: str, runs: int, peer_dir: Path) -> dict[str, dict[str, float]]:
+    event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-messaging-tasks"))
+    users_event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-users-events"))
+    contenders = {
+        "python -c pass": ("pass", [], "messaging"),
+        "tctf messaging": (COLD.format(load=OURS_LOAD), [str(ROOT), event], "messaging"),
+        "tctf users": (COLD.format(load=OURS_LOAD), [str(ROOT), users_event], "users"),
+        "Powertools + boto3": (COLD.format(load=PEER_LOAD), [str(peer_dir), event], "messaging"),
+    }
+    samples: dict[str, list[tuple[float, dict[str, Any]]]] = {name: [] for name in contenders}
+    for _ in range(runs):
+        for name, (code, args, domain) in contenders.items():
+            env = environment(endpoint, domain, peer_dir)
+            if code == "pass":
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+                samples[name].append((time.perf_counter() - start, {}))
+            else:
+                samples[name].append(run_cold(code, args, env))
+    results: dict[str, dict[str, float]] = {}
+    for name, runs_of in samples.items():
+        results[name] = {
+            "wall": statistics.median(w for w, _ in runs_of),
+            "init": statistics.median(p.get("init", 0.0) for _, p in runs_of),
+            "first": statistics.median(p.get("first", 0.0) for _, p in runs_of),
+        }
+    return results
+
+
+def warm(endpoint: str, batches: int, repeats: int, peer_dir: Path) -> dict[str, float]:
+    """Microseconds per record over `batches` 10-record invocations; median of `repeats`."""
+    os.environ.update(environment(endpoint, "messaging", peer_dir))
+    sys.path.insert(0, str(peer_dir))
+    import peer_handler
+
+    from adapters.lambda_.boot import build
+
+    ours = build(os.environ)
+    context = Context()
+    queue = f"{APP}-messaging-tasks"
+
+    def events() -> list[dict[str, Any]]:
+        return [
+            sqs_event([send_email_body(i * 10 + j) for j in range(10)], queue)
+            for i in range(batches)
+        ]
+
+    contenders = {
+        "tctf messaging": ours,
+        "Powertools AsyncBatchProcessor": peer_handler.handler,
+        "Powertools BatchProcessor": peer_handler.sync_handler,
+    }
+    timings: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, handler in contenders.items():
+            prepared = events()
+            start = time.perf_counter()
+            for event in prepared:
+                response = handler(event, context)
+            elapsed = time.perf_counter() - start
+            assert response == {"batchItemFailures": []}, (name, response)
+            timings[name].append(elapsed / (batches * 10) * 1e6)
+    ours.close()
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="cold starts per contender")
+    parser.add_argument("--batches", type=int, default=2000, help="warm 10-record invocations")
+    parser.add_argument("--repeats", type=int, default=5, help="warm measurements per contender")
+    args = parser.parse_args()
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    peer_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"tctf-bench-peer-{os.getpid()}"
+    peer_dir.mkdir(exist_ok=True)
+    (peer_dir / "peer_handler.py").write_text(PEER)
+    try:
+        provision(endpoint)
+        cold = cold_starts(endpoint, args.runs, peer_dir)
+        per_record = warm(endpoint, args.batches, args.repeats, peer_dir)
+    finally:
+        server.stop()
+    report(cold, per_record, args)
+
+
+def report(cold: dict[str, dict[str, float]], per_record: dict[str, float], args: Any) -> None:
+    base = cold["python -c pass"]["wall"]
+    peer_cold = cold["Powertools + boto3"]
+    peer = peer_cold["init"] + peer_cold["first"]
+    print(f"Cold start, median of {args.runs} fresh interpreters (ms)")
+    print("cold start = import + init + first invocation, timed inside the new interpreter")
+    print("| contender | cold start | import + init | first invocation | wall - pass | ratio |")
+    print("|---|---|---|---|---|---|")
+    for name, c in cold.items():
+        if name == "python -c pass":
+            continue
+        total = c["init"] + c["first"]
+        print(
+            f"| {name} | {total * 1e3:.0f} | {c['init'] * 1e3:.0f} | {c['first'] * 1e3:.1f} "
+            f"| {(c['wall'] - base) * 1e3:.0f} | {total / peer:.2f}x |"
+        )
+    print(f"(python -c pass: {base * 1e3:.0f} ms)")
+    print()
+    async_peer = per_record["Powertools AsyncBatchProcessor"]
+    print(f"Warm, 10-record SQS batches x {args.batches}, median of {args.repeats} (µs per record)")
+    print("| contender | µs/record | ratio to AsyncBatchProcessor |")
+    print("|---|---|---|")
+    for name, micros in per_record.items():
+        print(f"| {name} | {micros:.2f} | {micros / async_peer:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
