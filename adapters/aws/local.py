@@ -7,6 +7,7 @@ stop, as they would outlive a network outage on AWS.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from typing import Any
@@ -36,6 +37,7 @@ class LocalEndpoint:
         ):
             os.environ.setdefault(name, value)
         teach_moto_or_in_message_body()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         return self.url

@@ -55,24 +55,35 @@ async def provision(
         for name in (spec.dlq, spec.name):
             urls[name] = (await sqs.create_queue(QueueName=name))["QueueUrl"]
             arns[name] = await _queue_arn(sqs, urls[name])
-        await sqs.set_queue_attributes(
-            QueueUrl=urls[spec.dlq],
-            Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
-        )
-        await sqs.set_queue_attributes(QueueUrl=urls[spec.name], Attributes=_attributes(spec, arns))
+    # Who may send to each events queue: the topic, or the rule feeding it.
+    senders: dict[str, tuple[str, str]] = {}
     events = [spec for spec in topology.queues if spec.purpose == "events"]
     if kind == "sns":
         topic_arn = (await clients.sns.create_topic(Name=topology.topic))["TopicArn"]
-        for spec in events:
-            await _allow(sqs, urls[spec.name], arns[spec.name], "sns.amazonaws.com", topic_arn)
-            await _subscribe(clients.sns, topic_arn, arns[spec.name], topology, spec)
+        senders = {spec.name: ("sns.amazonaws.com", topic_arn) for spec in events}
         resources = Resources(urls, arns, topic_arn=topic_arn)
     else:
         await _create_event_bus(clients.events, topology.event_bus)
         for spec in events:
             rule_arn = await _put_rule(clients.events, topology, spec, arns[spec.name])
-            await _allow(sqs, urls[spec.name], arns[spec.name], "events.amazonaws.com", rule_arn)
+            senders[spec.name] = ("events.amazonaws.com", rule_arn)
         resources = Resources(urls, arns, event_bus=topology.event_bus)
+    for spec in topology.queues:
+        await sqs.set_queue_attributes(
+            QueueUrl=urls[spec.dlq],
+            Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
+        )
+        attributes = _attributes(spec, arns)
+        if spec.name in senders:
+            service, source_arn = senders[spec.name]
+            attributes["Policy"] = await _policy(
+                sqs, urls[spec.name], arns[spec.name], service, source_arn
+            )
+        # One call: moto (unlike SQS) drops a queue's policy when a call leaves it out.
+        await sqs.set_queue_attributes(QueueUrl=urls[spec.name], Attributes=attributes)
+    if kind == "sns":
+        for spec in events:
+            await _subscribe(clients.sns, topic_arn, arns[spec.name], topology, spec)
     tables = list(tables)
     if tables:
         from adapters.aws.dynamodb import create_table
@@ -130,21 +141,24 @@ def _attributes(spec: QueueSpec, arns: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-async def _allow(sqs: Any, url: str, queue_arn: str, service: str, source_arn: str) -> None:
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "tctf-delivery",
-                "Effect": "Allow",
-                "Principal": {"Service": service},
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
-            }
-        ],
+async def _policy(sqs: Any, url: str, queue_arn: str, service: str, source_arn: str) -> str:
+    """The queue policy letting `service` send from `source_arn`; statements others (or the
+    other transport) put in the policy stay."""
+    sid = f"tctf-{service.split('.')[0]}"
+    statement = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
     }
-    await sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    current = await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])
+    policy_text = current.get("Attributes", {}).get("Policy")
+    policy: dict[str, Any] = json.loads(policy_text) if policy_text else {"Version": "2012-10-17"}
+    others = [s for s in policy.get("Statement", []) if s.get("Sid") != sid]
+    policy["Statement"] = [*others, statement]
+    return json.dumps(policy)
 
 
 async def _subscribe(

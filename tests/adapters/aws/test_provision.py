@@ -1,0 +1,111 @@
+"""Provisioning creates what the topology describes; running it again changes nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from adapters.aws.provision import provision, rule_name
+from adapters.aws.session import AwsClients, AwsSettings
+from bus import Topology
+from tests.adapters.aws.test_transports import shop
+
+QUEUE_ATTRIBUTES = ["VisibilityTimeout", "RedrivePolicy", "Policy", "MessageRetentionPeriod"]
+
+
+async def snapshot(clients: AwsClients, topology: Topology) -> dict[str, Any]:
+    """Every resource under the app's names, with the attributes provisioning sets."""
+    queues: dict[str, Any] = {}
+    listed = await clients.sqs.list_queues(QueueNamePrefix=topology.app)
+    for url in sorted(listed.get("QueueUrls", [])):
+        attributes = await clients.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=QUEUE_ATTRIBUTES
+        )
+        queues[url.rsplit("/", 1)[-1]] = attributes["Attributes"]
+    topics = [
+        t["TopicArn"]
+        for t in (await clients.sns.list_topics())["Topics"]
+        if t["TopicArn"].endswith(f":{topology.topic}")
+    ]
+    subscriptions: dict[str, Any] = {}
+    for topic in topics:
+        listed = await clients.sns.list_subscriptions_by_topic(TopicArn=topic)
+        for sub in listed["Subscriptions"]:
+            found = await clients.sns.get_subscription_attributes(
+                SubscriptionArn=sub["SubscriptionArn"]
+            )
+            attributes = found["Attributes"]
+            subscriptions[sub["Endpoint"].rsplit(":", 1)[-1]] = {
+                name: attributes.get(name)
+                for name in ("RawMessageDelivery", "FilterPolicy", "FilterPolicyScope")
+            }
+    rules: dict[str, Any] = {}
+    found_rules = await clients.events.list_rules(EventBusName=topology.event_bus)
+    for rule in found_rules["Rules"]:
+        targets = await clients.events.list_targets_by_rule(
+            Rule=rule["Name"], EventBusName=topology.event_bus
+        )
+        rules[rule["Name"]] = {
+            "pattern": json.loads(rule["EventPattern"]),
+            "targets": sorted(t["Arn"] for t in targets["Targets"]),
+        }
+    return {"queues": queues, "topics": topics, "subscriptions": subscriptions, "rules": rules}
+
+
+async def test_provisioning_twice_leaves_the_same_resources(
+    settings: AwsSettings, app: str
+) -> None:
+    domains, _ = shop()
+    topology = Topology.from_domains(domains, app=app)
+    async with AwsClients(settings, "sqs", "sns", "events") as clients:
+        first = await provision(topology, clients, "sns")
+        await provision(topology, clients, "eventbridge")
+        once = await snapshot(clients, topology)
+        again = await provision(topology, clients, "sns")
+        await provision(topology, clients, "eventbridge")
+        twice = await snapshot(clients, topology)
+    assert again == first
+    assert twice == once
+    # queues and DLQs of billing (events, tasks), vip and audit
+    assert len(once["queues"]) == 8 and len(once["topics"]) == 1
+    assert set(once["subscriptions"]) == {q.name for q in topology.queues if q.purpose == "events"}
+    assert set(once["rules"]) == {
+        rule_name(q.name) for q in topology.queues if q.purpose == "events"
+    }
+
+
+async def test_queues_subscriptions_and_rules_follow_the_topology(
+    settings: AwsSettings, app: str
+) -> None:
+    domains, _ = shop()
+    topology = Topology.from_domains(domains, app=app)
+    async with AwsClients(settings, "sqs", "sns", "events") as clients:
+        resources = await provision(topology, clients, "sns")
+        await provision(topology, clients, "eventbridge")
+        state = await snapshot(clients, topology)
+    billing = next(q for q in topology.queues if q.domain == "billing" and q.purpose == "events")
+    attributes = state["queues"][billing.name]
+    assert attributes["VisibilityTimeout"] == "1"
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": resources.queue_arns[billing.dlq],
+        "maxReceiveCount": billing.max_receive_count,
+    }
+    statements = json.loads(attributes["Policy"])["Statement"]
+    assert {(s["Principal"]["Service"], s["Action"]) for s in statements} == {
+        ("sns.amazonaws.com", "sqs:SendMessage"),
+        ("events.amazonaws.com", "sqs:SendMessage"),
+    }
+    policy, scope = topology.filter_policy(billing.name)
+    assert scope == "MessageBody" and "$or" in policy
+    assert state["subscriptions"][billing.name] == {
+        "RawMessageDelivery": "true",
+        "FilterPolicy": json.dumps(policy, sort_keys=True),
+        "FilterPolicyScope": "MessageBody",
+    }
+    audit = next(q for q in topology.queues if q.domain == "audit")
+    assert state["subscriptions"][audit.name]["FilterPolicyScope"] == "MessageAttributes"
+    assert state["rules"][rule_name(billing.name)] == {
+        "pattern": topology.event_pattern(billing.name),
+        "targets": [resources.queue_arns[billing.name]],
+    }
+    assert state["queues"][billing.dlq]["MessageRetentionPeriod"] == str(14 * 24 * 3600)
