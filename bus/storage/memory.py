@@ -7,6 +7,7 @@ and transaction rules follow DynamoDB, so a test that passes here means somethin
 from __future__ import annotations
 
 import bisect
+import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -167,12 +168,13 @@ class InMemoryTable:
         slot = ordering.partitions.get(sortable(parsed.partition_value), _Partition())
         order = list(reversed(slot.order)) if descending else slot.order
         order = order[self._start(order, ordering, cursor, descending) :]
-        candidates = [
-            self._items[slot.identities[order_key]]
-            for order_key in order
-            if parsed.sort_condition is None
-            or matches(parsed.sort_condition, self._items[slot.identities[order_key]])
-        ]
+        in_range = (
+            item
+            for item in (self._items[slot.identities[order_key]] for order_key in order)
+            if parsed.sort_condition is None or matches(parsed.sort_condition, item)
+        )
+        # One candidate past the limit says whether another page exists.
+        candidates = list(itertools.islice(in_range, None if limit is None else limit + 1))
         return self._page(candidates, global_index, ordering, filter, limit)
 
     def _page(
