@@ -193,8 +193,12 @@ class SqsPoller:
                     QueueUrl=self.queue_url, Entries=entries
                 )
             except Exception as error:
-                if is_transient(error) and await backoff.wait():
-                    continue
+                if is_transient(error):
+                    log.warning("delete from %s failed: %s; retrying", self.spec.name, error)
+                    if await backoff.wait():
+                        continue
+                # Not deleted: the records come back after the visibility timeout (and are
+                # skipped as duplicates by the idempotency middleware).
                 log.warning("delete from %s failed: %s", self.spec.name, error)
                 return
             for failure in response.get("Failed", ()):

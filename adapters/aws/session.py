@@ -29,6 +29,8 @@ class AwsSettings:
     provision: bool = True
     #: SQS long-poll wait of each ReceiveMessage, seconds (0 to 20; AWS's maximum is 20).
     wait_time_seconds: int = 20
+    #: Attempts botocore makes per API call (its standard retry mode) before ours see the error.
+    sdk_max_attempts: int = 3
     #: Seconds a batch call keeps retrying failed entries and unreachable endpoints.
     retry_deadline: float = 60.0
     #: First backoff between retries, seconds; doubled on each retry up to `max_backoff`.
@@ -67,7 +69,7 @@ class AwsClients:
         session = aioboto3.Session(region_name=settings.region)
         # The read timeout must outlast a long poll, or every empty receive is an error.
         config = AioConfig(
-            retries={"mode": "standard", "max_attempts": 3},
+            retries={"mode": "standard", "max_attempts": settings.sdk_max_attempts},
             connect_timeout=5,
             read_timeout=settings.wait_time_seconds + 10,
         )

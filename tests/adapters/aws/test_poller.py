@@ -1,0 +1,205 @@
+"""The poller hands batches over as Lambda does and deletes only what the handler completed."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from typing import Any
+
+import anyio
+import pytest
+
+from adapters.aws.poller import SqsPoller, failed_message_ids
+from adapters.aws.session import AwsClients, AwsSettings
+from bus.topology import QueueSpec
+
+SPEC = QueueSpec(
+    name="",
+    domain="billing",
+    purpose="events",
+    dlq="",
+    visibility_timeout=30.0,
+    max_receive_count=3,
+    batch_size=10,
+    concurrency=1,
+    message_types=("ORDER_PLACED",),
+)
+#: Keys of a record in Lambda's SQS event, in Lambda's order (AWS's sqsEvent.json sample).
+RECORD_KEYS = [
+    "messageId",
+    "receiptHandle",
+    "body",
+    "attributes",
+    "messageAttributes",
+    "md5OfBody",
+    "eventSource",
+    "eventSourceARN",
+    "awsRegion",
+]
+
+
+@pytest.fixture
+async def queue(settings: AwsSettings, app: str) -> AsyncIterator[tuple[Any, str, str]]:
+    async with AwsClients(settings, "sqs") as clients:
+        url = (await clients.sqs.create_queue(QueueName=f"{app}-poller"))["QueueUrl"]
+        attributes = await clients.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["QueueArn"]
+        )
+        yield clients.sqs, url, attributes["Attributes"]["QueueArn"]
+
+
+async def send(sqs: Any, url: str, *bodies: str) -> list[str]:
+    ids = []
+    for body in bodies:
+        sent = await sqs.send_message(
+            QueueUrl=url,
+            MessageBody=body,
+            MessageAttributes={
+                "type": {"DataType": "String", "StringValue": "ORDER_PLACED"},
+                "dataversion": {"DataType": "Number", "StringValue": "2"},
+                "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+            },
+        )
+        ids.append(sent["MessageId"])
+    return ids
+
+
+async def counts(sqs: Any, url: str) -> tuple[int, int]:
+    """(visible, in flight) as SQS reports them."""
+    found = await sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )
+    attributes = found["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )
+
+
+async def poll_once(
+    sqs: Any, url: str, arn: str, settings: AwsSettings, answer: Any, spec: QueueSpec = SPEC
+) -> list[dict[str, Any]]:
+    """Run a poller until its handler has seen one batch; return the events it got."""
+    events: list[dict[str, Any]] = []
+    handled = anyio.Event()
+
+    async def handler(event: dict[str, Any]) -> Mapping[str, Any]:
+        events.append(event)
+        handled.set()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer(event) if callable(answer) else answer
+
+    poller = SqsPoller(sqs, replace(spec, name=url.rsplit("/", 1)[-1]), url, arn, handler, settings)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            await group.start(poller.run)
+            await handled.wait()
+            poller.stop()
+    return events
+
+
+async def test_poller_builds_the_lambda_sqs_event(
+    queue: tuple[Any, str, str], settings: AwsSettings
+) -> None:
+    sqs, url, arn = queue
+    [message_id] = await send(sqs, url, '{"hello": "lambda"}')
+    [event] = await poll_once(sqs, url, arn, settings, {"batchItemFailures": []})
+    [record] = event["Records"]
+    assert list(event) == ["Records"]
+    assert [k for k in record if k != "md5OfMessageAttributes"] == RECORD_KEYS
+    assert record["messageId"] == message_id and record["receiptHandle"]
+    assert record["body"] == '{"hello": "lambda"}'
+    assert record["md5OfBody"] == hashlib.md5(b'{"hello": "lambda"}').hexdigest()
+    assert {
+        "ApproximateReceiveCount",
+        "SentTimestamp",
+        "SenderId",
+        "ApproximateFirstReceiveTimestamp",
+    } <= set(record["attributes"])
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+    assert record["messageAttributes"] == {
+        "type": {
+            "stringValue": "ORDER_PLACED",
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "String",
+        },
+        "dataversion": {
+            "stringValue": "2",
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "Number",
+        },
+        "blob": {
+            "binaryValue": "AAE=",
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "Binary",
+        },
+    }
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"] == arn
+    assert record["awsRegion"] == settings.region
+    assert await counts(sqs, url) == (0, 0), "a completed record was not deleted"
+
+
+async def test_only_records_in_batch_item_failures_stay_on_the_queue(
+    queue: tuple[Any, str, str], settings: AwsSettings
+) -> None:
+    sqs, url, arn = queue
+    ids = await send(sqs, url, "a", "b", "c")
+
+    def fail_b(event: dict[str, Any]) -> dict[str, Any]:
+        failed = [r["messageId"] for r in event["Records"] if r["body"] == "b"]
+        return {"batchItemFailures": [{"itemIdentifier": i} for i in failed]}
+
+    [event] = await poll_once(sqs, url, arn, settings, fail_b)
+    assert sorted(r["messageId"] for r in event["Records"]) == sorted(ids)
+    assert await counts(sqs, url) == (0, 1), "only b waits for its visibility timeout"
+
+
+async def test_a_handler_error_leaves_the_whole_batch_to_the_visibility_timeout(
+    queue: tuple[Any, str, str], settings: AwsSettings
+) -> None:
+    sqs, url, arn = queue
+    await send(sqs, url, "a", "b")
+    await poll_once(sqs, url, arn, settings, RuntimeError("function crashed"))
+    assert await counts(sqs, url) == (0, 2)
+
+
+async def test_batch_in_hand_is_finished_and_deleted_when_the_poller_is_cancelled(
+    queue: tuple[Any, str, str], settings: AwsSettings
+) -> None:
+    sqs, url, arn = queue
+    await send(sqs, url, "a", "b")
+    started, finished = anyio.Event(), anyio.Event()
+
+    async def slow(event: dict[str, Any]) -> dict[str, Any]:
+        started.set()
+        await anyio.sleep(0.3)
+        finished.set()
+        return {"batchItemFailures": []}
+
+    poller = SqsPoller(sqs, replace(SPEC, name="slow"), url, arn, slow, settings)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            await group.start(poller.run)
+            await started.wait()
+            group.cancel_scope.cancel()
+    assert finished.is_set(), "shutdown cut the batch short"
+    assert await counts(sqs, url) == (0, 0)
+
+
+def test_a_response_naming_an_unknown_record_fails_the_whole_batch() -> None:
+    batch = ["m1", "m2", "m3"]
+    assert failed_message_ids({"batchItemFailures": []}, batch) == set()
+    assert failed_message_ids(None, batch) == set()
+    assert failed_message_ids({"batchItemFailures": [{"itemIdentifier": "m2"}]}, batch) == {"m2"}
+    assert failed_message_ids({"batchItemFailures": [{"itemIdentifier": "zz"}]}, batch) == set(
+        batch
+    )
+    assert failed_message_ids({"batchItemFailures": [{"itemIdentifier": ""}]}, batch) == set(batch)
+    assert failed_message_ids("not a response", batch) == set(batch)

@@ -1,0 +1,87 @@
+"""`tctf up` and `tctf run --aws`: the example domains on AWS APIs, end to end."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import anyio
+import pytest
+
+from adapters.aws.provision import rule_name
+from adapters.aws.session import AwsClients, AwsSettings
+from bus import Topology
+from domains.messaging.app import domain as messaging
+from domains.users.app import domain as users
+from domains.users.contracts import UserCreated
+from tctf.aws import run_aws, up
+from tctf.platform import Platform
+
+
+class Deliveries(logging.Handler):
+    """The delivery log lines `tctf.observability.log_outcome` writes."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.getMessage(), str(getattr(record, "handler", ""))))
+
+
+@pytest.fixture
+def deliveries() -> Iterator[Deliveries]:
+    handler = Deliveries()
+    logger = logging.getLogger("tctf.delivery")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+@pytest.mark.parametrize("transport", ["sns", "eventbridge"])
+async def test_run_aws_without_an_endpoint_serves_the_domains_on_embedded_moto(
+    transport: str, app: str, deliveries: Deliveries
+) -> None:
+    started: list[Platform] = []
+    ready = anyio.Event()
+
+    def on_ready(platform: Platform) -> None:
+        started.append(platform)
+        ready.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(
+            lambda: run_aws([users, messaging], None, transport, None, app=app, ready=on_ready)
+        )
+        with anyio.fail_after(20):
+            await ready.wait()
+        runtime = started[0].runtime
+        await runtime.publish(
+            UserCreated(user_id="u1", email="ada@example.com", name="Ada"), source="users"
+        )
+        await runtime.transport.settle()
+        group.cancel_scope.cancel()
+    handled = sorted(h for line, h in deliveries.lines if line.startswith("handled"))
+    assert handled == ["messaging.send_email", "messaging.welcome_new_user"]
+
+
+async def test_up_provisions_every_domain_and_is_safe_to_run_again(
+    moto_endpoint: str, app: str
+) -> None:
+    for _ in range(2):
+        await up(moto_endpoint, "eventbridge", [users, messaging], app=app)
+    topology = Topology.from_domains([users, messaging], app=app)
+    settings = AwsSettings(endpoint_url=moto_endpoint)
+    async with AwsClients(settings, "sqs", "events") as clients:
+        listed = await clients.sqs.list_queues(QueueNamePrefix=app)
+        rules = await clients.events.list_rules(EventBusName=topology.event_bus)
+    names = sorted(url.rsplit("/", 1)[-1] for url in listed["QueueUrls"])
+    assert names == sorted(n for q in topology.queues for n in (q.name, q.dlq))
+    assert [r["Name"] for r in rules["Rules"]] == [
+        rule_name(q.name) for q in topology.queues if q.purpose == "events"
+    ]
