@@ -43,7 +43,9 @@ class SnsSqsTransport(QueueTransport):
                 PublishBatchRequestEntries=[{"Id": i, **entry} for i, entry in batch],
             )
             return [
-                EntryFailure(f["Id"], f.get("Code", ""), f.get("Message", ""), f["SenderFault"])
+                EntryFailure(
+                    f["Id"], f.get("Code", ""), f.get("Message", ""), bool(f.get("SenderFault"))
+                )
                 for f in response.get("Failed", ())
             ]
 

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
 import pytest
 
+from adapters.aws.poller import LambdaHandler
 from adapters.aws.session import AwsSettings
-from bus import Context, Domain, DomainSettings, Event, MessageTooLarge, SystemClock, Task
-from bus.clock import ManualClock
+from bus import (
+    Context,
+    Dispatcher,
+    Domain,
+    DomainSettings,
+    Envelope,
+    Event,
+    MessageTooLarge,
+    SystemClock,
+    Task,
+    Topology,
+    Transport,
+)
+from bus.clock import Clock, ManualClock
 from bus.testing import Harness
 from tests.adapters.aws.conftest import factory
 
@@ -172,3 +189,61 @@ async def test_eventbridge_refuses_an_entry_over_its_1_mib_limit(
         await h.settle()
     assert raised.value.service == "EventBridge" and raised.value.limit == 1024 * 1024
     assert [s[0] for s in seen] == ["billing.invoice"]
+
+
+@pytest.mark.parametrize("transport", ["sns_sqs", "eventbridge"])
+async def test_consumers_get_the_envelope_and_sns_carries_its_attributes(
+    transport: str, settings: AwsSettings, app: str
+) -> None:
+    """Filter policies and tracing read `type`, `dataversion`, `source`, `correlationid` and
+    `traceparent` off the SNS message; EventBridge carries them in the envelope alone."""
+    from dataclasses import replace
+
+    from adapters.aws.eventbridge import EventBridgeTransport
+    from adapters.aws.queues import default_handler
+    from adapters.aws.sns_sqs import SnsSqsTransport
+
+    events: list[dict[str, Any]] = []
+    domains, seen = shop()
+    kind = SnsSqsTransport if transport == "sns_sqs" else EventBridgeTransport
+
+    def build(topology: Topology, clock: Clock) -> Transport:
+        made: SnsSqsTransport | EventBridgeTransport
+
+        def recording(dispatcher: Dispatcher) -> LambdaHandler:
+            async def handle(event: dict[str, Any]) -> Mapping[str, Any]:
+                events.append(event)
+                sqs = (await made.clients()).sqs
+                return await default_handler(dispatcher, sqs)(event)
+
+            return handle
+
+        made = kind(topology, settings, handler_for=recording)
+        return made
+
+    async with Harness(*domains, transport=build, clock=SystemClock(), app=app) as h:
+        placed = h.runtime.context("orders", correlation_id="req-7").publish(
+            OrderPlaced(order_id="o1", total=5, region="us")
+        )
+        traced = replace(
+            placed, traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        )
+        await h.runtime.publisher.publish([traced])
+        await h.settle()
+    assert seen == [("billing.invoice", "ORDER_PLACED", "o1")]
+    [record] = [r for e in events for r in e["Records"]]
+    attributes = {k: v.get("stringValue") for k, v in record["messageAttributes"].items()}
+    if transport == "sns_sqs":
+        assert attributes == {
+            "type": "ORDER_PLACED",
+            "dataversion": "1",
+            "source": "orders",
+            "correlationid": "req-7",
+            "traceparent": traced.traceparent,
+        }
+        assert record["messageAttributes"]["dataversion"]["dataType"] == "Number"
+        assert Envelope.decode(record["body"]) == Envelope.decode(traced.encode())
+    else:
+        body = orjson.loads(record["body"])
+        assert body["source"] == "orders" and body["detail-type"] == "ORDER_PLACED"
+        assert Envelope.from_dict(body["detail"]) == Envelope.decode(traced.encode())
