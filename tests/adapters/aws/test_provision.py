@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from adapters.aws.provision import provision, rule_name
+import pytest
+
+from adapters.aws.errors import NotProvisioned
+from adapters.aws.provision import discover, provision, rule_name
 from adapters.aws.session import AwsClients, AwsSettings
 from bus import Topology
 from tests.adapters.aws.test_transports import shop
@@ -109,3 +112,15 @@ async def test_queues_subscriptions_and_rules_follow_the_topology(
         "targets": [resources.queue_arns[billing.name]],
     }
     assert state["queues"][billing.dlq]["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+
+
+async def test_discovery_finds_what_provisioning_made_and_refuses_what_is_missing(
+    settings: AwsSettings, app: str
+) -> None:
+    domains, _ = shop()
+    topology = Topology.from_domains(domains, app=app)
+    async with AwsClients(settings, "sqs", "sns", "events") as clients:
+        with pytest.raises(NotProvisioned, match="tctf up"):
+            await discover(topology, clients, "sns")
+        made = await provision(topology, clients, "sns")
+        assert await discover(topology, clients, "sns") == made
