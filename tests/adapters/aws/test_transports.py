@@ -197,7 +197,6 @@ async def test_consumers_get_the_envelope_and_sns_carries_its_attributes(
 ) -> None:
     """Filter policies and tracing read `type`, `dataversion`, `source`, `correlationid` and
     `traceparent` off the SNS message; EventBridge carries them in the envelope alone."""
-    from dataclasses import replace
 
     from adapters.aws.eventbridge import EventBridgeTransport
     from adapters.aws.queues import default_handler
@@ -225,8 +224,8 @@ async def test_consumers_get_the_envelope_and_sns_carries_its_attributes(
         placed = h.runtime.context("orders", correlation_id="req-7").publish(
             OrderPlaced(order_id="o1", total=5, region="us")
         )
-        traced = replace(
-            placed, traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        traced = placed._replace(
+            traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
         )
         await h.runtime.publisher.publish([traced])
         await h.settle()
