@@ -6,15 +6,17 @@ It knows nothing of AWS and nothing of any domain; everything public is re-expor
 from bus.clock import Clock, ManualClock, SystemClock
 from bus.context import Context
 from bus.dispatch import BatchResult, Dispatcher, Outcome, Publisher, Record
-from bus.domain import Domain, DomainSettings, Request, Route, Subscription
+from bus.domain import Domain, DomainSettings, Request, Route, Storage, Subscription
 from bus.envelope import Envelope
 from bus.errors import (
     BatchTooLarge,
     BusError,
     ConfigurationError,
+    Conflict,
     InvalidMessageData,
     MalformedEnvelope,
     MessageTooLarge,
+    NotFound,
     PermanentError,
     Rejected,
     TransientError,
@@ -34,6 +36,7 @@ __all__ = [
     "BusError",
     "Clock",
     "ConfigurationError",
+    "Conflict",
     "Context",
     "DeadLetter",
     "Delivery",
@@ -52,6 +55,7 @@ __all__ = [
     "Message",
     "MessageTooLarge",
     "Middleware",
+    "NotFound",
     "Outcome",
     "PermanentError",
     "Publisher",
@@ -60,6 +64,7 @@ __all__ = [
     "Request",
     "Route",
     "Runtime",
+    "Storage",
     "Subscription",
     "SystemClock",
     "Task",

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ValidationError
 from bus.context import Context
 from bus.dispatch import Publisher, flush
 from bus.domain import Domain, Request, Route
-from bus.errors import PermanentError
+from bus.errors import Conflict, NotFound, PermanentError
+from bus.storage.errors import ConditionFailed, TransactionCanceled
 
 PROBLEM_JSON = "application/problem+json"
 ContextFactory = Callable[[str, str | None], Context]
@@ -93,6 +94,10 @@ class ApiRouter:
         call = Request(path_params=params, query=request.query, headers=headers, body=body)
         try:
             result = await route.handler(call, context)
+        except NotFound as error:
+            return problem(404, "Not Found", str(error))
+        except (Conflict, ConditionFailed, TransactionCanceled) as error:
+            return problem(409, "Conflict", str(error))
         except PermanentError as error:
             return problem(422, "Unprocessable Content", str(error))
         except Exception:

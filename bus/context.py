@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 from bus.clock import Clock
-from bus.envelope import Envelope
+from bus.envelope import Envelope, check_size
+from bus.errors import ConfigurationError
 from bus.ids import IdGenerator
+from bus.limits import SNS
 from bus.messages import Event, Message, Task
+from bus.storage.conditions import Condition
+from bus.storage.table import Table
+from bus.storage.unit_of_work import UnitOfWork
 
 _time_cache: dict[int, str] = {}
 
@@ -62,6 +68,8 @@ class Context:
     __slots__ = (
         "_ids",
         "_log",
+        "_on_commit",
+        "_table",
         "causation_id",
         "clock",
         "correlation_id",
@@ -81,8 +89,12 @@ class Context:
         metrics: Metrics,
         envelope: Envelope | None = None,
         correlation_id: str | None = None,
+        table: Table | None = None,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.domain = domain
+        self._table = table
+        self._on_commit = on_commit
         self.clock = clock
         self.metrics = metrics
         self.envelope = envelope
@@ -108,6 +120,25 @@ class Context:
             )
         return self._log
 
+    @property
+    def table(self) -> Table:
+        """The domain's own table (declared with `Domain(..., storage=Storage())`)."""
+        if self._table is None:
+            raise ConfigurationError(
+                f"domain {self.domain} has no table: declare Domain({self.domain!r}, "
+                "storage=Storage()) to keep state"
+            )
+        return self._table
+
+    def unit_of_work(self) -> EventUnitOfWork:
+        """`async with ctx.unit_of_work() as uow:` writes items and events in one transaction.
+
+        Events published through the unit of work go to the table's outbox in the same
+        transaction, and the outbox relay publishes them: never a state change without its
+        events, nor an event without its state change.
+        """
+        return EventUnitOfWork(self, UnitOfWork(self.table, now=self.clock.now), self._on_commit)
+
     def new_id(self) -> str:
         """A fresh unique id (a UUID string; replayable under a seeded harness)."""
         return self._ids()
@@ -128,7 +159,13 @@ class Context:
         return self._stage(task, None)
 
     def _stage(self, message: Message, subject: str | None) -> Envelope:
-        envelope = Envelope(
+        envelope = self.envelope_for(message, subject)
+        self.outbox.append(envelope)
+        return envelope
+
+    def envelope_for(self, message: Message, subject: str | None = None) -> Envelope:
+        """The envelope this context gives a message: a new id, its correlation, its cause."""
+        return Envelope(
             id=self._ids(),
             source=self.domain,
             type=message.type,
@@ -140,5 +177,57 @@ class Context:
             traceparent=self.traceparent,
             subject=subject,
         )
-        self.outbox.append(envelope)
+
+
+class EventUnitOfWork:
+    """Item writes and published events of one handler call, committed as one transaction."""
+
+    def __init__(
+        self, context: Context, writes: UnitOfWork, on_commit: Callable[[], None] | None
+    ) -> None:
+        self._context = context
+        self._writes = writes
+        self._on_commit = on_commit
+
+    async def __aenter__(self) -> EventUnitOfWork:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._writes.__aexit__(exc_type, exc, traceback)
+        if exc_type is None and self._writes.events and self._on_commit is not None:
+            self._on_commit()
+
+    def put(self, item: Mapping[str, Any], *, condition: Condition | None = None) -> None:
+        self._writes.put(item, condition=condition)
+
+    def update(
+        self,
+        key: Mapping[str, Any],
+        *,
+        set: Mapping[str, Any] | None = None,
+        remove: Iterable[str] = (),
+        add: Mapping[str, Any] | None = None,
+        condition: Condition | None = None,
+    ) -> None:
+        self._writes.update(key, set=set, remove=remove, add=add, condition=condition)
+
+    def delete(self, key: Mapping[str, Any], *, condition: Condition | None = None) -> None:
+        self._writes.delete(key, condition=condition)
+
+    def check(self, key: Mapping[str, Any], condition: Condition) -> None:
+        self._writes.check(key, condition)
+
+    def publish(self, event: Event, *, subject: str | None = None) -> Envelope:
+        """Stage an event in the outbox; `subject` (the aggregate id) orders its events."""
+        if not isinstance(event, Event):
+            raise TypeError(f"publish() takes an Event, got {type(event).__name__}")
+        envelope = self._context.envelope_for(event, subject)
+        body = envelope.encode()
+        check_size(body, SNS, f"{envelope.type} {envelope.id}")
+        self._writes.publish(body, ordering_key=subject or envelope.id, event_id=envelope.id)
         return envelope

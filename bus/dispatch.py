@@ -29,6 +29,7 @@ from bus.middleware import (
     retry,
     timeout,
 )
+from bus.storage.table import Table
 
 
 class Publisher(Protocol):
@@ -102,8 +103,12 @@ class Dispatcher:
         idempotency_store: IdempotencyStore | None = None,
         middleware: Sequence[Middleware] = (),
         observer: Observer | None = None,
+        table: Table | None = None,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.domain = domain
+        self._table = table
+        self._on_commit = on_commit
         self.clock = clock or SystemClock()
         self.ids = ids or IdGenerator()
         self.metrics = Metrics()
@@ -197,6 +202,8 @@ class Dispatcher:
                 ids=self.ids,
                 metrics=self.metrics,
                 envelope=envelope,
+                table=self._table,
+                on_commit=self._on_commit,
             )
             await route.call(Delivery(sub, envelope, message, context, record.receive_count))
         except AlreadyHandled:

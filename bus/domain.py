@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from bus.errors import ConfigurationError
 from bus.limits import MAX_BATCH_RECORDS
 from bus.messages import Event, Message, Task
+from bus.storage.spec import GlobalIndex
 
 if TYPE_CHECKING:
     from bus.context import Context
@@ -64,6 +65,19 @@ class DomainSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Storage:
+    """A domain's single table: generic string `PK`/`SK`, its GSIs, and a TTL attribute.
+
+    The platform names the table after the app and domain, and adds the outbox index.
+    """
+
+    #: Global secondary indexes for the domain's other access patterns.
+    indexes: tuple[GlobalIndex, ...] = ()
+    #: Attribute holding an item's expiry in epoch seconds (also used by idempotency records).
+    ttl_attribute: str = "expires_at"
+
+
+@dataclass(frozen=True, slots=True)
 class Subscription:
     """One handler of one message class, optionally narrowed by a content filter."""
 
@@ -105,7 +119,13 @@ class Route:
 class Domain:
     """The registration surface of one domain, and the unit deployed as one Lambda."""
 
-    def __init__(self, name: str, settings: DomainSettings | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: DomainSettings | None = None,
+        *,
+        storage: Storage | None = None,
+    ) -> None:
         if not _NAME.match(name):
             raise ConfigurationError(
                 f"domain name {name!r} must be lower-case letters, digits and '_', "
@@ -113,6 +133,8 @@ class Domain:
             )
         self.name = name
         self.settings = settings or DomainSettings()
+        #: The domain's own table, if it keeps state; `ctx.table` and `ctx.unit_of_work()`.
+        self.storage = storage
         self.subscriptions: list[Subscription] = []
         self.routes: list[Route] = []
 

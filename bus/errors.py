@@ -58,6 +58,14 @@ class Rejected(PermanentError):
     """Raised by a handler to park a record it will never be able to handle."""
 
 
+class NotFound(Rejected):
+    """Raised by a route handler for a resource that does not exist: HTTP 404."""
+
+
+class Conflict(Rejected):
+    """Raised by a route handler when the request clashes with current state: HTTP 409."""
+
+
 class TransientError(BusError):
     """Raised by a handler for a failure worth retrying in place (throttling, timeouts)."""
 

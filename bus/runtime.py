@@ -6,6 +6,7 @@ transport it drives.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 
@@ -19,11 +20,22 @@ from bus.envelope import Envelope
 from bus.ids import IdGenerator
 from bus.messages import Event, Task
 from bus.middleware import IdempotencyStore, Middleware
+from bus.storage.idempotency import TableIdempotencyStore
+from bus.storage.memory import InMemoryTable
+from bus.storage.outbox import OutboxRelay
+from bus.storage.spec import TableSpec
+from bus.storage.table import Table
 from bus.topology import Topology
 from bus.transport import Transport
 
+_log = logging.getLogger("tctf.outbox")
 TransportFactory = Callable[[Topology, Clock], Transport]
-IdempotencyFactory = Callable[[Domain], IdempotencyStore]
+TableFactory = Callable[[TableSpec, Clock], Table]
+
+
+def memory_tables(spec: TableSpec, clock: Clock) -> Table:
+    """The default table factory: an `InMemoryTable` whose TTLs follow the runtime's clock."""
+    return InMemoryTable(spec, now=clock.now)
 
 
 class Runtime:
@@ -39,9 +51,12 @@ class Runtime:
         ids: IdGenerator | None = None,
         observer: Observer | None = None,
         middleware: Sequence[Middleware] = (),
-        idempotency: IdempotencyFactory | None = None,
         publisher: Callable[[Publisher], Publisher] | None = None,
+        tables: TableFactory = memory_tables,
+        relay_interval: float | None = 1.0,
     ) -> None:
+        """`relay_interval`: seconds between outbox relay passes when no commit wakes it;
+        None runs no relay loop (the test harness relays itself when it settles)."""
         self.domains = list(domains)
         self.clock = clock or SystemClock()
         self.ids = ids or IdGenerator()
@@ -50,24 +65,72 @@ class Runtime:
         #: What handlers publish into: the transport, possibly wrapped (e.g. for recording).
         self.publisher: Publisher = publisher(self.transport) if publisher else self.transport
         self.metrics = Metrics()
+        #: Each stateful domain's own table.
+        self.tables = {
+            name: tables(spec, self.clock) for name, spec in self.topology.tables.items()
+        }
+        #: Outbox relays, one per table: what units of work commit, they publish.
+        self.relays = {
+            name: OutboxRelay(table, self._publish_committed) for name, table in self.tables.items()
+        }
+        self._relay_interval = relay_interval
+        self._committed: anyio.Event | None = None
         self.dispatchers = {
             domain.name: Dispatcher(
                 domain,
                 self.publisher,
                 clock=self.clock,
                 ids=self.ids,
-                idempotency_store=idempotency(domain) if idempotency else None,
+                idempotency_store=self._idempotency(domain),
                 middleware=middleware,
                 observer=observer,
+                table=self.tables.get(domain.name),
+                on_commit=self._wake_relay,
             )
             for domain in self.domains
         }
+
+    def _idempotency(self, domain: Domain) -> IdempotencyStore | None:
+        table = self.tables.get(domain.name)
+        if table is None:
+            return None  # the dispatcher keeps records in memory
+        return TableIdempotencyStore(
+            table, ttl_seconds=domain.settings.idempotency_ttl, now=self.clock.now
+        )
+
+    async def _publish_committed(self, bodies: list[bytes]) -> None:
+        await self.publisher.publish([Envelope.decode(body) for body in bodies])
+
+    def _wake_relay(self) -> None:
+        if self._committed is not None:
+            self._committed.set()
+
+    async def relay(self) -> int:
+        """One pass of every outbox relay; how many events were published."""
+        published = 0
+        for relay in self.relays.values():
+            published += await relay.relay_once()
+        return published
+
+    async def _relay_forever(self, interval: float) -> None:
+        while True:
+            committed = self._committed = anyio.Event()
+            try:
+                published = await self.relay()
+            except Exception:
+                _log.exception("outbox relay pass failed; retrying in %ss", interval)
+                published = 0
+            if not published:
+                with anyio.move_on_after(interval):
+                    await committed.wait()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
         """Serve every domain's queues until the block exits, then stop the consumers."""
         async with anyio.create_task_group() as group:
             await group.start(self.transport.serve, self.dispatchers)
+            if self.relays and self._relay_interval is not None:
+                group.start_soon(self._relay_forever, self._relay_interval)
             try:
                 yield self
             finally:
@@ -81,6 +144,8 @@ class Runtime:
             ids=self.ids,
             metrics=self.metrics,
             correlation_id=correlation_id,
+            table=self.tables.get(source),
+            on_commit=self._wake_relay,
         )
 
     async def publish(

@@ -17,7 +17,7 @@ from bus.envelope import Envelope
 from bus.ids import IdGenerator
 from bus.memory import NO_FAULTS, Faults, in_memory
 from bus.messages import Event, Task
-from bus.runtime import Runtime, TransportFactory
+from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
 from bus.topology import Purpose, Topology
 from bus.transport import DeadLetter, Transport
 
@@ -52,6 +52,7 @@ class Harness:
         faults: Faults = NO_FAULTS,
         clock: Clock | None = None,
         app: str = "tctf",
+        tables: TableFactory = memory_tables,
     ) -> None:
         self.clock = clock or ManualClock()
         self.published: list[Envelope] = []
@@ -64,6 +65,8 @@ class Harness:
             ids=IdGenerator(seed),
             observer=self.outcomes.append,
             publisher=lambda inner: RecordingPublisher(inner, self.published),
+            tables=tables,
+            relay_interval=None,
         )
         self._stack = AsyncExitStack()
 
@@ -96,8 +99,12 @@ class Harness:
         return await self.runtime.send(task, source=source)
 
     async def settle(self) -> None:
-        """Wait until every record is handled or dead-lettered (advancing a manual clock)."""
-        await self.transport.settle()
+        """Wait until every record is handled or dead-lettered and every committed outbox
+        event is published (advancing a manual clock)."""
+        while True:
+            await self.transport.settle()
+            if not await self.runtime.relay():
+                return
 
     def results(self, status: Status | None = None, handler: str | None = None) -> list[Outcome]:
         return [

@@ -7,11 +7,13 @@ the docs: topic, queues with their DLQs, subscriptions with filters, routes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from bus.domain import Domain
 from bus.errors import ConfigurationError
+from bus.storage.outbox import outbox_index
+from bus.storage.spec import TableSpec
 
 Purpose = Literal["events", "tasks"]
 
@@ -64,6 +66,8 @@ class Topology:
     queues: tuple[QueueSpec, ...]
     subscriptions: tuple[SubscriptionSpec, ...]
     routes: tuple[RouteSpec, ...]
+    #: One table per domain that keeps state, keyed by domain name.
+    tables: Mapping[str, TableSpec] = field(default_factory=dict)
 
     @classmethod
     def from_domains(cls, domains: Iterable[Domain], app: str = "tctf") -> Topology:
@@ -72,7 +76,7 @@ class Topology:
         queues: list[QueueSpec] = []
         subscriptions: list[SubscriptionSpec] = []
         routes: list[RouteSpec] = []
-        task_owner: dict[str, str] = {}
+        tables: dict[str, TableSpec] = {}
         for domain in domains:
             kinds: tuple[tuple[Purpose, frozenset[str]], ...] = (
                 ("events", domain.event_types),
@@ -98,8 +102,6 @@ class Topology:
                 )
             for sub in domain.subscriptions:
                 kind = "tasks" if sub.is_task else "events"
-                if sub.is_task:
-                    task_owner[sub.message.type] = domain.name
                 subscriptions.append(
                     SubscriptionSpec(
                         domain.name,
@@ -111,6 +113,12 @@ class Topology:
                     )
                 )
             routes.extend(RouteSpec(r.domain, r.method, r.path, r.name) for r in domain.routes)
+            if domain.storage is not None:
+                tables[domain.name] = TableSpec(
+                    name=f"{app}-{domain.name}",
+                    indexes=(*domain.storage.indexes, outbox_index()),
+                    ttl_attribute=domain.storage.ttl_attribute,
+                )
         return cls(
             app=app,
             topic=f"{app}-events",
@@ -119,6 +127,7 @@ class Topology:
             queues=tuple(queues),
             subscriptions=tuple(subscriptions),
             routes=tuple(routes),
+            tables=tables,
         )
 
     def queue(self, domain: str, purpose: Purpose) -> QueueSpec | None:
@@ -208,6 +217,15 @@ class Topology:
                 for s in self.subscriptions
             ],
         )
+        if self.tables:
+            lines.append("")
+            lines += _table(
+                ("table", "domain", "indexes", "ttl"),
+                [
+                    (t.name, d, ", ".join(i.name for i in t.indexes), t.ttl_attribute or "")
+                    for d, t in self.tables.items()
+                ],
+            )
         if self.routes:
             lines.append("")
             lines += _table(

@@ -1,13 +1,14 @@
-"""The users domain: an API to sign up, publishing USER_CREATED."""
+"""The users domain: sign-up and profiles, stored in its own table, announcing USER_CREATED."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from bus import Context, Domain, Request
+from bus import Conflict, Context, Domain, NotFound, Request, Storage
+from bus.storage import Attr, TransactionCanceled
 from domains.users.contracts import UserCreated
 
-domain = Domain("users")
+domain = Domain("users", storage=Storage())
 
 
 class SignUp(BaseModel):
@@ -15,18 +16,35 @@ class SignUp(BaseModel):
     name: str = Field(min_length=1, max_length=200)
 
 
-class SignedUp(BaseModel):
+class User(BaseModel):
     user_id: str
     email: str
     name: str
 
 
-@domain.post("/users", body=SignUp, response=SignedUp, status=201)
-async def sign_up(request: Request, ctx: Context) -> SignedUp:
-    """Create a user and announce it; the event leaves only if this returns."""
+@domain.post("/users", body=SignUp, response=User, status=201)
+async def sign_up(request: Request, ctx: Context) -> User:
+    """Create a user and announce it in one transaction; an e-mail signs up once."""
     body = request.body
     assert isinstance(body, SignUp)
-    user_id = ctx.new_id()
-    ctx.publish(UserCreated(user_id=user_id, email=body.email, name=body.name), subject=user_id)
+    user = User(user_id=ctx.new_id(), email=body.email.lower(), name=body.name)
+    try:
+        async with ctx.unit_of_work() as uow:
+            uow.put({"PK": f"USER#{user.user_id}", "SK": "PROFILE", **user.model_dump()})
+            uow.put(
+                {"PK": f"EMAIL#{user.email}", "SK": "EMAIL", "user_id": user.user_id},
+                condition=Attr("PK").not_exists(),
+            )
+            uow.publish(UserCreated(**user.model_dump()), subject=user.user_id)
+    except TransactionCanceled as error:
+        raise Conflict(f"{user.email} is already signed up") from error
     ctx.metrics.add("UsersSignedUp")
-    return SignedUp(user_id=user_id, email=body.email, name=body.name)
+    return user
+
+
+@domain.get("/users/{user_id}", response=User)
+async def get_user(request: Request, ctx: Context) -> User:
+    item = await ctx.table.get({"PK": f"USER#{request.path_params['user_id']}", "SK": "PROFILE"})
+    if item is None:
+        raise NotFound(f"no user {request.path_params['user_id']}")
+    return User.model_validate(item)

@@ -20,7 +20,8 @@ def test_topology_prints_every_domain_queue_and_route(capsys: pytest.CaptureFixt
     assert main(["topology"]) == 0
     out = capsys.readouterr().out
     assert "tctf-messaging-events-dlq" in out and "messaging.welcome_new_user" in out
-    assert "POST    /users  users.sign_up" in out
+    assert "POST    /users            users.sign_up" in out
+    assert "tctf-users  users" in out
 
 
 def test_topology_json_is_the_same_model(capsys: pytest.CaptureFixture[str]) -> None:

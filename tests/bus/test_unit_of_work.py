@@ -1,0 +1,125 @@
+"""Handlers change state and publish in one transaction; a crash in between loses nothing."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from bus import Context, Domain, DomainSettings, Event
+from bus.clock import Clock
+from bus.domain import Storage
+from bus.storage import Attr, InMemoryTable, TableSpec
+from bus.testing import Harness
+
+
+class PaymentRequested(Event):
+    type = "PAYMENT_REQUESTED"
+    invoice: str
+    amount: int
+
+
+class InvoicePaid(Event):
+    type = "INVOICE_PAID"
+    invoice: str
+    amount: int
+
+
+def billing() -> Domain:
+    domain = Domain("billing", DomainSettings(retry_attempts=1), storage=Storage())
+
+    @domain.on(PaymentRequested)
+    async def pay(event: PaymentRequested, ctx: Context) -> None:
+        async with ctx.unit_of_work() as uow:
+            uow.put(
+                {"PK": f"INVOICE#{event.invoice}", "SK": "STATE", "paid": event.amount},
+                condition=Attr("PK").not_exists(),
+            )
+            uow.publish(
+                InvoicePaid(invoice=event.invoice, amount=event.amount), subject=event.invoice
+            )
+
+    return domain
+
+
+def ledger(received: Counter[str]) -> Domain:
+    domain = Domain("ledger")
+
+    @domain.on(InvoicePaid)
+    async def book(event: InvoicePaid, ctx: Context) -> None:
+        received[event.invoice] += 1
+
+    return domain
+
+
+def shared(tables: dict[str, InMemoryTable]):  # type: ignore[no-untyped-def]
+    """A table factory that hands back the same table across runs: the durable store."""
+
+    def build(spec: TableSpec, clock: Clock) -> InMemoryTable:
+        return tables.setdefault(spec.name, InMemoryTable(spec, now=clock.now))
+
+    return build
+
+
+async def test_state_and_event_are_committed_together_and_the_relay_publishes() -> None:
+    received: Counter[str] = Counter()
+    async with Harness(billing(), ledger(received)) as h:
+        await h.publish(PaymentRequested(invoice="i1", amount=30))
+        await h.settle()
+        item = await h.runtime.tables["billing"].get({"PK": "INVOICE#i1", "SK": "STATE"})
+    assert item is not None and item["paid"] == 30
+    assert received == {"i1": 1}
+    [paid] = h.published_of("INVOICE_PAID")
+    assert paid.subject == "i1" and paid.causationid == h.published[0].id
+
+
+async def test_a_failed_condition_writes_nothing_and_publishes_nothing() -> None:
+    received: Counter[str] = Counter()
+    async with Harness(billing(), ledger(received)) as h:
+        table = h.runtime.tables["billing"]
+        await table.put({"PK": "INVOICE#i2", "SK": "STATE", "paid": 1})
+        await h.publish(PaymentRequested(invoice="i2", amount=99))
+        await h.settle()
+        item = await table.get({"PK": "INVOICE#i2", "SK": "STATE"})
+    assert item is not None and item["paid"] == 1
+    assert received == {} and h.published_of("INVOICE_PAID") == []
+    assert any("ConditionalCheckFailed" in (o.error or "") for o in h.results("failed"))
+
+
+async def test_killed_between_commit_and_relay_the_event_is_published_after_restart() -> None:
+    tables: dict[str, InMemoryTable] = {}
+    received: Counter[str] = Counter()
+    async with Harness(billing(), ledger(received), tables=shared(tables)) as first:
+        context = first.runtime.context("billing")
+        async with context.unit_of_work() as uow:
+            uow.put({"PK": "INVOICE#i3", "SK": "STATE", "paid": 7})
+            uow.publish(InvoicePaid(invoice="i3", amount=7), subject="i3")
+        # the process dies here: committed, never relayed
+    assert received == {} and first.published == []
+
+    async with Harness(billing(), ledger(received), tables=shared(tables)) as restarted:
+        await restarted.settle()
+        await restarted.settle()  # a second pass finds nothing left to publish
+    assert received == {"i3": 1}
+    assert len(restarted.published_of("INVOICE_PAID")) == 1
+
+
+async def test_idempotency_records_live_in_the_domains_table() -> None:
+    received: Counter[str] = Counter()
+    async with Harness(billing(), ledger(received)) as h:
+        envelope = await h.publish(PaymentRequested(invoice="i4", amount=5))
+        await h.runtime.publisher.publish([envelope])  # a duplicate delivery
+        await h.settle()
+        record = await h.runtime.tables["billing"].get(
+            {"PK": f"IDEMPOTENCY#billing.pay#{envelope.id}", "SK": "IDEMPOTENCY"}
+        )
+    assert record is not None and "expires_at" in record
+    assert received == {"i4": 1} and len(h.results("skipped", "billing.pay")) == 1
+
+
+async def test_a_domain_without_storage_has_no_table() -> None:
+    received: Counter[str] = Counter()
+    async with Harness(ledger(received)) as h:
+        context = h.runtime.context("ledger")
+        with pytest.raises(Exception, match=r"storage=Storage\(\)"):
+            context.unit_of_work()

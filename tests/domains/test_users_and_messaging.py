@@ -1,0 +1,63 @@
+"""The example domains end to end in memory: sign up, the event, the welcome e-mail task."""
+
+from __future__ import annotations
+
+import orjson
+
+from bus.api import ApiRequest, ApiResponse, ApiRouter
+from bus.testing import Harness
+from domains.messaging.app import domain as messaging
+from domains.users.app import domain as users
+
+
+async def call(h: Harness, method: str, path: str, body: object = None) -> ApiResponse:
+    router = ApiRouter(h.runtime.domains, h.runtime.publisher, h.runtime.context)
+    raw = b"" if body is None else orjson.dumps(body)
+    return await router.handle(ApiRequest(method, path, body=raw))
+
+
+async def test_sign_up_stores_the_user_and_messaging_welcomes_them() -> None:
+    async with Harness(users, messaging) as h:
+        created = await call(h, "POST", "/users", {"email": "Ada@Example.com", "name": "Ada"})
+        await h.settle()
+        user_id = created.json()["user_id"]
+        fetched = await call(h, "GET", f"/users/{user_id}")
+    assert created.status == 201 and fetched.status == 200
+    assert fetched.json() == {"user_id": user_id, "email": "ada@example.com", "name": "Ada"}
+    assert [e.type for e in h.published] == ["USER_CREATED", "WELCOME_EMAIL_SENT", "SEND_EMAIL"]
+    assert {e.correlationid for e in h.published} == {created.headers["x-correlation-id"]}
+    assert [o.handler for o in h.handled()] == [
+        "messaging.welcome_new_user",
+        "messaging.send_email",
+    ]
+
+
+async def test_an_email_signs_up_once() -> None:
+    async with Harness(users, messaging) as h:
+        first = await call(h, "POST", "/users", {"email": "ada@example.com", "name": "Ada"})
+        again = await call(h, "POST", "/users", {"email": "ADA@example.com", "name": "Ada 2"})
+        await h.settle()
+    assert first.status == 201 and again.status == 409
+    assert again.json()["detail"] == "ada@example.com is already signed up"
+    assert len(h.published_of("USER_CREATED")) == 1
+
+
+async def test_unknown_user_is_404() -> None:
+    async with Harness(users) as h:
+        response = await call(h, "GET", "/users/nobody")
+    assert response.status == 404 and response.json()["detail"] == "no user nobody"
+
+
+async def test_a_version_1_user_created_is_upcast_for_messaging() -> None:
+    async with Harness(messaging) as h:
+        context = h.runtime.context("users")
+        from domains.users.contracts import UserCreated
+
+        envelope = context.envelope_for(UserCreated(user_id="u1", email="a@b.c", name="x"))
+        old = envelope._replace(
+            dataversion=1, data={"user_id": "u1", "email": "a@b.c", "display_name": "Old Name"}
+        )
+        await h.runtime.publisher.publish([old])
+        await h.settle()
+    [task] = h.published_of("SEND_EMAIL")
+    assert task.data_dict()["name"] == "Old Name"
