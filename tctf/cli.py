@@ -13,6 +13,11 @@ from bus import BusError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["package"]:  # its own options, parsed by tctf.packaging
+        from tctf.packaging import main as package
+
+        return package(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -53,11 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     _aws_options(up)
     up.set_defaults(command=_up)
 
-    package = commands.add_parser("package", help="build one domain's Lambda artifact")
-    package.add_argument("domain")
-    package.add_argument("-o", "--out", default="dist", help="output folder (dist)")
-    package.add_argument("--folder", action="store_true", help="leave a folder, not a zip")
-    package.set_defaults(command=_package)
+    commands.add_parser("package", help="build one domain's Lambda artifact (see its --help)")
     return parser
 
 
@@ -115,16 +116,6 @@ def _up(args: argparse.Namespace) -> int:
     from tctf.aws import up
 
     anyio.run(up, args.endpoint_url, args.transport)
-    return 0
-
-
-def _package(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from tctf.packaging import package
-
-    artifact = package(args.domain, Path(args.out), zip=not args.folder)
-    print(artifact)
     return 0
 
 
