@@ -1,0 +1,39 @@
+"""The tutorial's code runs as written: docs/writing-a-domain.md builds a working domain."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+import domains
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "writing-a-domain.md"
+
+
+@pytest.fixture
+def loyalty_package(tmp_path: Path):  # type: ignore[no-untyped-def]
+    contracts, app, test = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    package = tmp_path / "loyalty"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""Loyalty: points for new users."""\n')
+    (package / "contracts.py").write_text(contracts)
+    (package / "app.py").write_text(app)
+    domains.__path__.append(str(tmp_path))
+    try:
+        yield test
+    finally:
+        domains.__path__.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m.startswith("domains.loyalty")]:
+            del sys.modules[name]
+
+
+async def test_the_tutorial_domain_and_its_test_work(loyalty_package: str) -> None:
+    app = importlib.import_module("domains.loyalty.app")
+    assert [r.path for r in app.domain.routes] == ["/points/{user_id}"]
+    namespace: dict[str, object] = {}
+    exec(compile(loyalty_package, str(DOC), "exec"), namespace)
+    await namespace["test_new_users_get_100_points"]()  # type: ignore[operator]
