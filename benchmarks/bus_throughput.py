@@ -1,0 +1,200 @@
+"""Publish -> handle throughput of the in-memory transport beside a raw loop and two peers.
+
+Every contender publishes N five-field pydantic events to 1 and to 10 subscribers and waits
+until every handler call is done; events/s counts published events. TCTF and the raw loop
+encode each event to JSON and decode+validate it per subscriber, as a real transport would.
+
+    .venv/bin/python benchmarks/bus_throughput.py [--events 20000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+from pydantic import BaseModel
+
+from bus import Context, Domain, DomainSettings, Event
+from bus.clock import SystemClock
+from bus.memory import in_memory
+from bus.runtime import Runtime
+
+
+class OrderPlaced(Event):
+    type = "ORDER_PLACED"
+    order_id: str
+    customer: str
+    total: int
+    currency: str
+    express: bool
+
+
+class PlainOrder(BaseModel):
+    order_id: str
+    customer: str
+    total: int
+    currency: str
+    express: bool
+
+
+def sample(n: int) -> dict[str, object]:
+    return {"order_id": f"o{n}", "customer": "c42", "total": n, "currency": "EUR",
+            "express": n % 2 == 0}
+
+
+# -- contenders: each returns the seconds taken to publish `count` events and drain them ----
+
+
+async def raw_queue(count: int, fanout: int) -> float:
+    """asyncio.Queue per subscriber, a consumer task each, JSON encode once, decode per copy."""
+    done = 0
+    finished = asyncio.Event()
+    queues: list[asyncio.Queue[bytes]] = [asyncio.Queue() for _ in range(fanout)]
+
+    async def handler(event: PlainOrder) -> None:
+        nonlocal done
+        done += 1
+        if done == count * fanout:
+            finished.set()
+
+    async def consume(queue: asyncio.Queue[bytes]) -> None:
+        while True:
+            body = await queue.get()
+            await handler(PlainOrder.model_validate_json(body))
+
+    tasks = [asyncio.create_task(consume(q)) for q in queues]
+    events = [PlainOrder(**sample(n)) for n in range(count)]
+    start = time.perf_counter()
+    for event in events:
+        body = event.__pydantic_serializer__.to_json(event)
+        for queue in queues:
+            queue.put_nowait(body)
+    await finished.wait()
+    elapsed = time.perf_counter() - start
+    for task in tasks:
+        task.cancel()
+    return elapsed
+
+
+async def tctf(count: int, fanout: int) -> float:
+    """The in-memory transport with the default middleware (correlation, idempotency, retry)."""
+    done = 0
+    finished = asyncio.Event()
+    domains = []
+    for n in range(fanout):
+        domain = Domain(f"sub{n}", DomainSettings())
+
+        @domain.on(OrderPlaced)
+        async def handle(event: OrderPlaced, ctx: Context) -> None:
+            nonlocal done
+            done += 1
+            if done == count * fanout:
+                finished.set()
+
+        domains.append(domain)
+    runtime = Runtime(domains, in_memory(), clock=SystemClock())
+    events = [OrderPlaced(**sample(n)) for n in range(count)]  # type: ignore[arg-type]
+    async with runtime.running():
+        start = time.perf_counter()
+        for event in events:
+            await runtime.publish(event, source="orders")
+        await finished.wait()
+        return time.perf_counter() - start
+
+
+async def faststream(count: int, fanout: int) -> float:
+    """FastStream's in-memory Redis test broker (what its users test with)."""
+    from faststream.redis import RedisBroker, TestRedisBroker
+
+    broker = RedisBroker()
+    done = 0
+    for n in range(fanout):
+
+        @broker.subscriber("orders", title=f"sub{n}")
+        async def handle(event: PlainOrder) -> None:
+            nonlocal done
+            done += 1
+
+    events = [PlainOrder(**sample(n)) for n in range(count)]
+    async with TestRedisBroker(broker) as test_broker:
+        start = time.perf_counter()
+        for event in events:
+            await test_broker.publish(event, channel="orders")
+        elapsed = time.perf_counter() - start
+    assert done == count * fanout, (done, count * fanout)
+    return elapsed
+
+
+async def bubus(count: int, fanout: int) -> float:
+    """bubus EventBus, handlers awaited by the bus, waiting until it is idle."""
+    from bubus import BaseEvent, EventBus
+
+    class BubusOrder(BaseEvent[None]):
+        order_id: str
+        customer: str
+        total: int
+        currency: str
+        express: bool
+
+    bus = EventBus(max_history_size=100)  # dispatching without awaiting stalls past ~1,000
+    done = 0
+    for n in range(fanout):
+
+        async def handle(event: BubusOrder) -> None:
+            nonlocal done
+            done += 1
+
+        handle.__name__ = f"handle{n}"
+        bus.on(BubusOrder, handle)
+    events = [BubusOrder(**sample(n)) for n in range(count)]  # type: ignore[arg-type]
+    start = time.perf_counter()
+    for event in events:
+        await bus.dispatch(event)
+    await bus.wait_until_idle()
+    elapsed = time.perf_counter() - start
+    await bus.stop()
+    assert done == count * fanout, (done, count * fanout)
+    return elapsed
+
+
+Contender = Callable[[int, int], Awaitable[float]]
+
+
+def measure(contender: Contender, count: int, fanout: int, repeat: int) -> float:
+    rates = []
+    for _ in range(repeat):
+        gc.collect()
+        rates.append(count / asyncio.run(contender(count, fanout)))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--peer-events", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    contenders: list[tuple[str, Contender, int]] = [
+        ("raw asyncio.Queue + direct call", raw_queue, args.events),
+        ("tctf in-memory transport", tctf, args.events),
+        ("FastStream TestRedisBroker", faststream, args.peer_events),
+        ("bubus EventBus", bubus, args.peer_events),
+    ]
+    results: dict[str, dict[int, float]] = {}
+    for name, contender, count in contenders:
+        results[name] = {f: measure(contender, count, f, args.repeat) for f in (1, 10)}
+    ours = results["tctf in-memory transport"]
+    print(f"events/s, median of {args.repeat}; JSON encode + decode/validate per delivery\n")
+    print("| contender | 1 subscriber | 10 subscribers | tctf ÷ it (1) | tctf ÷ it (10) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, rates in results.items():
+        print(f"| {name} | {rates[1]:,.0f} | {rates[10]:,.0f} | "
+              f"{ours[1] / rates[1]:.2f}× | {ours[10] / rates[10]:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
