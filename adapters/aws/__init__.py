@@ -1,1 +1,2 @@
-"""Adapters on Amazon Web Services: SNS, SQS, EventBridge and DynamoDB through aioboto3."""
+"""Adapters on Amazon Web Services: SNS, SQS and EventBridge through aiobotocore, or botocore
+in a worker thread (`AwsSettings.sdk`); DynamoDB through aioboto3."""

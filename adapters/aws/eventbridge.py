@@ -41,8 +41,8 @@ class EventBridgeTransport(QueueTransport):
         entries = [(f"{e.type} {e.id}", self._entry(e)) for e in envelopes]
         if not entries:
             return
-        await self.resources()
-        events = (await self.clients()).events
+        await self._ready()  # provisions the bus and rules first when the settings say so
+        events = await self.client("events")
 
         async def call(batch: Sequence[tuple[str, dict[str, Any]]]) -> list[EntryFailure]:
             response = await events.put_events(Entries=[entry for _, entry in batch])

@@ -10,15 +10,14 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
 
 from adapters.aws.batches import Backoff, EntryFailure, is_transient, put_in_batches
-from adapters.aws.errors import NotSettled
+from adapters.aws.errors import NotProvisioned, NotSettled
 from adapters.aws.poller import LambdaHandler, SqsPoller
-from adapters.aws.provision import Kind, Resources, discover, provision
 from adapters.aws.session import AwsClients, AwsSettings
 from bus.dispatch import Dispatcher
 from bus.envelope import Envelope
@@ -26,6 +25,9 @@ from bus.errors import ConfigurationError, MessageTooLarge
 from bus.limits import SQS, ServiceLimits
 from bus.topology import Purpose, QueueSpec, Topology
 from bus.transport import DeadLetter
+
+if TYPE_CHECKING:
+    from adapters.aws.provision import Kind, Resources
 
 T = TypeVar("T")
 
@@ -97,13 +99,19 @@ class QueueTransport:
         settings: AwsSettings | None = None,
         *,
         handler_for: Callable[[Dispatcher], LambdaHandler] | None = None,
+        account: str | None = None,
     ) -> None:
         self.topology = topology
         self.settings = settings or AwsSettings()
         #: Builds each domain's Lambda handler from its dispatcher; None: `default_handler`.
         self._handler_for = handler_for
+        #: The account holding the queues, when known (a Lambda reads it from its topic or
+        #: bus ARN): the URL of a queue sent to is then formed from it and the SQS endpoint
+        #: instead of looked up. None: looked up by name, once per queue.
+        self.account = account
         self._clients: AwsClients | None = None
         self._resources: Resources | None = None
+        self._urls: dict[str, str] = {}
         self._opening = anyio.Lock()
         self._context_depth = 0
         self.pollers: list[SqsPoller] = []
@@ -129,26 +137,57 @@ class QueueTransport:
         """Close the clients; the next use opens them again."""
         clients, self._clients = self._clients, None
         self._resources = None
+        self._urls.clear()
         if clients is not None:
             with anyio.CancelScope(shield=True):
                 await clients.__aexit__(None, None, None)
 
     async def clients(self) -> AwsClients:
-        await self.resources()
+        """The clients of every service the transport uses, opened on first use."""
+        for service in self.services:
+            await self.client(service)
         assert self._clients is not None
         return self._clients
+
+    async def client(self, service: str) -> Any:
+        """One service's client, opened on first use (no call is made to open it)."""
+        if self._clients is None:
+            self._clients = AwsClients(self.settings)
+        return await self._clients.client(service)
 
     async def resources(self) -> Resources:
         """The topology's queues (and topic or bus), provisioned or looked up on first use."""
         async with self._opening:
             if self._resources is None:
-                if self._clients is None:
-                    self._clients = await AwsClients(self.settings, *self.services).__aenter__()
+                from adapters.aws.provision import discover, provision
+
+                clients = await self.clients()
                 find = provision if self.settings.provision else discover
-                self._resources = await self._retrying(
-                    find, self.topology, self._clients, self.kind
-                )
+                self._resources = await self._retrying(find, self.topology, clients, self.kind)
             return self._resources
+
+    async def _ready(self) -> Resources | None:
+        """Before a publish or send: the resources, provisioned first when the settings say so;
+        None when not loaded, the targets being addressed as they are (`queue_url`)."""
+        if self._resources is None and self.settings.provision:
+            await self.resources()
+        return self._resources
+
+    async def queue_url(self, name: str) -> str:
+        """The URL of a queue to send to, without looking up the whole topology: from the
+        resources if loaded; else formed from `account`, or looked up by name, once."""
+        resources = await self._ready()
+        if resources is not None:
+            return resources.queue_urls[name]
+        url = self._urls.get(name)
+        if url is None:
+            sqs = await self.client("sqs")
+            if self.account:
+                url = f"{sqs.meta.endpoint_url.rstrip('/')}/{self.account}/{name}"
+            else:
+                url = await self._retrying(_look_up_queue, sqs, name)
+            self._urls[name] = url
+        return url
 
     async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Call through an outage: transient errors are retried until the retry deadline."""
@@ -175,10 +214,9 @@ class QueueTransport:
             )
         if not by_queue:
             return
-        resources = await self.resources()
-        sqs = (await self.clients()).sqs
+        sqs = await self.client("sqs")
         for queue, entries in by_queue.items():
-            url = resources.queue_urls[queue]
+            url = await self.queue_url(queue)
 
             async def call(
                 batch: Sequence[tuple[str, dict[str, Any]]], url: str = url
@@ -353,6 +391,20 @@ class QueueTransport:
                 ],
             )
         return len(messages)
+
+
+async def _look_up_queue(sqs: Any, name: str) -> str:
+    from botocore.exceptions import ClientError
+
+    try:
+        url: str = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
+    except ClientError as error:
+        if is_transient(error):
+            raise
+        raise NotProvisioned(
+            f"queue {name} does not exist: run `tctf up` or deploy the stacks first"
+        ) from error
+    return url
 
 
 async def _receive_all(sqs: Any, url: str) -> list[dict[str, Any]]:

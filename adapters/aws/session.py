@@ -1,7 +1,9 @@
 """Connection settings and the clients one transport uses: one session, one client a service.
 
-Clients are opened in an async context and closed with it; nothing here runs at import time
-beyond importing the SDK, and the bus never imports this module.
+Clients are opened in an async context and closed with it. The SDK is imported when the
+first client is opened, and only the one `AwsSettings.sdk` names: aiobotocore (async HTTP
+over aiohttp) or botocore (each call run in a worker thread). The bus never imports this
+module.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
-import aioboto3
-from aiobotocore.config import AioConfig
+#: Which SDK makes the clients; see `AwsSettings.sdk`.
+Sdk = Literal["aiobotocore", "botocore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,11 @@ class AwsSettings:
     settle_timeout: float = 120.0
     #: Seconds between two reads of the queues' message counts in `settle()`.
     settle_interval: float = 0.1
+    #: The SDK the clients are made with. "aiobotocore": calls are async HTTP requests, for
+    #: long polls and many concurrent calls (pollers, local runs). "botocore": each call runs
+    #: in a worker thread, for a process making few calls at a time (a Lambda function):
+    #: it does not import aiohttp and aiobotocore, about 100 ms of a cold start.
+    sdk: Sdk = "aiobotocore"
 
     @property
     def region(self) -> str:
@@ -55,7 +63,8 @@ class AwsSettings:
 class AwsClients:
     """`async with AwsClients(settings, "sqs", "sns") as clients:` then `clients.sqs`.
 
-    One aioboto3 session; one client per service, closed together on exit.
+    One SDK session; one client per service, closed together on exit. `await
+    clients.client("events")` opens a further service's client on demand.
     """
 
     def __init__(self, settings: AwsSettings, *services: str) -> None:
@@ -63,22 +72,16 @@ class AwsClients:
         self.services = services
         self._clients: dict[str, Any] = {}
         self._stack: AsyncExitStack | None = None
+        self._session: Any = None
+        self._config: Any = None
 
     async def __aenter__(self) -> AwsClients:
-        settings = self.settings
-        session = aioboto3.Session(region_name=settings.region)
-        # The read timeout must outlast a long poll, or every empty receive is an error.
-        config = AioConfig(
-            retries={"mode": "standard", "max_attempts": settings.sdk_max_attempts},
-            connect_timeout=5,
-            read_timeout=settings.wait_time_seconds + 10,
-        )
-        async with AsyncExitStack() as stack:
+        try:
             for service in self.services:
-                self._clients[service] = await stack.enter_async_context(
-                    session.client(service, endpoint_url=settings.endpoint_url, config=config)
-                )
-            self._stack = stack.pop_all()
+                await self.client(service)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(
@@ -92,8 +95,140 @@ class AwsClients:
         if stack is not None:
             await stack.aclose()
 
+    async def client(self, service: str) -> Any:
+        """The service's client, opened on first use and kept until exit."""
+        client = self._clients.get(service)
+        if client is None:
+            if self._stack is None:
+                self._stack = AsyncExitStack()
+            if self.settings.sdk == "botocore":
+                made: Any = ThreadedClient(self._botocore_client(service))
+            else:
+                made = self._aiobotocore_client(service)
+            client = self._clients[service] = await self._stack.enter_async_context(made)
+        return client
+
+    def _aiobotocore_client(self, service: str) -> Any:
+        settings = self.settings
+        if self._session is None:
+            from aiobotocore.config import AioConfig
+            from aiobotocore.session import get_session
+
+            self._session = get_session()
+            self._config = AioConfig(**_config_options(settings))
+        return self._session.create_client(
+            service,
+            region_name=settings.region,
+            endpoint_url=settings.endpoint_url,
+            config=self._config,
+        )
+
+    def _botocore_client(self, service: str) -> Any:
+        settings = self.settings
+        if self._config is None:
+            from botocore.config import Config
+
+            self._config = Config(**_config_options(settings))
+        return _botocore_session().create_client(
+            service,
+            region_name=settings.region,
+            endpoint_url=settings.endpoint_url,
+            config=self._config,
+        )
+
     def __getattr__(self, service: str) -> Any:
         clients = self.__dict__.get("_clients", {})
         if service in clients:
             return clients[service]
         raise AttributeError(f"no {service} client open (opened: {', '.join(clients)})")
+
+
+def _config_options(settings: AwsSettings) -> dict[str, Any]:
+    # The read timeout must outlast a long poll, or every empty receive is an error.
+    return {
+        "retries": {"mode": "standard", "max_attempts": settings.sdk_max_attempts},
+        "connect_timeout": 5,
+        "read_timeout": settings.wait_time_seconds + 10,
+    }
+
+
+_BOTOCORE_SESSION: Any = None
+
+
+def _botocore_session() -> Any:
+    """One botocore session for the process: its loaded models are shared by every client."""
+    global _BOTOCORE_SESSION
+    if _BOTOCORE_SESSION is None:
+        from botocore.session import get_session
+
+        _BOTOCORE_SESSION = get_session()
+    return _BOTOCORE_SESSION
+
+
+class ThreadedClient:
+    """A botocore client whose API calls are awaited: each runs in a worker thread.
+
+    It answers like an aiobotocore client (`await client.send_message_batch(...)`, `async
+    for page in client.get_paginator(name).paginate(...)`); attributes such as `meta` and
+    `exceptions` are the botocore client's own. A cancelled call is abandoned to finish in
+    its thread, as a cancelled aiobotocore request may still reach the service.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._calls: dict[str, Any] = {}
+
+    async def __aenter__(self) -> ThreadedClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._client.close()
+
+    def get_paginator(self, operation: str) -> ThreadedPaginator:
+        return ThreadedPaginator(self._client.get_paginator(operation))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name not in self._client.meta.method_to_api_mapping:
+            return attribute
+        call = self._calls.get(name)
+        if call is None:
+
+            async def call(*args: Any, **kwargs: Any) -> Any:
+                return await _in_thread(partial(attribute, *args, **kwargs))
+
+            call.__name__ = call.__qualname__ = name
+            self._calls[name] = call
+        return call
+
+
+class ThreadedPaginator:
+    """A botocore paginator iterated with `async for`, each page fetched in a worker thread."""
+
+    def __init__(self, paginator: Any) -> None:
+        self._paginator = paginator
+
+    async def _pages(self, kwargs: dict[str, Any]) -> Any:
+        pages = iter(self._paginator.paginate(**kwargs))  # lazy: no call made yet
+        done = object()
+        while (page := await _in_thread(partial(next, pages, done))) is not done:
+            yield page
+
+    def paginate(self, **kwargs: Any) -> Any:
+        return self._pages(kwargs)
+
+
+async def _in_thread(call: Any) -> Any:
+    from anyio.to_thread import run_sync
+
+    return await run_sync(call, abandon_on_cancel=True)

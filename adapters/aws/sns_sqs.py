@@ -7,13 +7,15 @@ carrying `type`, `dataversion`, `source`, `correlationid` and `traceparent` as a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from adapters.aws.batches import EntryFailure, put_in_batches
+from adapters.aws.poller import LambdaHandler
 from adapters.aws.queues import QueueTransport, check_message_size, message_attributes
 from adapters.aws.session import AwsSettings
 from bus.clock import Clock
+from bus.dispatch import Dispatcher
 from bus.envelope import Envelope
 from bus.limits import SNS, SQS, ServiceLimits, path_limit
 from bus.runtime import TransportFactory
@@ -29,17 +31,34 @@ class SnsSqsTransport(QueueTransport):
     #: Publishing goes through SNS into SQS: SNS's 256 KiB (body plus attributes) applies.
     publish_limits: ServiceLimits = path_limit(SNS, SQS)
 
+    def __init__(
+        self,
+        topology: Topology,
+        settings: AwsSettings | None = None,
+        *,
+        handler_for: Callable[[Dispatcher], LambdaHandler] | None = None,
+        topic_arn: str | None = None,
+    ) -> None:
+        """`topic_arn`, when known (a Lambda's TCTF_TOPIC_ARN), is published to without
+        looking up the topology first, and names the account holding the queues."""
+        account = topic_arn.split(":")[4] if topic_arn and topic_arn.count(":") >= 5 else None
+        super().__init__(topology, settings, handler_for=handler_for, account=account or None)
+        self.topic_arn = topic_arn
+
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         """PublishBatch every envelope; all are size-checked before any is sent."""
         entries = [(f"{e.type} {e.id}", self._entry(e)) for e in envelopes]
         if not entries:
             return
-        resources = await self.resources()
-        sns = (await self.clients()).sns
+        resources = await self._ready()
+        topic_arn = self.topic_arn if resources is None else resources.topic_arn
+        if topic_arn is None:
+            topic_arn = (await self.resources()).topic_arn
+        sns = await self.client("sns")
 
         async def call(batch: Sequence[tuple[str, dict[str, Any]]]) -> list[EntryFailure]:
             response = await sns.publish_batch(
-                TopicArn=resources.topic_arn,
+                TopicArn=topic_arn,
                 PublishBatchRequestEntries=[{"Id": i, **entry} for i, entry in batch],
             )
             return [

@@ -2,7 +2,9 @@
 
 It owns one event loop for the container's life, so warm invocations reuse the loop and
 the AWS clients opened on it; it tells the event's source from its shape and hands it to
-the one path for that source.
+the one path for that source. SQS's path is loaded with the function; the others (HTTP, SNS,
+EventBridge, DynamoDB Streams) on their first event, so a function pays only for what it
+is sent.
 """
 
 from __future__ import annotations
@@ -10,20 +12,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.lambda_.dead_letters import DeadLetters
-from adapters.lambda_.eventbridge import handle_eventbridge_event
-from adapters.lambda_.http import handle_http_event
-from adapters.lambda_.sns import handle_sns_event
 from adapters.lambda_.sources import event_source
 from adapters.lambda_.sqs import handle_sqs_event
-from adapters.lambda_.streams import Relay, handle_stream_event, outbox_relay
 from bus import Clock, Context, Dispatcher, Domain, Publisher, SystemClock
-from bus.api import ApiRouter
 from bus.dispatch import Observer
 from bus.ids import IdGenerator
 from bus.middleware import IdempotencyStore
+
+if TYPE_CHECKING:
+    from adapters.lambda_.streams import Relay
+    from bus.api import ApiRouter
 
 
 class LambdaApp:
@@ -60,10 +61,28 @@ class LambdaApp:
             idempotency_store=idempotency_store,
             observer=observer,
         )
-        self.router = ApiRouter([domain], publisher, self._context)
-        self.relay = relay or outbox_relay(publisher)
+        self._router: ApiRouter | None = None
+        self._relay = relay
         self._loop = loop or asyncio.new_event_loop()
         self._resources = resources or AsyncExitStack()
+
+    @property
+    def router(self) -> ApiRouter:
+        """The domain's HTTP routes, built on the first HTTP event."""
+        if self._router is None:
+            from bus.api import ApiRouter
+
+            self._router = ApiRouter([self.domain], self.publisher, self._context)
+        return self._router
+
+    @property
+    def relay(self) -> Relay:
+        """What a new outbox item is handed to: publish its envelope, by default."""
+        if self._relay is None:
+            from adapters.lambda_.streams import outbox_relay
+
+            self._relay = outbox_relay(self.publisher)
+        return self._relay
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any] | None:
         """Lambda's handler signature: run the invocation on the container's event loop."""
@@ -78,8 +97,12 @@ class LambdaApp:
                 self.dispatcher, event, deadline=deadline, dead_letters=self.dead_letters
             )
         if source == "http":
+            from adapters.lambda_.http import handle_http_event
+
             return await handle_http_event(self.router, event)
         if source == "dynamodb":
+            from adapters.lambda_.streams import handle_stream_event
+
             return await handle_stream_event(
                 self.relay,
                 event,
@@ -87,7 +110,10 @@ class LambdaApp:
                 dead_letters=self.dead_letters,
                 dead_letter_queue=self.dead_letter_queue,
             )
-        handle = handle_sns_event if source == "sns" else handle_eventbridge_event
+        if source == "sns":
+            from adapters.lambda_.sns import handle_sns_event as handle
+        else:
+            from adapters.lambda_.eventbridge import handle_eventbridge_event as handle
         await handle(
             self.dispatcher,
             event,

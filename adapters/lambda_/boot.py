@@ -1,7 +1,7 @@
 """Building a domain's function from its environment, once, in Lambda's init phase.
 
-Only the configured domain is imported; the AWS SDK is imported only by the transport that
-needs it, and the dead-letter client is opened on first use, off the cold path.
+Only the configured domain is imported; the AWS SDK (botocore) only by the transport that
+needs it. The SQS client (dead letters, tasks) is made here; no call to AWS is made.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ async def open_publisher(
     """The publisher named by TCTF_TRANSPORT, closed with `resources`.
 
     The AWS transports are imported here, not at module level, so that only the one in use
-    is loaded; each opens its clients and looks up its queues on first publish and keeps
-    them for the container's life.
+    is loaded. Their clients are botocore's, each call run in a worker thread: a function
+    handles one invocation at a time, and this leaves aiohttp and aiobotocore out of the
+    cold start. The topic ARN or bus comes from the environment, so publishing looks
+    nothing up; a task queue's URL is formed from the account in that ARN.
     """
     topology = Topology.from_domains([domain], app=settings.app)
     if settings.transport == "memory":
@@ -55,19 +57,29 @@ async def open_publisher(
         endpoint_url=settings.endpoint_url,
         region_name=settings.region,
         provision=settings.provision,
+        sdk="botocore",
     )
     transport: Any
     if settings.transport == "sns":
         from adapters.aws.sns_sqs import SnsSqsTransport
 
-        transport = SnsSqsTransport(topology, aws)
+        transport = SnsSqsTransport(topology, aws, topic_arn=settings.topic_arn)
     else:
         from adapters.aws.eventbridge import EventBridgeTransport
 
-        transport = EventBridgeTransport(topology, aws)
+        transport = EventBridgeTransport(topology, aws, account=_account(settings.event_bus))
     resources.push_async_callback(transport.aclose)
     publisher: Publisher = transport
     return publisher
+
+
+def _account(arn: str | None) -> str | None:
+    """The account of an ARN (`arn:aws:events:us-east-1:123456789012:event-bus/x`); None
+    for a plain name."""
+    parts = (arn or "").split(":")
+    if len(parts) < 6 or parts[0] != "arn":
+        return None
+    return parts[4] or None
 
 
 def _check_target(settings: LambdaSettings, topology: Topology) -> None:
@@ -85,18 +97,17 @@ def _check_target(settings: LambdaSettings, topology: Topology) -> None:
         )
 
 
-def dead_letters_for(settings: LambdaSettings, resources: AsyncExitStack) -> DeadLetters:
-    """Where parked records go: SQS on AWS, memory for the in-process transport."""
+def dead_letters_for(settings: LambdaSettings, publisher: Publisher) -> DeadLetters:
+    """Where parked records go: SQS on AWS (through the transport's SQS client), memory for
+    the in-process transport."""
     if settings.transport == "memory":
         return MemoryDeadLetters()
+    client: Any = getattr(publisher, "client", None)
+    if client is None:
+        raise ConfigurationError(f"the {settings.transport} publisher has no SQS client")
 
     async def open_sqs() -> Any:
-        from aiobotocore.session import get_session
-
-        client = get_session().create_client(
-            "sqs", endpoint_url=settings.endpoint_url, region_name=settings.region
-        )
-        return await resources.enter_async_context(client)
+        return await client("sqs")
 
     return SqsDeadLetters(open_sqs)
 
@@ -108,9 +119,11 @@ def build(env: Mapping[str, str]) -> LambdaApp:
     loop = asyncio.new_event_loop()
     resources = AsyncExitStack()
     publisher = loop.run_until_complete(open_publisher(settings, domain, resources))
-    dead_letters = dead_letters_for(settings, resources)
+    dead_letters = dead_letters_for(settings, publisher)
     if isinstance(dead_letters, SqsDeadLetters):
-        loop.run_until_complete(dead_letters.open())  # the SDK client, made in the init phase
+        # The SQS client, made in the init phase (no call to AWS); SNS's or EventBridge's
+        # is made on first publish, and only a function that publishes pays for it.
+        loop.run_until_complete(dead_letters.open())
     return LambdaApp(
         domain,
         publisher,

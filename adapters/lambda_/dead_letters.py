@@ -71,11 +71,14 @@ class MemoryDeadLetters:
 
 
 class SqsDeadLetters:
-    """Dead letters sent with `SendMessageBatch` through an aiobotocore SQS client.
+    """Dead letters sent with `SendMessageBatch` through an SQS client (aiobotocore's, or
+    botocore's behind `adapters.aws.session.ThreadedClient`).
 
     `client_factory` returns an entered SQS client; it is called by `open()` (the entry
     point does so at init) or on first use, and the client is kept for the container's
-    life. Queue URLs are looked up once by name.
+    life. The DLQ of an SQS record sits beside its queue (same account and region, by the
+    topology's naming), so its URL is formed from the record's queue ARN and the client's
+    endpoint; other queues are looked up once by name.
     """
 
     def __init__(self, client_factory: Any) -> None:
@@ -93,7 +96,7 @@ class SqsDeadLetters:
             by_queue[letter.queue].append(letter)
         for queue, queued in by_queue.items():
             try:
-                url = await self._url(queue)
+                url = await self._url(queue, queued[0].source)
                 for start in range(0, len(queued), _SQS_BATCH):
                     stored |= await self._send_batch(url, queued[start : start + _SQS_BATCH])
             except Exception as error:  # any failure leaves the records to be retried
@@ -123,16 +126,32 @@ class SqsDeadLetters:
             )
         return {letters[int(ok["Id"])].record_id for ok in response.get("Successful", ())}
 
-    async def _url(self, queue: str) -> str:
+    async def _url(self, queue: str, source: str = "") -> str:
         if queue.startswith(("https://", "http://")):
             return queue
         url = self._urls.get(queue)
         if url is None:
             client = await self._sqs()
-            url = self._urls[queue] = (await client.get_queue_url(QueueName=queue))["QueueUrl"]
+            url = _beside(client, queue, source)
+            if url is None:
+                url = (await client.get_queue_url(QueueName=queue))["QueueUrl"]
+            self._urls[queue] = url
         return url
 
     async def _sqs(self) -> Any:
         if self._client is None:
             self._client = await self._client_factory()
         return self._client
+
+
+def _beside(client: Any, queue: str, source: str) -> str | None:
+    """The URL of `queue` in the account of the SQS queue ARN `source`, if that queue is in
+    the client's region; None otherwise (or if the client does not say where it points)."""
+    parts = source.split(":")
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs" or not parts[4]:
+        return None
+    meta = getattr(client, "meta", None)
+    endpoint = getattr(meta, "endpoint_url", None)
+    if not isinstance(endpoint, str) or parts[3] != getattr(meta, "region_name", None):
+        return None
+    return f"{endpoint.rstrip('/')}/{parts[4]}/{queue}"
