@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bus.routing import compile_event_pattern
@@ -31,8 +31,9 @@ def _pattern_from(event: dict[str, Any]) -> dict[str, Any]:
     pattern: dict[str, Any] = {}
     for key, value in event.items():
         if isinstance(value, dict):
-            if value:
-                pattern[key] = _pattern_from(value)
+            nested = _pattern_from(value)
+            if nested:  # EventBridge refuses empty objects in a pattern
+                pattern[key] = nested
         elif isinstance(value, list):
             pattern[key] = [value[0]]
         else:
@@ -41,6 +42,7 @@ def _pattern_from(event: dict[str, Any]) -> dict[str, Any]:
 
 
 @given(events)
+@example({"_": {"_": {}}})  # an empty object deep inside yields no pattern field
 def test_a_pattern_built_from_an_events_own_values_matches_it(event: dict[str, Any]) -> None:
     pattern = _pattern_from(event)
     if pattern:
