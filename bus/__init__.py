@@ -1,7 +1,11 @@
 """The messaging kernel: events, envelopes, domains, dispatch, transports and storage ports.
 
 It knows nothing of AWS and nothing of any domain; everything public is re-exported here.
+The in-memory transport and the runtime load on first use, so a Lambda that only dispatches
+does not import them.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from bus.clock import Clock, ManualClock, SystemClock
 from bus.context import Context
@@ -23,10 +27,8 @@ from bus.errors import (
     UnknownMessageType,
     UnsupportedMessageVersion,
 )
-from bus.memory import Faults, InMemoryTransport
 from bus.messages import Event, Message, Task
 from bus.middleware import Delivery, Handler, IdempotencyStore, Middleware
-from bus.runtime import Runtime
 from bus.topology import Topology
 from bus.transport import DeadLetter, Transport
 
@@ -74,3 +76,18 @@ __all__ = [
     "UnknownMessageType",
     "UnsupportedMessageVersion",
 ]
+
+_LAZY = {"Faults": "bus.memory", "InMemoryTransport": "bus.memory", "Runtime": "bus.runtime"}
+
+if TYPE_CHECKING:
+    from bus.memory import Faults, InMemoryTransport
+    from bus.runtime import Runtime
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bus' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

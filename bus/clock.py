@@ -9,8 +9,6 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
-import anyio
-
 
 class Clock(Protocol):
     """Seconds since the epoch, and a way to wait."""
@@ -27,6 +25,8 @@ class SystemClock:
         return time.time()
 
     async def sleep(self, seconds: float) -> None:
+        import anyio  # loaded on first use: not on a Lambda's import path
+
         await anyio.sleep(seconds)
 
 
@@ -49,6 +49,8 @@ class ManualClock:
         self._now += seconds
 
     async def sleep(self, seconds: float) -> None:
+        import anyio.lowlevel
+
         self.advance(max(seconds, 0.0))
         await anyio.lowlevel.checkpoint()
 

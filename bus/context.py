@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bus.clock import Clock
 from bus.envelope import Envelope, check_size
@@ -19,9 +19,11 @@ from bus.errors import ConfigurationError
 from bus.ids import IdGenerator
 from bus.limits import SNS
 from bus.messages import Event, Message, Task
-from bus.storage.conditions import Condition
-from bus.storage.table import Table
-from bus.storage.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:  # storage loads only for domains that keep state (Lambda cold start)
+    from bus.storage.conditions import Condition
+    from bus.storage.table import Table
+    from bus.storage.unit_of_work import UnitOfWork
 
 _time_cache: dict[int, str] = {}
 
@@ -137,6 +139,8 @@ class Context:
         transaction, and the outbox relay publishes them: never a state change without its
         events, nor an event without its state change.
         """
+        from bus.storage.unit_of_work import UnitOfWork
+
         return EventUnitOfWork(self, UnitOfWork(self.table, now=self.clock.now), self._on_commit)
 
     def new_id(self) -> str:

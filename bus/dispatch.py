@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bus.clock import Clock, SystemClock
 from bus.context import Context, Metrics
@@ -29,7 +29,9 @@ from bus.middleware import (
     retry,
     timeout,
 )
-from bus.storage.table import Table
+
+if TYPE_CHECKING:
+    from bus.storage.table import Table
 
 
 class Publisher(Protocol):

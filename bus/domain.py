@@ -15,10 +15,10 @@ from pydantic import BaseModel
 from bus.errors import ConfigurationError
 from bus.limits import MAX_BATCH_RECORDS
 from bus.messages import Event, Message, Task
-from bus.storage.spec import GlobalIndex
 
 if TYPE_CHECKING:
     from bus.context import Context
+    from bus.storage.spec import GlobalIndex
 
 E = TypeVar("E", bound=Event)
 T = TypeVar("T", bound=Task)

@@ -11,8 +11,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import anyio
-
 from bus.clock import Clock
 from bus.context import Context
 from bus.domain import Subscription
@@ -145,6 +143,7 @@ def timeout(seconds: float | None) -> Middleware:
     def wrap(handler: Handler) -> Handler:
         if seconds is None:
             return handler
+        import anyio  # only domains with a handler timeout load it
 
         async def bounded(delivery: Delivery) -> None:
             with anyio.fail_after(seconds):

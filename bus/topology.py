@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bus.domain import Domain
 from bus.errors import ConfigurationError
-from bus.storage.outbox import outbox_index
-from bus.storage.spec import TableSpec
+
+if TYPE_CHECKING:
+    from bus.storage.spec import TableSpec
 
 Purpose = Literal["events", "tasks"]
 
@@ -114,6 +115,9 @@ class Topology:
                 )
             routes.extend(RouteSpec(r.domain, r.method, r.path, r.name) for r in domain.routes)
             if domain.storage is not None:
+                from bus.storage.outbox import outbox_index
+                from bus.storage.spec import TableSpec
+
                 tables[domain.name] = TableSpec(
                     name=f"{app}-{domain.name}",
                     indexes=(*domain.storage.indexes, outbox_index()),
