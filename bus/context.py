@@ -6,6 +6,7 @@ successfully; a handler that raises sends nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -68,9 +69,11 @@ class Context:
     """
 
     __slots__ = (
+        "_handler",
         "_ids",
         "_log",
         "_on_commit",
+        "_staged",
         "_table",
         "causation_id",
         "clock",
@@ -91,10 +94,13 @@ class Context:
         metrics: Metrics,
         envelope: Envelope | None = None,
         correlation_id: str | None = None,
+        handler: str | None = None,
         table: Table | None = None,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.domain = domain
+        self._handler = handler
+        self._staged = 0
         self._table = table
         self._on_commit = on_commit
         self.clock = clock
@@ -167,10 +173,25 @@ class Context:
         self.outbox.append(envelope)
         return envelope
 
+    def begin_attempt(self) -> None:
+        """Forget what a failed attempt staged; the next one stages with the same ids."""
+        self.outbox.clear()
+        self._staged = 0
+
     def envelope_for(self, message: Message, subject: str | None = None) -> Envelope:
-        """The envelope this context gives a message: a new id, its correlation, its cause."""
+        """The envelope this context gives a message: a new id, its correlation, its cause.
+
+        In a handler the id is derived from the event handled, the handler and the message's
+        place among those it staged, so a retried handler republishes the same ids and
+        consumers' idempotency absorbs the repeats.
+        """
+        self._staged += 1
+        if self.envelope is not None and self._handler is not None:
+            event_id = derived_id(f"{self.envelope.id}/{self._handler}/{self._staged}")
+        else:
+            event_id = self._ids()
         return Envelope(
-            id=self._ids(),
+            id=event_id,
             source=self.domain,
             type=message.type,
             time=timestamp(self.clock.now()),
@@ -181,6 +202,12 @@ class Context:
             traceparent=self.traceparent,
             subject=subject,
         )
+
+
+def derived_id(seed: str) -> str:
+    """A UUID-shaped id that is the same for the same seed."""
+    h = hashlib.blake2b(seed.encode(), digest_size=16).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class EventUnitOfWork:

@@ -118,16 +118,19 @@ class Dispatcher:
         self._observer = observer
         settings = domain.settings
         store = idempotency_store or InMemoryIdempotencyStore(self.clock, settings.idempotency_ttl)
+        # Outermost first. User middleware sees real attempts only (not skipped duplicates);
+        # the timeout bounds the handler, not the publishing of what it staged.
         stack: list[Middleware] = [
             correlation,
+            idempotency(store, lease=settings.visibility_timeout),
             *middleware,
-            idempotency(store),
             retry(settings.retry_attempts, settings.retry_backoff, self.clock),
+            self._publishing,
             timeout(settings.handler_timeout),
         ]
         self._routes: dict[str, list[_Route]] = {}
         for sub in domain.subscriptions:
-            call: Handler = self._invoke
+            call: Handler = _call_handler
             for wrap in reversed(stack):
                 call = wrap(call)
             self._routes.setdefault(sub.message.type, []).append(
@@ -204,6 +207,7 @@ class Dispatcher:
                 ids=self.ids,
                 metrics=self.metrics,
                 envelope=envelope,
+                handler=sub.name,
                 table=self._table,
                 on_commit=self._on_commit,
             )
@@ -222,12 +226,17 @@ class Dispatcher:
         self._observe(record.id, "handled", sub.name, envelope, None)
         return "handled", ""
 
-    async def _invoke(self, delivery: Delivery) -> None:
-        context = delivery.context
-        context.outbox.clear()
-        await delivery.subscription.handler(delivery.message, context)
-        if context.outbox:
-            await flush(self._publisher, context.outbox)
+    def _publishing(self, handler: Handler) -> Handler:
+        """Send what an attempt staged once it succeeds; a new attempt starts empty."""
+
+        async def publishing(delivery: Delivery) -> None:
+            context = delivery.context
+            context.begin_attempt()
+            await handler(delivery)
+            if context.outbox:
+                await flush(self._publisher, context.outbox)
+
+        return publishing
 
     def _observe(
         self,
@@ -249,6 +258,10 @@ async def flush(publisher: Publisher, envelopes: Sequence[Envelope]) -> None:
         await publisher.publish(events)
     if tasks:
         await publisher.send(tasks)
+
+
+async def _call_handler(delivery: Delivery) -> None:
+    await delivery.subscription.handler(delivery.message, delivery.context)
 
 
 def _matcher(where: Mapping[str, Any] | None) -> Callable[[Mapping[str, Any]], bool] | None:

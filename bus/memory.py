@@ -131,6 +131,8 @@ class MemoryQueue:
             if self._reorder and len(ready) > 1:
                 ready.rotate(-self._rng.randrange(len(ready)))
             message = ready.popleft()
+            if message.deleted:  # deleted or dead-lettered after its visibility ran out
+                continue
             message.receive_count += 1
             if self.max_receive_count is not None and (
                 message.receive_count > self.max_receive_count

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from bus.clock import Clock
 from bus.context import Context
@@ -53,12 +53,22 @@ def correlation(handler: Handler) -> Handler:
     return with_correlation
 
 
+Claim = Literal["claimed", "done", "in_progress"]
+
+
 class IdempotencyStore(Protocol):
-    """Remembers which (handler, event id) pairs have had their effect."""
+    """Remembers which (handler, event id) pairs have had their effect.
 
-    async def is_done(self, key: str) -> bool: ...
+    `claim` is atomic: of two copies of one event handled at once, one gets "claimed" and the
+    other "in_progress" (and is retried later); a claim left by a crashed consumer lapses
+    after `lease` seconds, by when its record is visible again.
+    """
 
-    async def mark_done(self, key: str) -> None: ...
+    async def claim(self, key: str, lease: float) -> Claim: ...
+
+    async def complete(self, key: str) -> None: ...
+
+    async def release(self, key: str) -> None: ...
 
 
 class InMemoryIdempotencyStore:
@@ -67,34 +77,61 @@ class InMemoryIdempotencyStore:
     def __init__(self, clock: Clock, ttl: float = 24 * 3600.0) -> None:
         self._clock = clock
         self._ttl = ttl
-        self._expiry: dict[str, float] = {}
+        #: key -> (done, expires at): a claim until done, then the record of the effect.
+        self._records: dict[str, tuple[bool, float]] = {}
 
-    async def is_done(self, key: str) -> bool:
-        expires = self._expiry.get(key)
-        return expires is not None and expires > self._clock.now()
+    async def claim(self, key: str, lease: float) -> Claim:
+        now = self._clock.now()
+        record = self._records.get(key)
+        if record is not None and record[1] > now:
+            return "done" if record[0] else "in_progress"
+        self._records[key] = (False, now + lease)
+        return "claimed"
 
-    async def mark_done(self, key: str) -> None:
-        self._expiry[key] = self._clock.now() + self._ttl
+    async def complete(self, key: str) -> None:
+        self._records[key] = (True, self._clock.now() + self._ttl)
+
+    async def release(self, key: str) -> None:
+        record = self._records.get(key)
+        if record is not None and not record[0]:
+            del self._records[key]
 
 
-def idempotency(store: IdempotencyStore) -> Middleware:
+class HandlingInProgress(TransientError):
+    """Another consumer is handling a copy of this event now; this copy is retried later."""
+
+
+def idempotency(store: IdempotencyStore, lease: float) -> Middleware:
     """Skip a delivery whose (handler, event id) already succeeded: duplicates become no-ops.
 
-    The record is written after the handler and its published events succeed, so a crash in
+    The handler runs only under a claim, so two copies delivered at once run it once. The
+    record is completed after the handler and its published events succeed: a crash in
     between means one more run, never a lost effect.
     """
 
     def wrap(handler: Handler) -> Handler:
         async def once(delivery: Delivery) -> None:
-            key = f"{delivery.subscription.name}#{delivery.envelope.id}"
-            if await store.is_done(key):
+            key = idempotency_key(delivery.subscription.name, delivery.envelope.id)
+            state = await store.claim(key, lease)
+            if state == "done":
                 raise AlreadyHandled(key)
-            await handler(delivery)
-            await store.mark_done(key)
+            if state == "in_progress":
+                raise HandlingInProgress(f"{key} is being handled by another consumer")
+            try:
+                await handler(delivery)
+            except BaseException:
+                await store.release(key)
+                raise
+            await store.complete(key)
 
         return once
 
     return wrap
+
+
+def idempotency_key(handler: str, event_id: str) -> str:
+    """The record key of one handler's effect for one event."""
+    return f"{handler}#{event_id}"
 
 
 class AlreadyHandled(Exception):

@@ -3,17 +3,20 @@ domain's own table and forgotten by TTL after `ttl_seconds`."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
-from bus.storage.errors import InvalidRequest
+from bus.storage.conditions import Attr
+from bus.storage.errors import ConditionFailed, InvalidRequest
 from bus.storage.spec import KeyType
 from bus.storage.table import Table
 
 __all__ = ["TableIdempotencyStore"]
 
 _PREFIX = "IDEMPOTENCY#"
+Claim = Literal["claimed", "done", "in_progress"]
 
 
 class TableIdempotencyStore:
@@ -44,14 +47,47 @@ class TableIdempotencyStore:
         self._ttl_seconds = ttl_seconds
         self._now = now
 
-    async def is_done(self, key: str) -> bool:
-        return await self._table.get(self._key(key), consistent=True) is not None
-
-    async def mark_done(self, key: str) -> None:
+    async def claim(self, key: str, lease: float) -> Claim:
+        """Atomically take the key unless it is done or another claim's lease still runs."""
         now = self._now()
-        await self._table.put(
-            {**self._key(key), "done_at": now, self._ttl_attribute: int(now + self._ttl_seconds)}
+        item = {
+            **self._key(key),
+            "status": "IN_PROGRESS",
+            "lease_until": now + lease,
+            self._ttl_attribute: int(now + self._ttl_seconds),
+        }
+        pk = self._table.spec.partition_key.name
+        free = (
+            Attr(pk).not_exists()
+            | Attr(self._ttl_attribute).lt(int(now))  # expired: DynamoDB deletes it lazily
+            | (Attr("status").eq("IN_PROGRESS") & Attr("lease_until").lt(now))
         )
+        try:
+            await self._table.put(item, condition=free)
+            return "claimed"
+        except ConditionFailed:
+            current = await self._table.get(self._key(key), consistent=True)
+            if current is not None and current.get("status") == "DONE":
+                return "done"
+            return "in_progress"  # held by another consumer, or gone a moment ago: retry later
+
+    async def complete(self, key: str) -> None:
+        await self._table.put(self.done_item(key))
+
+    async def release(self, key: str) -> None:
+        """Give up a claim (the handler failed); a completed record stays."""
+        with contextlib.suppress(ConditionFailed):
+            await self._table.delete(self._key(key), condition=Attr("status").eq("IN_PROGRESS"))
+
+    def done_item(self, key: str) -> dict[str, Any]:
+        """The record of a completed effect, to write in the same transaction as the effect."""
+        now = self._now()
+        return {
+            **self._key(key),
+            "status": "DONE",
+            "done_at": now,
+            self._ttl_attribute: int(now + self._ttl_seconds),
+        }
 
     def _key(self, key: str) -> dict[str, Any]:
         names = self._table.spec.key_names

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import anyio
+import anyio.lowlevel
 
-from bus import Context, Domain, DomainSettings, Event, Rejected, TransientError
+from bus import (
+    Context,
+    Domain,
+    DomainSettings,
+    Envelope,
+    Event,
+    Publisher,
+    Rejected,
+    TransientError,
+)
 from bus.testing import Harness
 
 
@@ -118,3 +129,66 @@ async def test_each_handler_of_a_record_succeeds_once_even_when_a_sibling_fails(
         await h.settle()
     assert sorted(effects) == ["book", "notify"]
     assert [o.handler for o in h.results("skipped")] == ["billing.book"]
+
+
+async def test_two_copies_handled_at_once_run_the_handler_once() -> None:
+    billing = Domain("billing", DomainSettings(batch_size=1, concurrency=2, retry_attempts=1))
+    charges: list[str] = []
+
+    @billing.on(Charged)
+    async def charge(event: Charged, ctx: Context) -> None:
+        await anyio.lowlevel.checkpoint()  # the other consumer takes the copy meanwhile
+        charges.append(event.invoice)
+
+    async with Harness(billing) as h:
+        envelope = await h.publish(Charged(invoice="i1"))
+        await h.runtime.publisher.publish([envelope])
+        await h.settle()
+    assert charges == ["i1"]
+    assert [o.status for o in h.outcomes if o.status != "handled"] == ["failed", "skipped"]
+    assert "being handled by another consumer" in (h.results("failed")[0].error or "")
+
+
+class HalfBrokenTopic:
+    """A publisher whose first call delivers one envelope and then fails, as a throttled
+    PublishBatch can; later calls go through."""
+
+    def __init__(self, inner: Publisher) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            await self.inner.publish(envelopes[:1])
+            raise TransientError("throttled after the first entry")
+        await self.inner.publish(envelopes)
+
+    async def send(self, envelopes: Sequence[Envelope]) -> None:
+        await self.inner.send(envelopes)
+
+
+async def test_a_retried_handler_republishes_the_same_ids_so_consumers_see_each_once() -> None:
+    billing = Domain("billing", DomainSettings(retry_attempts=2, retry_backoff=0.1))
+    audit = Domain("audit")
+    seen: list[str] = []
+
+    @billing.on(Charged)
+    async def send_receipts(event: Charged, ctx: Context) -> None:
+        ctx.publish(Receipted(invoice=f"{event.invoice}-a"))
+        ctx.publish(Receipted(invoice=f"{event.invoice}-b"))
+
+    @audit.on(Receipted)
+    async def record(event: Receipted, ctx: Context) -> None:
+        seen.append(event.invoice)
+
+    async with Harness(billing, audit) as h:
+        topic = HalfBrokenTopic(h.runtime.publisher)
+        h.runtime.dispatchers["billing"]._publisher = topic
+        await h.publish(Charged(invoice="i1"))
+        await h.settle()
+    assert topic.calls == 2
+    assert sorted(seen) == ["i1-a", "i1-b"]
+    assert len(h.published_of("RECEIPTED")) == 3  # i1-a went out twice, with one id
+    assert len({e.id for e in h.published_of("RECEIPTED")}) == 2
+    assert [o.handler for o in h.results("skipped")] == ["audit.record"]

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections import Counter
 
 import anyio
+import anyio.lowlevel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bus import Context, Domain, DomainSettings, Envelope, Event, Faults
 from bus.testing import Harness
 
-SETTINGS = DomainSettings(visibility_timeout=5.0, max_receive_count=3, retry_attempts=1)
+#: One record per batch and two consumers per queue, so copies of an event run concurrently.
+SETTINGS = DomainSettings(
+    visibility_timeout=5.0, max_receive_count=3, retry_attempts=1, batch_size=1, concurrency=2
+)
 
 
 class Deposited(Event):
@@ -34,6 +38,7 @@ def bank(effects: Counter[tuple[str, int]]) -> tuple[Domain, Domain]:
 
     @ledger.on(Deposited)
     async def apply(event: Deposited, ctx: Context) -> None:
+        await anyio.lowlevel.checkpoint()  # let the other consumer interleave
         if event.amount % 7 == 0:
             raise RuntimeError("amount refused by the ledger")
         effects["ledger", event.seq] += 1
@@ -41,6 +46,7 @@ def bank(effects: Counter[tuple[str, int]]) -> tuple[Domain, Domain]:
 
     @audit.on(Audited)
     async def record(event: Audited, ctx: Context) -> None:
+        await anyio.lowlevel.checkpoint()
         effects["audit", event.seq] += 1
 
     return ledger, audit

@@ -142,3 +142,14 @@ async def test_consumers_stop_when_the_harness_exits() -> None:
             await h.publish(Pinged(n=1))
             await h.settle()
     assert len(h.handled()) == 1
+
+
+def test_a_message_deleted_after_its_visibility_ran_out_is_not_delivered_again() -> None:
+    clock = ManualClock()
+    queue = queue_with_dlq(clock, visibility_timeout=1.0, max_receive_count=5)
+    queue.send(QueuedMessage("m1", b"{}", clock.now()))
+    [(message, receipt)] = queue.receive(1)
+    clock.advance(1.0)
+    queue.promote()  # visible again, but the slow consumer still holds a valid receipt
+    assert queue.delete(message, receipt)
+    assert queue.receive(1) == [] and len(queue) == 0
