@@ -289,10 +289,19 @@ class InMemoryTransport:
 
     async def send(self, envelopes: Sequence[Envelope]) -> None:
         """Put each task on the task queue of the domain that consumes it."""
-        targets = [self.queues[self.topology.task_queue_for(e.type).name] for e in envelopes]
+        targets = [self._task_queue(e) for e in envelopes]
         bodies = [self._encode(e, self.send_limits) for e in envelopes]
         for queue, body in zip(targets, bodies, strict=True):
             self._deliver(queue, body)
+
+    def _task_queue(self, envelope: Envelope) -> MemoryQueue:
+        name = self.topology.task_queue_name(envelope.type, getattr(envelope.data, "domain", None))
+        queue = self.queues.get(name)
+        if queue is None:
+            raise ConfigurationError(
+                f"task {envelope.type} goes to queue {name}, which no domain here consumes"
+            )
+        return queue
 
     def _encode(self, envelope: Envelope, limits: ServiceLimits) -> bytes:
         body = envelope.encode()

@@ -140,6 +140,13 @@ class Topology:
                 return spec
         return None
 
+    def task_queue_name(self, task_type: str, domain: str | None = None) -> str:
+        """The task queue a task goes to: its `Task.domain`'s, whether or not that domain
+        runs in this process (a Lambda's topology holds its own domain only)."""
+        if domain is not None:
+            return f"{self.app}-{domain}-tasks"
+        return self.task_queue_for(task_type).name
+
     def task_queue_for(self, task_type: str) -> QueueSpec:
         """The queue consuming a task type; a task nobody consumes is a wiring mistake."""
         for spec in self.queues:

@@ -208,7 +208,9 @@ class QueueTransport:
         """Put each task on its domain's task queue with SendMessageBatch, ten at a time."""
         by_queue: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for envelope in envelopes:
-            queue = self.topology.task_queue_for(envelope.type).name
+            queue = self.topology.task_queue_name(
+                envelope.type, getattr(envelope.data, "domain", None)
+            )
             by_queue.setdefault(queue, []).append(
                 (f"{envelope.type} {envelope.id}", self._sqs_entry(envelope))
             )

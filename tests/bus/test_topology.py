@@ -100,3 +100,13 @@ def test_topology_renders_as_a_table() -> None:
     table = Topology.from_domains([billing()]).render_table()
     assert "tctf-billing-events-dlq" in table and "billing.upgrade" in table
     assert "{'plan': ['pro', 'team']}" in table
+
+
+def test_a_task_goes_to_its_domains_queue_even_when_that_domain_runs_elsewhere() -> None:
+    orders = Domain("orders")
+
+    @orders.on(Left)
+    async def bill(event: Left, ctx: Context) -> None: ...
+
+    topology = Topology.from_domains([orders], app="acme")  # a Lambda's view: orders only
+    assert topology.task_queue_name("INVOICE", Invoice.domain) == "acme-billing-tasks"
