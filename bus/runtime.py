@@ -38,6 +38,12 @@ def memory_tables(spec: TableSpec, clock: Clock) -> Table:
     return InMemoryTable(spec, now=clock.now)
 
 
+def idempotency_store_for(domain: Domain, table: Table, clock: Clock) -> IdempotencyStore:
+    """Where `domain`'s handlers record what they have done: its own table, the records
+    expiring after the domain's `idempotency_ttl` on `clock`'s time."""
+    return TableIdempotencyStore(table, ttl_seconds=domain.settings.idempotency_ttl, now=clock.now)
+
+
 class Runtime:
     """Builds the topology and dispatchers for a set of domains and serves them."""
 
@@ -94,9 +100,7 @@ class Runtime:
         table = self.tables.get(domain.name)
         if table is None:
             return None  # the dispatcher keeps records in memory
-        return TableIdempotencyStore(
-            table, ttl_seconds=domain.settings.idempotency_ttl, now=self.clock.now
-        )
+        return idempotency_store_for(domain, table, self.clock)
 
     async def _publish_committed(self, bodies: list[bytes]) -> None:
         await self.publisher.publish([Envelope.decode(body) for body in bodies])

@@ -1,23 +1,27 @@
 """The platform on AWS APIs: `tctf up` provisions the topology, `tctf run --aws` serves it.
 
 Without an endpoint URL `run_aws` starts moto server in-process on a free loopback port, so
-one command runs every domain on SNS/SQS (or EventBridge) APIs locally.
+one command runs every domain on SNS/SQS (or EventBridge) and DynamoDB APIs locally.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
 
+from adapters.aws.dynamodb import DynamoTables
 from adapters.aws.eventbridge import eventbridge
 from adapters.aws.local import LocalEndpoint
 from adapters.aws.provision import Kind, provision
 from adapters.aws.session import AwsClients, AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
+from bus.api import ApiRouter
 from bus.domain import Domain
 from bus.errors import ConfigurationError
-from bus.runtime import TransportFactory
+from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
 from bus.topology import Topology
+from tctf.observability import log_outcome
 from tctf.platform import Platform
 
 _SERVICES: dict[str, tuple[str, ...]] = {
@@ -37,11 +41,8 @@ async def up(
     domains: Sequence[Domain] | None = None,
     app: str = "tctf",
 ) -> None:
-    """Create the queues, DLQs and topic (or bus and rules) of every domain; safe to rerun.
-
-    DynamoDB tables are not created here yet: the topology does not describe them. Pass
-    their specs to `adapters.aws.provision.provision(tables=...)` meanwhile.
-    """
+    """Create the queues, DLQs and topic (or bus and rules) of every domain, and the table
+    of every domain that keeps state (with its outbox stream); safe to rerun."""
     if domains is None:
         from tctf.config import load_domains
 
@@ -52,8 +53,9 @@ async def up(
     async with AwsClients(settings, *_SERVICES[kind]) as clients:
         resources = await provision(topology, clients, kind)
     target = resources.topic_arn or f"event bus {resources.event_bus}"
+    tables = f", {len(topology.tables)} tables" if topology.tables else ""
     print(
-        f"tctf up: {len(topology.queues)} queues with DLQs, routed from {target}"
+        f"tctf up: {len(topology.queues)} queues with DLQs{tables}, routed from {target}"
         f" at {endpoint_url or 'AWS'}",
         file=sys.stderr,
     )
@@ -72,6 +74,9 @@ async def run_aws(
     """Serve the domains on AWS APIs until cancelled: resources provisioned from the
     topology, every queue polled and each batch handed to its domain's Lambda handler.
 
+    Domains that keep state get a `DynamoTable` each, all on one DynamoDB client closed on
+    exit; their outbox relays publish through the AWS transport.
+
     `ready`, if given, is called with the platform once pollers run (and HTTP listens).
     """
     kind = _kind(transport)
@@ -80,18 +85,40 @@ async def run_aws(
         endpoint_url = local.start()
     try:
         settings = AwsSettings(endpoint_url=endpoint_url)
-        platform = Platform(domains, transport=transport_factory(kind, settings), app=app)
-        names = ", ".join(d.name for d in domains)
-        print(
-            f"tctf: {names} on {'SNS+SQS' if kind == 'sns' else 'EventBridge+SQS'} at "
-            f"{endpoint_url}{' (embedded moto server)' if local else ''}"
-            + (f"; HTTP on http://{host}:{port}" if port else ""),
-            file=sys.stderr,
-        )
-        await platform.serve(host, port, ready=(lambda: ready(platform)) if ready else None)
+        async with AsyncExitStack() as stack:
+            tables: TableFactory = memory_tables
+            if any(domain.storage is not None for domain in domains):
+                tables = await stack.enter_async_context(DynamoTables(settings))
+            platform = AwsPlatform(
+                domains, transport=transport_factory(kind, settings), tables=tables, app=app
+            )
+            names = ", ".join(d.name for d in domains)
+            print(
+                f"tctf: {names} on {'SNS+SQS' if kind == 'sns' else 'EventBridge+SQS'} at "
+                f"{endpoint_url}{' (embedded moto server)' if local else ''}"
+                + (f"; HTTP on http://{host}:{port}" if port else ""),
+                file=sys.stderr,
+            )
+            await platform.serve(host, port, ready=(lambda: ready(platform)) if ready else None)
     finally:
         if local is not None:
             local.stop()
+
+
+class AwsPlatform(Platform):
+    """A `Platform` whose domains keep their state in the tables `tables` makes."""
+
+    def __init__(
+        self,
+        domains: Iterable[Domain],
+        *,
+        transport: TransportFactory,
+        tables: TableFactory,
+        app: str = "tctf",
+    ) -> None:
+        # Platform's own set-up, with the table factory Platform does not take (yet).
+        self.runtime = Runtime(domains, transport, app=app, observer=log_outcome, tables=tables)
+        self.router = ApiRouter(self.runtime.domains, self.runtime.publisher, self.runtime.context)
 
 
 def _kind(transport: str) -> Kind:

@@ -12,15 +12,15 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import aioboto3
 from boto3.dynamodb.conditions import Attr as BotoAttr
 from boto3.dynamodb.conditions import ConditionBase, ConditionExpressionBuilder
 from boto3.dynamodb.conditions import Key as BotoKey
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from adapters.aws.session import AwsClients, AwsSettings
 from bus.storage.conditions import (
     And,
     AttributeType,
@@ -69,7 +69,17 @@ from bus.storage.table import (
     live_condition,
 )
 
-__all__ = ["DynamoTable", "create_table"]
+if TYPE_CHECKING:
+    # aioboto3 (aiobotocore, aiohttp) loads only when a table opens its own client: a
+    # Lambda function hands its tables a botocore client instead (decision 0008).
+    import aioboto3
+
+    from bus.clock import Clock
+
+__all__ = ["DynamoTable", "DynamoTables", "StreamView", "create_table"]
+
+#: What a table's stream records carry; the outbox relay needs NEW_IMAGE (or both images).
+StreamView = Literal["NEW_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY", "OLD_IMAGE"]
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -263,6 +273,8 @@ class DynamoTable:
         if self._client is None:
             async with self._lock:
                 if self._client is None:
+                    import aioboto3
+
                     stack = AsyncExitStack()
                     session = self._session or aioboto3.Session()
                     client = session.client(
@@ -398,8 +410,9 @@ def _is_size_message(message: str) -> bool:
     return "size" in message.lower() and "exceeded" in message.lower()
 
 
-def table_definition(spec: TableSpec) -> dict[str, Any]:
-    """The CreateTable request for `spec` (on-demand billing)."""
+def table_definition(spec: TableSpec, *, stream_view: StreamView | None = None) -> dict[str, Any]:
+    """The CreateTable request for `spec` (on-demand billing), with a stream of
+    `stream_view` records when given."""
     attributes: dict[str, str] = {}
     for attribute in (*spec.key_attributes, *(a for i in spec.indexes for a in i.key_attributes)):
         attributes[attribute.name] = attribute.type.value
@@ -427,6 +440,8 @@ def table_definition(spec: TableSpec) -> dict[str, Any]:
             }
             for index in spec.indexes
         ]
+    if stream_view is not None:
+        definition["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream_view}
     return definition
 
 
@@ -444,16 +459,28 @@ async def create_table(
     client: Any = None,
     endpoint_url: str | None = None,
     region_name: str | None = None,
+    stream_view: StreamView | None = None,
 ) -> None:
-    """Create `spec`'s table and enable its TTL; a table that already exists is left as is."""
+    """Create `spec`'s table and enable its TTL; a table that already exists is kept.
+
+    `stream_view`: the table's DynamoDB stream must carry these records (the outbox relay
+    reads NEW_IMAGE); an existing table without a stream gets one. A stream of another kind
+    cannot be changed in place and raises `StorageError`. `client` may be an aiobotocore
+    client or a botocore one run in threads (`adapters.aws.session.ThreadedClient`).
+    """
     async with _client_scope(client, endpoint_url, region_name) as dynamodb:
         try:
-            await dynamodb.create_table(**table_definition(spec))
+            await dynamodb.create_table(**table_definition(spec, stream_view=stream_view))
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ResourceInUseException":
                 raise storage_error(error) from error
-        waiter = dynamodb.get_waiter("table_exists")
-        await waiter.wait(TableName=spec.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        table = await _wait_until_active(dynamodb, spec.name)
+        if stream_view is not None and _needs_stream(spec.name, table, stream_view):
+            await dynamodb.update_table(
+                TableName=spec.name,
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": stream_view},
+            )
+            await _wait_until_active(dynamodb, spec.name)
         if spec.ttl_attribute is not None:
             described = await dynamodb.describe_time_to_live(TableName=spec.name)
             status = described["TimeToLiveDescription"]["TimeToLiveStatus"]
@@ -464,11 +491,82 @@ async def create_table(
                 )
 
 
+#: Stream views that carry at least what another view needs.
+_CARRIES: dict[str, frozenset[str]] = {
+    "NEW_IMAGE": frozenset({"NEW_IMAGE", "NEW_AND_OLD_IMAGES"}),
+    "OLD_IMAGE": frozenset({"OLD_IMAGE", "NEW_AND_OLD_IMAGES"}),
+    "NEW_AND_OLD_IMAGES": frozenset({"NEW_AND_OLD_IMAGES"}),
+    "KEYS_ONLY": frozenset({"KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"}),
+}
+
+
+def _needs_stream(name: str, table: Mapping[str, Any], view: StreamView) -> bool:
+    """Whether the described table still needs its stream enabled."""
+    current = table.get("StreamSpecification") or {}
+    if not current.get("StreamEnabled"):
+        return True
+    if current.get("StreamViewType") in _CARRIES[view]:
+        return False
+    raise StorageError(
+        f"table {name} streams {current.get('StreamViewType')} records, not {view}: a "
+        "stream's view cannot change in place; disable the stream, then provision again"
+    )
+
+
+async def _wait_until_active(
+    dynamodb: Any, name: str, *, delay: float = 1.0, attempts: int = 120
+) -> dict[str, Any]:
+    """Describe the table until it and its indexes are ACTIVE (moto: at once).
+
+    Polls `DescribeTable` itself rather than using boto's waiter, so that it works with an
+    aiobotocore client and a threaded botocore client alike.
+    """
+    for attempt in range(attempts):
+        table: dict[str, Any] = (await dynamodb.describe_table(TableName=name))["Table"]
+        indexes = table.get("GlobalSecondaryIndexes") or []
+        if table.get("TableStatus") == "ACTIVE" and all(
+            index.get("IndexStatus", "ACTIVE") == "ACTIVE" for index in indexes
+        ):
+            return table
+        if attempt + 1 < attempts:
+            await asyncio.sleep(delay)
+    raise StorageError(f"table {name} is not ACTIVE after {attempts * delay:.0f} s")
+
+
+class DynamoTables:
+    """A `bus.runtime.TableFactory` on DynamoDB: a `DynamoTable` per spec, every one on the
+    same client, opened on entry and closed on exit.
+
+        async with DynamoTables(AwsSettings(endpoint_url=url)) as tables:
+            runtime = Runtime(domains, transport, tables=tables)
+    """
+
+    def __init__(self, settings: AwsSettings | None = None) -> None:
+        self._clients = AwsClients(settings or AwsSettings(), "dynamodb")
+        self._client: Any = None
+
+    async def __aenter__(self) -> DynamoTables:
+        await self._clients.__aenter__()
+        self._client = self._clients.dynamodb
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self._client = None
+        await self._clients.__aexit__(None, None, None)
+
+    def __call__(self, spec: TableSpec, clock: Clock) -> DynamoTable:
+        if self._client is None:
+            raise RuntimeError("DynamoTables makes tables only inside `async with`")
+        return DynamoTable(spec, client=self._client, now=clock.now)
+
+
 @asynccontextmanager
 async def _client_scope(client: Any, endpoint_url: str | None, region_name: str | None) -> Any:
     if client is not None:
         yield client
         return
+    import aioboto3
+
     session = aioboto3.Session()
     async with session.client(
         "dynamodb", endpoint_url=endpoint_url, region_name=region_name

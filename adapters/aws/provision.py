@@ -3,7 +3,9 @@
 `provision` is idempotent: run it twice and the second run changes nothing. Queues and DLQs
 with redrive policies, then the SNS topic with one filtered, raw-delivery subscription per
 events queue, or the EventBridge bus with one rule per events queue; queue policies let
-only those send. `discover` finds the same resources in an account provisioned elsewhere.
+only those send. Each domain's table (`Topology.tables`) is created with its TTL and a
+NEW_IMAGE stream, which drives the outbox relay in production. `discover` finds the same
+resources in an account provisioned elsewhere.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -21,7 +23,13 @@ from adapters.aws.errors import NotProvisioned
 from adapters.aws.session import AwsClients
 from bus.topology import QueueSpec, Topology
 
+if TYPE_CHECKING:
+    from bus.storage.spec import TableSpec
+
 Kind = Literal["sns", "eventbridge"]
+
+#: What a table's stream carries: the outbox relay publishes each new outbox item's body.
+TABLE_STREAM_VIEW: Literal["NEW_IMAGE"] = "NEW_IMAGE"
 
 #: SQS's longest retention: a dead letter waits two weeks for someone to look at it.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
@@ -41,12 +49,13 @@ async def provision(
     topology: Topology,
     clients: AwsClients,
     kind: Kind,
-    tables: Iterable[Any] = (),
+    tables: Iterable[TableSpec] = (),
 ) -> Resources:
     """Create what is missing and bring what exists in line with the topology.
 
-    `tables` are `bus.storage.TableSpec`s created with `adapters.aws.dynamodb.create_table`
-    (the topology does not describe tables yet, so the caller passes them).
+    Every table of `topology.tables`, and any further `tables`, is created with
+    `adapters.aws.dynamodb.create_table` (TTL enabled, a NEW_IMAGE stream); an existing
+    table is kept, and given its stream if it has none.
     """
     sqs = clients.sqs
     urls: dict[str, str] = {}
@@ -84,12 +93,13 @@ async def provision(
     if kind == "sns":
         for spec in events:
             await _subscribe(clients.sns, topic_arn, arns[spec.name], topology, spec)
-    tables = list(tables)
-    if tables:
+    table_specs = {table.name: table for table in (*topology.tables.values(), *tables)}
+    if table_specs:
         from adapters.aws.dynamodb import create_table
 
-        for table in tables:
-            await create_table(table, client=clients.dynamodb)
+        dynamodb = await clients.client("dynamodb")
+        for table in table_specs.values():
+            await create_table(table, client=dynamodb, stream_view=TABLE_STREAM_VIEW)
     return resources
 
 

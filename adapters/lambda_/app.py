@@ -25,6 +25,7 @@ from bus.middleware import IdempotencyStore
 if TYPE_CHECKING:
     from adapters.lambda_.streams import Relay
     from bus.api import ApiRouter
+    from bus.storage.table import Table
 
 
 class LambdaApp:
@@ -39,6 +40,7 @@ class LambdaApp:
         dead_letter_queue: str | None = None,
         safety_margin_ms: int = 2000,
         relay: Relay | None = None,
+        table: Table | None = None,
         clock: Clock | None = None,
         ids: IdGenerator | None = None,
         idempotency_store: IdempotencyStore | None = None,
@@ -53,6 +55,14 @@ class LambdaApp:
         self.safety_margin_ms = safety_margin_ms
         self.clock = clock or SystemClock()
         self.ids = ids or IdGenerator()
+        #: The domain's own table (a domain that keeps state): handlers' `ctx.table`, the
+        #: idempotency records unless `idempotency_store` says otherwise, and where relayed
+        #: outbox items are deleted from.
+        self.table = table
+        if idempotency_store is None and table is not None:
+            from bus.runtime import idempotency_store_for
+
+            idempotency_store = idempotency_store_for(domain, table, self.clock)
         self.dispatcher = Dispatcher(
             domain,
             publisher,
@@ -60,6 +70,7 @@ class LambdaApp:
             ids=self.ids,
             idempotency_store=idempotency_store,
             observer=observer,
+            table=table,
         )
         self._router: ApiRouter | None = None
         self._relay = relay
@@ -77,11 +88,13 @@ class LambdaApp:
 
     @property
     def relay(self) -> Relay:
-        """What a new outbox item is handed to: publish its envelope, by default."""
+        """What a new outbox item is handed to: by default its envelope is published, then
+        the item deleted from the domain's table (kept when the function has no table)."""
         if self._relay is None:
             from adapters.lambda_.streams import outbox_relay
 
-            self._relay = outbox_relay(self.publisher)
+            delete = self.table.delete if self.table is not None else None
+            self._relay = outbox_relay(self.publisher, delete)
         return self._relay
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any] | None:
@@ -136,6 +149,7 @@ class LambdaApp:
             ids=self.ids,
             metrics=self.dispatcher.metrics,
             correlation_id=correlation_id,
+            table=self.table,
         )
 
 

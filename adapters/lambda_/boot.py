@@ -1,21 +1,26 @@
 """Building a domain's function from its environment, once, in Lambda's init phase.
 
 Only the configured domain is imported; the AWS SDK (botocore) only by the transport that
-needs it. The SQS client (dead letters, tasks) is made here; no call to AWS is made.
+needs it, and the DynamoDB adapter only for a domain that keeps state. The SQS client (dead
+letters, tasks) and a stateful domain's DynamoDB client are made here; no call to AWS is made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.dead_letters import DeadLetters, MemoryDeadLetters, SqsDeadLetters
 from adapters.lambda_.settings import LambdaSettings
 from bus import ConfigurationError, Domain, Publisher, Topology
+
+if TYPE_CHECKING:
+    from bus.storage.table import Table
 
 
 def load_domain(name: str) -> Domain:
@@ -97,6 +102,33 @@ def _check_target(settings: LambdaSettings, topology: Topology) -> None:
         )
 
 
+async def open_table(settings: LambdaSettings, domain: Domain, publisher: Publisher) -> Table:
+    """The table of a domain that keeps state, named by the topology or TCTF_TABLE_NAME.
+
+    On AWS a `DynamoTable` on the transport's own (botocore) DynamoDB client, made here
+    without calling AWS unless TCTF_PROVISION=1, which creates the table if missing (local
+    runs); with the in-process transport an in-memory table.
+    """
+    spec = Topology.from_domains([domain], app=settings.app).tables[domain.name]
+    if settings.table_name:
+        spec = dataclasses.replace(spec, name=settings.table_name)
+    if settings.transport == "memory":
+        from bus.storage.memory import InMemoryTable
+
+        return InMemoryTable(spec)
+    client: Any = getattr(publisher, "client", None)
+    if client is None:
+        raise ConfigurationError(f"the {settings.transport} publisher has no DynamoDB client")
+    from adapters.aws.dynamodb import DynamoTable, create_table
+
+    dynamodb = await client("dynamodb")
+    if settings.provision:
+        from adapters.aws.provision import TABLE_STREAM_VIEW
+
+        await create_table(spec, client=dynamodb, stream_view=TABLE_STREAM_VIEW)
+    return DynamoTable(spec, client=dynamodb)
+
+
 def dead_letters_for(settings: LambdaSettings, publisher: Publisher) -> DeadLetters:
     """Where parked records go: SQS on AWS (through the transport's SQS client), memory for
     the in-process transport."""
@@ -119,6 +151,9 @@ def build(env: Mapping[str, str]) -> LambdaApp:
     loop = asyncio.new_event_loop()
     resources = AsyncExitStack()
     publisher = loop.run_until_complete(open_publisher(settings, domain, resources))
+    table = None
+    if domain.storage is not None:
+        table = loop.run_until_complete(open_table(settings, domain, publisher))
     dead_letters = dead_letters_for(settings, publisher)
     if isinstance(dead_letters, SqsDeadLetters):
         # The SQS client, made in the init phase (no call to AWS); SNS's or EventBridge's
@@ -130,6 +165,7 @@ def build(env: Mapping[str, str]) -> LambdaApp:
         dead_letters=dead_letters,
         dead_letter_queue=settings.dead_letter_queue,
         safety_margin_ms=settings.safety_margin_ms,
+        table=table,
         loop=loop,
         resources=resources,
     )

@@ -38,6 +38,9 @@ class LambdaSettings:
     #: TCTF_PROVISION: "1" creates missing queues, topic or bus on first publish (local runs
     #: on moto); default "0": only look them up, as deployed by infrastructure code.
     provision: bool = False
+    #: TCTF_TABLE_NAME: the domain's DynamoDB table, for a domain that keeps state. Default:
+    #: the topology's name for it, `<app>-<domain>`.
+    table_name: str | None = None
     #: TCTF_SAFETY_MARGIN_MS: stop taking records when fewer milliseconds than this remain
     #: before the function's timeout; the rest are reported failed. Default 2000.
     safety_margin_ms: int = 2000
@@ -68,5 +71,6 @@ class LambdaSettings:
             app=app,
             dead_letter_queue=env.get("TCTF_DEAD_LETTER_QUEUE") or f"{app}-{domain}-events-dlq",
             provision=env.get("TCTF_PROVISION", "0") in ("1", "true", "yes"),
+            table_name=env.get("TCTF_TABLE_NAME") or None,
             safety_margin_ms=int(margin),
         )
