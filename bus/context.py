@@ -69,12 +69,14 @@ class Context:
     """
 
     __slots__ = (
+        "_done_record",
         "_handler",
         "_ids",
         "_log",
         "_on_commit",
         "_staged",
         "_table",
+        "_units",
         "causation_id",
         "clock",
         "correlation_id",
@@ -95,11 +97,14 @@ class Context:
         envelope: Envelope | None = None,
         correlation_id: str | None = None,
         handler: str | None = None,
+        done_record: Callable[[], Mapping[str, Any]] | None = None,
         table: Table | None = None,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.domain = domain
         self._handler = handler
+        self._done_record = done_record
+        self._units = 0
         self._staged = 0
         self._table = table
         self._on_commit = on_commit
@@ -147,7 +152,17 @@ class Context:
         """
         from bus.storage.unit_of_work import UnitOfWork
 
-        return EventUnitOfWork(self, UnitOfWork(self.table, now=self.clock.now), self._on_commit)
+        table = self.table
+        self._units += 1
+        if self._units > 1 and self._handler is not None:
+            raise ConfigurationError(
+                f"{self._handler} opened a second unit of work: a handler commits its effect in "
+                "one, which also records the event as handled (so a retry cannot repeat it)"
+            )
+        writes = UnitOfWork(table, now=self.clock.now)
+        if self._done_record is not None:
+            writes.put(self._done_record())
+        return EventUnitOfWork(self, writes, self._on_commit)
 
     def new_id(self) -> str:
         """A fresh unique id (a UUID string; replayable under a seeded harness)."""
@@ -177,6 +192,7 @@ class Context:
         """Forget what a failed attempt staged; the next one stages with the same ids."""
         self.outbox.clear()
         self._staged = 0
+        self._units = 0
 
     def envelope_for(self, message: Message, subject: str | None = None) -> Envelope:
         """The envelope this context gives a message: a new id, its correlation, its cause.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bus.clock import Clock, SystemClock
@@ -26,6 +27,7 @@ from bus.middleware import (
     Middleware,
     correlation,
     idempotency,
+    idempotency_key,
     retry,
     timeout,
 )
@@ -118,6 +120,10 @@ class Dispatcher:
         self._observer = observer
         settings = domain.settings
         store = idempotency_store or InMemoryIdempotencyStore(self.clock, settings.idempotency_ttl)
+        #: A store that can record a handled event inside the handler's own transaction.
+        self._done_item: Callable[[str], Mapping[str, Any]] | None = getattr(
+            store, "done_item", None
+        )
         # Outermost first. User middleware sees real attempts only (not skipped duplicates);
         # the timeout bounds the handler, not the publishing of what it staged.
         stack: list[Middleware] = [
@@ -208,6 +214,11 @@ class Dispatcher:
                 metrics=self.metrics,
                 envelope=envelope,
                 handler=sub.name,
+                done_record=(
+                    partial(self._done_item, idempotency_key(sub.name, envelope.id))
+                    if self._done_item is not None
+                    else None
+                ),
                 table=self._table,
                 on_commit=self._on_commit,
             )

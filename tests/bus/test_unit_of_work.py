@@ -123,3 +123,45 @@ async def test_a_domain_without_storage_has_no_table() -> None:
         context = h.runtime.context("ledger")
         with pytest.raises(Exception, match=r"storage=Storage\(\)"):
             context.unit_of_work()
+
+
+async def test_a_handler_failing_after_its_commit_is_not_run_again() -> None:
+    wallet = Domain("wallet", DomainSettings(retry_attempts=1), storage=Storage())
+    received: Counter[str] = Counter()
+    attempts = 0
+
+    @wallet.on(PaymentRequested)
+    async def credit(event: PaymentRequested, ctx: Context) -> None:
+        nonlocal attempts
+        attempts += 1
+        async with ctx.unit_of_work() as uow:
+            uow.update({"PK": "WALLET#w1", "SK": "BALANCE"}, add={"balance": event.amount})
+            uow.publish(InvoicePaid(invoice=event.invoice, amount=event.amount))
+        raise RuntimeError("crashed after committing")
+
+    async with Harness(wallet, ledger(received)) as h:
+        await h.publish(PaymentRequested(invoice="i5", amount=10))
+        await h.settle()
+        item = await h.runtime.tables["wallet"].get({"PK": "WALLET#w1", "SK": "BALANCE"})
+    assert attempts == 1 and item is not None and item["balance"] == 10
+    assert received == {"i5": 1}
+    assert [o.status for o in h.results(handler="wallet.credit")] == ["failed", "skipped"]
+
+
+async def test_a_second_unit_of_work_in_one_handler_is_refused() -> None:
+    wallet = Domain(
+        "wallet", DomainSettings(retry_attempts=1, max_receive_count=1), storage=Storage()
+    )
+
+    @wallet.on(PaymentRequested)
+    async def credit(event: PaymentRequested, ctx: Context) -> None:
+        async with ctx.unit_of_work():
+            pass
+        async with ctx.unit_of_work():
+            pass
+
+    async with Harness(wallet) as h:
+        await h.publish(PaymentRequested(invoice="i6", amount=1))
+        await h.settle()
+    [failed] = h.results("failed")
+    assert failed.error is not None and "opened a second unit of work" in failed.error
