@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from bus.context import Context
 from bus.dispatch import Publisher, flush
 from bus.domain import Domain, Request, Route
-from bus.errors import Conflict, NotFound, PermanentError
+from bus.errors import Conflict, MessageTooLarge, NotFound, PermanentError
 from bus.storage.errors import ConditionFailed, TransactionCanceled
 
 PROBLEM_JSON = "application/problem+json"
@@ -108,9 +108,25 @@ class ApiRouter:
                 "the handler failed; see the logs",
                 correlation_id=context.correlation_id,
             )
+        try:
+            response = _respond(route, result, context.correlation_id)
+        except ValidationError:
+            _log.exception("route %s returned a value its response model refuses", route.name)
+            return problem(500, "Internal Server Error", "the handler's answer is invalid")
         if context.outbox:
-            await flush(self._publisher, context.outbox)
-        return _respond(route, result, context.correlation_id)
+            try:
+                await flush(self._publisher, context.outbox)
+            except MessageTooLarge as error:
+                return problem(422, "Unprocessable Content", str(error))
+            except Exception:
+                _log.exception("route %s: publishing its events failed", route.name)
+                return problem(
+                    503,
+                    "Service Unavailable",
+                    "the request's events could not be published; retry it",
+                    correlation_id=context.correlation_id,
+                )
+        return response
 
     def _match(self, request: ApiRequest) -> tuple[Route, dict[str, str]] | ApiResponse:
         allowed: list[str] = []

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from bus.clock import Clock
-from bus.envelope import Envelope, check_size
+from bus.envelope import Envelope, check_message_size
 from bus.errors import ConfigurationError
 from bus.ids import IdGenerator
 from bus.limits import SNS
@@ -275,6 +275,6 @@ class EventUnitOfWork:
             raise TypeError(f"publish() takes an Event, got {type(event).__name__}")
         envelope = self._context.envelope_for(event, subject)
         body = envelope.encode()
-        check_size(body, SNS, f"{envelope.type} {envelope.id}")
+        check_message_size(envelope, body, SNS)
         self._writes.publish(body, ordering_key=subject or envelope.id, event_id=envelope.id)
         return envelope

@@ -152,7 +152,41 @@ def _explain(raw: Mapping[str, Any]) -> None:
     raise MalformedEnvelope("envelope is malformed")
 
 
+def message_attributes(envelope: Envelope) -> dict[str, tuple[str, str]]:
+    """The attributes a queue message carries beside the body, as (data type, value).
+
+    SNS filter policies and tracing read them; SNS and SQS count them in the size limit.
+    """
+    attributes = {
+        "type": ("String", envelope.type),
+        "dataversion": ("Number", str(envelope.dataversion)),
+        "source": ("String", envelope.source),
+        "correlationid": ("String", envelope.correlationid),
+    }
+    if envelope.traceparent:
+        attributes["traceparent"] = ("String", envelope.traceparent)
+    return attributes
+
+
+def message_size(envelope: Envelope, body: bytes) -> int:
+    """Bytes SNS and SQS count for a message: the body plus each attribute's name, data type
+    and value."""
+    return len(body) + sum(
+        len(name.encode()) + len(kind.encode()) + len(value.encode())
+        for name, (kind, value) in message_attributes(envelope).items()
+    )
+
+
+def check_message_size(envelope: Envelope, body: bytes, limits: ServiceLimits) -> None:
+    """Raise `MessageTooLarge` if the message (body and attributes) is over the limit."""
+    size = message_size(envelope, body)
+    if size > limits.max_message_bytes:
+        raise MessageTooLarge(
+            size, limits.max_message_bytes, limits.service, f"{envelope.type} {envelope.id}"
+        )
+
+
 def check_size(body: bytes, limits: ServiceLimits, what: str = "message") -> None:
-    """Raise `MessageTooLarge` if `body` is over the service's message size limit."""
+    """Raise `MessageTooLarge` if a bare `body` is over the service's message size limit."""
     if len(body) > limits.max_message_bytes:
         raise MessageTooLarge(len(body), limits.max_message_bytes, limits.service, what)

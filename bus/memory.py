@@ -20,7 +20,7 @@ from anyio.abc import TaskStatus
 
 from bus.clock import Clock, ManualClock, SystemClock
 from bus.dispatch import Dispatcher, Record
-from bus.envelope import Envelope, check_size
+from bus.envelope import Envelope, check_message_size
 from bus.errors import ConfigurationError
 from bus.ids import IdGenerator
 from bus.limits import SNS, SQS, ServiceLimits, path_limit
@@ -305,7 +305,7 @@ class InMemoryTransport:
 
     def _encode(self, envelope: Envelope, limits: ServiceLimits) -> bytes:
         body = envelope.encode()
-        check_size(body, limits, f"{envelope.type} {envelope.id}")
+        check_message_size(envelope, body, limits)
         return body
 
     def _deliver(self, queue: MemoryQueue, body: bytes) -> None:

@@ -20,8 +20,9 @@ from adapters.aws.errors import NotProvisioned, NotSettled
 from adapters.aws.poller import LambdaHandler, SqsPoller
 from adapters.aws.session import AwsClients, AwsSettings
 from bus.dispatch import Dispatcher
-from bus.envelope import Envelope
-from bus.errors import ConfigurationError, MessageTooLarge
+from bus.envelope import Envelope, check_message_size
+from bus.envelope import message_attributes as envelope_attributes
+from bus.errors import ConfigurationError
 from bus.limits import SQS, ServiceLimits
 from bus.topology import Purpose, QueueSpec, Topology
 from bus.transport import DeadLetter
@@ -53,32 +54,10 @@ def default_handler(dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
 
 def message_attributes(envelope: Envelope) -> dict[str, dict[str, str]]:
     """The SNS/SQS message attributes of an envelope: what filter policies and tracing read."""
-    attributes = {
-        "type": {"DataType": "String", "StringValue": envelope.type},
-        "dataversion": {"DataType": "Number", "StringValue": str(envelope.dataversion)},
-        "source": {"DataType": "String", "StringValue": envelope.source},
-        "correlationid": {"DataType": "String", "StringValue": envelope.correlationid},
+    return {
+        name: {"DataType": kind, "StringValue": value}
+        for name, (kind, value) in envelope_attributes(envelope).items()
     }
-    if envelope.traceparent:
-        attributes["traceparent"] = {"DataType": "String", "StringValue": envelope.traceparent}
-    return attributes
-
-
-def check_message_size(
-    envelope: Envelope,
-    body: bytes,
-    attributes: Mapping[str, Mapping[str, str]],
-    limits: ServiceLimits,
-) -> None:
-    """SNS and SQS count a message's attributes (name, type and value) with its body."""
-    size = len(body) + sum(
-        len(name.encode()) + len(value["DataType"].encode()) + len(value["StringValue"].encode())
-        for name, value in attributes.items()
-    )
-    if size > limits.max_message_bytes:
-        raise MessageTooLarge(
-            size, limits.max_message_bytes, limits.service, f"{envelope.type} {envelope.id}"
-        )
 
 
 class QueueTransport:
@@ -233,7 +212,7 @@ class QueueTransport:
     def _sqs_entry(self, envelope: Envelope) -> dict[str, Any]:
         body = envelope.encode()
         attributes = message_attributes(envelope)
-        check_message_size(envelope, body, attributes, self.send_limits)
+        check_message_size(envelope, body, self.send_limits)
         return {"MessageBody": body.decode(), "MessageAttributes": attributes}
 
     # -- Delivery --------------------------------------------------------------------------

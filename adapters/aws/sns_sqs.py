@@ -12,11 +12,11 @@ from typing import Any
 
 from adapters.aws.batches import EntryFailure, put_in_batches
 from adapters.aws.poller import LambdaHandler
-from adapters.aws.queues import QueueTransport, check_message_size, message_attributes
+from adapters.aws.queues import QueueTransport, message_attributes
 from adapters.aws.session import AwsSettings
 from bus.clock import Clock
 from bus.dispatch import Dispatcher
-from bus.envelope import Envelope
+from bus.envelope import Envelope, check_message_size
 from bus.limits import SNS, SQS, ServiceLimits, path_limit
 from bus.runtime import TransportFactory
 from bus.topology import Topology
@@ -73,7 +73,7 @@ class SnsSqsTransport(QueueTransport):
     def _entry(self, envelope: Envelope) -> dict[str, Any]:
         body = envelope.encode()
         attributes = message_attributes(envelope)
-        check_message_size(envelope, body, attributes, self.publish_limits)
+        check_message_size(envelope, body, self.publish_limits)
         return {"Message": body.decode(), "MessageAttributes": attributes}
 
 

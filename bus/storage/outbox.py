@@ -98,7 +98,10 @@ class OutboxRelay:
         """Publish every pending event once; return how many were published."""
         published = 0
         for ordering_key in await self._pending_keys():
-            published += await self._relay_key(ordering_key)
+            try:
+                published += await self._relay_key(ordering_key)
+            except Exception:  # one stuck key must not hold back the others
+                _log.exception("outbox: publishing events of %s failed; will retry", ordering_key)
         return published
 
     async def run(self, poll_interval: float = 0.1) -> None:

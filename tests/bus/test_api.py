@@ -95,3 +95,34 @@ async def test_a_rejected_request_is_422_and_a_crash_is_500_and_neither_publishe
     assert rejected.status == 422 and rejected.json()["detail"] == "owner is banned"
     assert crashed.status == 500 and "correlation_id" in crashed.json()
     assert h.published == []
+
+
+class Note(BaseModel):
+    text: str
+
+
+async def test_an_event_too_large_to_publish_is_a_422_and_nothing_leaves() -> None:
+    notes = Domain("notes")
+
+    @notes.post("/notes", body=Note, status=202)
+    async def add(request: Request, ctx: Context) -> None:
+        assert isinstance(request.body, Note)
+        ctx.publish(Opened(account=request.body.text))
+
+    async with Harness(notes) as h:
+        response = await call(h, "POST", "/notes", {"text": "x" * 300_000})
+    assert response.status == 422 and "over the SNS limit of 262144" in response.json()["detail"]
+    assert h.published == []
+
+
+async def test_an_answer_the_response_model_refuses_is_a_500_before_anything_leaves() -> None:
+    notes = Domain("notes")
+
+    @notes.post("/notes", body=Note, response=Account)
+    async def add(request: Request, ctx: Context) -> dict[str, str]:
+        ctx.publish(Opened(account="a1"))
+        return {"account": "a1"}  # no owner
+
+    async with Harness(notes) as h:
+        response = await call(h, "POST", "/notes", {"text": "hi"})
+    assert response.status == 500 and h.published == []

@@ -54,3 +54,23 @@ async def test_run_keeps_going_after_a_failed_pass(make_table: MakeTable) -> Non
         tasks.cancel_scope.cancel()
 
     assert attempts == 2
+
+
+async def test_a_key_whose_events_cannot_be_published_does_not_hold_back_the_others(
+    make_table: MakeTable,
+) -> None:
+    table = await make_table()
+    for key in ("stuck", "k1", "k2"):
+        async with UnitOfWork(table) as uow:
+            uow.publish(key.encode(), ordering_key=key, event_id=f"{key}-1")
+    published: list[bytes] = []
+
+    async def publish(bodies: list[bytes]) -> None:
+        if b"stuck" in bodies:
+            raise RuntimeError("topic refuses it")
+        published.extend(bodies)
+
+    relay = OutboxRelay(table, publish)
+    assert await relay.relay_once() == 2
+    assert sorted(published) == [b"k1", b"k2"]
+    assert await relay.relay_once() == 0  # the stuck one stays pending, nothing is lost

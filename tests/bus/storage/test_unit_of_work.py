@@ -119,8 +119,7 @@ async def test_a_relay_crashing_in_publish_loses_nothing(make_table: MakeTable) 
     async def broken_publish(bodies: list[bytes]) -> None:
         raise ConnectionError("broker unreachable")
 
-    with pytest.raises(ConnectionError):
-        await OutboxRelay(table, broken_publish).relay_once()
+    assert await OutboxRelay(table, broken_publish).relay_once() == 0  # logged, kept
 
     published = Published()
     assert await OutboxRelay(table, published, batch_size=2).relay_once() == 3
