@@ -156,10 +156,11 @@ class Domain:
         """
         if not (isinstance(event, type) and issubclass(event, Event) and "type" in vars(event)):
             raise ConfigurationError(f"@{self.name}.on() takes an Event subclass, got {event!r}")
-        if where is not None:
-            from bus.routing import compile_event_pattern
+        if where is not None:  # fail at registration, not at delivery or provisioning
+            from bus.routing import compile_event_pattern, compile_filter_policy
 
-            compile_event_pattern(dict(where))  # fail at registration, not at delivery
+            compile_event_pattern(dict(where))
+            compile_filter_policy({"data": dict(where)}, "MessageBody")  # SNS has no wildcard
         return self._subscribe(event, where, name)
 
     def task(self, task: type[T], *, name: str | None = None) -> Callable[[F], F]:

@@ -123,7 +123,7 @@ class Topology:
                     indexes=(*domain.storage.indexes, outbox_index()),
                     ttl_attribute=domain.storage.ttl_attribute,
                 )
-        return cls(
+        topology = cls(
             app=app,
             topic=f"{app}-events",
             event_bus=f"{app}-bus",
@@ -133,6 +133,19 @@ class Topology:
             routes=tuple(routes),
             tables=tables,
         )
+        topology._check_filters()
+        return topology
+
+    def _check_filters(self) -> None:
+        """Each events queue's combined SNS filter policy must be within SNS's limits."""
+        if not any(s.where is not None for s in self.subscriptions):
+            return
+        from bus.routing import validate_filter_policy
+
+        for queue in self.queues:
+            if queue.purpose == "events":
+                policy, scope = self.filter_policy(queue.name)
+                validate_filter_policy(policy, scope)
 
     def queue(self, domain: str, purpose: Purpose) -> QueueSpec | None:
         for spec in self.queues:
@@ -159,7 +172,9 @@ class Topology:
     def subscriptions_of(self, queue: str) -> list[SubscriptionSpec]:
         return [s for s in self.subscriptions if s.queue == queue]
 
-    def filter_policy(self, queue: str) -> tuple[dict[str, Any], str]:
+    def filter_policy(
+        self, queue: str
+    ) -> tuple[dict[str, Any], Literal["MessageAttributes", "MessageBody"]]:
         """The SNS filter policy (and its scope) that lets exactly the queue's events through.
 
         Without content filters the `type` message attribute decides; with them the policy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bus import ConfigurationError, Context, Domain, DomainSettings, Event, Task, Topology
-from bus.routing import compile_event_pattern, compile_filter_policy
+from bus.routing import InvalidFilterPolicy, compile_event_pattern, compile_filter_policy
 
 
 class Signed(Event):
@@ -110,3 +110,20 @@ def test_a_task_goes_to_its_domains_queue_even_when_that_domain_runs_elsewhere()
 
     topology = Topology.from_domains([orders], app="acme")  # a Lambda's view: orders only
     assert topology.task_queue_name("INVOICE", Invoice.domain) == "acme-billing-tasks"
+
+
+def test_a_filter_sns_cannot_express_is_refused_at_registration() -> None:
+    domain = Domain("audit")
+    with pytest.raises(InvalidFilterPolicy, match="wildcard"):
+        domain.on(Left, where={"user": [{"wildcard": "*@corp.com"}]})
+
+
+def test_a_queues_combined_filters_must_stay_within_snss_limits() -> None:
+    domain = Domain("audit")
+    for n in range(6):
+
+        @domain.on(Left, where={"user": [f"u{n}-{m}" for m in range(30)]}, name=f"h{n}")
+        async def handler(event: Left, ctx: Context) -> None: ...
+
+    with pytest.raises(InvalidFilterPolicy, match="Filter policy is too complex"):
+        Topology.from_domains([domain])
