@@ -193,7 +193,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for name, rates in results.items():
         print(f"| {name} | {rates[1]:,.0f} | {rates[10]:,.0f} | "
-              f"{ours[1] / rates[1]:.2f}× | {ours[10] / rates[10]:.2f}× |")
+              f"{ours[1] / rates[1]:.2f}x | {ours[10] / rates[10]:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ one command runs every domain on SNS/SQS (or EventBridge) and DynamoDB APIs loca
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 
 from adapters.aws.dynamodb import DynamoTables
@@ -16,12 +16,10 @@ from adapters.aws.local import LocalEndpoint
 from adapters.aws.provision import Kind, provision
 from adapters.aws.session import AwsClients, AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
-from bus.api import ApiRouter
 from bus.domain import Domain
 from bus.errors import ConfigurationError
-from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
+from bus.runtime import TableFactory, TransportFactory, memory_tables
 from bus.topology import Topology
-from tctf.observability import log_outcome
 from tctf.platform import Platform
 
 _SERVICES: dict[str, tuple[str, ...]] = {
@@ -89,7 +87,7 @@ async def run_aws(
             tables: TableFactory = memory_tables
             if any(domain.storage is not None for domain in domains):
                 tables = await stack.enter_async_context(DynamoTables(settings))
-            platform = AwsPlatform(
+            platform = Platform(
                 domains, transport=transport_factory(kind, settings), tables=tables, app=app
             )
             names = ", ".join(d.name for d in domains)
@@ -103,22 +101,6 @@ async def run_aws(
     finally:
         if local is not None:
             local.stop()
-
-
-class AwsPlatform(Platform):
-    """A `Platform` whose domains keep their state in the tables `tables` makes."""
-
-    def __init__(
-        self,
-        domains: Iterable[Domain],
-        *,
-        transport: TransportFactory,
-        tables: TableFactory,
-        app: str = "tctf",
-    ) -> None:
-        # Platform's own set-up, with the table factory Platform does not take (yet).
-        self.runtime = Runtime(domains, transport, app=app, observer=log_outcome, tables=tables)
-        self.router = ApiRouter(self.runtime.domains, self.runtime.publisher, self.runtime.context)
 
 
 def _kind(transport: str) -> Kind:

@@ -15,7 +15,7 @@ from bus.api import ApiRouter
 from bus.clock import Clock
 from bus.domain import Domain
 from bus.memory import in_memory
-from bus.runtime import Runtime, TransportFactory
+from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
 from tctf.observability import log_outcome
 
 
@@ -30,6 +30,7 @@ class Platform:
         clock: Clock | None = None,
         seed: int | None = None,
         app: str = "tctf",
+        tables: TableFactory = memory_tables,
     ) -> None:
         self.runtime = Runtime(
             domains,
@@ -37,6 +38,7 @@ class Platform:
             app=app,
             clock=clock,
             observer=log_outcome,
+            tables=tables,
         )
         self.router = ApiRouter(self.runtime.domains, self.runtime.publisher, self.runtime.context)
 
