@@ -174,13 +174,19 @@ class Context:
     def publish(self, event: Event, *, subject: str | None = None) -> Envelope:
         """Publish a fact; it leaves when the handler succeeds. `subject`: the aggregate id."""
         if not isinstance(event, Event):
-            raise TypeError(f"publish() takes an Event, got {type(event).__name__}")
+            raise ConfigurationError(
+                f"publish() takes an Event, got {type(event).__name__}"
+                + ("; send tasks with ctx.send()" if isinstance(event, Task) else "")
+            )
         return self._stage(event, subject)
 
     def send(self, task: Task) -> Envelope:
         """Send a command to the task queue of `task.domain`; it leaves on success."""
         if not isinstance(task, Task):
-            raise TypeError(f"send() takes a Task, got {type(task).__name__}")
+            raise ConfigurationError(
+                f"send() takes a Task, got {type(task).__name__}"
+                + ("; publish events with ctx.publish()" if isinstance(task, Event) else "")
+            )
         return self._stage(task, None)
 
     def _stage(self, message: Message, subject: str | None) -> Envelope:
@@ -272,7 +278,7 @@ class EventUnitOfWork:
     def publish(self, event: Event, *, subject: str | None = None) -> Envelope:
         """Stage an event in the outbox; `subject` (the aggregate id) orders its events."""
         if not isinstance(event, Event):
-            raise TypeError(f"publish() takes an Event, got {type(event).__name__}")
+            raise ConfigurationError(f"publish() takes an Event, got {type(event).__name__}")
         envelope = self._context.envelope_for(event, subject)
         body = envelope.encode()
         check_message_size(envelope, body, SNS)

@@ -70,5 +70,6 @@ class TransientError(BusError):
     """Raised by a handler for a failure worth retrying in place (throttling, timeouts)."""
 
 
-class ConfigurationError(BusError):
-    """Domains or settings that cannot be wired together, caught before anything runs."""
+class ConfigurationError(PermanentError):
+    """Domains or settings that cannot be wired together; caught before anything runs where
+    possible, and when met while handling a record, it is parked: no retry fixes code."""

@@ -163,5 +163,6 @@ async def test_a_second_unit_of_work_in_one_handler_is_refused() -> None:
     async with Harness(wallet) as h:
         await h.publish(PaymentRequested(invoice="i6", amount=1))
         await h.settle()
-    [failed] = h.results("failed")
-    assert failed.error is not None and "opened a second unit of work" in failed.error
+        [dead] = await h.dead_letters("wallet")
+    assert dead.reason is not None and "opened a second unit of work" in dead.reason
+    assert not h.results("failed"), "a programming mistake is parked, not retried"

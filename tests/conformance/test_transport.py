@@ -83,16 +83,12 @@ async def test_duplicate_deliveries_have_one_effect_through_idempotency(build: B
 async def test_partial_batch_failure_retries_only_the_failed_record(build: Build) -> None:
     billing = Domain("billing", FAST)
     calls: Counter[str] = Counter()
-    receive_counts: dict[str, int] = {}
 
     @billing.on(OrderPlaced)
     async def charge(event: OrderPlaced, ctx: Context) -> None:
         calls[event.order_id] += 1
         if event.order_id == "o3" and calls["o3"] == 1:
             raise RuntimeError("card processor unavailable")
-
-    async def remember(event: OrderPlaced, ctx: Context) -> None:
-        receive_counts[event.order_id] = calls[event.order_id]
 
     async with build(billing) as h:
         context = h.runtime.context("orders")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import queue
 import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -39,6 +43,24 @@ def test_an_unknown_domain_is_a_clear_error(capsys: pytest.CaptureFixture[str]) 
     assert "no domain 'nope': expected domains/nope/app.py" in capsys.readouterr().err
 
 
+class Lines:
+    """Lines of a child's stream, read by a thread so a test can wait with a deadline."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+
+    def next(self, deadline: float) -> str:
+        try:
+            return self._lines.get(timeout=max(deadline - time.monotonic(), 0))
+        except queue.Empty:
+            pytest.fail("tctf run printed nothing more before the deadline")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -56,7 +78,8 @@ def test_tctf_run_serves_routes_and_logs_each_delivery_with_its_correlation_id()
     )
     try:
         assert process.stderr is not None and process.stdout is not None
-        banner = process.stderr.readline()
+        stdout, stderr = Lines(process.stdout), Lines(process.stderr)
+        banner = stderr.next(deadline=time.monotonic() + 30)
         assert f"HTTP on http://127.0.0.1:{port}" in banner
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/users",
@@ -66,9 +89,10 @@ def test_tctf_run_serves_routes_and_logs_each_delivery_with_its_correlation_id()
         )
         with urllib.request.urlopen(request, timeout=10) as response:  # listening by now
             assert response.status == 201
-        lines = []
+        lines: list[dict[str, object]] = []
+        deadline = time.monotonic() + 30
         while not any(line.get("type") == "SEND_EMAIL" for line in lines):
-            lines.append(json.loads(process.stdout.readline()))
+            lines.append(json.loads(stdout.next(deadline)))
     finally:
         process.terminate()
         process.wait(timeout=10)
