@@ -20,15 +20,24 @@ class ServiceLimits:
     service: str
     max_message_bytes: int
     max_batch_entries: int
+    #: The most one batch call may carry in total (entries' bodies and attributes).
+    max_batch_bytes: int
     note: str
 
 
-#: SNS Publish/PublishBatch: 256 KiB per message (body plus attributes), 10 entries a batch.
-SNS: Final = ServiceLimits("SNS", 256 * KiB, 10, "Publish/PublishBatch; body + attributes")
+#: SNS Publish/PublishBatch: 256 KiB per message (body plus attributes) and per batch call,
+#: 10 entries a batch (a topic's MaximumMessageSize may be raised; 256 KiB is the default).
+SNS: Final = ServiceLimits(
+    "SNS", 256 * KiB, 10, 256 * KiB, "Publish/PublishBatch; body + attributes; topic default"
+)
 #: SQS: raised from 256 KiB to 1 MiB in August 2025; 10 entries per SendMessageBatch.
-SQS: Final = ServiceLimits("SQS", 1 * MiB, 10, "SendMessage/SendMessageBatch, since 2025-08")
+SQS: Final = ServiceLimits(
+    "SQS", 1 * MiB, 10, 1 * MiB, "SendMessage/SendMessageBatch, since 2025-08"
+)
 #: EventBridge PutEvents: raised from 256 KB to 1 MB on 2026-01-29; 10 entries a call.
-EVENTBRIDGE: Final = ServiceLimits("EventBridge", 1 * MiB, 10, "PutEvents entry, since 2026-01")
+EVENTBRIDGE: Final = ServiceLimits(
+    "EventBridge", 1 * MiB, 10, 1 * MiB, "PutEvents entry, since 2026-01"
+)
 #: Lambda receives at most 10 records per SQS batch when a batch window is not configured.
 MAX_BATCH_RECORDS: Final = 10
 

@@ -89,11 +89,39 @@ async def put_in_batches(
     call: BatchCall[E],
     settings: AwsSettings,
     batch_size: int = 10,
+    *,
+    size: Callable[[E], int] | None = None,
+    max_batch_bytes: int | None = None,
 ) -> None:
-    """Send `(label, entry)` pairs `batch_size` at a time; raise `PublishFailed` if any entry
-    is refused by the sender's fault or is still failing at the deadline."""
-    for start in range(0, len(entries), batch_size):
-        await _put_batch(operation, entries[start : start + batch_size], call, settings)
+    """Send `(label, entry)` pairs `batch_size` at a time, and no more than `max_batch_bytes`
+    of them (by `size`) in one call, as AWS caps a batch request's total; raise
+    `PublishFailed` if any entry is refused by the sender's fault or still failing at the
+    deadline."""
+    for batch in _chunks(entries, batch_size, size, max_batch_bytes):
+        await _put_batch(operation, batch, call, settings)
+
+
+def _chunks(
+    entries: Sequence[tuple[str, E]],
+    batch_size: int,
+    size: Callable[[E], int] | None,
+    max_batch_bytes: int | None,
+) -> list[Sequence[tuple[str, E]]]:
+    if size is None or max_batch_bytes is None:
+        return [entries[i : i + batch_size] for i in range(0, len(entries), batch_size)]
+    batches: list[Sequence[tuple[str, E]]] = []
+    batch: list[tuple[str, E]] = []
+    total = 0
+    for pair in entries:
+        bytes_ = size(pair[1])
+        if batch and (len(batch) == batch_size or total + bytes_ > max_batch_bytes):
+            batches.append(batch)
+            batch, total = [], 0
+        batch.append(pair)
+        total += bytes_
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 async def _put_batch(

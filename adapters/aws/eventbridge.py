@@ -7,7 +7,7 @@ unwraps the EventBridge event (`adapters.lambda_.sqs.unwrap`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -60,7 +60,14 @@ class EventBridgeTransport(QueueTransport):
                 if result.get("ErrorCode")
             ]
 
-        await put_in_batches("EventBridge PutEvents", entries, call, self.settings)
+        await put_in_batches(
+            "EventBridge PutEvents",
+            entries,
+            call,
+            self.settings,
+            size=_entry_size,
+            max_batch_bytes=self.publish_limits.max_batch_bytes,
+        )
 
     def _dead_letter_body(self, body: str) -> bytes:
         """The queue holds the EventBridge event; its `detail` is the envelope."""
@@ -96,3 +103,8 @@ def eventbridge(settings: AwsSettings | None = None) -> TransportFactory:
         return EventBridgeTransport(topology, settings)
 
     return build
+
+
+def _entry_size(entry: Mapping[str, Any]) -> int:
+    """EventBridge's PutEvents entry size: Source, DetailType and Detail (Time is not set)."""
+    return sum(len(entry.get(k, "").encode()) for k in ("Source", "DetailType", "Detail"))

@@ -60,6 +60,15 @@ def message_attributes(envelope: Envelope) -> dict[str, dict[str, str]]:
     }
 
 
+def entry_size(entry: Mapping[str, Any]) -> int:
+    """Bytes an SNS or SQS batch entry counts towards the batch total: body and attributes."""
+    body = entry.get("Message", entry.get("MessageBody", ""))
+    return len(body.encode()) + sum(
+        len(name.encode()) + len(value["DataType"].encode()) + len(value["StringValue"].encode())
+        for name, value in entry.get("MessageAttributes", {}).items()
+    )
+
+
 class QueueTransport:
     """SQS queues of a topology: tasks in, batches out through pollers, DLQ inspection.
 
@@ -207,7 +216,14 @@ class QueueTransport:
                 )
                 return _failures(response)
 
-            await put_in_batches(f"SQS SendMessageBatch to {queue}", entries, call, self.settings)
+            await put_in_batches(
+                f"SQS SendMessageBatch to {queue}",
+                entries,
+                call,
+                self.settings,
+                size=entry_size,
+                max_batch_bytes=self.send_limits.max_batch_bytes,
+            )
 
     def _sqs_entry(self, envelope: Envelope) -> dict[str, Any]:
         body = envelope.encode()

@@ -12,7 +12,7 @@ from typing import Any
 
 from adapters.aws.batches import EntryFailure, put_in_batches
 from adapters.aws.poller import LambdaHandler
-from adapters.aws.queues import QueueTransport, message_attributes
+from adapters.aws.queues import QueueTransport, entry_size, message_attributes
 from adapters.aws.session import AwsSettings
 from bus.clock import Clock
 from bus.dispatch import Dispatcher
@@ -68,7 +68,14 @@ class SnsSqsTransport(QueueTransport):
                 for f in response.get("Failed", ())
             ]
 
-        await put_in_batches("SNS PublishBatch", entries, call, self.settings)
+        await put_in_batches(
+            "SNS PublishBatch",
+            entries,
+            call,
+            self.settings,
+            size=entry_size,
+            max_batch_bytes=self.publish_limits.max_batch_bytes,
+        )
 
     def _entry(self, envelope: Envelope) -> dict[str, Any]:
         body = envelope.encode()

@@ -49,6 +49,14 @@ async def test_entries_go_ten_to_a_call() -> None:
     assert service.accepted == [f"e{n}" for n in range(23)]
 
 
+async def test_a_call_carries_no_more_bytes_than_the_batch_limit() -> None:
+    service = Service({})
+    big = [(f"event {n}", "x" * 100_000) for n in range(11)]  # 1.1 MB in all
+    await put_in_batches("Publish", big, service, QUICK, size=len, max_batch_bytes=256 * 1024)
+    assert [len(c) for c in service.calls] == [2, 2, 2, 2, 2, 1]
+    assert len(service.accepted) == 11
+
+
 async def test_only_failed_entries_are_sent_again() -> None:
     service = Service({"e3": 2, "e7": 1})
     await put_in_batches("Publish", entries(10), service, QUICK)
