@@ -76,10 +76,6 @@ class BatchResult:
     failed: dict[str, str] = field(default_factory=dict)
     parked: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def failed_ids(self) -> list[str]:
-        return [*self.failed, *self.parked]
-
 
 Observer = Callable[[Outcome], None]
 

@@ -62,6 +62,17 @@ class DomainSettings:
             raise ConfigurationError(
                 "visibility_timeout must be >= 0, concurrency and retry_attempts >= 1"
             )
+        if self.handler_timeout is not None:
+            worst = self.retry_attempts * self.handler_timeout + self.retry_backoff * (
+                2 ** (self.retry_attempts - 1) - 1
+            )
+            if worst > self.visibility_timeout:
+                raise ConfigurationError(
+                    f"a delivery may take {worst:g}s ({self.retry_attempts} attempts of "
+                    f"{self.handler_timeout:g}s plus backoff), longer than the "
+                    f"{self.visibility_timeout:g}s visibility timeout: the record would "
+                    "reappear and run twice at once; raise visibility_timeout"
+                )
 
 
 @dataclass(frozen=True, slots=True)

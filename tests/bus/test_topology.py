@@ -127,3 +127,9 @@ def test_a_queues_combined_filters_must_stay_within_snss_limits() -> None:
 
     with pytest.raises(InvalidFilterPolicy, match="Filter policy is too complex"):
         Topology.from_domains([domain])
+
+
+def test_settings_refuse_a_delivery_that_can_outlast_its_visibility_timeout() -> None:
+    with pytest.raises(ConfigurationError, match=r"may take 31.5s .* longer than the 30s"):
+        DomainSettings(handler_timeout=10, retry_attempts=3, retry_backoff=0.5)
+    DomainSettings(handler_timeout=9, retry_attempts=3, retry_backoff=0.5)
