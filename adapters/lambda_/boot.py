@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
+import domains
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.dead_letters import DeadLetters, MemoryDeadLetters, SqsDeadLetters
 from adapters.lambda_.settings import LambdaSettings
@@ -21,22 +21,6 @@ from bus import ConfigurationError, Domain, Publisher, Topology
 
 if TYPE_CHECKING:
     from bus.storage.table import Table
-
-
-def load_domain(name: str) -> Domain:
-    """Import `domains.<name>.app` and return its `domain`."""
-    try:
-        module = importlib.import_module(f"domains.{name}.app")
-    except ModuleNotFoundError as error:
-        if error.name in ("domains", f"domains.{name}", f"domains.{name}.app"):
-            raise ConfigurationError(
-                f"TCTF_DOMAIN={name!r}: no module domains.{name}.app in this package"
-            ) from None
-        raise
-    domain = getattr(module, "domain", None)
-    if not isinstance(domain, Domain) or domain.name != name:
-        raise ConfigurationError(f"domains/{name}/app.py must define domain = Domain({name!r})")
-    return domain
 
 
 async def open_publisher(
@@ -147,7 +131,7 @@ def dead_letters_for(settings: LambdaSettings, publisher: Publisher) -> DeadLett
 def build(env: Mapping[str, str]) -> LambdaApp:
     """The function for the environment's TCTF_DOMAIN, its clients opened on its own loop."""
     settings = LambdaSettings.from_env(env)
-    domain = load_domain(settings.domain)
+    domain = domains.load(settings.domain)
     loop = asyncio.new_event_loop()
     resources = AsyncExitStack()
     publisher = loop.run_until_complete(open_publisher(settings, domain, resources))

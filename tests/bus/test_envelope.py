@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from bus import Envelope, Event, MalformedEnvelope, MessageTooLarge
-from bus.envelope import check_size
+from bus.envelope import check_size, message_attributes, message_size
 from bus.limits import EVENTBRIDGE, SNS, SQS, path_limit
 
 
@@ -67,3 +67,18 @@ def test_the_smallest_limit_on_a_path_applies() -> None:
     with pytest.raises(MessageTooLarge, match=r"over the SNS limit of 262144 bytes"):
         check_size(body, SNS)
     check_size(body, SQS)  # fits on a path without SNS
+
+
+@pytest.mark.parametrize(
+    "traceparent", [None, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"]
+)
+def test_message_size_counts_the_body_and_every_attribute(traceparent: str | None) -> None:
+    envelope = make("héllo")._replace(source="notés", traceparent=traceparent)
+    body = envelope.encode()
+    attributes = message_attributes(envelope)
+    expected = len(body) + sum(
+        len(name.encode()) + len(kind.encode()) + len(value.encode())
+        for name, (kind, value) in attributes.items()
+    )
+    assert message_size(envelope, body) == expected
+    assert ("traceparent" in attributes) == (traceparent is not None)

@@ -71,7 +71,7 @@ def test_built_from_the_environment_the_domain_handles_its_events(memory_app: La
     ("env", "message"),
     [
         ({}, "TCTF_DOMAIN is not set"),
-        ({"TCTF_DOMAIN": "nowhere"}, "no module domains.nowhere.app"),
+        ({"TCTF_DOMAIN": "nowhere"}, "no domain .nowhere.: expected domains/nowhere/app.py"),
         ({"TCTF_DOMAIN": "users", "TCTF_TRANSPORT": "kafka"}, "TCTF_TRANSPORT='kafka'"),
         ({"TCTF_DOMAIN": "users"}, "TCTF_TRANSPORT=sns needs TCTF_TOPIC_ARN"),
         (
