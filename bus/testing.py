@@ -17,6 +17,7 @@ from bus.envelope import Envelope
 from bus.ids import IdGenerator
 from bus.memory import NO_FAULTS, Faults, in_memory
 from bus.messages import Event, Task
+from bus.middleware import Middleware
 from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
 from bus.topology import Purpose, Topology
 from bus.transport import DeadLetter, Transport
@@ -53,6 +54,7 @@ class Harness:
         clock: Clock | None = None,
         app: str = "tctf",
         tables: TableFactory = memory_tables,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.clock = clock or ManualClock()
         self.published: list[Envelope] = []
@@ -67,6 +69,7 @@ class Harness:
             publisher=lambda inner: RecordingPublisher(inner, self.published),
             tables=tables,
             relay_interval=None,
+            middleware=middleware,
         )
         self._stack = AsyncExitStack()
 

@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=8000, help="HTTP port; 0 for none (8000)")
     run.add_argument("--seed", type=int, help="seed the in-memory transport's ids and faults")
     run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--trace",
+        action="store_true",
+        help="print an OpenTelemetry span per handler call to stderr",
+    )
     _aws_options(run)
     run.add_argument(
         "--aws",
@@ -91,7 +96,12 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from tctf.platform import Platform
 
-    platform = Platform(domains, seed=args.seed)
+    middleware = []
+    if args.trace:
+        from tctf.observability import console_tracer_provider, tracing
+
+        middleware.append(tracing(console_tracer_provider()))
+    platform = Platform(domains, seed=args.seed, middleware=middleware)
     names = ", ".join(d.name for d in domains)
     banner = f"tctf: {names} on the in-memory transport" + (
         f"; HTTP on http://{args.host}:{port}" if port else ""

@@ -7,7 +7,7 @@ domains' HTTP routes on localhost.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import anyio
 
@@ -15,6 +15,7 @@ from bus.api import ApiRouter
 from bus.clock import Clock
 from bus.domain import Domain
 from bus.memory import in_memory
+from bus.middleware import Middleware
 from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
 from tctf.observability import log_outcome
 
@@ -31,6 +32,7 @@ class Platform:
         seed: int | None = None,
         app: str = "tctf",
         tables: TableFactory = memory_tables,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.runtime = Runtime(
             domains,
@@ -39,6 +41,7 @@ class Platform:
             clock=clock,
             observer=log_outcome,
             tables=tables,
+            middleware=middleware,
         )
         self.router = ApiRouter(self.runtime.domains, self.runtime.publisher, self.runtime.context)
 
