@@ -69,6 +69,11 @@ class Topology:
     routes: tuple[RouteSpec, ...]
     #: One table per domain that keeps state, keyed by domain name.
     tables: Mapping[str, TableSpec] = field(default_factory=dict)
+    #: The dead-letter queue of each table's outbox (`<app>-<domain>-outbox-dlq`), keyed by
+    #: domain name: where the stream relay parks an outbox item it can never publish, so
+    #: that item does not hold up the shard. A domain with a table has one even if it has
+    #: no queues of its own.
+    outbox_dlqs: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_domains(cls, domains: Iterable[Domain], app: str = "tctf") -> Topology:
@@ -78,6 +83,7 @@ class Topology:
         subscriptions: list[SubscriptionSpec] = []
         routes: list[RouteSpec] = []
         tables: dict[str, TableSpec] = {}
+        outbox_dlqs: dict[str, str] = {}
         for domain in domains:
             kinds: tuple[tuple[Purpose, frozenset[str]], ...] = (
                 ("events", domain.event_types),
@@ -123,6 +129,7 @@ class Topology:
                     indexes=(*domain.storage.indexes, outbox_index()),
                     ttl_attribute=domain.storage.ttl_attribute,
                 )
+                outbox_dlqs[domain.name] = f"{app}-{domain.name}-outbox-dlq"
         topology = cls(
             app=app,
             topic=f"{app}-events",
@@ -132,6 +139,7 @@ class Topology:
             subscriptions=tuple(subscriptions),
             routes=tuple(routes),
             tables=tables,
+            outbox_dlqs=outbox_dlqs,
         )
         topology._check_filters()
         return topology
@@ -246,9 +254,15 @@ class Topology:
         if self.tables:
             lines.append("")
             lines += _table(
-                ("table", "domain", "indexes", "ttl"),
+                ("table", "domain", "indexes", "ttl", "outbox dlq"),
                 [
-                    (t.name, d, ", ".join(i.name for i in t.indexes), t.ttl_attribute or "")
+                    (
+                        t.name,
+                        d,
+                        ", ".join(i.name for i in t.indexes),
+                        t.ttl_attribute or "",
+                        self.outbox_dlqs.get(d, ""),
+                    )
                     for d, t in self.tables.items()
                 ],
             )

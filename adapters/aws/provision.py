@@ -3,9 +3,11 @@
 `provision` is idempotent: run it twice and the second run changes nothing. Queues and DLQs
 with redrive policies, then the SNS topic with one filtered, raw-delivery subscription per
 events queue, or the EventBridge bus with one rule per events queue; queue policies let
-only those send. Each domain's table (`Topology.tables`) is created with its TTL and a
-NEW_IMAGE stream, which drives the outbox relay in production. `discover` finds the same
-resources in an account provisioned elsewhere.
+only those send. A subscription or rule that cannot deliver to its queue sends the message
+to the queue's DLQ rather than dropping it. Each domain's table (`Topology.tables`) is
+created with its TTL and a NEW_IMAGE stream, which drives the outbox relay in production,
+and gets the DLQ its outbox items are parked in (`Topology.outbox_dlqs`). `discover` finds
+the same resources in an account provisioned elsewhere.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ TABLE_STREAM_VIEW: Literal["NEW_IMAGE"] = "NEW_IMAGE"
 
 #: SQS's longest retention: a dead letter waits two weeks for someone to look at it.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+
+#: How long EventBridge keeps trying to deliver to a queue before the event goes to the
+#: target's DLQ (AWS's defaults, stated so that a run makes them explicit).
+TARGET_RETRY_POLICY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 24 * 3600}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +70,10 @@ async def provision(
         for name in (spec.dlq, spec.name):
             urls[name] = (await sqs.create_queue(QueueName=name))["QueueUrl"]
             arns[name] = await _queue_arn(sqs, urls[name])
-    # Who may send to each events queue: the topic, or the rule feeding it.
+    for name in topology.outbox_dlqs.values():
+        urls[name] = await create_dead_letter_queue(sqs, name)
+        arns[name] = await _queue_arn(sqs, urls[name])
+    # Who may send to each events queue and its DLQ: the topic, or the rule feeding it.
     senders: dict[str, tuple[str, str]] = {}
     events = [spec for spec in topology.queues if spec.purpose == "events"]
     if kind == "sns":
@@ -74,25 +83,29 @@ async def provision(
     else:
         await _create_event_bus(clients.events, topology.event_bus)
         for spec in events:
-            rule_arn = await _put_rule(clients.events, topology, spec, arns[spec.name])
+            rule_arn = await _put_rule(
+                clients.events, topology, spec, arns[spec.name], arns[spec.dlq]
+            )
             senders[spec.name] = ("events.amazonaws.com", rule_arn)
         resources = Resources(urls, arns, event_bus=topology.event_bus)
     for spec in topology.queues:
-        await sqs.set_queue_attributes(
-            QueueUrl=urls[spec.dlq],
-            Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
-        )
+        dlq_attributes = {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}
         attributes = _attributes(spec, arns)
         if spec.name in senders:
             service, source_arn = senders[spec.name]
             attributes["Policy"] = await _policy(
                 sqs, urls[spec.name], arns[spec.name], service, source_arn
             )
+            # What the subscription or rule could not deliver goes to the DLQ instead.
+            dlq_attributes["Policy"] = await _policy(
+                sqs, urls[spec.dlq], arns[spec.dlq], service, source_arn
+            )
+        await sqs.set_queue_attributes(QueueUrl=urls[spec.dlq], Attributes=dlq_attributes)
         # One call: moto (unlike SQS) drops a queue's policy when a call leaves it out.
         await sqs.set_queue_attributes(QueueUrl=urls[spec.name], Attributes=attributes)
     if kind == "sns":
         for spec in events:
-            await _subscribe(clients.sns, topic_arn, arns[spec.name], topology, spec)
+            await _subscribe(clients.sns, topic_arn, arns, topology, spec)
     table_specs = {table.name: table for table in (*topology.tables.values(), *tables)}
     if table_specs:
         from adapters.aws.dynamodb import create_table
@@ -108,15 +121,15 @@ async def discover(topology: Topology, clients: AwsClients, kind: Kind) -> Resou
     sqs = clients.sqs
     urls: dict[str, str] = {}
     arns: dict[str, str] = {}
-    for spec in topology.queues:
-        for name in (spec.name, spec.dlq):
-            try:
-                urls[name] = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
-            except ClientError as error:
-                raise NotProvisioned(
-                    f"queue {name} does not exist: run `tctf up` or deploy the stacks first"
-                ) from error
-            arns[name] = await _queue_arn(sqs, urls[name])
+    names = [n for spec in topology.queues for n in (spec.name, spec.dlq)]
+    for name in (*names, *topology.outbox_dlqs.values()):
+        try:
+            urls[name] = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
+        except ClientError as error:
+            raise NotProvisioned(
+                f"queue {name} does not exist: run `tctf up` or deploy the stacks first"
+            ) from error
+        arns[name] = await _queue_arn(sqs, urls[name])
     if kind == "eventbridge":
         return Resources(urls, arns, event_bus=topology.event_bus)
     # The topic lives in the queues' account and region: its ARN follows from theirs.
@@ -134,6 +147,15 @@ def rule_name(queue: str) -> str:
         return queue
     digest = hashlib.sha256(queue.encode()).hexdigest()[:8]
     return f"{queue[:55]}-{digest}"
+
+
+async def create_dead_letter_queue(sqs: Any, name: str) -> str:
+    """Create (or keep) a DLQ holding its messages for SQS's longest retention; its URL."""
+    url: str = (await sqs.create_queue(QueueName=name))["QueueUrl"]
+    await sqs.set_queue_attributes(
+        QueueUrl=url, Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}
+    )
+    return url
 
 
 async def _queue_arn(sqs: Any, url: str) -> str:
@@ -172,13 +194,16 @@ async def _policy(sqs: Any, url: str, queue_arn: str, service: str, source_arn: 
 
 
 async def _subscribe(
-    sns: Any, topic_arn: str, queue_arn: str, topology: Topology, spec: QueueSpec
+    sns: Any, topic_arn: str, arns: Mapping[str, str], topology: Topology, spec: QueueSpec
 ) -> None:
+    queue_arn = arns[spec.name]
     policy, scope = topology.filter_policy(spec.name)
     wanted = {
         "RawMessageDelivery": "true",
         "FilterPolicyScope": scope,
         "FilterPolicy": json.dumps(policy, sort_keys=True),
+        # Without it SNS discards a message it cannot deliver (the queue refuses it).
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arns[spec.dlq]}),
     }
     existing = await _subscription_to(sns, topic_arn, queue_arn)
     if existing is None:
@@ -192,7 +217,7 @@ async def _subscribe(
         return
     current = (await sns.get_subscription_attributes(SubscriptionArn=existing))["Attributes"]
     # The scope first: the policy is validated against the scope in force.
-    for name in ("RawMessageDelivery", "FilterPolicyScope", "FilterPolicy"):
+    for name in ("RawMessageDelivery", "FilterPolicyScope", "FilterPolicy", "RedrivePolicy"):
         if _differs(name, current.get(name), wanted[name]):
             await sns.set_subscription_attributes(
                 SubscriptionArn=existing, AttributeName=name, AttributeValue=wanted[name]
@@ -202,7 +227,7 @@ async def _subscribe(
 def _differs(name: str, current: str | None, wanted: str) -> bool:
     if current is None:
         return True
-    if name == "FilterPolicy":
+    if name in ("FilterPolicy", "RedrivePolicy"):
         return bool(json.loads(current) != json.loads(wanted))
     return current.lower() != wanted.lower()
 
@@ -225,7 +250,9 @@ async def _create_event_bus(events: Any, name: str) -> None:
             raise
 
 
-async def _put_rule(events: Any, topology: Topology, spec: QueueSpec, queue_arn: str) -> str:
+async def _put_rule(
+    events: Any, topology: Topology, spec: QueueSpec, queue_arn: str, dlq_arn: str
+) -> str:
     name = rule_name(spec.name)
     rule = await events.put_rule(
         Name=name,
@@ -237,7 +264,15 @@ async def _put_rule(events: Any, topology: Topology, spec: QueueSpec, queue_arn:
     await events.put_targets(
         Rule=name,
         EventBusName=topology.event_bus,
-        Targets=[{"Id": "queue", "Arn": queue_arn}],
+        Targets=[
+            {
+                "Id": "queue",
+                "Arn": queue_arn,
+                # Without it EventBridge drops the event once its retries run out.
+                "DeadLetterConfig": {"Arn": dlq_arn},
+                "RetryPolicy": TARGET_RETRY_POLICY,
+            }
+        ],
     )
     arn: str = rule["RuleArn"]
     return arn

@@ -38,7 +38,9 @@ class LambdaApp:
         *,
         dead_letters: DeadLetters | None = None,
         dead_letter_queue: str | None = None,
+        outbox_dead_letter_queue: str | None = None,
         safety_margin_ms: int = 2000,
+        publish_budget: Callable[[float], None] | None = None,
         relay: Relay | None = None,
         table: Table | None = None,
         clock: Clock | None = None,
@@ -52,7 +54,13 @@ class LambdaApp:
         self.publisher = publisher
         self.dead_letters = dead_letters
         self.dead_letter_queue = dead_letter_queue
+        #: Where the table's stream parks outbox items that can never be published;
+        #: `dead_letter_queue` when not given.
+        self.outbox_dead_letter_queue = outbox_dead_letter_queue or dead_letter_queue
         self.safety_margin_ms = safety_margin_ms
+        #: Told, at the start of each invocation, the seconds left before the safety margin,
+        #: so that publishing stops retrying before the function times out.
+        self.publish_budget = publish_budget
         self.clock = clock or SystemClock()
         self.ids = ids or IdGenerator()
         #: The domain's own table (a domain that keeps state): handlers' `ctx.table`, the
@@ -105,6 +113,9 @@ class LambdaApp:
         """Answer one invocation in the shape its source expects."""
         source = event_source(event)
         deadline = _deadline(context, self.safety_margin_ms)
+        remaining: Callable[[], int] | None = getattr(context, "get_remaining_time_in_millis", None)
+        if self.publish_budget is not None and remaining is not None:
+            self.publish_budget(max(0.0, (remaining() - self.safety_margin_ms) / 1000))
         if source == "sqs":
             return await handle_sqs_event(
                 self.dispatcher, event, deadline=deadline, dead_letters=self.dead_letters
@@ -121,7 +132,7 @@ class LambdaApp:
                 event,
                 deadline=deadline,
                 dead_letters=self.dead_letters,
-                dead_letter_queue=self.dead_letter_queue,
+                dead_letter_queue=self.outbox_dead_letter_queue,
             )
         if source == "sns":
             from adapters.lambda_.sns import handle_sns_event as handle

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,11 @@ async def open_publisher(
         region_name=settings.region,
         provision=settings.provision,
         sdk="botocore",
+        # A function must give up on a publish before its timeout, not after AwsSettings'
+        # 60 s; each invocation lowers this further to the time it has left.
+        retry_deadline=settings.publish_deadline_s,
+        # The function never long-polls: this keeps botocore's read timeout at its least.
+        wait_time_seconds=0,
     )
     transport: Any
     if settings.transport == "sns":
@@ -113,6 +118,33 @@ async def open_table(settings: LambdaSettings, domain: Domain, publisher: Publis
     return DynamoTable(spec, client=dynamodb)
 
 
+def publish_budget_for(publisher: Publisher) -> Callable[[float], None] | None:
+    """What caps, at each invocation, how long the AWS transport retries a publish: never
+    past the time the invocation has left (None for the in-process transport)."""
+    base: Any = getattr(publisher, "settings", None)
+    if base is None:
+        return None
+    transport: Any = publisher
+
+    def bound(seconds: float) -> None:
+        transport.settings = dataclasses.replace(
+            base, retry_deadline=min(base.retry_deadline, seconds)
+        )
+
+    return bound
+
+
+async def open_outbox_dlq(settings: LambdaSettings, publisher: Publisher, name: str) -> None:
+    """Create the outbox DLQ if missing (TCTF_PROVISION=1, local runs), so that an outbox item
+    that can never be published is parked rather than holding up the table's stream."""
+    client: Any = getattr(publisher, "client", None)
+    if settings.transport == "memory" or client is None:
+        return
+    from adapters.aws.provision import create_dead_letter_queue
+
+    await create_dead_letter_queue(await client("sqs"), name.rstrip("/").rsplit("/", 1)[-1])
+
+
 def dead_letters_for(settings: LambdaSettings, publisher: Publisher) -> DeadLetters:
     """Where parked records go: SQS on AWS (through the transport's SQS client), memory for
     the in-process transport."""
@@ -136,8 +168,13 @@ def build(env: Mapping[str, str]) -> LambdaApp:
     resources = AsyncExitStack()
     publisher = loop.run_until_complete(open_publisher(settings, domain, resources))
     table = None
+    outbox_dlq = None
     if domain.storage is not None:
         table = loop.run_until_complete(open_table(settings, domain, publisher))
+        topology = Topology.from_domains([domain], app=settings.app)
+        outbox_dlq = settings.outbox_dead_letter_queue or topology.outbox_dlqs[domain.name]
+        if settings.provision:
+            loop.run_until_complete(open_outbox_dlq(settings, publisher, outbox_dlq))
     dead_letters = dead_letters_for(settings, publisher)
     if isinstance(dead_letters, SqsDeadLetters):
         # The SQS client, made in the init phase (no call to AWS); SNS's or EventBridge's
@@ -148,7 +185,9 @@ def build(env: Mapping[str, str]) -> LambdaApp:
         publisher,
         dead_letters=dead_letters,
         dead_letter_queue=settings.dead_letter_queue,
+        outbox_dead_letter_queue=outbox_dlq,
         safety_margin_ms=settings.safety_margin_ms,
+        publish_budget=publish_budget_for(publisher),
         table=table,
         loop=loop,
         resources=resources,

@@ -20,7 +20,6 @@ SOURCE_ATTRIBUTE = "tctf-source"
 #: Message attribute with the record's id at its source (SQS message id, SNS message id).
 RECORD_ATTRIBUTE = "tctf-record-id"
 _MAX_REASON = 1024  # keep the attribute small: the body is what must fit the message limit
-_SQS_BATCH = 10
 
 _log = logging.getLogger("tctf.lambda")
 
@@ -90,6 +89,10 @@ class SqsDeadLetters:
         await self._sqs()
 
     async def send(self, letters: Sequence[Letter]) -> set[str]:
+        # Loaded here, not at init: only a function dead-lettering to SQS needs them.
+        from adapters.aws.batches import _chunks
+        from bus.limits import SQS
+
         stored: set[str] = set()
         by_queue: defaultdict[str, list[Letter]] = defaultdict(list)
         for letter in letters:
@@ -97,8 +100,10 @@ class SqsDeadLetters:
         for queue, queued in by_queue.items():
             try:
                 url = await self._url(queue, queued[0].source)
-                for start in range(0, len(queued), _SQS_BATCH):
-                    stored |= await self._send_batch(url, queued[start : start + _SQS_BATCH])
+                # SendMessageBatch takes 10 entries and 1 MiB in all, whichever comes first.
+                entries = [(letter.record_id, letter) for letter in queued]
+                for batch in _chunks(entries, SQS.max_batch_entries, _size, SQS.max_batch_bytes):
+                    stored |= await self._send_batch(url, [letter for _, letter in batch])
             except Exception as error:  # any failure leaves the records to be retried
                 _log.error(
                     "dead-letter queue %s unavailable: %s: %s", queue, type(error).__name__, error
@@ -107,14 +112,7 @@ class SqsDeadLetters:
 
     async def _send_batch(self, url: str, letters: Sequence[Letter]) -> set[str]:
         client = await self._sqs()
-        entries = [
-            {
-                "Id": str(index),
-                "MessageBody": letter.body,
-                "MessageAttributes": letter.attributes(),
-            }
-            for index, letter in enumerate(letters)
-        ]
+        entries = [{"Id": str(index), **_entry(letter)} for index, letter in enumerate(letters)]
         response = await client.send_message_batch(QueueUrl=url, Entries=entries)
         for failure in response.get("Failed", ()):
             letter = letters[int(failure["Id"])]
@@ -142,6 +140,18 @@ class SqsDeadLetters:
         if self._client is None:
             self._client = await self._client_factory()
         return self._client
+
+
+def _entry(letter: Letter) -> dict[str, Any]:
+    """The letter as a SendMessageBatch entry, without its `Id`."""
+    return {"MessageBody": letter.body, "MessageAttributes": letter.attributes()}
+
+
+def _size(letter: Letter) -> int:
+    """Bytes the letter counts towards a SendMessageBatch's total."""
+    from adapters.aws.queues import entry_size
+
+    return entry_size(_entry(letter))
 
 
 def _beside(client: Any, queue: str, source: str) -> str | None:

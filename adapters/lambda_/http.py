@@ -10,6 +10,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from bus.api import ApiRequest, ApiResponse, ApiRouter, problem
 
@@ -66,7 +67,9 @@ async def handle_http_event(router: ApiRouter, event: Mapping[str, Any]) -> dict
 
 
 def _route_path(event: Mapping[str, Any]) -> str:
-    """The request path without the stage prefix a named (non-`$default`) stage adds."""
+    """The request path, percent-decoded as an ASGI server decodes `scope["path"]` (so a
+    route matches the same on localhost and behind API Gateway), without the stage prefix a
+    named (non-`$default`) stage adds."""
     context = event.get("requestContext") or {}
     path = str(event.get("rawPath") or (context.get("http") or {}).get("path") or "/")
     stage = context.get("stage")
@@ -74,4 +77,4 @@ def _route_path(event: Mapping[str, Any]) -> str:
         prefix = f"/{stage}"
         if path == prefix or path.startswith(f"{prefix}/"):
             path = path[len(prefix) :] or "/"
-    return path
+    return unquote(path)

@@ -31,10 +31,14 @@ class LambdaSettings:
     region: str | None = None
     #: TCTF_APP: the platform's name, the prefix of every queue and topic. Default "tctf".
     app: str = "tctf"
-    #: TCTF_DEAD_LETTER_QUEUE: the DLQ (name or URL) for parked records of SNS, EventBridge and
-    #: DynamoDB Streams invocations. SQS records go to their own queue's `-dlq` whatever this
-    #: says. Default: the domain's events DLQ, `<app>-<domain>-events-dlq`.
+    #: TCTF_DEAD_LETTER_QUEUE: the DLQ (name or URL) for parked records of SNS and EventBridge
+    #: invocations. SQS records go to their own queue's `-dlq` whatever this says. Default:
+    #: the domain's events DLQ, `<app>-<domain>-events-dlq`.
     dead_letter_queue: str | None = None
+    #: TCTF_OUTBOX_DEAD_LETTER_QUEUE: the DLQ (name or URL) for outbox items of the table's
+    #: stream that can never be published. Default: the topology's `<app>-<domain>-outbox-dlq`,
+    #: which every domain with a table has.
+    outbox_dead_letter_queue: str | None = None
     #: TCTF_PROVISION: "1" creates missing queues, topic or bus on first publish (local runs
     #: on moto); default "0": only look them up, as deployed by infrastructure code.
     provision: bool = False
@@ -44,6 +48,10 @@ class LambdaSettings:
     #: TCTF_SAFETY_MARGIN_MS: stop taking records when fewer milliseconds than this remain
     #: before the function's timeout; the rest are reported failed. Default 2000.
     safety_margin_ms: int = 2000
+    #: TCTF_PUBLISH_DEADLINE_S: the longest a publish keeps retrying (throttling, an
+    #: unreachable endpoint) before the record is reported failed; each invocation also
+    #: caps it at the time left before the safety margin. Default 10.
+    publish_deadline_s: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LambdaSettings:
@@ -61,6 +69,15 @@ class LambdaSettings:
         if not margin.isdigit():
             raise ConfigurationError(f"TCTF_SAFETY_MARGIN_MS must be milliseconds, got {margin!r}")
         app = env.get("TCTF_APP") or "tctf"
+        deadline = env.get("TCTF_PUBLISH_DEADLINE_S", "10")
+        try:
+            publish_deadline_s = float(deadline)
+        except ValueError:
+            publish_deadline_s = -1.0
+        if not publish_deadline_s > 0:
+            raise ConfigurationError(
+                f"TCTF_PUBLISH_DEADLINE_S must be a positive number of seconds, got {deadline!r}"
+            )
         return cls(
             domain=domain,
             transport=transport,  # type: ignore[arg-type]
@@ -70,7 +87,9 @@ class LambdaSettings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             app=app,
             dead_letter_queue=env.get("TCTF_DEAD_LETTER_QUEUE") or f"{app}-{domain}-events-dlq",
+            outbox_dead_letter_queue=env.get("TCTF_OUTBOX_DEAD_LETTER_QUEUE") or None,
             provision=env.get("TCTF_PROVISION", "0") in ("1", "true", "yes"),
             table_name=env.get("TCTF_TABLE_NAME") or None,
             safety_margin_ms=int(margin),
+            publish_deadline_s=publish_deadline_s,
         )

@@ -165,11 +165,18 @@ async def _relay_one(
         return DEADLINE_REASON
     try:
         await relay(record)
-    except PermanentError as error:
-        return await _park(record, str(error), dead_letters, dead_letter_queue)
     except Exception as error:
+        if isinstance(error, PermanentError) or _refused_by_sender_fault(error):
+            return await _park(record, str(error), dead_letters, dead_letter_queue)
         return f"{type(error).__name__}: {error}"
     return None
+
+
+def _refused_by_sender_fault(error: Exception) -> bool:
+    """True for a publish the service refused as the sender's fault (`PublishFailed` with
+    `sender_fault` set): sending the same envelope again meets the same answer, and the
+    record would hold up its shard until it ages out of the stream."""
+    return getattr(error, "sender_fault", False) is True
 
 
 async def _park(

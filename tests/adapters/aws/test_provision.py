@@ -10,7 +10,7 @@ import pytest
 from adapters.aws.errors import NotProvisioned
 from adapters.aws.provision import discover, provision, rule_name
 from adapters.aws.session import AwsClients, AwsSettings
-from bus import Topology
+from bus import Domain, Storage, Topology
 from tests.adapters.aws.test_transports import shop
 
 QUEUE_ATTRIBUTES = ["VisibilityTimeout", "RedrivePolicy", "Policy", "MessageRetentionPeriod"]
@@ -40,7 +40,12 @@ async def snapshot(clients: AwsClients, topology: Topology) -> dict[str, Any]:
             attributes = found["Attributes"]
             subscriptions[sub["Endpoint"].rsplit(":", 1)[-1]] = {
                 name: attributes.get(name)
-                for name in ("RawMessageDelivery", "FilterPolicy", "FilterPolicyScope")
+                for name in (
+                    "RawMessageDelivery",
+                    "FilterPolicy",
+                    "FilterPolicyScope",
+                    "RedrivePolicy",
+                )
             }
     rules: dict[str, Any] = {}
     found_rules = await clients.events.list_rules(EventBusName=topology.event_bus)
@@ -51,6 +56,10 @@ async def snapshot(clients: AwsClients, topology: Topology) -> dict[str, Any]:
         rules[rule["Name"]] = {
             "pattern": json.loads(rule["EventPattern"]),
             "targets": sorted(t["Arn"] for t in targets["Targets"]),
+            "dead_letters": sorted(
+                (t.get("DeadLetterConfig", {}).get("Arn"), json.dumps(t.get("RetryPolicy")))
+                for t in targets["Targets"]
+            ),
         }
     return {"queues": queues, "topics": topics, "subscriptions": subscriptions, "rules": rules}
 
@@ -104,14 +113,51 @@ async def test_queues_subscriptions_and_rules_follow_the_topology(
         "RawMessageDelivery": "true",
         "FilterPolicy": json.dumps(policy, sort_keys=True),
         "FilterPolicyScope": "MessageBody",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": resources.queue_arns[billing.dlq]}),
     }
     audit = next(q for q in topology.queues if q.domain == "audit")
     assert state["subscriptions"][audit.name]["FilterPolicyScope"] == "MessageAttributes"
     assert state["rules"][rule_name(billing.name)] == {
         "pattern": topology.event_pattern(billing.name),
         "targets": [resources.queue_arns[billing.name]],
+        "dead_letters": [
+            (
+                resources.queue_arns[billing.dlq],
+                json.dumps({"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}),
+            )
+        ],
     }
-    assert state["queues"][billing.dlq]["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+    dlq = state["queues"][billing.dlq]
+    assert dlq["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+    # What the topic or the rule cannot deliver to the queue, it may send to the DLQ.
+    dlq_statements = json.loads(dlq["Policy"])["Statement"]
+    assert {(s["Principal"]["Service"], s["Action"], s["Resource"]) for s in dlq_statements} == {
+        ("sns.amazonaws.com", "sqs:SendMessage", resources.queue_arns[billing.dlq]),
+        ("events.amazonaws.com", "sqs:SendMessage", resources.queue_arns[billing.dlq]),
+    }
+    tasks = next(q for q in topology.queues if q.domain == "billing" and q.purpose == "tasks")
+    assert "Policy" not in state["queues"][tasks.dlq]
+
+
+async def test_a_domain_with_a_table_and_no_queues_gets_its_outbox_dlq(
+    settings: AwsSettings, app: str
+) -> None:
+    accounts = Domain("accounts", storage=Storage())
+    topology = Topology.from_domains([accounts], app=app)
+    assert topology.queues == () and topology.outbox_dlqs == {
+        "accounts": f"{app}-accounts-outbox-dlq"
+    }
+    async with AwsClients(settings, "sqs", "sns", "events") as clients:
+        made = await provision(topology, clients, "sns")
+        await provision(topology, clients, "eventbridge")
+        again = await provision(topology, clients, "sns")
+        state = await snapshot(clients, topology)
+        assert await discover(topology, clients, "sns") == made
+    assert again == made
+    assert set(state["queues"]) == {f"{app}-accounts-outbox-dlq"}
+    assert state["queues"][f"{app}-accounts-outbox-dlq"]["MessageRetentionPeriod"] == str(
+        14 * 24 * 3600
+    )
 
 
 async def test_discovery_finds_what_provisioning_made_and_refuses_what_is_missing(

@@ -81,7 +81,9 @@ async def test_up_provisions_every_domain_and_is_safe_to_run_again(
         listed = await clients.sqs.list_queues(QueueNamePrefix=app)
         rules = await clients.events.list_rules(EventBusName=topology.event_bus)
     names = sorted(url.rsplit("/", 1)[-1] for url in listed["QueueUrls"])
-    assert names == sorted(n for q in topology.queues for n in (q.name, q.dlq))
+    assert names == sorted(
+        [*(n for q in topology.queues for n in (q.name, q.dlq)), *topology.outbox_dlqs.values()]
+    )
     assert [r["Name"] for r in rules["Rules"]] == [
         rule_name(q.name) for q in topology.queues if q.purpose == "events"
     ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
+import time
 from collections.abc import Iterator
 
 import boto3
@@ -82,6 +84,10 @@ def test_built_from_the_environment_the_domain_handles_its_events(memory_app: La
             {"TCTF_DOMAIN": "users", "TCTF_SAFETY_MARGIN_MS": "soon"},
             "TCTF_SAFETY_MARGIN_MS must be milliseconds",
         ),
+        (
+            {"TCTF_DOMAIN": "users", "TCTF_PUBLISH_DEADLINE_S": "0"},
+            "TCTF_PUBLISH_DEADLINE_S must be a positive number of seconds",
+        ),
     ],
 )
 def test_configuration_mistakes_are_named(env, message) -> None:  # type: ignore[no-untyped-def]
@@ -144,3 +150,32 @@ def test_on_moto_the_lambda_publishes_sends_and_dead_letters(
     assert letter["Body"] == "not an envelope"
     reason = letter["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
     assert reason.startswith("record body is not JSON")
+
+
+def test_a_publish_stops_retrying_when_the_invocation_runs_out_of_time() -> None:
+    with socket.socket() as sock:  # a port nobody listens on: every call is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = build(
+        {
+            "TCTF_DOMAIN": "messaging",
+            "TCTF_TRANSPORT": "sns",
+            "TCTF_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:tctf-events",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+    arn = "arn:aws:sqs:us-east-1:123456789012:tctf-messaging-events"
+    try:
+        assert app.publisher.settings.retry_deadline == 10.0  # type: ignore[attr-defined]
+        started = time.monotonic()
+        response = app({"Records": [_record("m1", _user_created(), arn)]}, LambdaContext([4000]))
+        elapsed = time.monotonic() - started
+        # 4 s left, less the 2 s safety margin: publishing may retry for 2 s.
+        assert app.publisher.settings.retry_deadline == 2.0  # type: ignore[attr-defined]
+    finally:
+        app.close()
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    # The time left, plus botocore's own retries of the last call (backoff up to 1 + 2 s).
+    assert elapsed < 4.0 + 3.0

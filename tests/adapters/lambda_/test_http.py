@@ -109,3 +109,17 @@ def test_path_parameters_headers_and_named_stage_prefix(app: LambdaApp) -> None:
 
     assert response["statusCode"] == 200
     assert json.loads(response["body"]) == {"sku": "C-3", "agent": "curl/8"}
+
+
+@pytest.mark.parametrize(("raw", "sku"), [("/items/a%20b", "a b"), ("/items/caf%C3%A9", "café")])
+def test_the_path_is_percent_decoded_as_the_local_asgi_server_decodes_it(
+    app: LambdaApp, raw: str, sku: str
+) -> None:
+    event = _request("GET", raw)
+    event["requestContext"]["stage"] = "prod"
+    event["rawPath"] = f"/prod{raw}"
+
+    response = app(event, LambdaContext())
+
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["sku"] == sku

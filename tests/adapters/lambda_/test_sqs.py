@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+import uuid
+from typing import Any
 
+from adapters.aws.session import AwsClients, AwsSettings
 from adapters.lambda_.app import LambdaApp
-from adapters.lambda_.dead_letters import REASON_ATTRIBUTE, MemoryDeadLetters
+from adapters.lambda_.dead_letters import (
+    REASON_ATTRIBUTE,
+    Letter,
+    MemoryDeadLetters,
+    SqsDeadLetters,
+)
 from bus.dispatch import DEADLINE_REASON
 
 from .conftest import (
@@ -186,3 +194,28 @@ def test_records_past_the_deadline_are_reported_failed_not_dropped(
     assert [e.sku for e in inventory.handled] == ["s-0", "s-1", "s-2"]
     assert response == {"batchItemFailures": [{"itemIdentifier": f"m-{i}"} for i in range(3, 10)]}
     assert DEADLINE_REASON in caplog.text
+
+
+async def test_parked_records_over_a_mebibyte_in_all_reach_the_dlq_in_several_batches(
+    moto_endpoint: str,
+) -> None:
+    """SendMessageBatch takes at most 1 MiB in all: ten 200 KB letters need two calls."""
+    settings = AwsSettings(endpoint_url=moto_endpoint, region_name="us-east-1", sdk="botocore")
+    queue = f"big-{uuid.uuid4().hex[:8]}-dlq"
+    async with AwsClients(settings, "sqs") as clients:
+        url = (await clients.sqs.create_queue(QueueName=queue))["QueueUrl"]
+
+        async def opened() -> Any:
+            return clients.sqs
+
+        letters = [
+            Letter(f"m{i}", url, "not json " + "x" * 200_000, "record body is not JSON")
+            for i in range(10)
+        ]
+        stored = await SqsDeadLetters(opened).send(letters)
+        counts = await clients.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
+
+    assert stored == {f"m{i}" for i in range(10)}
+    assert counts["Attributes"]["ApproximateNumberOfMessages"] == "10"

@@ -255,3 +255,34 @@ def test_http_sign_up_writes_the_user_and_its_outbox_item_to_a_named_table(
     assert (f"USER#{user_id}", "PROFILE") in keys
     (outbox,) = [i for i in scanned if i["SK"]["S"].startswith("EVENT#")]
     assert Envelope.decode(outbox["body"]["B"]).data_dict()["user_id"] == user_id
+
+
+def test_a_malformed_outbox_item_is_parked_in_the_outbox_dlq_and_the_rest_is_published(
+    moto_endpoint: str, app_name: str, users_app: LambdaApp
+) -> None:
+    # users keeps state and consumes nothing: it has no events queue, hence no events DLQ.
+    assert Topology.from_domains([users], app=app_name).queues == ()
+    spec = users_app.table.spec  # type: ignore[union-attr]
+    bad = {"PK": "OUTBOX#USER#u0", "SK": f"EVENT#{0:020d}", "body": b"{not json"}
+    good = _commit_to_outbox(moto_endpoint, spec, _envelope())
+    event = _stream_event(moto_endpoint, spec, [bad, good])
+
+    response = users_app(event, LambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    (parked,) = _receive(moto_endpoint, f"{app_name}-users-outbox-dlq")
+    assert json.loads(parked["Body"])["PK"] == "OUTBOX#USER#u0"
+    (delivered,) = _receive(moto_endpoint, f"{app_name}-messaging-events")
+    assert json.loads(delivered["Body"])["id"] == "evt-u1"
+
+
+def test_a_provisioning_function_creates_its_outbox_dlq_at_init(moto_endpoint: str) -> None:
+    app_name = f"lst{next(_apps)}"
+    app = build(_env(moto_endpoint, app_name, TCTF_PROVISION="1"))
+    app.close()
+
+    assert app.outbox_dead_letter_queue == f"{app_name}-users-outbox-dlq"
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name=REGION)
+    url = sqs.get_queue_url(QueueName=f"{app_name}-users-outbox-dlq")["QueueUrl"]
+    retention = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["MessageRetentionPeriod"])
+    assert retention["Attributes"]["MessageRetentionPeriod"] == str(14 * 24 * 3600)

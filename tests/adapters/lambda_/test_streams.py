@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
 
+from adapters.aws.errors import PublishFailed
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.dead_letters import MemoryDeadLetters
 from adapters.lambda_.streams import from_attribute_value, outbox_relay, stream_records
+from bus import Envelope
 
 from .conftest import (
     LAMBDA_GO,
@@ -168,3 +171,71 @@ def test_stream_record_past_the_deadline_is_retried_from_its_sequence_number(
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "<sequence-number:3>"}]}
     assert [e.id for e in published.events] == ["e0", "e1"]
+
+
+class RefusedBySender(Published):
+    """A publisher whose service refuses one envelope as the sender's fault, every time."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+        self.attempts = 0
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        if any(e.id == self.refused for e in envelopes):
+            self.attempts += 1
+            error = PublishFailed(
+                "PublishBatch", {f"ITEM_RESERVED {self.refused}": "InvalidParameter: bad"}, 1
+            )
+            error.sender_fault = True  # type: ignore[attr-defined]
+            raise error
+        await super().publish(envelopes)
+
+
+def test_an_outbox_item_refused_by_the_senders_fault_is_parked_not_retried_forever(
+    inventory: Inventory, dead_letters: MemoryDeadLetters
+) -> None:
+    publisher = RefusedBySender("e0")
+    event = _localstack_stream_event()
+    for index in range(2):
+        _with_outbox(event, index, _outbox_image(body(id=f"e{index}"), seq=index + 1))
+    app = LambdaApp(
+        inventory.domain,
+        publisher,
+        dead_letters=dead_letters,
+        dead_letter_queue="tctf-inventory-events-dlq",
+        outbox_dead_letter_queue="tctf-inventory-outbox-dlq",
+    )
+    try:
+        response = app(event, LambdaContext())
+    finally:
+        app.close()
+
+    assert response == {"batchItemFailures": []}
+    assert publisher.attempts == 1 and [e.id for e in publisher.events] == ["e1"]
+    (letter,) = dead_letters.queues["tctf-inventory-outbox-dlq"]
+    assert letter.record_id == "<sequence-number:1>"
+    assert "InvalidParameter: bad" in letter.reason
+
+
+def test_an_outbox_item_whose_publish_ran_out_of_retries_is_retried(
+    inventory: Inventory, dead_letters: MemoryDeadLetters
+) -> None:
+    class Throttled(Published):
+        async def publish(self, envelopes: Sequence[Envelope]) -> None:
+            raise PublishFailed("PublishBatch", {"ITEM_RESERVED e0": "Throttling: slow"}, 5)
+
+    event = _with_outbox(_localstack_stream_event(), 0, _outbox_image(body(id="e0")))
+    app = LambdaApp(
+        inventory.domain,
+        Throttled(),
+        dead_letters=dead_letters,
+        outbox_dead_letter_queue="tctf-inventory-outbox-dlq",
+    )
+    try:
+        response = app(event, LambdaContext())
+    finally:
+        app.close()
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "<sequence-number:1>"}]}
+    assert dead_letters.queues == {}
