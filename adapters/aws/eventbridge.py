@@ -8,7 +8,7 @@ unwraps the EventBridge event (`adapters.lambda_.sqs.unwrap`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -19,9 +19,11 @@ from bus.clock import Clock
 from bus.envelope import Envelope
 from bus.errors import MessageTooLarge
 from bus.limits import EVENTBRIDGE, SQS, ServiceLimits, path_limit
-from bus.runtime import TransportFactory
 from bus.topology import Topology
 from bus.transport import Transport
+
+if TYPE_CHECKING:
+    from bus.runtime import TransportFactory
 
 #: Bytes EventBridge adds around `Detail` when it delivers to SQS (id, time, account,
 #: region, version, resources): kept free so the delivered event fits the queue too.

@@ -1,7 +1,8 @@
 """The local stand-in for a Lambda SQS event source mapping.
 
 Long-polls one queue, hands each batch to a Lambda-style handler as the exact event Lambda
-would send, deletes what the handler did not report in `batchItemFailures`, and leaves the
+would send, with a context whose remaining time runs out with the batch's visibility
+timeout, deletes what the handler did not report in `batchItemFailures`, and leaves the
 rest to the visibility timeout: redelivery and the move to the DLQ are SQS's own.
 """
 
@@ -22,8 +23,24 @@ from bus.topology import QueueSpec
 
 log = logging.getLogger("adapters.aws")
 
-#: A Lambda function handling SQS batches: the event in, `{"batchItemFailures": [...]}` out.
-LambdaHandler = Callable[[dict[str, Any]], Awaitable[Mapping[str, Any]]]
+#: A Lambda function handling SQS batches: the event and a context in (Lambda's signature;
+#: the poller passes a `BatchContext`), `{"batchItemFailures": [...]}` out.
+LambdaHandler = Callable[[dict[str, Any], Any], Awaitable[Mapping[str, Any]]]
+
+
+class BatchContext:
+    """The part of Lambda's context a handler reads to stop in time: the batch's time left.
+
+    A batch's time is its visibility timeout, counted from when it was received; after
+    that SQS offers its records again, as a Lambda function's timeout ends an invocation.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        #: When the batch's time is up, on anyio's clock.
+        self.deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - anyio.current_time()) * 1000))
 
 
 def lambda_sqs_event(
@@ -77,7 +94,9 @@ def failed_message_ids(response: Any, batch: Sequence[str]) -> set[str]:
         return set()
     if not isinstance(response, Mapping):
         return set(batch)
-    items = response.get("batchItemFailures", [])
+    items = response.get("batchItemFailures")
+    if items is None:  # absent or null: every record succeeded
+        return set()
     if not isinstance(items, list):
         return set(batch)
     failed: set[str] = set()
@@ -162,27 +181,43 @@ class SqsPoller:
     async def _handle(self, messages: list[dict[str, Any]]) -> None:
         """Run the handler and delete the successes, shielded from shutdown.
 
-        Never past the visibility timeout, though: by then SQS has offered the batch again.
+        The handler is told the batch's time left (`BatchContext`) so it stops taking records
+        in time, and is cut off at the visibility timeout, when SQS has offered the batch
+        again (the whole batch then fails, as a Lambda function timing out does). The
+        successes it reports are deleted even when that ends a little past the timeout.
         """
         self.in_flight += 1
         limit = max(math.ceil(self.spec.visibility_timeout), 1)
+        deadline = anyio.current_time() + limit
         try:
-            with anyio.CancelScope(shield=True, deadline=anyio.current_time() + limit):
+            with anyio.CancelScope(shield=True):
                 event = lambda_sqs_event(messages, self.queue_arn, self._settings.region)
                 ids = [m["MessageId"] for m in messages]
-                try:
-                    response = await self._handler(event)
-                except Exception:
-                    log.exception("handler of %s failed the whole batch", self.spec.name)
+                response: Any = None
+                with anyio.CancelScope(deadline=deadline) as handling:
+                    try:
+                        response = await self._handler(event, BatchContext(deadline))
+                    except Exception:
+                        log.exception("handler of %s failed the whole batch", self.spec.name)
+                        return
+                if handling.cancelled_caught:
+                    log.warning(
+                        "handler of %s outlasted the %ss visibility timeout: the whole batch "
+                        "is delivered again",
+                        self.spec.name,
+                        limit,
+                    )
                     return
                 failed = failed_message_ids(response, ids)
                 done = [m for m in messages if m["MessageId"] not in failed]
                 if done:
-                    await self._delete(done)
+                    await self._delete(done, deadline)
         finally:
             self.in_flight -= 1
 
-    async def _delete(self, messages: list[dict[str, Any]]) -> None:
+    async def _delete(self, messages: list[dict[str, Any]], deadline: float) -> None:
+        """Delete the batch's successes: tried once whatever the time, retried through
+        transient errors only until `deadline`, when SQS has offered them again anyway."""
         entries = [
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
         ]
@@ -193,7 +228,7 @@ class SqsPoller:
                     QueueUrl=self.queue_url, Entries=entries
                 )
             except Exception as error:
-                if is_transient(error):
+                if is_transient(error) and anyio.current_time() < deadline:
                     log.warning("delete from %s failed: %s; retrying", self.spec.name, error)
                     if await backoff.wait():
                         continue

@@ -16,8 +16,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from adapters.aws.batches import Backoff, EntryFailure, is_transient, put_in_batches
-from adapters.aws.errors import NotProvisioned, NotSettled
-from adapters.aws.poller import LambdaHandler, SqsPoller
+from adapters.aws.errors import AwsTransportError, NotProvisioned, NotSettled
 from adapters.aws.session import AwsClients, AwsSettings
 from bus.dispatch import Dispatcher
 from bus.envelope import Envelope, check_message_size
@@ -28,6 +27,7 @@ from bus.topology import Purpose, QueueSpec, Topology
 from bus.transport import DeadLetter
 
 if TYPE_CHECKING:
+    from adapters.aws.poller import LambdaHandler, SqsPoller
     from adapters.aws.provision import Kind, Resources
 
 T = TypeVar("T")
@@ -40,16 +40,45 @@ _COUNTS = (
 )
 
 
+#: Connections of each client beyond one per poller loop (the SDK's default pool size).
+SPARE_CONNECTIONS = 10
+
+#: Most of a batch's time kept for the record in hand and the delete once the handler stops
+#: taking records: Lambda's default safety margin.
+SAFETY_MARGIN_MS = 2000
+
+
 def default_handler(dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
     """The domain's Lambda handler: the SQS batch adapter over its dispatcher, parking
-    records that can never succeed in their DLQ at once, with the reason attached."""
+    records that can never succeed in their DLQ at once, with the reason attached.
+
+    It stops taking records when the context's remaining time falls below a quarter of what
+    the batch had at the start, at most `SAFETY_MARGIN_MS`: those not started are reported
+    failed and delivered again, as a Lambda function does near its timeout.
+    """
     from adapters.lambda_.dead_letters import SqsDeadLetters
     from adapters.lambda_.sqs import handle_sqs_event
 
     async def opened() -> Any:
         return sqs
 
-    return partial(handle_sqs_event, dispatcher, dead_letters=SqsDeadLetters(opened))
+    dead_letters = SqsDeadLetters(opened)
+
+    async def handle(event: dict[str, Any], context: Any = None) -> Mapping[str, Any]:
+        deadline: Callable[[], bool] | None = None
+        remaining: Callable[[], int] | None = getattr(context, "get_remaining_time_in_millis", None)
+        if remaining is not None:
+            margin = min(SAFETY_MARGIN_MS, remaining() // 4)
+            deadline = partial(_past, remaining, margin)
+        return await handle_sqs_event(
+            dispatcher, event, deadline=deadline, dead_letters=dead_letters
+        )
+
+    return handle
+
+
+def _past(remaining: Callable[[], int], margin: int) -> bool:
+    return remaining() < margin
 
 
 def message_attributes(envelope: Envelope) -> dict[str, dict[str, str]]:
@@ -140,7 +169,10 @@ class QueueTransport:
     async def client(self, service: str) -> Any:
         """One service's client, opened on first use (no call is made to open it)."""
         if self._clients is None:
-            self._clients = AwsClients(self.settings)
+            # Every poller loop holds a connection of the shared SQS client for its long
+            # poll; the deletes, sends and publishes beside them need their own.
+            pool = sum(spec.concurrency for spec in self.topology.queues) + SPARE_CONNECTIONS
+            self._clients = AwsClients(self.settings, max_pool_connections=pool)
         return await self._clients.client(service)
 
     async def resources(self) -> Resources:
@@ -241,6 +273,8 @@ class QueueTransport:
     ) -> None:
         """Poll every served domain's queues until cancelled; report started once the
         resources exist and the pollers run."""
+        from adapters.aws.poller import SqsPoller
+
         pollers: list[SqsPoller] = []
         try:
             resources = await self.resources()
@@ -361,6 +395,7 @@ class QueueTransport:
         sqs = (await self.clients()).sqs
         dlq, source = resources.queue_urls[spec.dlq], resources.queue_urls[spec.name]
         messages = await _receive_all(sqs, dlq)
+        undeleted: list[str] = []
         for start in range(0, len(messages), 10):
             chunk = messages[start : start + 10]
             entries = [
@@ -380,12 +415,32 @@ class QueueTransport:
                 )
                 return _failures(response)
 
-            await put_in_batches(f"redrive to {spec.name}", entries, call, self.settings)
-            await sqs.delete_message_batch(
+            await put_in_batches(
+                f"redrive to {spec.name}",
+                entries,
+                call,
+                self.settings,
+                size=entry_size,
+                max_batch_bytes=SQS.max_batch_bytes,
+            )
+            deleted = await self._retrying(
+                sqs.delete_message_batch,
                 QueueUrl=dlq,
                 Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
                 ],
+            )
+            undeleted += [
+                f"{chunk[int(f['Id'])]['MessageId']} ({f.get('Code', '')}: {f.get('Message', '')})"
+                for f in deleted.get("Failed", ())
+            ]
+        if undeleted:
+            raise AwsTransportError(
+                f"redrive sent {len(messages)} messages back to {spec.name} but could not "
+                f"delete {len(undeleted)} of them from {spec.dlq}: {'; '.join(undeleted[:5])}"
+                + (f" (and {len(undeleted) - 5} more)" if len(undeleted) > 5 else "")
+                + ". Those are in both queues now; delete them from the DLQ rather than "
+                "redriving again, or they are delivered once more"
             )
         return len(messages)
 
@@ -405,22 +460,35 @@ async def _look_up_queue(sqs: Any, name: str) -> str:
 
 
 async def _receive_all(sqs: Any, url: str) -> list[dict[str, Any]]:
-    """Every visible message of a queue, each hidden for a while so none is read twice."""
+    """The messages a queue holds, each hidden for a while so none is read twice.
+
+    Receives as many as `ApproximateNumberOfMessages` said were visible at the start, so a
+    queue larger than can be read before the first ones reappear is still read once; with
+    long polls of a second, as a short poll may answer nothing while messages wait on
+    servers it did not sample. Stops early when a long poll finds nothing more.
+    """
+    counted = await sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    expected = int(counted["Attributes"].get("ApproximateNumberOfMessages", 0))
     seen: dict[str, dict[str, Any]] = {}
-    while True:
+    received = 0
+    while received < expected:
         response = await sqs.receive_message(
             QueueUrl=url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=0,
+            MaxNumberOfMessages=min(10, expected - received),
+            WaitTimeSeconds=1,
             VisibilityTimeout=60,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
         messages = response.get("Messages", [])
         if not messages:
-            return list(seen.values())
+            break
+        received += len(messages)
         for message in messages:
-            seen.setdefault(message["MessageId"], message)
+            seen[message["MessageId"]] = message  # the latest receipt handle is the valid one
+    return list(seen.values())
 
 
 async def _make_visible(sqs: Any, url: str, messages: Sequence[Mapping[str, Any]]) -> None:

@@ -65,11 +65,18 @@ class AwsClients:
 
     One SDK session; one client per service, closed together on exit. `await
     clients.client("events")` opens a further service's client on demand.
+
+    `max_pool_connections` is each client's connection pool (the SDK's default is 10): a
+    call waits for a free connection, so a client shared by long polls needs one per poll
+    beside those its other calls use.
     """
 
-    def __init__(self, settings: AwsSettings, *services: str) -> None:
+    def __init__(
+        self, settings: AwsSettings, *services: str, max_pool_connections: int | None = None
+    ) -> None:
         self.settings = settings
         self.services = services
+        self.max_pool_connections = max_pool_connections
         self._clients: dict[str, Any] = {}
         self._stack: AsyncExitStack | None = None
         self._session: Any = None
@@ -115,7 +122,7 @@ class AwsClients:
             from aiobotocore.session import get_session
 
             self._session = get_session()
-            self._config = AioConfig(**_config_options(settings))
+            self._config = AioConfig(**_config_options(settings, self.max_pool_connections))
         return self._session.create_client(
             service,
             region_name=settings.region,
@@ -128,7 +135,7 @@ class AwsClients:
         if self._config is None:
             from botocore.config import Config
 
-            self._config = Config(**_config_options(settings))
+            self._config = Config(**_config_options(settings, self.max_pool_connections))
         return _botocore_session().create_client(
             service,
             region_name=settings.region,
@@ -143,13 +150,16 @@ class AwsClients:
         raise AttributeError(f"no {service} client open (opened: {', '.join(clients)})")
 
 
-def _config_options(settings: AwsSettings) -> dict[str, Any]:
+def _config_options(settings: AwsSettings, max_pool_connections: int | None) -> dict[str, Any]:
     # The read timeout must outlast a long poll, or every empty receive is an error.
-    return {
+    options: dict[str, Any] = {
         "retries": {"mode": "standard", "max_attempts": settings.sdk_max_attempts},
         "connect_timeout": 5,
         "read_timeout": settings.wait_time_seconds + 10,
     }
+    if max_pool_connections is not None:
+        options["max_pool_connections"] = max_pool_connections
+    return options
 
 
 _BOTOCORE_SESSION: Any = None

@@ -8,19 +8,21 @@ carrying `type`, `dataversion`, `source`, `correlationid` and `traceparent` as a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.aws.batches import EntryFailure, put_in_batches
-from adapters.aws.poller import LambdaHandler
 from adapters.aws.queues import QueueTransport, entry_size, message_attributes
 from adapters.aws.session import AwsSettings
 from bus.clock import Clock
 from bus.dispatch import Dispatcher
 from bus.envelope import Envelope, check_message_size
 from bus.limits import SNS, SQS, ServiceLimits, path_limit
-from bus.runtime import TransportFactory
 from bus.topology import Topology
 from bus.transport import Transport
+
+if TYPE_CHECKING:
+    from adapters.aws.poller import LambdaHandler
+    from bus.runtime import TransportFactory
 
 
 class SnsSqsTransport(QueueTransport):

@@ -12,6 +12,9 @@ import pytest
 
 from adapters.aws.poller import SqsPoller, failed_message_ids
 from adapters.aws.session import AwsClients, AwsSettings
+from adapters.aws.sns_sqs import sns_sqs
+from bus import Context, Domain, DomainSettings, Event, SystemClock
+from bus.testing import Harness
 from bus.topology import QueueSpec
 
 SPEC = QueueSpec(
@@ -85,7 +88,7 @@ async def poll_once(
     events: list[dict[str, Any]] = []
     handled = anyio.Event()
 
-    async def handler(event: dict[str, Any]) -> Mapping[str, Any]:
+    async def handler(event: dict[str, Any], context: Any) -> Mapping[str, Any]:
         events.append(event)
         handled.set()
         if isinstance(answer, Exception):
@@ -177,7 +180,7 @@ async def test_batch_in_hand_is_finished_and_deleted_when_the_poller_is_cancelle
     await send(sqs, url, "a", "b")
     started, finished = anyio.Event(), anyio.Event()
 
-    async def slow(event: dict[str, Any]) -> dict[str, Any]:
+    async def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
         started.set()
         await anyio.sleep(0.3)
         finished.set()
@@ -197,9 +200,54 @@ def test_a_response_naming_an_unknown_record_fails_the_whole_batch() -> None:
     batch = ["m1", "m2", "m3"]
     assert failed_message_ids({"batchItemFailures": []}, batch) == set()
     assert failed_message_ids(None, batch) == set()
+    assert failed_message_ids({}, batch) == set()
+    assert failed_message_ids({"batchItemFailures": None}, batch) == set(), "null: all succeeded"
     assert failed_message_ids({"batchItemFailures": [{"itemIdentifier": "m2"}]}, batch) == {"m2"}
     assert failed_message_ids({"batchItemFailures": [{"itemIdentifier": "zz"}]}, batch) == set(
         batch
     )
     assert failed_message_ids({"batchItemFailures": [{"itemIdentifier": ""}]}, batch) == set(batch)
     assert failed_message_ids("not a response", batch) == set(batch)
+
+
+class OrderPlaced(Event):
+    type = "ORDER_PLACED"
+    order_id: str
+
+
+async def test_a_batch_longer_than_its_visibility_timeout_keeps_what_was_handled(
+    settings: AwsSettings, app: str
+) -> None:
+    """Ten records of 0.6 s in a batch with 2 s to live: the handler stops taking records in
+    time, those handled are deleted, the others come back and are handled later."""
+    billing = Domain(
+        "billing",
+        DomainSettings(
+            visibility_timeout=2.0,
+            max_receive_count=5,
+            batch_size=10,
+            concurrency=1,
+            retry_attempts=1,
+        ),
+    )
+    started: list[str] = []
+    completed: list[str] = []
+
+    @billing.on(OrderPlaced)
+    async def charge(event: OrderPlaced, ctx: Context) -> None:
+        started.append(event.order_id)
+        await anyio.sleep(0.6)
+        completed.append(event.order_id)
+
+    orders = [f"o{n}" for n in range(10)]
+    fast = replace(settings, wait_time_seconds=1, settle_timeout=60)
+    async with Harness(billing, transport=sns_sqs(fast), clock=SystemClock(), app=app) as h:
+        ctx = h.runtime.context("orders")
+        for order in orders:
+            ctx.publish(OrderPlaced(order_id=order))
+        await h.runtime.publisher.publish(ctx.outbox)
+        await h.settle()
+        dead = await h.dead_letters("billing")
+    assert dead == [], "records reached the DLQ"
+    assert sorted(completed) == orders
+    assert sorted(started) == orders, "a record was cut off mid-way or handled again"

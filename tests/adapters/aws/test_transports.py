@@ -210,10 +210,10 @@ async def test_consumers_get_the_envelope_and_sns_carries_its_attributes(
         made: SnsSqsTransport | EventBridgeTransport
 
         def recording(dispatcher: Dispatcher) -> LambdaHandler:
-            async def handle(event: dict[str, Any]) -> Mapping[str, Any]:
+            async def handle(event: dict[str, Any], context: Any) -> Mapping[str, Any]:
                 events.append(event)
                 sqs = (await made.clients()).sqs
-                return await default_handler(dispatcher, sqs)(event)
+                return await default_handler(dispatcher, sqs)(event, context)
 
             return handle
 
