@@ -146,7 +146,7 @@ async def _put_batch(
             last = {pending[i][0]: f"{f.code}: {f.message}" for i, f in refused.items()}
             permanent = {i for i, f in refused.items() if f.sender_fault}
             if permanent:
-                raise PublishFailed(operation, last, backoff.attempts)
+                raise PublishFailed(operation, last, backoff.attempts, sender_fault=True)
             pending = {i: pending[i] for i in refused}
             if not pending:
                 return

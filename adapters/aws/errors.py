@@ -12,10 +12,19 @@ class AwsTransportError(BusError):
 class PublishFailed(AwsTransportError):
     """Entries of a batch call were still failing when the retries ran out."""
 
-    def __init__(self, operation: str, failures: dict[str, str], attempts: int) -> None:
+    def __init__(
+        self,
+        operation: str,
+        failures: dict[str, str],
+        attempts: int,
+        *,
+        sender_fault: bool = False,
+    ) -> None:
         self.operation = operation
         self.failures = failures
         self.attempts = attempts
+        #: AWS refused an entry as the sender's fault: the same entry fails the same way again.
+        self.sender_fault = sender_fault
         listed = "; ".join(f"{what}: {why}" for what, why in list(failures.items())[:5])
         more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
         super().__init__(

@@ -71,13 +71,15 @@ async def test_an_entry_still_failing_at_the_deadline_raises_naming_it() -> None
     assert raised.value.failures == {"event 4": "Throttling: slow down"}
     assert "SNS PublishBatch failed for 1 entry" in str(raised.value)
     assert raised.value.attempts > 1
+    assert not raised.value.sender_fault, "throttling is retried by the caller later"
 
 
 async def test_an_entry_refused_by_the_senders_fault_is_not_retried() -> None:
     service = Service({"e1": 1}, sender_fault=True)
-    with pytest.raises(PublishFailed):
+    with pytest.raises(PublishFailed) as raised:
         await put_in_batches("Publish", entries(3), service, QUICK)
     assert len(service.calls) == 1
+    assert raised.value.sender_fault, "callers park what the sender's fault refused"
 
 
 async def test_an_unreachable_endpoint_is_retried_until_it_answers() -> None:
