@@ -42,8 +42,13 @@ class PlainOrder(BaseModel):
 
 
 def sample(n: int) -> dict[str, object]:
-    return {"order_id": f"o{n}", "customer": "c42", "total": n, "currency": "EUR",
-            "express": n % 2 == 0}
+    return {
+        "order_id": f"o{n}",
+        "customer": "c42",
+        "total": n,
+        "currency": "EUR",
+        "express": n % 2 == 0,
+    }
 
 
 # -- contenders: each returns the seconds taken to publish `count` events and drain them ----
@@ -192,8 +197,10 @@ def main() -> None:
     print("| contender | 1 subscriber | 10 subscribers | tctf ÷ it (1) | tctf ÷ it (10) |")
     print("|---|---:|---:|---:|---:|")
     for name, rates in results.items():
-        print(f"| {name} | {rates[1]:,.0f} | {rates[10]:,.0f} | "
-              f"{ours[1] / rates[1]:.2f}x | {ours[10] / rates[10]:.2f}x |")
+        print(
+            f"| {name} | {rates[1]:,.0f} | {rates[10]:,.0f} | "
+            f"{ours[1] / rates[1]:.2f}x | {ours[10] / rates[10]:.2f}x |"
+        )
 
 
 if __name__ == "__main__":
