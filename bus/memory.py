@@ -407,21 +407,15 @@ class InMemoryTransport:
                 queue.promote()
                 queue.notify()
 
-    def _queue(self, domain: str, purpose: Purpose) -> QueueSpec:
-        spec = self.topology.queue(domain, purpose)
-        if spec is None:
-            raise ConfigurationError(f"domain {domain!r} has no {purpose} queue")
-        return spec
-
     async def dead_letters(self, domain: str, purpose: Purpose = "events") -> list[DeadLetter]:
-        spec = self._queue(domain, purpose)
+        spec = self.topology.require_queue(domain, purpose)
         return [
             DeadLetter(m.message_id, m.body, m.receive_count, m.dead_reason)
             for m in self.queues[spec.dlq].messages()
         ]
 
     async def redrive(self, domain: str, purpose: Purpose = "events") -> int:
-        spec = self._queue(domain, purpose)
+        spec = self.topology.require_queue(domain, purpose)
         source = self.queues[spec.name]
         moved = self.queues[spec.dlq].drain()
         for message in moved:

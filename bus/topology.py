@@ -161,6 +161,13 @@ class Topology:
                 return spec
         return None
 
+    def require_queue(self, domain: str, purpose: Purpose) -> QueueSpec:
+        """The domain's queue of that purpose; a clear error when it has none."""
+        spec = self.queue(domain, purpose)
+        if spec is None:
+            raise ConfigurationError(f"domain {domain!r} has no {purpose} queue")
+        return spec
+
     def task_queue_name(self, task_type: str, domain: str | None = None) -> str:
         """The task queue a task goes to: its `Task.domain`'s, whether or not that domain
         runs in this process (a Lambda's topology holds its own domain only)."""

@@ -21,9 +21,8 @@ from adapters.aws.session import AwsClients, AwsSettings
 from bus.dispatch import Dispatcher
 from bus.envelope import Envelope, check_message_size
 from bus.envelope import message_attributes as envelope_attributes
-from bus.errors import ConfigurationError
 from bus.limits import SQS, ServiceLimits
-from bus.topology import Purpose, QueueSpec, Topology
+from bus.topology import Purpose, Topology
 from bus.transport import DeadLetter
 
 if TYPE_CHECKING:
@@ -350,12 +349,6 @@ class QueueTransport:
 
     # -- Dead letters ----------------------------------------------------------------------
 
-    def _spec(self, domain: str, purpose: Purpose) -> QueueSpec:
-        spec = self.topology.queue(domain, purpose)
-        if spec is None:
-            raise ConfigurationError(f"domain {domain!r} has no {purpose} queue")
-        return spec
-
     async def dead_letters(self, domain: str, purpose: Purpose = "events") -> list[DeadLetter]:
         """The DLQ's records, oldest first, left in the DLQ.
 
@@ -363,7 +356,7 @@ class QueueTransport:
         inspections). `reason` is the one a parked record was sent with; SQS records none
         for a record it moved after `maxReceiveCount` deliveries.
         """
-        spec = self._spec(domain, purpose)
+        spec = self.topology.require_queue(domain, purpose)
         url = (await self.resources()).queue_urls[spec.dlq]
         sqs = (await self.clients()).sqs
         messages = await _receive_all(sqs, url)
@@ -390,7 +383,7 @@ class QueueTransport:
         (SQS's StartMessageMoveTask does this server-side on AWS, but is asynchronous and not
         offered by moto; moving by hand works on both and returns how many moved.)
         """
-        spec = self._spec(domain, purpose)
+        spec = self.topology.require_queue(domain, purpose)
         resources = await self.resources()
         sqs = (await self.clients()).sqs
         dlq, source = resources.queue_urls[spec.dlq], resources.queue_urls[spec.name]
