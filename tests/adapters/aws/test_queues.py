@@ -43,7 +43,7 @@ async def transport(settings: AwsSettings, app: str) -> AsyncIterator[SnsSqsTran
 async def fill_dlq(transport: SnsSqsTransport, *bodies: str) -> tuple[Any, str, str]:
     """Put messages straight into billing's events DLQ; (client, DLQ url, queue url)."""
     resources = await transport.resources()
-    spec = transport._spec("billing", "events")
+    spec = transport.topology.require_queue("billing", "events")
     sqs = (await transport.clients()).sqs
     dlq = resources.queue_urls[spec.dlq]
     for body in bodies:
@@ -148,7 +148,7 @@ async def test_redrive_says_which_messages_it_could_not_delete_from_the_dlq(
     with pytest.raises(AwsTransportError, match="could not delete 2 of them") as raised:
         await transport.redrive("billing")
     assert "ReceiptHandleIsInvalid" in str(raised.value)
-    assert transport._spec("billing", "events").dlq in str(raised.value)
+    assert transport.topology.require_queue("billing", "events").dlq in str(raised.value)
     assert await visible(sqs, source) == 2
 
 
