@@ -21,8 +21,9 @@ from bus.testing import Harness, in_memory
 class Features:
     """What a transport can offer the suite; every flag says why a case is shaped differently."""
 
-    #: The DLQ keeps the reason a record was dead-lettered (SQS itself records none).
-    dead_letter_reasons: bool = True
+    #: The DLQ keeps the reason for records moved after max_receive_count (SQS records none
+    #: when it moves them itself; records parked at once carry theirs on every transport).
+    exhausted_reasons: bool = True
     #: Largest message the publish path accepts: SNS's 256 KiB; EventBridge and SQS take 1 MiB.
     publish_limit: int = 256 * 1024
 
@@ -51,12 +52,12 @@ def _aws(kind: str) -> Callable[[pytest.FixtureRequest], TransportFactory]:
 
 CASES = [
     TransportCase("memory", lambda request: in_memory(seed=7), ManualClock),
-    TransportCase("sns_sqs", _aws("sns"), SystemClock, Features(dead_letter_reasons=False)),
+    TransportCase("sns_sqs", _aws("sns"), SystemClock, Features(exhausted_reasons=False)),
     TransportCase(
         "eventbridge",
         _aws("eventbridge"),
         SystemClock,
-        Features(dead_letter_reasons=False, publish_limit=1024 * 1024),
+        Features(exhausted_reasons=False, publish_limit=1024 * 1024),
     ),
 ]
 
