@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 
+import anyio
 import pytest
 
 from adapters.aws.eventbridge import eventbridge
 from adapters.aws.local import teach_moto_or_in_message_body
 from adapters.aws.session import AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
+from bus import Domain
 from bus.runtime import TransportFactory
 from bus.testing import in_memory
+from tctf.aws import run_aws
+from tctf.platform import Platform
 
 FACTORIES: dict[str, Callable[[AwsSettings], TransportFactory]] = {
     "sns_sqs": sns_sqs,
@@ -34,3 +40,62 @@ def app() -> str:
 
 def factory(name: str, settings: AwsSettings) -> TransportFactory:
     return in_memory(seed=3) if name == "memory" else FACTORIES[name](settings)
+
+
+class DeliveryLog(logging.Handler):
+    """The delivery lines `tctf.observability.log_outcome` writes, as (message, handler)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[tuple[str, str]] = []
+        self._changed: anyio.Event | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.getMessage(), str(getattr(record, "handler", ""))))
+        if self._changed is not None:
+            self._changed.set()
+
+    def handled(self) -> list[str]:
+        return [handler for line, handler in self.lines if line.startswith("handled")]
+
+    async def wait_handled(self, expected: set[str]) -> None:
+        """Return once every expected handler has logged a successful delivery."""
+        while not expected <= set(self.handled()):
+            self._changed = anyio.Event()
+            await self._changed.wait()
+
+
+@pytest.fixture
+def deliveries() -> Iterator[DeliveryLog]:
+    handler = DeliveryLog()
+    logger = logging.getLogger("tctf.delivery")
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+@asynccontextmanager
+async def aws_platform(
+    domains: Sequence[Domain], endpoint_url: str | None, transport: str, app: str
+) -> AsyncIterator[Platform]:
+    """`tctf run --aws` in a task group, yielding its platform once it serves."""
+    started: list[Platform] = []
+    ready = anyio.Event()
+
+    def on_ready(platform: Platform) -> None:
+        started.append(platform)
+        ready.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(
+            lambda: run_aws(list(domains), endpoint_url, transport, None, app=app, ready=on_ready)
+        )
+        with anyio.fail_after(20):
+            await ready.wait()
+        yield started[0]
+        group.cancel_scope.cancel()

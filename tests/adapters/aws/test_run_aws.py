@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-
-import anyio
 import pytest
 
 from adapters.aws.provision import rule_name
@@ -14,59 +10,22 @@ from bus import Topology
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
 from domains.users.contracts import UserCreated
-from tctf.aws import run_aws, up
-from tctf.platform import Platform
+from tctf.aws import up
 
-
-class Deliveries(logging.Handler):
-    """The delivery log lines `tctf.observability.log_outcome` writes."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[tuple[str, str]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append((record.getMessage(), str(getattr(record, "handler", ""))))
-
-
-@pytest.fixture
-def deliveries() -> Iterator[Deliveries]:
-    handler = Deliveries()
-    logger = logging.getLogger("tctf.delivery")
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
+from .conftest import DeliveryLog, aws_platform
 
 
 @pytest.mark.parametrize("transport", ["sns", "eventbridge"])
 async def test_run_aws_without_an_endpoint_serves_the_domains_on_embedded_moto(
-    transport: str, app: str, deliveries: Deliveries
+    transport: str, app: str, deliveries: DeliveryLog
 ) -> None:
-    started: list[Platform] = []
-    ready = anyio.Event()
-
-    def on_ready(platform: Platform) -> None:
-        started.append(platform)
-        ready.set()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(
-            lambda: run_aws([users, messaging], None, transport, None, app=app, ready=on_ready)
-        )
-        with anyio.fail_after(20):
-            await ready.wait()
-        runtime = started[0].runtime
+    async with aws_platform([users, messaging], None, transport, app) as platform:
+        runtime = platform.runtime
         await runtime.publish(
             UserCreated(user_id="u1", email="ada@example.com", name="Ada"), source="users"
         )
         await runtime.transport.settle()
-        group.cancel_scope.cancel()
-    handled = sorted(h for line, h in deliveries.lines if line.startswith("handled"))
+    handled = sorted(deliveries.handled())
     assert handled == ["messaging.send_email", "messaging.welcome_new_user"]
 
 

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -20,8 +18,9 @@ from bus.storage import StorageError
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
 from domains.users.contracts import UserCreated
-from tctf.aws import run_aws, up
-from tctf.platform import Platform
+from tctf.aws import up
+
+from .conftest import DeliveryLog, aws_platform
 
 NEW_IMAGE = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
 
@@ -102,66 +101,21 @@ async def remember(event: UserCreated, ctx: Context) -> None:
     await ctx.table.put({"PK": f"SEEN#{event.user_id}", "SK": "SEEN", "email": event.email})
 
 
-class Handled(logging.Handler):
-    """Sets `done` once every expected handler has logged a successful delivery."""
-
-    def __init__(self, expected: set[str]) -> None:
-        super().__init__(logging.INFO)
-        self.expected = expected
-        self.handled: list[str] = []
-        self.done = anyio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("handled"):
-            self.handled.append(str(getattr(record, "handler", "")))
-            if self.expected <= set(self.handled):
-                self.done.set()
-
-
-@pytest.fixture
-def handled() -> Iterator[Handled]:
-    handler = Handled({"messaging.welcome_new_user", "messaging.send_email", "audit.remember"})
-    logger = logging.getLogger("tctf.delivery")
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
-
-
 async def test_run_aws_keeps_state_in_dynamodb_and_relays_the_outbox_through_sns(
-    moto_endpoint: str, settings: AwsSettings, app: str, handled: Handled
+    moto_endpoint: str, settings: AwsSettings, app: str, deliveries: DeliveryLog
 ) -> None:
-    started: list[Platform] = []
-    ready = anyio.Event()
-
-    def on_ready(platform: Platform) -> None:
-        started.append(platform)
-        ready.set()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(
-            lambda: run_aws(
-                [users, messaging, audit], moto_endpoint, "sns", None, app=app, ready=on_ready
-            )
-        )
-        with anyio.fail_after(20):
-            await ready.wait()
-        platform = started[0]
+    expected = {"messaging.welcome_new_user", "messaging.send_email", "audit.remember"}
+    async with aws_platform([users, messaging, audit], moto_endpoint, "sns", app) as platform:
         body = orjson.dumps({"email": "Ada@Example.com", "name": "Ada"})
         created = await platform.router.handle(ApiRequest("POST", "/users", body=body))
         assert created.status == 201, created.body
         with anyio.fail_after(20):
-            await handled.done.wait()
+            await deliveries.wait_handled(expected)
         user_id = created.json()["user_id"]
         fetched = await platform.router.handle(ApiRequest("GET", f"/users/{user_id}"))
-        group.cancel_scope.cancel()
 
     assert fetched.json() == {"user_id": user_id, "email": "ada@example.com", "name": "Ada"}
-    assert sorted(handled.handled) == sorted(handled.expected)  # each exactly once
+    assert sorted(deliveries.handled()) == sorted(expected)  # each exactly once
     stored = {(i["PK"], i["SK"]): i for i in await items(settings, f"{app}-users")}
     assert stored[(f"USER#{user_id}", "PROFILE")]["email"] == "ada@example.com"
     assert stored[("EMAIL#ada@example.com", "EMAIL")]["user_id"] == user_id
