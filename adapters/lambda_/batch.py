@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from adapters.lambda_.dead_letters import DeadLetters, Letter
+from adapters.lambda_.errors import DeliveryFailed
 from bus import Dispatcher, Record
 
 _log = logging.getLogger("tctf.lambda")
@@ -77,3 +78,17 @@ async def _dead_letter(
         if record_id not in stored:
             unsent[record_id] = reason
     return unsent
+
+
+async def deliver_all(
+    dispatcher: Dispatcher,
+    incoming: Sequence[Incoming],
+    *,
+    deadline: Callable[[], bool] | None = None,
+    dead_letters: DeadLetters | None = None,
+) -> None:
+    """For sources with no partial answer (SNS, EventBridge): raise `DeliveryFailed` if any
+    record must be delivered again, so Lambda's retries and on-failure destination act."""
+    failed = await deliver(dispatcher, incoming, deadline=deadline, dead_letters=dead_letters)
+    if failed:
+        raise DeliveryFailed(failed)

@@ -11,9 +11,8 @@ from typing import Any
 
 import orjson
 
-from adapters.lambda_.batch import Incoming, deliver
+from adapters.lambda_.batch import Incoming, deliver_all
 from adapters.lambda_.dead_letters import DeadLetters
-from adapters.lambda_.errors import DeliveryFailed
 from bus import Dispatcher, Record
 
 
@@ -41,6 +40,4 @@ async def handle_eventbridge_event(
 ) -> None:
     """Dispatch the event; raise `DeliveryFailed` if it must be delivered again."""
     incoming = [incoming_from_eventbridge_event(event, dead_letter_queue)]
-    failed = await deliver(dispatcher, incoming, deadline=deadline, dead_letters=dead_letters)
-    if failed:
-        raise DeliveryFailed(failed)
+    await deliver_all(dispatcher, incoming, deadline=deadline, dead_letters=dead_letters)

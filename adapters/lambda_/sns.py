@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from adapters.lambda_.batch import Incoming, deliver
+from adapters.lambda_.batch import Incoming, deliver_all
 from adapters.lambda_.dead_letters import DeadLetters
-from adapters.lambda_.errors import DeliveryFailed
 from bus import Dispatcher, Record
 
 
@@ -38,6 +37,4 @@ async def handle_sns_event(
 ) -> None:
     """Dispatch the notification; raise `DeliveryFailed` if it must be delivered again."""
     incoming = incoming_from_sns_event(event, dead_letter_queue)
-    failed = await deliver(dispatcher, incoming, deadline=deadline, dead_letters=dead_letters)
-    if failed:
-        raise DeliveryFailed(failed)
+    await deliver_all(dispatcher, incoming, deadline=deadline, dead_letters=dead_letters)
