@@ -3,7 +3,6 @@ in memory and on DynamoDB (a moto server on loopback)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -17,7 +16,6 @@ from bus.storage import (
     Delete,
     DuplicateTransactionItem,
     GlobalIndex,
-    InMemoryTable,
     InvalidRequest,
     ItemTooLarge,
     Key,
@@ -26,11 +24,11 @@ from bus.storage import (
     Projection,
     Put,
     Table,
-    TableSpec,
     TransactionCanceled,
     TransactionTooLarge,
     Update,
 )
+from tests.tables import table_maker
 
 MakeTable = Callable[..., Awaitable[Table]]
 
@@ -48,24 +46,8 @@ class HandClock:
 @pytest.fixture(params=["memory", "dynamodb"])
 async def make_table(request: pytest.FixtureRequest) -> AsyncIterator[MakeTable]:
     """Builds a fresh, empty table of the parametrised kind for each call."""
-    opened: list[Any] = []
-
-    async def make(now: Callable[[], float] | None = None, **spec_fields: Any) -> Table:
-        spec = TableSpec(name=f"t-{uuid.uuid4().hex[:12]}", **spec_fields)
-        clock = now or HandClock()
-        if request.param == "memory":
-            return InMemoryTable(spec, now=clock)
-        from adapters.aws.dynamodb import DynamoTable
-
-        endpoint = request.getfixturevalue("moto_endpoint")
-        table = DynamoTable(spec, endpoint_url=endpoint, now=clock)
-        opened.append(table)
-        await table.provision()
-        return table
-
-    yield make
-    for table in opened:
-        await table.aclose()
+    async with table_maker(request, HandClock()) as make:
+        yield make
 
 
 def on_moto(request: pytest.FixtureRequest) -> bool:
