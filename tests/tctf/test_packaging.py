@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
 import zipfile
 from pathlib import Path
+from typing import Any
 
+import botocore
+import botocore.session
 import pytest
+from botocore.exceptions import UnknownServiceError
+from botocore.loaders import Loader
 
-from tctf.packaging import PackagingError, main, package, requirements, scan
+from tctf.packaging import (
+    BOTOCORE_SERVICES,
+    PackagingError,
+    botocore_services,
+    main,
+    package,
+    prune_botocore_data,
+    requirements,
+    scan,
+)
 
 SQS_SAMPLE = Path("/work/shared/aws/aws-lambda-go/events/testdata/sqs-event.json")
 
@@ -55,6 +71,24 @@ def _send_email_event(tmp_path: Path) -> Path:
     return path
 
 
+def _probe(built: Path, tmp_path: Path) -> dict[str, Any]:
+    """Run `_PROBE` on the messaging package in a clean interpreter; what it prints."""
+    site_packages = sysconfig.get_paths()["purelib"]
+    env = {**os.environ, "TCTF_DOMAIN": "messaging", "TCTF_TRANSPORT": "memory"}
+    event = str(_send_email_event(tmp_path))
+    # -I: no environment, no user site; -S: no site-packages .pth (the editable install).
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _PROBE, str(built), site_packages, event],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    probe: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return probe
+
+
 def test_package_holds_the_domain_and_only_the_contracts_of_others(tmp_path: Path) -> None:
     built = package("messaging", tmp_path, zip=False, dependencies=False)
 
@@ -70,27 +104,7 @@ def test_package_holds_the_domain_and_only_the_contracts_of_others(tmp_path: Pat
 
 def test_packaged_handler_runs_in_a_clean_interpreter(tmp_path: Path) -> None:
     built = package("messaging", tmp_path / "dist", zip=False, dependencies=False)
-    site_packages = sysconfig.get_paths()["purelib"]
-    env = {**os.environ, "TCTF_DOMAIN": "messaging", "TCTF_TRANSPORT": "memory"}
-    # -I: no environment, no user site; -S: no site-packages .pth (the editable install).
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-S",
-            "-c",
-            _PROBE,
-            str(built),
-            site_packages,
-            str(_send_email_event(tmp_path)),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    probe = _probe(built, tmp_path)
 
     assert probe["response"] == {"batchItemFailures": []}  # the broken one is dead-lettered
     assert probe["users_app"] is False
@@ -135,3 +149,65 @@ def test_cli_names_an_unknown_domain(tmp_path: Path, capsys) -> None:  # type: i
     assert "no domain 'nowhere' (known: messaging, users)" in capsys.readouterr().err
     assert main(["users", "-o", str(tmp_path), "--no-deps"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "users.zip")
+
+
+def test_every_module_ships_bytecode_that_is_used_without_its_source(tmp_path: Path) -> None:
+    built = package("messaging", tmp_path / "dist", zip=False, dependencies=False)
+    sources = sorted(built.rglob("*.py"))
+    for source in sources:
+        compiled = Path(importlib.util.cache_from_source(str(source)))
+        header = compiled.read_bytes()[:8]
+        assert header[:4] == importlib.util.MAGIC_NUMBER, source
+        # PEP 552 flags: hash-based (bit 0) and not checked against the source (bit 1 clear).
+        assert int.from_bytes(header[4:8], "little") == 0b01, source
+        # Lambda's /var/task is read-only and the zip's times are fixed: the function must
+        # run from this bytecode, never from the sources.
+        source.write_text("raise ImportError('imported from source, not bytecode')\n")
+    assert _probe(built, tmp_path)["response"] == {"batchItemFailures": []}
+    names = zipfile.ZipFile(package("messaging", tmp_path / "zip", dependencies=False)).namelist()
+    assert "adapters/lambda_/__pycache__/entry.cpython-311.pyc" in names
+
+
+def test_botocore_keeps_only_the_models_of_the_services_the_function_calls(
+    tmp_path: Path,
+) -> None:
+    installed = Path(botocore.__file__).parent / "data"
+    data = tmp_path / "data"
+    data.mkdir()
+    for entry in installed.iterdir():
+        if entry.is_file():
+            shutil.copyfile(entry, data / entry.name)
+    for service in ("sqs", "s3"):
+        shutil.copytree(installed / service, data / service)
+
+    prune_botocore_data(data, {"sqs", "sns"})
+
+    assert sorted(p.name for p in data.iterdir() if p.is_dir()) == ["sqs"]
+    endpoints = json.loads((data / "endpoints.json").read_text())
+    assert len(endpoints["partitions"]) > 1  # every partition and region stays
+    assert all(set(p["services"]) <= {"sqs", "sns"} for p in endpoints["partitions"])
+    session = botocore.session.get_session()
+    session.register_component(
+        "data_loader", Loader(extra_search_paths=[str(data)], include_default_search_paths=False)
+    )
+    client = session.create_client(
+        "sqs", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    assert client.meta.endpoint_url == "https://sqs.eu-west-1.amazonaws.com"
+    with pytest.raises(UnknownServiceError):
+        session.create_client("s3", region_name="eu-west-1")
+
+
+def test_a_domain_calling_aws_itself_keeps_every_botocore_model(tmp_path: Path) -> None:
+    for name, text in {
+        "domains/__init__.py": "",
+        "domains/mailer/__init__.py": "",
+        "domains/mailer/app.py": "import boto3\n",
+        "domains/quiet/__init__.py": "",
+        "domains/quiet/app.py": "import orjson\n",
+    }.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+
+    assert botocore_services(scan("mailer", tmp_path)) is None
+    assert botocore_services(scan("quiet", tmp_path), ["ses"]) == {*BOTOCORE_SERVICES, "ses"}
