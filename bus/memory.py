@@ -13,10 +13,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import anyio
-from anyio.abc import TaskStatus
+from typing import TYPE_CHECKING, Any
 
 from bus.clock import Clock, ManualClock, SystemClock
 from bus.dispatch import Dispatcher, Record
@@ -25,7 +22,11 @@ from bus.errors import ConfigurationError
 from bus.ids import IdGenerator
 from bus.limits import SNS, SQS, ServiceLimits, path_limit
 from bus.topology import Purpose, QueueSpec, Topology
-from bus.transport import DeadLetter
+from bus.transport import TASK_STATUS_IGNORED, DeadLetter
+
+if TYPE_CHECKING:
+    import anyio
+    from anyio.abc import TaskStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +187,8 @@ class MemoryQueue:
 
     async def wait(self, timeout: float | None) -> None:
         """Wait until a message arrives, `notify()` is called, or `timeout` seconds pass."""
+        import anyio  # loaded by consumers, not by a Lambda that only publishes
+
         if self._arrival is None:
             self._arrival = anyio.Event()
         arrival = self._arrival
@@ -322,9 +325,11 @@ class InMemoryTransport:
         self,
         dispatchers: Mapping[str, Dispatcher],
         *,
-        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
     ) -> None:
         """Run each domain queue's consumers until cancelled."""
+        import anyio
+
         async with anyio.create_task_group() as group:
             for spec in self.topology.queues:
                 dispatcher = dispatchers.get(spec.domain)
@@ -383,6 +388,8 @@ class InMemoryTransport:
         With a `ManualClock`, time is advanced to the next visibility expiry whenever the
         system is otherwise idle, so retries after a visibility timeout happen at once.
         """
+        import anyio
+
         while True:
             while not self._idle():
                 if self._changed is None:

@@ -20,7 +20,7 @@ from bus.envelope import Envelope
 from bus.ids import IdGenerator
 from bus.messages import Event, Task
 from bus.middleware import IdempotencyStore, Middleware
-from bus.storage.idempotency import TableIdempotencyStore
+from bus.storage.idempotency import idempotency_store_for
 from bus.storage.memory import InMemoryTable
 from bus.storage.outbox import OutboxRelay
 from bus.storage.spec import TableSpec
@@ -36,12 +36,6 @@ TableFactory = Callable[[TableSpec, Clock], Table]
 def memory_tables(spec: TableSpec, clock: Clock) -> Table:
     """The default table factory: an `InMemoryTable` whose TTLs follow the runtime's clock."""
     return InMemoryTable(spec, now=clock.now)
-
-
-def idempotency_store_for(domain: Domain, table: Table, clock: Clock) -> IdempotencyStore:
-    """Where `domain`'s handlers record what they have done: its own table, the records
-    expiring after the domain's `idempotency_ttl` on `clock`'s time."""
-    return TableIdempotencyStore(table, ttl_seconds=domain.settings.idempotency_ttl, now=clock.now)
 
 
 class Runtime:

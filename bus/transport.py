@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
-
-from anyio.abc import TaskStatus
+from typing import TYPE_CHECKING, Protocol
 
 from bus.dispatch import Dispatcher, Publisher
 from bus.topology import Purpose
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,19 @@ class DeadLetter:
     body: bytes
     receive_count: int
     reason: str | None
+
+
+class _IgnoredTaskStatus:
+    __slots__ = ()
+
+    def started(self, value: object = None) -> None:
+        pass
+
+
+#: `serve()`'s `task_status` when it is called directly rather than by `TaskGroup.start`:
+#: anyio's `TASK_STATUS_IGNORED`, defined here so that a transport imported by a Lambda
+#: function does not import anyio to evaluate its default.
+TASK_STATUS_IGNORED: TaskStatus[object] = _IgnoredTaskStatus()
 
 
 class Transport(Publisher, Protocol):

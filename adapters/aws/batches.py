@@ -6,13 +6,13 @@ loop retries exactly the entries that failed, with exponential backoff, until a 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import anyio
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from adapters.aws.errors import PublishFailed
@@ -77,7 +77,7 @@ class Backoff:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             return False
-        await anyio.sleep(min(self._delay, remaining))
+        await asyncio.sleep(min(self._delay, remaining))
         self._delay = min(self._delay * 2, self._settings.max_backoff)
         self.attempts += 1
         return True

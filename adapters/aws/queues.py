@@ -6,14 +6,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
-
-import anyio
-from anyio.abc import TaskStatus
 
 from adapters.aws.batches import Backoff, EntryFailure, is_transient, put_in_batches
 from adapters.aws.errors import AwsTransportError, NotProvisioned, NotSettled
@@ -23,9 +21,11 @@ from bus.envelope import Envelope, check_message_size
 from bus.envelope import message_attributes as envelope_attributes
 from bus.limits import SQS, ServiceLimits
 from bus.topology import Purpose, Topology
-from bus.transport import DeadLetter
+from bus.transport import TASK_STATUS_IGNORED, DeadLetter
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
+
     from adapters.aws.poller import LambdaHandler, SqsPoller
     from adapters.aws.provision import Kind, Resources
 
@@ -128,7 +128,7 @@ class QueueTransport:
         self._clients: AwsClients | None = None
         self._resources: Resources | None = None
         self._urls: dict[str, str] = {}
-        self._opening = anyio.Lock()
+        self._opening = asyncio.Lock()
         self._context_depth = 0
         self.pollers: list[SqsPoller] = []
 
@@ -155,6 +155,8 @@ class QueueTransport:
         self._resources = None
         self._urls.clear()
         if clients is not None:
+            import anyio  # loaded on close, after a Lambda's init
+
             with anyio.CancelScope(shield=True):
                 await clients.__aexit__(None, None, None)
 
@@ -268,10 +270,12 @@ class QueueTransport:
         self,
         dispatchers: Mapping[str, Dispatcher],
         *,
-        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
     ) -> None:
         """Poll every served domain's queues until cancelled; report started once the
         resources exist and the pollers run."""
+        import anyio
+
         from adapters.aws.poller import SqsPoller
 
         pollers: list[SqsPoller] = []
@@ -335,7 +339,7 @@ class QueueTransport:
                     + (f"; {busy} batches in flight" if busy else "")
                     + ". Is a domain not being served, or a handler hanging?"
                 )
-            await anyio.sleep(self.settings.settle_interval)
+            await asyncio.sleep(self.settings.settle_interval)
 
     async def _counts(self, sqs: Any, urls: Sequence[str]) -> dict[str, int]:
         counts: dict[str, int] = {}

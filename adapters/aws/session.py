@@ -8,6 +8,7 @@ module.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -239,6 +240,6 @@ class ThreadedPaginator:
 
 
 async def _in_thread(call: Any) -> Any:
-    from anyio.to_thread import run_sync
-
-    return await run_sync(call, abandon_on_cancel=True)
+    """Run a blocking botocore call in the loop's default executor. Cancelling the awaiting
+    task abandons the call to finish in its thread; context variables go with it."""
+    return await asyncio.to_thread(call)

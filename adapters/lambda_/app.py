@@ -68,7 +68,7 @@ class LambdaApp:
         #: outbox items are deleted from.
         self.table = table
         if idempotency_store is None and table is not None:
-            from bus.runtime import idempotency_store_for
+            from bus.storage.idempotency import idempotency_store_for
 
             idempotency_store = idempotency_store_for(domain, table, self.clock)
         self.dispatcher = Dispatcher(

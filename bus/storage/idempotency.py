@@ -6,14 +6,18 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bus.storage.conditions import Attr
 from bus.storage.errors import ConditionFailed, InvalidRequest
 from bus.storage.spec import KeyType
 from bus.storage.table import Table
 
-__all__ = ["TableIdempotencyStore"]
+if TYPE_CHECKING:
+    from bus.clock import Clock
+    from bus.domain import Domain
+
+__all__ = ["TableIdempotencyStore", "idempotency_store_for"]
 
 _PREFIX = "IDEMPOTENCY#"
 Claim = Literal["claimed", "done", "in_progress"]
@@ -93,3 +97,9 @@ class TableIdempotencyStore:
         names = self._table.spec.key_names
         values = (f"{_PREFIX}{key}", "IDEMPOTENCY")
         return dict(zip(names, values, strict=False))
+
+
+def idempotency_store_for(domain: Domain, table: Table, clock: Clock) -> TableIdempotencyStore:
+    """Where `domain`'s handlers record what they have done: its own table, the records
+    expiring after the domain's `idempotency_ttl` on `clock`'s time."""
+    return TableIdempotencyStore(table, ttl_seconds=domain.settings.idempotency_ttl, now=clock.now)

@@ -17,8 +17,6 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio
-
 from bus.storage.conditions import Key
 from bus.storage.errors import InvalidRequest
 from bus.storage.spec import GlobalIndex, KeyAttribute, KeyType, Projection, TableSpec
@@ -107,6 +105,8 @@ class OutboxRelay:
     async def run(self, poll_interval: float = 0.1) -> None:
         """Relay until cancelled (run it in a task group); a failed pass is logged and retried
         after `poll_interval` seconds, as is an empty one."""
+        import anyio  # a relay's loop only: a Lambda relays from the table's stream instead
+
         while True:
             try:
                 published = await self.relay_once()

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
@@ -179,3 +183,53 @@ def test_a_publish_stops_retrying_when_the_invocation_runs_out_of_time() -> None
     assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     # The time left, plus botocore's own retries of the last call (backoff up to 1 + 2 s).
     assert elapsed < 4.0 + 3.0
+
+
+@pytest.mark.parametrize("domain", ["users", "messaging"])
+@pytest.mark.parametrize(
+    "transport",
+    [
+        pytest.param({"TCTF_TRANSPORT": "memory"}, id="memory"),
+        pytest.param(
+            {
+                "TCTF_TRANSPORT": "sns",
+                "TCTF_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:tctf-events",
+            },
+            id="sns",
+        ),
+        pytest.param(
+            {
+                "TCTF_TRANSPORT": "eventbridge",
+                "TCTF_EVENT_BUS": "arn:aws:events:us-east-1:123456789012:event-bus/tctf-bus",
+            },
+            id="eventbridge",
+        ),
+    ],
+)
+def test_a_cold_start_does_not_import_anyio(domain: str, transport: dict[str, str]) -> None:
+    """A function runs on its own asyncio loop: anyio (about 7 ms of a cold start) is for the
+    task groups and cancel scopes of serving locally, loaded only when they are used."""
+    env = {
+        **os.environ,
+        "TCTF_DOMAIN": domain,
+        **transport,
+        # No call is made at init; were one made, it would be refused at once.
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }
+    probe = (
+        "import sys, adapters.lambda_.entry; "
+        "print(sorted(m for m in sys.modules if m.partition('.')[0] == 'anyio'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        cwd=Path(__file__).parents[3],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "[]"
