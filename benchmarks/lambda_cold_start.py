@@ -1,11 +1,14 @@
 """Lambda cold start and warm per-record cost: each domain's function beside a Powertools peer.
 
-Cold start: a fresh interpreter imports the handler module, initialises (publisher, SDK
-client against a moto server on loopback) and handles a 1-record SQS event; wall time from
-the parent too (minus a bare `python -c pass`; it adds interpreter start and exit, which a
-Lambda cold start does not pay at exit). Warm: a 10-record SQS batch, per record, in-process.
-The peer is a Powertools + boto3 handler doing the same work: AsyncBatchProcessor (and
-BatchProcessor), the envelope parsed into a pydantic model, a boto3 SQS client made at init.
+Cold start: a fresh interpreter imports the handler module from the domain's package, as
+`tctf package DOMAIN` builds it for Lambda (its third-party wheels included), initialises
+(publisher, SDK clients against a moto server on loopback) and handles a 1-record SQS event;
+wall time from the parent too (minus a bare `python -c pass`; it adds interpreter start and
+exit, which a Lambda cold start does not pay at exit). Warm: a 10-record SQS batch, per
+record, in-process. The peer is a Powertools + boto3 handler doing the same work:
+AsyncBatchProcessor (and BatchProcessor), the envelope parsed into a pydantic model, a boto3
+SQS client made at init, and for the domain with a table a DynamoDB client too. It runs from
+this environment's site-packages, as Lambda's runtime provides boto3.
 
     .venv/bin/python benchmarks/lambda_cold_start.py [--runs 7] [--batches 2000]
 """
@@ -16,10 +19,12 @@ import argparse
 import json
 import logging
 import os
+import py_compile
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -59,6 +64,8 @@ logger = Logger(service="messaging")
 async_processor = AsyncBatchProcessor(event_type=EventType.SQS)
 processor = BatchProcessor(event_type=EventType.SQS)
 sqs = boto3.client("sqs", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
+if os.environ.get("PEER_TABLE"):
+    dynamodb = boto3.client("dynamodb", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
 sent = 0
 
 async def async_record_handler(record):
@@ -187,19 +194,44 @@ def run_cold(code: str, args: list[str], env: dict[str, str]) -> tuple[float, di
     return wall, json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def cold_starts(endpoint: str, runs: int, peer_dir: Path) -> dict[str, dict[str, float]]:
+#: Each contender's peer in the ratio column: the Powertools handler doing the same work.
+PEERS = {
+    "tctf messaging": "Powertools + boto3",
+    "tctf users (with its table)": "Powertools + boto3, with a DynamoDB client",
+}
+
+
+def build_packages(out: Path) -> dict[str, Path]:
+    """Each domain's function as `tctf package` builds it (no zip), wheels for Lambda's
+    platform fetched by pip."""
+    from tctf.packaging import package
+
+    return {domain: package(domain, out, zip=False) for domain in ("messaging", "users")}
+
+
+def cold_starts(
+    endpoint: str, runs: int, peer_dir: Path, packages: dict[str, Path]
+) -> dict[str, dict[str, float]]:
     event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-messaging-tasks"))
     users_event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-users-events"))
-    contenders = {
-        "python -c pass": ("pass", [], "messaging"),
-        "tctf messaging": (COLD.format(load=OURS_LOAD), [str(ROOT), event], "messaging"),
-        "tctf users": (COLD.format(load=OURS_LOAD), [str(ROOT), users_event], "users"),
-        "Powertools + boto3": (COLD.format(load=PEER_LOAD), [str(peer_dir), event], "messaging"),
+    ours = COLD.format(load=OURS_LOAD)
+    peer = COLD.format(load=PEER_LOAD)
+    contenders: dict[str, tuple[str, list[str], str, dict[str, str]]] = {
+        "python -c pass": ("pass", [], "messaging", {}),
+        "tctf messaging": (ours, [str(packages["messaging"]), event], "messaging", {}),
+        "tctf users (with its table)": (ours, [str(packages["users"]), users_event], "users", {}),
+        "Powertools + boto3": (peer, [str(peer_dir), event], "messaging", {}),
+        "Powertools + boto3, with a DynamoDB client": (
+            peer,
+            [str(peer_dir), event],
+            "messaging",
+            {"PEER_TABLE": "1"},
+        ),
     }
     samples: dict[str, list[tuple[float, dict[str, Any]]]] = {name: [] for name in contenders}
     for _ in range(runs):
-        for name, (code, args, domain) in contenders.items():
-            env = environment(endpoint, domain, peer_dir)
+        for name, (code, args, domain, extra) in contenders.items():
+            env = {**environment(endpoint, domain, peer_dir), **extra}
             if code == "pass":
                 start = time.perf_counter()
                 subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
@@ -269,22 +301,26 @@ def main() -> None:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    peer_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"tctf-bench-peer-{os.getpid()}"
-    peer_dir.mkdir(exist_ok=True)
-    (peer_dir / "peer_handler.py").write_text(PEER)
-    try:
-        provision(endpoint)
-        cold = cold_starts(endpoint, args.runs, peer_dir)
-        per_record = warm(endpoint, args.batches, args.repeats, peer_dir)
-    finally:
-        server.stop()
+    with tempfile.TemporaryDirectory(prefix="tctf-bench-") as scratch:
+        peer_dir = Path(scratch)
+        (peer_dir / "peer_handler.py").write_text(PEER)
+        py_compile.compile(str(peer_dir / "peer_handler.py"))  # as pip would, fairly
+        try:
+            packages = build_packages(peer_dir / "dist")
+            provision(endpoint)
+            cold = cold_starts(endpoint, args.runs, peer_dir, packages)
+            per_record = warm(endpoint, args.batches, args.repeats, peer_dir)
+        finally:
+            server.stop()
     report(cold, per_record, args)
 
 
 def report(cold: dict[str, dict[str, float]], per_record: dict[str, float], args: Any) -> None:
     base = cold["python -c pass"]["wall"]
-    peer_cold = cold["Powertools + boto3"]
-    peer = peer_cold["init"] + peer_cold["first"]
+
+    def total(name: str) -> float:
+        return cold[name]["init"] + cold[name]["first"]
+
     print(f"Cold start, median of {args.runs} fresh interpreters (ms)")
     print("cold start = import + init + first invocation, timed inside the new interpreter")
     print("| contender | cold start | import + init | first invocation | wall - pass | ratio |")
@@ -292,11 +328,12 @@ def report(cold: dict[str, dict[str, float]], per_record: dict[str, float], args
     for name, c in cold.items():
         if name == "python -c pass":
             continue
-        total = c["init"] + c["first"]
+        ratio = f"{total(name) / total(PEERS[name]):.2f}x" if name in PEERS else "1.00x"
         print(
-            f"| {name} | {total * 1e3:.0f} | {c['init'] * 1e3:.0f} | {c['first'] * 1e3:.1f} "
-            f"| {(c['wall'] - base) * 1e3:.0f} | {total / peer:.2f}x |"
+            f"| {name} | {total(name) * 1e3:.0f} | {c['init'] * 1e3:.0f} "
+            f"| {c['first'] * 1e3:.1f} | {(c['wall'] - base) * 1e3:.0f} | {ratio} |"
         )
+    print("ratio: tctf messaging to Powertools + boto3; tctf users to the peer with DynamoDB")
     print(f"(python -c pass: {base * 1e3:.0f} ms)")
     print()
     async_peer = per_record["Powertools AsyncBatchProcessor"]
