@@ -36,13 +36,27 @@ class Letter:
     #: Where the record came from (queue, topic or event bus ARN), empty when unknown.
     source: str = ""
 
-    def attributes(self) -> dict[str, dict[str, str]]:
-        values = {
-            REASON_ATTRIBUTE: self.reason[:_MAX_REASON],
-            SOURCE_ATTRIBUTE: self.source,
-            RECORD_ATTRIBUTE: self.record_id,
-        }
-        return {k: {"DataType": "String", "StringValue": v} for k, v in values.items() if v}
+    def attributes(self, room: int | None = None) -> dict[str, dict[str, str]]:
+        """The reason, record id and source as String message attributes, in at most `room`
+        bytes (names and data types count, as in SQS's message size): the reason is cut to
+        fit, the record id and source are left out whole if they do not."""
+        attributes: dict[str, dict[str, str]] = {}
+        for name, value in (
+            (REASON_ATTRIBUTE, self.reason[:_MAX_REASON]),
+            (RECORD_ATTRIBUTE, self.record_id),
+            (SOURCE_ATTRIBUTE, self.source),
+        ):
+            if room is not None:
+                left = room - len(name.encode()) - len(b"String")
+                encoded = value.encode()
+                if name == REASON_ATTRIBUTE:
+                    value = encoded[: max(left, 0)].decode(errors="ignore")
+                elif len(encoded) > left:
+                    continue
+                room -= len(name.encode()) + len(b"String") + len(value.encode())
+            if value:
+                attributes[name] = {"DataType": "String", "StringValue": value}
+        return attributes
 
 
 class DeadLetters(Protocol):
@@ -112,7 +126,7 @@ class SqsDeadLetters:
 
     async def _send_batch(self, url: str, letters: Sequence[Letter]) -> set[str]:
         client = await self._sqs()
-        entries = [{"Id": str(index), **_entry(letter)} for index, letter in enumerate(letters)]
+        entries = [{"Id": str(index), **sqs_entry(letter)} for index, letter in enumerate(letters)]
         response = await client.send_message_batch(QueueUrl=url, Entries=entries)
         for failure in response.get("Failed", ()):
             letter = letters[int(failure["Id"])]
@@ -142,16 +156,22 @@ class SqsDeadLetters:
         return self._client
 
 
-def _entry(letter: Letter) -> dict[str, Any]:
-    """The letter as a SendMessageBatch entry, without its `Id`."""
-    return {"MessageBody": letter.body, "MessageAttributes": letter.attributes()}
+def sqs_entry(letter: Letter) -> dict[str, Any]:
+    """The letter as a SendMessageBatch entry, without its `Id`: the body whole, and as much
+    of its attributes as SQS's message limit (body and attributes together) leaves room for.
+    A body that arrived through SQS always fits; one at the limit goes without a reason
+    rather than not at all."""
+    from bus.limits import SQS
+
+    room = SQS.max_message_bytes - len(letter.body.encode())
+    return {"MessageBody": letter.body, "MessageAttributes": letter.attributes(room)}
 
 
 def _size(letter: Letter) -> int:
     """Bytes the letter counts towards a SendMessageBatch's total."""
     from adapters.aws.queues import entry_size
 
-    return entry_size(_entry(letter))
+    return entry_size(sqs_entry(letter))
 
 
 def _beside(client: Any, queue: str, source: str) -> str | None:

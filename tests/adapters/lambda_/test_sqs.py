@@ -6,15 +6,21 @@ import json
 import uuid
 from typing import Any
 
+import pytest
+
+from adapters.aws.queues import entry_size
 from adapters.aws.session import AwsClients, AwsSettings
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.dead_letters import (
     REASON_ATTRIBUTE,
+    RECORD_ATTRIBUTE,
     Letter,
     MemoryDeadLetters,
     SqsDeadLetters,
+    sqs_entry,
 )
 from bus.dispatch import DEADLINE_REASON
+from bus.limits import SQS
 
 from .conftest import (
     LAMBDA_GO,
@@ -219,3 +225,25 @@ async def test_parked_records_over_a_mebibyte_in_all_reach_the_dlq_in_several_ba
 
     assert stored == {f"m{i}" for i in range(10)}
     assert counts["Attributes"]["ApproximateNumberOfMessages"] == "10"
+
+
+@pytest.mark.parametrize("spare", [0, 40, 120, 4096])
+def test_a_parked_record_near_the_size_limit_keeps_its_body_and_what_reason_fits(
+    spare: int,
+) -> None:
+    """SQS counts attributes in the 1 MiB limit: a body delivered close to it would be
+    refused with its reason beside it, and reach the DLQ only by redrive, with no reason."""
+    body = "x" * (SQS.max_message_bytes - spare)
+    reason = "unknown event type 'NOT_A_TYPE' " + "é" * 2000  # multi-byte, longer than fits
+    letter = Letter("m-1", "q-dlq", body, reason, source="arn:aws:sqs:us-east-1:1:q")
+
+    entry = sqs_entry(letter)
+
+    assert entry["MessageBody"] == body
+    assert entry_size(entry) <= SQS.max_message_bytes
+    kept = entry["MessageAttributes"].get(REASON_ATTRIBUTE, {}).get("StringValue", "")
+    assert reason.startswith(kept)
+    if spare >= 4096:
+        assert len(kept) == 1024 and RECORD_ATTRIBUTE in entry["MessageAttributes"]
+    elif spare >= 120:
+        assert kept  # as much of the reason as fits
