@@ -32,6 +32,10 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so the same sources give the same zi
 BOTOCORE_SERVICES = frozenset({"sqs", "sns", "events", "dynamodb", "sts"})
 #: Imports by which a domain calls AWS itself; its package then keeps every botocore model.
 AWS_SDKS = frozenset({"boto3", "botocore", "aioboto3", "aiobotocore"})
+#: Reached by the scan (the adapters' local-run paths) but never imported by a function,
+#: whose clients are botocore's (decision 0008): left out with what they pull in (aiohttp
+#: and its kin, ~14 MB), unless the domain imports them itself.
+NOT_IN_FUNCTIONS = frozenset({"aioboto3", "aiobotocore"})
 
 
 class PackagingError(Exception):
@@ -120,7 +124,7 @@ def package(
         _copy(root, path, staging)
     _copy_package(root, "bus", staging)  # the kernel whole: its imports are its own business
     if dependencies:
-        _install(requirements(found.third_party), staging)
+        _install(requirements(function_imports(found)), staging)
         kept = botocore_services(found, aws_services)
         if kept is not None:
             prune_botocore_data(staging / "botocore" / "data", kept)
@@ -274,6 +278,11 @@ def _install(pins: Sequence[str], staging: Path) -> None:
         *pins,
     ]
     subprocess.run(command, check=True)
+
+
+def function_imports(found: Scan) -> set[str]:
+    """The third-party names the function imports: the scan's, less `NOT_IN_FUNCTIONS`."""
+    return found.third_party - (NOT_IN_FUNCTIONS - found.domain_third_party)
 
 
 def botocore_services(found: Scan, extra: Iterable[str] = ()) -> set[str] | None:

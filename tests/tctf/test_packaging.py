@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from tctf.packaging import (
     BOTOCORE_SERVICES,
     PackagingError,
     botocore_services,
+    function_imports,
     main,
     package,
     prune_botocore_data,
@@ -123,10 +125,117 @@ def test_zip_is_reproducible_and_lists_the_same_files(tmp_path: Path) -> None:
 
 
 def test_third_party_requirements_are_pinned_from_the_scan() -> None:
-    pins = requirements(scan("messaging").third_party)
+    pins = requirements(function_imports(scan("messaging")))
     names = {p.split("==")[0].lower() for p in pins}
-    assert {"pydantic", "orjson", "anyio", "aioboto3"} <= names
+    assert {"pydantic", "orjson", "anyio", "boto3", "botocore"} <= names
+    # Local runs' async SDK: a function makes botocore clients (see the test below).
+    assert not names & {"aioboto3", "aiobotocore", "aiohttp"}
     assert not names & {"moto", "pytest", "aws-lambda-powertools"}
+
+
+_WITHOUT_ASYNC_SDK = """
+import base64, json, os, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+
+
+class LeftOut:
+    \"\"\"What the package does not hold: importing it fails, as it would on Lambda.\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("aioboto3", "aiobotocore", "aiohttp"):
+            raise ImportError(f"{name} is not in the function's package")
+        return None
+
+
+sys.meta_path.insert(0, LeftOut())
+from adapters.lambda_.boot import build
+
+out = {}
+if os.environ["TCTF_DOMAIN"] == "messaging":
+    event = json.loads(open(sys.argv[3]).read())
+    queue = f"arn:aws:sqs:us-east-1:123456789012:{os.environ['TCTF_APP']}-messaging-events"
+    for record in event["Records"]:
+        record["eventSourceARN"], record["awsRegion"] = queue, "us-east-1"
+    envelope = json.loads(event["Records"][0]["body"])
+    envelope.update(type="USER_CREATED", dataversion=2)
+    envelope["data"] = {"user_id": "u-1", "email": "ada@example.com", "name": "Ada"}
+    event["Records"][0]["body"] = json.dumps(envelope)
+    app = build(os.environ)
+    # A task sent and an event published to SNS; a record that is no envelope to the DLQ.
+    out["sqs"] = app(event, None)
+else:
+    app = build(os.environ)
+    body = json.dumps({"email": "ada@example.com", "name": "Ada"})
+    http = {
+        "version": "2.0", "routeKey": "$default", "rawPath": "/users", "rawQueryString": "",
+        "headers": {"content-type": "application/json"}, "body": body,
+        "isBase64Encoded": False,
+        "requestContext": {"http": {"method": "POST", "path": "/users"}},
+    }
+    out["http"] = app(http, None)["statusCode"]
+    table = app.table.spec.name
+    import botocore.session
+
+    client = botocore.session.get_session().create_client(
+        "dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL"]
+    )
+    items = client.scan(TableName=table, ConsistentRead=True)["Items"]
+    (outbox,) = [i for i in items if i["SK"]["S"].startswith("EVENT#")]
+    image = {k: ({"B": base64.b64encode(v["B"]).decode()} if "B" in v else v)
+             for k, v in outbox.items()}
+    stream = {"Records": [{
+        "eventName": "INSERT", "eventSource": "aws:dynamodb",
+        "eventSourceARN": f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/1",
+        "dynamodb": {"Keys": {"PK": outbox["PK"], "SK": outbox["SK"]}, "NewImage": image,
+                     "SequenceNumber": "100", "StreamViewType": "NEW_IMAGE"},
+    }]}
+    out["stream"] = app(stream, None)
+app.close()
+out["left_out"] = sorted(
+    m for m in sys.modules if m.partition(".")[0] in ("aioboto3", "aiobotocore", "aiohttp")
+)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("domain", ["messaging", "users"])
+def test_the_packaged_function_on_aws_never_imports_what_the_package_leaves_out(
+    domain: str, moto_endpoint: str, tmp_path: Path
+) -> None:
+    """SQS in and out (messaging); HTTP, DynamoDB and the outbox's stream relay (users): all
+    through botocore, none through the async SDK the package does not ship."""
+    built = package(domain, tmp_path / "dist", zip=False, dependencies=False)
+    app = f"pkg{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "TCTF_DOMAIN": domain,
+        "TCTF_APP": app,
+        "TCTF_TRANSPORT": "sns",
+        "TCTF_TOPIC_ARN": f"arn:aws:sns:us-east-1:123456789012:{app}-events",
+        "TCTF_PROVISION": "1",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    site_packages = sysconfig.get_paths()["purelib"]
+    event = str(_send_email_event(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _WITHOUT_ASYNC_SDK, str(built), site_packages, event],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+
+    if domain == "messaging":
+        assert out["sqs"] == {"batchItemFailures": []}, result.stderr
+    else:
+        assert out["http"] == 201
+        assert out["stream"] == {"batchItemFailures": []}
+    assert out["left_out"] == []
 
 
 def test_reaching_into_another_domain_beyond_its_contracts_is_refused(tmp_path: Path) -> None:
@@ -202,7 +311,7 @@ def test_a_domain_calling_aws_itself_keeps_every_botocore_model(tmp_path: Path) 
     for name, text in {
         "domains/__init__.py": "",
         "domains/mailer/__init__.py": "",
-        "domains/mailer/app.py": "import boto3\n",
+        "domains/mailer/app.py": "import boto3\nimport aioboto3\n",
         "domains/quiet/__init__.py": "",
         "domains/quiet/app.py": "import orjson\n",
     }.items():
@@ -210,4 +319,5 @@ def test_a_domain_calling_aws_itself_keeps_every_botocore_model(tmp_path: Path) 
         (tmp_path / name).write_text(text)
 
     assert botocore_services(scan("mailer", tmp_path)) is None
+    assert "aioboto3" in function_imports(scan("mailer", tmp_path))
     assert botocore_services(scan("quiet", tmp_path), ["ses"]) == {*BOTOCORE_SERVICES, "ses"}
