@@ -134,6 +134,15 @@ def publish_budget_for(publisher: Publisher) -> Callable[[float], None] | None:
     return bound
 
 
+async def provision_all(settings: LambdaSettings, publisher: Publisher) -> None:
+    """Create whatever of the topology is missing (TCTF_PROVISION=1, local runs) at init,
+    not on the first publish: a record parked before anything is published must find its
+    DLQ there, or it is retried until SQS's own redrive moves it, without its reason."""
+    provision: Any = getattr(publisher, "resources", None)
+    if settings.transport != "memory" and provision is not None:
+        await provision()
+
+
 async def open_outbox_dlq(settings: LambdaSettings, publisher: Publisher, name: str) -> None:
     """Create the outbox DLQ if missing (TCTF_PROVISION=1, local runs), so that an outbox item
     that can never be published is parked rather than holding up the table's stream."""
@@ -167,6 +176,8 @@ def build(env: Mapping[str, str]) -> LambdaApp:
     loop = asyncio.new_event_loop()
     resources = AsyncExitStack()
     publisher = loop.run_until_complete(open_publisher(settings, domain, resources))
+    if settings.provision:
+        loop.run_until_complete(provision_all(settings, publisher))
     table = None
     outbox_dlq = None
     if domain.storage is not None:

@@ -153,15 +153,11 @@ from adapters.lambda_.boot import build
 out = {}
 if os.environ["TCTF_DOMAIN"] == "messaging":
     event = json.loads(open(sys.argv[3]).read())
-    queue = f"arn:aws:sqs:us-east-1:123456789012:{os.environ['TCTF_APP']}-messaging-events"
+    queue = f"arn:aws:sqs:us-east-1:123456789012:{os.environ['TCTF_APP']}-messaging-tasks"
     for record in event["Records"]:
         record["eventSourceARN"], record["awsRegion"] = queue, "us-east-1"
-    envelope = json.loads(event["Records"][0]["body"])
-    envelope.update(type="USER_CREATED", dataversion=2)
-    envelope["data"] = {"user_id": "u-1", "email": "ada@example.com", "name": "Ada"}
-    event["Records"][0]["body"] = json.dumps(envelope)
     app = build(os.environ)
-    # A task sent and an event published to SNS; a record that is no envelope to the DLQ.
+    # A task handled; a record that is no envelope sent to the DLQ (made at init).
     out["sqs"] = app(event, None)
 else:
     app = build(os.environ)
