@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gzip
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +38,8 @@ AWS_SDKS = frozenset({"boto3", "botocore", "aioboto3", "aiobotocore"})
 #: whose clients are botocore's (decision 0008): left out with what they pull in (aiohttp
 #: and its kin, ~14 MB), unless the domain imports them itself.
 NOT_IN_FUNCTIONS = frozenset({"aioboto3", "aiobotocore"})
+#: The SDK's own distributions; any other that requires one of them may call any service.
+_SDK_DISTRIBUTIONS = frozenset({"boto3", "botocore", "s3transfer", "aioboto3", "aiobotocore"})
 
 
 class PackagingError(Exception):
@@ -125,9 +129,18 @@ def package(
     _copy_package(root, "bus", staging)  # the kernel whole: its imports are its own business
     if dependencies:
         _install(requirements(function_imports(found)), staging)
-        kept = botocore_services(found, aws_services)
+        # pip's console scripts: never run by a function, and their #! names this machine.
+        shutil.rmtree(staging / "bin", ignore_errors=True)
+        callers = sdk_dependents(staging)
+        kept = botocore_services(found, aws_services, callers)
         if kept is not None:
             prune_botocore_data(staging / "botocore" / "data", kept)
+        elif callers:
+            print(
+                f"tctf package: every botocore model kept: {', '.join(callers)} may call any "
+                "AWS service",
+                file=sys.stderr,
+            )
     compile_bytecode(staging)
     if not zip:
         return staging
@@ -285,10 +298,28 @@ def function_imports(found: Scan) -> set[str]:
     return found.third_party - (NOT_IN_FUNCTIONS - found.domain_third_party)
 
 
-def botocore_services(found: Scan, extra: Iterable[str] = ()) -> set[str] | None:
+def sdk_dependents(staging: Path) -> list[str]:
+    """Distributions installed in `staging`, other than the SDK's own, that require an AWS
+    SDK: the services they call cannot be known, as with a domain importing one itself."""
+    dependents: set[str] = set()
+    for distribution in metadata.distributions(path=[str(staging)]):
+        name = str(distribution.metadata["Name"]).lower()
+        if name in _SDK_DISTRIBUTIONS:
+            continue
+        for requirement in distribution.requires or ():
+            required = re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0].lower()
+            if required in _SDK_DISTRIBUTIONS:
+                dependents.add(name)
+    return sorted(dependents)
+
+
+def botocore_services(
+    found: Scan, extra: Iterable[str] = (), sdk_dependents: Sequence[str] = ()
+) -> set[str] | None:
     """The botocore models a package keeps; None (all of them) if the domain's own code
-    imports an AWS SDK, as the services it calls cannot be read from its imports."""
-    if found.domain_third_party & AWS_SDKS:
+    imports an AWS SDK or a packaged library requires one, as the services they call cannot
+    be read from imports."""
+    if found.domain_third_party & AWS_SDKS or sdk_dependents:
         return None
     return {*BOTOCORE_SERVICES, *extra}
 
@@ -312,10 +343,14 @@ def compile_bytecode(staging: Path) -> None:
             file=sys.stderr,
         )
         return
-    # -d: file names as the function sees them (the same bytes wherever it was built).
-    command = [sys.executable, "-m", "compileall", "-q", "-d", "/var/task"]
+    # -I: none of this machine's PYTHON* settings (a PYTHONPYCACHEPREFIX would put the
+    # bytecode elsewhere); -d: file names as the function sees them (the same bytes wherever
+    # it was built).
+    command = [sys.executable, "-I", "-m", "compileall", "-q", "-d", "/var/task"]
     command += ["--invalidation-mode", "unchecked-hash", str(staging)]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PackagingError(f"cannot compile the package's modules:\n{done.stdout.strip()}")
 
 
 def prune_botocore_data(data: Path, services: Iterable[str]) -> None:
@@ -328,17 +363,32 @@ def prune_botocore_data(data: Path, services: Iterable[str]) -> None:
     if not data.is_dir():
         return
     keep = set(services)
-    for entry in data.iterdir():
-        if entry.is_dir() and entry.name not in keep:
-            shutil.rmtree(entry)
+    models = {entry.name for entry in data.iterdir() if entry.is_dir()}
+    if unknown := keep - models:
+        raise PackagingError(f"botocore has no model for {', '.join(sorted(unknown))}")
+    for name in models - keep:
+        shutil.rmtree(data / name)
+    # endpoints.json is keyed by each service's endpoint prefix (ses's is "email").
+    prefixes = {_endpoint_prefix(data / name) for name in keep} | keep
     endpoints = data / "endpoints.json"
     if endpoints.is_file():
         document = json.loads(endpoints.read_text())
         for partition in document.get("partitions", []):
             partition["services"] = {
-                name: spec for name, spec in partition.get("services", {}).items() if name in keep
+                name: spec
+                for name, spec in partition.get("services", {}).items()
+                if name in prefixes
             }
         endpoints.write_text(json.dumps(document, separators=(",", ":"), sort_keys=True))
+
+
+def _endpoint_prefix(model: Path) -> str:
+    """`metadata.endpointPrefix` of a botocore service model (its newest API version)."""
+    newest = max(p for p in model.iterdir() if p.is_dir())
+    compressed = newest / "service-2.json.gz"
+    raw = gzip.decompress(compressed.read_bytes()) if compressed.is_file() else None
+    document = json.loads(raw if raw is not None else (newest / "service-2.json").read_text())
+    return str(document["metadata"]["endpointPrefix"])
 
 
 def _zip(staging: Path, target: Path) -> Path:

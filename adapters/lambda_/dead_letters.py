@@ -38,25 +38,33 @@ class Letter:
 
     def attributes(self, room: int | None = None) -> dict[str, dict[str, str]]:
         """The reason, record id and source as String message attributes, in at most `room`
-        bytes (names and data types count, as in SQS's message size): the reason is cut to
-        fit, the record id and source are left out whole if they do not."""
-        attributes: dict[str, dict[str, str]] = {}
-        for name, value in (
-            (REASON_ATTRIBUTE, self.reason[:_MAX_REASON]),
-            (RECORD_ATTRIBUTE, self.record_id),
-            (SOURCE_ATTRIBUTE, self.source),
-        ):
-            if room is not None:
-                left = room - len(name.encode()) - len(b"String")
-                encoded = value.encode()
-                if name == REASON_ATTRIBUTE:
-                    value = encoded[: max(left, 0)].decode(errors="ignore")
-                elif len(encoded) > left:
-                    continue
-                room -= len(name.encode()) + len(b"String") + len(value.encode())
-            if value:
-                attributes[name] = {"DataType": "String", "StringValue": value}
-        return attributes
+        bytes (names, data types and values count, as in SQS's message size). The record id
+        and source go whole or not at all, first; the reason gets what room is left, cut."""
+        values = {
+            REASON_ATTRIBUTE: self.reason[:_MAX_REASON],
+            RECORD_ATTRIBUTE: self.record_id,
+            SOURCE_ATTRIBUTE: self.source,
+        }
+        if room is not None:
+            for name in (RECORD_ATTRIBUTE, SOURCE_ATTRIBUTE):
+                cost = _attribute_size(name, values[name])
+                if values[name] and cost <= room:
+                    room -= cost
+                else:
+                    values[name] = ""
+            left = room - _attribute_size(REASON_ATTRIBUTE, "")
+            reason = values[REASON_ATTRIBUTE].encode()[: max(left, 0)]
+            values[REASON_ATTRIBUTE] = reason.decode(errors="ignore")
+        return {
+            name: {"DataType": "String", "StringValue": value}
+            for name, value in values.items()
+            if value
+        }
+
+
+def _attribute_size(name: str, value: str) -> int:
+    """Bytes a String message attribute counts towards SQS's message size."""
+    return len(name.encode()) + len(b"String") + len(value.encode())
 
 
 class DeadLetters(Protocol):

@@ -24,12 +24,14 @@ from tctf.packaging import (
     BOTOCORE_SERVICES,
     PackagingError,
     botocore_services,
+    compile_bytecode,
     function_imports,
     main,
     package,
     prune_botocore_data,
     requirements,
     scan,
+    sdk_dependents,
 )
 
 SQS_SAMPLE = Path("/work/shared/aws/aws-lambda-go/events/testdata/sqs-event.json")
@@ -282,15 +284,19 @@ def test_botocore_keeps_only_the_models_of_the_services_the_function_calls(
     for entry in installed.iterdir():
         if entry.is_file():
             shutil.copyfile(entry, data / entry.name)
-    for service in ("sqs", "s3"):
+    for service in ("sqs", "sesv2", "s3"):
         shutil.copytree(installed / service, data / service)
 
-    prune_botocore_data(data, {"sqs", "sns"})
+    with pytest.raises(PackagingError, match="botocore has no model for sns"):
+        prune_botocore_data(data, {"sqs", "sns"})
+    prune_botocore_data(data, {"sqs", "sesv2"})
 
-    assert sorted(p.name for p in data.iterdir() if p.is_dir()) == ["sqs"]
+    assert sorted(p.name for p in data.iterdir() if p.is_dir()) == ["sesv2", "sqs"]
     endpoints = json.loads((data / "endpoints.json").read_text())
     assert len(endpoints["partitions"]) > 1  # every partition and region stays
-    assert all(set(p["services"]) <= {"sqs", "sns"} for p in endpoints["partitions"])
+    # Entries are kept by endpoint prefix: SES v2's is "email".
+    assert all(set(p["services"]) <= {"sqs", "email"} for p in endpoints["partitions"])
+    assert "email" in endpoints["partitions"][0]["services"]
     session = botocore.session.get_session()
     session.register_component(
         "data_loader", Loader(extra_search_paths=[str(data)], include_default_search_paths=False)
@@ -317,3 +323,29 @@ def test_a_domain_calling_aws_itself_keeps_every_botocore_model(tmp_path: Path) 
     assert botocore_services(scan("mailer", tmp_path)) is None
     assert "aioboto3" in function_imports(scan("mailer", tmp_path))
     assert botocore_services(scan("quiet", tmp_path), ["ses"]) == {*BOTOCORE_SERVICES, "ses"}
+
+
+def test_a_packaged_library_that_requires_the_aws_sdk_keeps_every_botocore_model(
+    tmp_path: Path,
+) -> None:
+    """Such a library (Powertools' parameters, say) may call any service."""
+    for name, requires in {"helper": "boto3>=1.26; extra == 'aws'", "plain": "orjson"}.items():
+        info = tmp_path / f"{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\nRequires-Dist: {requires}\n"
+        )
+    (tmp_path / "botocore-1.0.dist-info").mkdir()
+    (tmp_path / "botocore-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: botocore\nVersion: 1.0\nRequires-Dist: urllib3\n"
+    )
+
+    assert sdk_dependents(tmp_path) == ["helper"]
+    assert botocore_services(scan("messaging"), (), ["helper"]) is None
+
+
+def test_a_module_that_does_not_compile_is_named(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text('print "python 2"\n')
+
+    with pytest.raises(PackagingError, match=r"broken\.py"):
+        compile_bytecode(tmp_path)
