@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import py_compile
+import shutil
 import socket
 import statistics
 import subprocess
@@ -188,17 +189,37 @@ def environment(endpoint: str, domain: str, peer_dir: Path) -> dict[str, str]:
 def run_cold(code: str, args: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any]]:
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True
     )
+    if out.returncode != 0:
+        raise RuntimeError(f"cold start failed:\n{out.stderr}")
     wall = time.perf_counter() - start
-    return wall, json.loads(out.stdout.strip().splitlines()[-1])
+    payload: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert payload["response"] == {"batchItemFailures": []}, payload  # the work was done
+    return wall, payload
 
 
-#: Each contender's peer in the ratio column: the Powertools handler doing the same work.
+PEER_SQS = "Powertools + boto3"
+PEER_TABLE = "Powertools + boto3, with a DynamoDB client"
+PRUNED = ", botocore pruned as ours"
+#: Each contender's peers in the ratio columns: the Powertools handler doing the same work,
+#: as deployed (the runtime's botocore) and given the botocore our package carries.
 PEERS = {
-    "tctf messaging": "Powertools + boto3",
-    "tctf users (with its table)": "Powertools + boto3, with a DynamoDB client",
+    "tctf messaging": (PEER_SQS, PEER_SQS + PRUNED),
+    "tctf users (with its table)": (PEER_TABLE, PEER_TABLE + PRUNED),
 }
+
+
+def pruned_botocore(out: Path) -> Path:
+    """A copy of this environment's botocore (bytecode included) pruned as `tctf package`
+    prunes it, for a peer to import first: what the pruning alone is worth."""
+    import botocore
+
+    from tctf.packaging import BOTOCORE_SERVICES, prune_botocore_data
+
+    shutil.copytree(Path(botocore.__file__).parent, out / "botocore")
+    prune_botocore_data(out / "botocore" / "data", BOTOCORE_SERVICES)
+    return out
 
 
 def build_packages(out: Path) -> dict[str, Path]:
@@ -210,7 +231,7 @@ def build_packages(out: Path) -> dict[str, Path]:
 
 
 def cold_starts(
-    endpoint: str, runs: int, peer_dir: Path, packages: dict[str, Path]
+    endpoint: str, runs: int, peer_dir: Path, packages: dict[str, Path], pruned: Path
 ) -> dict[str, dict[str, float]]:
     event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-messaging-tasks"))
     users_event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-users-events"))
@@ -220,18 +241,22 @@ def cold_starts(
         "python -c pass": ("pass", [], "messaging", {}),
         "tctf messaging": (ours, [str(packages["messaging"]), event], "messaging", {}),
         "tctf users (with its table)": (ours, [str(packages["users"]), users_event], "users", {}),
-        "Powertools + boto3": (peer, [str(peer_dir), event], "messaging", {}),
-        "Powertools + boto3, with a DynamoDB client": (
+        PEER_SQS: (peer, [str(peer_dir), event], "messaging", {}),
+        PEER_TABLE: (peer, [str(peer_dir), event], "messaging", {"PEER_TABLE": "1"}),
+        PEER_SQS + PRUNED: (peer, [str(peer_dir), event], "messaging", {"PRUNED": "1"}),
+        PEER_TABLE + PRUNED: (
             peer,
             [str(peer_dir), event],
             "messaging",
-            {"PEER_TABLE": "1"},
+            {"PEER_TABLE": "1", "PRUNED": "1"},
         ),
     }
     samples: dict[str, list[tuple[float, dict[str, Any]]]] = {name: [] for name in contenders}
     for _ in range(runs):
         for name, (code, args, domain, extra) in contenders.items():
             env = {**environment(endpoint, domain, peer_dir), **extra}
+            if extra.get("PRUNED"):
+                env["PYTHONPATH"] = f"{pruned}{os.pathsep}{env['PYTHONPATH']}"
             if code == "pass":
                 start = time.perf_counter()
                 subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
@@ -307,8 +332,9 @@ def main() -> None:
         py_compile.compile(str(peer_dir / "peer_handler.py"))  # as pip would, fairly
         try:
             packages = build_packages(peer_dir / "dist")
+            pruned = pruned_botocore(peer_dir / "pruned")
             provision(endpoint)
-            cold = cold_starts(endpoint, args.runs, peer_dir, packages)
+            cold = cold_starts(endpoint, args.runs, peer_dir, packages, pruned)
             per_record = warm(endpoint, args.batches, args.repeats, peer_dir)
         finally:
             server.stop()
@@ -323,17 +349,21 @@ def report(cold: dict[str, dict[str, float]], per_record: dict[str, float], args
 
     print(f"Cold start, median of {args.runs} fresh interpreters (ms)")
     print("cold start = import + init + first invocation, timed inside the new interpreter")
-    print("| contender | cold start | import + init | first invocation | wall - pass | ratio |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| contender | cold start | import + init | first invocation | wall - pass "
+        "| ratio to peer | ratio to peer, botocore pruned |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name, c in cold.items():
         if name == "python -c pass":
             continue
-        ratio = f"{total(name) / total(PEERS[name]):.2f}x" if name in PEERS else "1.00x"
+        ratios = [f"{total(name) / total(peer):.2f}x" for peer in PEERS.get(name, ())]
         print(
             f"| {name} | {total(name) * 1e3:.0f} | {c['init'] * 1e3:.0f} "
-            f"| {c['first'] * 1e3:.1f} | {(c['wall'] - base) * 1e3:.0f} | {ratio} |"
+            f"| {c['first'] * 1e3:.1f} | {(c['wall'] - base) * 1e3:.0f} "
+            f"| {' | '.join(ratios or ['', ''])} |"
         )
-    print("ratio: tctf messaging to Powertools + boto3; tctf users to the peer with DynamoDB")
+    print("peer: messaging's is Powertools + boto3; users' also makes a DynamoDB client")
     print(f"(python -c pass: {base * 1e3:.0f} ms)")
     print()
     async_peer = per_record["Powertools AsyncBatchProcessor"]
