@@ -45,6 +45,7 @@ from bus.storage.errors import (
     StorageError,
     TableNotFound,
     TransactionCanceled,
+    TransactionTooLarge,
 )
 from bus.storage.items import (
     Item,
@@ -63,8 +64,10 @@ from bus.storage.table import (
     Put,
     TransactOperation,
     Update,
+    carried_size,
     check_query,
     check_transaction,
+    check_transaction_size,
     check_update,
     live_condition,
 )
@@ -213,6 +216,9 @@ class DynamoTable:
     async def transact(self, operations: Sequence[TransactOperation]) -> None:
         check_transaction(self._spec, operations)
         items = [self._transact_item(operation) for operation in operations]
+        # What the request carries is checked here; an Update growing a stored item past the
+        # 4 MB total is refused by DynamoDB, and mapped to the same error.
+        check_transaction_size([carried_size(self._spec, operation) for operation in operations])
         await self._call("transact_write_items", {"TransactItems": items})
 
     def _transact_item(self, operation: TransactOperation) -> dict[str, Any]:
@@ -392,6 +398,8 @@ def storage_error(error: ClientError) -> StorageError:
             )
             for r in error.response.get("CancellationReasons", [])
         ]
+        if any(_is_transaction_size_message(r.message or "") for r in reasons):
+            return TransactionTooLarge(f"the transaction's items are over 4 MB ({message})")
         if any(_is_size_message(r.message or "") for r in reasons):
             return ItemTooLarge(f"an item in the transaction is over 400 KB ({message})")
         return TransactionCanceled(reasons)
@@ -400,6 +408,8 @@ def storage_error(error: ClientError) -> StorageError:
     if code == "ResourceNotFoundException":
         return TableNotFound(message)
     if code == "ValidationException":
+        if _is_transaction_size_message(message):
+            return TransactionTooLarge(f"the transaction's items are over 4 MB ({message})")
         if _is_size_message(message):
             return ItemTooLarge(f"item over DynamoDB's 400 KB limit ({message})")
         return InvalidRequest(message)
@@ -408,6 +418,13 @@ def storage_error(error: ClientError) -> StorageError:
 
 def _is_size_message(message: str) -> bool:
     return "size" in message.lower() and "exceeded" in message.lower()
+
+
+def _is_transaction_size_message(message: str) -> bool:
+    """DynamoDB's refusal of a transaction over 4 MB. Its wording is not documented, so this
+    matches what any wording would say: a transaction, and a size or the 4 MB."""
+    lowered = message.lower()
+    return "transaction" in lowered and ("size" in lowered or "4 mb" in lowered)
 
 
 def table_definition(spec: TableSpec, *, stream_view: StreamView | None = None) -> dict[str, Any]:

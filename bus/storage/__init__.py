@@ -21,7 +21,9 @@ from bus.storage.memory import InMemoryTable
 from bus.storage.outbox import OUTBOX_INDEX, OutboxRelay, outbox_index
 from bus.storage.spec import GlobalIndex, KeyAttribute, KeyType, Projection, TableSpec
 from bus.storage.table import (
+    MAX_PAGE_SIZE,
     MAX_TRANSACTION_OPERATIONS,
+    MAX_TRANSACTION_SIZE,
     ConditionCheck,
     Delete,
     Page,
@@ -34,7 +36,9 @@ from bus.storage.unit_of_work import OutgoingEvent, UnitOfWork
 
 __all__ = [
     "MAX_ITEM_SIZE",
+    "MAX_PAGE_SIZE",
     "MAX_TRANSACTION_OPERATIONS",
+    "MAX_TRANSACTION_SIZE",
     "OUTBOX_INDEX",
     "Attr",
     "CancellationReason",

@@ -92,7 +92,8 @@ class InvalidTransaction(InvalidRequest):
 
 
 class TransactionTooLarge(InvalidTransaction):
-    """A transaction holds more than 100 operations; split the work or shrink it."""
+    """A transaction holds more than 100 operations, or its items add up to more than 4 MB;
+    split the work or shrink it (large payloads belong elsewhere, e.g. S3)."""
 
 
 class DuplicateTransactionItem(InvalidTransaction):

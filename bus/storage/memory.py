@@ -7,9 +7,8 @@ and transaction rules follow DynamoDB, so a test that passes here means somethin
 from __future__ import annotations
 
 import bisect
-import itertools
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -28,6 +27,7 @@ from bus.storage.items import (
     copy_item,
     decode_cursor,
     encode_cursor,
+    item_size,
     key_of,
     normalize_item,
     normalize_value,
@@ -35,6 +35,7 @@ from bus.storage.items import (
 )
 from bus.storage.spec import GlobalIndex, TableSpec
 from bus.storage.table import (
+    MAX_PAGE_SIZE,
     ConditionCheck,
     Delete,
     Page,
@@ -43,6 +44,7 @@ from bus.storage.table import (
     Update,
     check_query,
     check_transaction,
+    check_transaction_size,
     check_update,
     live_condition,
 )
@@ -141,6 +143,9 @@ class InMemoryTable:
         keys = check_transaction(self._spec, operations)
         identities = [self._identity(key) for key in keys]
         new_items = [self._after(op, key) for op, key in zip(operations, keys, strict=True)]
+        check_transaction_size(
+            [_written_size(*written) for written in zip(operations, keys, new_items, strict=True)]
+        )
         reasons = [
             CancellationReason(None)
             if op.condition is None or matches(op.condition, self._items.get(identity, {}))
@@ -169,33 +174,29 @@ class InMemoryTable:
         order = list(reversed(slot.order)) if descending else slot.order
         order = order[self._start(order, ordering, cursor, descending) :]
         in_range = (
-            item
+            self._project(item, global_index)
             for item in (self._items[slot.identities[order_key]] for order_key in order)
             if parsed.sort_condition is None or matches(parsed.sort_condition, item)
         )
-        # One candidate past the limit says whether another page exists.
-        candidates = list(itertools.islice(in_range, None if limit is None else limit + 1))
-        return self._page(candidates, global_index, ordering, filter, limit)
+        evaluated, more = _read_page(in_range, limit)
+        return self._page(evaluated, more, global_index, ordering, filter)
 
     def _page(
         self,
-        candidates: list[Item],
+        evaluated: list[Item],
+        more: bool,
         index: GlobalIndex | None,
         ordering: _Ordering,
         filter: Condition | None,
-        limit: int | None,
     ) -> Page:
-        evaluated = candidates if limit is None else candidates[:limit]
         live = live_condition(self._spec, self._now())
-        items = []
-        for item in evaluated:
-            projected = self._project(item, index)
-            if (live is None or matches(live, projected)) and (
-                filter is None or matches(filter, projected)
-            ):
-                items.append(copy_item(projected))
+        items = [
+            copy_item(item)
+            for item in evaluated
+            if (live is None or matches(live, item)) and (filter is None or matches(filter, item))
+        ]
         next_cursor = None
-        if len(evaluated) < len(candidates):
+        if more:
             last = evaluated[-1]
             names = (*self._spec.key_names, *ordering.key_names)
             if index is not None:
@@ -273,6 +274,31 @@ class InMemoryTable:
                 values = [sortable(item[name]) for name in names]
                 placements.append((self._indexes[index.name], values[0], (*values[1:], *identity)))
         return placements
+
+
+def _written_size(operation: TransactOperation, key: Item, new_item: Item | None) -> int:
+    """What an operation adds to a transaction's 4 MB: the whole item a Put or an Update
+    leaves (the strict reading of "the aggregate size of the items"; DynamoTable can only
+    size what it sends), the key of a Delete or a ConditionCheck."""
+    if isinstance(operation, Put | Update) and new_item is not None:
+        return item_size(new_item)
+    return item_size(key)
+
+
+def _read_page(candidates: Iterator[Item], limit: int | None) -> tuple[list[Item], bool]:
+    """The items one query page reads, as DynamoDB reads them, and whether any is left.
+
+    Reading stops after `limit` items, or once the items read add up to 1 MB: the item that
+    reaches 1 MB is read too, so a page minus its last item stays under 1 MB.
+    """
+    read: list[Item] = []
+    size = 0
+    for item in candidates:
+        if len(read) == limit or size >= MAX_PAGE_SIZE:
+            return read, True
+        read.append(item)
+        size += item_size(item)
+    return read, False
 
 
 def _updated(spec: TableSpec, old: Item | None, key: Item, update: Update) -> Item:

@@ -13,14 +13,18 @@ from bus.storage.items import (
     Item,
     attribute_type,
     check_key_value,
+    item_size,
     key_of,
+    normalize_item,
     normalize_value,
     sortable,
 )
 from bus.storage.spec import GlobalIndex, KeyAttribute, TableSpec
 
 __all__ = [
+    "MAX_PAGE_SIZE",
     "MAX_TRANSACTION_OPERATIONS",
+    "MAX_TRANSACTION_SIZE",
     "ConditionCheck",
     "Delete",
     "KeyCondition",
@@ -29,20 +33,27 @@ __all__ = [
     "Table",
     "TransactOperation",
     "Update",
+    "carried_size",
     "check_query",
     "check_transaction",
+    "check_transaction_size",
     "check_update",
     "live_condition",
     "parse_key_condition",
 ]
 
 MAX_TRANSACTION_OPERATIONS = 100
+#: TransactWriteItems: "The aggregate size of the items in the transaction cannot exceed 4 MB."
+MAX_TRANSACTION_SIZE = 4 * 1024 * 1024
+#: Query reads at most 1 MB of items per page, measured before any filter.
+MAX_PAGE_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Page:
     """One page of a query. `cursor` is None on the last page; otherwise pass it back to get
-    the next one (a page may be empty and still carry a cursor)."""
+    the next one (a page may be empty and still carry a cursor). A page ends at `limit` items
+    read or once the items read reach 1 MB (`MAX_PAGE_SIZE`), whichever comes first."""
 
     items: list[Item]
     cursor: str | None = None
@@ -140,13 +151,15 @@ class Table(Protocol):
         `key_condition` is `Key(pk).eq(v)`, optionally `& Key(sk).<eq|lt|lte|gt|gte|between|
         begins_with>(...)`, naming the table's keys or, with `index`, that index's keys.
         `limit` caps the items *evaluated*; `filter` then drops some of them, so a page may
-        hold fewer than `limit` items, as in DynamoDB.
+        hold fewer than `limit` items, as in DynamoDB. A page also ends once the items it read
+        (index items for an index query, before the filter) reach 1 MB.
         """
         ...
 
     async def transact(self, operations: Sequence[TransactOperation]) -> None:
         """Apply 1 to 100 operations on distinct items, all or none.
 
+        `TransactionTooLarge` if they hold more than 100 operations or 4 MB of items;
         `TransactionCanceled` (with one reason per operation) if any condition fails.
         """
         ...
@@ -226,6 +239,29 @@ def check_transaction(spec: TableSpec, operations: Sequence[TransactOperation]) 
             )
         seen[identity] = index
     return keys
+
+
+def carried_size(spec: TableSpec, operation: TransactOperation) -> int:
+    """The bytes of items an operation sends: a Put's item, an Update's key with the values it
+    sets and adds, the key of a Delete or a ConditionCheck (sized as `item_size`)."""
+    if isinstance(operation, Put):
+        return item_size(normalize_item(operation.item))
+    key = key_of(spec, operation.key, exact=True)
+    if isinstance(operation, Update):
+        return item_size({**key, **normalize_item({**operation.set, **operation.add})})
+    return item_size(key)
+
+
+def check_transaction_size(sizes: Sequence[int]) -> None:
+    """`TransactionTooLarge` unless the items of a transaction, one size per operation, add up
+    to at most 4 MB (`MAX_TRANSACTION_SIZE`)."""
+    total = sum(sizes)
+    if total > MAX_TRANSACTION_SIZE:
+        raise TransactionTooLarge(
+            f"a transaction's items add up to at most {MAX_TRANSACTION_SIZE} bytes (4 MB), got "
+            f"{total} over {len(sizes)} operations (largest {max(sizes)}); split it, or keep "
+            "large payloads elsewhere (e.g. S3) and store a reference"
+        )
 
 
 def live_condition(spec: TableSpec, now: float) -> Condition | None:

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from bus.storage.conditions import Attr, Condition
-from bus.storage.errors import StorageError, TransactionCanceled
+from bus.storage.errors import StorageError, TransactionCanceled, TransactionTooLarge
 from bus.storage.outbox import (
     HEAD_SORT_KEY,
     OUTBOX_SHARD_ATTRIBUTE,
@@ -52,7 +52,7 @@ class UnitOfWork:
     a condition, so per-key order is commit order even across processes; losing that race
     to a concurrent commit re-reads the head and retries (up to `max_attempts`).
     All staged writes, plus one head per ordering key and one item per event, must fit in
-    one transaction (100 operations).
+    one transaction: 100 operations and 4 MB of items (`TransactionTooLarge` otherwise).
     """
 
     def __init__(
@@ -119,9 +119,18 @@ class UnitOfWork:
             return
         for attempt in range(1, self._max_attempts + 1):
             outbox = await self._outbox_operations()
+            total = len(self._operations) + len(outbox)
+            if total > MAX_TRANSACTION_OPERATIONS:
+                raise self._too_large(
+                    outbox,
+                    f"{total} operations, over the {MAX_TRANSACTION_OPERATIONS} a transaction "
+                    "holds; split the work",
+                )
             try:
                 await self._table.transact([*self._operations, *outbox])
                 return
+            except TransactionTooLarge as too_large:
+                raise self._too_large(outbox, str(too_large)) from None
             except TransactionCanceled as canceled:
                 staged = len(self._operations)
                 if attempt < self._max_attempts and self._lost_race(canceled, staged):
@@ -144,14 +153,13 @@ class UnitOfWork:
         committed_at = self._now()
         for ordering_key, events in by_key.items():
             operations.extend(await self._outbox_writes(ordering_key, events, committed_at))
-        total = len(self._operations) + len(operations)
-        if total > MAX_TRANSACTION_OPERATIONS:
-            raise StorageError(
-                f"this unit of work needs {total} operations ({len(self._operations)} writes, "
-                f"{len(operations)} outbox items) but a transaction holds "
-                f"{MAX_TRANSACTION_OPERATIONS}; split the work"
-            )
         return operations
+
+    def _too_large(self, outbox: list[TransactOperation], why: str) -> TransactionTooLarge:
+        return TransactionTooLarge(
+            f"this unit of work does not fit in one transaction ({len(self._operations)} "
+            f"writes, {len(self._events)} events in {len(outbox)} outbox items): {why}"
+        )
 
     async def _outbox_writes(
         self, ordering_key: str, events: list[OutgoingEvent], committed_at: float

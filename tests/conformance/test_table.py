@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from bus.storage import (
+    MAX_PAGE_SIZE,
+    MAX_TRANSACTION_SIZE,
     Attr,
     ConditionCheck,
     ConditionFailed,
@@ -21,12 +23,14 @@ from bus.storage import (
     Key,
     KeyAttribute,
     KeyType,
+    Page,
     Projection,
     Put,
     Table,
     TransactionCanceled,
     TransactionTooLarge,
     Update,
+    item_size,
 )
 from tests.tables import table_maker
 
@@ -609,3 +613,104 @@ async def test_update_growing_an_item_over_400kb_is_refused(make_table: MakeTabl
         await table.update({"PK": "a", "SK": "1"}, set={"second": "y" * 120_000})
     item = await table.get({"PK": "a", "SK": "1"})
     assert item is not None and "second" not in item
+
+
+# --- the 1 MB query page and the 4 MB transaction -------------------------------------------
+
+
+def item_of(size: int, **attributes: Any) -> dict[str, Any]:
+    """An item of exactly `size` bytes, as DynamoDB sizes items: `attributes` and a body."""
+    return {**attributes, "body": "x" * (size - item_size({**attributes, "body": ""}))}
+
+
+async def query_pages(table: Table, key_condition: Any, **options: Any) -> list[Page]:
+    pages = [await table.query(key_condition, **options)]
+    while pages[-1].cursor is not None:
+        pages.append(await table.query(key_condition, cursor=pages[-1].cursor, **options))
+    return pages
+
+
+def xfail_on_moto(request: pytest.FixtureRequest, reason: str) -> None:
+    if on_moto(request):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+async def test_query_pages_end_once_they_have_read_1mb(make_table: MakeTable) -> None:
+    table = await make_table()
+    items = [item_of(100_000, PK="p", SK=f"{i:02d}") for i in range(30)]
+    await put_all(table, items)
+
+    pages = await query_pages(table, Key("PK").eq("p"))
+    first = await table.query(Key("PK").eq("p"), limit=20)
+
+    assert len(pages) >= 3
+    assert [item["SK"] for page in pages for item in page.items] == [i["SK"] for i in items]
+    for page in pages:
+        assert sum(item_size(item) for item in page.items[:-1]) < MAX_PAGE_SIZE
+    assert 0 < len(first.items) < 20 and first.cursor is not None
+
+
+async def test_a_page_includes_the_item_that_reaches_1mb(
+    make_table: MakeTable, request: pytest.FixtureRequest
+) -> None:
+    xfail_on_moto(
+        request,
+        "moto ends a page before the item that would take it over 1,000,000 bytes; DynamoDB "
+        "(and InMemoryTable) reads until 1 MB (1,048,576 bytes) is reached, that item included",
+    )
+    table = await make_table()
+    await put_all(table, [item_of(100_000, PK="p", SK=f"{i:02d}") for i in range(12)])
+
+    first = await table.query(Key("PK").eq("p"))
+    rest = await table.query(Key("PK").eq("p"), cursor=first.cursor)
+
+    # Ten items make 1,000,000 bytes, under 1 MB; the eleventh reaches it and ends the page.
+    assert [item["SK"] for item in first.items] == [f"{i:02d}" for i in range(11)]
+    assert [item["SK"] for item in rest.items] == ["11"] and rest.cursor is None
+
+
+async def test_the_1mb_a_page_reads_is_counted_before_the_filter(make_table: MakeTable) -> None:
+    table = await make_table()
+    await put_all(table, [item_of(100_000, PK="p", SK=f"{i:02d}", keep=i == 29) for i in range(30)])
+
+    first = await table.query(Key("PK").eq("p"), filter=Attr("keep").eq(True))
+    kept = await all_items(table, Key("PK").eq("p"), filter=Attr("keep").eq(True))
+
+    assert first.items == [] and first.cursor is not None
+    assert [item["SK"] for item in kept] == ["29"]
+
+
+async def test_an_index_page_counts_the_size_of_the_projected_index_items(
+    make_table: MakeTable, request: pytest.FixtureRequest
+) -> None:
+    xfail_on_moto(
+        request,
+        "moto sizes an index page by the table's whole items; DynamoDB (and InMemoryTable) "
+        "by the index items, which a KEYS_ONLY index keeps small",
+    )
+    table = await make_table(indexes=INDEXES)
+    users = [
+        item_of(100_000, PK=f"user#{i:02d}", SK="profile", status="active", created=i, email="e")
+        for i in range(30)
+    ]
+    await put_all(table, users)
+
+    keys_only = await table.query(Key("status").eq("active"), index="by_status")
+    whole_items = await query_pages(table, Key("email").eq("e"), index="by_email")
+
+    assert len(keys_only.items) == 30 and keys_only.cursor is None
+    assert len(whole_items) >= 3
+
+
+async def test_transaction_over_4mb_is_refused(make_table: MakeTable) -> None:
+    # moto has no 4 MB check: on moto, DynamoTable's own check of what it sends refuses it.
+    table = await make_table()
+    ten = [item_of(400_000, PK="big", SK=f"{i:02d}") for i in range(10)]
+    rest = MAX_TRANSACTION_SIZE - 10 * 400_000
+
+    with pytest.raises(TransactionTooLarge):
+        await table.transact([Put(item) for item in [*ten, item_of(rest + 1, PK="big", SK="10")]])
+    assert await all_items(table, Key("PK").eq("big"), limit=1) == []
+
+    await table.transact([Put(item) for item in [*ten, item_of(rest, PK="big", SK="10")]])
+    assert len(await all_items(table, Key("PK").eq("big"))) == 11

@@ -18,6 +18,7 @@ from bus.storage import (
     Table,
     TableSpec,
     TransactionCanceled,
+    TransactionTooLarge,
     UnitOfWork,
     outbox_index,
 )
@@ -145,11 +146,28 @@ async def test_a_unit_of_work_too_large_for_one_transaction_is_refused(
     make_table: MakeTable,
 ) -> None:
     table = await make_table()
-    with pytest.raises(StorageError, match="split the work"):
+    with pytest.raises(TransactionTooLarge, match="split the work"):
         async with UnitOfWork(table) as uow:
             for n in range(99):
                 uow.put({"PK": "p", "SK": str(n)})
             uow.publish(b"e", ordering_key="k", event_id="e")
+    assert await table.get({"PK": "p", "SK": "0"}) is None
+
+
+async def test_a_unit_of_work_over_4mb_is_refused_saying_what_it_holds(
+    make_table: MakeTable,
+) -> None:
+    table = await make_table()
+    with pytest.raises(TransactionTooLarge) as too_large:
+        async with UnitOfWork(table) as uow:
+            for n in range(9):
+                uow.put({"PK": "p", "SK": str(n), "body": "x" * 400_000})
+            for n in range(3):
+                uow.publish(b"e" * 300_000, ordering_key="k", event_id=f"e{n}")
+    assert "unit of work does not fit in one transaction (9 writes, 3 events" in str(
+        too_large.value
+    )
+    assert "4 MB" in str(too_large.value)
     assert await table.get({"PK": "p", "SK": "0"}) is None
 
 
