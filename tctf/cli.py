@@ -1,4 +1,4 @@
-"""The `tctf` command: run the platform, show its topology, provision, package a domain."""
+"""The `tctf` command: run the platform, show its topology, provision, package, synthesize."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tctf.packaging import main as package
 
         return package(argv[1:])
+    if argv[:1] == ["synth"]:  # its own options, parsed by tctf.synth
+        from tctf.synth import main as synth
+
+        return synth(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -64,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     up.set_defaults(command=_up)
 
     commands.add_parser("package", help="build one domain's Lambda artifact (see its --help)")
+    commands.add_parser("synth", help="the CDK app deploying every domain (see its --help)")
     return parser
 
 

@@ -1,0 +1,498 @@
+"""`tctf synth`: the AWS CDK app that deploys the platform, built from the `Topology`.
+
+One shared stack holds the SNS topic (or the EventBridge bus); one stack per domain holds
+what that domain owns: its queues and DLQs with their redrive policies, the subscriptions
+(or rules) that fill its events queue, its table with the outbox stream and the outbox DLQ,
+its Lambda function (the package `tctf package` builds), the event source mappings that
+feed it — every queue with ReportBatchItemFailures, the table's stream filtered to new
+outbox items — and its HTTP API when it has routes. Names, queue attributes, filter
+policies, patterns and retry settings are those `tctf up` provisions (`adapters.aws.
+provision`), so a deployed platform and a locally provisioned one are the same shape.
+
+Domain stacks address the shared topic or bus by name and depend on the shared stack, so
+no stack exports values to another, and a domain deploys alone.
+
+    tctf synth -o cdk.out                # then: npx cdk deploy --app cdk.out --all
+    cdk.json: {"app": "python -m tctf.synth"}   # the CDK CLI runs this module
+
+The AWS CDK (`aws-cdk-lib`, which runs on Node.js through jsii) is imported only here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from adapters.aws.provision import (
+    DLQ_RETENTION_SECONDS,
+    TABLE_STREAM_VIEW,
+    TARGET_RETRY_POLICY,
+    rule_name,
+)
+from bus import ConfigurationError, Domain, Topology
+from bus.topology import QueueSpec
+
+if TYPE_CHECKING:
+    import aws_cdk as cdk
+    from aws_cdk import aws_iam as iam
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_sqs as sqs
+
+    from bus.storage.spec import TableSpec
+
+Transport = Literal["sns", "eventbridge"]
+
+#: The function's handler setting: the Lambda adapter's entry point.
+HANDLER = "adapters.lambda_.entry.handler"
+#: Lambda's maximum timeout, seconds.
+MAX_FUNCTION_TIMEOUT = 900
+#: A function without queues (HTTP only) gets API Gateway's own limit, seconds.
+HTTP_FUNCTION_TIMEOUT = 29
+#: Records per batch from the table's stream to the outbox relay.
+STREAM_BATCH_SIZE = 100
+#: Only new outbox events reach the relay: writes of other items, and the relay's own
+#: deletes, are filtered out by the event source mapping instead of invoking the function.
+OUTBOX_STREAM_FILTER = {
+    "eventName": ["INSERT"],
+    "dynamodb": {
+        "Keys": {
+            "PK": {"S": [{"prefix": "OUTBOX#"}]},
+            "SK": {"S": [{"prefix": "EVENT#"}]},
+        }
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSettings:
+    """What every domain's function is given, beyond what the topology says."""
+
+    #: Memory, MB; it also sets the CPU Lambda gives (1769 MB is one full vCPU).
+    memory_mb: int = 1024
+    #: The Lambda runtime; the package's bytecode is compiled for it (`tctf.packaging`).
+    runtime: str = "python3.11"
+    #: Architecture; the package's wheels are x86_64 ones.
+    architecture: Literal["x86_64"] = "x86_64"
+
+
+def function_timeout(topology: Topology, domain: str) -> int:
+    """Seconds the domain's function may run: no longer than the shortest visibility
+    timeout of the queues it consumes (a longer one is refused by the event source mapping,
+    and the record would reappear while still being handled)."""
+    timeouts = [q.visibility_timeout for q in topology.queues if q.domain == domain]
+    if not timeouts:
+        return HTTP_FUNCTION_TIMEOUT
+    seconds = min(math.floor(min(timeouts)), MAX_FUNCTION_TIMEOUT)
+    if seconds < 1:
+        raise ConfigurationError(
+            f"domain {domain}: a visibility timeout under 1 s leaves its function no time"
+        )
+    return seconds
+
+
+def function_environment(topology: Topology, domain: str, transport: Transport) -> dict[str, str]:
+    """The function's environment (see docs/lambda.md), the topic or bus as an ARN in the
+    stack's own partition, region and account."""
+    environment = {"TCTF_DOMAIN": domain, "TCTF_APP": topology.app, "TCTF_TRANSPORT": transport}
+    if transport == "sns":
+        environment["TCTF_TOPIC_ARN"] = _arn("sns", topology.topic)
+    else:
+        environment["TCTF_EVENT_BUS"] = _arn("events", f"event-bus/{topology.event_bus}")
+    return environment
+
+
+def build_app(
+    domains: Sequence[Domain],
+    packages: Mapping[str, Path],
+    *,
+    transport: Transport = "sns",
+    app: str = "tctf",
+    settings: FunctionSettings | None = None,
+    outdir: str | None = None,
+) -> cdk.App:
+    """The CDK app: `<app>-shared` and one `<app>-<domain>` stack per domain.
+
+    `packages` maps each domain to its function's code: the zip (or folder) `tctf package`
+    built. Nothing is synthesized until `app.synth()`.
+    """
+    import aws_cdk as cdk
+
+    settings = settings or FunctionSettings()
+    topology = Topology.from_domains(domains, app=app)
+    missing = [d for d in topology.domains if d not in packages]
+    if missing:
+        raise ConfigurationError(f"no package for domain(s) {', '.join(missing)}")
+    cdk_app = cdk.App(outdir=outdir) if outdir else cdk.App()
+    shared = _shared_stack(cdk_app, topology, transport)
+    for domain in topology.domains:
+        stack = cdk.Stack(
+            cdk_app,
+            f"{app}-{domain}",
+            description=f"{app}: domain {domain} (queues, table, function)",
+        )
+        stack.add_stack_dependency(shared)
+        DomainResources(stack, topology, domain, transport, packages[domain], settings).build()
+    return cdk_app
+
+
+def _shared_stack(cdk_app: cdk.App, topology: Topology, transport: Transport) -> cdk.Stack:
+    import aws_cdk as cdk
+    from aws_cdk import aws_events as events
+    from aws_cdk import aws_sns as sns
+
+    stack = cdk.Stack(
+        cdk_app, f"{topology.app}-shared", description=f"{topology.app}: the event topic or bus"
+    )
+    if transport == "sns":
+        topic = sns.Topic(stack, "Topic", topic_name=topology.topic)
+        cdk.CfnOutput(stack, "TopicArn", value=topic.topic_arn)
+    else:
+        bus = events.EventBus(stack, "Bus", event_bus_name=topology.event_bus)
+        cdk.CfnOutput(stack, "EventBusArn", value=bus.event_bus_arn)
+    return stack
+
+
+class DomainResources:
+    """One domain's resources in its stack."""
+
+    def __init__(
+        self,
+        stack: cdk.Stack,
+        topology: Topology,
+        domain: str,
+        transport: Transport,
+        code: Path,
+        settings: FunctionSettings,
+    ) -> None:
+        self.stack = stack
+        self.topology = topology
+        self.domain = domain
+        self.transport = transport
+        self.code = code
+        self.settings = settings
+        self.queues: dict[str, sqs.Queue] = {}
+
+    def build(self) -> None:
+        specs = [q for q in self.topology.queues if q.domain == self.domain]
+        for spec in specs:
+            self.queues[spec.name] = self._queue(spec)
+        function = self._function()
+        for spec in specs:
+            self._feed(spec, function)
+        table = self.topology.tables.get(self.domain)
+        if table is not None:
+            self._table(table, function)
+        self._grants(function)
+        routes = [r for r in self.topology.routes if r.domain == self.domain]
+        if routes:
+            self._http_api(function, routes)
+
+    # -- queues -----------------------------------------------------------------------------
+
+    def _queue(self, spec: QueueSpec) -> sqs.Queue:
+        import aws_cdk as cdk
+        from aws_cdk import aws_sqs as sqs
+
+        dlq = self._dead_letter_queue(spec.dlq)
+        queue = sqs.Queue(
+            self.stack,
+            _construct_id(spec.name),
+            queue_name=spec.name,
+            # SQS counts visibility in whole seconds; rounding up never shortens a handler's.
+            visibility_timeout=cdk.Duration.seconds(math.ceil(spec.visibility_timeout)),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=dlq, max_receive_count=spec.max_receive_count
+            ),
+        )
+        if spec.purpose == "events":
+            self._fill(spec, queue, dlq)
+        return queue
+
+    def _dead_letter_queue(self, name: str) -> sqs.Queue:
+        import aws_cdk as cdk
+        from aws_cdk import aws_sqs as sqs
+
+        return sqs.Queue(
+            self.stack,
+            _construct_id(name),
+            queue_name=name,
+            retention_period=cdk.Duration.seconds(DLQ_RETENTION_SECONDS),
+        )
+
+    def _fill(self, spec: QueueSpec, queue: sqs.Queue, dlq: sqs.Queue) -> None:
+        """What fills an events queue: a filtered, raw subscription to the topic or a rule on
+        the bus; what it cannot deliver goes to the queue's DLQ."""
+        if self.transport == "sns":
+            source_arn = _arn("sns", self.topology.topic)
+            service = "sns.amazonaws.com"
+            self._subscribe(spec, queue, dlq, source_arn)
+        else:
+            source_arn = self._rule(spec, queue, dlq)
+            service = "events.amazonaws.com"
+        for target in (queue, dlq):
+            target.add_to_resource_policy(_send_from(service, source_arn, target.queue_arn))
+
+    def _subscribe(self, spec: QueueSpec, queue: sqs.Queue, dlq: sqs.Queue, topic: str) -> None:
+        from aws_cdk import aws_sns as sns
+
+        policy, scope = self.topology.filter_policy(spec.name)
+        sns.CfnSubscription(
+            self.stack,
+            f"{_construct_id(spec.name)}Subscription",
+            topic_arn=topic,
+            protocol="sqs",
+            endpoint=queue.queue_arn,
+            raw_message_delivery=True,
+            filter_policy_scope=scope,
+            filter_policy=policy,
+            redrive_policy={"deadLetterTargetArn": dlq.queue_arn},
+        )
+
+    def _rule(self, spec: QueueSpec, queue: sqs.Queue, dlq: sqs.Queue) -> str:
+        from aws_cdk import aws_events as events
+
+        rule = events.CfnRule(
+            self.stack,
+            f"{_construct_id(spec.name)}Rule",
+            name=rule_name(spec.name),
+            event_bus_name=self.topology.event_bus,
+            event_pattern=self.topology.event_pattern(spec.name),
+            state="ENABLED",
+            description=f"events for domain {spec.domain}",
+            targets=[
+                events.CfnRule.TargetProperty(
+                    id="queue",
+                    arn=queue.queue_arn,
+                    dead_letter_config=events.CfnRule.DeadLetterConfigProperty(arn=dlq.queue_arn),
+                    retry_policy=events.CfnRule.RetryPolicyProperty(
+                        maximum_retry_attempts=TARGET_RETRY_POLICY["MaximumRetryAttempts"],
+                        maximum_event_age_in_seconds=TARGET_RETRY_POLICY[
+                            "MaximumEventAgeInSeconds"
+                        ],
+                    ),
+                )
+            ],
+        )
+        return str(rule.attr_arn)
+
+    # -- the function -----------------------------------------------------------------------
+
+    def _function(self) -> lambda_.Function:
+        import aws_cdk as cdk
+        from aws_cdk import aws_lambda as lambda_
+
+        settings = self.settings
+        function = lambda_.Function(
+            self.stack,
+            "Function",
+            function_name=f"{self.topology.app}-{self.domain}",
+            description=f"{self.topology.app}: domain {self.domain}",
+            runtime=lambda_.Runtime(settings.runtime, lambda_.RuntimeFamily.PYTHON),
+            architecture=lambda_.Architecture.X86_64,
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(str(self.code)),
+            memory_size=settings.memory_mb,
+            timeout=cdk.Duration.seconds(function_timeout(self.topology, self.domain)),
+            environment=function_environment(self.topology, self.domain, self.transport),
+        )
+        cdk.CfnOutput(self.stack, "FunctionName", value=function.function_name)
+        return function
+
+    def _feed(self, spec: QueueSpec, function: lambda_.Function) -> None:
+        """The queue's event source mapping: its batch size and concurrency, and only the
+        failed records of a batch returned to the queue."""
+        from aws_cdk import aws_lambda_event_sources as sources
+
+        function.add_event_source(
+            sources.SqsEventSource(
+                self.queues[spec.name],
+                batch_size=spec.batch_size,
+                report_batch_item_failures=True,
+                # Lambda's maximum concurrency starts at 2.
+                max_concurrency=max(spec.concurrency, 2),
+            )
+        )
+
+    def _table(self, spec: TableSpec, function: lambda_.Function) -> None:
+        import aws_cdk as cdk
+        from aws_cdk import aws_dynamodb as dynamodb
+        from aws_cdk import aws_lambda as lambda_
+        from aws_cdk import aws_lambda_event_sources as sources
+
+        sort_key = spec.sort_key
+        table = dynamodb.Table(
+            self.stack,
+            "Table",
+            table_name=spec.name,
+            partition_key=_attribute(spec.partition_key),
+            sort_key=_attribute(sort_key) if sort_key is not None else None,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            stream=dynamodb.StreamViewType(TABLE_STREAM_VIEW),
+            time_to_live_attribute=spec.ttl_attribute,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            # A domain's data outlives a `cdk destroy` of its stack.
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        for index in spec.indexes:
+            table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=_attribute(index.partition_key),
+                sort_key=_attribute(index.sort_key) if index.sort_key is not None else None,
+                projection_type=dynamodb.ProjectionType(str(index.projection)),
+                non_key_attributes=list(index.non_key_attributes) or None,
+            )
+        table.grant_read_write_data(function)
+        outbox_dlq = self._dead_letter_queue(self.topology.outbox_dlqs[self.domain])
+        outbox_dlq.grant_send_messages(function)
+        function.add_event_source(
+            sources.DynamoEventSource(
+                table,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=STREAM_BATCH_SIZE,
+                report_batch_item_failures=True,
+                filters=[lambda_.FilterCriteria.filter(OUTBOX_STREAM_FILTER)],
+            )
+        )
+
+    def _grants(self, function: lambda_.Function) -> None:
+        """Publishing to the topic or bus; sending tasks to any domain's task queue and
+        parked records to the app's DLQs (queues addressed by name, `<app>-...`)."""
+        from aws_cdk import aws_iam as iam
+
+        if self.transport == "sns":
+            publish = iam.PolicyStatement(
+                actions=["sns:Publish"], resources=[_arn("sns", self.topology.topic)]
+            )
+        else:
+            publish = iam.PolicyStatement(
+                actions=["events:PutEvents"],
+                resources=[_arn("events", f"event-bus/{self.topology.event_bus}")],
+            )
+        function.add_to_role_policy(publish)
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sqs:SendMessage", "sqs:GetQueueUrl"],
+                resources=[_arn("sqs", f"{self.topology.app}-*")],
+            )
+        )
+
+    def _http_api(self, function: lambda_.Function, routes: Sequence[Any]) -> None:
+        import aws_cdk as cdk
+        from aws_cdk import aws_apigatewayv2 as apigateway
+        from aws_cdk import aws_apigatewayv2_integrations as integrations
+
+        api = apigateway.HttpApi(self.stack, "Api", api_name=f"{self.topology.app}-{self.domain}")
+        integration = integrations.HttpLambdaIntegration("Integration", function)
+        for route in routes:
+            api.add_routes(
+                path=route.path,
+                methods=[apigateway.HttpMethod(route.method)],
+                integration=integration,
+            )
+        cdk.CfnOutput(self.stack, "ApiUrl", value=api.api_endpoint)
+
+
+def _arn(service: str, resource: str) -> str:
+    """An ARN in the stack's partition, region and account (CloudFormation pseudo
+    parameters), as `Stack.format_arn` would make it without a stack in hand."""
+    import aws_cdk as cdk
+
+    return f"arn:{cdk.Aws.PARTITION}:{service}:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:{resource}"
+
+
+def _send_from(service: str, source_arn: str, queue_arn: str) -> iam.PolicyStatement:
+    from aws_cdk import aws_iam as iam
+
+    return iam.PolicyStatement(
+        actions=["sqs:SendMessage"],
+        principals=[iam.ServicePrincipal(service)],
+        resources=[queue_arn],
+        conditions={"ArnEquals": {"aws:SourceArn": source_arn}},
+    )
+
+
+def _attribute(attribute: Any) -> Any:
+    from aws_cdk import aws_dynamodb as dynamodb
+
+    kinds = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
+    kinds["B"] = dynamodb.AttributeType.BINARY
+    return dynamodb.Attribute(name=attribute.name, type=kinds[str(attribute.type)])
+
+
+def _construct_id(name: str) -> str:
+    """A construct id from a resource name: `tctf-users-events-dlq` -> `UsersEventsDlq`
+    without the app prefix, which every name in a stack shares."""
+    return "".join(part.capitalize() for part in name.split("-")[1:]) or name
+
+
+def synth(
+    out: Path,
+    *,
+    transport: Transport = "sns",
+    app: str = "tctf",
+    domain_names: Sequence[str] | None = None,
+    dependencies: bool = True,
+    settings: FunctionSettings | None = None,
+) -> Path:
+    """Package every domain into `out/packages/` and synthesize the cloud assembly into
+    `out/`; return `out`."""
+    from tctf.config import load_domains
+    from tctf.packaging import package
+
+    domains = load_domains(domain_names)
+    packages = {
+        d.name: package(d.name, out / "packages", zip=True, dependencies=dependencies)
+        for d in domains
+    }
+    cdk_app = build_app(
+        domains, packages, transport=transport, app=app, settings=settings, outdir=str(out)
+    )
+    cdk_app.synth()
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`tctf synth [-o cdk.out] [--transport sns|eventbridge] [--app NAME] [--domain NAME]`."""
+    parser = argparse.ArgumentParser(prog="tctf synth", description=__doc__.splitlines()[0])
+    parser.add_argument("-o", "--out", type=Path, default=Path("cdk.out"), help="cloud assembly")
+    parser.add_argument("--transport", choices=["sns", "eventbridge"], default="sns")
+    parser.add_argument("--app", default="tctf", help="the platform's name, prefix of everything")
+    parser.add_argument(
+        "--domain", action="append", dest="domains", metavar="NAME", help="only this domain"
+    )
+    parser.add_argument("--memory-mb", type=int, default=FunctionSettings().memory_mb)
+    parser.add_argument(
+        "--no-deps",
+        action="store_true",
+        help="package first-party code only (a layer holds the third-party distributions)",
+    )
+    args = parser.parse_args(argv)
+    from tctf.packaging import PackagingError
+
+    try:
+        out = synth(
+            args.out,
+            transport=args.transport,
+            app=args.app,
+            domain_names=args.domains,
+            dependencies=not args.no_deps,
+            settings=FunctionSettings(memory_mb=args.memory_mb),
+        )
+    except (ConfigurationError, PackagingError) as error:
+        print(f"tctf synth: {error}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    # Run by the CDK CLI (cdk.json: "python -m tctf.synth"): it names the output directory.
+    raise SystemExit(main(["-o", os.environ.get("CDK_OUTDIR", "cdk.out"), *sys.argv[1:]]))

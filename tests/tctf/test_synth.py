@@ -1,0 +1,293 @@
+"""`tctf synth`: the CDK app's templates hold what the topology says, as `tctf up` makes it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.aws.provision import DLQ_RETENTION_SECONDS, TARGET_RETRY_POLICY, rule_name
+from adapters.lambda_.boot import build
+from bus import Topology
+from bus.routing import compile_event_pattern
+from tctf.config import load_domains
+from tctf.synth import HANDLER, OUTBOX_STREAM_FILTER, main
+
+# jsii's Node.js process would print a banner on every start; Node 20 still runs it.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
+STREAM_SAMPLE = Path("/work/shared/aws/aws-lambda-go/events/testdata/dynamodb-event.json")
+
+Templates = dict[str, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def topology() -> Topology:
+    return Topology.from_domains(load_domains(), app="tctf")
+
+
+def _synth(out: Path, transport: str) -> Templates:
+    assert main(["-o", str(out), "--transport", transport, "--no-deps"]) == 0
+    return {
+        path.name.removesuffix(".template.json"): json.loads(path.read_text())
+        for path in out.glob("*.template.json")
+    }
+
+
+@pytest.fixture(scope="module")
+def sns_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    yield _synth(tmp_path_factory.mktemp("sns"), "sns")
+
+
+@pytest.fixture(scope="module")
+def eventbridge_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    yield _synth(tmp_path_factory.mktemp("eventbridge"), "eventbridge")
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """Logical id -> properties of every resource of `kind`."""
+    return {
+        logical: resource.get("Properties", {})
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == kind
+    }
+
+
+def resolve(value: Any) -> Any:
+    """A value with `Fn::Join` and pseudo-parameter `Ref`s worked out, as CloudFormation
+    would in account 123456789012, us-east-1."""
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(str(resolve(part)) for part in parts)
+    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in PSEUDO:
+        return PSEUDO[value["Ref"]]
+    return value
+
+
+def queue_ids(template: dict[str, Any]) -> dict[str, str]:
+    """Queue name -> logical id."""
+    return {
+        p["QueueName"]: logical for logical, p in resources(template, "AWS::SQS::Queue").items()
+    }
+
+
+def test_the_shared_stack_holds_the_topic_or_the_bus_and_every_domain_depends_on_it(
+    sns_app: Templates, eventbridge_app: Templates, topology: Topology
+) -> None:
+    (topic,) = resources(sns_app["tctf-shared"], "AWS::SNS::Topic").values()
+    assert topic["TopicName"] == topology.topic
+    (bus,) = resources(eventbridge_app["tctf-shared"], "AWS::Events::EventBus").values()
+    assert bus["Name"] == topology.event_bus
+    assert set(sns_app) == {"tctf-shared", *(f"tctf-{d}" for d in topology.domains)}
+
+
+def test_every_queue_has_its_dlq_redrive_and_visibility_as_the_topology_says(
+    sns_app: Templates, topology: Topology
+) -> None:
+    for spec in topology.queues:
+        template = sns_app[f"tctf-{spec.domain}"]
+        queues = resources(template, "AWS::SQS::Queue")
+        ids = queue_ids(template)
+        queue, dlq = queues[ids[spec.name]], queues[ids[spec.dlq]]
+        assert queue["VisibilityTimeout"] == math.ceil(spec.visibility_timeout)
+        assert queue["RedrivePolicy"] == {
+            "deadLetterTargetArn": {"Fn::GetAtt": [ids[spec.dlq], "Arn"]},
+            "maxReceiveCount": spec.max_receive_count,
+        }
+        assert dlq["MessageRetentionPeriod"] == DLQ_RETENTION_SECONDS
+    for domain, name in topology.outbox_dlqs.items():
+        assert name in queue_ids(sns_app[f"tctf-{domain}"])
+
+
+def test_sns_subscriptions_carry_the_filter_policies_and_dlqs_tctf_up_sets(
+    sns_app: Templates, topology: Topology
+) -> None:
+    events = [q for q in topology.queues if q.purpose == "events"]
+    assert events
+    for spec in events:
+        template = sns_app[f"tctf-{spec.domain}"]
+        ids = queue_ids(template)
+        (subscription,) = [
+            s
+            for s in resources(template, "AWS::SNS::Subscription").values()
+            if s["Endpoint"] == {"Fn::GetAtt": [ids[spec.name], "Arn"]}
+        ]
+        policy, scope = topology.filter_policy(spec.name)
+        assert resolve(subscription["TopicArn"]) == "arn:aws:sns:us-east-1:123456789012:tctf-events"
+        assert subscription["Protocol"] == "sqs"
+        assert subscription["RawMessageDelivery"] is True
+        assert (subscription["FilterPolicy"], subscription["FilterPolicyScope"]) == (policy, scope)
+        assert subscription["RedrivePolicy"] == {
+            "deadLetterTargetArn": {"Fn::GetAtt": [ids[spec.dlq], "Arn"]}
+        }
+        _assert_may_send(template, ids[spec.name], "sns.amazonaws.com")
+        _assert_may_send(template, ids[spec.dlq], "sns.amazonaws.com")
+
+
+def test_eventbridge_rules_carry_the_patterns_dlqs_and_retries_tctf_up_sets(
+    eventbridge_app: Templates, topology: Topology
+) -> None:
+    for spec in (q for q in topology.queues if q.purpose == "events"):
+        template = eventbridge_app[f"tctf-{spec.domain}"]
+        ids = queue_ids(template)
+        (rule,) = [
+            r
+            for r in resources(template, "AWS::Events::Rule").values()
+            if r["Name"] == rule_name(spec.name)
+        ]
+        assert rule["EventBusName"] == topology.event_bus
+        assert rule["EventPattern"] == topology.event_pattern(spec.name)
+        (target,) = rule["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": [ids[spec.name], "Arn"]}
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [ids[spec.dlq], "Arn"]}}
+        assert target["RetryPolicy"] == TARGET_RETRY_POLICY
+        _assert_may_send(template, ids[spec.name], "events.amazonaws.com")
+    assert not resources(eventbridge_app["tctf-messaging"], "AWS::SNS::Subscription")
+
+
+def test_each_function_is_fed_by_its_queues_and_reports_only_the_failed_records(
+    sns_app: Templates, topology: Topology
+) -> None:
+    for domain in topology.domains:
+        template = sns_app[f"tctf-{domain}"]
+        ((function_id, function),) = resources(template, "AWS::Lambda::Function").items()
+        assert function["Handler"] == HANDLER
+        assert function["Runtime"] == "python3.11"
+        mappings = {
+            m["EventSourceArn"]["Fn::GetAtt"][0]: m
+            for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
+        }
+        ids = queue_ids(template)
+        specs = [q for q in topology.queues if q.domain == domain]
+        for spec in specs:
+            mapping = mappings[ids[spec.name]]
+            assert mapping["FunctionName"] == {"Ref": function_id}
+            assert mapping["BatchSize"] == spec.batch_size
+            assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+            assert mapping["ScalingConfig"] == {"MaximumConcurrency": max(spec.concurrency, 2)}
+            # The event source mapping refuses a function that outlives the queue's visibility.
+            assert function["Timeout"] <= spec.visibility_timeout
+
+
+def test_a_stateful_domain_has_its_table_and_its_stream_feeds_only_new_outbox_items(
+    sns_app: Templates, topology: Topology
+) -> None:
+    spec = topology.tables["users"]
+    template = sns_app["tctf-users"]
+    ((table_id, table),) = resources(template, "AWS::DynamoDB::Table").items()
+    assert table["TableName"] == spec.name
+    assert table["KeySchema"] == [
+        {"AttributeName": "PK", "KeyType": "HASH"},
+        {"AttributeName": "SK", "KeyType": "RANGE"},
+    ]
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    assert table["TimeToLiveSpecification"] == {
+        "AttributeName": spec.ttl_attribute,
+        "Enabled": True,
+    }
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    assert {index.name for index in spec.indexes} == set(indexes)
+    assert indexes["outbox"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    (stream,) = [
+        m
+        for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
+        if m["EventSourceArn"] == {"Fn::GetAtt": [table_id, "StreamArn"]}
+    ]
+    assert stream["StartingPosition"] == "TRIM_HORIZON"
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    (criterion,) = stream["FilterCriteria"]["Filters"]
+    assert json.loads(criterion["Pattern"]) == OUTBOX_STREAM_FILTER
+
+
+def _stream_record(event_name: str, pk: str, sk: str) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(STREAM_SAMPLE.read_text())["Records"][0]
+    record["eventName"] = event_name
+    record["dynamodb"]["Keys"] = {"PK": {"S": pk}, "SK": {"S": sk}}
+    return record
+
+
+def test_the_stream_filter_lets_through_exactly_what_the_relay_publishes() -> None:
+    """Lambda filters with EventBridge's pattern syntax; our matcher is held to AWS's own."""
+    matches = compile_event_pattern(OUTBOX_STREAM_FILTER).match
+
+    assert matches(_stream_record("INSERT", "OUTBOX#user-1", "EVENT#00000000000000000001"))
+    assert not matches(_stream_record("REMOVE", "OUTBOX#user-1", "EVENT#00000000000000000001"))
+    assert not matches(_stream_record("INSERT", "OUTBOX#user-1", "HEAD"))
+    assert not matches(_stream_record("INSERT", "USER#1", "PROFILE"))
+    assert not matches(_stream_record("MODIFY", "OUTBOX#user-1", "EVENT#00000000000000000001"))
+
+
+def test_the_function_environment_is_one_the_lambda_boots_with(
+    sns_app: Templates, eventbridge_app: Templates, topology: Topology
+) -> None:
+    for templates in (sns_app, eventbridge_app):
+        for domain in topology.domains:
+            (function,) = resources(templates[f"tctf-{domain}"], "AWS::Lambda::Function").values()
+            variables = {k: resolve(v) for k, v in function["Environment"]["Variables"].items()}
+            env = {
+                **variables,
+                # Nothing is called at init; were anything called, it would be refused.
+                "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "x",
+                "AWS_SECRET_ACCESS_KEY": "x",
+            }
+            app = build(env)  # raises ConfigurationError on a topic or bus it does not own
+            app.close()
+            assert variables["TCTF_DOMAIN"] == domain
+
+
+def test_a_domain_with_routes_gets_an_http_api_to_its_function(
+    sns_app: Templates, topology: Topology
+) -> None:
+    template = sns_app["tctf-users"]
+    routes = {r["RouteKey"] for r in resources(template, "AWS::ApiGatewayV2::Route").values()}
+    assert routes == {f"{r.method} {r.path}" for r in topology.routes if r.domain == "users"}
+    (integration,) = resources(template, "AWS::ApiGatewayV2::Integration").values()
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    assert integration["PayloadFormatVersion"] == "2.0"
+    assert not resources(sns_app["tctf-messaging"], "AWS::ApiGatewayV2::Api")
+
+
+def test_the_function_may_publish_send_tasks_and_dead_letter_but_no_more(
+    sns_app: Templates, eventbridge_app: Templates
+) -> None:
+    def statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+        policies = resources(template, "AWS::IAM::Policy").values()
+        return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+
+    def allowed(template: dict[str, Any], action: str) -> list[Any]:
+        return [
+            resolve(s["Resource"])
+            for s in statements(template)
+            if action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        ]
+
+    messaging = sns_app["tctf-messaging"]
+    assert allowed(messaging, "sns:Publish") == ["arn:aws:sns:us-east-1:123456789012:tctf-events"]
+    assert "arn:aws:sqs:us-east-1:123456789012:tctf-*" in allowed(messaging, "sqs:SendMessage")
+    assert allowed(messaging, "dynamodb:PutItem") == []
+    assert allowed(eventbridge_app["tctf-messaging"], "events:PutEvents") == [
+        "arn:aws:events:us-east-1:123456789012:event-bus/tctf-bus"
+    ]
+    assert allowed(sns_app["tctf-users"], "dynamodb:PutItem")
+
+
+def _assert_may_send(template: dict[str, Any], queue_id: str, service: str) -> None:
+    """The queue's policy lets `service` send to it."""
+    for policy in resources(template, "AWS::SQS::QueuePolicy").values():
+        if {"Ref": queue_id} not in policy["Queues"]:
+            continue
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if statement["Principal"] == {"Service": service} and statement["Action"] == (
+                "sqs:SendMessage"
+            ):
+                assert "aws:SourceArn" in statement["Condition"]["ArnEquals"]
+                return
+    raise AssertionError(f"no policy lets {service} send to {queue_id}")
