@@ -24,6 +24,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -442,20 +443,24 @@ def synth(
     dependencies: bool = True,
     settings: FunctionSettings | None = None,
 ) -> Path:
-    """Package every domain into `out/packages/` and synthesize the cloud assembly into
-    `out/`; return `out`."""
+    """Package every domain and synthesize the cloud assembly into `out/`; return `out`.
+
+    The packages are built in a scratch directory: synthesis copies each zip into the
+    assembly as an asset (named by its hash, so an unchanged domain is not uploaded again).
+    """
     from tctf.config import load_domains
     from tctf.packaging import package
 
     domains = load_domains(domain_names)
-    packages = {
-        d.name: package(d.name, out / "packages", zip=True, dependencies=dependencies)
-        for d in domains
-    }
-    cdk_app = build_app(
-        domains, packages, transport=transport, app=app, settings=settings, outdir=str(out)
-    )
-    cdk_app.synth()
+    with tempfile.TemporaryDirectory(prefix="tctf-synth-") as scratch:
+        packages = {
+            d.name: package(d.name, Path(scratch), zip=True, dependencies=dependencies)
+            for d in domains
+        }
+        cdk_app = build_app(
+            domains, packages, transport=transport, app=app, settings=settings, outdir=str(out)
+        )
+        cdk_app.synth()
     return out
 
 
