@@ -75,22 +75,36 @@ def _send_email_event(tmp_path: Path) -> Path:
     return path
 
 
-def _probe(built: Path, tmp_path: Path) -> dict[str, Any]:
-    """Run `_PROBE` on the messaging package in a clean interpreter; what it prints."""
+def _write_tree(root: Path, files: dict[str, str]) -> None:
+    """A checkout of our own making: each path relative to `root`, with its text."""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def _run_packaged(code: str, built: Path, tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Run `code` in a clean interpreter, its arguments the package, this environment's
+    site-packages and a two-record SQS event file (a SEND_EMAIL task, a broken record);
+    the JSON it prints last."""
     site_packages = sysconfig.get_paths()["purelib"]
-    env = {**os.environ, "TCTF_DOMAIN": "messaging", "TCTF_TRANSPORT": "memory"}
     event = str(_send_email_event(tmp_path))
     # -I: no environment, no user site; -S: no site-packages .pth (the editable install).
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _PROBE, str(built), site_packages, event],
-        env=env,
+        [sys.executable, "-I", "-S", "-c", code, str(built), site_packages, event],
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
-        check=True,
-        timeout=60,
+        timeout=120,
     )
-    probe: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return probe
+    assert result.returncode == 0, result.stderr
+    out: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _probe(built: Path, tmp_path: Path) -> dict[str, Any]:
+    """`_PROBE` on the messaging package, on the in-process transport."""
+    env = {"TCTF_DOMAIN": "messaging", "TCTF_TRANSPORT": "memory"}
+    return _run_packaged(_PROBE, built, tmp_path, env)
 
 
 def test_package_holds_the_domain_and_only_the_contracts_of_others(tmp_path: Path) -> None:
@@ -205,7 +219,6 @@ def test_the_packaged_function_on_aws_never_imports_what_the_package_leaves_out(
     built = package(domain, tmp_path / "dist", zip=False, dependencies=False)
     app = f"pkg{uuid.uuid4().hex[:8]}"
     env = {
-        **os.environ,
         "TCTF_DOMAIN": domain,
         "TCTF_APP": app,
         "TCTF_TRANSPORT": "sns",
@@ -216,20 +229,10 @@ def test_the_packaged_function_on_aws_never_imports_what_the_package_leaves_out(
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
-    site_packages = sysconfig.get_paths()["purelib"]
-    event = str(_send_email_event(tmp_path))
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _WITHOUT_ASYNC_SDK, str(built), site_packages, event],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = _run_packaged(_WITHOUT_ASYNC_SDK, built, tmp_path, env)
 
     if domain == "messaging":
-        assert out["sqs"] == {"batchItemFailures": []}, result.stderr
+        assert out["sqs"] == {"batchItemFailures": []}
     else:
         assert out["http"] == 201
         assert out["stream"] == {"batchItemFailures": []}
@@ -237,15 +240,16 @@ def test_the_packaged_function_on_aws_never_imports_what_the_package_leaves_out(
 
 
 def test_reaching_into_another_domain_beyond_its_contracts_is_refused(tmp_path: Path) -> None:
-    for name, text in {
-        "domains/__init__.py": "",
-        "domains/a/__init__.py": "",
-        "domains/a/app.py": "from domains.b.app import helper\n",
-        "domains/b/__init__.py": "",
-        "domains/b/app.py": "def helper(): ...\n",
-    }.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    _write_tree(
+        tmp_path,
+        {
+            "domains/__init__.py": "",
+            "domains/a/__init__.py": "",
+            "domains/a/app.py": "from domains.b.app import helper\n",
+            "domains/b/__init__.py": "",
+            "domains/b/app.py": "def helper(): ...\n",
+        },
+    )
 
     with pytest.raises(PackagingError, match=r"reaches domains\.b\.app.*domains\.b\.contracts"):
         scan("a", tmp_path)
@@ -310,15 +314,16 @@ def test_botocore_keeps_only_the_models_of_the_services_the_function_calls(
 
 
 def test_a_domain_calling_aws_itself_keeps_every_botocore_model(tmp_path: Path) -> None:
-    for name, text in {
-        "domains/__init__.py": "",
-        "domains/mailer/__init__.py": "",
-        "domains/mailer/app.py": "import boto3\nimport aioboto3\n",
-        "domains/quiet/__init__.py": "",
-        "domains/quiet/app.py": "import orjson\n",
-    }.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    _write_tree(
+        tmp_path,
+        {
+            "domains/__init__.py": "",
+            "domains/mailer/__init__.py": "",
+            "domains/mailer/app.py": "import boto3\nimport aioboto3\n",
+            "domains/quiet/__init__.py": "",
+            "domains/quiet/app.py": "import orjson\n",
+        },
+    )
 
     assert botocore_services(scan("mailer", tmp_path)) is None
     assert "aioboto3" in function_imports(scan("mailer", tmp_path))

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,6 +13,7 @@ from adapters.aws.errors import AwsTransportError
 from adapters.aws.session import AwsSettings
 from adapters.aws.sns_sqs import SnsSqsTransport
 from bus import Context, Domain, DomainSettings, Event, Topology
+from tests.cold_start import modules_after_import
 
 
 class OrderPlaced(Event):
@@ -156,22 +153,13 @@ def test_a_lambda_cold_start_imports_neither_the_runtime_nor_the_poller() -> Non
     """A stateless Lambda publishes and consumes through these transports: it needs neither
     `bus.runtime` (and the storage it brings) nor the local poller."""
     env = {
-        **os.environ,
         "TCTF_DOMAIN": "messaging",
         "TCTF_TRANSPORT": "sns",
         "TCTF_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:tctf-events",
     }
-    probe = (
-        "import sys, adapters.lambda_.entry, adapters.aws.eventbridge; "
-        "print(sorted(m for m in sys.modules if m.startswith('bus.storage') "
-        "or m in ('bus.runtime', 'adapters.aws.poller')))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=env,
-        cwd=Path(__file__).parents[3],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout.strip() == "[]"
+    loaded = modules_after_import(env, "adapters.lambda_.entry", "adapters.aws.eventbridge")
+    assert not {
+        m
+        for m in loaded
+        if m.startswith("bus.storage") or m in ("bus.runtime", "adapters.aws.poller")
+    }
