@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from bus.errors import ConfigurationError
-from bus.limits import MAX_BATCH_RECORDS
+from bus.limits import MAX_BATCH_RECORDS, MAX_CONCURRENCY, MAX_VISIBILITY_TIMEOUT
 from bus.messages import Event, Message, Task
 
 if TYPE_CHECKING:
@@ -61,6 +61,16 @@ class DomainSettings:
         if self.visibility_timeout < 0 or self.concurrency < 1 or self.retry_attempts < 1:
             raise ConfigurationError(
                 "visibility_timeout must be >= 0, concurrency and retry_attempts >= 1"
+            )
+        if self.visibility_timeout > MAX_VISIBILITY_TIMEOUT:
+            raise ConfigurationError(
+                f"visibility_timeout is at most {MAX_VISIBILITY_TIMEOUT}s (12 hours, SQS's "
+                f"limit), got {self.visibility_timeout:g}"
+            )
+        if self.concurrency > MAX_CONCURRENCY:
+            raise ConfigurationError(
+                f"concurrency is at most {MAX_CONCURRENCY} (a Lambda event source mapping's "
+                f"maximum concurrency), got {self.concurrency}"
             )
         if self.handler_timeout is not None:
             worst = self.retry_attempts * self.handler_timeout + self.retry_backoff * (

@@ -40,6 +40,10 @@ EVENTBRIDGE: Final = ServiceLimits(
 )
 #: Lambda receives at most 10 records per SQS batch when a batch window is not configured.
 MAX_BATCH_RECORDS: Final = 10
+#: SQS's longest visibility timeout, seconds (12 hours).
+MAX_VISIBILITY_TIMEOUT: Final = 43_200
+#: A Lambda SQS event source mapping's highest maximum concurrency.
+MAX_CONCURRENCY: Final = 1000
 
 LIMITS: Final = {limit.service: limit for limit in (SNS, SQS, EVENTBRIDGE)}
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -55,6 +56,10 @@ HANDLER = "adapters.lambda_.entry.handler"
 MAX_FUNCTION_TIMEOUT = 900
 #: A function without queues (HTTP only) gets API Gateway's own limit, seconds.
 HTTP_FUNCTION_TIMEOUT = 29
+#: The least maximum concurrency a Lambda SQS event source mapping allows.
+MIN_CONCURRENCY = 2
+#: What an app's name may be: it prefixes every queue, topic, bus, table and function.
+APP_NAME = re.compile(r"[a-z][a-z0-9-]{0,19}")
 #: Records per batch from the table's stream to the outbox relay.
 STREAM_BATCH_SIZE = 100
 #: Only new outbox events reach the relay: writes of other items, and the relay's own
@@ -80,6 +85,15 @@ class FunctionSettings:
     runtime: str = "python3.11"
     #: Architecture; the package's wheels are x86_64 ones.
     architecture: Literal["x86_64"] = "x86_64"
+    #: Layer version ARNs given to every function: with packages of first-party code only,
+    #: the layer that holds the third-party distributions.
+    layers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 128 <= self.memory_mb <= 10_240:
+            raise ConfigurationError(
+                f"memory_mb is 128 to 10240 (Lambda's range), got {self.memory_mb}"
+            )
 
 
 def function_timeout(topology: Topology, domain: str) -> int:
@@ -125,6 +139,11 @@ def build_app(
     import aws_cdk as cdk
 
     settings = settings or FunctionSettings()
+    if not APP_NAME.fullmatch(app):
+        raise ConfigurationError(
+            f"app name {app!r}: 1 to 20 lowercase letters, digits and dashes, starting with a "
+            "letter (it prefixes every resource name, whose lengths AWS limits)"
+        )
     topology = Topology.from_domains(domains, app=app)
     missing = [d for d in topology.domains if d not in packages]
     if missing:
@@ -301,6 +320,10 @@ class DomainResources:
             memory_size=settings.memory_mb,
             timeout=cdk.Duration.seconds(function_timeout(self.topology, self.domain)),
             environment=function_environment(self.topology, self.domain, self.transport),
+            layers=[
+                lambda_.LayerVersion.from_layer_version_arn(self.stack, f"Layer{n}", arn)
+                for n, arn in enumerate(settings.layers)
+            ],
         )
         cdk.CfnOutput(self.stack, "FunctionName", value=function.function_name)
         return function
@@ -310,13 +333,18 @@ class DomainResources:
         failed records of a batch returned to the queue."""
         from aws_cdk import aws_lambda_event_sources as sources
 
+        if spec.concurrency < MIN_CONCURRENCY:
+            print(
+                f"tctf synth: {spec.name}: concurrency {spec.concurrency} is deployed as "
+                f"{MIN_CONCURRENCY}, the least a Lambda event source mapping allows",
+                file=sys.stderr,
+            )
         function.add_event_source(
             sources.SqsEventSource(
                 self.queues[spec.name],
                 batch_size=spec.batch_size,
                 report_batch_item_failures=True,
-                # Lambda's maximum concurrency starts at 2.
-                max_concurrency=max(spec.concurrency, 2),
+                max_concurrency=max(spec.concurrency, MIN_CONCURRENCY),
             )
         )
 
@@ -364,8 +392,8 @@ class DomainResources:
         )
 
     def _grants(self, function: lambda_.Function) -> None:
-        """Publishing to the topic or bus; sending tasks to any domain's task queue and
-        parked records to the app's DLQs (queues addressed by name, `<app>-...`)."""
+        """Publishing to the topic or bus; sending tasks to the task queues (any domain's)
+        and parked records to the domain's own DLQs, by name (`GetQueueUrl`) or URL."""
         from aws_cdk import aws_iam as iam
 
         if self.transport == "sns":
@@ -378,20 +406,37 @@ class DomainResources:
                 resources=[_arn("events", f"event-bus/{self.topology.event_bus}")],
             )
         function.add_to_role_policy(publish)
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["sqs:SendMessage", "sqs:GetQueueUrl"],
-                resources=[_arn("sqs", f"{self.topology.app}-*")],
-            )
+        targets = sorted(
+            {q.name for q in self.topology.queues if q.purpose == "tasks"}
+            | {q.dlq for q in self.topology.queues if q.domain == self.domain}
         )
+        if targets:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sqs:SendMessage", "sqs:GetQueueUrl"],
+                    resources=[_arn("sqs", name) for name in targets],
+                )
+            )
 
     def _http_api(self, function: lambda_.Function, routes: Sequence[Any]) -> None:
+        """The domain's routes, and `$default` for every other request: the function's own
+        router answers an unknown path or method (404/405 problem+json) as `tctf run` does,
+        where API Gateway alone would answer `{"message": "Not Found"}`."""
         import aws_cdk as cdk
         from aws_cdk import aws_apigatewayv2 as apigateway
         from aws_cdk import aws_apigatewayv2_integrations as integrations
 
-        api = apigateway.HttpApi(self.stack, "Api", api_name=f"{self.topology.app}-{self.domain}")
-        integration = integrations.HttpLambdaIntegration("Integration", function)
+        # One invoke permission for the whole API, not one per route (a function's
+        # resource policy is limited to 20 KB).
+        integration = integrations.HttpLambdaIntegration(
+            "Integration", function, scope_permission_to_route=False
+        )
+        api = apigateway.HttpApi(
+            self.stack,
+            "Api",
+            api_name=f"{self.topology.app}-{self.domain}",
+            default_integration=integration,
+        )
         for route in routes:
             api.add_routes(
                 path=route.path,
@@ -445,12 +490,20 @@ def synth(
 ) -> Path:
     """Package every domain and synthesize the cloud assembly into `out/`; return `out`.
 
+    `dependencies=False` packages first-party code only, which runs only beside a layer
+    holding the third-party distributions: `settings.layers` must name one.
+
     The packages are built in a scratch directory: synthesis copies each zip into the
     assembly as an asset (named by its hash, so an unchanged domain is not uploaded again).
     """
     from tctf.config import load_domains
     from tctf.packaging import package
 
+    if not dependencies and not (settings and settings.layers):
+        raise ConfigurationError(
+            "packages without dependencies cannot start on their own: name the layer that "
+            "holds the third-party distributions (--layer ARN)"
+        )
     domains = load_domains(domain_names)
     with tempfile.TemporaryDirectory(prefix="tctf-synth-") as scratch:
         packages = {
@@ -477,7 +530,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-deps",
         action="store_true",
-        help="package first-party code only (a layer holds the third-party distributions)",
+        help="package first-party code only; needs --layer",
+    )
+    parser.add_argument(
+        "--layer",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="a layer version every function gets (repeatable), e.g. the third-party one",
     )
     args = parser.parse_args(argv)
     from tctf.packaging import PackagingError
@@ -489,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             app=args.app,
             domain_names=args.domains,
             dependencies=not args.no_deps,
-            settings=FunctionSettings(memory_mb=args.memory_mb),
+            settings=FunctionSettings(memory_mb=args.memory_mb, layers=tuple(args.layer)),
         )
     except (ConfigurationError, PackagingError) as error:
         print(f"tctf synth: {error}", file=sys.stderr)

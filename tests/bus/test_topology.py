@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bus import ConfigurationError, Context, Domain, DomainSettings, Event, Task, Topology
@@ -133,3 +135,16 @@ def test_settings_refuse_a_delivery_that_can_outlast_its_visibility_timeout() ->
     with pytest.raises(ConfigurationError, match=r"may take 31.5s .* longer than the 30s"):
         DomainSettings(handler_timeout=10, retry_attempts=3, retry_backoff=0.5)
     DomainSettings(handler_timeout=9, retry_attempts=3, retry_backoff=0.5)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"visibility_timeout": 43_201}, r"visibility_timeout is at most 43200s"),
+        ({"concurrency": 1001}, r"concurrency is at most 1000"),
+    ],
+)
+def test_settings_refuse_what_sqs_or_lambda_would(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        DomainSettings(**settings)
+    DomainSettings(visibility_timeout=43_200, concurrency=1000)

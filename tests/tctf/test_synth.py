@@ -13,10 +13,17 @@ import pytest
 
 from adapters.aws.provision import DLQ_RETENTION_SECONDS, TARGET_RETRY_POLICY, rule_name
 from adapters.lambda_.boot import build
-from bus import Topology
+from bus import Context, Domain, DomainSettings, Event, Request, Topology
 from bus.routing import compile_event_pattern
 from tctf.config import load_domains
-from tctf.synth import HANDLER, OUTBOX_STREAM_FILTER, main
+from tctf.synth import (
+    HANDLER,
+    OUTBOX_STREAM_FILTER,
+    STREAM_BATCH_SIZE,
+    FunctionSettings,
+    function_timeout,
+    main,
+)
 
 # jsii's Node.js process would print a banner on every start; Node 20 still runs it.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -27,13 +34,22 @@ STREAM_SAMPLE = Path("/work/shared/aws/aws-lambda-go/events/testdata/dynamodb-ev
 Templates = dict[str, dict[str, Any]]
 
 
+class Pinged(Event):
+    type = "PINGED"
+
+
 @pytest.fixture(scope="module")
 def topology() -> Topology:
     return Topology.from_domains(load_domains(), app="tctf")
 
 
+LAYER = "arn:aws:lambda:us-east-1:123456789012:layer:tctf-deps:1"
+
+
 def _synth(out: Path, transport: str) -> Templates:
-    assert main(["-o", str(out), "--transport", transport, "--no-deps"]) == 0
+    # First-party code only (no pip install in the suite), beside the layer that holds the rest.
+    assert main(["-o", str(out), "--transport", transport, "--no-deps", "--layer", LAYER]) == 0
+    (out / "manifest.json").rename(out / "manifest.keep")  # read by a test, not a template
     return {
         path.name.removesuffix(".template.json"): json.loads(path.read_text())
         for path in out.glob("*.template.json")
@@ -67,6 +83,8 @@ def resolve(value: Any) -> Any:
         return separator.join(str(resolve(part)) for part in parts)
     if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in PSEUDO:
         return PSEUDO[value["Ref"]]
+    if isinstance(value, list):
+        return [resolve(item) for item in value]
     return value
 
 
@@ -85,6 +103,29 @@ def test_the_shared_stack_holds_the_topic_or_the_bus_and_every_domain_depends_on
     (bus,) = resources(eventbridge_app["tctf-shared"], "AWS::Events::EventBus").values()
     assert bus["Name"] == topology.event_bus
     assert set(sns_app) == {"tctf-shared", *(f"tctf-{d}" for d in topology.domains)}
+
+
+def test_every_domain_stack_deploys_after_the_shared_one_and_after_no_other(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "cdk.out"
+    assert main(["-o", str(out), "--no-deps", "--layer", LAYER, "--domain", "users"]) == 0
+    artifacts = json.loads((out / "manifest.json").read_text())["artifacts"]
+
+    stacks = [d for d in artifacts["tctf-users"]["dependencies"] if not d.endswith(".assets")]
+    assert stacks == ["tctf-shared"]
+    assert "tctf-messaging" not in artifacts
+
+
+def test_packages_without_their_dependencies_need_a_layer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-o", str(tmp_path), "--no-deps"]) == 2
+    assert "name the layer that holds the third-party distributions" in capsys.readouterr().err
+    assert main(["-o", str(tmp_path), "--no-deps", "--layer", LAYER, "--app", "No_Good"]) == 2
+    assert "app name 'No_Good'" in capsys.readouterr().err
+    assert main(["-o", str(tmp_path), "--no-deps", "--layer", LAYER, "--memory-mb", "64"]) == 2
+    assert "memory_mb is 128 to 10240" in capsys.readouterr().err
 
 
 def test_every_queue_has_its_dlq_redrive_and_visibility_as_the_topology_says(
@@ -126,8 +167,9 @@ def test_sns_subscriptions_carry_the_filter_policies_and_dlqs_tctf_up_sets(
         assert subscription["RedrivePolicy"] == {
             "deadLetterTargetArn": {"Fn::GetAtt": [ids[spec.dlq], "Arn"]}
         }
-        _assert_may_send(template, ids[spec.name], "sns.amazonaws.com")
-        _assert_may_send(template, ids[spec.dlq], "sns.amazonaws.com")
+        topic = "arn:aws:sns:us-east-1:123456789012:tctf-events"
+        _assert_may_send(template, ids[spec.name], "sns.amazonaws.com", topic)
+        _assert_may_send(template, ids[spec.dlq], "sns.amazonaws.com", topic)
 
 
 def test_eventbridge_rules_carry_the_patterns_dlqs_and_retries_tctf_up_sets(
@@ -136,9 +178,9 @@ def test_eventbridge_rules_carry_the_patterns_dlqs_and_retries_tctf_up_sets(
     for spec in (q for q in topology.queues if q.purpose == "events"):
         template = eventbridge_app[f"tctf-{spec.domain}"]
         ids = queue_ids(template)
-        (rule,) = [
-            r
-            for r in resources(template, "AWS::Events::Rule").values()
+        ((rule_id, rule),) = [
+            (logical, r)
+            for logical, r in resources(template, "AWS::Events::Rule").items()
             if r["Name"] == rule_name(spec.name)
         ]
         assert rule["EventBusName"] == topology.event_bus
@@ -147,7 +189,9 @@ def test_eventbridge_rules_carry_the_patterns_dlqs_and_retries_tctf_up_sets(
         assert target["Arn"] == {"Fn::GetAtt": [ids[spec.name], "Arn"]}
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [ids[spec.dlq], "Arn"]}}
         assert target["RetryPolicy"] == TARGET_RETRY_POLICY
-        _assert_may_send(template, ids[spec.name], "events.amazonaws.com")
+        rule_arn = {"Fn::GetAtt": [rule_id, "Arn"]}
+        _assert_may_send(template, ids[spec.name], "events.amazonaws.com", rule_arn)
+        _assert_may_send(template, ids[spec.dlq], "events.amazonaws.com", rule_arn)
     assert not resources(eventbridge_app["tctf-messaging"], "AWS::SNS::Subscription")
 
 
@@ -159,6 +203,7 @@ def test_each_function_is_fed_by_its_queues_and_reports_only_the_failed_records(
         ((function_id, function),) = resources(template, "AWS::Lambda::Function").items()
         assert function["Handler"] == HANDLER
         assert function["Runtime"] == "python3.11"
+        assert function["Layers"] == [LAYER]
         mappings = {
             m["EventSourceArn"]["Fn::GetAtt"][0]: m
             for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
@@ -200,6 +245,7 @@ def test_a_stateful_domain_has_its_table_and_its_stream_feeds_only_new_outbox_it
         if m["EventSourceArn"] == {"Fn::GetAtt": [table_id, "StreamArn"]}
     ]
     assert stream["StartingPosition"] == "TRIM_HORIZON"
+    assert stream["BatchSize"] == STREAM_BATCH_SIZE
     assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     (criterion,) = stream["FilterCriteria"]["Filters"]
     assert json.loads(criterion["Pattern"]) == OUTBOX_STREAM_FILTER
@@ -248,11 +294,36 @@ def test_a_domain_with_routes_gets_an_http_api_to_its_function(
 ) -> None:
     template = sns_app["tctf-users"]
     routes = {r["RouteKey"] for r in resources(template, "AWS::ApiGatewayV2::Route").values()}
-    assert routes == {f"{r.method} {r.path}" for r in topology.routes if r.domain == "users"}
+    # $default: the function's router answers unknown paths and methods with problem+json.
+    expected = {f"{r.method} {r.path}" for r in topology.routes if r.domain == "users"}
+    assert routes == {*expected, "$default"}
     (integration,) = resources(template, "AWS::ApiGatewayV2::Integration").values()
     assert integration["IntegrationType"] == "AWS_PROXY"
     assert integration["PayloadFormatVersion"] == "2.0"
+    ((function_id, _),) = resources(template, "AWS::Lambda::Function").items()
+    # One permission for the API, not one per route (the resource policy's 20 KB limit).
+    (permission,) = resources(template, "AWS::Lambda::Permission").values()
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert permission["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert resolve(permission["SourceArn"]).endswith("/*/*")
     assert not resources(sns_app["tctf-messaging"], "AWS::ApiGatewayV2::Api")
+
+
+def test_a_function_serving_http_only_gets_api_gateways_timeout() -> None:
+    web = Domain("web")
+
+    @web.get("/ping")
+    async def ping(request: Request, ctx: Context) -> dict[str, str]:
+        return {"pong": "yes"}
+
+    worker = Domain("worker", DomainSettings(visibility_timeout=120))
+
+    @worker.on(Pinged)
+    async def note(event: Pinged, ctx: Context) -> None: ...
+
+    topology = Topology.from_domains([web, worker])
+    assert function_timeout(topology, "web") == 29
+    assert function_timeout(topology, "worker") == 120
 
 
 def test_the_function_may_publish_send_tasks_and_dead_letter_but_no_more(
@@ -271,16 +342,27 @@ def test_the_function_may_publish_send_tasks_and_dead_letter_but_no_more(
 
     messaging = sns_app["tctf-messaging"]
     assert allowed(messaging, "sns:Publish") == ["arn:aws:sns:us-east-1:123456789012:tctf-events"]
-    assert "arn:aws:sqs:us-east-1:123456789012:tctf-*" in allowed(messaging, "sqs:SendMessage")
+    queue = "arn:aws:sqs:us-east-1:123456789012:"
+    (sendable,) = allowed(messaging, "sqs:SendMessage")
+    # Task queues (any domain's) and its own DLQs, by name: no other app's queues.
+    assert sorted(sendable) == [
+        f"{queue}tctf-messaging-events-dlq",
+        f"{queue}tctf-messaging-tasks",
+        f"{queue}tctf-messaging-tasks-dlq",
+    ]
     assert allowed(messaging, "dynamodb:PutItem") == []
     assert allowed(eventbridge_app["tctf-messaging"], "events:PutEvents") == [
         "arn:aws:events:us-east-1:123456789012:event-bus/tctf-bus"
     ]
-    assert allowed(sns_app["tctf-users"], "dynamodb:PutItem")
+    users = sns_app["tctf-users"]
+    # The relay deletes what it published; parked outbox items go to the outbox DLQ.
+    assert allowed(users, "dynamodb:DeleteItem")
+    outbox_dlq = queue_ids(users)["tctf-users-outbox-dlq"]
+    assert {"Fn::GetAtt": [outbox_dlq, "Arn"]} in allowed(users, "sqs:SendMessage")
 
 
-def _assert_may_send(template: dict[str, Any], queue_id: str, service: str) -> None:
-    """The queue's policy lets `service` send to it."""
+def _assert_may_send(template: dict[str, Any], queue_id: str, service: str, source: Any) -> None:
+    """The queue's policy lets `service` send to it from `source` (an ARN) only."""
     for policy in resources(template, "AWS::SQS::QueuePolicy").values():
         if {"Ref": queue_id} not in policy["Queues"]:
             continue
@@ -288,7 +370,7 @@ def _assert_may_send(template: dict[str, Any], queue_id: str, service: str) -> N
             if statement["Principal"] == {"Service": service} and statement["Action"] == (
                 "sqs:SendMessage"
             ):
-                assert "aws:SourceArn" in statement["Condition"]["ArnEquals"]
+                assert resolve(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == source
                 return
     raise AssertionError(f"no policy lets {service} send to {queue_id}")
 
@@ -306,3 +388,28 @@ def test_the_templates_pass_cloudformation_s_own_linter(
     for templates in (sns_app, eventbridge_app):
         for name, template in templates.items():
             assert [str(m) for m in lint(json.dumps(template), config=config)] == [], name
+
+
+def test_a_content_filter_reaches_the_subscription_as_a_message_body_policy(
+    tmp_path: Path,
+) -> None:
+    from cfnlint.api import ManualArgs, lint
+
+    from tctf.synth import build_app
+
+    audit = Domain("audit")
+
+    @audit.on(Pinged, where={"$or": [{"host": [{"prefix": "db-"}]}, {"region": ["eu-west-1"]}]})
+    async def note(event: Pinged, ctx: Context) -> None: ...
+
+    topology = Topology.from_domains([audit], app="tctf")
+    app = build_app([audit], {"audit": tmp_path}, settings=FunctionSettings(layers=(LAYER,)))
+    template = app.synth().get_stack_by_name("tctf-audit").template
+
+    (subscription,) = resources(template, "AWS::SNS::Subscription").values()
+    policy, scope = topology.filter_policy("tctf-audit-events")
+    assert scope == "MessageBody"
+    assert subscription["FilterPolicy"] == policy
+    assert subscription["FilterPolicyScope"] == "MessageBody"
+    config = ManualArgs(regions=["us-east-1"], ignore_checks=["W3005"])
+    assert [str(m) for m in lint(json.dumps(template), config=config)] == []
