@@ -3,13 +3,14 @@
 It owns one event loop for the container's life, so warm invocations reuse the loop and
 the AWS clients opened on it; it tells the event's source from its shape and hands it to
 the one path for that source. SQS's path is loaded with the function; the others (HTTP, SNS,
-EventBridge, DynamoDB Streams) on their first event, so a function pays only for what it
-is sent.
+EventBridge, DynamoDB Streams, the scheduled outbox sweep) on their first event, so a
+function pays only for what it is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from bus.api import ApiRouter
     from bus.storage.table import Table
 
+_log = logging.getLogger("tctf.lambda")
+
 
 class LambdaApp:
     """A domain's dispatcher, API router and outbox relay behind Lambda's handler signature."""
@@ -40,6 +43,7 @@ class LambdaApp:
         dead_letter_queue: str | None = None,
         outbox_dead_letter_queue: str | None = None,
         safety_margin_ms: int = 2000,
+        outbox_sweep_age_s: float = 900.0,
         publish_budget: Callable[[float], None] | None = None,
         relay: Relay | None = None,
         table: Table | None = None,
@@ -58,6 +62,9 @@ class LambdaApp:
         #: `dead_letter_queue` when not given.
         self.outbox_dead_letter_queue = outbox_dead_letter_queue or dead_letter_queue
         self.safety_margin_ms = safety_margin_ms
+        #: A scheduled sweep publishes the outbox events committed at least this long ago,
+        #: which the table's stream should have relayed long before.
+        self.outbox_sweep_age_s = outbox_sweep_age_s
         #: Told, at the start of each invocation, the seconds left before the safety margin,
         #: so that publishing stops retrying before the function times out.
         self.publish_budget = publish_budget
@@ -120,6 +127,9 @@ class LambdaApp:
             return await handle_sqs_event(
                 self.dispatcher, event, deadline=deadline, dead_letters=self.dead_letters
             )
+        if source == "schedule":
+            await self.sweep_outbox(should_stop=deadline)
+            return None
         if source == "http":
             from adapters.lambda_.http import handle_http_event
 
@@ -146,6 +156,25 @@ class LambdaApp:
             dead_letter_queue=self.dead_letter_queue,
         )
         return None
+
+    async def sweep_outbox(self, *, should_stop: Callable[[], bool] | None = None) -> int:
+        """Publish, and delete, the outbox events pending for at least `outbox_sweep_age_s`,
+        which the table's stream has not relayed (a record that failed until it aged out of
+        the stream). How many were swept; 0 for a domain without a table."""
+        if self.table is None:
+            _log.debug("outbox sweep: domain %s keeps no table, nothing to do", self.domain.name)
+            return 0
+        from adapters.lambda_.sweep import sweep_outbox
+
+        return await sweep_outbox(
+            self.table,
+            self.publisher,
+            older_than=self.outbox_sweep_age_s,
+            now=self.clock.now,
+            should_stop=should_stop,
+            dead_letters=self.dead_letters,
+            dead_letter_queue=self.outbox_dead_letter_queue,
+        )
 
     def close(self) -> None:
         """Close the AWS clients and the loop (Lambda never does; tests and local runs do)."""

@@ -198,6 +198,7 @@ def build(env: Mapping[str, str]) -> LambdaApp:
         dead_letter_queue=settings.dead_letter_queue,
         outbox_dead_letter_queue=outbox_dlq,
         safety_margin_ms=settings.safety_margin_ms,
+        outbox_sweep_age_s=settings.outbox_sweep_age_s,
         publish_budget=publish_budget_for(publisher),
         table=table,
         loop=loop,

@@ -22,3 +22,14 @@ class DeliveryFailed(BusError):
         self.failed = dict(failed)
         reasons = "; ".join(f"{record}: {reason}" for record, reason in self.failed.items())
         super().__init__(f"{len(self.failed)} record(s) failed and will be retried: {reasons}")
+
+
+class OutboxItemNotPublished(BusError):
+    """An outbox item the sweep could not publish this time (its target unreachable, or no
+    DLQ to park it in): it stays pending, with every later event of its key, for the next
+    sweep or the table's stream."""
+
+    def __init__(self, item: str, reason: str) -> None:
+        self.item = item
+        self.reason = reason
+        super().__init__(f"outbox item {item} stays pending: {reason}")

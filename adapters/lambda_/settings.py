@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -52,6 +53,10 @@ class LambdaSettings:
     #: unreachable endpoint) before the record is reported failed; each invocation also
     #: caps it at the time left before the safety margin. Default 10.
     publish_deadline_s: float = 10.0
+    #: TCTF_OUTBOX_SWEEP_AGE_S: a scheduled sweep publishes the outbox events committed at
+    #: least this many seconds ago; younger ones are left to the table's stream. Longer than
+    #: any stream retry of a healthy system. Default 900 (15 minutes).
+    outbox_sweep_age_s: float = 900.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LambdaSettings:
@@ -78,6 +83,15 @@ class LambdaSettings:
             raise ConfigurationError(
                 f"TCTF_PUBLISH_DEADLINE_S must be a positive number of seconds, got {deadline!r}"
             )
+        sweep_age = env.get("TCTF_OUTBOX_SWEEP_AGE_S", "900")
+        try:
+            outbox_sweep_age_s = float(sweep_age)
+        except ValueError:
+            outbox_sweep_age_s = -1.0
+        if not (math.isfinite(outbox_sweep_age_s) and outbox_sweep_age_s >= 0):
+            raise ConfigurationError(
+                f"TCTF_OUTBOX_SWEEP_AGE_S must be a number of seconds, 0 or more, got {sweep_age!r}"
+            )
         return cls(
             domain=domain,
             transport=transport,  # type: ignore[arg-type]
@@ -92,4 +106,5 @@ class LambdaSettings:
             table_name=env.get("TCTF_TABLE_NAME") or None,
             safety_margin_ms=int(margin),
             publish_deadline_s=publish_deadline_s,
+            outbox_sweep_age_s=outbox_sweep_age_s,
         )

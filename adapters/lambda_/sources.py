@@ -7,9 +7,12 @@ from typing import Any, Literal
 
 from adapters.lambda_.errors import UnsupportedEvent
 
-Source = Literal["sqs", "sns", "eventbridge", "http", "dynamodb"]
+Source = Literal["sqs", "sns", "eventbridge", "schedule", "http", "dynamodb"]
 
-ACCEPTED = "SQS, SNS, EventBridge, API Gateway HTTP API (payload format 2.0) and DynamoDB Streams"
+ACCEPTED = (
+    "SQS, SNS, EventBridge (domain events and Scheduled Events), "
+    "API Gateway HTTP API (payload format 2.0) and DynamoDB Streams"
+)
 _RECORD_SOURCES: dict[str, Source] = {
     "aws:sqs": "sqs",
     "aws:sns": "sns",
@@ -28,7 +31,7 @@ def event_source(event: Any) -> Source:
     if isinstance(records, list):
         return _records_source(records)
     if "detail-type" in event and "detail" in event:
-        return "eventbridge"
+        return "schedule" if _is_scheduled(event) else "eventbridge"
     context = event.get("requestContext")
     if isinstance(context, Mapping) and "http" in context:
         if event.get("version") != "2.0":
@@ -47,6 +50,12 @@ def event_source(event: Any) -> Source:
         f"unrecognised Lambda event (top-level keys: {keys}); "
         f"this handler accepts {ACCEPTED} events"
     )
+
+
+def _is_scheduled(event: Mapping[str, Any]) -> bool:
+    """An EventBridge scheduled rule's tick. No domain event passes for one: sources starting
+    with "aws." are EventBridge's own, refused to anyone else's PutEvents."""
+    return event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event"
 
 
 def _records_source(records: list[Any]) -> Source:

@@ -146,21 +146,22 @@ async def handle_stream_event(
 ) -> dict[str, Any]:
     """Relay the records in order; report the first one to retry by its `SequenceNumber`."""
     for record in stream_records(event):
-        reason = await _relay_one(relay, record, deadline, dead_letters, dead_letter_queue)
+        reason = await relay_record(relay, record, deadline, dead_letters, dead_letter_queue)
         if reason is not None:
             _log.warning("stream record %s retried: %s", record.sequence_number, reason)
             return {"batchItemFailures": [{"itemIdentifier": record.sequence_number}]}
     return {"batchItemFailures": []}
 
 
-async def _relay_one(
+async def relay_record(
     relay: Relay,
     record: StreamRecord,
     deadline: Callable[[], bool] | None,
     dead_letters: DeadLetters | None,
     dead_letter_queue: str | None,
 ) -> str | None:
-    """None when the record is done; otherwise why it must be delivered again."""
+    """None when the record is done (relayed, or parked in `dead_letter_queue` because it can
+    never be published); otherwise why it must be delivered again."""
     if deadline is not None and deadline():
         return DEADLINE_REASON
     try:
@@ -190,7 +191,7 @@ async def _park(
     body = orjson.dumps(record.new_image, default=_jsonable).decode()
     letter = Letter(record.sequence_number, dead_letter_queue, body, reason, record.source)
     if record.sequence_number in await dead_letters.send([letter]):
-        _log.error("stream record %s dead-lettered: %s", record.sequence_number, reason)
+        _log.error("outbox record %s dead-lettered: %s", record.sequence_number, reason)
         return None
     return f"parked, dead-letter queue refused it: {reason}"
 

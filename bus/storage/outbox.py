@@ -13,6 +13,7 @@ events themselves are then read from the base table with a consistent query, in 
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,7 +38,11 @@ HEAD_SORT_KEY = "HEAD"
 EVENT_PREFIX = "EVENT#"
 _PARTITION_PREFIX = "OUTBOX#"
 
+#: Publishes a batch of encoded envelopes, in order; raising leaves them all pending.
 Publish = Callable[[list[bytes]], Awaitable[None]]
+#: Publishes a batch of outbox items themselves (keys, `event_id`, `seq`, `body`,
+#: `committed_at`), in order, for a caller that must name the item it could not publish.
+PublishItems = Callable[[list[dict[str, Any]]], Awaitable[None]]
 _log = logging.getLogger("bus.storage.outbox")
 
 
@@ -80,24 +85,53 @@ class OutboxRelay:
     ever lost: a new relay on the same table picks up whatever is pending.
     """
 
-    def __init__(self, table: Table, publish: Publish, *, batch_size: int = 100) -> None:
+    def __init__(
+        self,
+        table: Table,
+        publish: Publish | None = None,
+        *,
+        publish_items: PublishItems | None = None,
+        batch_size: int = 100,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        """`publish` gets each batch's bodies, `publish_items` its items: give one of them.
+        `now` is the clock `relay_once(older_than=...)` measures an event's age by: the one
+        the unit of work stamps `committed_at` with."""
         check_outbox_table(table.spec)
         if not 1 <= batch_size <= 100:
             raise InvalidRequest(f"batch_size is 1 to 100 (one transaction), got {batch_size}")
+        if publish is not None and publish_items is None:
+            publish_items = _bodies_to(publish)
+        elif publish is not None or publish_items is None:
+            raise TypeError("OutboxRelay takes one of publish (bodies) or publish_items (items)")
         self._table = table
-        self._publish = publish
+        self._publish_items = publish_items
         self._batch_size = batch_size
+        self._now = now
         self._pk = table.spec.partition_key.name
         sort_key = table.spec.sort_key
         assert sort_key is not None
         self._sk = sort_key.name
 
-    async def relay_once(self) -> int:
-        """Publish every pending event once; return how many were published."""
+    async def relay_once(
+        self, older_than: float | None = None, *, should_stop: Callable[[], bool] | None = None
+    ) -> int:
+        """Publish every pending event once; return how many were published.
+
+        With `older_than` (seconds), only events committed at least that long ago: each key's
+        events in order up to its first younger one, which stays pending with all after it,
+        so order holds and fresh events are left to whoever relays them as they commit (a
+        table's stream). An item without `committed_at` counts as old. `should_stop()` is
+        asked before each key and between batches; once it is true the pass ends, and what
+        it did not reach stays pending, in order.
+        """
+        cutoff = None if older_than is None else self._now() - older_than
         published = 0
         for ordering_key in await self._pending_keys():
+            if should_stop is not None and should_stop():
+                break
             try:
-                published += await self._relay_key(ordering_key)
+                published += await self._relay_key(ordering_key, cutoff, should_stop)
             except Exception:  # one stuck key must not hold back the others
                 _log.exception("outbox: publishing events of %s failed; will retry", ordering_key)
         return published
@@ -133,19 +167,42 @@ class OutboxRelay:
                     break
         return list(keys)
 
-    async def _relay_key(self, ordering_key: str) -> int:
+    async def _relay_key(
+        self, ordering_key: str, cutoff: float | None, should_stop: Callable[[], bool] | None
+    ) -> int:
         published = 0
         condition = Key(self._pk).eq(outbox_partition(ordering_key)) & Key(self._sk).begins_with(
             EVENT_PREFIX
         )
         while True:
             page = await self._table.query(condition, limit=self._batch_size, consistent=True)
-            if page.items:
-                await self._publish([bytes(item["body"]) for item in page.items])
-                await self._table.transact([Delete(self._key(item)) for item in page.items])
-                published += len(page.items)
-            if page.cursor is None:
+            items = page.items if cutoff is None else _committed_by(page.items, cutoff)
+            if items:
+                await self._publish_items(items)
+                await self._table.transact([Delete(self._key(item)) for item in items])
+                published += len(items)
+            if page.cursor is None or len(items) < len(page.items):
+                return published  # all published, or the rest is younger than the cutoff
+            if should_stop is not None and should_stop():
                 return published
 
     def _key(self, item: dict[str, Any]) -> dict[str, Any]:
         return {self._pk: item[self._pk], self._sk: item[self._sk]}
+
+
+def _bodies_to(publish: Publish) -> PublishItems:
+    async def publish_bodies(items: list[dict[str, Any]]) -> None:
+        await publish([bytes(item["body"]) for item in items])
+
+    return publish_bodies
+
+
+def _committed_by(items: list[dict[str, Any]], cutoff: float) -> list[dict[str, Any]]:
+    """The leading items committed at or before `cutoff` (epoch seconds), in order."""
+    old: list[dict[str, Any]] = []
+    for item in items:
+        committed_at = item.get("committed_at")
+        if committed_at is not None and float(committed_at) > cutoff:
+            break
+        old.append(item)
+    return old

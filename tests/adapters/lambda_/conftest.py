@@ -19,6 +19,11 @@ SAMPLES = Path("/work/shared/aws")
 POWERTOOLS = SAMPLES / "powertools-lambda-python/tests/events"
 LAMBDA_GO = SAMPLES / "aws-lambda-go/events/testdata"
 LOCALSTACK = SAMPLES / "localstack/tests/aws/services"
+#: An EventBridge scheduled rule's event, copied byte for byte from awslabs/aws-lambda-rust-runtime
+#: lambda-events/src/fixtures/example-eventbridge-schedule.json (commit 5dcad203ab86,
+#: Apache-2.0); the shape of AWS's own sample (`sam local generate-event cloudwatch
+#: scheduled-event`).
+SCHEDULED_EVENT = Path(__file__).parent / "samples" / "example-eventbridge-schedule.json"
 
 
 def sample(path: Path) -> dict[str, Any]:

@@ -89,11 +89,30 @@ def test_built_from_the_environment_the_domain_handles_its_events(memory_app: La
             {"TCTF_DOMAIN": "users", "TCTF_PUBLISH_DEADLINE_S": "0"},
             "TCTF_PUBLISH_DEADLINE_S must be a positive number of seconds",
         ),
+        (
+            {"TCTF_DOMAIN": "users", "TCTF_OUTBOX_SWEEP_AGE_S": "-1"},
+            "TCTF_OUTBOX_SWEEP_AGE_S must be a number of seconds, 0 or more, got '-1'",
+        ),
+        (
+            {"TCTF_DOMAIN": "users", "TCTF_OUTBOX_SWEEP_AGE_S": "15m"},
+            "TCTF_OUTBOX_SWEEP_AGE_S must be a number of seconds",
+        ),
     ],
 )
 def test_configuration_mistakes_are_named(env, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigurationError, match=message):
         build(env)
+
+
+def test_the_outbox_sweep_age_is_read_from_the_environment() -> None:
+    default = build({"TCTF_DOMAIN": "users", "TCTF_TRANSPORT": "memory"})
+    chosen = build(
+        {"TCTF_DOMAIN": "users", "TCTF_TRANSPORT": "memory", "TCTF_OUTBOX_SWEEP_AGE_S": "60"}
+    )
+    default.close()
+    chosen.close()
+
+    assert (default.outbox_sweep_age_s, chosen.outbox_sweep_age_s) == (900.0, 60.0)
 
 
 def test_handler_without_a_domain_says_what_to_set(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,16 @@ from adapters.lambda_.sources import event_source
 from bus import Context, Dispatcher, Domain, Record
 from bus.dispatch import DEADLINE_REASON
 
-from .conftest import LAMBDA_GO, POWERTOOLS, ItemReserved, LambdaContext, Published, body, sample
+from .conftest import (
+    LAMBDA_GO,
+    POWERTOOLS,
+    SCHEDULED_EVENT,
+    ItemReserved,
+    LambdaContext,
+    Published,
+    body,
+    sample,
+)
 
 
 @pytest.mark.parametrize(
@@ -25,6 +34,7 @@ from .conftest import LAMBDA_GO, POWERTOOLS, ItemReserved, LambdaContext, Publis
         (POWERTOOLS / "snsEvent.json", "sns"),
         (LAMBDA_GO / "sns-event.json", "sns"),
         (POWERTOOLS / "eventBridgeEvent.json", "eventbridge"),
+        (SCHEDULED_EVENT, "schedule"),
         (POWERTOOLS / "apiGatewayProxyV2Event.json", "http"),
         (LAMBDA_GO / "apigw-v2-request-iam.json", "http"),
         (POWERTOOLS / "dynamoStreamEvent.json", "dynamodb"),
@@ -34,6 +44,15 @@ from .conftest import LAMBDA_GO, POWERTOOLS, ItemReserved, LambdaContext, Publis
 )
 def test_sample_events_are_recognised(path, source) -> None:  # type: ignore[no-untyped-def]
     assert event_source(sample(path)) == source
+
+
+def test_only_eventbridges_own_scheduled_event_is_a_schedule() -> None:
+    tick = sample(SCHEDULED_EVENT)
+    domain_event = {**tick, "source": "orders", "detail": {"id": "evt-1"}}
+    other_aws_event = {**tick, "detail-type": "EC2 Instance State-change Notification"}
+
+    assert event_source(tick) == "schedule"
+    assert event_source(domain_event) == event_source(other_aws_event) == "eventbridge"
 
 
 @pytest.mark.parametrize(

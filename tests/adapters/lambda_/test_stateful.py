@@ -7,7 +7,8 @@ import asyncio
 import base64
 import itertools
 import json
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import boto3
@@ -26,7 +27,16 @@ from domains.users.app import domain as users
 from domains.users.contracts import UserCreated
 from tctf.aws import up
 
-from .conftest import LAMBDA_GO, POWERTOOLS, ItemReserved, LambdaContext, Published, body, sample
+from .conftest import (
+    LAMBDA_GO,
+    POWERTOOLS,
+    SCHEDULED_EVENT,
+    ItemReserved,
+    LambdaContext,
+    Published,
+    body,
+    sample,
+)
 
 REGION = "us-east-1"
 _apps = itertools.count()
@@ -64,10 +74,10 @@ def _dynamodb(endpoint: str) -> Any:
     return boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION)
 
 
-def _envelope() -> Envelope:
-    event = UserCreated(user_id="u1", email="ada@example.com", name="Ada")
+def _envelope(user_id: str = "u1") -> Envelope:
+    event = UserCreated(user_id=user_id, email=f"{user_id}@example.com", name="Ada")
     return Envelope(
-        id="evt-u1",
+        id=f"evt-{user_id}",
         source="users",
         type=event.type,
         time="2026-01-01T00:00:00.000Z",
@@ -77,15 +87,21 @@ def _envelope() -> Envelope:
     )
 
 
-def _commit_to_outbox(endpoint: str, spec: TableSpec, envelope: Envelope) -> dict[str, Any]:
+def _commit_to_outbox(
+    endpoint: str,
+    spec: TableSpec,
+    envelope: Envelope,
+    ordering_key: str = "USER#u1",
+    now: Callable[[], float] = time.time,
+) -> dict[str, Any]:
     """Commit `envelope` with a real unit of work; the outbox item it wrote, as stored."""
 
     async def commit() -> dict[str, Any]:
         async with DynamoTable(spec, endpoint_url=endpoint, region_name=REGION) as table:
-            async with UnitOfWork(table) as uow:
-                uow.publish(envelope.encode(), ordering_key="USER#u1", event_id=envelope.id)
+            async with UnitOfWork(table, now=now) as uow:
+                uow.publish(envelope.encode(), ordering_key=ordering_key, event_id=envelope.id)
             page = await table.query(
-                Key("PK").eq("OUTBOX#USER#u1") & Key("SK").begins_with("EVENT#"),
+                Key("PK").eq(f"OUTBOX#{ordering_key}") & Key("SK").begins_with("EVENT#"),
                 consistent=True,
             )
         (item,) = page.items
@@ -195,6 +211,28 @@ def test_a_streamed_outbox_insert_is_published_then_deleted(
     assert json.loads(delivered["Body"]) == json.loads(envelope.encode())
     gone = _dynamodb(moto_endpoint).get_item(TableName=spec.name, Key=key, ConsistentRead=True)
     assert "Item" not in gone
+
+
+def test_a_scheduled_sweep_publishes_what_the_stream_left_behind_and_deletes_it(
+    moto_endpoint: str, app_name: str, users_app: LambdaApp
+) -> None:
+    spec = users_app.table.spec  # type: ignore[union-attr]
+    hour_ago = time.time() - 3600
+    old = _commit_to_outbox(moto_endpoint, spec, _envelope("u1"), now=lambda: hour_ago)
+    young = _commit_to_outbox(moto_endpoint, spec, _envelope("u2"), ordering_key="USER#u2")
+
+    assert users_app(sample(SCHEDULED_EVENT), LambdaContext()) is None
+
+    (delivered,) = _receive(moto_endpoint, f"{app_name}-messaging-events")
+    assert json.loads(delivered["Body"])["id"] == "evt-u1"
+    assert not _stored(moto_endpoint, spec, old)
+    assert _stored(moto_endpoint, spec, young)  # younger than the sweep age: the stream's
+
+
+def _stored(endpoint: str, spec: TableSpec, item: dict[str, Any]) -> bool:
+    key = _image({"PK": item["PK"], "SK": item["SK"]})
+    found = _dynamodb(endpoint).get_item(TableName=spec.name, Key=key, ConsistentRead=True)
+    return "Item" in found
 
 
 class Refusing:

@@ -1,11 +1,15 @@
-"""The relay runs as a background loop owned by a task group."""
+"""The relay: a background loop owned by a task group, or one pass of the events older than
+an age (the Lambda's scheduled sweep), stopping when told to."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
+import pytest
 
+from bus.clock import ManualClock
 from bus.storage import OutboxRelay, Table, UnitOfWork
 
 MakeTable = Callable[..., Awaitable[Table]]
@@ -74,3 +78,125 @@ async def test_a_key_whose_events_cannot_be_published_does_not_hold_back_the_oth
     assert await relay.relay_once() == 2
     assert sorted(published) == [b"k1", b"k2"]
     assert await relay.relay_once() == 0  # the stuck one stays pending, nothing is lost
+
+
+async def _commit(table: Table, ordering_key: str, *ids: str, at: float) -> None:
+    async with UnitOfWork(table, now=lambda: at) as uow:
+        for id in ids:
+            uow.publish(id.encode(), ordering_key=ordering_key, event_id=id)
+
+
+async def _pending(table: Table) -> list[bytes]:
+    seen: list[bytes] = []
+
+    async def publish(bodies: list[bytes]) -> None:
+        seen.extend(bodies)
+
+    await OutboxRelay(table, publish).relay_once()
+    return sorted(seen)
+
+
+async def test_older_than_publishes_only_events_committed_at_least_that_long_ago_in_order(
+    make_table: MakeTable, clock: ManualClock
+) -> None:
+    table = await make_table()
+    await _commit(table, "a", "a0", "a1", "a2", at=clock.now())
+    await _commit(table, "b", "b0", at=clock.now())
+    clock.advance(600)
+    await _commit(table, "a", "a3", at=clock.now())
+    await _commit(table, "c", "c0", at=clock.now())
+    clock.advance(300)
+    published: list[bytes] = []
+
+    async def publish(bodies: list[bytes]) -> None:
+        published.extend(bodies)
+
+    relay = OutboxRelay(table, publish, batch_size=2, now=clock.now)
+    assert await relay.relay_once(older_than=900) == 4
+
+    assert [b for b in published if b.startswith(b"a")] == [b"a0", b"a1", b"a2"]
+    assert sorted(published) == [b"a0", b"a1", b"a2", b"b0"]
+    assert await _pending(table) == [b"a3", b"c0"]  # younger than 900 s: left where they are
+
+
+async def test_older_than_stops_at_a_keys_first_younger_event_so_order_holds(
+    make_table: MakeTable, clock: ManualClock
+) -> None:
+    table = await make_table()
+    now = clock.now()
+    await _commit(table, "k", "k0", at=now - 1000)
+    await _commit(table, "k", "k1", at=now - 10)
+    await _commit(table, "k", "k2", at=now - 5000)  # committed later, by a writer whose clock lags
+    published: list[bytes] = []
+
+    async def publish(bodies: list[bytes]) -> None:
+        published.extend(bodies)
+
+    assert await OutboxRelay(table, publish, now=clock.now).relay_once(older_than=900) == 1
+
+    assert published == [b"k0"]
+    assert await _pending(table) == [b"k1", b"k2"]
+
+
+async def test_should_stop_ends_the_pass_between_keys_leaving_the_rest_pending(
+    make_table: MakeTable, clock: ManualClock
+) -> None:
+    table = await make_table()
+    for key in ("k1", "k2", "k3"):
+        await _commit(table, key, f"{key}-0", at=clock.now())
+    published: list[bytes] = []
+
+    async def publish(bodies: list[bytes]) -> None:
+        published.extend(bodies)
+
+    relay = OutboxRelay(table, publish, now=clock.now)
+    assert await relay.relay_once(should_stop=lambda: len(published) >= 1) == 1
+
+    assert len(published) == 1
+    assert len(await _pending(table)) == 2
+
+
+async def test_should_stop_is_asked_between_batches_of_one_key_and_order_holds(
+    make_table: MakeTable, clock: ManualClock
+) -> None:
+    table = await make_table()
+    await _commit(table, "k", "k0", "k1", "k2", at=clock.now())
+    published: list[bytes] = []
+
+    async def publish(bodies: list[bytes]) -> None:
+        published.extend(bodies)
+
+    relay = OutboxRelay(table, publish, batch_size=2, now=clock.now)
+    assert await relay.relay_once(older_than=0, should_stop=lambda: len(published) >= 2) == 2
+
+    assert published == [b"k0", b"k1"]
+    assert await relay.relay_once() == 1 and published == [b"k0", b"k1", b"k2"]
+
+
+async def test_publish_items_is_handed_the_outbox_items_themselves(
+    make_table: MakeTable, clock: ManualClock
+) -> None:
+    table = await make_table()
+    await _commit(table, "k", "k0", at=clock.now())
+    handed: list[dict[str, Any]] = []
+
+    async def publish_items(items: list[dict[str, Any]]) -> None:
+        handed.extend(items)
+
+    assert await OutboxRelay(table, publish_items=publish_items).relay_once() == 1
+
+    (item,) = handed
+    assert (item["PK"], item["SK"], item["event_id"]) == ("OUTBOX#k", f"EVENT#{0:020d}", "k0")
+    assert bytes(item["body"]) == b"k0" and item["committed_at"] == clock.now()
+    assert await _pending(table) == []
+
+
+async def test_a_relay_takes_exactly_one_way_to_publish(make_table: MakeTable) -> None:
+    table = await make_table()
+
+    async def publish(bodies: list[bytes]) -> None: ...
+
+    with pytest.raises(TypeError, match=r"one of publish \(bodies\) or publish_items"):
+        OutboxRelay(table)
+    with pytest.raises(TypeError, match="one of publish"):
+        OutboxRelay(table, publish, publish_items=publish)  # type: ignore[arg-type]
