@@ -60,6 +60,9 @@ HTTP_FUNCTION_TIMEOUT = 29
 MIN_CONCURRENCY = 2
 #: What an app's name may be: it prefixes every queue, topic, bus, table and function.
 APP_NAME = re.compile(r"[a-z][a-z0-9-]{0,19}")
+#: How often a stateful domain's function sweeps its outbox for events the stream path did
+#: not relay (adapters.lambda_: a Scheduled Event; TCTF_OUTBOX_SWEEP_AGE_S says how old).
+OUTBOX_SWEEP_MINUTES = 5
 #: Records per batch from the table's stream to the outbox relay.
 STREAM_BATCH_SIZE = 100
 #: Only new outbox events reach the relay: writes of other items, and the relay's own
@@ -379,6 +382,7 @@ class DomainResources:
                 non_key_attributes=list(index.non_key_attributes) or None,
             )
         table.grant_read_write_data(function)
+        self._outbox_sweep(function)
         outbox_dlq = self._dead_letter_queue(self.topology.outbox_dlqs[self.domain])
         outbox_dlq.grant_send_messages(function)
         function.add_event_source(
@@ -389,6 +393,22 @@ class DomainResources:
                 report_batch_item_failures=True,
                 filters=[lambda_.FilterCriteria.filter(OUTBOX_STREAM_FILTER)],
             )
+        )
+
+    def _outbox_sweep(self, function: lambda_.Function) -> None:
+        """A schedule invoking the function to publish outbox events older than its sweep
+        age: those whose stream records failed until they expired (24 hours)."""
+        import aws_cdk as cdk
+        from aws_cdk import aws_events as events
+        from aws_cdk import aws_events_targets as targets
+
+        events.Rule(
+            self.stack,
+            "OutboxSweep",
+            rule_name=f"{self.topology.app}-{self.domain}-outbox-sweep",
+            description=f"sweep the outbox of domain {self.domain}",
+            schedule=events.Schedule.rate(cdk.Duration.minutes(OUTBOX_SWEEP_MINUTES)),
+            targets=[targets.LambdaFunction(function, retry_attempts=2)],
         )
 
     def _grants(self, function: lambda_.Function) -> None:

@@ -19,6 +19,7 @@ from tctf.config import load_domains
 from tctf.synth import (
     HANDLER,
     OUTBOX_STREAM_FILTER,
+    OUTBOX_SWEEP_MINUTES,
     STREAM_BATCH_SIZE,
     FunctionSettings,
     function_timeout,
@@ -249,6 +250,18 @@ def test_a_stateful_domain_has_its_table_and_its_stream_feeds_only_new_outbox_it
     assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     (criterion,) = stream["FilterCriteria"]["Filters"]
     assert json.loads(criterion["Pattern"]) == OUTBOX_STREAM_FILTER
+    # What the stream could not relay before its records expired, a schedule sweeps.
+    function_id = stream["FunctionName"]["Ref"]
+    (sweep,) = [
+        r for r in resources(template, "AWS::Events::Rule").values() if "ScheduleExpression" in r
+    ]
+    assert sweep["ScheduleExpression"] == f"rate({OUTBOX_SWEEP_MINUTES} minutes)"
+    assert [t["Arn"] for t in sweep["Targets"]] == [{"Fn::GetAtt": [function_id, "Arn"]}]
+    assert any(
+        p["Principal"] == "events.amazonaws.com"
+        for p in resources(template, "AWS::Lambda::Permission").values()
+    )
+    assert not resources(sns_app["tctf-messaging"], "AWS::Events::Rule")  # no table, no sweep
 
 
 def _stream_record(event_name: str, pk: str, sk: str) -> dict[str, Any]:
@@ -302,8 +315,11 @@ def test_a_domain_with_routes_gets_an_http_api_to_its_function(
     assert integration["PayloadFormatVersion"] == "2.0"
     ((function_id, _),) = resources(template, "AWS::Lambda::Function").items()
     # One permission for the API, not one per route (the resource policy's 20 KB limit).
-    (permission,) = resources(template, "AWS::Lambda::Permission").values()
-    assert permission["Principal"] == "apigateway.amazonaws.com"
+    (permission,) = [
+        p
+        for p in resources(template, "AWS::Lambda::Permission").values()
+        if p["Principal"] == "apigateway.amazonaws.com"
+    ]
     assert permission["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
     assert resolve(permission["SourceArn"]).endswith("/*/*")
     assert not resources(sns_app["tctf-messaging"], "AWS::ApiGatewayV2::Api")
