@@ -42,6 +42,7 @@ from bus.storage.table import (
     Put,
     TransactOperation,
     Update,
+    carried_size,
     check_query,
     check_transaction,
     check_transaction_size,
@@ -142,10 +143,8 @@ class InMemoryTable:
     async def transact(self, operations: Sequence[TransactOperation]) -> None:
         keys = check_transaction(self._spec, operations)
         identities = [self._identity(key) for key in keys]
+        check_transaction_size([carried_size(self._spec, op) for op in operations])
         new_items = [self._after(op, key) for op, key in zip(operations, keys, strict=True)]
-        check_transaction_size(
-            [_written_size(*written) for written in zip(operations, keys, new_items, strict=True)]
-        )
         reasons = [
             CancellationReason(None)
             if op.condition is None or matches(op.condition, self._items.get(identity, {}))
@@ -274,15 +273,6 @@ class InMemoryTable:
                 values = [sortable(item[name]) for name in names]
                 placements.append((self._indexes[index.name], values[0], (*values[1:], *identity)))
         return placements
-
-
-def _written_size(operation: TransactOperation, key: Item, new_item: Item | None) -> int:
-    """What an operation adds to a transaction's 4 MB: the whole item a Put or an Update
-    leaves (the strict reading of "the aggregate size of the items"; DynamoTable can only
-    size what it sends), the key of a Delete or a ConditionCheck."""
-    if isinstance(operation, Put | Update) and new_item is not None:
-        return item_size(new_item)
-    return item_size(key)
 
 
 def _read_page(candidates: Iterator[Item], limit: int | None) -> tuple[list[Item], bool]:
