@@ -13,6 +13,7 @@ events themselves are then read from the base table with a consistent query, in 
 from __future__ import annotations
 
 import logging
+import random
 import time
 import zlib
 from collections.abc import Awaitable, Callable
@@ -54,14 +55,17 @@ def outbox_index() -> GlobalIndex:
 
 
 def check_outbox_table(spec: TableSpec) -> None:
-    """`InvalidRequest` unless `spec` can hold an outbox."""
+    """`InvalidRequest` unless `spec` can hold an outbox: string keys named `PK` and `SK`
+    (the layout every reader of an outbox item, a table's stream relay among them, expects)
+    and `outbox_index()`."""
     strings = spec.sort_key is not None and all(
         attribute.type is KeyType.STRING for attribute in spec.key_attributes
     )
-    if not strings or outbox_index() not in spec.indexes:
+    named = spec.key_names == ("PK", "SK")
+    if not strings or not named or outbox_index() not in spec.indexes:
         raise InvalidRequest(
             f"table {spec.name!r} cannot hold an outbox: it needs string partition and sort "
-            "keys and `outbox_index()` in TableSpec.indexes"
+            "keys named PK and SK, and `outbox_index()` in TableSpec.indexes"
         )
 
 
@@ -127,7 +131,11 @@ class OutboxRelay:
         """
         cutoff = None if older_than is None else self._now() - older_than
         published = 0
-        for ordering_key in await self._pending_keys():
+        keys = await self._pending_keys(should_stop)
+        if older_than is not None:
+            # A sweep that runs out of time must not always spend it on the same keys.
+            random.shuffle(keys)
+        for ordering_key in keys:
             if should_stop is not None and should_stop():
                 break
             try:
@@ -150,11 +158,11 @@ class OutboxRelay:
             if published == 0:
                 await anyio.sleep(poll_interval)
 
-    async def _pending_keys(self) -> list[str]:
+    async def _pending_keys(self, should_stop: Callable[[], bool] | None = None) -> list[str]:
         keys: dict[str, None] = {}
         for shard in range(OUTBOX_SHARDS):
             cursor = None
-            while True:
+            while should_stop is None or not should_stop():
                 page = await self._table.query(
                     Key(OUTBOX_SHARD_ATTRIBUTE).eq(f"PENDING#{shard}"),
                     index=OUTBOX_INDEX,

@@ -10,7 +10,17 @@ import anyio
 import pytest
 
 from bus.clock import ManualClock
-from bus.storage import OutboxRelay, Table, UnitOfWork
+from bus.storage import (
+    InMemoryTable,
+    InvalidRequest,
+    KeyAttribute,
+    KeyType,
+    OutboxRelay,
+    Table,
+    TableSpec,
+    UnitOfWork,
+    outbox_index,
+)
 
 MakeTable = Callable[..., Awaitable[Table]]
 
@@ -200,3 +210,27 @@ async def test_a_relay_takes_exactly_one_way_to_publish(make_table: MakeTable) -
         OutboxRelay(table)
     with pytest.raises(TypeError, match="one of publish"):
         OutboxRelay(table, publish, publish_items=publish)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        TableSpec("lower", KeyAttribute("pk"), KeyAttribute("sk"), indexes=(outbox_index(),)),
+        TableSpec(
+            "numbers", sort_key=KeyAttribute("SK", KeyType.NUMBER), indexes=(outbox_index(),)
+        ),
+        TableSpec("no-index"),
+    ],
+    ids=["other key names", "a number sort key", "no outbox index"],
+)
+def test_a_table_an_outbox_reader_could_not_read_is_refused(spec: TableSpec) -> None:
+    """A table's stream relay reads outbox items by their PK and SK: under other names it
+    would take them for other items and a sweep would delete them unpublished."""
+    with pytest.raises(InvalidRequest, match="cannot hold an outbox"):
+        OutboxRelay(InMemoryTable(spec), publish=_ignore)
+    with pytest.raises(InvalidRequest, match="cannot hold an outbox"):
+        UnitOfWork(InMemoryTable(spec)).publish(b"e", ordering_key="k", event_id="e")
+
+
+async def _ignore(bodies: list[bytes]) -> None:
+    return None
