@@ -25,6 +25,9 @@ class DeadLetter:
     body: bytes
     receive_count: int
     reason: str | None
+    #: Where the record came from (queue, topic, bus or stream ARN) when whoever dead-lettered
+    #: it said so; None otherwise (SQS records none when it moves a record itself).
+    source: str | None = None
 
 
 class _IgnoredTaskStatus:

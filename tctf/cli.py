@@ -1,10 +1,12 @@
-"""The `tctf` command: run the platform, show its topology, provision, package, synthesize."""
+"""The `tctf` command: run the platform, show its topology, provision, inspect and redrive
+dead letters, package, synthesize."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 import anyio
 import orjson
@@ -67,6 +69,31 @@ def _parser() -> argparse.ArgumentParser:
     _aws_options(up)
     up.set_defaults(command=_up)
 
+    dlq = commands.add_parser(
+        "dlq", help="list what every DLQ holds and why ('dlq redrive DOMAIN' moves it back)"
+    )
+    _domains_option(dlq)
+    dlq.add_argument("--json", action="store_true", help="print one JSON line per DLQ")
+    _aws_options(dlq)
+    _app_option(dlq)
+    dlq.set_defaults(command=_dlq)
+    actions = dlq.add_subparsers(metavar="ACTION")
+    redrive = actions.add_parser(
+        "redrive",
+        help="move a domain's dead letters back to their queue, or publish its outbox's",
+    )
+    redrive.add_argument("domain", metavar="DOMAIN")
+    redrive.add_argument(
+        "--purpose",
+        choices=("events", "tasks", "outbox"),
+        default="events",
+        help="which of the domain's DLQs (default events)",
+    )
+    # Given before or after `redrive`: absent here, they keep what `dlq` parsed.
+    _aws_options(redrive, default=argparse.SUPPRESS)
+    _app_option(redrive, default=argparse.SUPPRESS)
+    redrive.set_defaults(command=_dlq_redrive)
+
     commands.add_parser("package", help="build one domain's Lambda artifact (see its --help)")
     commands.add_parser("synth", help="the CDK app deploying every domain (see its --help)")
     return parser
@@ -82,9 +109,18 @@ def _domains_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _aws_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--endpoint-url", help="AWS-compatible endpoint, e.g. moto server")
-    parser.add_argument("--transport", choices=("sns", "eventbridge"), default="sns")
+def _aws_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """`--endpoint-url` and `--transport`; `default` replaces both defaults when given."""
+    parser.add_argument(
+        "--endpoint-url", default=default, help="AWS-compatible endpoint, e.g. moto server"
+    )
+    parser.add_argument("--transport", choices=("sns", "eventbridge"), default=default or "sns")
+
+
+def _app_option(parser: argparse.ArgumentParser, default: str = "tctf") -> None:
+    parser.add_argument(
+        "--app", default=default, help="the platform's name, prefix of every queue (tctf)"
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -132,6 +168,28 @@ def _up(args: argparse.Namespace) -> int:
 
     anyio.run(up, args.endpoint_url, args.transport)
     return 0
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from tctf.config import load_domains
+    from tctf.dead_letters import show
+
+    domains = load_domains(args.domains)
+    anyio.run(
+        partial(show, domains, args.endpoint_url, args.transport, as_json=args.json, app=args.app)
+    )
+    return 0
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    from tctf.config import load_domains
+    from tctf.dead_letters import redrive
+
+    (domain,) = load_domains([args.domain])
+    result: int = anyio.run(
+        partial(redrive, domain, args.purpose, args.endpoint_url, args.transport, app=args.app)
+    )
+    return result
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -19,6 +20,7 @@ from adapters.aws.session import AwsClients, AwsSettings
 from bus.dispatch import Dispatcher
 from bus.envelope import Envelope, check_message_size
 from bus.envelope import message_attributes as envelope_attributes
+from bus.errors import ConfigurationError
 from bus.limits import SQS, ServiceLimits
 from bus.topology import Purpose, Topology
 from bus.transport import TASK_STATUS_IGNORED, DeadLetter
@@ -136,7 +138,11 @@ class QueueTransport:
 
     async def __aenter__(self) -> Self:
         self._context_depth += 1
-        await self.resources()
+        try:
+            await self.resources()
+        except BaseException:  # no `__aexit__` follows a failed enter: close here
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(
@@ -362,24 +368,48 @@ class QueueTransport:
         """
         spec = self.topology.require_queue(domain, purpose)
         url = (await self.resources()).queue_urls[spec.dlq]
-        sqs = (await self.clients()).sqs
-        messages = await _receive_all(sqs, url)
-        if messages:
-            await _make_visible(sqs, url, messages)
-        messages.sort(key=lambda m: int(m.get("Attributes", {}).get("SentTimestamp", 0)))
-        return [
-            DeadLetter(
-                m["MessageId"],
-                self._dead_letter_body(m["Body"]),
-                int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
-                _reason(m),
-            )
-            for m in messages
-        ]
+        return await self._peek(url, self._dead_letter_body)
 
     def _dead_letter_body(self, body: str) -> bytes:
         """The envelope a dead-lettered message carries, as the producer encoded it."""
         return body.encode()
+
+    async def outbox_dead_letters(self, domain: str) -> list[DeadLetter]:
+        """The letters of a stateful domain's outbox DLQ, oldest first, left in the DLQ, as
+        `dead_letters()` reads a queue's DLQ.
+
+        Each body is the parked outbox item as the stream relay sent it (its image as JSON);
+        `adapters.lambda_.streams.parked_outbox_envelope` reads the envelope in it.
+        """
+        return await self._peek(await self.outbox_dlq_url(domain), str.encode)
+
+    async def outbox_dlq_url(self, domain: str) -> str:
+        """The URL of the domain's outbox DLQ; a clear error for a domain without state."""
+        name = self.topology.outbox_dlqs.get(domain)
+        if name is None:
+            raise ConfigurationError(
+                f"domain {domain!r} has no outbox DLQ: only a domain declared with "
+                "storage=Storage() has an outbox"
+            )
+        return (await self.resources()).queue_urls[name]
+
+    async def _peek(self, url: str, body: Callable[[str], bytes]) -> list[DeadLetter]:
+        from adapters.lambda_.dead_letters import REASON_ATTRIBUTE, SOURCE_ATTRIBUTE
+
+        sqs = (await self.clients()).sqs
+        messages = await _receive_all(sqs, url)
+        if messages:
+            await _make_visible(sqs, url, messages)
+        return [
+            DeadLetter(
+                m["MessageId"],
+                body(m["Body"]),
+                int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                _attribute(m, REASON_ATTRIBUTE),
+                _attribute(m, SOURCE_ATTRIBUTE),
+            )
+            for m in _oldest_first(messages)
+        ]
 
     async def redrive(self, domain: str, purpose: Purpose = "events") -> int:
         """Move the DLQ's records back to their queue: send each, then delete it from the DLQ.
@@ -420,9 +450,68 @@ class QueueTransport:
                 size=entry_size,
                 max_batch_bytes=SQS.max_batch_bytes,
             )
+            undeleted += await self._delete(sqs, dlq, chunk)
+        if undeleted:
+            raise AwsTransportError(
+                f"redrive sent {len(messages)} messages back to {spec.name} but could not "
+                f"delete {len(undeleted)} of them from {spec.dlq}: {_listed(undeleted)}. "
+                "Those are in both queues now; delete them from the DLQ rather than "
+                "redriving again, or they are delivered once more"
+            )
+        return len(messages)
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """Publish events: through SNS or EventBridge, as the subclass says."""
+        raise NotImplementedError
+
+    async def redrive_outbox(self, domain: str) -> OutboxRedrive:
+        """Publish the envelope of each letter of the domain's outbox DLQ, oldest first, then
+        delete the letter; how many were published, and the letters that stayed, with why.
+
+        A letter that still cannot be published, for the reasons the stream relay parks one
+        (unreadable, over the size limit, refused as the sender's fault), stays in the DLQ,
+        visible again at once. Any other failure (an outage outlasting the retry deadline)
+        stops the redrive and is raised, once the letters published so far are deleted.
+        """
+        from adapters.lambda_.streams import never_publishable, parked_outbox_envelope
+
+        url = await self.outbox_dlq_url(domain)
+        sqs = (await self.clients()).sqs
+        messages = _oldest_first(await _receive_all(sqs, url))
+        published: list[dict[str, Any]] = []
+        kept: dict[str, str] = {}
+        try:
+            for message in messages:
+                try:
+                    await self.publish([parked_outbox_envelope(message["Body"])])
+                except Exception as error:
+                    if not never_publishable(error):
+                        raise
+                    kept[message["MessageId"]] = str(error)
+                else:
+                    published.append(message)
+        finally:
+            undeleted = await self._delete(sqs, url, published)
+            left = [m for m in messages if m not in published]
+            if left:
+                await _make_visible(sqs, url, left)
+        if undeleted:
+            raise AwsTransportError(
+                f"redrive published {len(published)} letters of "
+                f"{self.topology.outbox_dlqs[domain]} but could not delete {len(undeleted)} of "
+                f"them: {_listed(undeleted)}. Delete those from the DLQ, or the next redrive "
+                "publishes them again (consumers drop the duplicate by event id)"
+            )
+        return OutboxRedrive(len(published), kept)
+
+    async def _delete(self, sqs: Any, url: str, messages: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Delete received messages, ten a call; each one not deleted, with AWS's reason."""
+        undeleted: list[str] = []
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
             deleted = await self._retrying(
                 sqs.delete_message_batch,
-                QueueUrl=dlq,
+                QueueUrl=url,
                 Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
                 ],
@@ -431,15 +520,17 @@ class QueueTransport:
                 f"{chunk[int(f['Id'])]['MessageId']} ({f.get('Code', '')}: {f.get('Message', '')})"
                 for f in deleted.get("Failed", ())
             ]
-        if undeleted:
-            raise AwsTransportError(
-                f"redrive sent {len(messages)} messages back to {spec.name} but could not "
-                f"delete {len(undeleted)} of them from {spec.dlq}: {'; '.join(undeleted[:5])}"
-                + (f" (and {len(undeleted) - 5} more)" if len(undeleted) > 5 else "")
-                + ". Those are in both queues now; delete them from the DLQ rather than "
-                "redriving again, or they are delivered once more"
-            )
-        return len(messages)
+        return undeleted
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRedrive:
+    """What `QueueTransport.redrive_outbox` did."""
+
+    #: Letters whose envelope was published, and which were deleted from the DLQ.
+    published: int
+    #: Letters left in the DLQ, by message id, with why each still cannot be published.
+    kept: Mapping[str, str]
 
 
 async def _look_up_queue(sqs: Any, name: str) -> str:
@@ -499,11 +590,18 @@ async def _make_visible(sqs: Any, url: str, messages: Sequence[Mapping[str, Any]
         )
 
 
-def _reason(message: Mapping[str, Any]) -> str | None:
-    from adapters.lambda_.dead_letters import REASON_ATTRIBUTE
+def _oldest_first(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(messages, key=lambda m: int(m.get("Attributes", {}).get("SentTimestamp", 0)))
 
-    attribute = message.get("MessageAttributes", {}).get(REASON_ATTRIBUTE)
+
+def _attribute(message: Mapping[str, Any], name: str) -> str | None:
+    """A String message attribute's value: the notes a parked record was sent with."""
+    attribute = message.get("MessageAttributes", {}).get(name)
     return None if attribute is None else str(attribute.get("StringValue"))
+
+
+def _listed(items: Sequence[str]) -> str:
+    return "; ".join(items[:5]) + (f" (and {len(items) - 5} more)" if len(items) > 5 else "")
 
 
 def _resendable(attributes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ changes are not ours to relay. On failure, Lambda resumes the shard from the fir
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 import orjson
 
 from adapters.lambda_.dead_letters import DeadLetters, Letter
-from bus import Envelope, PermanentError, Publisher
+from bus import Envelope, MalformedEnvelope, PermanentError, Publisher
 from bus.dispatch import DEADLINE_REASON
 
 _log = logging.getLogger("tctf.lambda")
@@ -167,17 +168,19 @@ async def relay_record(
     try:
         await relay(record)
     except Exception as error:
-        if isinstance(error, PermanentError) or _refused_by_sender_fault(error):
+        if never_publishable(error):
             return await _park(record, str(error), dead_letters, dead_letter_queue)
         return f"{type(error).__name__}: {error}"
     return None
 
 
-def _refused_by_sender_fault(error: Exception) -> bool:
-    """True for a publish the service refused as the sender's fault (`PublishFailed` with
-    `sender_fault` set): sending the same envelope again meets the same answer, and the
-    record would hold up its shard until it ages out of the stream."""
-    return getattr(error, "sender_fault", False) is True
+def never_publishable(error: Exception) -> bool:
+    """True when relaying an outbox item failed in a way that retrying cannot mend: the item
+    is unreadable or over the size limit (`PermanentError`), or the service refused the
+    publish as the sender's fault (`PublishFailed` with `sender_fault` set), so the same
+    envelope meets the same answer. Such an item is parked rather than left to hold up its
+    shard until it ages out of the stream."""
+    return isinstance(error, PermanentError) or getattr(error, "sender_fault", False) is True
 
 
 async def _park(
@@ -209,3 +212,37 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, set | frozenset):
         return sorted(value, key=str)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def parked_outbox_envelope(letter: str | bytes) -> Envelope:
+    """The envelope of an outbox item parked by `_park`: the letter is the item's image as
+    JSON (`_jsonable`), its `body` base64 when the item held bytes, as `UnitOfWork` writes.
+
+    Raises `PermanentError` (`MalformedEnvelope`) for a letter that is no outbox item or
+    whose envelope cannot be read: the error the stream relay parked it for, met again.
+    """
+    try:
+        item = orjson.loads(letter)
+    except orjson.JSONDecodeError as error:
+        raise MalformedEnvelope(f"dead letter is not JSON: {error}") from None
+    if not isinstance(item, dict):
+        raise MalformedEnvelope(f"dead letter is JSON {type(item).__name__}, not an outbox item")
+    body = item.get(OUTBOX_BODY)
+    if isinstance(body, str):
+        item[OUTBOX_BODY] = _unbase64(body)
+    envelope = outbox_envelope(item)
+    if envelope is None:
+        raise MalformedEnvelope(
+            f"dead letter is not an outbox event item (PK {item.get('PK')!r}, "
+            f"SK {item.get('SK')!r})"
+        )
+    return envelope
+
+
+def _unbase64(body: str) -> bytes | str:
+    """Bytes `_jsonable` wrote as base64; a body the item held as text is JSON, which is
+    never valid base64 (it has braces and quotes), and stays as it is."""
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error:
+        return body

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import anyio
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
-from adapters.aws.errors import AwsTransportError
+from adapters.aws.errors import AwsTransportError, NotProvisioned, PublishFailed
 from adapters.aws.session import AwsSettings
 from adapters.aws.sns_sqs import SnsSqsTransport
-from bus import Context, Domain, DomainSettings, Event, Topology
+from bus import Context, Domain, DomainSettings, Envelope, Event, Storage, Topology
 from tests.cold_start import modules_after_import
 
 
@@ -147,6 +151,62 @@ async def test_redrive_says_which_messages_it_could_not_delete_from_the_dlq(
     assert "ReceiptHandleIsInvalid" in str(raised.value)
     assert transport.topology.require_queue("billing", "events").dlq in str(raised.value)
     assert await visible(sqs, source) == 2
+
+
+async def test_entering_a_transport_whose_queues_are_missing_closes_its_clients(
+    settings: AwsSettings, app: str
+) -> None:
+    topology = Topology.from_domains([billing()], app=app)
+    transport = SnsSqsTransport(topology, replace(settings, provision=False))
+    with pytest.raises(NotProvisioned):
+        async with transport:
+            pass
+    assert transport._clients is None
+
+
+def _outbox_letter(n: int) -> str:
+    """An outbox item as the stream relay parks it: its image as JSON, the body base64."""
+    envelope = Envelope(
+        id=f"evt-{n}",
+        source="ledger",
+        type=OrderPlaced.type,
+        time="2026-01-01T00:00:00.000Z",
+        dataversion=1,
+        correlationid="corr-1",
+        data=OrderPlaced(order_id=str(n)),
+    )
+    body = base64.b64encode(envelope.encode()).decode()
+    return json.dumps({"PK": f"OUTBOX#ORDER#{n}", "SK": f"EVENT#{n:020d}", "body": body})
+
+
+async def test_an_outage_stops_an_outbox_redrive_once_what_it_published_is_deleted(
+    settings: AwsSettings, app: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topology = Topology.from_domains([billing(), Domain("ledger", storage=Storage())], app=app)
+    transport = SnsSqsTransport(topology, replace(settings, retry_deadline=0.2))
+    async with transport:
+        sqs = (await transport.clients()).sqs
+        url = await transport.outbox_dlq_url("ledger")
+        for n in (1, 2):
+            await sqs.send_message(QueueUrl=url, MessageBody=_outbox_letter(n))
+        sns = await transport.client("sns")
+        publish_batch = sns.publish_batch
+        calls = 0
+
+        async def unreachable_after_one(**kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls > 1:
+                raise EndpointConnectionError(endpoint_url="http://sns.invalid")
+            return await publish_batch(**kwargs)
+
+        monkeypatch.setattr(sns, "publish_batch", unreachable_after_one)
+        with pytest.raises(PublishFailed):
+            await transport.redrive_outbox("ledger")
+
+        events = transport.topology.require_queue("billing", "events").name
+        assert await visible(sqs, url) == 1  # the one not published, visible again at once
+        assert await visible(sqs, (await transport.resources()).queue_urls[events]) == 1
 
 
 def test_a_lambda_cold_start_imports_neither_the_runtime_nor_the_poller() -> None:

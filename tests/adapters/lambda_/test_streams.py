@@ -12,8 +12,13 @@ import pytest
 from adapters.aws.errors import PublishFailed
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.dead_letters import MemoryDeadLetters
-from adapters.lambda_.streams import from_attribute_value, outbox_relay, stream_records
-from bus import Envelope
+from adapters.lambda_.streams import (
+    from_attribute_value,
+    outbox_relay,
+    parked_outbox_envelope,
+    stream_records,
+)
+from bus import Envelope, MalformedEnvelope
 
 from .conftest import (
     LAMBDA_GO,
@@ -239,3 +244,54 @@ def test_an_outbox_item_whose_publish_ran_out_of_retries_is_retried(
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "<sequence-number:1>"}]}
     assert dead_letters.queues == {}
+
+
+class RefusingAll(Published):
+    """A publisher whose service refuses every envelope as the sender's fault."""
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        failures = {f"{e.type} {e.id}": "InvalidParameter: bad" for e in envelopes}
+        raise PublishFailed("PublishBatch", failures, 1, sender_fault=True)
+
+
+def test_a_parked_outbox_letter_gives_back_the_envelope_it_could_not_publish(
+    inventory: Inventory, dead_letters: MemoryDeadLetters
+) -> None:
+    """`tctf dlq redrive --purpose outbox` reads letters with the function's own decoding,
+    whether the item held its envelope as bytes (as `UnitOfWork` writes it) or as text."""
+    as_text = _outbox_image(body(id="e1"), seq=2)
+    as_text["body"] = {"S": body(id="e1")}
+    event = _localstack_stream_event()
+    _with_outbox(event, 0, _outbox_image(body(id="e0")))
+    _with_outbox(event, 1, as_text)
+    _with_outbox(event, 2, _outbox_image("{not json", seq=3))
+    app = LambdaApp(
+        inventory.domain,
+        RefusingAll(),
+        dead_letters=dead_letters,
+        outbox_dead_letter_queue="tctf-inventory-outbox-dlq",
+    )
+    try:
+        assert app(event, LambdaContext()) == {"batchItemFailures": []}
+    finally:
+        app.close()
+
+    first, second, unreadable = dead_letters.queues["tctf-inventory-outbox-dlq"]
+    assert parked_outbox_envelope(first.body).encode() == body(id="e0").encode()
+    assert parked_outbox_envelope(second.body).encode() == body(id="e1").encode()
+    with pytest.raises(MalformedEnvelope) as raised:
+        parked_outbox_envelope(unreadable.body)
+    assert str(raised.value) == unreadable.reason
+
+
+@pytest.mark.parametrize(
+    ("letter", "reason"),
+    [
+        ("not json", "dead letter is not JSON"),
+        ("[]", "dead letter is JSON list, not an outbox item"),
+        ('{"PK": "USER#1", "SK": "PROFILE"}', "dead letter is not an outbox event item"),
+    ],
+)
+def test_a_letter_that_is_no_outbox_item_is_malformed(letter: str, reason: str) -> None:
+    with pytest.raises(MalformedEnvelope, match=reason):
+        parked_outbox_envelope(letter)

@@ -1,0 +1,177 @@
+"""`tctf dlq`: what the topology's DLQs hold and why, and moving it back once mended.
+
+Reads through the AWS transports' own DLQ methods; the resources are looked up, never
+created, so listing is read-only and a missing queue is a clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from adapters.aws.eventbridge import EventBridgeTransport
+from adapters.aws.queues import QueueTransport
+from adapters.aws.session import AwsSettings
+from adapters.aws.sns_sqs import SnsSqsTransport
+from adapters.lambda_.sqs import unwrap
+from adapters.lambda_.streams import parked_outbox_envelope
+from bus.domain import Domain
+from bus.envelope import Envelope
+from bus.errors import ConfigurationError, PermanentError
+from bus.topology import Topology
+from bus.transport import DeadLetter
+
+DlqPurpose = Literal["events", "tasks", "outbox"]
+
+#: Why a record is in a DLQ when nobody said: SQS records no reason when it moves one.
+MOVED_BY_SQS = "moved by SQS after maxReceiveCount"
+
+#: Records listed per DLQ in text; `--json` lists every one.
+SHOWN_PER_DLQ = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Dlq:
+    """One DLQ of the topology: whose it is, and the queue (or outbox) it serves."""
+
+    name: str
+    domain: str
+    purpose: DlqPurpose
+    #: The queue whose records SQS moves here; None for an outbox DLQ.
+    queue: str | None
+
+
+def dlqs(topology: Topology) -> list[Dlq]:
+    """Every DLQ of the topology, domain by domain: its queues' DLQs, then its outbox's."""
+    found = [Dlq(q.dlq, q.domain, q.purpose, q.name) for q in topology.queues]
+    found += [Dlq(name, domain, "outbox", None) for domain, name in topology.outbox_dlqs.items()]
+    order = {domain: index for index, domain in enumerate(topology.domains)}
+    return sorted(found, key=lambda dlq: order.get(dlq.domain, len(order)))
+
+
+def describe(letter: DeadLetter, dlq: Dlq) -> dict[str, Any]:
+    """A letter as an operator reads it: ids, why it is there, where from, what it carries."""
+    envelope = _envelope(letter, dlq)
+    return {
+        "message_id": letter.message_id,
+        "receive_count": letter.receive_count,
+        "reason": letter.reason or MOVED_BY_SQS,
+        "source": letter.source or dlq.queue,
+        "type": envelope.type if envelope else None,
+        "id": envelope.id if envelope else None,
+    }
+
+
+def _envelope(letter: DeadLetter, dlq: Dlq) -> Envelope | None:
+    try:
+        if dlq.purpose == "outbox":
+            return parked_outbox_envelope(letter.body)
+        inner = unwrap(letter.body)  # an SNS notification or EventBridge event, opened
+        return Envelope.decode(inner) if isinstance(inner, bytes) else Envelope.from_dict(inner)
+    except PermanentError:
+        return None
+
+
+async def show(
+    domains: Sequence[Domain],
+    endpoint_url: str | None,
+    transport: str,
+    *,
+    as_json: bool = False,
+    app: str = "tctf",
+) -> None:
+    """Print every DLQ of the domains with its letters, oldest first; leave them there."""
+    topology = Topology.from_domains(domains, app=app)
+    async with _transport(topology, endpoint_url, transport) as queues:
+        for dlq in dlqs(topology):
+            if dlq.purpose == "outbox":
+                letters = await queues.outbox_dead_letters(dlq.domain)
+            else:
+                letters = await queues.dead_letters(dlq.domain, dlq.purpose)
+            described = [describe(letter, dlq) for letter in letters]
+            lines = _json(dlq, described) if as_json else _text(dlq, described)
+            for line in lines:
+                print(line)
+
+
+def _json(dlq: Dlq, described: list[dict[str, Any]]) -> Iterator[str]:
+    yield orjson.dumps(
+        {
+            "dlq": dlq.name,
+            "domain": dlq.domain,
+            "purpose": dlq.purpose,
+            "count": len(described),
+            "records": described,
+        }
+    ).decode()
+
+
+def _text(dlq: Dlq, described: list[dict[str, Any]]) -> Iterator[str]:
+    count = len(described)
+    yield f"{dlq.name} ({dlq.domain} {dlq.purpose}): {_records(count)}"
+    for record in described[:SHOWN_PER_DLQ]:
+        carries = f"  {record['type']} {record['id']}" if record["type"] else ""
+        yield f"  {record['message_id']}  received {record['receive_count']}x{carries}"
+        yield f"    reason: {record['reason']}"
+        yield f"    source: {record['source'] or 'unknown'}"
+    if count > SHOWN_PER_DLQ:
+        yield f"  ... {count - SHOWN_PER_DLQ} more (--json lists every one)"
+
+
+async def redrive(
+    domain: Domain,
+    purpose: DlqPurpose,
+    endpoint_url: str | None,
+    transport: str,
+    *,
+    app: str = "tctf",
+) -> int:
+    """Move a domain's dead letters back: a queue's to the queue, an outbox's published.
+
+    Prints what moved and what stayed; returns 0, or 1 when letters stayed in the DLQ.
+    """
+    topology = Topology.from_domains([domain], app=app)
+    dlq = _dlq_of(topology, domain.name, purpose)
+    async with _transport(topology, endpoint_url, transport) as queues:
+        if purpose != "outbox":
+            moved = await queues.redrive(domain.name, purpose)
+            print(f"tctf dlq: moved {_records(moved)} from {dlq.name} back to {dlq.queue}")
+            return 0
+        result = await queues.redrive_outbox(domain.name)
+    target = f"topic {topology.topic}" if transport == "sns" else f"bus {topology.event_bus}"
+    print(
+        f"tctf dlq: published {_records(result.published)} of {dlq.name} to {target}; "
+        f"{len(result.kept)} stayed"
+    )
+    for message_id, reason in result.kept.items():
+        print(f"  {message_id}: {reason}")
+    return 1 if result.kept else 0
+
+
+def _dlq_of(topology: Topology, domain: str, purpose: DlqPurpose) -> Dlq:
+    """The domain's DLQ of that purpose; a clear error naming those it has instead."""
+    own = [dlq for dlq in dlqs(topology) if dlq.domain == domain]
+    for dlq in own:
+        if dlq.purpose == purpose:
+            return dlq
+    has = ", ".join(dlq.purpose for dlq in own) or "none"
+    raise ConfigurationError(
+        f"domain {domain!r} has no {purpose} DLQ (its DLQs: {has}); choose one with --purpose"
+    )
+
+
+def _records(count: int) -> str:
+    return f"{count} record{'' if count == 1 else 's'}"
+
+
+def _transport(topology: Topology, endpoint_url: str | None, transport: str) -> QueueTransport:
+    """The transport over resources that exist: looked up, none created."""
+    settings = AwsSettings(endpoint_url=endpoint_url, provision=False)
+    if transport == "sns":
+        return SnsSqsTransport(topology, settings)
+    if transport == "eventbridge":
+        return EventBridgeTransport(topology, settings)
+    raise ConfigurationError(f"transport must be 'sns' or 'eventbridge', not {transport!r}")
