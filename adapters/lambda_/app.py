@@ -143,6 +143,7 @@ class LambdaApp:
                 deadline=deadline,
                 dead_letters=self.dead_letters,
                 dead_letter_queue=self.outbox_dead_letter_queue,
+                delete=self.table.delete if self.table is not None else None,
             )
         if source == "sns":
             from adapters.lambda_.sns import handle_sns_event as handle

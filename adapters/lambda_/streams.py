@@ -144,10 +144,16 @@ async def handle_stream_event(
     deadline: Callable[[], bool] | None = None,
     dead_letters: DeadLetters | None = None,
     dead_letter_queue: str | None = None,
+    delete: Delete | None = None,
 ) -> dict[str, Any]:
-    """Relay the records in order; report the first one to retry by its `SequenceNumber`."""
+    """Relay the records in order; report the first one to retry by its `SequenceNumber`.
+
+    `delete(key)` removes an outbox item once it is parked, as the relay removes one once it
+    is published: left in the table, the outbox sweep would find it and try it again."""
     for record in stream_records(event):
-        reason = await relay_record(relay, record, deadline, dead_letters, dead_letter_queue)
+        reason = await relay_record(
+            relay, record, deadline, dead_letters, dead_letter_queue, delete=delete
+        )
         if reason is not None:
             _log.warning("stream record %s retried: %s", record.sequence_number, reason)
             return {"batchItemFailures": [{"itemIdentifier": record.sequence_number}]}
@@ -160,17 +166,26 @@ async def relay_record(
     deadline: Callable[[], bool] | None,
     dead_letters: DeadLetters | None,
     dead_letter_queue: str | None,
+    *,
+    delete: Delete | None = None,
 ) -> str | None:
     """None when the record is done (relayed, or parked in `dead_letter_queue` because it can
-    never be published); otherwise why it must be delivered again."""
+    never be published, then deleted with `delete` if given); otherwise why it must be
+    delivered again."""
     if deadline is not None and deadline():
         return DEADLINE_REASON
     try:
         await relay(record)
     except Exception as error:
-        if never_publishable(error):
-            return await _park(record, str(error), dead_letters, dead_letter_queue)
-        return f"{type(error).__name__}: {error}"
+        if not never_publishable(error):
+            return f"{type(error).__name__}: {error}"
+        reason = await _park(record, str(error), dead_letters, dead_letter_queue)
+        if reason is None and delete is not None:
+            try:
+                await delete(record.keys)
+            except Exception as failure:  # parked: retried, it is parked again, then deleted
+                return f"parked, but not deleted from the table: {failure}"
+        return reason
     return None
 
 

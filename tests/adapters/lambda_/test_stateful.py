@@ -302,6 +302,10 @@ def test_a_malformed_outbox_item_is_parked_in_the_outbox_dlq_and_the_rest_is_pub
     assert Topology.from_domains([users], app=app_name).queues == ()
     spec = users_app.table.spec  # type: ignore[union-attr]
     bad = {"PK": "OUTBOX#USER#u0", "SK": f"EVENT#{0:020d}", "body": b"{not json"}
+    dynamodb = _dynamodb(moto_endpoint)
+    dynamodb.put_item(
+        TableName=spec.name, Item={k: _serializer.serialize(v) for k, v in bad.items()}
+    )
     good = _commit_to_outbox(moto_endpoint, spec, _envelope())
     event = _stream_event(moto_endpoint, spec, [bad, good])
 
@@ -310,6 +314,9 @@ def test_a_malformed_outbox_item_is_parked_in_the_outbox_dlq_and_the_rest_is_pub
     assert response == {"batchItemFailures": []}
     (parked,) = _receive(moto_endpoint, f"{app_name}-users-outbox-dlq")
     assert json.loads(parked["Body"])["PK"] == "OUTBOX#USER#u0"
+    # Parked, it leaves the table as a published item does: the sweep must not find it.
+    key = {"PK": {"S": bad["PK"]}, "SK": {"S": bad["SK"]}}
+    assert "Item" not in dynamodb.get_item(TableName=spec.name, Key=key, ConsistentRead=True)
     (delivered,) = _receive(moto_endpoint, f"{app_name}-messaging-events")
     assert json.loads(delivered["Body"])["id"] == "evt-u1"
 
