@@ -246,23 +246,28 @@ class QueueTransport:
         sqs = await self.client("sqs")
         for queue, entries in by_queue.items():
             url = await self.queue_url(queue)
+            await self._send_batches(sqs, url, entries, f"SQS SendMessageBatch to {queue}")
 
-            async def call(
-                batch: Sequence[tuple[str, dict[str, Any]]], url: str = url
-            ) -> list[EntryFailure]:
-                response = await sqs.send_message_batch(
-                    QueueUrl=url, Entries=[{"Id": i, **entry} for i, entry in batch]
-                )
-                return _failures(response)
+    async def _send_batches(
+        self, sqs: Any, url: str, entries: Sequence[tuple[str, dict[str, Any]]], operation: str
+    ) -> None:
+        """SendMessageBatch of `(id, entry)` pairs to one queue, in batches of ten entries and
+        at most the batch byte limit, retrying the entries that failed (`put_in_batches`)."""
 
-            await put_in_batches(
-                f"SQS SendMessageBatch to {queue}",
-                entries,
-                call,
-                self.settings,
-                size=entry_size,
-                max_batch_bytes=self.send_limits.max_batch_bytes,
+        async def call(batch: Sequence[tuple[str, dict[str, Any]]]) -> list[EntryFailure]:
+            response = await sqs.send_message_batch(
+                QueueUrl=url, Entries=[{"Id": i, **entry} for i, entry in batch]
             )
+            return _failures(response)
+
+        await put_in_batches(
+            operation,
+            entries,
+            call,
+            self.settings,
+            size=entry_size,
+            max_batch_bytes=self.send_limits.max_batch_bytes,
+        )
 
     def _sqs_entry(self, envelope: Envelope) -> dict[str, Any]:
         body = envelope.encode()
@@ -435,21 +440,7 @@ class QueueTransport:
                 )
                 for m in chunk
             ]
-
-            async def call(batch: Sequence[tuple[str, dict[str, Any]]]) -> list[EntryFailure]:
-                response = await sqs.send_message_batch(
-                    QueueUrl=source, Entries=[{"Id": i, **entry} for i, entry in batch]
-                )
-                return _failures(response)
-
-            await put_in_batches(
-                f"redrive to {spec.name}",
-                entries,
-                call,
-                self.settings,
-                size=entry_size,
-                max_batch_bytes=SQS.max_batch_bytes,
-            )
+            await self._send_batches(sqs, source, entries, f"redrive to {spec.name}")
             undeleted += await self._delete(sqs, dlq, chunk)
         if undeleted:
             raise AwsTransportError(
