@@ -22,7 +22,7 @@ from moto.events.models import EventPattern as MotoEventPattern
 
 from bus.routing import InvalidEventPattern, compile_event_pattern
 
-AWS_CASES = Path(__file__).resolve().parents[1] / ".." / "shared" / "aws" / "derived"
+AWS_CASES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "aws" / "derived"
 SOURCES = ["tctf.users", "tctf.billing", "tctf.messaging", "tctf.social", "tctf.search"]
 TYPES = ["UserCreated", "UserDeleted", "InvoicePaid", "MessageSent", "PostLiked"]
 REGIONS = ["eu-west-1", "us-east-1", "us-west-2"]

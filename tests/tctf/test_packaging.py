@@ -33,8 +33,9 @@ from tctf.packaging import (
     scan,
     sdk_dependents,
 )
+from tests.fixtures import AWS
 
-SQS_SAMPLE = Path("/work/shared/aws/aws-lambda-go/events/testdata/sqs-event.json")
+SQS_SAMPLE = AWS / "aws-lambda-go/events/testdata/sqs-event.json"
 
 _PROBE = """
 import json, sys

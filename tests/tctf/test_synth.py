@@ -25,12 +25,13 @@ from tctf.synth import (
     function_timeout,
     main,
 )
+from tests.fixtures import AWS
 
 # jsii's Node.js process would print a banner on every start; Node 20 still runs it.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
-STREAM_SAMPLE = Path("/work/shared/aws/aws-lambda-go/events/testdata/dynamodb-event.json")
+STREAM_SAMPLE = AWS / "aws-lambda-go/events/testdata/dynamodb-event.json"
 
 Templates = dict[str, dict[str, Any]]
 

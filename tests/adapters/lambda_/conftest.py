@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.dead_letters import MemoryDeadLetters
 from bus import Context, Domain, DomainSettings, Envelope, Event, Request
+from tests.fixtures import AWS
 
-SAMPLES = Path("/work/shared/aws")
+SAMPLES = AWS
 POWERTOOLS = SAMPLES / "powertools-lambda-python/tests/events"
 LAMBDA_GO = SAMPLES / "aws-lambda-go/events/testdata"
 LOCALSTACK = SAMPLES / "localstack/tests/aws/services"

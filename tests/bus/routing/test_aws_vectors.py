@@ -17,8 +17,8 @@ from bus.routing import (
     filter_policy_matches,
     validate_event_pattern,
 )
+from tests.fixtures import AWS
 
-AWS = Path(__file__).resolve().parents[3] / ".." / "shared" / "aws"
 EVENT_RULER = AWS / "event-ruler" / "src" / "test" / "data"
 SNS_SNAPSHOT = (
     AWS
