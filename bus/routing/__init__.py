@@ -3,7 +3,7 @@
 Every transport that filters in process uses these matchers, so in-memory routing equals AWS.
 """
 
-from bus.routing.errors import InvalidEventPattern, InvalidFilterPolicy
+from bus.routing.errors import InvalidEventPattern, InvalidFilterPolicy, InvalidRoutingRule
 from bus.routing.filter_policy import (
     FilterPolicy,
     FilterPolicyScope,
@@ -24,6 +24,7 @@ __all__ = [
     "FilterPolicyScope",
     "InvalidEventPattern",
     "InvalidFilterPolicy",
+    "InvalidRoutingRule",
     "compile_event_pattern",
     "compile_filter_policy",
     "event_pattern_matches",

@@ -11,15 +11,9 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from bus.routing.errors import InvalidFilterPolicy
-from bus.routing.matcher import (
-    OR_KEYWORD,
-    NestingNotAllowed,
-    Node,
-    compile_tree,
-    is_or_relationship,
-)
-from bus.routing.operators import SNS, PatternError
+from bus.routing.errors import InvalidFilterPolicy, NestingNotAllowed, PatternError
+from bus.routing.matcher import OR_KEYWORD, Node, compile_tree, is_or_relationship
+from bus.routing.operators import SNS
 
 FilterPolicyScope = Literal["MessageAttributes", "MessageBody"]
 

@@ -11,14 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-from bus.routing.operators import (
-    MISSING,
-    RESERVED_KEYWORDS,
-    Dialect,
-    Leaf,
-    PatternError,
-    compile_leaf,
-)
+from bus.routing.errors import NestingNotAllowed, PatternError
+from bus.routing.operators import MISSING, RESERVED_KEYWORDS, Dialect, Leaf, compile_leaf
 
 OR_KEYWORD: Final = "$or"
 _EMPTY: Final[Mapping[str, Any]] = {}
@@ -219,10 +213,3 @@ def _compile_or(alternatives: list[Any], owner: _Draft, dialect: Dialect, *, nes
     if len(group) < 2:
         raise PatternError(f"There must have at least 2 Objects in {OR_KEYWORD} relationship.")
     owner.alternatives.append(group)
-
-
-class NestingNotAllowed(PatternError):
-    """A nested object where the language takes none (SNS MessageAttributes scope)."""
-
-    def __init__(self) -> None:
-        super().__init__("nested filter policy")

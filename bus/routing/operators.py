@@ -6,12 +6,14 @@ into a `Leaf` whose `match()` looks at the event value found at that field.
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
+
+from bus.routing.addresses import compile_cidr, in_network, ip_equals, ip_if_possible
+from bus.routing.errors import PatternError
+from bus.routing.numeric import NumTest, compile_numeric
+from bus.routing.wildcard import compile_wildcard
 
 MISSING: Final[Any] = object()
 """Stands for a field the event does not have."""
@@ -46,23 +48,8 @@ RESERVED_KEYWORDS: Final = frozenset(
 )
 """Field names that stop `$or` from being read as an OR (event-ruler's reserved words)."""
 
-WILDCARD_COMPLEXITY_LIMIT: Final = 10
-"""Most NFA states one wildcard may keep alive at once; AWS rejects busier ones as too complex."""
-
-_IPV4_SHAPE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
-_IPV6_SHAPE = re.compile(r"[0-9a-fA-F:]*:[0-9a-fA-F:]*")
-
 StrTest = Callable[[str], bool]
-NumTest = Callable[[float], bool]
 ValueTest = Callable[[Any], bool]
-
-
-class PatternError(Exception):
-    """Raised by the leaf compiler; each language wraps `reason` in its own public error."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -222,7 +209,7 @@ class _LeafBuilder:
             self.strings.add(item)
             address = ip_if_possible(item)
             if address is not None:
-                self.str_tests.append(_ip_equals(address))
+                self.str_tests.append(ip_equals(address))
         else:
             self.numbers.add(float(item))
 
@@ -273,7 +260,7 @@ def _compile_operator(operator: str, operand: Any, builder: _LeafBuilder, dialec
     elif operator == "cidr":
         if not isinstance(operand, str):
             raise PatternError("prefix match pattern must be a string")
-        builder.str_tests.append(_in_network(compile_cidr(operand)))
+        builder.str_tests.append(in_network(compile_cidr(operand)))
     else:
         raise PatternError(f"Unrecognized match type {operator}")
 
@@ -380,232 +367,3 @@ def _anything_but_affix(operator: str, inner: Any, dialect: Dialect) -> StrTest:
 def _is_number(value: Any) -> bool:
     kind = type(value)
     return kind is int or kind is float
-
-
-# --- wildcard -------------------------------------------------------------------------------
-
-
-def compile_wildcard(pattern: str) -> StrTest:
-    """`*` matches any run of characters; `\\*` is a literal star and `\\\\` a backslash."""
-    parts: list[str] = []
-    tokens: list[str | None] = []  # None stands for a wildcard
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "\\" and index + 1 < len(pattern) and pattern[index + 1] in "*\\":
-            tokens.append(pattern[index + 1])
-            index += 2
-            continue
-        if char == "*":
-            if tokens and tokens[-1] is None:
-                raise PatternError(f"Consecutive wildcard characters at pos {index}")
-            tokens.append(None)
-        else:
-            tokens.append(char)
-        index += 1
-    if _wildcard_complexity(tokens) > WILDCARD_COMPLEXITY_LIMIT:
-        raise PatternError(
-            "Rule is too complex - try using fewer wildcard characters or fewer repeating "
-            "character sequences after a wildcard character"
-        )
-    if None not in tokens:
-        literal = "".join(token for token in tokens if token is not None)
-        return lambda value: value == literal
-    for token in tokens:
-        parts.append(".*" if token is None else re.escape(token))
-    fullmatch = re.compile("".join(parts), re.DOTALL).fullmatch
-    return lambda value: fullmatch(value) is not None
-
-
-def _wildcard_complexity(tokens: list[str | None]) -> int:
-    """Most states the wildcard's automaton can be in at once, over every possible input."""
-    if tokens.count(None) < 2:
-        return 1
-    end = len(tokens)
-
-    def closure(states: set[int]) -> frozenset[int]:
-        pending = list(states)
-        while pending:
-            state = pending.pop()
-            if state < end and tokens[state] is None and state + 1 not in states:
-                states.add(state + 1)
-                pending.append(state + 1)
-        return frozenset(states)
-
-    alphabet = {token for token in tokens if token is not None} | {""}
-    start = closure({0})
-    seen = {start}
-    frontier = [start]
-    widest = len(start)
-    while frontier and len(seen) < 10_000:
-        current = frontier.pop()
-        for char in alphabet:
-            step = {
-                state + (tokens[state] is not None)
-                for state in current
-                if state < end and (tokens[state] is None or tokens[state] == char)
-            }
-            if not step:
-                continue
-            following = closure(step)
-            if following not in seen:
-                seen.add(following)
-                frontier.append(following)
-                widest = max(widest, len(following))
-                if widest > WILDCARD_COMPLEXITY_LIMIT:
-                    return widest
-    return widest if len(seen) < 10_000 else WILDCARD_COMPLEXITY_LIMIT + 1
-
-
-# --- numeric --------------------------------------------------------------------------------
-
-_LOWER = {">": False, ">=": True}
-_UPPER = {"<": False, "<=": True}
-
-
-def compile_numeric(operand: Any) -> NumTest:
-    """`{"numeric": [">", 0, "<=", 5]}`, validated the way AWS's rule compiler does."""
-    if not isinstance(operand, list):
-        raise PatternError("Value of numeric must be an array.")
-    terms = [*operand, _END]
-    operator = terms[0]
-    if not isinstance(operator, str) or operator is _END:
-        raise PatternError(f"Invalid member in numeric match: {_json_text(operator)}")
-    value = terms[1]
-    if operator == "=":
-        number = _require_number(value, "equals")
-        _require_end(terms, 2, "Too many elements in numeric expression")
-        return lambda candidate: candidate == number
-    if operator in _UPPER:
-        top = _require_number(value, operator)
-        _require_end(terms, 2, "Too many elements in numeric expression")
-        return _range(None, False, top, _UPPER[operator])
-    if operator not in _LOWER:
-        raise PatternError(f"Unrecognized numeric range operator: {operator}")
-    bottom = _require_number(value, operator)
-    if terms[2] is _END:
-        return _range(bottom, _LOWER[operator], None, False)
-    upper = terms[2]
-    if not isinstance(upper, str):
-        raise PatternError(f"Bad value in numeric range: {_json_text(upper)}")
-    if upper not in _UPPER:
-        raise PatternError(f"Bad numeric range operator: {upper}")
-    top = _require_number(terms[3], upper)
-    _require_end(terms, 4, "Too many terms in numeric range expression")
-    if bottom >= top:
-        raise PatternError("Bottom must be less than top")
-    return _range(bottom, _LOWER[operator], top, _UPPER[upper])
-
-
-class _EndOfArray:
-    def __repr__(self) -> str:
-        return "]"
-
-
-_END: Final[Any] = _EndOfArray()
-
-
-def _require_number(value: Any, operator: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PatternError(f"Value of {operator} must be numeric")
-    return float(value)
-
-
-def _require_end(terms: list[Any], index: int, reason: str) -> None:
-    if terms[index] is not _END:
-        raise PatternError(reason)
-
-
-def _range(
-    bottom: float | None, bottom_closed: bool, top: float | None, top_closed: bool
-) -> NumTest:
-    if top is None:
-        assert bottom is not None
-        low = bottom
-        return (lambda value: value >= low) if bottom_closed else (lambda value: value > low)
-    high = top
-    if bottom is None:
-        return (lambda value: value <= high) if top_closed else (lambda value: value < high)
-    low = bottom
-    if bottom_closed and top_closed:
-        return lambda value: low <= value <= high
-    if bottom_closed:
-        return lambda value: low <= value < high
-    if top_closed:
-        return lambda value: low < value <= high
-    return lambda value: low < value < high
-
-
-def _json_text(value: Any) -> str:
-    """What AWS's JSON parser prints for a token it did not expect."""
-    if value is _END:
-        return "]"
-    if isinstance(value, dict):
-        return "{"
-    if isinstance(value, list):
-        return "["
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
-# --- IP addresses ---------------------------------------------------------------------------
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = tuple[int, int, int]  # (version, lowest, highest)
-
-
-def ip_if_possible(text: str) -> Address | None:
-    """The address `text` spells, if it has the shape of an IPv4 or IPv6 literal."""
-    if not (_IPV4_SHAPE.fullmatch(text) or _IPV6_SHAPE.fullmatch(text)):
-        return None
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def compile_cidr(text: str) -> Network:
-    """Parse `a.b.c.d/n` with AWS's messages; the range runs from the address as written."""
-    pieces = text.split("/")
-    while len(pieces) > 1 and not pieces[-1]:
-        pieces.pop()  # split as Java does: trailing empty pieces are dropped
-    if len(pieces) != 2:
-        raise PatternError("Malformed CIDR, one '/' required")
-    address_text, mask_text = pieces
-    try:
-        mask = int(mask_text)
-    except ValueError:
-        raise PatternError("Malformed CIDR, mask bits must be an integer") from None
-    if mask < 0:
-        raise PatternError("Malformed CIDR, mask bits must not be negative")
-    shaped = _IPV4_SHAPE.fullmatch(address_text) or _IPV6_SHAPE.fullmatch(address_text)
-    if not shaped:
-        raise PatternError(f"Nonstandard IP address: {address_text}")
-    try:
-        address = ipaddress.ip_address(address_text)
-    except ValueError:
-        raise PatternError(f"Invalid IP address: {address_text}") from None
-    if address.version == 4 and mask > 31:
-        raise PatternError("IPv4 mask bits must be < 32")
-    if address.version == 6 and mask > 127:
-        raise PatternError("IPv6 mask bits must be < 128")
-    host_bits = address.max_prefixlen - mask
-    lowest = int(address)
-    return (address.version, lowest, lowest | ((1 << host_bits) - 1))
-
-
-def _in_network(network: Network) -> StrTest:
-    version, lowest, highest = network
-
-    def test(value: str) -> bool:
-        address = ip_if_possible(value)
-        return (
-            address is not None and address.version == version and lowest <= int(address) <= highest
-        )
-
-    return test
-
-
-def _ip_equals(expected: Address) -> StrTest:
-    return lambda value: ip_if_possible(value) == expected

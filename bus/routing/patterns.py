@@ -9,9 +9,9 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from bus.routing.errors import InvalidEventPattern
+from bus.routing.errors import InvalidEventPattern, PatternError
 from bus.routing.matcher import Node, compile_tree
-from bus.routing.operators import EVENTBRIDGE, PatternError
+from bus.routing.operators import EVENTBRIDGE
 
 MAX_BRANCHES: Final = 1000
 """Most plain rules a pattern may fork into through `$or`.
