@@ -59,3 +59,18 @@ def isoformat(epoch_seconds: float) -> str:
     """RFC 3339 timestamp with millisecond precision, as CloudEvents `time` wants."""
     moment = datetime.fromtimestamp(epoch_seconds, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+_second_prefixes: dict[int, str] = {}
+
+
+def timestamp(epoch: float) -> str:
+    """RFC 3339 UTC with milliseconds; the second's prefix is cached (called per publish)."""
+    second = int(epoch)
+    prefix = _second_prefixes.get(second)
+    if prefix is None:
+        if len(_second_prefixes) > 64:
+            _second_prefixes.clear()
+        prefix = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_prefixes[second] = prefix
+    return f"{prefix}.{int((epoch - second) * 1000):03d}Z"

@@ -6,49 +6,21 @@ successfully; a handler that raises sends nothing.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from bus.clock import Clock
-from bus.envelope import Envelope, check_message_size
+from bus.clock import Clock, timestamp
+from bus.envelope import Envelope
 from bus.errors import ConfigurationError
-from bus.ids import IdGenerator
-from bus.limits import SNS
+from bus.ids import IdGenerator, derived_id
 from bus.messages import Event, Message, Task
+from bus.metrics import Metrics
 
 if TYPE_CHECKING:  # storage loads only for domains that keep state (Lambda cold start)
-    from bus.storage.conditions import Condition
+    from bus.event_unit_of_work import EventUnitOfWork
     from bus.storage.table import Table
-    from bus.storage.unit_of_work import UnitOfWork
-
-_time_cache: dict[int, str] = {}
-
-
-def timestamp(epoch: float) -> str:
-    """RFC 3339 UTC with milliseconds; the second's prefix is cached (called per publish)."""
-    second = int(epoch)
-    prefix = _time_cache.get(second)
-    if prefix is None:
-        if len(_time_cache) > 64:
-            _time_cache.clear()
-        prefix = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _time_cache[second] = prefix
-    return f"{prefix}.{int((epoch - second) * 1000):03d}Z"
-
-
-class Metrics:
-    """Counters a handler adds to; the platform flushes them (e.g. as CloudWatch EMF)."""
-
-    def __init__(self) -> None:
-        self.values: defaultdict[str, float] = defaultdict(float)
-
-    def add(self, name: str, value: float = 1) -> None:
-        self.values[name] += value
 
 
 class ContextLog(logging.LoggerAdapter[logging.Logger]):
@@ -150,6 +122,7 @@ class Context:
         transaction, and the outbox relay publishes them: never a state change without its
         events, nor an event without its state change.
         """
+        from bus.event_unit_of_work import EventUnitOfWork
         from bus.storage.unit_of_work import UnitOfWork
 
         table = self.table
@@ -224,63 +197,3 @@ class Context:
             traceparent=self.traceparent,
             subject=subject,
         )
-
-
-def derived_id(seed: str) -> str:
-    """A UUID-shaped id that is the same for the same seed."""
-    h = hashlib.blake2b(seed.encode(), digest_size=16).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-class EventUnitOfWork:
-    """Item writes and published events of one handler call, committed as one transaction."""
-
-    def __init__(
-        self, context: Context, writes: UnitOfWork, on_commit: Callable[[], None] | None
-    ) -> None:
-        self._context = context
-        self._writes = writes
-        self._on_commit = on_commit
-
-    async def __aenter__(self) -> EventUnitOfWork:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._writes.__aexit__(exc_type, exc, traceback)
-        if exc_type is None and self._writes.events and self._on_commit is not None:
-            self._on_commit()
-
-    def put(self, item: Mapping[str, Any], *, condition: Condition | None = None) -> None:
-        self._writes.put(item, condition=condition)
-
-    def update(
-        self,
-        key: Mapping[str, Any],
-        *,
-        set: Mapping[str, Any] | None = None,
-        remove: Iterable[str] = (),
-        add: Mapping[str, Any] | None = None,
-        condition: Condition | None = None,
-    ) -> None:
-        self._writes.update(key, set=set, remove=remove, add=add, condition=condition)
-
-    def delete(self, key: Mapping[str, Any], *, condition: Condition | None = None) -> None:
-        self._writes.delete(key, condition=condition)
-
-    def check(self, key: Mapping[str, Any], condition: Condition) -> None:
-        self._writes.check(key, condition)
-
-    def publish(self, event: Event, *, subject: str | None = None) -> Envelope:
-        """Stage an event in the outbox; `subject` (the aggregate id) orders its events."""
-        if not isinstance(event, Event):
-            raise ConfigurationError(f"publish() takes an Event, got {type(event).__name__}")
-        envelope = self._context.envelope_for(event, subject)
-        body = envelope.encode()
-        check_message_size(envelope, body, SNS)
-        self._writes.publish(body, ordering_key=subject or envelope.id, event_id=envelope.id)
-        return envelope

@@ -12,14 +12,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bus.clock import Clock, SystemClock
-from bus.context import Context, Metrics
+from bus.context import Context
 from bus.domain import Domain, Subscription
 from bus.envelope import Envelope
-from bus.errors import PermanentError, UnknownMessageType
+from bus.errors import AlreadyHandled, PermanentError, UnknownMessageType
 from bus.ids import IdGenerator
 from bus.messages import Message, Task
+from bus.metrics import Metrics
 from bus.middleware import (
-    AlreadyHandled,
     Delivery,
     Handler,
     IdempotencyStore,

@@ -70,6 +70,14 @@ class TransientError(BusError):
     """Raised by a handler for a failure worth retrying in place (throttling, timeouts)."""
 
 
+class HandlingInProgress(TransientError):
+    """Another consumer is handling a copy of this event now; this copy is retried later."""
+
+
+class AlreadyHandled(BusError):
+    """Not a failure: the idempotency middleware skipped a call whose effect is recorded."""
+
+
 class ConfigurationError(PermanentError):
     """Domains or settings that cannot be wired together; caught before anything runs where
     possible, and when met while handling a record, it is parked: no retry fixes code."""

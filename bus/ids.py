@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 
@@ -23,3 +24,9 @@ class IdGenerator:
     def __call__(self) -> str:
         h = f"{self._bits(128):032x}"
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def derived_id(seed: str) -> str:
+    """A UUID-shaped id that is the same for the same seed."""
+    h = hashlib.blake2b(seed.encode(), digest_size=16).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -15,7 +15,7 @@ from bus.clock import Clock
 from bus.context import Context
 from bus.domain import Subscription
 from bus.envelope import Envelope
-from bus.errors import TransientError
+from bus.errors import AlreadyHandled, HandlingInProgress, TransientError
 from bus.messages import Message
 
 
@@ -97,10 +97,6 @@ class InMemoryIdempotencyStore:
             del self._records[key]
 
 
-class HandlingInProgress(TransientError):
-    """Another consumer is handling a copy of this event now; this copy is retried later."""
-
-
 def idempotency(store: IdempotencyStore, lease: float) -> Middleware:
     """Skip a delivery whose (handler, event id) already succeeded: duplicates become no-ops.
 
@@ -132,10 +128,6 @@ def idempotency(store: IdempotencyStore, lease: float) -> Middleware:
 def idempotency_key(handler: str, event_id: str) -> str:
     """The record key of one handler's effect for one event."""
     return f"{handler}#{event_id}"
-
-
-class AlreadyHandled(Exception):
-    """Raised by the idempotency middleware to tell the dispatcher the call was skipped."""
 
 
 #: Errors worth retrying in place: the call may well succeed a moment later.

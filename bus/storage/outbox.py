@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bus.errors import ConfigurationError
 from bus.storage.conditions import Key
 from bus.storage.errors import InvalidRequest
 from bus.storage.spec import GlobalIndex, KeyAttribute, KeyType, Projection, TableSpec
@@ -107,7 +108,9 @@ class OutboxRelay:
         if publish is not None and publish_items is None:
             publish_items = _bodies_to(publish)
         elif publish is not None or publish_items is None:
-            raise TypeError("OutboxRelay takes one of publish (bodies) or publish_items (items)")
+            raise ConfigurationError(
+                "OutboxRelay takes one of publish (bodies) or publish_items (items)"
+            )
         self._table = table
         self._publish_items = publish_items
         self._batch_size = batch_size
