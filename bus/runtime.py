@@ -9,18 +9,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 
+from bus.assembly import Services, assemble
 from bus.clock import Clock, SystemClock
-from bus.context import Context, Metrics
-from bus.dispatch import Dispatcher, Observer, Publisher, flush
+from bus.context import Context
+from bus.dispatch import Observer, Publisher, flush
 from bus.domain import Domain
 from bus.envelope import Envelope
 from bus.ids import IdGenerator
 from bus.messages import Event, Task
-from bus.middleware import IdempotencyStore, Middleware
-from bus.storage.idempotency import idempotency_store_for
+from bus.metrics import Metrics
+from bus.middleware import Middleware
 from bus.storage.memory import InMemoryTable
 from bus.storage.outbox import OutboxRelay
 from bus.storage.spec import TableSpec
@@ -49,8 +51,9 @@ class Runtime:
         app: str = "tctf",
         clock: Clock | None = None,
         ids: IdGenerator | None = None,
-        observer: Observer | None = None,
+        observers: Sequence[Observer] = (),
         middleware: Sequence[Middleware] = (),
+        tracer_provider: Any | None = None,
         publisher: Callable[[Publisher], Publisher] | None = None,
         tables: TableFactory = memory_tables,
         relay_interval: float | None = 1.0,
@@ -75,26 +78,19 @@ class Runtime:
         }
         self._relay_interval = relay_interval
         self._committed: anyio.Event | None = None
+        services = Services(
+            self.publisher,
+            clock=self.clock,
+            ids=self.ids,
+            observers=observers,
+            middleware=middleware,
+            tracer_provider=tracer_provider,
+            on_commit=self._wake_relay,
+        )
         self.dispatchers = {
-            domain.name: Dispatcher(
-                domain,
-                self.publisher,
-                clock=self.clock,
-                ids=self.ids,
-                idempotency_store=self._idempotency(domain),
-                middleware=middleware,
-                observer=observer,
-                table=self.tables.get(domain.name),
-                on_commit=self._wake_relay,
-            )
+            domain.name: assemble(domain, services, table=self.tables.get(domain.name))
             for domain in self.domains
         }
-
-    def _idempotency(self, domain: Domain) -> IdempotencyStore | None:
-        table = self.tables.get(domain.name)
-        if table is None:
-            return None  # the dispatcher keeps records in memory
-        return idempotency_store_for(domain, table, self.clock)
 
     async def _publish_committed(self, bodies: list[bytes]) -> None:
         await self.publisher.publish([Envelope.decode(body) for body in bodies])

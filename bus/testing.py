@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
+from typing import Any
 
 from bus.clock import Clock, ManualClock
 from bus.dispatch import Outcome, Publisher, Status
@@ -55,6 +56,7 @@ class Harness:
         app: str = "tctf",
         tables: TableFactory = memory_tables,
         middleware: Sequence[Middleware] = (),
+        tracer_provider: Any | None = None,
     ) -> None:
         self.clock = clock or ManualClock()
         self.published: list[Envelope] = []
@@ -65,11 +67,12 @@ class Harness:
             app=app,
             clock=self.clock,
             ids=IdGenerator(seed),
-            observer=self.outcomes.append,
+            observers=(self.outcomes.append,),
             publisher=lambda inner: RecordingPublisher(inner, self.published),
             tables=tables,
             relay_interval=None,
             middleware=middleware,
+            tracer_provider=tracer_provider,
         )
         self._stack = AsyncExitStack()
 

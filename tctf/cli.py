@@ -124,8 +124,8 @@ def _app_option(parser: argparse.ArgumentParser, default: str = "tctf") -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from bus.observability import configure_logging
     from tctf.config import load_domains
-    from tctf.observability import configure_logging
 
     configure_logging(args.log_level)
     domains = load_domains(args.domains)
@@ -137,12 +137,12 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from tctf.platform import Platform
 
-    middleware = []
+    provider = None
     if args.trace:
-        from tctf.observability import console_tracer_provider, tracing
+        from bus.observability import console_tracer_provider
 
-        middleware.append(tracing(console_tracer_provider()))
-    platform = Platform(domains, seed=args.seed, middleware=middleware)
+        provider = console_tracer_provider()
+    platform = Platform(domains, seed=args.seed, tracer_provider=provider)
     names = ", ".join(d.name for d in domains)
     banner = f"tctf: {names} on the in-memory transport" + (
         f"; HTTP on http://{args.host}:{port}" if port else ""

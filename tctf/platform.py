@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import anyio
 
@@ -17,7 +18,6 @@ from bus.domain import Domain
 from bus.memory import in_memory
 from bus.middleware import Middleware
 from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
-from tctf.observability import log_outcome
 
 
 class Platform:
@@ -33,15 +33,16 @@ class Platform:
         app: str = "tctf",
         tables: TableFactory = memory_tables,
         middleware: Sequence[Middleware] = (),
+        tracer_provider: Any | None = None,
     ) -> None:
         self.runtime = Runtime(
             domains,
             transport or in_memory(seed=seed),
             app=app,
             clock=clock,
-            observer=log_outcome,
             tables=tables,
             middleware=middleware,
+            tracer_provider=tracer_provider,
         )
         self.router = ApiRouter(self.runtime.domains, self.runtime.publisher, self.runtime.context)
 

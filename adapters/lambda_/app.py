@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from adapters.lambda_.dead_letters import DeadLetters
 from adapters.lambda_.sources import event_source
 from adapters.lambda_.sqs import handle_sqs_event
-from bus import Clock, Context, Dispatcher, Domain, Publisher, SystemClock
+from bus import Clock, Context, Domain, Publisher, SystemClock
+from bus.assembly import Services, assemble
 from bus.dispatch import Observer
 from bus.ids import IdGenerator
 from bus.middleware import IdempotencyStore
@@ -50,7 +51,8 @@ class LambdaApp:
         clock: Clock | None = None,
         ids: IdGenerator | None = None,
         idempotency_store: IdempotencyStore | None = None,
-        observer: Observer | None = None,
+        observers: Sequence[Observer] = (),
+        tracer_provider: Any | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         resources: AsyncExitStack | None = None,
     ) -> None:
@@ -74,18 +76,15 @@ class LambdaApp:
         #: idempotency records unless `idempotency_store` says otherwise, and where relayed
         #: outbox items are deleted from.
         self.table = table
-        if idempotency_store is None and table is not None:
-            from bus.storage.idempotency import idempotency_store_for
-
-            idempotency_store = idempotency_store_for(domain, table, self.clock)
-        self.dispatcher = Dispatcher(
-            domain,
+        services = Services(
             publisher,
             clock=self.clock,
             ids=self.ids,
-            idempotency_store=idempotency_store,
-            observer=observer,
-            table=table,
+            observers=observers,
+            tracer_provider=tracer_provider,
+        )
+        self.dispatcher = assemble(
+            domain, services, table=table, idempotency_store=idempotency_store
         )
         self._router: ApiRouter | None = None
         self._relay = relay

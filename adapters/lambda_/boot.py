@@ -18,6 +18,7 @@ from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.dead_letters import DeadLetters, MemoryDeadLetters, SqsDeadLetters
 from adapters.lambda_.settings import LambdaSettings
 from bus import ConfigurationError, Domain, Publisher, Topology
+from bus.observability import configure_logging, tracer_provider_from_env
 
 if TYPE_CHECKING:
     from bus.storage.table import Table
@@ -173,6 +174,10 @@ def build(env: Mapping[str, str]) -> LambdaApp:
     """The function for the environment's TCTF_DOMAIN, its clients opened on its own loop."""
     settings = LambdaSettings.from_env(env)
     domain = domains.load(settings.domain)
+    if "AWS_LAMBDA_FUNCTION_NAME" in env or env.get("TCTF_LOG_JSON") == "1":
+        # In Lambda: JSON lines on stdout instead of the runtime's plain text; elsewhere
+        # (tests, a local run) the process's own logging set-up is left alone.
+        configure_logging(env.get("LOG_LEVEL", "INFO").upper(), service=domain.name)
     loop = asyncio.new_event_loop()
     resources = AsyncExitStack()
     publisher = loop.run_until_complete(open_publisher(settings, domain, resources))
@@ -201,6 +206,7 @@ def build(env: Mapping[str, str]) -> LambdaApp:
         outbox_sweep_age_s=settings.outbox_sweep_age_s,
         publish_budget=publish_budget_for(publisher),
         table=table,
+        tracer_provider=tracer_provider_from_env(env),
         loop=loop,
         resources=resources,
     )

@@ -9,7 +9,6 @@ from opentelemetry.trace import StatusCode
 
 from bus import Context, Domain, DomainSettings, Event
 from bus.testing import Harness
-from tctf.observability import tracing
 
 
 class Ordered(Event):
@@ -41,7 +40,7 @@ async def test_spans_of_handlers_form_one_trace_linked_through_traceparent() -> 
     @shipping.on(Packed)
     async def ship(event: Packed, ctx: Context) -> None: ...
 
-    async with Harness(warehouse, shipping, middleware=[tracing(provider)]) as h:
+    async with Harness(warehouse, shipping, tracer_provider=provider) as h:
         await h.publish(Ordered(order="o1"))
         await h.settle()
     spans = exporter.get_finished_spans()

@@ -1,7 +1,8 @@
-"""Structured logs: one JSON object per line, with the keys Lambda users search for.
+"""What every runtime records of a delivery: one JSON log line per outcome, a span per call.
 
-`level`, `message`, `timestamp`, `service`, `correlation_id`, `cold_start`, plus whatever a
-caller passes in `extra`.
+Log lines carry the keys Lambda users search for (`level`, `message`, `timestamp`, `service`,
+`correlation_id`, `cold_start`, plus what a caller passes in `extra`); spans continue the
+event's W3C `traceparent`. The assembly (`bus.assembly`) puts both on every runtime.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from bus.dispatch import Outcome
+from bus.errors import ConfigurationError
 from bus.middleware import Delivery, Handler, Middleware, current_correlation_id
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -140,3 +143,16 @@ def console_tracer_provider() -> Any:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
     return provider
+
+
+def tracer_provider_from_env(env: Mapping[str, str]) -> Any | None:
+    """The tracer provider OTEL_TRACES_EXPORTER names: `console` prints spans to stderr;
+    unset or `none` gives None (no spans, OpenTelemetry not imported)."""
+    exporter = env.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+    if exporter in ("", "none"):
+        return None
+    if exporter == "console":
+        return console_tracer_provider()
+    raise ConfigurationError(
+        f"OTEL_TRACES_EXPORTER={exporter!r} is not supported here: use console or none"
+    )

@@ -1,0 +1,89 @@
+"""One way to assemble a domain's dispatch, used by every runtime: in memory, the SQS worker
+and Lambda.
+
+A runtime passes only what is its own (`Services`: where output goes, the clock, ids, what
+else it observes); the idempotency store, the delivery log, tracing and the middleware order
+follow from the domain and are the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bus.clock import Clock, SystemClock
+from bus.dispatch import Dispatcher, Observer, Outcome, Publisher
+from bus.domain import Domain
+from bus.ids import IdGenerator
+from bus.middleware import IdempotencyStore, Middleware
+from bus.observability import log_outcome
+
+if TYPE_CHECKING:
+    from bus.storage.table import Table
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What a runtime provides to the domains it runs."""
+
+    publisher: Publisher
+    """Where handler output goes: events to the topic or bus, tasks to their queues."""
+    clock: Clock = field(default_factory=SystemClock)
+    """Time for visibility, backoff, TTLs and timestamps (a `ManualClock` in tests)."""
+    ids: IdGenerator = field(default_factory=IdGenerator)
+    """Fresh ids (seeded only for replayable test runs)."""
+    observers: Sequence[Observer] = ()
+    """Told every outcome after the delivery log is (a test harness records them)."""
+    middleware: Sequence[Middleware] = ()
+    """Extra handler middleware, inside the idempotency check (empty: none)."""
+    tracer_provider: Any | None = None
+    """An OpenTelemetry tracer provider: a span per handler call. None: no spans, and
+    OpenTelemetry stays off the import path (a Lambda's cold start)."""
+    on_commit: Callable[[], None] | None = None
+    """Called after a handler's unit of work commits events (wakes an in-process relay)."""
+
+
+def assemble(
+    domain: Domain,
+    services: Services,
+    *,
+    table: Table | None = None,
+    idempotency_store: IdempotencyStore | None = None,
+) -> Dispatcher:
+    """The dispatcher of `domain` on a runtime's `services`.
+
+    `table` is the domain's own table (a domain that keeps state): handlers' `ctx.table`, and
+    the idempotency records unless `idempotency_store` says otherwise.
+    """
+    if idempotency_store is None and table is not None:
+        from bus.storage.idempotency import idempotency_store_for
+
+        idempotency_store = idempotency_store_for(domain, table, services.clock)
+    return Dispatcher(
+        domain,
+        services.publisher,
+        clock=services.clock,
+        ids=services.ids,
+        idempotency_store=idempotency_store,
+        middleware=_middleware(services),
+        observer=_observe_all((log_outcome, *services.observers)),
+        table=table,
+        on_commit=services.on_commit,
+    )
+
+
+def _middleware(services: Services) -> tuple[Middleware, ...]:
+    if services.tracer_provider is None:
+        return tuple(services.middleware)
+    from bus.observability import tracing
+
+    return (tracing(services.tracer_provider), *services.middleware)
+
+
+def _observe_all(observers: Sequence[Observer]) -> Observer:
+    def observe(outcome: Outcome) -> None:
+        for observer in observers:
+            observer(outcome)
+
+    return observe
