@@ -14,8 +14,8 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import domains
+from adapters.aws.dead_letters import DeadLetters, MemoryDeadLetters, SqsDeadLetters
 from adapters.lambda_.app import LambdaApp
-from adapters.lambda_.dead_letters import DeadLetters, MemoryDeadLetters, SqsDeadLetters
 from adapters.lambda_.settings import LambdaSettings
 from bus import ConfigurationError, Domain, Publisher, Topology
 
