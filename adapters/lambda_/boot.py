@@ -106,8 +106,7 @@ async def open_table(settings: LambdaSettings, domain: Domain, aws: QueueTranspo
 
     dynamodb = await aws.client("dynamodb")
     if settings.provision:
-        from adapters.aws.dynamodb import create_table
-        from adapters.aws.provision import TABLE_STREAM_VIEW
+        from adapters.aws.provision import TABLE_STREAM_VIEW, create_table
 
         await create_table(spec, client=dynamodb, stream_view=TABLE_STREAM_VIEW)
     return DynamoTable(spec, client=dynamodb)
