@@ -25,6 +25,7 @@ from adapters.aws.eventbridge import eventbridge
 from adapters.aws.local import LocalEndpoint
 from adapters.aws.session import AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
+from adapters.lambda_.sqs import sqs_batch_handler
 from bus import Context, Domain, DomainSettings, Event
 from bus.runtime import Runtime, TransportFactory
 from bus.testing import in_memory
@@ -110,8 +111,8 @@ async def main(latency_n: int, burst_n: int) -> None:
         settings = AwsSettings(endpoint_url=url)
         contenders: list[tuple[str, TransportFactory, int]] = [
             ("in-memory", in_memory(seed=1), 20),
-            ("SNS+SQS (moto)", sns_sqs(settings), 1),
-            ("EventBridge+SQS (moto)", eventbridge(settings), 1),
+            ("SNS+SQS (moto)", sns_sqs(settings, handler_for=sqs_batch_handler), 1),
+            ("EventBridge+SQS (moto)", eventbridge(settings, handler_for=sqs_batch_handler), 1),
         ]
         results = []
         for name, factory, scale in contenders:

@@ -1,7 +1,9 @@
-"""The transport port: publish envelopes, deliver batches to domains, inspect dead letters.
+"""The transport port, one small protocol per role: publishing (`Publisher`), serving the
+domains (`Serving`), waiting for quiet in tests (`Settling`) and dead letters
+(`DeadLetterStore`); `Transport` is all four, what a `Runtime` drives.
 
-Kept small on purpose: the in-memory transport and the AWS transports implement exactly this,
-and one conformance suite holds them to the same behaviour.
+A caller asks for the role it needs; the in-memory transport and the AWS transports offer
+every role, and one conformance suite holds them to the same behaviour.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ class _IgnoredTaskStatus:
 TASK_STATUS_IGNORED: TaskStatus[object] = _IgnoredTaskStatus()
 
 
-class Transport(Publisher, Protocol):
-    """Publishes envelopes and delivers batches of records to each domain's dispatcher."""
+class Serving(Protocol):
+    """Delivers batches of records to each domain's dispatcher."""
 
     async def serve(
         self, dispatchers: Mapping[str, Dispatcher], *, task_status: TaskStatus[None] = ...
@@ -57,9 +59,17 @@ class Transport(Publisher, Protocol):
         """
         ...
 
+
+class Settling(Protocol):
+    """Tells a test when everything delivered so far has been handled."""
+
     async def settle(self) -> None:
         """Return once nothing is left to deliver: every record handled or dead-lettered."""
         ...
+
+
+class DeadLetterStore(Protocol):
+    """The domains' DLQs: what each holds, and moving it back."""
 
     async def dead_letters(self, domain: str, purpose: Purpose = "events") -> list[DeadLetter]:
         """The records in a domain's DLQ, oldest first."""
@@ -68,3 +78,18 @@ class Transport(Publisher, Protocol):
     async def redrive(self, domain: str, purpose: Purpose = "events") -> int:
         """Move every record of a domain's DLQ back to its queue; returns how many moved."""
         ...
+
+
+class Transport(Publisher, Serving, Settling, DeadLetterStore, Protocol):
+    """Every role at once: publishes envelopes, serves the domains, settles, keeps DLQs."""
+
+
+__all__ = [
+    "TASK_STATUS_IGNORED",
+    "DeadLetter",
+    "DeadLetterStore",
+    "Publisher",
+    "Serving",
+    "Settling",
+    "Transport",
+]

@@ -16,6 +16,7 @@ from adapters.aws.local import LocalEndpoint
 from adapters.aws.provision import Kind, provision
 from adapters.aws.session import AwsClients, AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
+from adapters.lambda_.sqs import sqs_batch_handler
 from bus.domain import Domain
 from bus.errors import ConfigurationError
 from bus.runtime import TableFactory, TransportFactory, memory_tables
@@ -29,8 +30,11 @@ _SERVICES: dict[str, tuple[str, ...]] = {
 
 
 def transport_factory(transport: str, settings: AwsSettings) -> TransportFactory:
-    """`sns` (SNS fan-out into SQS) or `eventbridge` (EventBridge rules into SQS)."""
-    return sns_sqs(settings) if _kind(transport) == "sns" else eventbridge(settings)
+    """`sns` (SNS fan-out into SQS) or `eventbridge` (EventBridge rules into SQS), each polled
+    batch handed to its domain's Lambda SQS handler, as a deployed function receives it."""
+    if _kind(transport) == "sns":
+        return sns_sqs(settings, handler_for=sqs_batch_handler)
+    return eventbridge(settings, handler_for=sqs_batch_handler)
 
 
 async def up(

@@ -12,12 +12,12 @@ from typing import Any, Literal
 
 import orjson
 
+from adapters.aws.bodies import unwrap
 from adapters.aws.eventbridge import EventBridgeTransport
+from adapters.aws.outbox_letters import parked_outbox_envelope
 from adapters.aws.queues import QueueTransport
 from adapters.aws.session import AwsSettings
 from adapters.aws.sns_sqs import SnsSqsTransport
-from adapters.lambda_.sqs import unwrap
-from adapters.lambda_.streams import parked_outbox_envelope
 from bus.domain import Domain
 from bus.envelope import Envelope
 from bus.errors import ConfigurationError, PermanentError

@@ -23,6 +23,7 @@ from adapters.aws.poller import lambda_sqs_event
 from adapters.aws.session import AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
 from adapters.lambda_.boot import build
+from adapters.lambda_.sqs import sqs_batch_handler
 from bus.envelope import Envelope
 from bus.memory import in_memory
 from bus.runtime import Runtime
@@ -127,7 +128,7 @@ async def _poller(
     settings = AwsSettings(endpoint_url=moto_endpoint, retry_deadline=10.0)
     runtime = Runtime(
         [domains.load("messaging")],
-        sns_sqs(settings),
+        sns_sqs(settings, handler_for=sqs_batch_handler),
         app=f"eq{uuid.uuid4().hex[:8]}",
         publisher=lambda inner: RecordingPublisher(inner, published),
     )

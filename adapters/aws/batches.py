@@ -17,9 +17,11 @@ from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from adapters.aws.errors import PublishFailed
 from adapters.aws.session import AwsSettings
+from bus.errors import PermanentError
 
 log = logging.getLogger("adapters.aws")
 E = TypeVar("E")
+T = TypeVar("T")
 
 #: Error codes AWS returns for a failure that a later attempt may not meet.
 TRANSIENT_CODES = frozenset(
@@ -64,6 +66,14 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+def never_publishable(error: Exception) -> bool:
+    """True when a publish failed in a way that retrying cannot mend: the envelope is
+    unreadable or over the size limit (`PermanentError`), or the service refused it as the
+    sender's fault (`PublishFailed` with `sender_fault` set), so the same envelope meets the
+    same answer. Whoever holds such an envelope parks it rather than retrying it."""
+    return isinstance(error, PermanentError) or getattr(error, "sender_fault", False) is True
+
+
 class Backoff:
     """Exponential delays until a deadline: `await backoff.wait()` is False once it passed."""
 
@@ -83,6 +93,22 @@ class Backoff:
         return True
 
 
+async def retrying(
+    settings: AwsSettings, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+) -> T:
+    """Call through an outage: transient errors are retried until the retry deadline."""
+    backoff: Backoff | None = None
+    while True:
+        try:
+            return await call(*args, **kwargs)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            backoff = backoff or Backoff(settings)
+            if not await backoff.wait():
+                raise
+
+
 async def put_in_batches(
     operation: str,
     entries: Sequence[tuple[str, E]],
@@ -97,16 +123,18 @@ async def put_in_batches(
     of them (by `size`) in one call, as AWS caps a batch request's total; raise
     `PublishFailed` if any entry is refused by the sender's fault or still failing at the
     deadline."""
-    for batch in _chunks(entries, batch_size, size, max_batch_bytes):
+    for batch in split_into_batches(entries, batch_size, size, max_batch_bytes):
         await _put_batch(operation, batch, call, settings)
 
 
-def _chunks(
+def split_into_batches(
     entries: Sequence[tuple[str, E]],
     batch_size: int,
-    size: Callable[[E], int] | None,
-    max_batch_bytes: int | None,
+    size: Callable[[E], int] | None = None,
+    max_batch_bytes: int | None = None,
 ) -> list[Sequence[tuple[str, E]]]:
+    """`(label, entry)` pairs in request-sized batches, in order: at most `batch_size` each,
+    and (when `size` and `max_batch_bytes` are given) at most that many bytes."""
     if size is None or max_batch_bytes is None:
         return [entries[i : i + batch_size] for i in range(0, len(entries), batch_size)]
     batches: list[Sequence[tuple[str, E]]] = []

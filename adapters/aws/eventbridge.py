@@ -2,7 +2,7 @@
 
 PutEvents, ten entries a call: `Source` is the producing domain, `DetailType` the event
 type, `Detail` the envelope. Each rule's pattern is `Topology.event_pattern`; the consumer
-unwraps the EventBridge event (`adapters.lambda_.sqs.unwrap`).
+unwraps the EventBridge event (`adapters.aws.bodies.unwrap`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from adapters.aws.batches import TRANSIENT_CODES, EntryFailure, put_in_batches
+from adapters.aws.bodies import unwrap
 from adapters.aws.queues import QueueTransport
 from adapters.aws.session import AwsSettings
 from bus.clock import Clock
@@ -23,6 +24,7 @@ from bus.topology import Topology
 from bus.transport import Transport
 
 if TYPE_CHECKING:
+    from adapters.aws.poller import HandlerFactory
     from bus.runtime import TransportFactory
 
 #: Bytes EventBridge adds around `Detail` when it delivers to SQS (id, time, account,
@@ -73,8 +75,6 @@ class EventBridgeTransport(QueueTransport):
 
     def _dead_letter_body(self, body: str) -> bytes:
         """The queue holds the EventBridge event; its `detail` is the envelope."""
-        from adapters.lambda_.sqs import unwrap
-
         envelope = unwrap(body)
         return envelope if isinstance(envelope, bytes) else orjson.dumps(envelope)
 
@@ -98,11 +98,14 @@ class EventBridgeTransport(QueueTransport):
         }
 
 
-def eventbridge(settings: AwsSettings | None = None) -> TransportFactory:
-    """A `Runtime` transport factory for EventBridge+SQS on the given endpoint."""
+def eventbridge(
+    settings: AwsSettings | None = None, *, handler_for: HandlerFactory
+) -> TransportFactory:
+    """A `Runtime` transport factory for EventBridge+SQS on the given endpoint, handing each
+    polled batch to the handler `handler_for` builds for its domain."""
 
     def build(topology: Topology, clock: Clock) -> Transport:
-        return EventBridgeTransport(topology, settings)
+        return EventBridgeTransport(topology, settings, handler_for=handler_for)
 
     return build
 

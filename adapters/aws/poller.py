@@ -12,7 +12,7 @@ import base64
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskStatus
@@ -21,11 +21,19 @@ from adapters.aws.batches import Backoff, is_transient
 from adapters.aws.session import AwsSettings
 from bus.topology import QueueSpec
 
+if TYPE_CHECKING:
+    from bus.dispatch import Dispatcher
+
 log = logging.getLogger("adapters.aws")
 
 #: A Lambda function handling SQS batches: the event and a context in (Lambda's signature;
 #: the poller passes a `BatchContext`), `{"batchItemFailures": [...]}` out.
 LambdaHandler = Callable[[dict[str, Any], Any], Awaitable[Mapping[str, Any]]]
+
+#: Builds a domain's `LambdaHandler` from its dispatcher and the SQS client its queues are
+#: polled with. The poller knows no handler of its own: whoever composes the platform passes
+#: one in (`adapters.lambda_.sqs.sqs_batch_handler`, or a Lambda function's entry point).
+HandlerFactory = Callable[["Dispatcher", Any], LambdaHandler]
 
 
 class BatchContext:

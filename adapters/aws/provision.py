@@ -12,21 +12,25 @@ the same resources in an account provisioned elsewhere.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
+from adapters.aws.dynamodb_errors import storage_error
 from adapters.aws.errors import NotProvisioned
 from adapters.aws.session import AwsClients
+from bus.storage.errors import StorageError
 from bus.topology import QueueSpec, Topology
 
 if TYPE_CHECKING:
-    from bus.storage.spec import TableSpec
+    from bus.storage.spec import KeyAttribute, TableSpec
 
 Kind = Literal["sns", "eventbridge"]
 
@@ -60,7 +64,7 @@ async def provision(
     """Create what is missing and bring what exists in line with the topology.
 
     Every table of `topology.tables`, and any further `tables`, is created with
-    `adapters.aws.dynamodb.create_table` (TTL enabled, a NEW_IMAGE stream); an existing
+    `create_table` (TTL enabled, a NEW_IMAGE stream); an existing
     table is kept, and given its stream if it has none.
     """
     sqs = clients.sqs
@@ -108,8 +112,6 @@ async def provision(
             await _subscribe(clients.sns, topic_arn, arns, topology, spec)
     table_specs = {table.name: table for table in (*topology.tables.values(), *tables)}
     if table_specs:
-        from adapters.aws.dynamodb import create_table
-
         dynamodb = await clients.client("dynamodb")
         for table in table_specs.values():
             await create_table(table, client=dynamodb, stream_view=TABLE_STREAM_VIEW)
@@ -276,3 +278,146 @@ async def _put_rule(
     )
     arn: str = rule["RuleArn"]
     return arn
+
+
+#: What a table's stream records carry; the outbox relay needs NEW_IMAGE (or both images).
+StreamView = Literal["NEW_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY", "OLD_IMAGE"]
+
+
+def table_definition(spec: TableSpec, *, stream_view: StreamView | None = None) -> dict[str, Any]:
+    """The CreateTable request for `spec` (on-demand billing), with a stream of
+    `stream_view` records when given."""
+    attributes: dict[str, str] = {}
+    for attribute in (*spec.key_attributes, *(a for i in spec.indexes for a in i.key_attributes)):
+        attributes[attribute.name] = attribute.type.value
+    definition: dict[str, Any] = {
+        "TableName": spec.name,
+        "AttributeDefinitions": [
+            {"AttributeName": n, "AttributeType": t} for n, t in attributes.items()
+        ],
+        "KeySchema": _key_schema(spec.key_attributes),
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if spec.indexes:
+        definition["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": _key_schema(index.key_attributes),
+                "Projection": {
+                    "ProjectionType": index.projection.value,
+                    **(
+                        {"NonKeyAttributes": list(index.non_key_attributes)}
+                        if index.non_key_attributes
+                        else {}
+                    ),
+                },
+            }
+            for index in spec.indexes
+        ]
+    if stream_view is not None:
+        definition["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream_view}
+    return definition
+
+
+def _key_schema(attributes: tuple[KeyAttribute, ...]) -> list[dict[str, str]]:
+    kinds = ("HASH", "RANGE")
+    return [
+        {"AttributeName": a.name, "KeyType": kind}
+        for a, kind in zip(attributes, kinds, strict=False)
+    ]
+
+
+async def create_table(
+    spec: TableSpec,
+    *,
+    client: Any = None,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    stream_view: StreamView | None = None,
+) -> None:
+    """Create `spec`'s table and enable its TTL; a table that already exists is kept.
+
+    `stream_view`: the table's DynamoDB stream must carry these records (the outbox relay
+    reads NEW_IMAGE); an existing table without a stream gets one. A stream of another kind
+    cannot be changed in place and raises `StorageError`. `client` may be an aiobotocore
+    client or a botocore one run in threads (`adapters.aws.session.ThreadedClient`).
+    """
+    async with _client_scope(client, endpoint_url, region_name) as dynamodb:
+        try:
+            await dynamodb.create_table(**table_definition(spec, stream_view=stream_view))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise storage_error(error) from error
+        table = await _wait_until_active(dynamodb, spec.name)
+        if stream_view is not None and _needs_stream(spec.name, table, stream_view):
+            await dynamodb.update_table(
+                TableName=spec.name,
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": stream_view},
+            )
+            await _wait_until_active(dynamodb, spec.name)
+        if spec.ttl_attribute is not None:
+            described = await dynamodb.describe_time_to_live(TableName=spec.name)
+            status = described["TimeToLiveDescription"]["TimeToLiveStatus"]
+            if status not in ("ENABLED", "ENABLING"):
+                await dynamodb.update_time_to_live(
+                    TableName=spec.name,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+                )
+
+
+#: Stream views that carry at least what another view needs.
+_CARRIES: dict[str, frozenset[str]] = {
+    "NEW_IMAGE": frozenset({"NEW_IMAGE", "NEW_AND_OLD_IMAGES"}),
+    "OLD_IMAGE": frozenset({"OLD_IMAGE", "NEW_AND_OLD_IMAGES"}),
+    "NEW_AND_OLD_IMAGES": frozenset({"NEW_AND_OLD_IMAGES"}),
+    "KEYS_ONLY": frozenset({"KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"}),
+}
+
+
+def _needs_stream(name: str, table: Mapping[str, Any], view: StreamView) -> bool:
+    """Whether the described table still needs its stream enabled."""
+    current = table.get("StreamSpecification") or {}
+    if not current.get("StreamEnabled"):
+        return True
+    if current.get("StreamViewType") in _CARRIES[view]:
+        return False
+    raise StorageError(
+        f"table {name} streams {current.get('StreamViewType')} records, not {view}: a "
+        "stream's view cannot change in place; disable the stream, then provision again"
+    )
+
+
+async def _wait_until_active(
+    dynamodb: Any, name: str, *, delay: float = 1.0, attempts: int = 120
+) -> dict[str, Any]:
+    """Describe the table until it and its indexes are ACTIVE (moto: at once).
+
+    Polls `DescribeTable` itself rather than using boto's waiter, so that it works with an
+    aiobotocore client and a threaded botocore client alike.
+    """
+    for attempt in range(attempts):
+        table: dict[str, Any] = (await dynamodb.describe_table(TableName=name))["Table"]
+        indexes = table.get("GlobalSecondaryIndexes") or []
+        if table.get("TableStatus") == "ACTIVE" and all(
+            index.get("IndexStatus", "ACTIVE") == "ACTIVE" for index in indexes
+        ):
+            return table
+        if attempt + 1 < attempts:
+            await asyncio.sleep(delay)
+    raise StorageError(f"table {name} is not ACTIVE after {attempts * delay:.0f} s")
+
+
+@asynccontextmanager
+async def _client_scope(
+    client: Any, endpoint_url: str | None, region_name: str | None
+) -> AsyncIterator[Any]:
+    if client is not None:
+        yield client
+        return
+    import aioboto3
+
+    session = aioboto3.Session()
+    async with session.client(
+        "dynamodb", endpoint_url=endpoint_url, region_name=region_name
+    ) as owned:
+        yield owned

@@ -1,4 +1,5 @@
-"""What both AWS transports share: SQS task queues, the consuming side, settle and DLQs.
+"""The SQS side both AWS transports share: clients and resources, task queues, the pollers
+that serve domains, `settle()`, and the DLQ operations (`adapters.aws.dlq`).
 
 `QueueTransport` owns the clients and the resources; `SnsSqsTransport` and
 `EventBridgeTransport` add only how events are published.
@@ -9,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from adapters.aws.batches import Backoff, EntryFailure, is_transient, put_in_batches
-from adapters.aws.errors import AwsTransportError, NotProvisioned, NotSettled
+from adapters.aws.batches import EntryFailure, is_transient, put_in_batches, retrying
+from adapters.aws.dlq import OutboxRedrive, move_back, peek, publish_parked
+from adapters.aws.entries import entry_size, message_attributes
+from adapters.aws.errors import NotProvisioned, NotSettled
 from adapters.aws.session import AwsClients, AwsSettings
 from bus.dispatch import Dispatcher
 from bus.envelope import Envelope, check_message_size
-from bus.envelope import message_attributes as envelope_attributes
 from bus.errors import ConfigurationError
 from bus.limits import SQS, ServiceLimits
 from bus.topology import Purpose, Topology
@@ -28,7 +28,7 @@ from bus.transport import TASK_STATUS_IGNORED, DeadLetter
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
-    from adapters.aws.poller import LambdaHandler, SqsPoller
+    from adapters.aws.poller import HandlerFactory, LambdaHandler, SqsPoller
     from adapters.aws.provision import Kind, Resources
 
 T = TypeVar("T")
@@ -43,60 +43,6 @@ _COUNTS = (
 
 #: Connections of each client beyond one per poller loop (the SDK's default pool size).
 SPARE_CONNECTIONS = 10
-
-#: Most of a batch's time kept for the record in hand and the delete once the handler stops
-#: taking records: Lambda's default safety margin.
-SAFETY_MARGIN_MS = 2000
-
-
-def default_handler(dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
-    """The domain's Lambda handler: the SQS batch adapter over its dispatcher, parking
-    records that can never succeed in their DLQ at once, with the reason attached.
-
-    It stops taking records when the context's remaining time falls below a quarter of what
-    the batch had at the start, at most `SAFETY_MARGIN_MS`: those not started are reported
-    failed and delivered again, as a Lambda function does near its timeout.
-    """
-    from adapters.lambda_.dead_letters import SqsDeadLetters
-    from adapters.lambda_.sqs import handle_sqs_event
-
-    async def opened() -> Any:
-        return sqs
-
-    dead_letters = SqsDeadLetters(opened)
-
-    async def handle(event: dict[str, Any], context: Any = None) -> Mapping[str, Any]:
-        deadline: Callable[[], bool] | None = None
-        remaining: Callable[[], int] | None = getattr(context, "get_remaining_time_in_millis", None)
-        if remaining is not None:
-            margin = min(SAFETY_MARGIN_MS, remaining() // 4)
-            deadline = partial(_past, remaining, margin)
-        return await handle_sqs_event(
-            dispatcher, event, deadline=deadline, dead_letters=dead_letters
-        )
-
-    return handle
-
-
-def _past(remaining: Callable[[], int], margin: int) -> bool:
-    return remaining() < margin
-
-
-def message_attributes(envelope: Envelope) -> dict[str, dict[str, str]]:
-    """The SNS/SQS message attributes of an envelope: what filter policies and tracing read."""
-    return {
-        name: {"DataType": kind, "StringValue": value}
-        for name, (kind, value) in envelope_attributes(envelope).items()
-    }
-
-
-def entry_size(entry: Mapping[str, Any]) -> int:
-    """Bytes an SNS or SQS batch entry counts towards the batch total: body and attributes."""
-    body = entry.get("Message", entry.get("MessageBody", ""))
-    return len(body.encode()) + sum(
-        len(name.encode()) + len(value["DataType"].encode()) + len(value["StringValue"].encode())
-        for name, value in entry.get("MessageAttributes", {}).items()
-    )
 
 
 class QueueTransport:
@@ -116,12 +62,14 @@ class QueueTransport:
         topology: Topology,
         settings: AwsSettings | None = None,
         *,
-        handler_for: Callable[[Dispatcher], LambdaHandler] | None = None,
+        handler_for: HandlerFactory | None = None,
         account: str | None = None,
     ) -> None:
         self.topology = topology
         self.settings = settings or AwsSettings()
-        #: Builds each domain's Lambda handler from its dispatcher; None: `default_handler`.
+        #: Builds each domain's Lambda-style handler from its dispatcher and the pollers' SQS
+        #: client (e.g. `adapters.lambda_.sqs.sqs_batch_handler`); None: the transport
+        #: publishes, sends and reads DLQs, but cannot `serve()`.
         self._handler_for = handler_for
         #: The account holding the queues, when known (a Lambda reads it from its topic or
         #: bus ARN): the URL of a queue sent to is then formed from it and the SQS endpoint
@@ -217,17 +165,7 @@ class QueueTransport:
         return url
 
     async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """Call through an outage: transient errors are retried until the retry deadline."""
-        backoff: Backoff | None = None
-        while True:
-            try:
-                return await call(*args, **kwargs)
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                backoff = backoff or Backoff(self.settings)
-                if not await backoff.wait():
-                    raise
+        return await retrying(self.settings, call, *args, **kwargs)
 
     # -- Tasks -----------------------------------------------------------------------------
 
@@ -317,9 +255,13 @@ class QueueTransport:
                 await self.aclose()
 
     def _handler(self, dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
-        if self._handler_for is not None:
-            return self._handler_for(dispatcher)
-        return default_handler(dispatcher, sqs)
+        if self._handler_for is None:
+            raise ConfigurationError(
+                f"{type(self).__name__} was built without handler_for, so it cannot serve "
+                f"domain {dispatcher.domain.name!r}: pass handler_for (e.g. "
+                "adapters.lambda_.sqs.sqs_batch_handler) to hand each batch to a handler"
+            )
+        return self._handler_for(dispatcher, sqs)
 
     def stop(self) -> None:
         """Stop every poller receiving; `serve()` returns once their batches are finished."""
@@ -373,7 +315,7 @@ class QueueTransport:
         """
         spec = self.topology.require_queue(domain, purpose)
         url = (await self.resources()).queue_urls[spec.dlq]
-        return await self._peek(url, self._dead_letter_body)
+        return await peek((await self.clients()).sqs, url, self._dead_letter_body)
 
     def _dead_letter_body(self, body: str) -> bytes:
         """The envelope a dead-lettered message carries, as the producer encoded it."""
@@ -384,9 +326,10 @@ class QueueTransport:
         `dead_letters()` reads a queue's DLQ.
 
         Each body is the parked outbox item as the stream relay sent it (its image as JSON);
-        `adapters.lambda_.streams.parked_outbox_envelope` reads the envelope in it.
+        `adapters.aws.outbox_letters.parked_outbox_envelope` reads the envelope in it.
         """
-        return await self._peek(await self.outbox_dlq_url(domain), str.encode)
+        url = await self.outbox_dlq_url(domain)
+        return await peek((await self.clients()).sqs, url, str.encode)
 
     async def outbox_dlq_url(self, domain: str) -> str:
         """The URL of the domain's outbox DLQ; a clear error for a domain without state."""
@@ -398,58 +341,23 @@ class QueueTransport:
             )
         return (await self.resources()).queue_urls[name]
 
-    async def _peek(self, url: str, body: Callable[[str], bytes]) -> list[DeadLetter]:
-        from adapters.lambda_.dead_letters import REASON_ATTRIBUTE, SOURCE_ATTRIBUTE
-
-        sqs = (await self.clients()).sqs
-        messages = await _receive_all(sqs, url)
-        if messages:
-            await _make_visible(sqs, url, messages)
-        return [
-            DeadLetter(
-                m["MessageId"],
-                body(m["Body"]),
-                int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
-                _attribute(m, REASON_ATTRIBUTE),
-                _attribute(m, SOURCE_ATTRIBUTE),
-            )
-            for m in _oldest_first(messages)
-        ]
-
     async def redrive(self, domain: str, purpose: Purpose = "events") -> int:
-        """Move the DLQ's records back to their queue: send each, then delete it from the DLQ.
-
-        (SQS's StartMessageMoveTask does this server-side on AWS, but is asynchronous and not
-        offered by moto; moving by hand works on both and returns how many moved.)
-        """
+        """Move the DLQ's records back to their queue (`adapters.aws.dlq.move_back`): send
+        each, then delete it from the DLQ; returns how many moved."""
         spec = self.topology.require_queue(domain, purpose)
-        resources = await self.resources()
+        urls = (await self.resources()).queue_urls
         sqs = (await self.clients()).sqs
-        dlq, source = resources.queue_urls[spec.dlq], resources.queue_urls[spec.name]
-        messages = await _receive_all(sqs, dlq)
-        undeleted: list[str] = []
-        for start in range(0, len(messages), 10):
-            chunk = messages[start : start + 10]
-            entries = [
-                (
-                    m["MessageId"],
-                    {
-                        "MessageBody": m["Body"],
-                        "MessageAttributes": _resendable(m.get("MessageAttributes", {})),
-                    },
-                )
-                for m in chunk
-            ]
-            await self._send_batches(sqs, source, entries, f"redrive to {spec.name}")
-            undeleted += await self._delete(sqs, dlq, chunk)
-        if undeleted:
-            raise AwsTransportError(
-                f"redrive sent {len(messages)} messages back to {spec.name} but could not "
-                f"delete {len(undeleted)} of them from {spec.dlq}: {_listed(undeleted)}. "
-                "Those are in both queues now; delete them from the DLQ rather than "
-                "redriving again, or they are delivered once more"
-            )
-        return len(messages)
+
+        async def send(url: str, entries: Sequence[tuple[str, dict[str, Any]]], op: str) -> None:
+            await self._send_batches(sqs, url, entries, op)
+
+        return await move_back(
+            sqs,
+            self.settings,
+            send,
+            dlq=(spec.dlq, urls[spec.dlq]),
+            queue=(spec.name, urls[spec.name]),
+        )
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         """Publish events: through SNS or EventBridge, as the subclass says."""
@@ -457,71 +365,12 @@ class QueueTransport:
 
     async def redrive_outbox(self, domain: str) -> OutboxRedrive:
         """Publish the envelope of each letter of the domain's outbox DLQ, oldest first, then
-        delete the letter; how many were published, and the letters that stayed, with why.
-
-        A letter that still cannot be published, for the reasons the stream relay parks one
-        (unreadable, over the size limit, refused as the sender's fault), stays in the DLQ,
-        visible again at once. Any other failure (an outage outlasting the retry deadline)
-        stops the redrive and is raised, once the letters published so far are deleted.
-        """
-        from adapters.lambda_.streams import never_publishable, parked_outbox_envelope
-
+        delete the letter (`adapters.aws.dlq.publish_parked`); how many were published, and
+        the letters that stayed, with why."""
         url = await self.outbox_dlq_url(domain)
         sqs = (await self.clients()).sqs
-        messages = _oldest_first(await _receive_all(sqs, url))
-        published: list[dict[str, Any]] = []
-        kept: dict[str, str] = {}
-        try:
-            for message in messages:
-                try:
-                    await self.publish([parked_outbox_envelope(message["Body"])])
-                except Exception as error:
-                    if not never_publishable(error):
-                        raise
-                    kept[message["MessageId"]] = str(error)
-                else:
-                    published.append(message)
-        finally:
-            undeleted = await self._delete(sqs, url, published)
-            left = [m for m in messages if m not in published]
-            if left:
-                await _make_visible(sqs, url, left)
-        if undeleted:
-            raise AwsTransportError(
-                f"redrive published {len(published)} letters of "
-                f"{self.topology.outbox_dlqs[domain]} but could not delete {len(undeleted)} of "
-                f"them: {_listed(undeleted)}. Delete those from the DLQ, or the next redrive "
-                "publishes them again (consumers drop the duplicate by event id)"
-            )
-        return OutboxRedrive(len(published), kept)
-
-    async def _delete(self, sqs: Any, url: str, messages: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Delete received messages, ten a call; each one not deleted, with AWS's reason."""
-        undeleted: list[str] = []
-        for start in range(0, len(messages), 10):
-            chunk = messages[start : start + 10]
-            deleted = await self._retrying(
-                sqs.delete_message_batch,
-                QueueUrl=url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
-                ],
-            )
-            undeleted += [
-                f"{chunk[int(f['Id'])]['MessageId']} ({f.get('Code', '')}: {f.get('Message', '')})"
-                for f in deleted.get("Failed", ())
-            ]
-        return undeleted
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRedrive:
-    """What `QueueTransport.redrive_outbox` did."""
-
-    #: Letters whose envelope was published, and which were deleted from the DLQ.
-    published: int
-    #: Letters left in the DLQ, by message id, with why each still cannot be published.
-    kept: Mapping[str, str]
+        dlq = (self.topology.outbox_dlqs[domain], url)
+        return await publish_parked(sqs, self.settings, self.publish, dlq=dlq)
 
 
 async def _look_up_queue(sqs: Any, name: str) -> str:
@@ -536,73 +385,6 @@ async def _look_up_queue(sqs: Any, name: str) -> str:
             f"queue {name} does not exist: run `tctf up` or deploy the stacks first"
         ) from error
     return url
-
-
-async def _receive_all(sqs: Any, url: str) -> list[dict[str, Any]]:
-    """The messages a queue holds, each hidden for a while so none is read twice.
-
-    Receives as many as `ApproximateNumberOfMessages` said were visible at the start, so a
-    queue larger than can be read before the first ones reappear is still read once; with
-    long polls of a second, as a short poll may answer nothing while messages wait on
-    servers it did not sample. Stops early when a long poll finds nothing more.
-    """
-    counted = await sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-    )
-    expected = int(counted["Attributes"].get("ApproximateNumberOfMessages", 0))
-    seen: dict[str, dict[str, Any]] = {}
-    received = 0
-    while received < expected:
-        response = await sqs.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=min(10, expected - received),
-            WaitTimeSeconds=1,
-            VisibilityTimeout=60,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        messages = response.get("Messages", [])
-        if not messages:
-            break
-        received += len(messages)
-        for message in messages:
-            seen[message["MessageId"]] = message  # the latest receipt handle is the valid one
-    return list(seen.values())
-
-
-async def _make_visible(sqs: Any, url: str, messages: Sequence[Mapping[str, Any]]) -> None:
-    for start in range(0, len(messages), 10):
-        await sqs.change_message_visibility_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                for i, m in enumerate(messages[start : start + 10])
-            ],
-        )
-
-
-def _oldest_first(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(messages, key=lambda m: int(m.get("Attributes", {}).get("SentTimestamp", 0)))
-
-
-def _attribute(message: Mapping[str, Any], name: str) -> str | None:
-    """A String message attribute's value: the notes a parked record was sent with."""
-    attribute = message.get("MessageAttributes", {}).get(name)
-    return None if attribute is None else str(attribute.get("StringValue"))
-
-
-def _listed(items: Sequence[str]) -> str:
-    return "; ".join(items[:5]) + (f" (and {len(items) - 5} more)" if len(items) > 5 else "")
-
-
-def _resendable(attributes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The envelope's attributes, without the dead-lettering notes (`tctf-reason`, ...)."""
-    keep = ("DataType", "StringValue", "BinaryValue")
-    return {
-        name: {k: v[k] for k in keep if k in v}
-        for name, v in attributes.items()
-        if not name.startswith("tctf-")
-    }
 
 
 def _failures(response: Mapping[str, Any]) -> list[EntryFailure]:

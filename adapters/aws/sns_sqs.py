@@ -7,21 +7,21 @@ carrying `type`, `dataversion`, `source`, `correlationid` and `traceparent` as a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from adapters.aws.batches import EntryFailure, put_in_batches
-from adapters.aws.queues import QueueTransport, entry_size, message_attributes
+from adapters.aws.entries import entry_size, message_attributes
+from adapters.aws.queues import QueueTransport
 from adapters.aws.session import AwsSettings
 from bus.clock import Clock
-from bus.dispatch import Dispatcher
 from bus.envelope import Envelope, check_message_size
 from bus.limits import SNS, SQS, ServiceLimits, path_limit
 from bus.topology import Topology
 from bus.transport import Transport
 
 if TYPE_CHECKING:
-    from adapters.aws.poller import LambdaHandler
+    from adapters.aws.poller import HandlerFactory
     from bus.runtime import TransportFactory
 
 
@@ -38,7 +38,7 @@ class SnsSqsTransport(QueueTransport):
         topology: Topology,
         settings: AwsSettings | None = None,
         *,
-        handler_for: Callable[[Dispatcher], LambdaHandler] | None = None,
+        handler_for: HandlerFactory | None = None,
         topic_arn: str | None = None,
     ) -> None:
         """`topic_arn`, when known (a Lambda's TCTF_TOPIC_ARN), is published to without
@@ -86,10 +86,13 @@ class SnsSqsTransport(QueueTransport):
         return {"Message": body.decode(), "MessageAttributes": attributes}
 
 
-def sns_sqs(settings: AwsSettings | None = None) -> TransportFactory:
-    """A `Runtime` transport factory for SNS+SQS on the given endpoint."""
+def sns_sqs(
+    settings: AwsSettings | None = None, *, handler_for: HandlerFactory
+) -> TransportFactory:
+    """A `Runtime` transport factory for SNS+SQS on the given endpoint, handing each
+    polled batch to the handler `handler_for` builds for its domain."""
 
     def build(topology: Topology, clock: Clock) -> Transport:
-        return SnsSqsTransport(topology, settings)
+        return SnsSqsTransport(topology, settings, handler_for=handler_for)
 
     return build

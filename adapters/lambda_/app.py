@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-from adapters.lambda_.dead_letters import DeadLetters
+from adapters.aws.dead_letters import DeadLetters
 from adapters.lambda_.sources import event_source
 from adapters.lambda_.sqs import handle_sqs_event
 from bus import Clock, Context, Domain, Publisher, SystemClock

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from adapters.lambda_.dead_letters import DeadLetters, Letter
+from adapters.aws.dead_letters import DeadLetters, Letter
 from adapters.lambda_.errors import DeliveryFailed
 from bus import Dispatcher, Record
 

@@ -11,23 +11,26 @@ import asyncio
 import dataclasses
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING
 
 import domains
+from adapters.aws.dead_letters import DeadLetters, MemoryDeadLetters, SqsDeadLetters
 from adapters.lambda_.app import LambdaApp
-from adapters.lambda_.dead_letters import DeadLetters, MemoryDeadLetters, SqsDeadLetters
 from adapters.lambda_.settings import LambdaSettings
 from bus import ConfigurationError, Domain, Publisher, Topology
 from bus.observability import configure_logging, tracer_provider_from_env
 
 if TYPE_CHECKING:
+    from adapters.aws.queues import QueueTransport
     from bus.storage.table import Table
 
 
-async def open_publisher(
-    settings: LambdaSettings, domain: Domain, resources: AsyncExitStack
-) -> Publisher:
-    """The publisher named by TCTF_TRANSPORT, closed with `resources`.
+def open_aws_transport(
+    settings: LambdaSettings, topology: Topology, resources: AsyncExitStack
+) -> QueueTransport:
+    """The AWS transport named by TCTF_TRANSPORT (`sns` or `eventbridge`), closed with
+    `resources`: the function's publisher, and the owner of its SQS and DynamoDB clients.
 
     The AWS transports are imported here, not at module level, so that only the one in use
     is loaded. Their clients are botocore's, each call run in a worker thread: a function
@@ -35,11 +38,6 @@ async def open_publisher(
     cold start. The topic ARN or bus comes from the environment, so publishing looks
     nothing up; a task queue's URL is formed from the account in that ARN.
     """
-    topology = Topology.from_domains([domain], app=settings.app)
-    if settings.transport == "memory":
-        from bus import InMemoryTransport
-
-        return InMemoryTransport(topology)
     _check_target(settings, topology)
     from adapters.aws.session import AwsSettings
 
@@ -54,7 +52,7 @@ async def open_publisher(
         # The function never long-polls: this keeps botocore's read timeout at its least.
         wait_time_seconds=0,
     )
-    transport: Any
+    transport: QueueTransport
     if settings.transport == "sns":
         from adapters.aws.sns_sqs import SnsSqsTransport
 
@@ -64,8 +62,7 @@ async def open_publisher(
 
         transport = EventBridgeTransport(topology, aws, account=_account(settings.event_bus))
     resources.push_async_callback(transport.aclose)
-    publisher: Publisher = transport
-    return publisher
+    return transport
 
 
 def _account(arn: str | None) -> str | None:
@@ -92,40 +89,36 @@ def _check_target(settings: LambdaSettings, topology: Topology) -> None:
         )
 
 
-async def open_table(settings: LambdaSettings, domain: Domain, publisher: Publisher) -> Table:
+async def open_table(settings: LambdaSettings, domain: Domain, aws: QueueTransport | None) -> Table:
     """The table of a domain that keeps state, named by the topology or TCTF_TABLE_NAME.
 
     On AWS a `DynamoTable` on the transport's own (botocore) DynamoDB client, made here
     without calling AWS unless TCTF_PROVISION=1, which creates the table if missing (local
-    runs); with the in-process transport an in-memory table.
+    runs); with the in-process transport (`aws` None) an in-memory table.
     """
     spec = Topology.from_domains([domain], app=settings.app).tables[domain.name]
     if settings.table_name:
         spec = dataclasses.replace(spec, name=settings.table_name)
-    if settings.transport == "memory":
+    if aws is None:
         from bus.storage.memory import InMemoryTable
 
         return InMemoryTable(spec)
-    client: Any = getattr(publisher, "client", None)
-    if client is None:
-        raise ConfigurationError(f"the {settings.transport} publisher has no DynamoDB client")
-    from adapters.aws.dynamodb import DynamoTable, create_table
+    from adapters.aws.dynamodb import DynamoTable
 
-    dynamodb = await client("dynamodb")
+    dynamodb = await aws.client("dynamodb")
     if settings.provision:
-        from adapters.aws.provision import TABLE_STREAM_VIEW
+        from adapters.aws.provision import TABLE_STREAM_VIEW, create_table
 
         await create_table(spec, client=dynamodb, stream_view=TABLE_STREAM_VIEW)
     return DynamoTable(spec, client=dynamodb)
 
 
-def publish_budget_for(publisher: Publisher) -> Callable[[float], None] | None:
+def publish_budget_for(aws: QueueTransport | None) -> Callable[[float], None] | None:
     """What caps, at each invocation, how long the AWS transport retries a publish: never
     past the time the invocation has left (None for the in-process transport)."""
-    base: Any = getattr(publisher, "settings", None)
-    if base is None:
+    if aws is None:
         return None
-    transport: Any = publisher
+    transport, base = aws, aws.settings
 
     def bound(seconds: float) -> None:
         transport.settings = dataclasses.replace(
@@ -135,39 +128,20 @@ def publish_budget_for(publisher: Publisher) -> Callable[[float], None] | None:
     return bound
 
 
-async def provision_all(settings: LambdaSettings, publisher: Publisher) -> None:
-    """Create whatever of the topology is missing (TCTF_PROVISION=1, local runs) at init,
-    not on the first publish: a record parked before anything is published must find its
-    DLQ there, or it is retried until SQS's own redrive moves it, without its reason."""
-    provision: Any = getattr(publisher, "resources", None)
-    if settings.transport != "memory" and provision is not None:
-        await provision()
-
-
-async def open_outbox_dlq(settings: LambdaSettings, publisher: Publisher, name: str) -> None:
+async def open_outbox_dlq(aws: QueueTransport, name: str) -> None:
     """Create the outbox DLQ if missing (TCTF_PROVISION=1, local runs), so that an outbox item
     that can never be published is parked rather than holding up the table's stream."""
-    client: Any = getattr(publisher, "client", None)
-    if settings.transport == "memory" or client is None:
-        return
     from adapters.aws.provision import create_dead_letter_queue
 
-    await create_dead_letter_queue(await client("sqs"), name.rstrip("/").rsplit("/", 1)[-1])
+    await create_dead_letter_queue(await aws.client("sqs"), name.rstrip("/").rsplit("/", 1)[-1])
 
 
-def dead_letters_for(settings: LambdaSettings, publisher: Publisher) -> DeadLetters:
+def dead_letters_for(aws: QueueTransport | None) -> DeadLetters:
     """Where parked records go: SQS on AWS (through the transport's SQS client), memory for
     the in-process transport."""
-    if settings.transport == "memory":
+    if aws is None:
         return MemoryDeadLetters()
-    client: Any = getattr(publisher, "client", None)
-    if client is None:
-        raise ConfigurationError(f"the {settings.transport} publisher has no SQS client")
-
-    async def open_sqs() -> Any:
-        return await client("sqs")
-
-    return SqsDeadLetters(open_sqs)
+    return SqsDeadLetters(partial(aws.client, "sqs"))
 
 
 def build(env: Mapping[str, str]) -> LambdaApp:
@@ -178,20 +152,29 @@ def build(env: Mapping[str, str]) -> LambdaApp:
         # In Lambda: JSON lines on stdout instead of the runtime's plain text; elsewhere
         # (tests, a local run) the process's own logging set-up is left alone.
         configure_logging(env.get("LOG_LEVEL", "INFO").upper(), service=domain.name)
+    topology = Topology.from_domains([domain], app=settings.app)
     loop = asyncio.new_event_loop()
     resources = AsyncExitStack()
-    publisher = loop.run_until_complete(open_publisher(settings, domain, resources))
-    if settings.provision:
-        loop.run_until_complete(provision_all(settings, publisher))
+    aws: QueueTransport | None = None
+    publisher: Publisher
+    if settings.transport == "memory":
+        from bus import InMemoryTransport
+
+        publisher = InMemoryTransport(topology)
+    else:
+        publisher = aws = open_aws_transport(settings, topology, resources)
+        if settings.provision:
+            # At init, not on the first publish: a record parked before anything is
+            # published must find its DLQ, or SQS's own redrive moves it without its reason.
+            loop.run_until_complete(aws.resources())
     table = None
     outbox_dlq = None
     if domain.storage is not None:
-        table = loop.run_until_complete(open_table(settings, domain, publisher))
-        topology = Topology.from_domains([domain], app=settings.app)
+        table = loop.run_until_complete(open_table(settings, domain, aws))
         outbox_dlq = settings.outbox_dead_letter_queue or topology.outbox_dlqs[domain.name]
-        if settings.provision:
-            loop.run_until_complete(open_outbox_dlq(settings, publisher, outbox_dlq))
-    dead_letters = dead_letters_for(settings, publisher)
+        if settings.provision and aws is not None:
+            loop.run_until_complete(open_outbox_dlq(aws, outbox_dlq))
+    dead_letters = dead_letters_for(aws)
     if isinstance(dead_letters, SqsDeadLetters):
         # The SQS client, made in the init phase (no call to AWS); SNS's or EventBridge's
         # is made on first publish, and only a function that publishes pays for it.
@@ -204,7 +187,7 @@ def build(env: Mapping[str, str]) -> LambdaApp:
         outbox_dead_letter_queue=outbox_dlq,
         safety_margin_ms=settings.safety_margin_ms,
         outbox_sweep_age_s=settings.outbox_sweep_age_s,
-        publish_budget=publish_budget_for(publisher),
+        publish_budget=publish_budget_for(aws),
         table=table,
         tracer_provider=tracer_provider_from_env(env),
         loop=loop,

@@ -7,11 +7,20 @@ from collections.abc import Mapping
 from bus import BusError
 
 
-class UnsupportedEvent(BusError):
+class LambdaAdapterError(BusError):
+    """Base class of the errors the Lambda adapter raises."""
+
+
+class UnsupportedEvent(LambdaAdapterError):
     """The invocation payload is no event shape this handler accepts."""
 
 
-class DeliveryFailed(BusError):
+class UnreadableStreamRecord(UnsupportedEvent):
+    """A DynamoDB Streams record whose image this handler cannot read (an attribute value of
+    no type DynamoDB documents): the invocation fails and Lambda retries the shard."""
+
+
+class DeliveryFailed(LambdaAdapterError):
     """Records of an asynchronous invocation (SNS, EventBridge) failed.
 
     Raised so that Lambda retries the invocation and, once its retries are spent, hands it to
@@ -24,7 +33,7 @@ class DeliveryFailed(BusError):
         super().__init__(f"{len(self.failed)} record(s) failed and will be retried: {reasons}")
 
 
-class OutboxItemNotPublished(BusError):
+class OutboxItemNotPublished(LambdaAdapterError):
     """An outbox item the sweep could not publish this time (its target unreachable, or no
     DLQ to park it in): it stays pending, with every later event of its key, for the next
     sweep or the table's stream."""

@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
+from adapters.aws.dead_letters import DeadLetters
 from adapters.lambda_.batch import Incoming, deliver_all
-from adapters.lambda_.dead_letters import DeadLetters
 from bus import Dispatcher, Record
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from adapters.aws.dead_letters import DeadLetters
 from adapters.lambda_.batch import Incoming, deliver_all
-from adapters.lambda_.dead_letters import DeadLetters
 from bus import Dispatcher, Record
 
 

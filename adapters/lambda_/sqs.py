@@ -8,37 +8,23 @@ is the envelope. All three reach the dispatcher as the same envelope.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from adapters.aws.bodies import unwrap
+from adapters.aws.dead_letters import DeadLetters, SqsDeadLetters
 from adapters.lambda_.batch import Incoming, deliver
-from adapters.lambda_.dead_letters import DeadLetters
 from bus import Dispatcher, Record
+
+if TYPE_CHECKING:
+    from adapters.aws.poller import LambdaHandler
 
 #: The suffix the topology gives every queue's DLQ (`tctf-messaging-events-dlq`).
 DLQ_SUFFIX = "-dlq"
 
-
-def unwrap(body: str | bytes) -> bytes | Mapping[str, Any]:
-    """The envelope inside an SQS body: parsed when a wrapper had to be opened.
-
-    Anything unrecognised is passed on as it came, so the dispatcher reports it as malformed
-    (with the reason) instead of the batch failing here.
-    """
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body if isinstance(body, bytes) else body.encode()
-    if isinstance(parsed, dict):
-        if parsed.get("Type") == "Notification" and isinstance(parsed.get("Message"), str):
-            message: str = parsed["Message"]
-            return message.encode()
-        if "detail-type" in parsed and isinstance(parsed.get("detail"), dict):
-            detail: Mapping[str, Any] = parsed["detail"]
-            return detail
-        return parsed
-    return body if isinstance(body, bytes) else body.encode()
+#: Most of a batch's time kept for the record in hand and the delete once the handler stops
+#: taking records: Lambda's default safety margin.
+SAFETY_MARGIN_MS = 2000
 
 
 def dead_letter_queue(source_arn: str | None) -> str | None:
@@ -89,3 +75,35 @@ async def handle_sqs_event(
     incoming = incoming_from_sqs_event(event)
     failed = await deliver(dispatcher, incoming, deadline=deadline, dead_letters=dead_letters)
     return batch_item_failures(failed, (i.record for i in incoming))
+
+
+def sqs_batch_handler(dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
+    """A domain's Lambda handler for the pollers of `adapters.aws` (`handler_for`): the SQS
+    batch adapter over its dispatcher, parking records that can never succeed in their DLQ
+    at once through the pollers' SQS client, with the reason attached.
+
+    It stops taking records when the context's remaining time falls below a quarter of what
+    the batch had at the start, at most `SAFETY_MARGIN_MS`: those not started are reported
+    failed and delivered again, as a Lambda function does near its timeout.
+    """
+
+    async def opened() -> Any:
+        return sqs
+
+    dead_letters = SqsDeadLetters(opened)
+
+    async def handle(event: dict[str, Any], context: Any = None) -> Mapping[str, Any]:
+        deadline: Callable[[], bool] | None = None
+        remaining: Callable[[], int] | None = getattr(context, "get_remaining_time_in_millis", None)
+        if remaining is not None:
+            margin = min(SAFETY_MARGIN_MS, remaining() // 4)
+            deadline = partial(_past, remaining, margin)
+        return await handle_sqs_event(
+            dispatcher, event, deadline=deadline, dead_letters=dead_letters
+        )
+
+    return handle
+
+
+def _past(remaining: Callable[[], int], margin: int) -> bool:
+    return remaining() < margin

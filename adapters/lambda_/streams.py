@@ -9,17 +9,17 @@ changes are not ours to relay. On failure, Lambda resumes the shard from the fir
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
-from adapters.lambda_.dead_letters import DeadLetters, Letter
-from bus import Envelope, MalformedEnvelope, PermanentError, Publisher
+from adapters.aws.batches import never_publishable
+from adapters.aws.dead_letters import DeadLetters, Letter
+from adapters.aws.outbox_letters import outbox_envelope, outbox_letter_body
+from adapters.lambda_.errors import UnreadableStreamRecord
+from bus import Publisher
 from bus.dispatch import DEADLINE_REASON
 
 _log = logging.getLogger("tctf.lambda")
@@ -48,6 +48,10 @@ def from_attribute_value(value: Mapping[str, Any]) -> Any:
     Numbers become `int` when integral, else `Decimal` (as the storage port reads them);
     binaries are base64 in the stream and become `bytes`.
     """
+    if len(value) != 1:
+        raise UnreadableStreamRecord(
+            f"a DynamoDB attribute value has exactly one type, not {sorted(value)!r}"
+        )
     ((kind, raw),) = value.items()
     if kind == "S" or kind == "BOOL":
         return raw
@@ -67,7 +71,7 @@ def from_attribute_value(value: Mapping[str, Any]) -> Any:
         return {_number(v) for v in raw}
     if kind == "BS":
         return {base64.b64decode(v) for v in raw}
-    raise ValueError(f"unknown DynamoDB attribute type {kind!r}")
+    raise UnreadableStreamRecord(f"unknown DynamoDB attribute type {kind!r} in {value!r}")
 
 
 def image_to_item(image: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,27 +97,7 @@ def stream_records(event: Mapping[str, Any]) -> list[StreamRecord]:
     return records
 
 
-# The outbox layout of `bus.storage.outbox` (written by `UnitOfWork`): one item per event,
-# PK "OUTBOX#<ordering key>", SK "EVENT#<sequence>", the encoded envelope in `body`.
-OUTBOX_PARTITION_PREFIX = "OUTBOX#"
-OUTBOX_EVENT_PREFIX = "EVENT#"
-OUTBOX_BODY = "body"
-
 Delete = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-def outbox_envelope(item: Mapping[str, Any]) -> Envelope | None:
-    """The envelope of an outbox event item, or None when the item is none.
-
-    Raises `PermanentError` (`MalformedEnvelope`) for an outbox item that cannot be read.
-    """
-    partition, sort = str(item.get("PK", "")), str(item.get("SK", ""))
-    if not (partition.startswith(OUTBOX_PARTITION_PREFIX) and sort.startswith(OUTBOX_EVENT_PREFIX)):
-        return None
-    body = item.get(OUTBOX_BODY)
-    if not isinstance(body, bytes | str):
-        raise PermanentError(f"outbox item {partition} {sort} has no encoded envelope in 'body'")
-    return Envelope.decode(body)
 
 
 def outbox_relay(publisher: Publisher, delete: Delete | None = None) -> Relay:
@@ -189,15 +173,6 @@ async def relay_record(
     return None
 
 
-def never_publishable(error: Exception) -> bool:
-    """True when relaying an outbox item failed in a way that retrying cannot mend: the item
-    is unreadable or over the size limit (`PermanentError`), or the service refused the
-    publish as the sender's fault (`PublishFailed` with `sender_fault` set), so the same
-    envelope meets the same answer. Such an item is parked rather than left to hold up its
-    shard until it ages out of the stream."""
-    return isinstance(error, PermanentError) or getattr(error, "sender_fault", False) is True
-
-
 async def _park(
     record: StreamRecord,
     reason: str,
@@ -206,7 +181,7 @@ async def _park(
 ) -> str | None:
     if dead_letters is None or dead_letter_queue is None:
         return f"parked, no dead-letter queue configured: {reason}"
-    body = orjson.dumps(record.new_image, default=_jsonable).decode()
+    body = outbox_letter_body(record.new_image)
     letter = Letter(record.sequence_number, dead_letter_queue, body, reason, record.source)
     if record.sequence_number in await dead_letters.send([letter]):
         _log.error("outbox record %s dead-lettered: %s", record.sequence_number, reason)
@@ -217,47 +192,3 @@ async def _park(
 def _number(raw: str) -> int | Decimal:
     number = Decimal(raw)
     return int(number) if number == number.to_integral_value() else number
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def parked_outbox_envelope(letter: str | bytes) -> Envelope:
-    """The envelope of an outbox item parked by `_park`: the letter is the item's image as
-    JSON (`_jsonable`), its `body` base64 when the item held bytes, as `UnitOfWork` writes.
-
-    Raises `PermanentError` (`MalformedEnvelope`) for a letter that is no outbox item or
-    whose envelope cannot be read: the error the stream relay parked it for, met again.
-    """
-    try:
-        item = orjson.loads(letter)
-    except orjson.JSONDecodeError as error:
-        raise MalformedEnvelope(f"dead letter is not JSON: {error}") from None
-    if not isinstance(item, dict):
-        raise MalformedEnvelope(f"dead letter is JSON {type(item).__name__}, not an outbox item")
-    body = item.get(OUTBOX_BODY)
-    if isinstance(body, str):
-        item[OUTBOX_BODY] = _unbase64(body)
-    envelope = outbox_envelope(item)
-    if envelope is None:
-        raise MalformedEnvelope(
-            f"dead letter is not an outbox event item (PK {item.get('PK')!r}, "
-            f"SK {item.get('SK')!r})"
-        )
-    return envelope
-
-
-def _unbase64(body: str) -> bytes | str:
-    """Bytes `_jsonable` wrote as base64; a body the item held as text is JSON, which is
-    never valid base64 (it has braces and quotes), and stays as it is."""
-    try:
-        return base64.b64decode(body, validate=True)
-    except binascii.Error:
-        return body

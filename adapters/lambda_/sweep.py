@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from adapters.lambda_.dead_letters import DeadLetters
+from adapters.aws.dead_letters import DeadLetters
 from adapters.lambda_.errors import OutboxItemNotPublished
 from adapters.lambda_.streams import StreamRecord, outbox_relay, relay_record
 from bus import Publisher

@@ -43,9 +43,11 @@ def _aws(kind: str) -> Callable[[pytest.FixtureRequest], TransportFactory]:
         from adapters.aws.eventbridge import eventbridge
         from adapters.aws.session import AwsSettings
         from adapters.aws.sns_sqs import sns_sqs
+        from adapters.lambda_.sqs import sqs_batch_handler
 
         settings = AwsSettings(endpoint_url=request.getfixturevalue("moto_endpoint"))
-        return sns_sqs(settings) if kind == "sns" else eventbridge(settings)
+        build = sns_sqs if kind == "sns" else eventbridge
+        return build(settings, handler_for=sqs_batch_handler)
 
     return factory
 

@@ -14,13 +14,16 @@ from adapters.aws.eventbridge import eventbridge
 from adapters.aws.local import teach_moto_or_in_message_body
 from adapters.aws.session import AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
+from adapters.lambda_.sqs import sqs_batch_handler
 from bus import Domain
 from bus.runtime import TransportFactory
 from bus.testing import in_memory
 from tctf.aws import run_aws
 from tctf.platform import Platform
 
-FACTORIES: dict[str, Callable[[AwsSettings], TransportFactory]] = {
+#: Each AWS transport's factory; the tests compose it with the Lambda SQS handler, as the
+#: platform does.
+FACTORIES: dict[str, Callable[..., TransportFactory]] = {
     "sns_sqs": sns_sqs,
     "eventbridge": eventbridge,
 }
@@ -39,7 +42,11 @@ def app() -> str:
 
 
 def factory(name: str, settings: AwsSettings) -> TransportFactory:
-    return in_memory(seed=3) if name == "memory" else FACTORIES[name](settings)
+    return (
+        in_memory(seed=3)
+        if name == "memory"
+        else FACTORIES[name](settings, handler_for=sqs_batch_handler)
+    )
 
 
 class DeliveryLog(logging.Handler):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from adapters.aws.dynamodb import storage_error
+from adapters.aws.dynamodb_errors import storage_error
 from bus.storage import InvalidRequest, ItemTooLarge, StorageError, TransactionTooLarge
 
 

@@ -13,6 +13,7 @@ import pytest
 from adapters.aws.poller import SqsPoller, failed_message_ids
 from adapters.aws.session import AwsClients, AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
+from adapters.lambda_.sqs import sqs_batch_handler
 from bus import Context, Domain, DomainSettings, Event, SystemClock
 from bus.testing import Harness
 from bus.topology import QueueSpec
@@ -241,7 +242,12 @@ async def test_a_batch_longer_than_its_visibility_timeout_keeps_what_was_handled
 
     orders = [f"o{n}" for n in range(10)]
     fast = replace(settings, wait_time_seconds=1, settle_timeout=60)
-    async with Harness(billing, transport=sns_sqs(fast), clock=SystemClock(), app=app) as h:
+    async with Harness(
+        billing,
+        transport=sns_sqs(fast, handler_for=sqs_batch_handler),
+        clock=SystemClock(),
+        app=app,
+    ) as h:
         ctx = h.runtime.context("orders")
         for order in orders:
             ctx.publish(OrderPlaced(order_id=order))

@@ -16,7 +16,16 @@ from botocore.exceptions import EndpointConnectionError
 from adapters.aws.errors import AwsTransportError, NotProvisioned, PublishFailed
 from adapters.aws.session import AwsSettings
 from adapters.aws.sns_sqs import SnsSqsTransport
-from bus import Context, Domain, DomainSettings, Envelope, Event, Storage, Topology
+from bus import (
+    ConfigurationError,
+    Context,
+    Domain,
+    DomainSettings,
+    Envelope,
+    Event,
+    Storage,
+    Topology,
+)
 from tests.cold_start import modules_after_import
 
 
@@ -223,3 +232,19 @@ def test_a_lambda_cold_start_imports_neither_the_runtime_nor_the_poller() -> Non
         for m in loaded
         if m.startswith("bus.storage") or m in ("bus.runtime", "adapters.aws.poller")
     }
+
+
+async def test_a_transport_serves_only_the_handler_its_composer_passed_in(
+    settings: AwsSettings, app: str
+) -> None:
+    """The pollers hand batches to `handler_for`; without one they have nothing to call,
+    and the AWS adapter does not reach up into the Lambda adapter for a default."""
+    from bus.dispatch import Dispatcher
+    from bus.memory import InMemoryTransport
+
+    domain = billing()
+    topology = Topology.from_domains([domain], app=app)
+    dispatcher = Dispatcher(domain, InMemoryTransport(topology))
+    async with SnsSqsTransport(topology, settings) as transport:
+        with pytest.raises(ConfigurationError, match="built without handler_for"):
+            await transport.serve({"billing": dispatcher})

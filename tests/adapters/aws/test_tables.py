@@ -9,8 +9,7 @@ import anyio
 import orjson
 import pytest
 
-from adapters.aws.dynamodb import create_table
-from adapters.aws.provision import provision
+from adapters.aws.provision import create_table, provision
 from adapters.aws.session import AwsClients, AwsSettings
 from bus import Context, Domain, Storage, Topology
 from bus.api import ApiRequest
@@ -124,3 +123,12 @@ async def test_run_aws_keeps_state_in_dynamodb_and_relays_the_outbox_through_sns
     # The audit domain's idempotency record lives in its own table, with a TTL.
     (record,) = [i for i in seen if i["PK"].startswith("IDEMPOTENCY#")]
     assert "expires_at" in record
+
+
+def test_dynamo_tables_makes_no_table_before_its_client_is_open(settings: AwsSettings) -> None:
+    from adapters.aws.dynamodb import DynamoTables
+    from bus import ConfigurationError, ManualClock
+
+    spec = Topology.from_domains([users]).tables["users"]
+    with pytest.raises(ConfigurationError, match="only inside `async with DynamoTables"):
+        DynamoTables(settings)(spec, ManualClock())

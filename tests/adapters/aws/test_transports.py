@@ -199,8 +199,8 @@ async def test_consumers_get_the_envelope_and_sns_carries_its_attributes(
     `traceparent` off the SNS message; EventBridge carries them in the envelope alone."""
 
     from adapters.aws.eventbridge import EventBridgeTransport
-    from adapters.aws.queues import default_handler
     from adapters.aws.sns_sqs import SnsSqsTransport
+    from adapters.lambda_.sqs import sqs_batch_handler
 
     events: list[dict[str, Any]] = []
     domains, seen = shop()
@@ -209,11 +209,10 @@ async def test_consumers_get_the_envelope_and_sns_carries_its_attributes(
     def build(topology: Topology, clock: Clock) -> Transport:
         made: SnsSqsTransport | EventBridgeTransport
 
-        def recording(dispatcher: Dispatcher) -> LambdaHandler:
+        def recording(dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
             async def handle(event: dict[str, Any], context: Any) -> Mapping[str, Any]:
                 events.append(event)
-                sqs = (await made.clients()).sqs
-                return await default_handler(dispatcher, sqs)(event, context)
+                return await sqs_batch_handler(dispatcher, sqs)(event, context)
 
             return handle
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
+from adapters.aws.dead_letters import MemoryDeadLetters
 from adapters.lambda_.app import LambdaApp
-from adapters.lambda_.dead_letters import MemoryDeadLetters
 from bus import Context, Domain, DomainSettings, Envelope, Event, Request
 from tests.fixtures import AWS
 

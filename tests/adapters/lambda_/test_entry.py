@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
+from adapters.aws.dead_letters import REASON_ATTRIBUTE
 from adapters.lambda_ import entry
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
-from adapters.lambda_.dead_letters import REASON_ATTRIBUTE
 from bus import ConfigurationError, Envelope, InMemoryTransport
 from domains.messaging.contracts import SendEmail
 from domains.users.contracts import UserCreated

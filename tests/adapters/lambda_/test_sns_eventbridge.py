@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from adapters.aws.dead_letters import MemoryDeadLetters
 from adapters.lambda_.app import LambdaApp
-from adapters.lambda_.dead_letters import MemoryDeadLetters
 from adapters.lambda_.errors import DeliveryFailed
 
 from .conftest import LAMBDA_GO, POWERTOOLS, Inventory, LambdaContext, Published, body, sample

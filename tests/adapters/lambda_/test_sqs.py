@@ -8,10 +8,7 @@ from typing import Any
 
 import pytest
 
-from adapters.aws.queues import entry_size
-from adapters.aws.session import AwsClients, AwsSettings
-from adapters.lambda_.app import LambdaApp
-from adapters.lambda_.dead_letters import (
+from adapters.aws.dead_letters import (
     REASON_ATTRIBUTE,
     RECORD_ATTRIBUTE,
     SOURCE_ATTRIBUTE,
@@ -20,6 +17,9 @@ from adapters.lambda_.dead_letters import (
     SqsDeadLetters,
     sqs_entry,
 )
+from adapters.aws.entries import entry_size
+from adapters.aws.session import AwsClients, AwsSettings
+from adapters.lambda_.app import LambdaApp
 from bus.dispatch import DEADLINE_REASON
 from bus.limits import SQS
 

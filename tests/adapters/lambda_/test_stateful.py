@@ -16,7 +16,8 @@ import orjson
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 
-from adapters.aws.dynamodb import DynamoTable, create_table
+from adapters.aws.dynamodb import DynamoTable
+from adapters.aws.provision import create_table
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
 from bus import Context, Domain, Envelope, Storage, Topology

@@ -9,15 +9,12 @@ from decimal import Decimal
 
 import pytest
 
+from adapters.aws.dead_letters import MemoryDeadLetters
 from adapters.aws.errors import PublishFailed
+from adapters.aws.outbox_letters import parked_outbox_envelope
 from adapters.lambda_.app import LambdaApp
-from adapters.lambda_.dead_letters import MemoryDeadLetters
-from adapters.lambda_.streams import (
-    from_attribute_value,
-    outbox_relay,
-    parked_outbox_envelope,
-    stream_records,
-)
+from adapters.lambda_.errors import UnreadableStreamRecord, UnsupportedEvent
+from adapters.lambda_.streams import from_attribute_value, outbox_relay, stream_records
 from bus import Envelope, MalformedEnvelope
 
 from .conftest import (
@@ -91,8 +88,22 @@ def test_attribute_values_read_as_the_storage_port_reads_them() -> None:
     assert image["NumberSet"] == {1234, Decimal("567.8")}
     assert image["Binary"] == b"\x00\x01*A" and image["Null"] is None
     assert image["Boolean"] is True and image["EmptyStringSet"] == set()
-    with pytest.raises(ValueError, match="unknown DynamoDB attribute type 'X'"):
-        from_attribute_value({"X": "1"})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"X": "1"}, "unknown DynamoDB attribute type 'X'"),
+        ({"S": "a", "N": "1"}, r"exactly one type, not \['N', 'S'\]"),
+        ({}, r"exactly one type, not \[\]"),
+    ],
+)
+def test_an_unreadable_attribute_value_is_an_unsupported_event(
+    value: dict[str, str], message: str
+) -> None:
+    with pytest.raises(UnreadableStreamRecord, match=message) as raised:
+        from_attribute_value(value)
+    assert isinstance(raised.value, UnsupportedEvent), "caught with every unreadable event"
 
 
 def test_new_outbox_item_is_published(app: LambdaApp, published: Published) -> None:

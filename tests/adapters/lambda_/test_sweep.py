@@ -8,8 +8,8 @@ from collections.abc import Iterator, Sequence
 import orjson
 import pytest
 
+from adapters.aws.dead_letters import MemoryDeadLetters
 from adapters.lambda_.app import LambdaApp
-from adapters.lambda_.dead_letters import MemoryDeadLetters
 from bus import Domain, Envelope, Storage, Topology
 from bus.clock import ManualClock
 from bus.storage import Key

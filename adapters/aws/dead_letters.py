@@ -1,8 +1,10 @@
-"""Dead-lettering records that can never succeed, with the reason next to the record.
+"""Dead letters on the wire: a parked record's body, its reason, source and id attributes,
+and the SQS sender that puts it in its DLQ.
 
 SQS's own redrive records no reason and only after `maxReceiveCount` deliveries; a record
-the dispatcher parks (not JSON, not an envelope, a type the domain does not handle) is sent
-to its DLQ at once instead, its body intact and the reason in a message attribute.
+that can never succeed (not JSON, not an envelope, a type the domain does not handle) is sent
+to its DLQ at once instead, its body intact and the reason in a message attribute. The
+Lambda adapter parks records through this; the transports' DLQ reading reads it back.
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ class SqsDeadLetters:
 
     async def send(self, letters: Sequence[Letter]) -> set[str]:
         # Loaded here, not at init: only a function dead-lettering to SQS needs them.
-        from adapters.aws.batches import _chunks
+        from adapters.aws.batches import split_into_batches
         from bus.limits import SQS
 
         stored: set[str] = set()
@@ -124,7 +126,9 @@ class SqsDeadLetters:
                 url = await self._url(queue, queued[0].source)
                 # SendMessageBatch takes 10 entries and 1 MiB in all, whichever comes first.
                 entries = [(letter.record_id, letter) for letter in queued]
-                for batch in _chunks(entries, SQS.max_batch_entries, _size, SQS.max_batch_bytes):
+                for batch in split_into_batches(
+                    entries, SQS.max_batch_entries, _size, SQS.max_batch_bytes
+                ):
                     stored |= await self._send_batch(url, [letter for _, letter in batch])
             except Exception as error:  # any failure leaves the records to be retried
                 _log.error(
@@ -177,7 +181,7 @@ def sqs_entry(letter: Letter) -> dict[str, Any]:
 
 def _size(letter: Letter) -> int:
     """Bytes the letter counts towards a SendMessageBatch's total."""
-    from adapters.aws.queues import entry_size
+    from adapters.aws.entries import entry_size
 
     return entry_size(sqs_entry(letter))
 
