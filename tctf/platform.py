@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import anyio
 
-from bus.api import ApiRouter
 from bus.clock import Clock
 from bus.domain import Domain
+from bus.http import HttpRouter
 from bus.memory import in_memory
 from bus.middleware import Middleware
 from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
@@ -43,7 +43,7 @@ class Platform:
             tables=tables,
             middleware=middleware,
         )
-        self.router = ApiRouter(self.runtime.domains, self.runtime.publisher, self.runtime.context)
+        self.router = HttpRouter(self.runtime.domains, self.runtime.publisher, self.runtime.context)
 
     async def serve(
         self,
@@ -62,10 +62,10 @@ class Platform:
                 await anyio.sleep_forever()
             import uvicorn
 
-            from adapters.http.asgi import ApiApp
+            from adapters.http.asgi import HttpApp
 
             listener = socket.create_server((host, port))
-            config = uvicorn.Config(ApiApp(self.router), log_level="warning", lifespan="off")
+            config = uvicorn.Config(HttpApp(self.router), log_level="warning", lifespan="off")
             if ready:
                 ready()
             with listener:

@@ -1,6 +1,6 @@
 """API Gateway HTTP API (payload format 2.0) requests to the domain's routes, and back.
 
-The request is mapped onto `bus.api.ApiRequest` and answered by `ApiRouter`, the same router
+The request is mapped onto `bus.http.HttpRequest` and answered by `HttpRouter`, the same router
 that serves the domain on localhost; bad input is a 4xx problem+json, never a 500.
 """
 
@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from bus.api import ApiRequest, ApiResponse, ApiRouter, problem
+from bus.http import HttpRequest, HttpResponse, HttpRouter, problem
 
 
-def request_from_http_event(event: Mapping[str, Any]) -> ApiRequest | ApiResponse:
+def request_from_http_event(event: Mapping[str, Any]) -> HttpRequest | HttpResponse:
     """The request an HTTP API event carries, or a 400 answer if its body cannot be read."""
     context = event.get("requestContext") or {}
     method = (context.get("http") or {}).get("method", "GET")
@@ -33,7 +33,7 @@ def request_from_http_event(event: Mapping[str, Any]) -> ApiRequest | ApiRespons
                 return problem(400, "Bad Request", "request body is not valid base64")
         else:
             body = raw.encode()
-    return ApiRequest(
+    return HttpRequest(
         method=method,
         path=_route_path(event),
         query=dict(event.get("queryStringParameters") or {}),
@@ -42,7 +42,7 @@ def request_from_http_event(event: Mapping[str, Any]) -> ApiRequest | ApiRespons
     )
 
 
-def http_response(response: ApiResponse) -> dict[str, Any]:
+def http_response(response: HttpResponse) -> dict[str, Any]:
     """The answer in API Gateway's shape; JSON bodies go back as text."""
     try:
         text = response.body.decode()
@@ -58,10 +58,10 @@ def http_response(response: ApiResponse) -> dict[str, Any]:
     }
 
 
-async def handle_http_event(router: ApiRouter, event: Mapping[str, Any]) -> dict[str, Any]:
+async def handle_http_event(router: HttpRouter, event: Mapping[str, Any]) -> dict[str, Any]:
     """Route one HTTP API request and answer it."""
     request = request_from_http_event(event)
-    if isinstance(request, ApiResponse):
+    if isinstance(request, HttpResponse):
         return http_response(request)
     return http_response(await router.handle(request))
 

@@ -1,9 +1,8 @@
 """Domain HTTP routes, served the same way behind API Gateway and on localhost.
 
-`ApiRouter` matches a request to a route, validates its JSON body with the route's pydantic
-model, runs the handler with a `Context`, and answers; bad input is a 4xx problem+json
-(RFC 9457), never a 500.
-"""
+`HttpRouter` matches an `HttpRequest` to an `HttpRoute`, validates its JSON body with the
+route's pydantic model, runs the handler with a `Context`, and answers an `HttpResponse`;
+bad input is a 4xx problem+json (RFC 9457), never a 500."""
 
 from __future__ import annotations
 
@@ -18,17 +17,17 @@ from pydantic import BaseModel, ValidationError
 
 from bus.context import Context
 from bus.dispatch import Publisher, flush
-from bus.domain import Domain, Request, Route
+from bus.domain import Domain, HttpRoute, Request
 from bus.errors import Conflict, MessageTooLarge, NotFound, PermanentError
 from bus.storage.errors import ConditionFailed, TransactionCanceled
 
 PROBLEM_JSON = "application/problem+json"
 ContextFactory = Callable[[str, str | None], Context]
-_log = logging.getLogger("tctf.api")
+_log = logging.getLogger("tctf.http")
 
 
 @dataclass(frozen=True, slots=True)
-class ApiRequest:
+class HttpRequest:
     method: str
     path: str
     query: Mapping[str, str] = field(default_factory=dict)
@@ -37,7 +36,7 @@ class ApiRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class ApiResponse:
+class HttpResponse:
     status: int
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -46,15 +45,15 @@ class ApiResponse:
         return orjson.loads(self.body) if self.body else None
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> ApiResponse:
+def problem(status: int, title: str, detail: str, **extra: Any) -> HttpResponse:
     """An RFC 9457 problem document."""
     document = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return ApiResponse(status, orjson.dumps(document), {"content-type": PROBLEM_JSON})
+    return HttpResponse(status, orjson.dumps(document), {"content-type": PROBLEM_JSON})
 
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
-    route: Route
+    route: HttpRoute
     pattern: re.Pattern[str]
 
 
@@ -64,7 +63,7 @@ def _compile(path: str) -> re.Pattern[str]:
     return re.compile(f"^{regex}/?$")
 
 
-class ApiRouter:
+class HttpRouter:
     """Routes requests to the handlers of the given domains."""
 
     def __init__(
@@ -72,21 +71,21 @@ class ApiRouter:
     ) -> None:
         self._publisher = publisher
         self._context = context
-        self._routes = [_Compiled(r, _compile(r.path)) for d in domains for r in d.routes]
+        self._routes = [_Compiled(r, _compile(r.path)) for d in domains for r in d.http_routes]
 
     @property
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[HttpRoute]:
         return [c.route for c in self._routes]
 
-    async def handle(self, request: ApiRequest) -> ApiResponse:
+    async def handle(self, request: HttpRequest) -> HttpResponse:
         matched = self._match(request)
-        if isinstance(matched, ApiResponse):
+        if isinstance(matched, HttpResponse):
             return matched
         route, params = matched
         body: BaseModel | None = None
         if route.body is not None:
             parsed = _parse_body(route.body, request.body)
-            if isinstance(parsed, ApiResponse):
+            if isinstance(parsed, HttpResponse):
                 return parsed
             body = parsed
         headers = {k.lower(): v for k, v in request.headers.items()}
@@ -128,7 +127,7 @@ class ApiRouter:
                 )
         return response
 
-    def _match(self, request: ApiRequest) -> tuple[Route, dict[str, str]] | ApiResponse:
+    def _match(self, request: HttpRequest) -> tuple[HttpRoute, dict[str, str]] | HttpResponse:
         allowed: list[str] = []
         for compiled in self._routes:
             found = compiled.pattern.match(request.path)
@@ -141,13 +140,13 @@ class ApiRouter:
             response = problem(
                 405, "Method Not Allowed", f"{request.method} is not allowed on {request.path}"
             )
-            return ApiResponse(
+            return HttpResponse(
                 405, response.body, {**response.headers, "allow": ", ".join(sorted(allowed))}
             )
         return problem(404, "Not Found", f"no route matches {request.method} {request.path}")
 
 
-def _parse_body(model: type[BaseModel], raw: bytes) -> BaseModel | ApiResponse:
+def _parse_body(model: type[BaseModel], raw: bytes) -> BaseModel | HttpResponse:
     try:
         return model.model_validate_json(raw or b"null")
     except ValidationError as error:
@@ -160,14 +159,14 @@ def _parse_body(model: type[BaseModel], raw: bytes) -> BaseModel | ApiResponse:
         return problem(400, "Bad Request", "request body failed validation", errors=errors)
 
 
-def _respond(route: Route, result: Any, correlation_id: str) -> ApiResponse:
+def _respond(route: HttpRoute, result: Any, correlation_id: str) -> HttpResponse:
     headers = {"content-type": "application/json", "x-correlation-id": correlation_id}
     if result is None:
-        return ApiResponse(204 if route.status == 200 else route.status, b"", headers)
+        return HttpResponse(204 if route.status == 200 else route.status, b"", headers)
     if route.response is not None and not isinstance(result, route.response):
         result = route.response.model_validate(result)
     if isinstance(result, BaseModel):
         payload = result.__pydantic_serializer__.to_json(result)
     else:
         payload = orjson.dumps(result)
-    return ApiResponse(route.status, payload, headers)
+    return HttpResponse(route.status, payload, headers)
