@@ -43,7 +43,12 @@ class Platform:
             tables=tables,
             middleware=middleware,
         )
-        self.router = HttpRouter(self.runtime.domains, self.runtime.publisher, self.runtime.context)
+        self.router = HttpRouter(
+            self.runtime.domains,
+            self.runtime.publisher,
+            self.runtime.context,
+            ids=self.runtime.ids,
+        )
 
     async def serve(
         self,

@@ -33,18 +33,22 @@ class HttpApp:
             return
         if scope["type"] != "http":
             return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         body = await self._read_body(receive)
         if body is None:
-            await _send(
-                send,
-                problem(413, "Content Too Large", f"request body is over {self.max_body} bytes"),
+            too_large = problem(
+                413,
+                "Content Too Large",
+                f"request body is over {self.max_body} bytes",
+                correlation_id=self.router.correlation_id(headers),
             )
+            await _send(send, too_large)
             return
         request = HttpRequest(
             method=scope["method"],
             path=scope["path"],
             query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
-            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+            headers=headers,
             body=body,
         )
         await _send(send, await self.router.handle(request))

@@ -98,7 +98,7 @@ class LambdaApp:
         if self._router is None:
             from bus.http import HttpRouter
 
-            self._router = HttpRouter([self.domain], self.publisher, self._context)
+            self._router = HttpRouter([self.domain], self.publisher, self._context, ids=self.ids)
         return self._router
 
     @property

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
 from bus.http import HttpRequest, HttpResponse, HttpRouter, problem
 
 
-def request_from_http_event(event: Mapping[str, Any]) -> HttpRequest | HttpResponse:
-    """The request an HTTP API event carries, or a 400 answer if its body cannot be read."""
+def request_from_http_event(
+    event: Mapping[str, Any], correlation_id: Callable[[Mapping[str, str]], str]
+) -> HttpRequest | HttpResponse:
+    """The request an HTTP API event carries, or a 400 answer if its body cannot be read;
+    `correlation_id` names the request in that answer."""
     context = event.get("requestContext") or {}
     method = (context.get("http") or {}).get("method", "GET")
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
@@ -30,7 +33,12 @@ def request_from_http_event(event: Mapping[str, Any]) -> HttpRequest | HttpRespo
             try:
                 body = base64.b64decode(raw, validate=True)
             except (binascii.Error, ValueError):
-                return problem(400, "Bad Request", "request body is not valid base64")
+                return problem(
+                    400,
+                    "Bad Request",
+                    "request body is not valid base64",
+                    correlation_id=correlation_id(headers),
+                )
         else:
             body = raw.encode()
     return HttpRequest(
@@ -60,7 +68,7 @@ def http_response(response: HttpResponse) -> dict[str, Any]:
 
 async def handle_http_event(router: HttpRouter, event: Mapping[str, Any]) -> dict[str, Any]:
     """Route one HTTP API request and answer it."""
-    request = request_from_http_event(event)
+    request = request_from_http_event(event, router.correlation_id)
     if isinstance(request, HttpResponse):
         return http_response(request)
     return http_response(await router.handle(request))

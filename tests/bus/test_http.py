@@ -1,5 +1,5 @@
 """Domain HTTP routes: validation as problem+json, 404/405, events leaving only on success,
-the body model from the handler's annotation."""
+the body model from the handler's annotation, a correlation id in every answer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from bus import ConfigurationError, Conflict, Context, Domain, Event, NotFound, Rejected, Request
-from bus.http import PROBLEM_JSON, HttpRequest, HttpRouter
+from bus.http import PROBLEM_JSON, HttpRequest, HttpResponse, HttpRouter
 from bus.testing import Harness
 
 
@@ -149,6 +149,43 @@ def ledger() -> Domain:
         raise NotFound(f"no entry {request.path_params['entry_id']}")
 
     return domain
+
+
+async def test_every_problem_answer_names_the_requests_correlation_id() -> None:
+    async with Harness(ledger()) as h:
+        router = HttpRouter(h.runtime.domains, h.runtime.publisher, h.runtime.context)
+
+        async def answer(method: str, path: str, body: object = None) -> HttpResponse:
+            raw = b"" if body is None else orjson.dumps(body)
+            headers = {"X-Correlation-Id": "order-7"}
+            return await router.handle(HttpRequest(method, path, headers=headers, body=raw))
+
+        answers = {
+            400: await answer("POST", "/entries", {"text": 1}),
+            404: await answer("GET", "/entries/e1"),
+            405: await answer("DELETE", "/entries"),
+            409: await answer("POST", "/entries", {"text": "twice"}),
+            422: await answer("POST", "/entries", {"text": "never"}),
+            500: await answer("POST", "/entries", {"text": "crash"}),
+        }
+        unrouted = await answer("GET", "/nowhere")
+
+    for status, response in [*answers.items(), (404, unrouted)]:
+        assert response.status == status
+        assert response.headers["x-correlation-id"] == "order-7", status
+        assert response.json()["correlation_id"] == "order-7", status
+
+
+async def test_a_request_without_a_correlation_id_gets_a_new_one_even_when_no_route_matches() -> (
+    None
+):
+    async with Harness(ledger()) as h:
+        router = HttpRouter(h.runtime.domains, h.runtime.publisher, h.runtime.context)
+        first = await router.handle(HttpRequest("GET", "/nowhere"))
+        second = await router.handle(HttpRequest("GET", "/nowhere"))
+
+    assert first.headers["x-correlation-id"] != second.headers["x-correlation-id"]
+    assert first.json()["correlation_id"] == first.headers["x-correlation-id"]
 
 
 async def test_the_body_model_is_read_from_the_handlers_request_annotation() -> None:
