@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from bus.clock import Clock, ManualClock, SystemClock
 from bus.context import Context
 from bus.dispatch import BatchResult, Dispatcher, Outcome, Publisher, Record
-from bus.domain import Domain, DomainSettings, Request, Route, Storage, Subscription
+from bus.domain import Domain, DomainSettings, HttpRoute, Request, Storage, Subscription
 from bus.envelope import Envelope
 from bus.errors import (
     BatchTooLarge,
@@ -49,6 +49,7 @@ __all__ = [
     "Event",
     "Faults",
     "Handler",
+    "HttpRoute",
     "IdempotencyStore",
     "InMemoryTransport",
     "InvalidMessageData",
@@ -64,7 +65,6 @@ __all__ = [
     "Record",
     "Rejected",
     "Request",
-    "Route",
     "Runtime",
     "Storage",
     "Subscription",

@@ -1,14 +1,15 @@
-"""A domain's registration surface: event subscriptions, task consumers, API routes, settings.
+"""A domain's registration surface: event subscriptions, task consumers, HTTP routes, settings.
 
 Decorators only record functions on the `Domain` object; nothing runs at import time.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 E = TypeVar("E", bound=Event)
 T = TypeVar("T", bound=Task)
 MessageHandler = Callable[[Any, "Context"], Awaitable[None]]
-RouteHandler = Callable[["Request", "Context"], Awaitable[Any]]
+Body = TypeVar("Body")
+HttpHandler = Callable[["Request[Any]", "Context"], Awaitable[Any]]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -113,25 +115,29 @@ class Subscription:
         return issubclass(self.message, Task)
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """What a route handler gets: path parameters, query, headers and the validated body."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request(Generic[Body]):
+    """What an HTTP handler gets: path parameters, query, headers and the validated body.
 
+    Annotate the handler's parameter `request: Request[SignUp]` and the router validates
+    the body as `SignUp`, and type checkers know `request.body` is one.
+    """
+
+    body: Body
     path_params: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
-    body: BaseModel | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
-    """An HTTP route of the domain's API, with its pydantic request and response models."""
+class HttpRoute:
+    """An HTTP route of the domain, with its pydantic request and response models."""
 
     domain: str
     method: str
     path: str
     name: str
-    handler: RouteHandler
+    handler: HttpHandler
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
@@ -157,7 +163,7 @@ class Domain:
         #: The domain's own table, if it keeps state; `ctx.table` and `ctx.unit_of_work()`.
         self.storage = storage
         self.subscriptions: list[Subscription] = []
-        self.routes: list[Route] = []
+        self.http_routes: list[HttpRoute] = []
 
     def __repr__(self) -> str:
         return f"Domain({self.name!r})"
@@ -211,7 +217,7 @@ class Domain:
 
         return record
 
-    def route(
+    def http_route(
         self,
         method: str,
         path: str,
@@ -220,7 +226,10 @@ class Domain:
         response: type[BaseModel] | None = None,
         status: int = 200,
     ) -> Callable[[F], F]:
-        """Register `async def handler(request, ctx)` for an HTTP method and path template."""
+        """Register `async def handler(request, ctx)` for an HTTP method and path template.
+
+        The body model is `body`, or `Model` when the handler takes `request: Request[Model]`.
+        """
         method = method.upper()
         if method not in _METHODS:
             raise ConfigurationError(f"method {method} is not one of {', '.join(_METHODS)}")
@@ -228,30 +237,31 @@ class Domain:
             raise ConfigurationError(f"route path {path!r} must start with '/'")
 
         def record(handler: F) -> F:
-            if any(r.method == method and r.path == path for r in self.routes):
+            if any(r.method == method and r.path == path for r in self.http_routes):
                 raise ConfigurationError(f"route {method} {path} is registered twice")
             name = f"{self.name}.{handler.__name__}"
-            self.routes.append(
-                Route(self.name, method, path, name, handler, body, response, status)
+            model = _body_model(name, handler, body)
+            self.http_routes.append(
+                HttpRoute(self.name, method, path, name, handler, model, response, status)
             )
             return handler
 
         return record
 
     def get(self, path: str, **options: Any) -> Callable[[F], F]:
-        return self.route("GET", path, **options)
+        return self.http_route("GET", path, **options)
 
     def post(self, path: str, **options: Any) -> Callable[[F], F]:
-        return self.route("POST", path, **options)
+        return self.http_route("POST", path, **options)
 
     def put(self, path: str, **options: Any) -> Callable[[F], F]:
-        return self.route("PUT", path, **options)
+        return self.http_route("PUT", path, **options)
 
     def patch(self, path: str, **options: Any) -> Callable[[F], F]:
-        return self.route("PATCH", path, **options)
+        return self.http_route("PATCH", path, **options)
 
     def delete(self, path: str, **options: Any) -> Callable[[F], F]:
-        return self.route("DELETE", path, **options)
+        return self.http_route("DELETE", path, **options)
 
     @property
     def event_types(self) -> frozenset[str]:
@@ -260,3 +270,48 @@ class Domain:
     @property
     def task_types(self) -> frozenset[str]:
         return frozenset(s.message.type for s in self.subscriptions if s.is_task)
+
+
+def _body_model(
+    route: str, handler: Callable[..., Any], declared: type[BaseModel] | None
+) -> type[BaseModel] | None:
+    """The model a route validates its body with: `declared`, or the `Model` of the handler's
+    `request: Request[Model]` annotation; both given, they must agree."""
+    annotated = _annotated_body(route, handler, unresolved_ok=declared is not None)
+    if declared is not None and annotated is not None and annotated is not declared:
+        raise ConfigurationError(
+            f"{route} takes Request[{annotated.__name__}] but declares "
+            f"body={declared.__name__}; name one model"
+        )
+    return declared or annotated
+
+
+def _annotated_body(
+    route: str, handler: Callable[..., Any], *, unresolved_ok: bool
+) -> type[BaseModel] | None:
+    function = inspect.unwrap(handler)
+    parameters = list(inspect.signature(function).parameters.values())
+    annotation = parameters[0].annotation if parameters else inspect.Parameter.empty
+    if isinstance(annotation, str):  # postponed (`from __future__ import annotations`)
+        if "[" not in annotation:
+            return None
+        try:
+            # As typing.get_type_hints resolves it, for this one parameter only.
+            annotation = eval(annotation, getattr(function, "__globals__", {}))
+        except NameError as error:
+            if unresolved_ok:
+                return None
+            raise ConfigurationError(
+                f"{route}: cannot resolve the annotation {annotation!r} ({error}); define "
+                "the body model at module level, or pass body= to the decorator"
+            ) from error
+    if get_origin(annotation) is not Request:
+        return None
+    (model,) = get_args(annotation)
+    if model is None or model is type(None) or model is Any:
+        return None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise ConfigurationError(
+            f"{route} takes Request[{model!r}]; a body is a pydantic model (or None)"
+        )
+    return model

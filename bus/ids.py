@@ -1,29 +1,97 @@
-"""Identifiers for events and messages: random UUIDs, or a seeded sequence for replayable runs."""
+"""Identifiers for events, correlations and entities: time-ordered UUIDv7 strings.
+
+Their random bits come from the OS's CSPRNG, so no id can be guessed from the ones before it;
+a seeded generator, asked for explicitly, replays the same ids for tests and `tctf run --seed`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import random
+import time
+from collections.abc import Callable
+
+#: Random bytes fetched from the OS at a time; one `os.urandom` call serves ~400 ids.
+POOL_BYTES = 4096
+_DRAW = 10  # bytes per id: 11 bits may start the counter, 62 are the id's random bits
+
+_COUNTER_MAX = 0xFFF
+_COUNTER_START = 0x7FF  # a fresh millisecond's counter starts below this: room for 2048 ids
+_HEX_DIGIT = "0123456789abcdef"
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in _HEX_DIGIT}
+# Two look-ups cost a third of formatting the counter with "03x", on every publish.
+_HEX_BYTE = [f"{byte:02x}" for byte in range(256)]
 
 
 class IdGenerator:
-    """Makes UUID-shaped ids (32 random hex digits); with a seed the sequence repeats per run.
+    """Makes UUIDv7 strings (RFC 9562): 48-bit Unix milliseconds, a 12-bit counter, 62 random
+    bits; each id is greater than the one before it from the same generator.
 
-    Ids must be unique, not secret, so a Mersenne Twister seeded from `os.urandom` serves:
-    a third of the cost of `uuid.uuid4()` on the publish path.
+    The counter orders ids minted within one millisecond (RFC 9562 §6.2, method 1); it
+    starts each millisecond at a random value, and when it runs out the timestamp moves one
+    millisecond ahead. A generator is not shared between threads.
+
+    Without a seed the random bits come from `os.urandom`. `IdGenerator(seed)` is for
+    replayable runs only: its bits come from `random.Random(seed)` and its clock stands at
+    zero, so the same seed gives the same ids, and they are as guessable as the seed.
     """
 
-    __slots__ = ("_bits",)
+    __slots__ = (
+        "_clock_ns",
+        "_counter",
+        "_millis",
+        "_pool",
+        "_position",
+        "_prefix",
+        "_random_bytes",
+    )
 
     def __init__(self, seed: int | None = None) -> None:
+        self._random_bytes: Callable[[int], bytes]
+        self._clock_ns: Callable[[], int]
         if seed is None:
-            seed = int.from_bytes(os.urandom(32))
-        self._bits = random.Random(seed).getrandbits
+            self._random_bytes = os.urandom
+            self._clock_ns = time.time_ns
+        else:
+            self._random_bytes = random.Random(seed).randbytes
+            self._clock_ns = _clock_at_zero
+        self._pool = b""
+        self._position = 0
+        self._millis = -1
+        self._counter = 0
+        self._prefix = ""
 
     def __call__(self) -> str:
-        h = f"{self._bits(128):032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        position = self._position
+        if position + _DRAW > len(self._pool):
+            self._pool = self._random_bytes(POOL_BYTES)
+            position = 0
+        self._position = position + _DRAW
+        drawn = self._pool[position : position + _DRAW].hex()
+        millis = self._clock_ns() // 1_000_000
+        if millis > self._millis:
+            self._start_millisecond(millis, drawn)
+        elif self._counter < _COUNTER_MAX:
+            self._counter += 1
+        else:
+            self._start_millisecond(self._millis + 1, drawn)
+        counter = self._counter
+        return (
+            f"{self._prefix}{_HEX_DIGIT[counter >> 8]}{_HEX_BYTE[counter & 0xFF]}-"
+            f"{_VARIANT[drawn[4]]}{drawn[5:8]}-{drawn[8:]}"
+        )
+
+    def _start_millisecond(self, millis: int, drawn: str) -> None:
+        self._millis = millis
+        self._counter = int(drawn[:3], 16) & _COUNTER_START
+        stamp = f"{millis:012x}"
+        self._prefix = f"{stamp[:8]}-{stamp[8:]}-7"
+
+
+def _clock_at_zero() -> int:
+    """A seeded generator's clock: ids replay only if no real time goes into them."""
+    return 0
 
 
 def derived_id(seed: str) -> str:

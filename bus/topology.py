@@ -119,7 +119,7 @@ class Topology:
                         dict(sub.where) if sub.where is not None else None,
                     )
                 )
-            routes.extend(RouteSpec(r.domain, r.method, r.path, r.name) for r in domain.routes)
+            routes.extend(RouteSpec(r.domain, r.method, r.path, r.name) for r in domain.http_routes)
             if domain.storage is not None:
                 from bus.storage.outbox import outbox_index
                 from bus.storage.spec import TableSpec

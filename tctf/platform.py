@@ -12,9 +12,9 @@ from typing import Any
 
 import anyio
 
-from bus.api import ApiRouter
 from bus.clock import Clock
 from bus.domain import Domain
+from bus.http import HttpRouter
 from bus.memory import in_memory
 from bus.middleware import Middleware
 from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
@@ -44,7 +44,12 @@ class Platform:
             middleware=middleware,
             tracer_provider=tracer_provider,
         )
-        self.router = ApiRouter(self.runtime.domains, self.runtime.publisher, self.runtime.context)
+        self.router = HttpRouter(
+            self.runtime.domains,
+            self.runtime.publisher,
+            self.runtime.context,
+            ids=self.runtime.ids,
+        )
 
     async def serve(
         self,
@@ -63,10 +68,10 @@ class Platform:
                 await anyio.sleep_forever()
             import uvicorn
 
-            from adapters.http.asgi import ApiApp
+            from adapters.http.asgi import HttpApp
 
             listener = socket.create_server((host, port))
-            config = uvicorn.Config(ApiApp(self.router), log_level="warning", lifespan="off")
+            config = uvicorn.Config(HttpApp(self.router), log_level="warning", lifespan="off")
             if ready:
                 ready()
             with listener:

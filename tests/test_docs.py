@@ -33,7 +33,7 @@ def loyalty_package(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 async def test_the_tutorial_domain_and_its_test_work(loyalty_package: str) -> None:
     app = importlib.import_module("domains.loyalty.app")
-    assert [r.path for r in app.domain.routes] == ["/points/{user_id}"]
+    assert [r.path for r in app.domain.http_routes] == ["/points/{user_id}"]
     namespace: dict[str, object] = {}
     exec(compile(loyalty_package, str(DOC), "exec"), namespace)
     await namespace["test_new_users_get_100_points"]()  # type: ignore[operator]

@@ -1,6 +1,6 @@
-"""An ASGI application over `bus.api.ApiRouter`, served by uvicorn under `tctf run`.
+"""An ASGI application over `bus.http.HttpRouter`, served by uvicorn under `tctf run`.
 
-It only translates: ASGI request in, `ApiRequest` to the router, `ApiResponse` out. Bodies
+It only translates: ASGI request in, `HttpRequest` to the router, `HttpResponse` out. Bodies
 over API Gateway's 10 MB payload limit are refused with 413, as API Gateway would.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from bus.api import ApiRequest, ApiResponse, ApiRouter, problem
+from bus.http import HttpRequest, HttpResponse, HttpRouter, problem
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -20,10 +20,10 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
-class ApiApp:
+class HttpApp:
     """ASGI entry point for every domain route."""
 
-    def __init__(self, router: ApiRouter, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, router: HttpRouter, max_body: int = MAX_BODY_BYTES) -> None:
         self.router = router
         self.max_body = max_body
 
@@ -33,18 +33,22 @@ class ApiApp:
             return
         if scope["type"] != "http":
             return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         body = await self._read_body(receive)
         if body is None:
-            await _send(
-                send,
-                problem(413, "Content Too Large", f"request body is over {self.max_body} bytes"),
+            too_large = problem(
+                413,
+                "Content Too Large",
+                f"request body is over {self.max_body} bytes",
+                correlation_id=self.router.correlation_id(headers),
             )
+            await _send(send, too_large)
             return
-        request = ApiRequest(
+        request = HttpRequest(
             method=scope["method"],
             path=scope["path"],
             query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
-            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+            headers=headers,
             body=body,
         )
         await _send(send, await self.router.handle(request))
@@ -63,7 +67,7 @@ class ApiApp:
                 return b"".join(chunks)
 
 
-async def _send(send: Send, response: ApiResponse) -> None:
+async def _send(send: Send, response: HttpResponse) -> None:
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
     headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})

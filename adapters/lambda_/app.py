@@ -26,7 +26,7 @@ from bus.middleware import IdempotencyStore
 
 if TYPE_CHECKING:
     from adapters.lambda_.streams import Relay
-    from bus.api import ApiRouter
+    from bus.http import HttpRouter
     from bus.storage.table import Table
 
 _log = logging.getLogger("tctf.lambda")
@@ -86,18 +86,18 @@ class LambdaApp:
         self.dispatcher = assemble(
             domain, services, table=table, idempotency_store=idempotency_store
         )
-        self._router: ApiRouter | None = None
+        self._router: HttpRouter | None = None
         self._relay = relay
         self._loop = loop or asyncio.new_event_loop()
         self._resources = resources or AsyncExitStack()
 
     @property
-    def router(self) -> ApiRouter:
+    def router(self) -> HttpRouter:
         """The domain's HTTP routes, built on the first HTTP event."""
         if self._router is None:
-            from bus.api import ApiRouter
+            from bus.http import HttpRouter
 
-            self._router = ApiRouter([self.domain], self.publisher, self._context)
+            self._router = HttpRouter([self.domain], self.publisher, self._context, ids=self.ids)
         return self._router
 
     @property

@@ -1,6 +1,6 @@
 """API Gateway HTTP API (payload format 2.0) requests to the domain's routes, and back.
 
-The request is mapped onto `bus.api.ApiRequest` and answered by `ApiRouter`, the same router
+The request is mapped onto `bus.http.HttpRequest` and answered by `HttpRouter`, the same router
 that serves the domain on localhost; bad input is a 4xx problem+json, never a 500.
 """
 
@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from bus.api import ApiRequest, ApiResponse, ApiRouter, problem
+from bus.http import HttpRequest, HttpResponse, HttpRouter, problem
 
 
-def request_from_http_event(event: Mapping[str, Any]) -> ApiRequest | ApiResponse:
-    """The request an HTTP API event carries, or a 400 answer if its body cannot be read."""
+def request_from_http_event(
+    event: Mapping[str, Any], correlation_id: Callable[[Mapping[str, str]], str]
+) -> HttpRequest | HttpResponse:
+    """The request an HTTP API event carries, or a 400 answer if its body cannot be read;
+    `correlation_id` names the request in that answer."""
     context = event.get("requestContext") or {}
     method = (context.get("http") or {}).get("method", "GET")
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
@@ -30,10 +33,15 @@ def request_from_http_event(event: Mapping[str, Any]) -> ApiRequest | ApiRespons
             try:
                 body = base64.b64decode(raw, validate=True)
             except (binascii.Error, ValueError):
-                return problem(400, "Bad Request", "request body is not valid base64")
+                return problem(
+                    400,
+                    "Bad Request",
+                    "request body is not valid base64",
+                    correlation_id=correlation_id(headers),
+                )
         else:
             body = raw.encode()
-    return ApiRequest(
+    return HttpRequest(
         method=method,
         path=_route_path(event),
         query=dict(event.get("queryStringParameters") or {}),
@@ -42,7 +50,7 @@ def request_from_http_event(event: Mapping[str, Any]) -> ApiRequest | ApiRespons
     )
 
 
-def http_response(response: ApiResponse) -> dict[str, Any]:
+def http_response(response: HttpResponse) -> dict[str, Any]:
     """The answer in API Gateway's shape; JSON bodies go back as text."""
     try:
         text = response.body.decode()
@@ -58,10 +66,10 @@ def http_response(response: ApiResponse) -> dict[str, Any]:
     }
 
 
-async def handle_http_event(router: ApiRouter, event: Mapping[str, Any]) -> dict[str, Any]:
+async def handle_http_event(router: HttpRouter, event: Mapping[str, Any]) -> dict[str, Any]:
     """Route one HTTP API request and answer it."""
-    request = request_from_http_event(event)
-    if isinstance(request, ApiResponse):
+    request = request_from_http_event(event, router.correlation_id)
+    if isinstance(request, HttpResponse):
         return http_response(request)
     return http_response(await router.handle(request))
 

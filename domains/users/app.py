@@ -22,11 +22,10 @@ class User(BaseModel):
     name: str
 
 
-@domain.post("/users", body=SignUp, response=User, status=201)
-async def sign_up(request: Request, ctx: Context) -> User:
+@domain.post("/users", response=User, status=201)
+async def sign_up(request: Request[SignUp], ctx: Context) -> User:
     """Create a user and announce it in one transaction; an e-mail signs up once."""
     body = request.body
-    assert isinstance(body, SignUp)
     user = User(user_id=ctx.new_id(), email=body.email.lower(), name=body.name)
     try:
         async with ctx.unit_of_work() as uow:
@@ -43,7 +42,7 @@ async def sign_up(request: Request, ctx: Context) -> User:
 
 
 @domain.get("/users/{user_id}", response=User)
-async def get_user(request: Request, ctx: Context) -> User:
+async def get_user(request: Request[None], ctx: Context) -> User:
     item = await ctx.table.get({"PK": f"USER#{request.path_params['user_id']}", "SK": "PROFILE"})
     if item is None:
         raise NotFound(f"no user {request.path_params['user_id']}")

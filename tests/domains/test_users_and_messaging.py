@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import orjson
 
-from bus.api import ApiRequest, ApiResponse, ApiRouter
+from bus.http import HttpRequest, HttpResponse, HttpRouter
 from bus.testing import Harness
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
 
 
-async def call(h: Harness, method: str, path: str, body: object = None) -> ApiResponse:
-    router = ApiRouter(h.runtime.domains, h.runtime.publisher, h.runtime.context)
+async def call(h: Harness, method: str, path: str, body: object = None) -> HttpResponse:
+    router = HttpRouter(h.runtime.domains, h.runtime.publisher, h.runtime.context)
     raw = b"" if body is None else orjson.dumps(body)
-    return await router.handle(ApiRequest(method, path, body=raw))
+    return await router.handle(HttpRequest(method, path, body=raw))
 
 
 async def test_sign_up_stores_the_user_and_messaging_welcomes_them() -> None:

@@ -12,7 +12,7 @@ import pytest
 from adapters.aws.provision import create_table, provision
 from adapters.aws.session import AwsClients, AwsSettings
 from bus import Context, Domain, Storage, Topology
-from bus.api import ApiRequest
+from bus.http import HttpRequest
 from bus.storage import StorageError
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
@@ -106,12 +106,12 @@ async def test_run_aws_keeps_state_in_dynamodb_and_relays_the_outbox_through_sns
     expected = {"messaging.welcome_new_user", "messaging.send_email", "audit.remember"}
     async with aws_platform([users, messaging, audit], moto_endpoint, "sns", app) as platform:
         body = orjson.dumps({"email": "Ada@Example.com", "name": "Ada"})
-        created = await platform.router.handle(ApiRequest("POST", "/users", body=body))
+        created = await platform.router.handle(HttpRequest("POST", "/users", body=body))
         assert created.status == 201, created.body
         with anyio.fail_after(20):
             await deliveries.wait_handled(expected)
         user_id = created.json()["user_id"]
-        fetched = await platform.router.handle(ApiRequest("GET", f"/users/{user_id}"))
+        fetched = await platform.router.handle(HttpRequest("GET", f"/users/{user_id}"))
 
     assert fetched.json() == {"user_id": user_id, "email": "ada@example.com", "name": "Ada"}
     assert sorted(deliveries.handled()) == sorted(expected)  # each exactly once

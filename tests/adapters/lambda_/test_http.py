@@ -38,7 +38,8 @@ def test_every_http_api_sample_is_answered_in_api_gateways_shape_without_a_500(
     assert set(response) == {"statusCode", "headers", "body", "isBase64Encoded"}
     assert response["isBase64Encoded"] is False
     assert response["statusCode"] == 404
-    assert response["headers"] == {"content-type": "application/problem+json"}
+    assert response["headers"]["content-type"] == "application/problem+json"
+    assert response["headers"].keys() == {"content-type", "x-correlation-id"}
     problem = json.loads(response["body"])
     method = event["requestContext"]["http"]["method"]
     assert problem["detail"] == f"no route matches {method} {event['rawPath']}"
@@ -67,11 +68,13 @@ def test_base64_body_is_decoded(app: LambdaApp) -> None:
     assert app(event, LambdaContext())["statusCode"] == 201
 
 
-def test_invalid_base64_body_is_a_400(app: LambdaApp) -> None:
+def test_invalid_base64_body_is_a_400_naming_the_callers_correlation_id(app: LambdaApp) -> None:
     event = _request("POST", "/items", "not base64!!", isBase64Encoded=True)
+    event["headers"]["X-Correlation-Id"] = "order-7"
 
     response = app(event, LambdaContext())
     assert response["statusCode"] == 400
+    assert response["headers"]["x-correlation-id"] == "order-7"
     assert json.loads(response["body"])["detail"] == "request body is not valid base64"
 
 
@@ -81,7 +84,8 @@ def test_invalid_body_is_a_400_listing_the_fields(app: LambdaApp) -> None:
     response = app(event, LambdaContext())
 
     assert response["statusCode"] == 400
-    assert response["headers"] == {"content-type": "application/problem+json"}
+    assert response["headers"]["content-type"] == "application/problem+json"
+    assert response["headers"].keys() == {"content-type", "x-correlation-id"}
     fields = [e["field"] for e in json.loads(response["body"])["errors"]]
     assert fields == ["sku", "quantity"]
 

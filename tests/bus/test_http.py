@@ -1,12 +1,14 @@
-"""Domain routes: validation as problem+json, 404/405, events leaving only on success."""
+"""Domain HTTP routes: validation as problem+json, 404/405, events leaving only on success,
+the body model from the handler's annotation, a correlation id in every answer."""
 
 from __future__ import annotations
 
 import orjson
+import pytest
 from pydantic import BaseModel, Field
 
-from bus import Context, Domain, Event, Rejected, Request
-from bus.api import PROBLEM_JSON, ApiRequest, ApiRouter
+from bus import ConfigurationError, Conflict, Context, Domain, Event, NotFound, Rejected, Request
+from bus.http import PROBLEM_JSON, HttpRequest, HttpResponse, HttpRouter
 from bus.testing import Harness
 
 
@@ -46,9 +48,9 @@ def accounts() -> Domain:
 
 
 async def call(h: Harness, method: str, path: str, body: object = None, **query: str):  # type: ignore[no-untyped-def]
-    router = ApiRouter(h.runtime.domains, h.runtime.publisher, h.runtime.context)
+    router = HttpRouter(h.runtime.domains, h.runtime.publisher, h.runtime.context)
     raw = body if isinstance(body, bytes) else (b"" if body is None else orjson.dumps(body))
-    return await router.handle(ApiRequest(method, path, query=query, body=raw))
+    return await router.handle(HttpRequest(method, path, query=query, body=raw))
 
 
 async def test_valid_request_runs_the_handler_and_publishes() -> None:
@@ -126,3 +128,90 @@ async def test_an_answer_the_response_model_refuses_is_a_500_before_anything_lea
     async with Harness(notes) as h:
         response = await call(h, "POST", "/notes", {"text": "hi"})
     assert response.status == 500 and h.published == []
+
+
+def ledger() -> Domain:
+    """Routes that answer each 4xx a handler can cause, and a 500."""
+    domain = Domain("ledger")
+
+    @domain.post("/entries", status=201)
+    async def add_entry(request: Request[Note], ctx: Context) -> Note:
+        if request.body.text == "twice":
+            raise Conflict("already recorded")
+        if request.body.text == "never":
+            raise Rejected("not an entry")
+        if request.body.text == "crash":
+            raise RuntimeError("bug")
+        return request.body
+
+    @domain.get("/entries/{entry_id}")
+    async def get_entry(request: Request[None], ctx: Context) -> None:
+        raise NotFound(f"no entry {request.path_params['entry_id']}")
+
+    return domain
+
+
+async def test_every_problem_answer_names_the_requests_correlation_id() -> None:
+    async with Harness(ledger()) as h:
+        router = HttpRouter(h.runtime.domains, h.runtime.publisher, h.runtime.context)
+
+        async def answer(method: str, path: str, body: object = None) -> HttpResponse:
+            raw = b"" if body is None else orjson.dumps(body)
+            headers = {"X-Correlation-Id": "order-7"}
+            return await router.handle(HttpRequest(method, path, headers=headers, body=raw))
+
+        answers = {
+            400: await answer("POST", "/entries", {"text": 1}),
+            404: await answer("GET", "/entries/e1"),
+            405: await answer("DELETE", "/entries"),
+            409: await answer("POST", "/entries", {"text": "twice"}),
+            422: await answer("POST", "/entries", {"text": "never"}),
+            500: await answer("POST", "/entries", {"text": "crash"}),
+        }
+        unrouted = await answer("GET", "/nowhere")
+
+    for status, response in [*answers.items(), (404, unrouted)]:
+        assert response.status == status
+        assert response.headers["x-correlation-id"] == "order-7", status
+        assert response.json()["correlation_id"] == "order-7", status
+
+
+async def test_a_request_without_a_correlation_id_gets_a_new_one_even_when_no_route_matches() -> (
+    None
+):
+    async with Harness(ledger()) as h:
+        router = HttpRouter(h.runtime.domains, h.runtime.publisher, h.runtime.context)
+        first = await router.handle(HttpRequest("GET", "/nowhere"))
+        second = await router.handle(HttpRequest("GET", "/nowhere"))
+
+    assert first.headers["x-correlation-id"] != second.headers["x-correlation-id"]
+    assert first.json()["correlation_id"] == first.headers["x-correlation-id"]
+
+
+async def test_the_body_model_is_read_from_the_handlers_request_annotation() -> None:
+    async with Harness(ledger()) as h:
+        created = await call(h, "POST", "/entries", {"text": "rent"})
+        refused = await call(h, "POST", "/entries", {"words": "rent"})
+
+    assert created.status == 201 and created.json() == {"text": "rent"}
+    assert refused.status == 400 and [e["field"] for e in refused.json()["errors"]] == ["text"]
+    (route, _) = ledger().http_routes
+    assert route.body is Note
+
+
+def test_a_body_model_named_twice_must_be_the_same() -> None:
+    domain = Domain("ledger")
+
+    with pytest.raises(ConfigurationError, match=r"takes Request\[Note\] but declares body=Open"):
+
+        @domain.post("/entries", body=Open)
+        async def add_entry(request: Request[Note], ctx: Context) -> None: ...
+
+
+def test_a_request_body_is_a_pydantic_model() -> None:
+    domain = Domain("ledger")
+
+    with pytest.raises(ConfigurationError, match="a body is a pydantic model"):
+
+        @domain.post("/entries")
+        async def add_entry(request: Request[dict[str, str]], ctx: Context) -> None: ...

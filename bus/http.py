@@ -1,0 +1,258 @@
+"""Domain HTTP routes, served the same way behind API Gateway and on localhost.
+
+`HttpRouter` matches an `HttpRequest` to an `HttpRoute`, validates its JSON body with the
+route's pydantic model, runs the handler with a `Context`, and answers an `HttpResponse`. Bad
+input is a 4xx problem+json (RFC 9457), never a 500; an unreachable dependency is a 503 with
+`Retry-After`; every answer carries the request's `x-correlation-id`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from bus.context import Context
+from bus.dispatch import Publisher, flush
+from bus.domain import Domain, HttpRoute, Request
+from bus.errors import Conflict, MessageTooLarge, NotFound, PermanentError, TransientError
+from bus.ids import IdGenerator
+from bus.middleware import current_correlation_id
+from bus.storage.errors import ConditionFailed, TransactionCanceled
+
+PROBLEM_JSON = "application/problem+json"
+CORRELATION_HEADER = "x-correlation-id"
+#: Seconds a client is asked to wait before retrying a 503.
+RETRY_AFTER_SECONDS = 1
+ContextFactory = Callable[[str, str | None], Context]
+_log = logging.getLogger("tctf.http")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """An HTTP request as it arrives, before routing: headers lower-cased or not."""
+
+    method: str
+    path: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return orjson.loads(self.body) if self.body else None
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    correlation_id: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> HttpResponse:
+    """An RFC 9457 problem document; with a correlation id, in its body and its header."""
+    document = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    answer_headers = {"content-type": PROBLEM_JSON, **(headers or {})}
+    if correlation_id is not None:
+        document["correlation_id"] = correlation_id
+        answer_headers[CORRELATION_HEADER] = correlation_id
+    return HttpResponse(status, orjson.dumps(document), answer_headers)
+
+
+def unavailable(detail: str, correlation_id: str | None = None) -> HttpResponse:
+    """A 503 asking the client to retry: a dependency (table, publisher) is unreachable."""
+    return problem(
+        503,
+        "Service Unavailable",
+        detail,
+        correlation_id=correlation_id,
+        headers={"retry-after": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    route: HttpRoute
+    pattern: re.Pattern[str]
+
+
+def _compile(path: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[A-Za-z_][A-Za-z0-9_]*\})", path.rstrip("/") or "/")
+    regex = "".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts)
+    return re.compile(f"^{regex}/?$")
+
+
+class HttpRouter:
+    """Routes requests to the HTTP handlers of the given domains.
+
+    `ids` makes the correlation id of a request that brings none and matches no route.
+    """
+
+    def __init__(
+        self,
+        domains: Iterable[Domain],
+        publisher: Publisher,
+        context: ContextFactory,
+        *,
+        ids: Callable[[], str] | None = None,
+    ) -> None:
+        self._publisher = publisher
+        self._context = context
+        self._ids = ids or IdGenerator()
+        self._routes = [_Compiled(r, _compile(r.path)) for d in domains for r in d.http_routes]
+
+    @property
+    def routes(self) -> list[HttpRoute]:
+        return [c.route for c in self._routes]
+
+    def correlation_id(self, headers: Mapping[str, str]) -> str:
+        """The caller's `x-correlation-id` (header names in any case), or a new id."""
+        for name, value in headers.items():
+            if name.lower() == CORRELATION_HEADER and value:
+                return value
+        return self._ids()
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        correlation_id = self.correlation_id(headers)
+        token = current_correlation_id.set(correlation_id)
+        try:
+            matched = self._match(request, correlation_id)
+            if isinstance(matched, HttpResponse):
+                return matched
+            route, params = matched
+            context = self._context(route.domain, correlation_id)
+            return await self._run(route, params, request, headers, context)
+        finally:
+            current_correlation_id.reset(token)
+
+    async def _run(
+        self,
+        route: HttpRoute,
+        params: dict[str, str],
+        request: HttpRequest,
+        headers: dict[str, str],
+        context: Context,
+    ) -> HttpResponse:
+        cid = context.correlation_id
+        body: BaseModel | None = None
+        if route.body is not None:
+            parsed = _parse_body(route.body, request.body, cid)
+            if isinstance(parsed, HttpResponse):
+                return parsed
+            body = parsed
+        call = Request(path_params=params, query=request.query, headers=headers, body=body)
+        try:
+            result = await route.handler(call, context)
+        except NotFound as error:
+            return problem(404, "Not Found", str(error), correlation_id=cid)
+        except (Conflict, ConditionFailed, TransactionCanceled) as error:
+            return problem(409, "Conflict", str(error), correlation_id=cid)
+        except PermanentError as error:
+            return problem(422, "Unprocessable Content", str(error), correlation_id=cid)
+        except Exception as error:
+            if is_unreachable(error):
+                _log.warning("route %s: a dependency is unreachable", route.name, exc_info=True)
+                return unavailable("a dependency could not be reached; retry the request", cid)
+            _log.exception("route %s failed", route.name)
+            return problem(
+                500, "Internal Server Error", "the handler failed; see the logs", correlation_id=cid
+            )
+        try:
+            response = _respond(route, result, cid)
+        except ValidationError:
+            _log.exception("route %s returned a value its response model refuses", route.name)
+            return problem(
+                500, "Internal Server Error", "the handler's answer is invalid", correlation_id=cid
+            )
+        if context.outbox:
+            try:
+                await flush(self._publisher, context.outbox)
+            except MessageTooLarge as error:
+                return problem(422, "Unprocessable Content", str(error), correlation_id=cid)
+            except Exception:
+                _log.warning("route %s: publishing its events failed", route.name, exc_info=True)
+                return unavailable("the request's events could not be published; retry it", cid)
+        return response
+
+    def _match(
+        self, request: HttpRequest, correlation_id: str
+    ) -> tuple[HttpRoute, dict[str, str]] | HttpResponse:
+        allowed: list[str] = []
+        for compiled in self._routes:
+            found = compiled.pattern.match(request.path)
+            if found is None:
+                continue
+            if compiled.route.method == request.method.upper():
+                return compiled.route, found.groupdict()
+            allowed.append(compiled.route.method)
+        if allowed:
+            return problem(
+                405,
+                "Method Not Allowed",
+                f"{request.method} is not allowed on {request.path}",
+                correlation_id=correlation_id,
+                headers={"allow": ", ".join(sorted(allowed))},
+            )
+        return problem(
+            404,
+            "Not Found",
+            f"no route matches {request.method} {request.path}",
+            correlation_id=correlation_id,
+        )
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether `error` means a dependency could not be reached in time: a `TransientError`,
+    or a connection failure or timeout anywhere in its chain of causes, as SDKs wrap them."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TransientError | ConnectionError | TimeoutError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _parse_body(
+    model: type[BaseModel], raw: bytes, correlation_id: str
+) -> BaseModel | HttpResponse:
+    try:
+        return model.model_validate_json(raw or b"null")
+    except ValidationError as error:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
+            for e in error.errors(include_url=False)
+        ]
+        invalid_json = any(e["type"] == "json_invalid" for e in error.errors())
+        detail = (
+            "request body is not valid JSON" if invalid_json else "request body failed validation"
+        )
+        return problem(400, "Bad Request", detail, correlation_id=correlation_id, errors=errors)
+
+
+def _respond(route: HttpRoute, result: Any, correlation_id: str) -> HttpResponse:
+    headers = {"content-type": "application/json", CORRELATION_HEADER: correlation_id}
+    if result is None:
+        return HttpResponse(204 if route.status == 200 else route.status, b"", headers)
+    if route.response is not None and not isinstance(result, route.response):
+        result = route.response.model_validate(result)
+    if isinstance(result, BaseModel):
+        payload = result.__pydantic_serializer__.to_json(result)
+    else:
+        payload = orjson.dumps(result)
+    return HttpResponse(route.status, payload, headers)
