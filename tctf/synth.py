@@ -39,6 +39,7 @@ from adapters.aws.provision import (
 )
 from bus import ConfigurationError, Domain, Topology
 from bus.topology import QueueSpec
+from tctf.errors import TctfError
 
 if TYPE_CHECKING:
     import aws_cdk as cdk
@@ -560,8 +561,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a layer version every function gets (repeatable), e.g. the third-party one",
     )
     args = parser.parse_args(argv)
-    from tctf.packaging import PackagingError
-
     try:
         out = synth(
             args.out,
@@ -571,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             dependencies=not args.no_deps,
             settings=FunctionSettings(memory_mb=args.memory_mb, layers=tuple(args.layer)),
         )
-    except (ConfigurationError, PackagingError) as error:
+    except (ConfigurationError, TctfError) as error:
         print(f"tctf synth: {error}", file=sys.stderr)
         return 2
     print(out)
