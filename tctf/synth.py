@@ -15,7 +15,8 @@ no stack exports values to another, and a domain deploys alone.
     tctf synth -o cdk.out                # then: npx cdk deploy --app cdk.out --all
     cdk.json: {"app": "python -m tctf.synth"}   # the CDK CLI runs this module
 
-The AWS CDK (`aws-cdk-lib`, which runs on Node.js through jsii) is imported only here.
+The AWS CDK (`aws-cdk-lib`, which runs on Node.js through jsii) is imported only here, and
+only when a stack is built: `--help` needs neither it nor the AWS SDK.
 """
 
 from __future__ import annotations
@@ -31,12 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from adapters.aws.provision import (
-    DLQ_RETENTION_SECONDS,
-    TABLE_STREAM_VIEW,
-    TARGET_RETRY_POLICY,
-    rule_name,
-)
 from bus import ConfigurationError, Domain, Topology
 from bus.topology import QueueSpec
 from tctf.errors import TctfError
@@ -242,6 +237,8 @@ class DomainResources:
         import aws_cdk as cdk
         from aws_cdk import aws_sqs as sqs
 
+        from adapters.aws.provision import DLQ_RETENTION_SECONDS
+
         return sqs.Queue(
             self.stack,
             _construct_id(name),
@@ -280,6 +277,8 @@ class DomainResources:
 
     def _rule(self, spec: QueueSpec, queue: sqs.Queue, dlq: sqs.Queue) -> str:
         from aws_cdk import aws_events as events
+
+        from adapters.aws.provision import TARGET_RETRY_POLICY, rule_name
 
         rule = events.CfnRule(
             self.stack,
@@ -357,6 +356,8 @@ class DomainResources:
         from aws_cdk import aws_dynamodb as dynamodb
         from aws_cdk import aws_lambda as lambda_
         from aws_cdk import aws_lambda_event_sources as sources
+
+        from adapters.aws.provision import TABLE_STREAM_VIEW
 
         sort_key = spec.sort_key
         table = dynamodb.Table(
