@@ -241,3 +241,11 @@ def test_a_command_without_its_extra_names_it_in_one_line(
     assert done.returncode == 2
     (error,) = _error_lines(done.stderr)
     assert error.startswith(line)
+
+
+def test_up_counts_its_tables_in_words(
+    moto_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["up", "--endpoint-url", moto_endpoint]) == 0
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert "tctf up: 2 queues with DLQs, 1 table, routed from arn:aws:sns:" in line
