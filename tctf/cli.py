@@ -4,18 +4,47 @@ dead letters, package, synthesize."""
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Sequence
 from functools import partial
+from typing import NoReturn
 
 import anyio
 import orjson
 
 from bus import BusError
+from tctf.errors import MissingExtraError, TctfError, UsageError
+
+#: The extra (`pip install -e '.[EXTRA]'`) each command needs beyond the base install, as the
+#: README's table says; `topology` and every `--help` need none.
+EXTRAS = {
+    "run": "local",
+    "run --aws": "aws-local",
+    "up": "aws",
+    "dlq": "aws",
+    "package": "aws",
+    "synth": "cdk",
+}
+_FIRST_PARTY = frozenset({"bus", "domains", "adapters", "tctf"})
+#: Exit statuses: a refused command, output closed by its reader (128 + SIGPIPE), Ctrl-C.
+USAGE_STATUS, BROKEN_PIPE_STATUS, INTERRUPTED_STATUS = 2, 141, 130
+#: What `--log-level` accepts (any case).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        status = _dispatch(argv)
+        sys.stdout.flush()  # a reader gone early (`| head`) is seen here, not at exit
+        return status
+    except (Exception, KeyboardInterrupt) as raised:
+        return _failed(_command(argv), raised)
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["package"]:  # its own options, parsed by tctf.packaging
         from tctf.packaging import main as package
 
@@ -24,28 +53,71 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tctf.synth import main as synth
 
         return synth(argv[1:])
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
+    result: int = args.command(args)
+    return result
+
+
+def _failed(command: str, raised: BaseException) -> int:
+    """One line on stderr and a non-zero status for what a user can mend; a traceback for
+    anything else, which is a defect."""
+    error = _sole(raised)
+    if isinstance(error, KeyboardInterrupt):
+        return INTERRUPTED_STATUS
+    if isinstance(error, BrokenPipeError):
+        # Nothing more can reach the reader; stdout goes nowhere so exit's flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
+    missing = error.name if isinstance(error, ModuleNotFoundError) else None
+    if missing and missing.partition(".")[0] not in _FIRST_PARTY and command in EXTRAS:
+        error = MissingExtraError(EXTRAS[command], missing.partition(".")[0])
+    if isinstance(error, (TctfError, BusError)):
+        print(f"{' '.join(['tctf', command]).strip()}: {error}", file=sys.stderr)
+        return USAGE_STATUS
+    raise raised
+
+
+def _sole(error: BaseException) -> BaseException:
+    """The one error a task group's exception group wraps, or the error itself."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
+
+
+def _command(argv: Sequence[str]) -> str:
+    """The command as its messages name it: `run`, `run --aws`, `dlq`... ('' if none)."""
+    name = argv[0] if argv and not argv[0].startswith("-") else ""
+    aws = any(arg == "--aws" or arg.startswith("--endpoint-url") for arg in argv)
+    return "run --aws" if name == "run" and aws else name
+
+
+def _port(text: str) -> int:
     try:
-        result: int = args.command(args)
-        return result
-    except BusError as error:
-        print(f"tctf: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: 0 to 65535 (0 for none)")
+    return port
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a mistake told in one line instead of the usage and the mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_STATUS, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tctf", description=__doc__)
+    parser = _Parser(prog="tctf", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run every domain in one process")
     _domains_option(run)
     run.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
-    run.add_argument("--port", type=int, default=8000, help="HTTP port; 0 for none (8000)")
+    run.add_argument("--port", type=_port, default=8000, help="HTTP port; 0 for none (8000)")
     run.add_argument("--seed", type=int, help="seed the in-memory transport's ids and faults")
-    run.add_argument("--log-level", default="INFO")
+    run.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO")
     run.add_argument(
         "--trace",
         action="store_true",
@@ -124,6 +196,23 @@ def _app_option(parser: argparse.ArgumentParser, default: str = "tctf") -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    try:
+        return _serve(args)
+    except (OSError, ExceptionGroup) as raised:
+        error = _sole(raised)
+        if isinstance(error, OSError) and error.errno in _CANNOT_LISTEN:
+            raise UsageError(
+                f"cannot listen on {args.host}:{args.port}: {os.strerror(error.errno)}; "
+                "choose another --port (0 for no HTTP)"
+            ) from None
+        raise
+
+
+#: Why binding the HTTP port fails that a user mends with another port or host.
+_CANNOT_LISTEN = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
+def _serve(args: argparse.Namespace) -> int:
     from bus.observability import configure_logging
     from tctf.config import load_domains
 

@@ -1,7 +1,8 @@
 """`tctf dlq`: what the topology's DLQs hold and why, and moving it back once mended.
 
 Reads through the AWS transports' own DLQ methods; the resources are looked up, never
-created, so listing is read-only and a missing queue is a clear error.
+created, so a missing queue is a clear error. Listing leaves every record in place, but SQS
+cannot peek: each listing receives a record once, adding one to its receive count.
 """
 
 from __future__ import annotations

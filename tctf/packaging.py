@@ -15,12 +15,15 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+
+from tctf.errors import PackagingError
 
 #: Top-level packages of this repository; everything else imported is stdlib or third-party.
 FIRST_PARTY = ("bus", "domains", "adapters")
@@ -40,10 +43,11 @@ AWS_SDKS = frozenset({"boto3", "botocore", "aioboto3", "aiobotocore"})
 NOT_IN_FUNCTIONS = frozenset({"aioboto3", "aiobotocore"})
 #: The SDK's own distributions; any other that requires one of them may call any service.
 _SDK_DISTRIBUTIONS = frozenset({"boto3", "botocore", "s3transfer", "aioboto3", "aiobotocore"})
-
-
-class PackagingError(Exception):
-    """The domain cannot be packaged as asked; the message says why and what to change."""
+#: What a domain's name may be: a package directly under `domains/` (never a path).
+DOMAIN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+#: The file by which a directory `package(zip=False)` built is known, so that a rebuild may
+#: replace it; a directory without it is someone else's and is never removed.
+BUILT_MARKER = ".tctf-package"
 
 
 @dataclass(slots=True)
@@ -65,6 +69,10 @@ def repository_root() -> Path:
 def scan(domain: str, root: Path | None = None) -> Scan:
     """Follow imports from the domain's modules and the entry point, statically."""
     root = root or repository_root()
+    if not DOMAIN_NAME.fullmatch(domain):
+        raise PackagingError(
+            f"{domain!r} is not a domain name: name a package under domains/, e.g. users"
+        )
     if not (root / "domains" / domain / "app.py").is_file():
         known = sorted(p.parent.name for p in (root / "domains").glob("*/app.py"))
         raise PackagingError(f"no domain {domain!r} (known: {', '.join(known) or 'none'})")
@@ -95,6 +103,11 @@ def scan(domain: str, root: Path | None = None) -> Scan:
 def requirements(third_party: Iterable[str]) -> list[str]:
     """Pinned requirements (`name==version`, as installed here) for top-level import names."""
     owners = metadata.packages_distributions()
+    if missing := sorted(top for top in third_party if top not in owners):
+        raise PackagingError(
+            f"the function imports {', '.join(missing)}, not installed here to pin: "
+            "pip install -e '.[aws]', or package first-party code only (--no-deps)"
+        )
     pins: set[str] = set()
     for top in third_party:
         for distribution in owners.get(top, ()):
@@ -111,19 +124,57 @@ def package(
     aws_services: Iterable[str] = (),
     root: Path | None = None,
 ) -> Path:
-    """Build `out/<domain>/` and, with `zip`, `out/<domain>.zip`; return what was built.
+    """Build `out/<domain>.zip`, or with `zip=False` the directory `out/<domain>/`; return it.
+    `out` may also name the zip itself (`users.zip`).
 
     `dependencies=False` copies only first-party code (fast, offline): for tests, and for a
     layer that already holds the third-party distributions. botocore keeps the models of
     `BOTOCORE_SERVICES` and `aws_services`, or all of them if the domain imports an AWS SDK
     itself. Every module is compiled to bytecode (see `compile_bytecode`).
+
+    The package is assembled in a scratch directory beside the target and removed with it;
+    nothing else is deleted, and an existing `out/<domain>/` is replaced only if a previous
+    build left it (`BUILT_MARKER`).
     """
     root = root or repository_root()
     found = scan(domain, root)
-    staging = Path(out) / domain
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    target = _target(domain, Path(out), zip)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{domain}-", dir=target.parent) as scratch:
+        staging = Path(scratch) / domain
+        staging.mkdir()
+        _assemble(found, root, staging, dependencies, aws_services)
+        if zip:
+            return _zip(staging, target)
+        (staging / BUILT_MARKER).write_text(f"tctf package {domain}\n")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    return target
+
+
+def _target(domain: str, out: Path, zip: bool) -> Path:
+    """The zip or directory `package` writes, refused if writing it would destroy others'."""
+    if out.suffix == ".zip":
+        if not zip:
+            raise PackagingError(f"{out} names a zip, but --no-zip builds a directory")
+        target = out
+    else:
+        target = out / (f"{domain}.zip" if zip else domain)
+    if zip and target.is_dir():
+        raise PackagingError(f"{target} is a directory: choose another -o for the zip")
+    if not zip and target.exists() and not (target / BUILT_MARKER).is_file():
+        raise PackagingError(
+            f"{target} exists and tctf package did not build it: remove it or choose another -o"
+        )
+    return target
+
+
+def _assemble(
+    found: Scan, root: Path, staging: Path, dependencies: bool, aws_services: Iterable[str]
+) -> None:
+    """Copy the scanned modules, the kernel and (with `dependencies`) the third-party
+    distributions into `staging`, and compile them."""
     for path in sorted(found.modules.values()):
         _copy(root, path, staging)
     _copy_package(root, "bus", staging)  # the kernel whole: its imports are its own business
@@ -142,16 +193,20 @@ def package(
                 file=sys.stderr,
             )
     compile_bytecode(staging)
-    if not zip:
-        return staging
-    return _zip(staging, Path(out) / f"{domain}.zip")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`tctf package DOMAIN [-o dist/] [--no-deps] [--no-zip]`; prints what it built."""
+    """`tctf package DOMAIN [-o dist/|-o NAME.zip] [--no-deps] [--no-zip]`; prints what it
+    built."""
     parser = argparse.ArgumentParser(prog="tctf package", description=main.__doc__)
     parser.add_argument("domain", help="the domain to package, e.g. users")
-    parser.add_argument("-o", "--out", type=Path, default=Path("dist"), help="output directory")
+    parser.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=Path("dist"),
+        help="output directory (default dist), or the zip's own name, e.g. users.zip",
+    )
     parser.add_argument(
         "--no-deps", action="store_true", help="copy first-party code only (no pip install)"
     )
@@ -180,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_boundary(domain: str, module: str) -> None:
-    """Another domain is reachable only through its `contracts` module (DESIGN.md)."""
+    """Another domain is reachable only through its `contracts` module."""
     parts = module.split(".")
     if parts[0] != "domains" or len(parts) < 2 or parts[1] == domain:
         return

@@ -13,17 +13,22 @@ Domain stacks address the shared topic or bus by name and depend on the shared s
 no stack exports values to another, and a domain deploys alone.
 
     tctf synth -o cdk.out                # then: npx cdk deploy --app cdk.out --all
-    cdk.json: {"app": "python -m tctf.synth"}   # the CDK CLI runs this module
+    tctf synth --cdk-json                # writes cdk.json, whose app runs this module
 
-The AWS CDK (`aws-cdk-lib`, which runs on Node.js through jsii) is imported only here.
+The AWS CDK (`aws-cdk-lib`, which runs on Node.js through jsii) is imported only here, and
+only when a stack is built: `--help` needs neither it nor the AWS SDK.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
+import shlex
+import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -31,14 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from adapters.aws.provision import (
-    DLQ_RETENTION_SECONDS,
-    TABLE_STREAM_VIEW,
-    TARGET_RETRY_POLICY,
-    rule_name,
-)
 from bus import ConfigurationError, Domain, Topology
 from bus.topology import QueueSpec
+from tctf.errors import TctfError, UsageError
 
 if TYPE_CHECKING:
     import aws_cdk as cdk
@@ -76,6 +76,13 @@ OUTBOX_STREAM_FILTER = {
         }
     },
 }
+
+#: jsii's notices about the Node.js version it runs on: its Python host prints each as a dozen
+#: lines of raw bytes (`b'!!...'`), so they are silenced; docs/deploy.md says which Node.js.
+JSII_NODE_NOTICES = tuple(
+    f"JSII_SILENCE_WARNING_{kind}_NODE_VERSION"
+    for kind in ("END_OF_LIFE", "DEPRECATED", "UNTESTED")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +146,7 @@ def build_app(
     `packages` maps each domain to its function's code: the zip (or folder) `tctf package`
     built. Nothing is synthesized until `app.synth()`.
     """
+    silence_jsii_node_notices()
     import aws_cdk as cdk
 
     settings = settings or FunctionSettings()
@@ -162,6 +170,18 @@ def build_app(
         stack.add_stack_dependency(shared)
         DomainResources(stack, topology, domain, transport, packages[domain], settings).build()
     return cdk_app
+
+
+def silence_jsii_node_notices() -> None:
+    """Add the Node.js jsii will run on to `JSII_NODE_NOTICES` (each a list of major
+    versions), before jsii starts; a Node.js that cannot be found is left to jsii to report."""
+    node = shutil.which(os.environ.get("JSII_NODE", "node"))
+    if node is None:
+        return
+    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout
+    major = version.strip().removeprefix("v").partition(".")[0]
+    for name in JSII_NODE_NOTICES:
+        os.environ[name] = ",".join(v for v in (os.environ.get(name), major) if v)
 
 
 def _shared_stack(cdk_app: cdk.App, topology: Topology, transport: Transport) -> cdk.Stack:
@@ -241,6 +261,8 @@ class DomainResources:
         import aws_cdk as cdk
         from aws_cdk import aws_sqs as sqs
 
+        from adapters.aws.provision import DLQ_RETENTION_SECONDS
+
         return sqs.Queue(
             self.stack,
             _construct_id(name),
@@ -279,6 +301,8 @@ class DomainResources:
 
     def _rule(self, spec: QueueSpec, queue: sqs.Queue, dlq: sqs.Queue) -> str:
         from aws_cdk import aws_events as events
+
+        from adapters.aws.provision import TARGET_RETRY_POLICY, rule_name
 
         rule = events.CfnRule(
             self.stack,
@@ -356,6 +380,8 @@ class DomainResources:
         from aws_cdk import aws_dynamodb as dynamodb
         from aws_cdk import aws_lambda as lambda_
         from aws_cdk import aws_lambda_event_sources as sources
+
+        from adapters.aws.provision import TABLE_STREAM_VIEW
 
         sort_key = spec.sort_key
         table = dynamodb.Table(
@@ -559,10 +585,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="ARN",
         help="a layer version every function gets (repeatable), e.g. the third-party one",
     )
+    parser.add_argument(
+        "--cdk-json",
+        action="store_true",
+        help="write cdk.json here instead, for the CDK CLI: its app runs this Python "
+        "with these options, no virtualenv to activate",
+    )
     args = parser.parse_args(argv)
-    from tctf.packaging import PackagingError
-
     try:
+        if args.cdk_json:
+            print(write_cdk_json(Path("cdk.json"), _app_command(args)))
+            return 0
         out = synth(
             args.out,
             transport=args.transport,
@@ -571,13 +604,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             dependencies=not args.no_deps,
             settings=FunctionSettings(memory_mb=args.memory_mb, layers=tuple(args.layer)),
         )
-    except (ConfigurationError, PackagingError) as error:
+    except (ConfigurationError, TctfError) as error:
         print(f"tctf synth: {error}", file=sys.stderr)
         return 2
     print(out)
     return 0
 
 
+def write_cdk_json(path: Path, app_command: str) -> Path:
+    """A `cdk.json` whose app is `app_command`; one already there is the user's, kept."""
+    if path.exists():
+        raise UsageError(f'{path} exists: set its "app" to {app_command!r} yourself, or remove it')
+    path.write_text(json.dumps({"app": app_command}, indent=2) + "\n")
+    return path
+
+
+def _app_command(args: argparse.Namespace) -> str:
+    """This module run by this interpreter (the virtualenv's, by its path) with the options
+    given, as the CDK CLI runs an app; the CLI names the output directory itself."""
+    words = [sys.executable, "-m", "tctf.synth", "--transport", args.transport]
+    words += ["--app", args.app, "--memory-mb", str(args.memory_mb)]
+    for name in args.domains or ():
+        words += ["--domain", name]
+    for layer in args.layer:
+        words += ["--layer", layer]
+    if args.no_deps:
+        words.append("--no-deps")
+    return shlex.join(words)
+
+
 if __name__ == "__main__":
-    # Run by the CDK CLI (cdk.json: "python -m tctf.synth"): it names the output directory.
+    # Run by the CDK CLI (the app `--cdk-json` writes): it names the output directory.
     raise SystemExit(main(["-o", os.environ.get("CDK_OUTDIR", "cdk.out"), *sys.argv[1:]]))

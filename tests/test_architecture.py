@@ -1,4 +1,4 @@
-"""The dependency rule of DESIGN.md, checked on every test run."""
+"""The dependency rule (imports point downward only, see README), checked on every run."""
 
 from __future__ import annotations
 

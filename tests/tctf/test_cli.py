@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -102,3 +104,148 @@ def test_tctf_run_serves_routes_and_logs_each_delivery_with_its_correlation_id()
         ("messaging.send_email", "handled"),
     ]
     assert {line["correlation_id"] for line in lines} == {"req-42"}
+
+
+def _error_lines(err: str) -> list[str]:
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err
+    return lines
+
+
+def test_a_port_in_use_is_one_line_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["run", "--port", str(port)]) == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert line.startswith(f"tctf run: cannot listen on 127.0.0.1:{port}: Address already in use")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--port", "99999"], "tctf run: argument --port: '99999' is not a port"),
+        (["run", "--log-level", "nonsense"], "tctf run: argument --log-level: invalid choice"),
+        (["dlq", "redrive"], "tctf dlq redrive: the following arguments are required: DOMAIN"),
+    ],
+)
+def test_a_mistaken_argument_is_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert line.startswith(message)
+
+
+def test_a_domain_is_a_name_never_a_path(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["topology", "--domain", "users/../messaging"]) == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert line == (
+        "tctf topology: 'users/../messaging' is not a domain name: name a package under "
+        "domains/ (known: messaging, users)"
+    )
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before a byte is written, as `| head` after its lines
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tctf.cli", "topology"],
+            cwd=ROOT,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
+
+
+#: The optional dependencies: absent, as with `pip install -e .` alone.
+_EXTRAS_MODULES = ("uvicorn", "boto3", "botocore", "aioboto3", "aiobotocore", "moto")
+_EXTRAS_MODULES += ("aws_cdk", "constructs", "jsii")
+
+_BASE_INSTALL = """
+import sys
+
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {absent!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NotInstalled())
+from tctf.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _tctf_without(absent: Sequence[str], *argv: str) -> subprocess.CompletedProcess[str]:
+    script = _BASE_INSTALL.format(absent=tuple(absent))
+    return subprocess.run(
+        [sys.executable, "-c", script, *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "command", ["", "run", "topology", "up", "dlq", "dlq redrive", "package", "synth"]
+)
+def test_every_help_works_with_the_base_install_alone(command: str) -> None:
+    done = _tctf_without(_EXTRAS_MODULES, *command.split(), "--help")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith(f"usage: tctf {command}".rstrip())
+
+
+@pytest.mark.parametrize(
+    ("argv", "installed", "line"),
+    [
+        (
+            ["run"],
+            (),
+            "tctf run: needs the 'local' extra (uvicorn is not installed): "
+            "pip install -e '.[local]'",
+        ),
+        (["run", "--aws"], ("uvicorn",), "tctf run --aws: needs the 'aws-local' extra"),
+        (
+            ["run", "--aws"],
+            ("uvicorn", "boto3", "botocore", "aioboto3", "aiobotocore"),
+            "tctf run --aws: needs the 'aws-local' extra (moto is not installed)",
+        ),
+        (["up"], ("uvicorn",), "tctf up: needs the 'aws' extra"),
+        (["dlq"], ("uvicorn",), "tctf dlq: needs the 'aws' extra"),
+        (
+            ["synth", "--no-deps", "--layer", "arn:aws:lambda:us-east-1:1:layer:x:1"],
+            ("boto3",),
+            "tctf synth: needs the 'cdk' extra",
+        ),
+    ],
+)
+def test_a_command_without_its_extra_names_it_in_one_line(
+    argv: list[str], installed: tuple[str, ...], line: str, tmp_path: Path
+) -> None:
+    absent = [name for name in _EXTRAS_MODULES if name not in installed]
+    out = ["-o", str(tmp_path)] if argv[0] == "synth" else []
+    done = _tctf_without(absent, *argv, *out)
+    assert done.returncode == 2
+    (error,) = _error_lines(done.stderr)
+    assert error.startswith(line)
+
+
+def test_up_counts_its_tables_in_words(
+    moto_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["up", "--endpoint-url", moto_endpoint]) == 0
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert "tctf up: 2 queues with DLQs, 1 table, routed from arn:aws:sns:" in line

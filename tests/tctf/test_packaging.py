@@ -20,9 +20,9 @@ import pytest
 from botocore.exceptions import UnknownServiceError
 from botocore.loaders import Loader
 
+from tctf.errors import PackagingError
 from tctf.packaging import (
     BOTOCORE_SERVICES,
-    PackagingError,
     botocore_services,
     compile_bytecode,
     function_imports,
@@ -261,6 +261,57 @@ def test_cli_names_an_unknown_domain(tmp_path: Path, capsys) -> None:  # type: i
     assert "no domain 'nowhere' (known: messaging, users)" in capsys.readouterr().err
     assert main(["users", "-o", str(tmp_path), "--no-deps"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "users.zip")
+
+
+def test_a_path_is_no_domain_name_and_nothing_it_points_at_is_touched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sources = tmp_path / "domains" / "users"
+    sources.mkdir(parents=True)
+    (sources / "app.py").write_text("# the user's own work\n")
+    out = tmp_path / "out"
+    assert main(["../domains/users", "-o", str(out), "--no-deps"]) == 2
+    assert "'../domains/users' is not a domain name" in capsys.readouterr().err
+    assert (sources / "app.py").read_text() == "# the user's own work\n"
+
+
+def test_a_directory_the_command_did_not_build_is_never_removed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    theirs = tmp_path / "users"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep me\n")
+    assert main(["users", "-o", str(tmp_path), "--no-deps"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "users.zip")
+    assert main(["users", "-o", str(tmp_path), "--no-deps", "--no-zip"]) == 2
+    assert "tctf package did not build it" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["users", "users.zip"]
+    assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
+
+
+def test_a_directory_the_command_built_is_rebuilt_in_place(tmp_path: Path) -> None:
+    first = package("users", tmp_path, zip=False, dependencies=False)
+    (first / "stale.py").write_text("")
+    second = package("users", tmp_path, zip=False, dependencies=False)
+    assert second == first == tmp_path / "users"
+    assert not (second / "stale.py").exists() and (second / "domains/users/app.py").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["users"]
+
+
+def test_out_may_name_the_zip_itself(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "functions" / "users-v2.zip"
+    assert main(["users", "-o", str(target), "--no-deps"]) == 0
+    assert capsys.readouterr().out.strip() == str(target)
+    assert zipfile.is_zipfile(target)
+    assert "domains/users/app.py" in zipfile.ZipFile(target).namelist()
+    assert [p.name for p in target.parent.iterdir()] == ["users-v2.zip"]
+    assert main(["users", "-o", str(target), "--no-deps", "--no-zip"]) == 2
+    assert "names a zip, but --no-zip builds a directory" in capsys.readouterr().err
+
+
+def test_a_function_import_not_installed_here_cannot_be_pinned() -> None:
+    with pytest.raises(PackagingError, match=r"imports not_installed_anywhere.*\[aws\]"):
+        requirements({"orjson", "not_installed_anywhere"})
 
 
 def test_every_module_ships_bytecode_that_is_used_without_its_source(tmp_path: Path) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +30,6 @@ from tctf.synth import (
     main,
 )
 from tests.fixtures import AWS
-
-# jsii's Node.js process would print a banner on every start; Node 20 still runs it.
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
 STREAM_SAMPLE = AWS / "aws-lambda-go/events/testdata/dynamodb-event.json"
@@ -430,3 +431,54 @@ def test_a_content_filter_reaches_the_subscription_as_a_message_body_policy(
     assert subscription["FilterPolicyScope"] == "MessageBody"
     config = ManualArgs(regions=["us-east-1"], ignore_checks=["W3005"])
     assert [str(m) for m in lint(json.dumps(template), config=config)] == []
+
+
+def _without_jsii_silencing() -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("JSII_SILENCE")}
+    return {**environment, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
+
+
+def test_synth_prints_no_node_version_banner_as_raw_bytes(tmp_path: Path) -> None:
+    argv = ["synth", "-o", str(tmp_path / "cdk.out"), "--no-deps", "--layer", LAYER]
+    done = subprocess.run(
+        [sys.executable, "-m", "tctf.cli", *argv, "--domain", "users"],
+        capture_output=True,
+        text=True,
+        env=_without_jsii_silencing(),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "b'!!" not in done.stderr and "!!!!" not in done.stderr
+
+
+def test_cdk_json_runs_the_app_with_this_python_and_no_virtualenv_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = ["--cdk-json", "--no-deps", "--layer", LAYER, "--domain", "users"]
+    assert main([*argv, "--transport", "eventbridge"]) == 0
+    assert capsys.readouterr().out.strip() == "cdk.json"
+    app = json.loads((tmp_path / "cdk.json").read_text())["app"]
+    assert shlex.split(app)[:3] == [sys.executable, "-m", "tctf.synth"]
+    node = shutil.which("node")
+    assert node is not None, "the CDK needs Node.js"
+    # As the CDK CLI runs it: through a shell, naming the output directory.
+    environment = {"PATH": f"{Path(node).parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    environment["CDK_OUTDIR"] = str(tmp_path / "cdk.out")
+    done = subprocess.run(
+        app, shell=True, cwd=tmp_path, env=environment, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    template = json.loads((tmp_path / "cdk.out" / "tctf-shared.template.json").read_text())
+    assert "AWS::Events::EventBus" in {r["Type"] for r in template["Resources"].values()}
+    assert (tmp_path / "cdk.out" / "tctf-users.template.json").is_file()
+
+
+def test_cdk_json_already_there_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cdk.json").write_text('{"app": "mine", "context": {}}')
+    assert main(["--cdk-json"]) == 2
+    assert 'cdk.json exists: set its "app" to' in capsys.readouterr().err
+    assert (tmp_path / "cdk.json").read_text() == '{"app": "mine", "context": {}}'
