@@ -19,12 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("tests", "benchmarks")
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".cfg", ".ini", ".txt", ".sh", ".json", ".yaml", ".yml"}
 
-#: A path literal that starts at the file system's root (`"/work/...`, `'/home/...`), or climbs
-#: above the repository (`".." / "x"`, `"../x"`, `parents[N] / ".."`).
+#: A path literal that starts at the file system's root (`"/work/...`, `'/home/...`), or a Path
+#: that climbs above the repository (`Path("../x")`, `parents[N] / ".."`). A string such as
+#: "../domains/users" given to a command as hostile input is not a path the test reads.
 ABSOLUTE = re.compile(
     r"""["'](/(?:work|home|root|opt|srv|mnt|Users)/[^"'`]*|[^"'`]*/shared/aws[^"'`]*)["']"""
 )
-CLIMBS = re.compile(r"""["']\.\.(?:/[^"']*)?["']""")
+CLIMBS = re.compile(r"""Path\(\s*["']\.\.[/"']|/\s*["']\.\.["']""")
 
 _ROW = re.compile(r"^\| `([^`]+)` \|.*\| (\d+) \| `([0-9a-f]{64})` \|$")
 

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 import orjson
 import pytest
 from pydantic import BaseModel
-from tctf.observability import JsonFormatter
 
 from adapters.aws.dynamodb import DynamoTables
 from adapters.aws.local import free_port
 from adapters.aws.session import AwsSettings
 from bus import Context, Domain, Event, Request
 from bus.http import HttpRequest, HttpResponse
+from bus.observability import JsonFormatter
 from domains.users.app import domain as users
 from tctf.aws import transport_factory
 from tctf.platform import Platform

@@ -50,7 +50,7 @@ def factory(name: str, settings: AwsSettings) -> TransportFactory:
 
 
 class DeliveryLog(logging.Handler):
-    """The delivery lines `tctf.observability.log_outcome` writes, as (message, handler)."""
+    """The delivery lines `bus.observability.log_outcome` writes, as (message, handler)."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
