@@ -1,93 +1,70 @@
-"""The messaging kernel: events, envelopes, domains, dispatch, transports and storage ports.
+"""The messaging kernel: what a domain author writes against, in one import line.
 
-It knows nothing of AWS and nothing of any domain; everything public is re-exported here.
-The in-memory transport and the runtime load on first use, so a Lambda that only dispatches
-does not import them.
+    from bus import Context, Domain, Event, NotFound, Request, Storage, Task
+
+Everything else — the dispatcher, envelopes, transports, the topology, middleware, the test
+harness (`bus.testing`) — is machinery, imported from the module that owns it (see
+docs/architecture.md). It knows nothing of AWS and nothing of any domain. Storage conditions
+and `HttpResponse` load on first use, so a function whose domain keeps no state never
+imports storage.
 """
 
 from typing import TYPE_CHECKING, Any
 
-from bus.clock import Clock, ManualClock, SystemClock
 from bus.context import Context
-from bus.dispatch import BatchResult, Dispatcher, Outcome, Publisher, Record
-from bus.domain import Domain, DomainSettings, HttpRoute, Request, Storage, Subscription
-from bus.envelope import Envelope
+from bus.domain import Domain, DomainSettings, Request, Storage
 from bus.errors import (
-    BatchTooLarge,
-    BusError,
     ConfigurationError,
     Conflict,
-    InvalidMessageData,
-    MalformedEnvelope,
-    MessageTooLarge,
     NotFound,
     PermanentError,
     Rejected,
     TransientError,
-    UnknownMessageType,
-    UnsupportedMessageVersion,
 )
-from bus.messages import Event, Message, Task
-from bus.middleware import Delivery, Handler, IdempotencyStore, Middleware
-from bus.topology import Topology
-from bus.transport import DeadLetter, Transport
+from bus.messages import Event, Task
 
 __all__ = [
-    "BatchResult",
-    "BatchTooLarge",
-    "BusError",
-    "Clock",
+    "Attr",
+    "ConditionFailed",
     "ConfigurationError",
     "Conflict",
     "Context",
-    "DeadLetter",
-    "Delivery",
-    "Dispatcher",
     "Domain",
     "DomainSettings",
-    "Envelope",
     "Event",
-    "Faults",
-    "Handler",
-    "HttpRoute",
-    "IdempotencyStore",
-    "InMemoryTransport",
-    "InvalidMessageData",
-    "MalformedEnvelope",
-    "ManualClock",
-    "Message",
-    "MessageTooLarge",
-    "Middleware",
+    "HttpResponse",
+    "Key",
     "NotFound",
-    "Outcome",
     "PermanentError",
-    "Publisher",
-    "Record",
     "Rejected",
     "Request",
-    "Runtime",
     "Storage",
-    "Subscription",
-    "SystemClock",
     "Task",
-    "Topology",
+    "TransactionCanceled",
     "TransientError",
-    "Transport",
-    "UnknownMessageType",
-    "UnsupportedMessageVersion",
 ]
 
-_LAZY = {"Faults": "bus.memory", "InMemoryTransport": "bus.memory", "Runtime": "bus.runtime"}
+_LAZY = {
+    "Attr": "bus.storage.conditions",
+    "Key": "bus.storage.conditions",
+    "ConditionFailed": "bus.storage.errors",
+    "HttpResponse": "bus.http",
+    "TransactionCanceled": "bus.storage.errors",
+}
 
 if TYPE_CHECKING:
-    from bus.memory import Faults, InMemoryTransport
-    from bus.runtime import Runtime
+    from bus.http import HttpResponse
+    from bus.storage.conditions import Attr, Key
+    from bus.storage.errors import ConditionFailed, TransactionCanceled
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'bus' has no attribute {name!r}")
+        raise AttributeError(
+            f"module 'bus' has no attribute {name!r}: machinery is imported from its module "
+            "(docs/architecture.md says which)"
+        )
     import importlib
 
     return getattr(importlib.import_module(module), name)

@@ -14,7 +14,7 @@ from typing import NoReturn
 import anyio
 import orjson
 
-from bus import BusError
+from bus.errors import BusError
 from tctf.errors import MissingExtraError, TctfError, UsageError
 
 #: The extra (`pip install -e '.[EXTRA]'`) each command needs beyond the base install, as the
@@ -241,7 +241,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _topology(args: argparse.Namespace) -> int:
-    from bus import Topology
+    from bus.topology import Topology
     from tctf.config import load_domains
 
     topology = Topology.from_domains(load_domains(args.domains))

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bus import ConfigurationError, Domain, Topology
-from bus.topology import QueueSpec
+from bus import ConfigurationError, Domain
+from bus.topology import QueueSpec, Topology
 from tctf.errors import TctfError, UsageError
 
 if TYPE_CHECKING:

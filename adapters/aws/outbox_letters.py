@@ -15,7 +15,9 @@ from typing import Any
 
 import orjson
 
-from bus import Envelope, MalformedEnvelope, PermanentError
+from bus import PermanentError
+from bus.envelope import Envelope
+from bus.errors import MalformedEnvelope
 
 # The outbox layout of `bus.storage.outbox` (written by `UnitOfWork`): one item per event,
 # PK "OUTBOX#<ordering key>", SK "EVENT#<sequence>", the encoded envelope in `body`.

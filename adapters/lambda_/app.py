@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from adapters.aws.dead_letters import DeadLetters
 from adapters.lambda_.sources import event_source
 from adapters.lambda_.sqs import handle_sqs_event
-from bus import Clock, Context, Domain, Publisher, SystemClock
+from bus import Context, Domain
 from bus.assembly import Services, assemble
-from bus.dispatch import Observer
+from bus.clock import Clock, SystemClock
+from bus.dispatch import Observer, Publisher
 from bus.ids import IdGenerator
 from bus.middleware import IdempotencyStore
 

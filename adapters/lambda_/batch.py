@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from adapters.aws.dead_letters import DeadLetters, Letter
 from adapters.lambda_.errors import DeliveryFailed
-from bus import Dispatcher, Record
+from bus.dispatch import Dispatcher, Record
 
 _log = logging.getLogger("tctf.lambda")
 

@@ -18,8 +18,10 @@ import domains
 from adapters.aws.dead_letters import DeadLetters, MemoryDeadLetters, SqsDeadLetters
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.settings import LambdaSettings
-from bus import ConfigurationError, Domain, Publisher, Topology
+from bus import ConfigurationError, Domain
+from bus.dispatch import Publisher
 from bus.observability import configure_logging, tracer_provider_from_env
+from bus.topology import Topology
 
 if TYPE_CHECKING:
     from adapters.aws.queues import QueueTransport
@@ -158,7 +160,7 @@ def build(env: Mapping[str, str]) -> LambdaApp:
     aws: QueueTransport | None = None
     publisher: Publisher
     if settings.transport == "memory":
-        from bus import InMemoryTransport
+        from bus.memory import InMemoryTransport
 
         publisher = InMemoryTransport(topology)
     else:

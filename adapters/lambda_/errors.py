@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bus import BusError
+from bus.errors import BusError
 
 
 class LambdaAdapterError(BusError):

@@ -13,7 +13,7 @@ import orjson
 
 from adapters.aws.dead_letters import DeadLetters
 from adapters.lambda_.batch import Incoming, deliver_all
-from bus import Dispatcher, Record
+from bus.dispatch import Dispatcher, Record
 
 
 def incoming_from_eventbridge_event(

@@ -11,7 +11,7 @@ from typing import Any
 
 from adapters.aws.dead_letters import DeadLetters
 from adapters.lambda_.batch import Incoming, deliver_all
-from bus import Dispatcher, Record
+from bus.dispatch import Dispatcher, Record
 
 
 def incoming_from_sns_event(

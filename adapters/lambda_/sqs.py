@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from adapters.aws.bodies import unwrap
 from adapters.aws.dead_letters import DeadLetters, SqsDeadLetters
 from adapters.lambda_.batch import Incoming, deliver
-from bus import Dispatcher, Record
+from bus.dispatch import Dispatcher, Record
 
 if TYPE_CHECKING:
     from adapters.aws.poller import LambdaHandler

@@ -19,8 +19,7 @@ from adapters.aws.batches import never_publishable
 from adapters.aws.dead_letters import DeadLetters, Letter
 from adapters.aws.outbox_letters import outbox_envelope, outbox_letter_body
 from adapters.lambda_.errors import UnreadableStreamRecord
-from bus import Publisher
-from bus.dispatch import DEADLINE_REASON
+from bus.dispatch import DEADLINE_REASON, Publisher
 
 _log = logging.getLogger("tctf.lambda")
 

@@ -15,7 +15,7 @@ from typing import Any
 from adapters.aws.dead_letters import DeadLetters
 from adapters.lambda_.errors import OutboxItemNotPublished
 from adapters.lambda_.streams import StreamRecord, outbox_relay, relay_record
-from bus import Publisher
+from bus.dispatch import Publisher
 from bus.storage.outbox import OutboxRelay
 from bus.storage.table import Table
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from bus import Conflict, Context, Domain, NotFound, Request, Storage
-from bus.storage import Attr, TransactionCanceled
+from bus import Attr, Conflict, Context, Domain, NotFound, Request, Storage, TransactionCanceled
 from domains.users.contracts import UserCreated
 
 domain = Domain("users", storage=Storage())

@@ -8,16 +8,9 @@ from collections.abc import Sequence
 import anyio
 import anyio.lowlevel
 
-from bus import (
-    Context,
-    Domain,
-    DomainSettings,
-    Envelope,
-    Event,
-    Publisher,
-    Rejected,
-    TransientError,
-)
+from bus import Context, Domain, DomainSettings, Event, Rejected, TransientError
+from bus.dispatch import Publisher
+from bus.envelope import Envelope
 from bus.testing import Harness
 
 

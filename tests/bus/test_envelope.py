@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from bus import Envelope, Event, MalformedEnvelope, MessageTooLarge
-from bus.envelope import check_size, message_attributes, message_size
+from bus import Event
+from bus.envelope import Envelope, check_size, message_attributes, message_size
+from bus.errors import MalformedEnvelope, MessageTooLarge
 from bus.limits import EVENTBRIDGE, SNS, SQS, path_limit
 
 

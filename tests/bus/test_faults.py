@@ -9,7 +9,9 @@ import anyio.lowlevel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bus import Context, Domain, DomainSettings, Envelope, Event, Faults
+from bus import Context, Domain, DomainSettings, Event
+from bus.envelope import Envelope
+from bus.memory import Faults
 from bus.testing import Harness
 
 #: One record per batch and two consumers per queue, so copies of an event run concurrently.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from bus import Context, Domain, DomainSettings, Event, ManualClock
+from bus import Context, Domain, DomainSettings, Event
+from bus.clock import ManualClock
 from bus.memory import MemoryQueue, QueuedMessage
 from bus.testing import Harness
 

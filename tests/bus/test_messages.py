@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bus import Event, InvalidMessageData, UnsupportedMessageVersion
+from bus import Event
+from bus.errors import InvalidMessageData, UnsupportedMessageVersion
 
 
 class PlanChanged(Event):

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from bus import ConfigurationError, Context, Domain, DomainSettings, Event, Task, Topology
+from bus import ConfigurationError, Context, Domain, DomainSettings, Event, Task
 from bus.routing import InvalidFilterPolicy, compile_event_pattern, compile_filter_policy
+from bus.topology import Topology
 
 
 class Signed(Event):

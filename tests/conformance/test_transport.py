@@ -11,7 +11,9 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from bus import Context, Domain, DomainSettings, Envelope, Event, MessageTooLarge, Task
+from bus import Context, Domain, DomainSettings, Event, Task
+from bus.envelope import Envelope
+from bus.errors import MessageTooLarge
 from bus.testing import Harness
 
 from .conftest import Features

@@ -17,7 +17,9 @@ from boto3.dynamodb.types import TypeSerializer
 from adapters.aws.errors import PublishFailed
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
-from bus import Envelope, Event, Topology
+from bus import Event
+from bus.envelope import Envelope
+from bus.topology import Topology
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
 from domains.users.contracts import UserCreated

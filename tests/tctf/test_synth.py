@@ -17,8 +17,9 @@ import pytest
 
 from adapters.aws.provision import DLQ_RETENTION_SECONDS, TARGET_RETRY_POLICY, rule_name
 from adapters.lambda_.boot import build
-from bus import Context, Domain, DomainSettings, Event, Request, Topology
+from bus import Context, Domain, DomainSettings, Event, Request
 from bus.routing import compile_event_pattern
+from bus.topology import Topology
 from tctf.config import load_domains
 from tctf.synth import (
     HANDLER,

@@ -17,7 +17,8 @@ import pytest
 
 from adapters.aws.local import LocalEndpoint
 from adapters.aws.session import AwsSettings
-from bus import Context, Domain, DomainSettings, Event, SystemClock
+from bus import Context, Domain, DomainSettings, Event
+from bus.clock import SystemClock
 from bus.testing import Harness
 from tests.adapters.aws.conftest import factory
 

@@ -14,7 +14,8 @@ from adapters.aws.poller import SqsPoller, failed_message_ids
 from adapters.aws.session import AwsClients, AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
 from adapters.lambda_.sqs import sqs_batch_handler
-from bus import Context, Domain, DomainSettings, Event, SystemClock
+from bus import Context, Domain, DomainSettings, Event
+from bus.clock import SystemClock
 from bus.testing import Harness
 from bus.topology import QueueSpec
 

@@ -10,7 +10,8 @@ import pytest
 from adapters.aws.errors import NotProvisioned
 from adapters.aws.provision import discover, provision, rule_name
 from adapters.aws.session import AwsClients, AwsSettings
-from bus import Domain, Storage, Topology
+from bus import Domain, Storage
+from bus.topology import Topology
 from tests.adapters.aws.test_transports import shop
 
 QUEUE_ATTRIBUTES = ["VisibilityTimeout", "RedrivePolicy", "Policy", "MessageRetentionPeriod"]

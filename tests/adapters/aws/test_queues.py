@@ -16,16 +16,9 @@ from botocore.exceptions import EndpointConnectionError
 from adapters.aws.errors import AwsTransportError, NotProvisioned, PublishFailed
 from adapters.aws.session import AwsSettings
 from adapters.aws.sns_sqs import SnsSqsTransport
-from bus import (
-    ConfigurationError,
-    Context,
-    Domain,
-    DomainSettings,
-    Envelope,
-    Event,
-    Storage,
-    Topology,
-)
+from bus import ConfigurationError, Context, Domain, DomainSettings, Event, Storage
+from bus.envelope import Envelope
+from bus.topology import Topology
 from tests.cold_start import modules_after_import
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from adapters.aws.provision import rule_name
 from adapters.aws.session import AwsClients, AwsSettings
-from bus import Topology
+from bus.topology import Topology
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
 from domains.users.contracts import UserCreated

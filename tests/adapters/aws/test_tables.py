@@ -11,9 +11,10 @@ import pytest
 
 from adapters.aws.provision import create_table, provision
 from adapters.aws.session import AwsClients, AwsSettings
-from bus import Context, Domain, Storage, Topology
+from bus import Context, Domain, Storage
 from bus.http import HttpRequest
 from bus.storage import StorageError
+from bus.topology import Topology
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
 from domains.users.contracts import UserCreated
@@ -127,7 +128,8 @@ async def test_run_aws_keeps_state_in_dynamodb_and_relays_the_outbox_through_sns
 
 def test_dynamo_tables_makes_no_table_before_its_client_is_open(settings: AwsSettings) -> None:
     from adapters.aws.dynamodb import DynamoTables
-    from bus import ConfigurationError, ManualClock
+    from bus import ConfigurationError
+    from bus.clock import ManualClock
 
     spec = Topology.from_domains([users]).tables["users"]
     with pytest.raises(ConfigurationError, match="only inside `async with DynamoTables"):

@@ -10,21 +10,14 @@ import pytest
 
 from adapters.aws.poller import LambdaHandler
 from adapters.aws.session import AwsSettings
-from bus import (
-    Context,
-    Dispatcher,
-    Domain,
-    DomainSettings,
-    Envelope,
-    Event,
-    MessageTooLarge,
-    SystemClock,
-    Task,
-    Topology,
-    Transport,
-)
-from bus.clock import Clock, ManualClock
+from bus import Context, Domain, DomainSettings, Event, Task
+from bus.clock import Clock, ManualClock, SystemClock
+from bus.dispatch import Dispatcher
+from bus.envelope import Envelope
+from bus.errors import MessageTooLarge
 from bus.testing import Harness
+from bus.topology import Topology
+from bus.transport import Transport
 from tests.adapters.aws.conftest import factory
 
 FAST = DomainSettings(visibility_timeout=1.0, max_receive_count=2, retry_attempts=1)

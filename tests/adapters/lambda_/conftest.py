@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 
 from adapters.aws.dead_letters import MemoryDeadLetters
 from adapters.lambda_.app import LambdaApp
-from bus import Context, Domain, DomainSettings, Envelope, Event, Request
+from bus import Context, Domain, DomainSettings, Event, Request
+from bus.envelope import Envelope
 from tests.fixtures import AWS
 
 SAMPLES = AWS

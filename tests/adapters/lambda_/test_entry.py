@@ -15,7 +15,9 @@ from adapters.aws.dead_letters import REASON_ATTRIBUTE
 from adapters.lambda_ import entry
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
-from bus import ConfigurationError, Envelope, InMemoryTransport
+from bus import ConfigurationError
+from bus.envelope import Envelope
+from bus.memory import InMemoryTransport
 from domains.messaging.contracts import SendEmail
 from domains.users.contracts import UserCreated
 from tests.cold_start import modules_after_import

@@ -9,8 +9,8 @@ import pytest
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.errors import UnsupportedEvent
 from adapters.lambda_.sources import event_source
-from bus import Context, Dispatcher, Domain, Record
-from bus.dispatch import DEADLINE_REASON
+from bus import Context, Domain
+from bus.dispatch import DEADLINE_REASON, Dispatcher, Record
 
 from .conftest import (
     LAMBDA_GO,

@@ -20,9 +20,11 @@ from adapters.aws.dynamodb import DynamoTable
 from adapters.aws.provision import create_table
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
-from bus import Context, Domain, Envelope, Storage, Topology
+from bus import Context, Domain, Storage
+from bus.envelope import Envelope
 from bus.storage import Key, TableSpec
 from bus.storage.unit_of_work import UnitOfWork
+from bus.topology import Topology
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
 from domains.users.contracts import UserCreated

@@ -15,7 +15,8 @@ from adapters.aws.outbox_letters import parked_outbox_envelope
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.errors import UnreadableStreamRecord, UnsupportedEvent
 from adapters.lambda_.streams import from_attribute_value, outbox_relay, stream_records
-from bus import Envelope, MalformedEnvelope
+from bus.envelope import Envelope
+from bus.errors import MalformedEnvelope
 
 from .conftest import (
     LAMBDA_GO,

@@ -10,11 +10,13 @@ import pytest
 
 from adapters.aws.dead_letters import MemoryDeadLetters
 from adapters.lambda_.app import LambdaApp
-from bus import Domain, Envelope, Storage, Topology
+from bus import Domain, Storage
 from bus.clock import ManualClock
+from bus.envelope import Envelope
 from bus.storage import Key
 from bus.storage.memory import InMemoryTable
 from bus.storage.unit_of_work import UnitOfWork
+from bus.topology import Topology
 
 from .conftest import SCHEDULED_EVENT, LambdaContext, Published, body, sample
 
