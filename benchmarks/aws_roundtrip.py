@@ -27,8 +27,8 @@ from adapters.aws.session import AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
 from adapters.lambda_.sqs import sqs_batch_handler
 from bus import Context, Domain, DomainSettings, Event
+from bus.memory import in_memory
 from bus.runtime import Runtime, TransportFactory
-from bus.testing import in_memory
 
 
 class Ping(Event):

@@ -153,7 +153,8 @@ def main() -> None:
         lambda: sum(p.match(e) for e in batch for p in ours), args.repeat
     )
     moto_time, moto_matches = measure(
-        lambda: sum(p.matches_event(e) for e in batch for p in moto), args.repeat
+        lambda: sum(p.matches_event(e) for e in batch for p in moto),  # type: ignore[arg-type]
+        args.repeat,
     )
     pairs = len(rule_set) * len(batch)
     right, moto_right, total = conformance()

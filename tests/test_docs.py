@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "writing-a-domain.md"
 
 
 @pytest.fixture
-def loyalty_package(tmp_path: Path):  # type: ignore[no-untyped-def]
+def loyalty_package(tmp_path: Path) -> Iterator[Path]:
     contracts, app, test = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
     package = tmp_path / "loyalty"
     package.mkdir()

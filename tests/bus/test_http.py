@@ -31,8 +31,7 @@ def accounts() -> Domain:
     domain = Domain("accounts")
 
     @domain.post("/accounts", body=Open, response=Account, status=201)
-    async def open_account(request: Request, ctx: Context) -> Account:
-        assert isinstance(request.body, Open)
+    async def open_account(request: Request[Open], ctx: Context) -> Account:
         if request.body.owner == "banned":
             raise Rejected("owner is banned")
         ctx.publish(Opened(account="a1"))
@@ -41,7 +40,7 @@ def accounts() -> Domain:
         return Account(account="a1", owner=request.body.owner)
 
     @domain.get("/accounts/{account_id}", response=Account)
-    async def get_account(request: Request, ctx: Context) -> Account:
+    async def get_account(request: Request[None], ctx: Context) -> Account:
         return Account(account=request.path_params["account_id"], owner=request.query["as"])
 
     return domain
@@ -107,8 +106,7 @@ async def test_an_event_too_large_to_publish_is_a_422_and_nothing_leaves() -> No
     notes = Domain("notes")
 
     @notes.post("/notes", body=Note, status=202)
-    async def add(request: Request, ctx: Context) -> None:
-        assert isinstance(request.body, Note)
+    async def add(request: Request[Note], ctx: Context) -> None:
         ctx.publish(Opened(account=request.body.text))
 
     async with Harness(notes) as h:
@@ -121,7 +119,7 @@ async def test_an_answer_the_response_model_refuses_is_a_500_before_anything_lea
     notes = Domain("notes")
 
     @notes.post("/notes", body=Note, response=Account)
-    async def add(request: Request, ctx: Context) -> dict[str, str]:
+    async def add(request: Request[Note], ctx: Context) -> dict[str, str]:
         ctx.publish(Opened(account="a1"))
         return {"account": "a1"}  # no owner
 

@@ -29,7 +29,7 @@ def _predict_next_from_mersenne_twister(observed: list[str]) -> str:
     """The id a `random.Random(...).getrandbits(128)` generator would give after `observed`:
     each id reveals four 32-bit outputs, least significant first, and 624 outputs rebuild
     the generator's state."""
-    words = []
+    words: list[int] = []
     for identifier in observed:
         value = uuid.UUID(identifier).int
         words.extend((value >> (32 * i)) & 0xFFFFFFFF for i in range(4))

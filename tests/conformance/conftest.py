@@ -13,8 +13,9 @@ import pytest
 
 from bus import Domain
 from bus.clock import Clock, ManualClock, SystemClock
+from bus.memory import in_memory
 from bus.runtime import TransportFactory
-from bus.testing import Harness, in_memory
+from bus.testing import Harness
 
 
 @dataclass(frozen=True)

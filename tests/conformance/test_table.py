@@ -3,7 +3,7 @@ in memory and on DynamoDB (a moto server on loopback)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -69,7 +69,7 @@ async def all_items(table: Table, key_condition: Any, **options: Any) -> list[di
             return items
 
 
-async def put_all(table: Table, items: list[dict[str, Any]]) -> None:
+async def put_all(table: Table, items: Sequence[Mapping[str, Any]]) -> None:
     for start in range(0, len(items), 100):
         await table.transact([Put(item) for item in items[start : start + 100]])
 
@@ -350,7 +350,8 @@ async def test_pagination_over_1000_items_returns_each_once_in_order(
     table = await make_table()
     await put_all(table, [{"PK": "p", "SK": f"{i:04d}", "i": i} for i in range(1000)])
 
-    pages, cursor, seen = 0, None, []
+    pages, cursor = 0, None
+    seen: list[Any] = []
     while True:
         page = await table.query(Key("PK").eq("p"), limit=97, cursor=cursor)
         pages += 1
@@ -482,7 +483,7 @@ INDEXES = (
         non_key_attributes=("age",),
     ),
 )
-USERS = [
+USERS: list[dict[str, Any]] = [
     {"PK": "user#1", "SK": "profile", "email": "a@x", "status": "active", "created": 3,
      "team": "red", "name": "Ada", "age": 36, "bio": "..."},
     {"PK": "user#2", "SK": "profile", "email": "b@x", "status": "active", "created": 1,

@@ -167,8 +167,8 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
 
 
 #: The optional dependencies: absent, as with `pip install -e .` alone.
-_EXTRAS_MODULES = ("uvicorn", "boto3", "botocore", "aioboto3", "aiobotocore", "moto")
-_EXTRAS_MODULES += ("aws_cdk", "constructs", "jsii")
+_EXTRAS_MODULES: tuple[str, ...] = ("uvicorn", "boto3", "botocore", "aioboto3", "aiobotocore")
+_EXTRAS_MODULES += ("moto", "aws_cdk", "constructs", "jsii")
 
 _BASE_INSTALL = """
 import sys

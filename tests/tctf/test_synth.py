@@ -332,7 +332,7 @@ def test_a_function_serving_http_only_gets_api_gateways_timeout() -> None:
     web = Domain("web")
 
     @web.get("/ping")
-    async def ping(request: Request, ctx: Context) -> dict[str, str]:
+    async def ping(request: Request[None], ctx: Context) -> dict[str, str]:
         return {"pong": "yes"}
 
     worker = Domain("worker", DomainSettings(visibility_timeout=120))

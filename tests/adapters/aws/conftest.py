@@ -16,8 +16,8 @@ from adapters.aws.session import AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
 from adapters.lambda_.sqs import sqs_batch_handler
 from bus import Domain
+from bus.memory import in_memory
 from bus.runtime import TransportFactory
-from bus.testing import in_memory
 from tctf.aws import run_aws
 from tctf.platform import Platform
 

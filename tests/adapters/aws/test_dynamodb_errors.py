@@ -15,7 +15,7 @@ def client_error(
     response: dict[str, object] = {"Error": {"Code": code, "Message": message}}
     if reasons is not None:
         response["CancellationReasons"] = reasons
-    return ClientError(response, "TransactWriteItems")  # type: ignore[arg-type]
+    return ClientError(response, "TransactWriteItems")  # type: ignore[arg-type,unused-ignore]
 
 
 @pytest.mark.parametrize(

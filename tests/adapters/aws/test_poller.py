@@ -95,7 +95,8 @@ async def poll_once(
         handled.set()
         if isinstance(answer, Exception):
             raise answer
-        return answer(event) if callable(answer) else answer
+        answered: Mapping[str, Any] = answer(event) if callable(answer) else answer
+        return answered
 
     poller = SqsPoller(sqs, replace(spec, name=url.rsplit("/", 1)[-1]), url, arn, handler, settings)
     with anyio.fail_after(10):

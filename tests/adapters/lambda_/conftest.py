@@ -78,13 +78,12 @@ class Inventory:
             ctx.publish(ItemReserved(sku=event.sku, quantity=event.quantity + 1))
 
         @domain.post("/items", body=Reserve, status=201)
-        async def create(request: Request, ctx: Context) -> dict[str, Any]:
-            assert isinstance(request.body, Reserve)
+        async def create(request: Request[Reserve], ctx: Context) -> dict[str, Any]:
             ctx.publish(ItemReserved(sku=request.body.sku, quantity=request.body.quantity))
             return {"sku": request.body.sku, "query": dict(request.query)}
 
         @domain.get("/items/{sku}")
-        async def show(request: Request, ctx: Context) -> dict[str, Any]:
+        async def show(request: Request[None], ctx: Context) -> dict[str, Any]:
             return {"sku": request.path_params["sku"], "agent": request.headers.get("user-agent")}
 
 

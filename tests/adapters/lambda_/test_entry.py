@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -101,7 +102,7 @@ def test_built_from_the_environment_the_domain_handles_its_events(memory_app: La
         ),
     ],
 )
-def test_configuration_mistakes_are_named(env, message) -> None:  # type: ignore[no-untyped-def]
+def test_configuration_mistakes_are_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         build(env)
 
@@ -117,7 +118,7 @@ def test_the_outbox_sweep_age_is_read_from_the_environment() -> None:
     assert (default.outbox_sweep_age_s, chosen.outbox_sweep_age_s) == (900.0, 60.0)
 
 
-def test_handler_without_a_domain_says_what_to_set(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_handler_without_a_domain_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TCTF_DOMAIN", raising=False)
     monkeypatch.setattr(entry, "_app", None)
     with pytest.raises(ConfigurationError, match="TCTF_DOMAIN is not set"):
@@ -125,8 +126,8 @@ def test_handler_without_a_domain_says_what_to_set(monkeypatch) -> None:  # type
 
 
 def test_on_moto_the_lambda_publishes_sends_and_dead_letters(
-    moto_endpoint: str, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app_name = f"lam{next(_apps)}"
     region = "us-east-1"
     monkeypatch.setenv("AWS_DEFAULT_REGION", region)
@@ -160,11 +161,12 @@ def test_on_moto_the_lambda_publishes_sends_and_dead_letters(
     assert response == {"batchItemFailures": []}
     sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name=region)
 
-    def receive(queue: str) -> list[dict]:  # type: ignore[type-arg]
+    def receive(queue: str) -> list[dict[str, Any]]:
         url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-        return sqs.receive_message(
+        messages: list[dict[str, Any]] = sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
         ).get("Messages", [])
+        return messages
 
     (task,) = receive(f"{app_name}-messaging-tasks")
     assert json.loads(task["Body"])["type"] == SendEmail.type

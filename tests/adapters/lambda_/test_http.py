@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,13 +29,20 @@ def _request(method: str, path: str, body: str | None = None, **extra: object) -
     return event
 
 
+def _answer(app: LambdaApp, event: dict[str, Any]) -> dict[str, Any]:
+    """The function's answer to an HTTP event, which is always one (never None)."""
+    response = app(event, LambdaContext())
+    assert response is not None
+    return response
+
+
 @pytest.mark.parametrize("path", HTTP_SAMPLES, ids=lambda p: p.name)
 def test_every_http_api_sample_is_answered_in_api_gateways_shape_without_a_500(
-    path, app: LambdaApp
-) -> None:  # type: ignore[no-untyped-def]
+    path: Path, app: LambdaApp
+) -> None:
     event = sample(path)
 
-    response = app(event, LambdaContext())
+    response = _answer(app, event)
 
     assert set(response) == {"statusCode", "headers", "body", "isBase64Encoded"}
     assert response["isBase64Encoded"] is False
@@ -48,7 +57,7 @@ def test_every_http_api_sample_is_answered_in_api_gateways_shape_without_a_500(
 def test_post_validates_the_body_and_publishes(app: LambdaApp, published: Published) -> None:
     event = _request("POST", "/items", json.dumps({"sku": "A-1", "quantity": 2}))
 
-    response = app(event, LambdaContext())
+    response = _answer(app, event)
 
     assert response["statusCode"] == 201
     assert response["isBase64Encoded"] is False
@@ -65,14 +74,14 @@ def test_base64_body_is_decoded(app: LambdaApp) -> None:
     raw = base64.b64encode(json.dumps({"sku": "B-2", "quantity": 1}).encode()).decode()
     event = _request("POST", "/items", raw, isBase64Encoded=True)
 
-    assert app(event, LambdaContext())["statusCode"] == 201
+    assert _answer(app, event)["statusCode"] == 201
 
 
 def test_invalid_base64_body_is_a_400_naming_the_callers_correlation_id(app: LambdaApp) -> None:
     event = _request("POST", "/items", "not base64!!", isBase64Encoded=True)
     event["headers"]["X-Correlation-Id"] = "order-7"
 
-    response = app(event, LambdaContext())
+    response = _answer(app, event)
     assert response["statusCode"] == 400
     assert response["headers"]["x-correlation-id"] == "order-7"
     assert json.loads(response["body"])["detail"] == "request body is not valid base64"
@@ -81,7 +90,7 @@ def test_invalid_base64_body_is_a_400_naming_the_callers_correlation_id(app: Lam
 def test_invalid_body_is_a_400_listing_the_fields(app: LambdaApp) -> None:
     event = _request("POST", "/items", json.dumps({"sku": "", "quantity": 0}))
 
-    response = app(event, LambdaContext())
+    response = _answer(app, event)
 
     assert response["statusCode"] == 400
     assert response["headers"]["content-type"] == "application/problem+json"
@@ -91,13 +100,13 @@ def test_invalid_body_is_a_400_listing_the_fields(app: LambdaApp) -> None:
 
 
 def test_non_json_body_is_a_400(app: LambdaApp) -> None:
-    response = app(_request("POST", "/items", "{nope"), LambdaContext())
+    response = _answer(app, _request("POST", "/items", "{nope"))
     assert response["statusCode"] == 400
     assert json.loads(response["body"])["detail"] == "request body is not valid JSON"
 
 
 def test_wrong_method_is_a_405_with_allow(app: LambdaApp) -> None:
-    response = app(_request("DELETE", "/items"), LambdaContext())
+    response = _answer(app, _request("DELETE", "/items"))
     assert response["statusCode"] == 405
     assert response["headers"]["allow"] == "POST"
 
@@ -109,7 +118,7 @@ def test_path_parameters_headers_and_named_stage_prefix(app: LambdaApp) -> None:
     event["requestContext"]["http"]["method"] = "GET"
     event["headers"] = {"User-Agent": "curl/8"}
 
-    response = app(event, LambdaContext())
+    response = _answer(app, event)
 
     assert response["statusCode"] == 200
     assert json.loads(response["body"]) == {"sku": "C-3", "agent": "curl/8"}
@@ -123,7 +132,7 @@ def test_the_path_is_percent_decoded_as_the_local_asgi_server_decodes_it(
     event["requestContext"]["stage"] = "prod"
     event["rawPath"] = f"/prod{raw}"
 
-    response = app(event, LambdaContext())
+    response = _answer(app, event)
 
     assert response["statusCode"] == 200, response
     assert json.loads(response["body"])["sku"] == sku

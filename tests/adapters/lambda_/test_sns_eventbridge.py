@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -17,8 +18,8 @@ SNS_SAMPLES = [POWERTOOLS / "snsEvent.json", LAMBDA_GO / "sns-event.json"]
 
 @pytest.mark.parametrize("path", SNS_SAMPLES, ids=lambda p: p.parent.parent.name)
 def test_sns_sample_with_an_envelope_calls_the_handler_and_answers_nothing(
-    path, app: LambdaApp, inventory: Inventory
-) -> None:  # type: ignore[no-untyped-def]
+    path: Path, app: LambdaApp, inventory: Inventory
+) -> None:
     event = sample(path)
     event["Records"][0]["Sns"]["Message"] = body("via-sns")
 
@@ -28,8 +29,8 @@ def test_sns_sample_with_an_envelope_calls_the_handler_and_answers_nothing(
 
 @pytest.mark.parametrize("path", SNS_SAMPLES, ids=lambda p: p.parent.parent.name)
 def test_sns_sample_message_is_dead_lettered_with_the_reason(
-    path, app: LambdaApp, dead_letters: MemoryDeadLetters
-) -> None:  # type: ignore[no-untyped-def]
+    path: Path, app: LambdaApp, dead_letters: MemoryDeadLetters
+) -> None:
     event = sample(path)
 
     assert app(event, LambdaContext()) is None

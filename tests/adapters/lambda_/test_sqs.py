@@ -84,8 +84,8 @@ def test_parked_records_are_reported_failed_when_their_dlq_refuses_them(
 
 
 def test_parked_records_are_reported_failed_with_a_logged_reason_without_a_dlq_sender(
-    inventory: Inventory, published: Published, caplog
-) -> None:  # type: ignore[no-untyped-def]
+    inventory: Inventory, published: Published, caplog: pytest.LogCaptureFixture
+) -> None:
     app = LambdaApp(inventory.domain, published)
     try:
         response = app(sample(LAMBDA_GO / "sqs-event.json"), LambdaContext())
@@ -186,8 +186,8 @@ def test_only_the_failed_record_of_ten_is_reported(app: LambdaApp, inventory: In
 
 
 def test_records_past_the_deadline_are_reported_failed_not_dropped(
-    app: LambdaApp, inventory: Inventory, caplog
-) -> None:  # type: ignore[no-untyped-def]
+    app: LambdaApp, inventory: Inventory, caplog: pytest.LogCaptureFixture
+) -> None:
     event = sample(POWERTOOLS / "sqsEvent.json")
     template = event["Records"][1]
     event["Records"] = [

@@ -6,6 +6,7 @@ import base64
 import json
 from collections.abc import Sequence
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -64,8 +65,8 @@ def _with_outbox(event: dict, index: int, image: dict) -> dict:  # type: ignore[
 
 @pytest.mark.parametrize("path", STREAM_SAMPLES, ids=lambda p: p.parent.parent.name)
 def test_stream_samples_of_ordinary_items_publish_nothing_and_succeed(
-    path, app: LambdaApp, published: Published
-) -> None:  # type: ignore[no-untyped-def]
+    path: Path, app: LambdaApp, published: Published
+) -> None:
     assert app(sample(path), LambdaContext()) == {"batchItemFailures": []}
     assert published.events == published.tasks == []
 
@@ -204,7 +205,7 @@ class RefusedBySender(Published):
             error = PublishFailed(
                 "PublishBatch", {f"ITEM_RESERVED {self.refused}": "InvalidParameter: bad"}, 1
             )
-            error.sender_fault = True  # type: ignore[attr-defined]
+            error.sender_fault = True
             raise error
         await super().publish(envelopes)
 
