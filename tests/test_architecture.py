@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,4 +13,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_import_contracts_in_pyproject_hold(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    assert lint_imports(no_cache=True) == 0, "an import breaks the layering; see the output"
+    # import-linter configures logging with disable_existing_loggers: the delivery log and
+    # every other logger already made would be mute for the rest of the session.
+    loggers = [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.disabled
+    ]
+    try:
+        assert lint_imports(no_cache=True) == 0, "an import breaks the layering; see the output"
+    finally:
+        for logger in loggers:
+            logger.disabled = False

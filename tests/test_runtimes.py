@@ -72,7 +72,7 @@ class DeliveryLines(logging.Handler):
         self.changed.set()
 
     async def wait_for(self, count: int) -> None:
-        with anyio.fail_after(90):  # a guard only: moto under a loaded machine is slow
+        with anyio.fail_after(60):  # a guard only: moto on a loaded machine is slow
             while len(self.lines) < count:
                 self.changed = anyio.Event()
                 await self.changed.wait()
