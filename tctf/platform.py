@@ -14,6 +14,7 @@ import anyio
 from bus.api import ApiRouter
 from bus.clock import Clock
 from bus.domain import Domain
+from bus.ids import IdGenerator
 from bus.memory import in_memory
 from bus.middleware import Middleware
 from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
@@ -39,6 +40,7 @@ class Platform:
             transport or in_memory(seed=seed),
             app=app,
             clock=clock,
+            ids=None if seed is None else IdGenerator(seed),
             observer=log_outcome,
             tables=tables,
             middleware=middleware,
