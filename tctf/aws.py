@@ -1,18 +1,21 @@
 """The platform on AWS APIs: `tctf up` provisions the topology, `tctf run --aws` serves it.
 
-Without an endpoint URL `run_aws` starts moto server in-process on a free loopback port, so
-one command runs every domain on SNS/SQS (or EventBridge) and DynamoDB APIs locally.
+Without an endpoint URL `run_aws` starts moto server in a child process on a free loopback
+port, and records its URL in `.tctf/endpoint` for `tctf up` and `tctf dlq` to find, so one
+command runs every domain on SNS/SQS (or EventBridge) and DynamoDB APIs locally.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AsyncExitStack, ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
 
 from adapters.aws.dynamodb import DynamoTables
 from adapters.aws.eventbridge import eventbridge
-from adapters.aws.local import LocalEndpoint
+from adapters.aws.local import MotoProcess
 from adapters.aws.provision import Kind, provision
 from adapters.aws.session import AwsClients, AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
@@ -22,6 +25,9 @@ from bus.errors import ConfigurationError
 from bus.runtime import TableFactory, TransportFactory, memory_tables
 from bus.topology import Topology
 from tctf.platform import Platform
+
+#: Where `tctf run --aws` records its embedded moto server's URL, under the working directory.
+ENDPOINT_FILE = Path(".tctf") / "endpoint"
 
 _SERVICES: dict[str, tuple[str, ...]] = {
     "sns": ("sqs", "sns"),
@@ -50,6 +56,7 @@ async def up(
 
         domains = load_domains()
     kind = _kind(transport)
+    endpoint_url = recorded_endpoint(endpoint_url)
     topology = Topology.from_domains(domains, app=app)
     settings = AwsSettings(endpoint_url=endpoint_url)
     async with AwsClients(settings, *_SERVICES[kind]) as clients:
@@ -72,40 +79,73 @@ async def run_aws(
     *,
     host: str = "127.0.0.1",
     app: str = "tctf",
+    seed: int | None = None,
+    tracer_provider: Any | None = None,
     ready: Callable[[Platform], None] | None = None,
 ) -> None:
     """Serve the domains on AWS APIs until cancelled: resources provisioned from the
     topology, every queue polled and each batch handed to its domain's Lambda handler.
 
     Domains that keep state get a `DynamoTable` each, all on one DynamoDB client closed on
-    exit; their outbox relays publish through the AWS transport.
+    exit; their outbox relays publish through the AWS transport. `seed` makes the ids the
+    platform gives events and handlers repeat from run to run.
 
-    `ready`, if given, is called with the platform once pollers run (and HTTP listens).
+    The banner is printed, and `ready` (if given) called with the platform, once pollers run
+    and HTTP listens.
     """
     kind = _kind(transport)
-    local = LocalEndpoint() if endpoint_url is None else None
-    if local is not None:
-        endpoint_url = local.start()
-    try:
+    with ExitStack() as local:
+        embedded = endpoint_url is None
+        if endpoint_url is None:
+            endpoint_url = local.enter_context(MotoProcess())
+            local.enter_context(_recorded(endpoint_url))
         settings = AwsSettings(endpoint_url=endpoint_url)
         async with AsyncExitStack() as stack:
             tables: TableFactory = memory_tables
             if any(domain.storage is not None for domain in domains):
                 tables = await stack.enter_async_context(DynamoTables(settings))
             platform = Platform(
-                domains, transport=transport_factory(kind, settings), tables=tables, app=app
+                domains,
+                transport=transport_factory(kind, settings),
+                tables=tables,
+                app=app,
+                seed=seed,
+                tracer_provider=tracer_provider,
             )
             names = ", ".join(d.name for d in domains)
-            print(
+            banner = (
                 f"tctf: {names} on {'SNS+SQS' if kind == 'sns' else 'EventBridge+SQS'} at "
-                f"{endpoint_url}{' (embedded moto server)' if local else ''}"
-                + (f"; HTTP on http://{host}:{port}" if port else ""),
-                file=sys.stderr,
+                f"{endpoint_url}{' (embedded moto server)' if embedded else ''}"
+                + (f"; HTTP on http://{host}:{port}" if port else "")
             )
-            await platform.serve(host, port, ready=(lambda: ready(platform)) if ready else None)
+
+            def serving() -> None:
+                print(banner, file=sys.stderr, flush=True)
+                if ready:
+                    ready(platform)
+
+            await platform.serve(host, port, ready=serving)
+
+
+def recorded_endpoint(endpoint_url: str | None) -> str | None:
+    """The endpoint URL given, else the one a running `tctf run --aws` recorded in this
+    directory, else None (AWS itself)."""
+    if endpoint_url is not None or not ENDPOINT_FILE.exists():
+        return endpoint_url
+    return ENDPOINT_FILE.read_text().strip() or None
+
+
+@contextmanager
+def _recorded(endpoint_url: str) -> Iterator[None]:
+    """Record the embedded endpoint while it runs; forget it after, unless another run has
+    recorded its own since."""
+    ENDPOINT_FILE.parent.mkdir(exist_ok=True)
+    ENDPOINT_FILE.write_text(endpoint_url + "\n")
+    try:
+        yield
     finally:
-        if local is not None:
-            local.stop()
+        if recorded_endpoint(None) == endpoint_url:
+            ENDPOINT_FILE.unlink(missing_ok=True)
 
 
 def _kind(transport: str) -> Kind:

@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     _domains_option(run)
     run.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
     run.add_argument("--port", type=_port, default=8000, help="HTTP port; 0 for none (8000)")
-    run.add_argument("--seed", type=int, help="seed the in-memory transport's ids and faults")
+    run.add_argument("--seed", type=int, help="seed the ids the platform makes (and faults)")
     run.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO")
     run.add_argument(
         "--trace",
@@ -219,18 +219,19 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     domains = load_domains(args.domains)
     port = args.port or None
-    if args.aws or args.endpoint_url:
-        from tctf.aws import run_aws
-
-        anyio.run(run_aws, domains, args.endpoint_url, args.transport, port)
-        return 0
-    from tctf.platform import Platform
-
     provider = None
     if args.trace:
         from bus.observability import console_tracer_provider
 
         provider = console_tracer_provider()
+    if args.aws or args.endpoint_url:
+        from tctf.aws import run_aws
+
+        serve = partial(run_aws, host=args.host, seed=args.seed, tracer_provider=provider)
+        anyio.run(serve, domains, args.endpoint_url, args.transport, port)
+        return 0
+    from tctf.platform import Platform
+
     platform = Platform(domains, seed=args.seed, tracer_provider=provider)
     names = ", ".join(d.name for d in domains)
     banner = f"tctf: {names} on the in-memory transport" + (
@@ -260,23 +261,25 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _dlq(args: argparse.Namespace) -> int:
+    from tctf.aws import recorded_endpoint
     from tctf.config import load_domains
     from tctf.dead_letters import show
 
     domains = load_domains(args.domains)
-    anyio.run(
-        partial(show, domains, args.endpoint_url, args.transport, as_json=args.json, app=args.app)
-    )
+    endpoint_url = recorded_endpoint(args.endpoint_url)
+    anyio.run(partial(show, domains, endpoint_url, args.transport, as_json=args.json, app=args.app))
     return 0
 
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
+    from tctf.aws import recorded_endpoint
     from tctf.config import load_domains
     from tctf.dead_letters import redrive
 
     (domain,) = load_domains([args.domain])
+    endpoint_url = recorded_endpoint(args.endpoint_url)
     result: int = anyio.run(
-        partial(redrive, domain, args.purpose, args.endpoint_url, args.transport, app=args.app)
+        partial(redrive, domain, args.purpose, endpoint_url, args.transport, app=args.app)
     )
     return result
 

@@ -15,6 +15,7 @@ import anyio
 from bus.clock import Clock
 from bus.domain import Domain
 from bus.http import HttpRouter
+from bus.ids import IdGenerator
 from bus.memory import in_memory
 from bus.middleware import Middleware
 from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
@@ -40,6 +41,7 @@ class Platform:
             transport or in_memory(seed=seed),
             app=app,
             clock=clock,
+            ids=None if seed is None else IdGenerator(seed),
             tables=tables,
             middleware=middleware,
             tracer_provider=tracer_provider,

@@ -41,3 +41,7 @@ class NotSettled(AwsTransportError):
 
 class NotProvisioned(AwsTransportError):
     """A queue or topic the topology names does not exist on the endpoint."""
+
+
+class LocalEndpointError(AwsTransportError):
+    """The local moto server could not be started."""

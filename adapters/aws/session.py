@@ -9,12 +9,21 @@ module.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import urlsplit
+
+#: Keys for an endpoint on loopback when none are configured: moto and LocalStack accept any,
+#: and these say plainly that they are not an account's.
+LOCAL_CREDENTIALS = {
+    "aws_access_key_id": "tctf-local-fake-key",
+    "aws_secret_access_key": "tctf-local-fake-secret",
+}
 
 #: Which SDK makes the clients; see `AwsSettings.sdk`.
 Sdk = Literal["aiobotocore", "botocore"]
@@ -82,6 +91,7 @@ class AwsClients:
         self._stack: AsyncExitStack | None = None
         self._session: Any = None
         self._config: Any = None
+        self._credentials: dict[str, str] | None = None
 
     async def __aenter__(self) -> AwsClients:
         try:
@@ -129,6 +139,7 @@ class AwsClients:
             region_name=settings.region,
             endpoint_url=settings.endpoint_url,
             config=self._config,
+            **self._local_credentials(),
         )
 
     def _botocore_client(self, service: str) -> Any:
@@ -142,13 +153,51 @@ class AwsClients:
             region_name=settings.region,
             endpoint_url=settings.endpoint_url,
             config=self._config,
+            **self._local_credentials(),
         )
+
+    def _local_credentials(self) -> dict[str, str]:
+        if self._credentials is None:
+            self._credentials = local_credentials(self.settings.endpoint_url)
+        return self._credentials
 
     def __getattr__(self, service: str) -> Any:
         clients = self.__dict__.get("_clients", {})
         if service in clients:
             return clients[service]
         raise AttributeError(f"no {service} client open (opened: {', '.join(clients)})")
+
+
+def local_credentials(endpoint_url: str | None) -> dict[str, str]:
+    """`LOCAL_CREDENTIALS` for an endpoint on loopback when none are configured; otherwise
+    nothing, and the SDK's credential chain decides as it always does.
+
+    Only what a user configures counts (environment, profiles, credential files and
+    processes): the container and EC2 metadata services serve AWS's own endpoints, and
+    asking them where there are none takes seconds.
+    """
+    if not is_loopback(endpoint_url):
+        return {}
+    from botocore.credentials import create_credential_resolver
+    from botocore.session import Session
+
+    resolver = create_credential_resolver(Session())
+    for metadata_provider in ("container-role", "iam-role"):
+        resolver.remove(metadata_provider)
+    return {} if resolver.load_credentials() is not None else dict(LOCAL_CREDENTIALS)
+
+
+def is_loopback(endpoint_url: str | None) -> bool:
+    """The endpoint is on this machine: `localhost`, 127.0.0.0/8 or ::1."""
+    host = urlsplit(endpoint_url).hostname if endpoint_url else None
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _config_options(settings: AwsSettings, max_pool_connections: int | None) -> dict[str, Any]:
