@@ -10,6 +10,7 @@ stop, as they would outlive a network outage on AWS.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import logging
 import os
 import socket
@@ -45,6 +46,8 @@ class MotoProcess:
         self._child: subprocess.Popen[str] | None = None
 
     def start(self) -> str:
+        if importlib.util.find_spec("moto") is None:  # the child needs it, not this process
+            raise ModuleNotFoundError("No module named 'moto'", name="moto")
         child = self._child = subprocess.Popen(
             [sys.executable, "-m", "adapters.aws.local"],
             stdin=subprocess.PIPE,
