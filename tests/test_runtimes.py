@@ -29,6 +29,7 @@ from bus.memory import in_memory
 from bus.runtime import Runtime
 from bus.testing import RecordingPublisher
 from bus.topology import Topology
+from tests.delivery_log import listening
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -80,16 +81,8 @@ class DeliveryLines(logging.Handler):
 
 @pytest.fixture
 def lines() -> Iterator[DeliveryLines]:
-    handler = DeliveryLines()
-    logger = logging.getLogger("tctf.delivery")
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with listening(DeliveryLines()) as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
 
 
 def _comparable(envelopes: list[Envelope]) -> list[dict[str, Any]]:

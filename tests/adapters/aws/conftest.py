@@ -20,6 +20,7 @@ from bus.memory import in_memory
 from bus.runtime import TransportFactory
 from tctf.aws import run_aws
 from tctf.platform import Platform
+from tests.delivery_log import listening
 
 #: Each AWS transport's factory; the tests compose it with the Lambda SQS handler, as the
 #: platform does.
@@ -74,16 +75,8 @@ class DeliveryLog(logging.Handler):
 
 @pytest.fixture
 def deliveries() -> Iterator[DeliveryLog]:
-    handler = DeliveryLog()
-    logger = logging.getLogger("tctf.delivery")
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with listening(DeliveryLog()) as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
 
 
 @asynccontextmanager
