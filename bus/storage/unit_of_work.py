@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from bus.envelope import check_size
+from bus.limits import SNS
 from bus.storage.conditions import Attr, Condition, Key
 from bus.storage.errors import StorageError, TransactionCanceled, TransactionTooLarge
 from bus.storage.outbox import (
@@ -116,9 +118,14 @@ class UnitOfWork:
         self._stage(ConditionCheck(key, condition))
 
     def publish(self, body: bytes, *, ordering_key: str, event_id: str) -> None:
-        """Stage an encoded event; it is written to the outbox with the other writes."""
+        """Stage an encoded event; it is written to the outbox with the other writes.
+
+        `MessageTooLarge` if the body alone is over SNS's 256 KiB, the smallest publish path:
+        such an event could never leave the outbox.
+        """
         self._check_open()
         check_outbox_table(self._table.spec)
+        check_size(body, SNS, f"outbox event {event_id}")
         self._events.append(OutgoingEvent(bytes(body), ordering_key, event_id))
 
     async def commit(self) -> None:

@@ -165,7 +165,7 @@ async def test_a_unit_of_work_over_4mb_is_refused_saying_what_it_holds(
             for n in range(9):
                 uow.put({"PK": "p", "SK": str(n), "body": "x" * 400_000})
             for n in range(3):
-                uow.publish(b"e" * 300_000, ordering_key="k", event_id=f"e{n}")
+                uow.publish(b"e" * 250_000, ordering_key="k", event_id=f"e{n}")
     assert "unit of work does not fit in one transaction (9 writes, 3 events" in str(
         too_large.value
     )
