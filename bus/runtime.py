@@ -96,8 +96,18 @@ class Runtime:
             tracer_provider=tracer_provider,
             on_commit=self._wake_relay,
         )
+        #: Each stateless consuming domain's table of idempotency records.
+        self.idempotency_tables = {
+            name: tables(spec, self.clock)
+            for name, spec in self.topology.idempotency_tables.items()
+        }
         self.dispatchers = {
-            domain.name: assemble(domain, services, table=self.tables.get(domain.name))
+            domain.name: assemble(
+                domain,
+                services,
+                table=self.tables.get(domain.name),
+                idempotency_table=self.idempotency_tables.get(domain.name),
+            )
             for domain in self.domains
         }
 
