@@ -49,17 +49,21 @@ def assemble(
     services: Services,
     *,
     table: Table | None = None,
+    idempotency_table: Table | None = None,
     idempotency_store: IdempotencyStore | None = None,
 ) -> Dispatcher:
     """The dispatcher of `domain` on a runtime's `services`.
 
     `table` is the domain's own table (a domain that keeps state): handlers' `ctx.table`, and
-    the idempotency records unless `idempotency_store` says otherwise.
+    the idempotency records unless `idempotency_store` says otherwise. `idempotency_table`
+    holds them for a domain without a table (`Topology.idempotency_tables`), so that every
+    process running the domain sees them; with neither, they live in this process only.
     """
-    if idempotency_store is None and table is not None:
+    records = table if table is not None else idempotency_table
+    if idempotency_store is None and records is not None:
         from bus.storage.idempotency import idempotency_store_for
 
-        idempotency_store = idempotency_store_for(domain, table, services.clock)
+        idempotency_store = idempotency_store_for(domain, records, services.clock)
     return Dispatcher(
         domain,
         services.publisher,

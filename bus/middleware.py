@@ -7,6 +7,7 @@ Each one here is small and independent; the dispatcher composes them in a fixed 
 from __future__ import annotations
 
 import contextvars
+import heapq
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -72,29 +73,50 @@ class IdempotencyStore(Protocol):
 
 
 class InMemoryIdempotencyStore:
-    """Idempotency records in a dict, expiring after `ttl` seconds of the injected clock."""
+    """Idempotency records in a dict, expiring after `ttl` seconds of the injected clock.
+
+    An expired record is forgotten on the next claim, so the dict holds only the records
+    of the last `ttl` seconds however many events pass.
+    """
 
     def __init__(self, clock: Clock, ttl: float = 24 * 3600.0) -> None:
         self._clock = clock
         self._ttl = ttl
         #: key -> (done, expires at): a claim until done, then the record of the effect.
         self._records: dict[str, tuple[bool, float]] = {}
+        #: (expires at, key) of every record written, soonest first; stale entries included.
+        self._expiries: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._records)
 
     async def claim(self, key: str, lease: float) -> Claim:
         now = self._clock.now()
+        self._forget_expired(now)
         record = self._records.get(key)
         if record is not None and record[1] > now:
             return "done" if record[0] else "in_progress"
-        self._records[key] = (False, now + lease)
+        self._write(key, False, now + lease)
         return "claimed"
 
     async def complete(self, key: str) -> None:
-        self._records[key] = (True, self._clock.now() + self._ttl)
+        self._write(key, True, self._clock.now() + self._ttl)
 
     async def release(self, key: str) -> None:
         record = self._records.get(key)
         if record is not None and not record[0]:
             del self._records[key]
+
+    def _write(self, key: str, done: bool, expires_at: float) -> None:
+        self._records[key] = (done, expires_at)
+        heapq.heappush(self._expiries, (expires_at, key))
+
+    def _forget_expired(self, now: float) -> None:
+        while self._expiries and self._expiries[0][0] <= now:
+            expires_at, key = heapq.heappop(self._expiries)
+            record = self._records.get(key)
+            if record is not None and record[1] == expires_at:
+                del self._records[key]
 
 
 def idempotency(store: IdempotencyStore, lease: float) -> Middleware:

@@ -24,15 +24,17 @@ from bus.messages import Event, Task
 from bus.metrics import Metrics
 from bus.middleware import Middleware
 from bus.storage.memory import InMemoryTable
-from bus.storage.outbox import OutboxRelay
+from bus.storage.outbox import OutboxRelay, Park
 from bus.storage.spec import TableSpec
 from bus.storage.table import Table
 from bus.topology import Topology
-from bus.transport import Transport
+from bus.transport import DeadLetter, Transport
 
 _log = logging.getLogger("tctf.outbox")
 TransportFactory = Callable[[Topology, Clock], Transport]
 TableFactory = Callable[[TableSpec, Clock], Table]
+#: Where a domain's relay parks an outbox item it can never publish: (domain) -> `Park`.
+OutboxParking = Callable[[str], Park]
 
 
 def memory_tables(spec: TableSpec, clock: Clock) -> Table:
@@ -57,9 +59,12 @@ class Runtime:
         publisher: Callable[[Publisher], Publisher] | None = None,
         tables: TableFactory = memory_tables,
         relay_interval: float | None = 1.0,
+        outbox_parking: OutboxParking | None = None,
     ) -> None:
         """`relay_interval`: seconds between outbox relay passes when no commit wakes it;
-        None runs no relay loop (the test harness relays itself when it settles)."""
+        None runs no relay loop (the test harness relays itself when it settles).
+        `outbox_parking`: where each domain's relay parks an outbox item it can never
+        publish (an outbox DLQ); by default `outbox_dead_letters`, in this process."""
         self.domains = list(domains)
         self.clock = clock or SystemClock()
         self.ids = ids or IdGenerator()
@@ -72,9 +77,13 @@ class Runtime:
         self.tables = {
             name: tables(spec, self.clock) for name, spec in self.topology.tables.items()
         }
+        #: Outbox items a relay could never publish, by domain, when no `outbox_parking`.
+        self.outbox_dead_letters: dict[str, list[DeadLetter]] = {}
+        parking = outbox_parking or self._park_in_memory
         #: Outbox relays, one per table: what units of work commit, they publish.
         self.relays = {
-            name: OutboxRelay(table, self._publish_committed) for name, table in self.tables.items()
+            name: OutboxRelay(table, self._publish_committed, park=parking(name))
+            for name, table in self.tables.items()
         }
         self._relay_interval = relay_interval
         self._committed: anyio.Event | None = None
@@ -87,13 +96,33 @@ class Runtime:
             tracer_provider=tracer_provider,
             on_commit=self._wake_relay,
         )
+        #: Each stateless consuming domain's table of idempotency records.
+        self.idempotency_tables = {
+            name: tables(spec, self.clock)
+            for name, spec in self.topology.idempotency_tables.items()
+        }
         self.dispatchers = {
-            domain.name: assemble(domain, services, table=self.tables.get(domain.name))
+            domain.name: assemble(
+                domain,
+                services,
+                table=self.tables.get(domain.name),
+                idempotency_table=self.idempotency_tables.get(domain.name),
+            )
             for domain in self.domains
         }
 
     async def _publish_committed(self, bodies: list[bytes]) -> None:
         await self.publisher.publish([Envelope.decode(body) for body in bodies])
+
+    def _park_in_memory(self, domain: str) -> Park:
+        letters = self.outbox_dead_letters.setdefault(domain, [])
+
+        async def park(item: dict[str, Any], reason: str) -> None:
+            letters.append(
+                DeadLetter(str(item["event_id"]), bytes(item["body"]), 1, reason, item["PK"])
+            )
+
+        return park
 
     def _wake_relay(self) -> None:
         if self._committed is not None:

@@ -74,6 +74,10 @@ class Topology:
     #: that item does not hold up the shard. A domain with a table has one even if it has
     #: no queues of its own.
     outbox_dlqs: Mapping[str, str] = field(default_factory=dict)
+    #: The idempotency table (`<app>-<domain>-idempotency`, TTL'd) of each domain that
+    #: handles messages and keeps no table of its own, keyed by domain name: every copy of
+    #: its function checks one record per handled event there (docs/decisions/0010).
+    idempotency_tables: Mapping[str, TableSpec] = field(default_factory=dict)
 
     @classmethod
     def from_domains(cls, domains: Iterable[Domain], app: str = "tctf") -> Topology:
@@ -84,6 +88,7 @@ class Topology:
         routes: list[RouteSpec] = []
         tables: dict[str, TableSpec] = {}
         outbox_dlqs: dict[str, str] = {}
+        idempotency_tables: dict[str, TableSpec] = {}
         for domain in domains:
             kinds: tuple[tuple[Purpose, frozenset[str]], ...] = (
                 ("events", domain.event_types),
@@ -130,6 +135,8 @@ class Topology:
                     ttl_attribute=domain.storage.ttl_attribute,
                 )
                 outbox_dlqs[domain.name] = f"{app}-{domain.name}-outbox-dlq"
+            elif domain.subscriptions:
+                idempotency_tables[domain.name] = idempotency_table_spec(app, domain.name)
         topology = cls(
             app=app,
             topic=f"{app}-events",
@@ -140,6 +147,7 @@ class Topology:
             routes=tuple(routes),
             tables=tables,
             outbox_dlqs=outbox_dlqs,
+            idempotency_tables=idempotency_tables,
         )
         topology._check_filters()
         return topology
@@ -258,7 +266,7 @@ class Topology:
                 for s in self.subscriptions
             ],
         )
-        if self.tables:
+        if self.tables or self.idempotency_tables:
             lines.append("")
             lines += _table(
                 ("table", "domain", "indexes", "ttl", "outbox dlq"),
@@ -270,7 +278,7 @@ class Topology:
                         t.ttl_attribute or "",
                         self.outbox_dlqs.get(d, ""),
                     )
-                    for d, t in self.tables.items()
+                    for d, t in (*self.tables.items(), *self.idempotency_tables.items())
                 ],
             )
         if self.routes:
@@ -280,6 +288,13 @@ class Topology:
                 [(r.method, r.path, r.handler) for r in self.routes],
             )
         return "\n".join(lines)
+
+
+def idempotency_table_spec(app: str, domain: str) -> TableSpec:
+    """The small table of a stateless domain's idempotency records: string keys, a TTL."""
+    from bus.storage.spec import TableSpec
+
+    return TableSpec(name=f"{app}-{domain}-idempotency", ttl_attribute="expires_at")
 
 
 def _check_unique(domains: Sequence[Domain]) -> None:

@@ -62,7 +62,7 @@ async def up(
     async with AwsClients(settings, *_SERVICES[kind]) as clients:
         resources = await provision(topology, clients, kind)
     target = resources.topic_arn or f"event bus {resources.event_bus}"
-    count = len(topology.tables)
+    count = len(topology.tables) + len(topology.idempotency_tables)
     tables = f", {count} table{'' if count == 1 else 's'}" if count else ""
     print(
         f"tctf up: {len(topology.queues)} queues with DLQs{tables}, routed from {target}"

@@ -231,6 +231,9 @@ class DomainResources:
         table = self.topology.tables.get(self.domain)
         if table is not None:
             self._table(table, function)
+        records = self.topology.idempotency_tables.get(self.domain)
+        if records is not None:
+            self._idempotency_table(records, function)
         self._grants(function)
         routes = [r for r in self.topology.routes if r.domain == self.domain]
         if routes:
@@ -420,6 +423,26 @@ class DomainResources:
                 filters=[lambda_.FilterCriteria.filter(OUTBOX_STREAM_FILTER)],
             )
         )
+
+    def _idempotency_table(self, spec: TableSpec, function: lambda_.Function) -> None:
+        """The small TTL'd table where a stateless domain's function records what it has
+        handled, shared by all its containers (docs/decisions/0010)."""
+        import aws_cdk as cdk
+        from aws_cdk import aws_dynamodb as dynamodb
+
+        sort_key = spec.sort_key
+        table = dynamodb.Table(
+            self.stack,
+            "IdempotencyTable",
+            table_name=spec.name,
+            partition_key=_attribute(spec.partition_key),
+            sort_key=_attribute(sort_key) if sort_key is not None else None,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=spec.ttl_attribute,
+            # Records that expire within a day: nothing worth keeping after a destroy.
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        table.grant_read_write_data(function)
 
     def _outbox_sweep(self, function: lambda_.Function) -> None:
         """A schedule invoking the function to publish outbox events older than its sweep

@@ -111,10 +111,13 @@ async def provision(
         for spec in events:
             await _subscribe(clients.sns, topic_arn, arns, topology, spec)
     table_specs = {table.name: table for table in (*topology.tables.values(), *tables)}
-    if table_specs:
+    idempotency = topology.idempotency_tables.values()
+    if table_specs or idempotency:
         dynamodb = await clients.client("dynamodb")
         for table in table_specs.values():
             await create_table(table, client=dynamodb, stream_view=TABLE_STREAM_VIEW)
+        for table in idempotency:  # no outbox, so no stream
+            await create_table(table, client=dynamodb)
     return resources
 
 

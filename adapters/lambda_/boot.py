@@ -2,7 +2,8 @@
 
 Only the configured domain is imported; the AWS SDK (botocore) only by the transport that
 needs it, and the DynamoDB adapter only for a domain that keeps state. The SQS client (dead
-letters, tasks) and a stateful domain's DynamoDB client are made here; no call to AWS is made.
+letters, tasks) and a DynamoDB client for a domain's table or idempotency table are made
+here; no call to AWS is made.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from bus.topology import Topology
 
 if TYPE_CHECKING:
     from adapters.aws.queues import QueueTransport
+    from bus.middleware import IdempotencyStore
+    from bus.storage.spec import TableSpec
     from bus.storage.table import Table
 
 
@@ -115,6 +118,26 @@ async def open_table(settings: LambdaSettings, domain: Domain, aws: QueueTranspo
     return DynamoTable(spec, client=dynamodb)
 
 
+async def open_idempotency_table(
+    settings: LambdaSettings, spec: TableSpec, aws: QueueTransport | None
+) -> Table:
+    """The idempotency table of a domain without its own (`Topology.idempotency_tables`):
+    shared by every container of the function, so a duplicate delivered to another one is
+    still skipped. Created if missing only with TCTF_PROVISION=1; in memory in process."""
+    if aws is None:
+        from bus.storage.memory import InMemoryTable
+
+        return InMemoryTable(spec)
+    from adapters.aws.dynamodb import DynamoTable
+
+    dynamodb = await aws.client("dynamodb")
+    if settings.provision:
+        from adapters.aws.provision import create_table
+
+        await create_table(spec, client=dynamodb)
+    return DynamoTable(spec, client=dynamodb)
+
+
 def publish_budget_for(aws: QueueTransport | None) -> Callable[[float], None] | None:
     """What caps, at each invocation, how long the AWS transport retries a publish: never
     past the time the invocation has left (None for the in-process transport)."""
@@ -176,6 +199,14 @@ def build(env: Mapping[str, str]) -> LambdaApp:
         outbox_dlq = settings.outbox_dead_letter_queue or topology.outbox_dlqs[domain.name]
         if settings.provision and aws is not None:
             loop.run_until_complete(open_outbox_dlq(aws, outbox_dlq))
+    idempotency_store: IdempotencyStore | None = None
+    records = topology.idempotency_tables.get(domain.name)
+    if records is not None:
+        from bus.clock import SystemClock
+        from bus.storage.idempotency import idempotency_store_for
+
+        records_table = loop.run_until_complete(open_idempotency_table(settings, records, aws))
+        idempotency_store = idempotency_store_for(domain, records_table, SystemClock())
     dead_letters = dead_letters_for(aws)
     if isinstance(dead_letters, SqsDeadLetters):
         # The SQS client, made in the init phase (no call to AWS); SNS's or EventBridge's
@@ -191,6 +222,7 @@ def build(env: Mapping[str, str]) -> LambdaApp:
         outbox_sweep_age_s=settings.outbox_sweep_age_s,
         publish_budget=publish_budget_for(aws),
         table=table,
+        idempotency_store=idempotency_store,
         tracer_provider=tracer_provider_from_env(env),
         loop=loop,
         resources=resources,

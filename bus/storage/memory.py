@@ -7,6 +7,7 @@ and transaction rules follow DynamoDB, so a test that passes here means somethin
 from __future__ import annotations
 
 import bisect
+import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,7 +84,12 @@ class _Ordering:
 
 
 class InMemoryTable:
-    """A `Table` held in a dict. `now` (epoch seconds) decides which items have expired."""
+    """A `Table` held in a dict. `now` (epoch seconds) decides which items have expired.
+
+    Expired items are hidden from reads at once and deleted at the next write, as DynamoDB's
+    TTL sweeper deletes them some time after they expire: a table whose items carry a TTL
+    does not grow without bound.
+    """
 
     def __init__(self, spec: TableSpec, *, now: Callable[[], float] = time.time) -> None:
         self._spec = spec
@@ -94,10 +100,17 @@ class InMemoryTable:
             index.name: _Ordering(tuple(a.name for a in index.key_attributes[1:]) + spec.key_names)
             for index in spec.indexes
         }
+        #: (expiry, identity) of every item stored with a TTL, soonest first; an entry whose
+        #: item has since changed or gone is dropped when it comes up.
+        self._expiries: list[tuple[float, _Identity]] = []
 
     @property
     def spec(self) -> TableSpec:
         return self._spec
+
+    def __len__(self) -> int:
+        """Items held, expired ones not yet deleted included (DescribeTable's ItemCount)."""
+        return len(self._items)
 
     async def get(self, key: Mapping[str, Any], *, consistent: bool = False) -> Item | None:
         item = self._items.get(self._identity(key_of(self._spec, key, exact=True)))
@@ -127,6 +140,7 @@ class InMemoryTable:
 
     async def transact_one(self, operation: TransactOperation) -> Item | None:
         """Apply one operation outside a transaction, raising `ConditionFailed`."""
+        self._purge_expired()
         if isinstance(operation, Put):
             key = key_of(self._spec, operation.item)
         else:
@@ -141,6 +155,7 @@ class InMemoryTable:
         return new_item
 
     async def transact(self, operations: Sequence[TransactOperation]) -> None:
+        self._purge_expired()
         keys = check_transaction(self._spec, operations)
         identities = [self._identity(key) for key in keys]
         check_transaction_size([carried_size(self._spec, op) for op in operations])
@@ -254,6 +269,23 @@ class InMemoryTable:
         if item is not None:
             self._items[identity] = item
             self._index(identity, item)
+            expiry = self._expiry(item)
+            if expiry is not None:
+                heapq.heappush(self._expiries, (expiry, identity))
+
+    def _expiry(self, item: Item) -> float | None:
+        ttl = self._spec.ttl_attribute
+        value = None if ttl is None else item.get(ttl)
+        return None if value is None else float(value)
+
+    def _purge_expired(self) -> None:
+        """Delete the items whose TTL is in the past (DynamoDB's sweeper, done eagerly)."""
+        now = self._now()
+        while self._expiries and self._expiries[0][0] < now:
+            expiry, identity = heapq.heappop(self._expiries)
+            item = self._items.get(identity)
+            if item is not None and self._expiry(item) == expiry:
+                self._store(identity, None, unchanged=False)
 
     def _index(self, identity: _Identity, item: Item) -> None:
         for ordering, partition, order_key in self._placements(identity, item):

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bus.errors import ConfigurationError
+from bus.errors import ConfigurationError, PermanentError
 from bus.storage.conditions import Key
 from bus.storage.errors import InvalidRequest
 from bus.storage.spec import GlobalIndex, KeyAttribute, KeyType, Projection, TableSpec
@@ -29,6 +29,7 @@ __all__ = [
     "OUTBOX_INDEX",
     "OUTBOX_SHARDS",
     "OutboxRelay",
+    "Park",
     "outbox_index",
 ]
 
@@ -45,6 +46,9 @@ Publish = Callable[[list[bytes]], Awaitable[None]]
 #: Publishes a batch of outbox items themselves (keys, `event_id`, `seq`, `body`,
 #: `committed_at`), in order, for a caller that must name the item it could not publish.
 PublishItems = Callable[[list[dict[str, Any]]], Awaitable[None]]
+#: Takes an outbox item that can never be published, and why, somewhere it can be looked at
+#: (a dead-letter queue); the relay deletes the item once this returns.
+Park = Callable[[dict[str, Any], str], Awaitable[None]]
 _log = logging.getLogger("bus.storage.outbox")
 
 
@@ -88,6 +92,10 @@ class OutboxRelay:
     At least once: a crash after `publish` returns and before the delete publishes those
     events again on the next pass (consumers deduplicate by event id). Nothing committed is
     ever lost: a new relay on the same table picks up whatever is pending.
+
+    With `park`, an item whose publishing raises a `PermanentError` (unreadable, too large)
+    is handed to `park` and deleted, so the events after it on its key go on; without, it
+    stays pending and holds its key back.
     """
 
     def __init__(
@@ -98,6 +106,7 @@ class OutboxRelay:
         publish_items: PublishItems | None = None,
         batch_size: int = 100,
         now: Callable[[], float] = time.time,
+        park: Park | None = None,
     ) -> None:
         """`publish` gets each batch's bodies, `publish_items` its items: give one of them.
         `now` is the clock `relay_once(older_than=...)` measures an event's age by: the one
@@ -115,6 +124,7 @@ class OutboxRelay:
         self._publish_items = publish_items
         self._batch_size = batch_size
         self._now = now
+        self._park = park
         self._pk = table.spec.partition_key.name
         sort_key = table.spec.sort_key
         assert sort_key is not None
@@ -189,13 +199,37 @@ class OutboxRelay:
             page = await self._table.query(condition, limit=self._batch_size, consistent=True)
             items = page.items if cutoff is None else _committed_by(page.items, cutoff)
             if items:
-                await self._publish_items(items)
-                await self._table.transact([Delete(self._key(item)) for item in items])
-                published += len(items)
+                published += await self._hand_over(items)
             if page.cursor is None or len(items) < len(page.items):
                 return published  # all published, or the rest is younger than the cutoff
             if should_stop is not None and should_stop():
                 return published
+
+    async def _hand_over(self, items: list[dict[str, Any]]) -> int:
+        """Publish `items` and delete them; how many were published (the rest parked)."""
+        try:
+            await self._publish_items(items)
+        except PermanentError:
+            if self._park is None:
+                raise
+            return await self._one_by_one(items, self._park)
+        await self._table.transact([Delete(self._key(item)) for item in items])
+        return len(items)
+
+    async def _one_by_one(self, items: list[dict[str, Any]], park: Park) -> int:
+        """Find, in order, the items of a refused batch that can never be published, and
+        park them; a transient failure stops here, leaving this item and the rest pending."""
+        published = 0
+        for item in items:
+            try:
+                await self._publish_items([item])
+                published += 1
+            except PermanentError as error:
+                reason = f"{type(error).__name__}: {error}"
+                _log.error("outbox: parking %s %s: %s", item[self._pk], item[self._sk], reason)
+                await park(item, reason)
+            await self._table.delete(self._key(item))
+        return published
 
     def _key(self, item: dict[str, Any]) -> dict[str, Any]:
         return {self._pk: item[self._pk], self._sk: item[self._sk]}

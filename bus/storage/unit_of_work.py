@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from bus.storage.conditions import Attr, Condition
+from bus.envelope import check_size
+from bus.limits import SNS
+from bus.storage.conditions import Attr, Condition, Key
 from bus.storage.errors import StorageError, TransactionCanceled, TransactionTooLarge
 from bus.storage.outbox import (
+    EVENT_PREFIX,
     HEAD_SORT_KEY,
     OUTBOX_SHARD_ATTRIBUTE,
     check_outbox_table,
@@ -53,14 +56,24 @@ class UnitOfWork:
     to a concurrent commit re-reads the head and retries (up to `max_attempts`).
     All staged writes, plus one head per ordering key and one item per event, must fit in
     one transaction: 100 operations and 4 MB of items (`TransactionTooLarge` otherwise).
+
+    A head expires `head_ttl` seconds after its key's last commit (when the table has a TTL
+    attribute), so keys that are never used again leave nothing behind; a commit that finds
+    no head numbers on from the key's last pending event, if any.
     """
 
     def __init__(
-        self, table: Table, *, now: Callable[[], float] = time.time, max_attempts: int = 5
+        self,
+        table: Table,
+        *,
+        now: Callable[[], float] = time.time,
+        max_attempts: int = 5,
+        head_ttl: float = 24 * 3600.0,
     ) -> None:
         self._table = table
         self._now = now
         self._max_attempts = max_attempts
+        self._head_ttl = head_ttl
         self._operations: list[TransactOperation] = []
         self._events: list[OutgoingEvent] = []
         self._finished = False
@@ -105,9 +118,14 @@ class UnitOfWork:
         self._stage(ConditionCheck(key, condition))
 
     def publish(self, body: bytes, *, ordering_key: str, event_id: str) -> None:
-        """Stage an encoded event; it is written to the outbox with the other writes."""
+        """Stage an encoded event; it is written to the outbox with the other writes.
+
+        `MessageTooLarge` if the body alone is over SNS's 256 KiB, the smallest publish path:
+        such an event could never leave the outbox.
+        """
         self._check_open()
         check_outbox_table(self._table.spec)
+        check_size(body, SNS, f"outbox event {event_id}")
         self._events.append(OutgoingEvent(bytes(body), ordering_key, event_id))
 
     async def commit(self) -> None:
@@ -168,13 +186,20 @@ class UnitOfWork:
         partition = outbox_partition(ordering_key)
         head_key = {pk: partition, sk: HEAD_SORT_KEY}
         head = await self._table.get(head_key, consistent=True)
-        first = 0 if head is None else int(head["next_seq"])
+        first = await self._next_pending_seq(partition) if head is None else int(head["next_seq"])
         next_seq = first + len(events)
-        head_write: TransactOperation = (
-            Put({**head_key, "next_seq": next_seq}, condition=Attr(pk).not_exists())
-            if head is None
-            else Update(head_key, set={"next_seq": next_seq}, condition=Attr("next_seq").eq(first))
-        )
+        ttl = self._table.spec.ttl_attribute
+        expiry = {} if ttl is None else {ttl: int(committed_at + self._head_ttl)}
+        head_write: TransactOperation
+        if head is None:
+            absent = Attr(pk).not_exists()
+            if ttl is not None:  # expired, not yet deleted: conditions still see it
+                absent = absent | Attr(ttl).lt(committed_at)
+            head_write = Put({**head_key, "next_seq": next_seq, **expiry}, condition=absent)
+        else:
+            head_write = Update(
+                head_key, set={"next_seq": next_seq, **expiry}, condition=Attr("next_seq").eq(first)
+            )
         event_writes: list[TransactOperation] = [
             Put(
                 {
@@ -191,6 +216,18 @@ class UnitOfWork:
             for offset, event in enumerate(events)
         ]
         return [head_write, *event_writes]
+
+    async def _next_pending_seq(self, partition: str) -> int:
+        """The sequence number after the key's last pending event (0 when none is): its head
+        expired while events were still pending, and order must hold."""
+        pk, sk = self._table.spec.key_names
+        page = await self._table.query(
+            Key(pk).eq(partition) & Key(sk).begins_with(EVENT_PREFIX),
+            limit=1,
+            descending=True,
+            consistent=True,
+        )
+        return int(page.items[0]["seq"]) + 1 if page.items else 0
 
     @staticmethod
     def _lost_race(canceled: TransactionCanceled, staged: int) -> bool:

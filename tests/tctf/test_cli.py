@@ -27,7 +27,7 @@ def test_topology_prints_every_domain_queue_and_route(capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "tctf-messaging-events-dlq" in out and "messaging.welcome_new_user" in out
     assert "POST    /users            users.sign_up" in out
-    assert "tctf-users  users" in out
+    assert "tctf-users" in out and "tctf-messaging-idempotency  messaging" in out
 
 
 def test_topology_json_is_the_same_model(capsys: pytest.CaptureFixture[str]) -> None:
@@ -248,4 +248,4 @@ def test_up_counts_its_tables_in_words(
 ) -> None:
     assert main(["up", "--endpoint-url", moto_endpoint]) == 0
     (line,) = _error_lines(capsys.readouterr().err)
-    assert "tctf up: 2 queues with DLQs, 1 table, routed from arn:aws:sns:" in line
+    assert "tctf up: 2 queues with DLQs, 2 tables, routed from arn:aws:sns:" in line

@@ -267,6 +267,18 @@ def test_a_stateful_domain_has_its_table_and_its_stream_feeds_only_new_outbox_it
     assert not resources(sns_app["tctf-messaging"], "AWS::Events::Rule")  # no table, no sweep
 
 
+def test_a_stateless_consuming_domain_has_a_ttl_table_for_its_idempotency_records(
+    sns_app: Templates, topology: Topology
+) -> None:
+    spec = topology.idempotency_tables["messaging"]
+    template = sns_app["tctf-messaging"]
+    ((_, table),) = resources(template, "AWS::DynamoDB::Table").items()
+
+    assert table["TableName"] == spec.name == "tctf-messaging-idempotency"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert "StreamSpecification" not in table  # no outbox: nothing to relay
+
+
 def _stream_record(event_name: str, pk: str, sk: str) -> dict[str, Any]:
     record: dict[str, Any] = json.loads(STREAM_SAMPLE.read_text())["Records"][0]
     record["eventName"] = event_name
@@ -369,7 +381,9 @@ def test_the_function_may_publish_send_tasks_and_dead_letter_but_no_more(
         f"{queue}tctf-messaging-tasks",
         f"{queue}tctf-messaging-tasks-dlq",
     ]
-    assert allowed(messaging, "dynamodb:PutItem") == []
+    # Its one table is its idempotency records' (docs/decisions/0010), and nothing else.
+    (records,) = resources(messaging, "AWS::DynamoDB::Table")
+    assert allowed(messaging, "dynamodb:PutItem") == [[{"Fn::GetAtt": [records, "Arn"]}]]
     assert allowed(eventbridge_app["tctf-messaging"], "events:PutEvents") == [
         "arn:aws:events:us-east-1:123456789012:event-bus/tctf-bus"
     ]

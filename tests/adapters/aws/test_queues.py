@@ -213,18 +213,15 @@ async def test_an_outage_stops_an_outbox_redrive_once_what_it_published_is_delet
 
 def test_a_lambda_cold_start_imports_neither_the_runtime_nor_the_poller() -> None:
     """A stateless Lambda publishes and consumes through these transports: it needs neither
-    `bus.runtime` (and the storage it brings) nor the local poller."""
+    `bus.runtime` nor the local poller (the storage port it loads is for its idempotency
+    table, docs/decisions/0010)."""
     env = {
         "TCTF_DOMAIN": "messaging",
         "TCTF_TRANSPORT": "sns",
         "TCTF_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:tctf-events",
     }
     loaded = modules_after_import(env, "adapters.lambda_.entry", "adapters.aws.eventbridge")
-    assert not {
-        m
-        for m in loaded
-        if m.startswith("bus.storage") or m in ("bus.runtime", "adapters.aws.poller")
-    }
+    assert not {m for m in loaded if m in ("bus.runtime", "adapters.aws.poller")}
 
 
 async def test_a_transport_serves_only_the_handler_its_composer_passed_in(

@@ -62,7 +62,11 @@ async def test_up_creates_each_stateful_domains_table_with_its_outbox_stream_onc
     assert again == first
     async with AwsClients(settings, "dynamodb") as clients:
         names = (await clients.dynamodb.list_tables())["TableNames"]
-    assert [n for n in names if n.startswith(f"{app}-")] == [f"{app}-users"]
+    # messaging keeps no state but handles events: its idempotency table (decision 0010).
+    assert sorted(n for n in names if n.startswith(f"{app}-")) == [
+        f"{app}-messaging-idempotency",
+        f"{app}-users",
+    ]
 
 
 async def test_provisioning_gives_an_existing_table_without_a_stream_its_stream(

@@ -129,14 +129,16 @@ async def test_a_relay_crashing_in_publish_loses_nothing(make_table: MakeTable) 
 
 async def test_outbox_items_follow_the_documented_layout(make_table: MakeTable) -> None:
     table = await make_table()
+    clock = ManualClock()
     for event_id in ("x", "y"):
-        async with UnitOfWork(table) as uow:
+        async with UnitOfWork(table, now=clock.now, head_ttl=3600) as uow:
             uow.publish(event_id.encode(), ordering_key="cart#9", event_id=event_id)
 
     page = await table.query(Key("PK").eq("OUTBOX#cart#9"), consistent=True)
 
     first, second, head = page.items  # "EVENT#..." sorts before "HEAD"
-    assert head == {"PK": "OUTBOX#cart#9", "SK": "HEAD", "next_seq": 2}
+    expires_at = int(clock.now()) + 3600  # the table's TTL attribute
+    assert head == {"PK": "OUTBOX#cart#9", "SK": "HEAD", "next_seq": 2, "expires_at": expires_at}
     assert first["SK"] == "EVENT#00000000000000000000" and first["event_id"] == "x"
     assert second["SK"] == "EVENT#00000000000000000001" and second["body"] == b"y"
     assert second["outbox_shard"].startswith("PENDING#")
@@ -163,7 +165,7 @@ async def test_a_unit_of_work_over_4mb_is_refused_saying_what_it_holds(
             for n in range(9):
                 uow.put({"PK": "p", "SK": str(n), "body": "x" * 400_000})
             for n in range(3):
-                uow.publish(b"e" * 300_000, ordering_key="k", event_id=f"e{n}")
+                uow.publish(b"e" * 250_000, ordering_key="k", event_id=f"e{n}")
     assert "unit of work does not fit in one transaction (9 writes, 3 events" in str(
         too_large.value
     )

@@ -1,0 +1,63 @@
+"""What can never leave the outbox never holds up its key: refused when staged if it is over
+the smallest publish path's size, parked by the relay if publishing refuses it for good."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bus.errors import MessageTooLarge, PermanentError
+from bus.storage import OutboxRelay, Table, UnitOfWork
+
+MakeTable = Callable[..., Awaitable[Table]]
+
+
+async def test_the_raw_unit_of_work_refuses_an_event_over_256_kib(make_table: MakeTable) -> None:
+    table = await make_table()
+
+    with pytest.raises(MessageTooLarge, match="outbox event big"):
+        async with UnitOfWork(table) as uow:
+            uow.publish(b"x" * 300_000, ordering_key="k", event_id="big")
+
+    assert not await OutboxRelay(table, _refuse).relay_once()
+
+
+async def test_a_parked_item_is_deleted_and_the_events_after_it_are_published(
+    make_table: MakeTable,
+) -> None:
+    table = await make_table()
+    for body in (b"e0", b"poison", b"e2"):
+        async with UnitOfWork(table) as uow:
+            uow.publish(body, ordering_key="k", event_id=body.decode())
+    published: list[bytes] = []
+    parked: list[tuple[str, str]] = []
+
+    async def publish(bodies: list[bytes]) -> None:
+        if b"poison" in bodies:
+            raise PermanentError("refused for good")
+        published.extend(bodies)
+
+    async def park(item: dict[str, Any], reason: str) -> None:
+        parked.append((item["event_id"], reason))
+
+    relay = OutboxRelay(table, publish, park=park)
+    assert await relay.relay_once() == 2
+
+    assert published == [b"e0", b"e2"]
+    assert parked == [("poison", "PermanentError: refused for good")]
+    assert await relay.relay_once() == 0
+
+
+async def test_without_park_an_unpublishable_item_stays_pending(make_table: MakeTable) -> None:
+    table = await make_table()
+    async with UnitOfWork(table) as uow:
+        uow.publish(b"poison", ordering_key="k", event_id="poison")
+
+    assert await OutboxRelay(table, _refuse).relay_once() == 0
+    assert await OutboxRelay(table, _refuse).relay_once() == 0
+
+
+async def _refuse(bodies: list[bytes]) -> None:
+    raise PermanentError("refused for good")
