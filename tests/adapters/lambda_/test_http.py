@@ -8,6 +8,7 @@ import json
 import pytest
 
 from adapters.lambda_.app import LambdaApp
+from bus.http import HARDENING_HEADERS
 
 from .conftest import LAMBDA_GO, POWERTOOLS, LambdaContext, Published, sample
 
@@ -39,7 +40,7 @@ def test_every_http_api_sample_is_answered_in_api_gateways_shape_without_a_500(
     assert response["isBase64Encoded"] is False
     assert response["statusCode"] == 404
     assert response["headers"]["content-type"] == "application/problem+json"
-    assert response["headers"].keys() == {"content-type", "x-correlation-id"}
+    assert response["headers"].keys() == {"content-type", "x-correlation-id", *HARDENING_HEADERS}
     problem = json.loads(response["body"])
     method = event["requestContext"]["http"]["method"]
     assert problem["detail"] == f"no route matches {method} {event['rawPath']}"
@@ -76,6 +77,7 @@ def test_invalid_base64_body_is_a_400_naming_the_callers_correlation_id(app: Lam
     assert response["statusCode"] == 400
     assert response["headers"]["x-correlation-id"] == "order-7"
     assert json.loads(response["body"])["detail"] == "request body is not valid base64"
+    assert response["headers"]["x-content-type-options"] == "nosniff"
 
 
 def test_invalid_body_is_a_400_listing_the_fields(app: LambdaApp) -> None:
@@ -85,7 +87,7 @@ def test_invalid_body_is_a_400_listing_the_fields(app: LambdaApp) -> None:
 
     assert response["statusCode"] == 400
     assert response["headers"]["content-type"] == "application/problem+json"
-    assert response["headers"].keys() == {"content-type", "x-correlation-id"}
+    assert response["headers"].keys() == {"content-type", "x-correlation-id", *HARDENING_HEADERS}
     fields = [e["field"] for e in json.loads(response["body"])["errors"]]
     assert fields == ["sku", "quantity"]
 
