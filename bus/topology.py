@@ -74,6 +74,9 @@ class Topology:
     #: that item does not hold up the shard. A domain with a table has one even if it has
     #: no queues of its own.
     outbox_dlqs: Mapping[str, str] = field(default_factory=dict)
+    #: The task queues each domain declares it sends to (`Domain(..., sends=[...])`), keyed
+    #: by domain name; its function may send to no other.
+    sends: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_domains(cls, domains: Iterable[Domain], app: str = "tctf") -> Topology:
@@ -84,7 +87,11 @@ class Topology:
         routes: list[RouteSpec] = []
         tables: dict[str, TableSpec] = {}
         outbox_dlqs: dict[str, str] = {}
+        sends: dict[str, tuple[str, ...]] = {}
         for domain in domains:
+            sends[domain.name] = tuple(
+                sorted({f"{app}-{task.domain}-tasks" for task in domain.sends})
+            )
             kinds: tuple[tuple[Purpose, frozenset[str]], ...] = (
                 ("events", domain.event_types),
                 ("tasks", domain.task_types),
@@ -140,6 +147,7 @@ class Topology:
             routes=tuple(routes),
             tables=tables,
             outbox_dlqs=outbox_dlqs,
+            sends=sends,
         )
         topology._check_filters()
         return topology
@@ -174,6 +182,11 @@ class Topology:
         if domain is not None:
             return f"{self.app}-{domain}-tasks"
         return self.task_queue_for(task_type).name
+
+    def task_queues_sent_by(self, domain: str) -> tuple[str, ...]:
+        """The task queues the domain declares it sends to: all its function may write to,
+        besides its own dead-letter queues."""
+        return tuple(self.sends.get(domain, ()))
 
     def task_queue_for(self, task_type: str) -> QueueSpec:
         """The queue consuming a task type; a task nobody consumes is a wiring mistake."""

@@ -190,6 +190,7 @@ class LambdaApp:
             metrics=self.dispatcher.metrics,
             correlation_id=correlation_id,
             table=self.table,
+            sender=self.domain,
         )
 
 

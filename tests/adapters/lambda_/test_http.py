@@ -8,6 +8,7 @@ import json
 import pytest
 
 from adapters.lambda_.app import LambdaApp
+from bus import Context, Domain, Request, Task
 from bus.http import HARDENING_HEADERS
 
 from .conftest import LAMBDA_GO, POWERTOOLS, LambdaContext, Published, sample
@@ -129,3 +130,28 @@ def test_the_path_is_percent_decoded_as_the_local_asgi_server_decodes_it(
 
     assert response["statusCode"] == 200, response
     assert json.loads(response["body"])["sku"] == sku
+
+
+def test_a_route_sending_a_task_its_domain_does_not_declare_is_a_500(
+    published: Published,
+) -> None:
+    domain = Domain("inventory")
+
+    @domain.post("/restock", status=202)
+    async def restock(request: Request[None], ctx: Context) -> None:
+        ctx.send(Restock(sku="A-1"))
+
+    app = LambdaApp(domain, published)
+    try:
+        response = app(_request("POST", "/restock"), LambdaContext())
+    finally:
+        app.close()
+
+    assert response["statusCode"] == 500 and "RESTOCK" not in response["body"]
+    assert published.tasks == []
+
+
+class Restock(Task):
+    type = "RESTOCK"
+    domain = "inventory"
+    sku: str
