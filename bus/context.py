@@ -19,6 +19,7 @@ from bus.messages import Event, Message, Task
 from bus.metrics import Metrics
 
 if TYPE_CHECKING:  # storage loads only for domains that keep state (Lambda cold start)
+    from bus.domain import Domain
     from bus.event_unit_of_work import EventUnitOfWork
     from bus.storage.table import Table
 
@@ -56,6 +57,7 @@ class Context:
         "envelope",
         "metrics",
         "outbox",
+        "sender",
         "traceparent",
     )
 
@@ -72,8 +74,11 @@ class Context:
         done_record: Callable[[], Mapping[str, Any]] | None = None,
         table: Table | None = None,
         on_commit: Callable[[], None] | None = None,
+        sender: Domain | None = None,
     ) -> None:
         self.domain = domain
+        #: The domain whose declared tasks alone `send` accepts; None outside any domain.
+        self.sender = sender
         self._handler = handler
         self._done_record = done_record
         self._units = 0
@@ -160,6 +165,8 @@ class Context:
                 f"send() takes a Task, got {type(task).__name__}"
                 + ("; publish events with ctx.publish()" if isinstance(task, Event) else "")
             )
+        if self.sender is not None:
+            self.sender.check_send(task)
         return self._stage(task, None)
 
     def _stage(self, message: Message, subject: str | None) -> Envelope:

@@ -217,6 +217,7 @@ class Dispatcher:
                 ),
                 table=self._table,
                 on_commit=self._on_commit,
+                sender=self.domain,
             )
             await route.call(Delivery(sub, envelope, message, context, record.receive_count))
         except AlreadyHandled:

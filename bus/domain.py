@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args, get_origin
 
@@ -152,6 +152,7 @@ class Domain:
         settings: DomainSettings | None = None,
         *,
         storage: Storage | None = None,
+        sends: Iterable[type[Task]] = (),
     ) -> None:
         if not _NAME.match(name):
             raise ConfigurationError(
@@ -162,6 +163,9 @@ class Domain:
         self.settings = settings or DomainSettings()
         #: The domain's own table, if it keeps state; `ctx.table` and `ctx.unit_of_work()`.
         self.storage = storage
+        #: The tasks the domain's handlers and routes may send: its function is granted
+        #: their queues only, and `ctx.send` refuses any other (see `check_send`).
+        self.sends = _task_classes(name, sends)
         self.subscriptions: list[Subscription] = []
         self.http_routes: list[HttpRoute] = []
 
@@ -270,6 +274,24 @@ class Domain:
     @property
     def task_types(self) -> frozenset[str]:
         return frozenset(s.message.type for s in self.subscriptions if s.is_task)
+
+    def check_send(self, task: Task) -> None:
+        """Refuse a task the domain does not declare in `sends=`: its function may not
+        write to that queue, so the send would fail in production; it fails here first."""
+        if not any(declared.type == task.type for declared in self.sends):
+            name = type(task).__name__
+            raise ConfigurationError(
+                f"domain {self.name} sends task {task.type} without declaring it: "
+                f"Domain({self.name!r}, sends=[{name}]) grants its queue"
+            )
+
+
+def _task_classes(domain: str, sends: Iterable[type[Task]]) -> tuple[type[Task], ...]:
+    classes = tuple(sends)
+    for task in classes:
+        if not (isinstance(task, type) and issubclass(task, Task) and "type" in vars(task)):
+            raise ConfigurationError(f"domain {domain}: sends= takes Task subclasses, got {task!r}")
+    return classes
 
 
 def _body_model(

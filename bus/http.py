@@ -3,7 +3,8 @@
 `HttpRouter` matches an `HttpRequest` to an `HttpRoute`, validates its JSON body with the
 route's pydantic model, runs the handler with a `Context`, and answers an `HttpResponse`. Bad
 input is a 4xx problem+json (RFC 9457), never a 500; an unreachable dependency is a 503 with
-`Retry-After`; every answer carries the request's `x-correlation-id`.
+`Retry-After`; every answer carries the request's `x-correlation-id`, is never cached and
+never sniffed, and an error's detail never names internal keys, event types or ids.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from pydantic import BaseModel, ValidationError
 from bus.context import Context
 from bus.dispatch import Publisher, flush
 from bus.domain import Domain, HttpRoute, Request
-from bus.errors import Conflict, MessageTooLarge, NotFound, PermanentError, TransientError
+from bus.errors import (
+    ConfigurationError,
+    Conflict,
+    MessageTooLarge,
+    NotFound,
+    PermanentError,
+    Rejected,
+    TransientError,
+)
 from bus.ids import IdGenerator
 from bus.middleware import current_correlation_id
 from bus.storage.errors import ConditionFailed, TransactionCanceled
@@ -29,8 +38,17 @@ PROBLEM_JSON = "application/problem+json"
 CORRELATION_HEADER = "x-correlation-id"
 #: Seconds a client is asked to wait before retrying a 503.
 RETRY_AFTER_SECONDS = 1
+#: On every answer: browsers must not guess a content type, and no cache may keep an answer,
+#: which may carry personal data (a route cannot be relied on to say when it does).
+HARDENING_HEADERS = {"x-content-type-options": "nosniff", "cache-control": "no-store"}
 ContextFactory = Callable[[str, str | None], Context]
 _log = logging.getLogger("tctf.http")
+
+# Error details for the caller; what really happened (keys, types, ids) goes to the log.
+_FAILED = "the handler failed; see the logs"
+_CONFLICT = "the request conflicts with the resource's current state"
+_UNPROCESSABLE = "the request cannot be processed; see the logs"
+_TOO_LARGE = "the request's events are too large to publish; send a smaller request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +83,7 @@ def problem(
 ) -> HttpResponse:
     """An RFC 9457 problem document; with a correlation id, in its body and its header."""
     document = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    answer_headers = {"content-type": PROBLEM_JSON, **(headers or {})}
+    answer_headers = {"content-type": PROBLEM_JSON, **HARDENING_HEADERS, **(headers or {})}
     if correlation_id is not None:
         document["correlation_id"] = correlation_id
         answer_headers[CORRELATION_HEADER] = correlation_id
@@ -159,18 +177,25 @@ class HttpRouter:
             result = await route.handler(call, context)
         except NotFound as error:
             return problem(404, "Not Found", str(error), correlation_id=cid)
-        except (Conflict, ConditionFailed, TransactionCanceled) as error:
+        except Conflict as error:
             return problem(409, "Conflict", str(error), correlation_id=cid)
-        except PermanentError as error:
+        except Rejected as error:  # the handler's own words, written for the caller
             return problem(422, "Unprocessable Content", str(error), correlation_id=cid)
+        except (ConditionFailed, TransactionCanceled):
+            _log.info("route %s: a write's condition failed", route.name, exc_info=True)
+            return problem(409, "Conflict", _CONFLICT, correlation_id=cid)
+        except PermanentError as error:
+            if isinstance(error, ConfigurationError):
+                _log.exception("route %s is miswired", route.name)
+                return problem(500, "Internal Server Error", _FAILED, correlation_id=cid)
+            _log.warning("route %s: %s", route.name, error, exc_info=True)
+            return problem(422, "Unprocessable Content", _UNPROCESSABLE, correlation_id=cid)
         except Exception as error:
             if is_unreachable(error):
                 _log.warning("route %s: a dependency is unreachable", route.name, exc_info=True)
                 return unavailable("a dependency could not be reached; retry the request", cid)
             _log.exception("route %s failed", route.name)
-            return problem(
-                500, "Internal Server Error", "the handler failed; see the logs", correlation_id=cid
-            )
+            return problem(500, "Internal Server Error", _FAILED, correlation_id=cid)
         try:
             response = _respond(route, result, cid)
         except ValidationError:
@@ -182,7 +207,8 @@ class HttpRouter:
             try:
                 await flush(self._publisher, context.outbox)
             except MessageTooLarge as error:
-                return problem(422, "Unprocessable Content", str(error), correlation_id=cid)
+                _log.warning("route %s: %s", route.name, error)
+                return problem(422, "Unprocessable Content", _TOO_LARGE, correlation_id=cid)
             except Exception:
                 _log.warning("route %s: publishing its events failed", route.name, exc_info=True)
                 return unavailable("the request's events could not be published; retry it", cid)
@@ -246,7 +272,11 @@ def _parse_body(
 
 
 def _respond(route: HttpRoute, result: Any, correlation_id: str) -> HttpResponse:
-    headers = {"content-type": "application/json", CORRELATION_HEADER: correlation_id}
+    headers = {
+        "content-type": "application/json",
+        **HARDENING_HEADERS,
+        CORRELATION_HEADER: correlation_id,
+    }
     if result is None:
         return HttpResponse(204 if route.status == 200 else route.status, b"", headers)
     if route.response is not None and not isinstance(result, route.response):

@@ -169,6 +169,7 @@ class Runtime:
             correlation_id=correlation_id,
             table=self.tables.get(source),
             on_commit=self._wake_relay,
+            sender=next((d for d in self.domains if d.name == source), None),
         )
 
     async def publish(

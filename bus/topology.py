@@ -78,6 +78,9 @@ class Topology:
     #: handles messages and keeps no table of its own, keyed by domain name: every copy of
     #: its function checks one record per handled event there (docs/decisions/0010).
     idempotency_tables: Mapping[str, TableSpec] = field(default_factory=dict)
+    #: The task queues each domain declares it sends to (`Domain(..., sends=[...])`), keyed
+    #: by domain name; its function may send to no other.
+    sends: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_domains(cls, domains: Iterable[Domain], app: str = "tctf") -> Topology:
@@ -89,7 +92,11 @@ class Topology:
         tables: dict[str, TableSpec] = {}
         outbox_dlqs: dict[str, str] = {}
         idempotency_tables: dict[str, TableSpec] = {}
+        sends: dict[str, tuple[str, ...]] = {}
         for domain in domains:
+            sends[domain.name] = tuple(
+                sorted({f"{app}-{task.domain}-tasks" for task in domain.sends})
+            )
             kinds: tuple[tuple[Purpose, frozenset[str]], ...] = (
                 ("events", domain.event_types),
                 ("tasks", domain.task_types),
@@ -148,6 +155,7 @@ class Topology:
             tables=tables,
             outbox_dlqs=outbox_dlqs,
             idempotency_tables=idempotency_tables,
+            sends=sends,
         )
         topology._check_filters()
         return topology
@@ -182,6 +190,11 @@ class Topology:
         if domain is not None:
             return f"{self.app}-{domain}-tasks"
         return self.task_queue_for(task_type).name
+
+    def task_queues_sent_by(self, domain: str) -> tuple[str, ...]:
+        """The task queues the domain declares it sends to: all its function may write to,
+        besides its own dead-letter queues."""
+        return tuple(self.sends.get(domain, ()))
 
     def task_queue_for(self, task_type: str) -> QueueSpec:
         """The queue consuming a task type; a task nobody consumes is a wiring mistake."""

@@ -2,7 +2,8 @@
 
 What goes in is decided by a static import scan from the domain and the Lambda entry point,
 so a domain ships without the other domains' code, and with only the third-party
-distributions its imports reach.
+distributions its imports reach: those and their dependencies, at the versions and hashes of
+`requirements/lambda.lock`, nothing resolved at build time.
 """
 
 from __future__ import annotations
@@ -48,6 +49,25 @@ DOMAIN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 #: The file by which a directory `package(zip=False)` built is known, so that a rebuild may
 #: replace it; a directory without it is someone else's and is never removed.
 BUILT_MARKER = ".tctf-package"
+#: Every distribution a function may ship, pinned with hashes (pip-compile --generate-hashes
+#: of `requirements/lambda.in`; the command is in that file's header).
+LOCK = Path(__file__).resolve().parent.parent / "requirements" / "lambda.lock"
+
+
+@dataclass(frozen=True, slots=True)
+class LockedRequirement:
+    """One distribution of the lock: its pinned version, its hashes, who requires it."""
+
+    #: The distribution's normalized name (PEP 503): lower case, runs of `-_.` as `-`.
+    name: str
+    version: str
+    #: `sha256:...` of every file of the release pip may pick.
+    hashes: tuple[str, ...]
+    #: Normalized names of the locked distributions that require it (pip-compile's `via`).
+    required_by: frozenset[str] = frozenset()
+
+    def requirement_line(self) -> str:
+        return " ".join([f"{self.name}=={self.version}", *(f"--hash={h}" for h in self.hashes)])
 
 
 @dataclass(slots=True)
@@ -100,19 +120,64 @@ def scan(domain: str, root: Path | None = None) -> Scan:
     return found
 
 
-def requirements(third_party: Iterable[str]) -> list[str]:
-    """Pinned requirements (`name==version`, as installed here) for top-level import names."""
+def requirements(third_party: Iterable[str], lock: Path | None = None) -> list[LockedRequirement]:
+    """The locked distributions a function importing these top-level names needs: those
+    providing them (as installed here) and, through the lock, everything they require."""
+    lock = lock or LOCK
     owners = metadata.packages_distributions()
     if missing := sorted(top for top in third_party if top not in owners):
         raise PackagingError(
             f"the function imports {', '.join(missing)}, not installed here to pin: "
             "pip install -e '.[aws]', or package first-party code only (--no-deps)"
         )
-    pins: set[str] = set()
-    for top in third_party:
-        for distribution in owners.get(top, ()):
-            pins.add(f"{distribution}=={metadata.version(distribution)}")
-    return sorted(pins, key=str.lower)
+    locked = read_lock(lock)
+    needed = {_normalized(d) for top in third_party for d in owners[top]}
+    if unlocked := sorted(needed - locked.keys()):
+        raise PackagingError(
+            f"the function needs {', '.join(unlocked)}, not in {lock}: add it to "
+            "requirements/lambda.in and refresh the lock with pip-compile (the command is "
+            "in that file's header)"
+        )
+    while more := {r.name for r in locked.values() if r.required_by & needed} - needed:
+        needed |= more
+    return [locked[name] for name in sorted(needed)]
+
+
+def read_lock(path: Path) -> dict[str, LockedRequirement]:
+    """A pip-compile `--generate-hashes` output, by normalized distribution name."""
+    entries: list[tuple[str, str, list[str], list[str]]] = []
+    in_via = False
+    for raw in path.read_text().splitlines():
+        line = raw.strip().removesuffix("\\").strip()
+        if not line:
+            continue
+        if not raw[0].isspace() and not line.startswith(("#", "-")):
+            name, _, version = line.partition(";")[0].strip().partition("==")
+            entries.append((_normalized(name), version.strip(), [], []))
+            in_via = False
+        elif entries and line.startswith("--hash="):
+            entries[-1][2].append(line.removeprefix("--hash="))
+        elif entries and line.startswith("# via"):
+            parent = line.removeprefix("# via").strip()
+            entries[-1][3].extend([parent] if parent else [])
+            in_via = not parent
+        elif entries and in_via and line.startswith("#   "):
+            entries[-1][3].append(line.removeprefix("#").strip())
+        else:
+            in_via = False
+    return {
+        name: LockedRequirement(
+            name,
+            version,
+            tuple(hashes),
+            frozenset(_normalized(v) for v in via if not v.startswith("-r ")),
+        )
+        for name, version, hashes, via in entries
+    }
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def package(
@@ -123,9 +188,12 @@ def package(
     dependencies: bool = True,
     aws_services: Iterable[str] = (),
     root: Path | None = None,
+    lock: Path | None = None,
 ) -> Path:
     """Build `out/<domain>.zip`, or with `zip=False` the directory `out/<domain>/`; return it.
-    `out` may also name the zip itself (`users.zip`).
+    `out` may also name the zip itself (`users.zip`). Third-party distributions are those of
+    `lock` (default `LOCK`), installed with `--require-hashes`: a file whose hash differs
+    fails the build.
 
     `dependencies=False` copies only first-party code (fast, offline): for tests, and for a
     layer that already holds the third-party distributions. botocore keeps the models of
@@ -143,7 +211,7 @@ def package(
     with tempfile.TemporaryDirectory(prefix=f".{domain}-", dir=target.parent) as scratch:
         staging = Path(scratch) / domain
         staging.mkdir()
-        _assemble(found, root, staging, dependencies, aws_services)
+        _assemble(found, root, staging, dependencies, aws_services, lock)
         if zip:
             return _zip(staging, target)
         (staging / BUILT_MARKER).write_text(f"tctf package {domain}\n")
@@ -171,7 +239,12 @@ def _target(domain: str, out: Path, zip: bool) -> Path:
 
 
 def _assemble(
-    found: Scan, root: Path, staging: Path, dependencies: bool, aws_services: Iterable[str]
+    found: Scan,
+    root: Path,
+    staging: Path,
+    dependencies: bool,
+    aws_services: Iterable[str],
+    lock: Path | None = None,
 ) -> None:
     """Copy the scanned modules, the kernel and (with `dependencies`) the third-party
     distributions into `staging`, and compile them."""
@@ -179,7 +252,7 @@ def _assemble(
         _copy(root, path, staging)
     _copy_package(root, "bus", staging)  # the kernel whole: its imports are its own business
     if dependencies:
-        _install(requirements(function_imports(found)), staging)
+        _install(requirements(function_imports(found), lock), staging)
         # pip's console scripts: never run by a function, and their #! names this machine.
         shutil.rmtree(staging / "bin", ignore_errors=True)
         callers = sdk_dependents(staging)
@@ -322,10 +395,14 @@ def _copy(root: Path, path: Path, staging: Path) -> None:
     shutil.copyfile(path, target)
 
 
-def _install(pins: Sequence[str], staging: Path) -> None:
-    """Wheels for Lambda's platform, whatever platform builds the package."""
+def _install(pins: Sequence[LockedRequirement], staging: Path) -> None:
+    """The locked wheels for Lambda's platform, whatever platform builds the package: each
+    distribution at its locked version, checked against its locked hashes, nothing else
+    resolved (`--no-deps`: the lock's closure is the whole list)."""
     if not pins:
         return
+    subset = staging.parent / "requirements.lock"
+    subset.write_text("".join(f"{pin.requirement_line()}\n" for pin in pins))
     platform, python = LAMBDA_PLATFORM
     command = [
         sys.executable,
@@ -343,9 +420,17 @@ def _install(pins: Sequence[str], staging: Path) -> None:
         "--python-version",
         python,
         "--only-binary=:all:",
-        *pins,
+        "--require-hashes",
+        "--no-deps",
+        "--requirement",
+        str(subset),
     ]
-    subprocess.run(command, check=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PackagingError(
+            "pip refused the locked distributions (a hash that does not match means the "
+            f"lock or the download was tampered with):\n{done.stderr.strip()}"
+        )
 
 
 def function_imports(found: Scan) -> set[str]:

@@ -193,7 +193,7 @@ def _shared_stack(cdk_app: cdk.App, topology: Topology, transport: Transport) ->
         cdk_app, f"{topology.app}-shared", description=f"{topology.app}: the event topic or bus"
     )
     if transport == "sns":
-        topic = sns.Topic(stack, "Topic", topic_name=topology.topic)
+        topic = sns.Topic(stack, "Topic", topic_name=topology.topic, enforce_ssl=True)
         cdk.CfnOutput(stack, "TopicArn", value=topic.topic_arn)
     else:
         bus = events.EventBus(stack, "Bus", event_bus_name=topology.event_bus)
@@ -255,6 +255,7 @@ class DomainResources:
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=dlq, max_receive_count=spec.max_receive_count
             ),
+            enforce_ssl=True,
         )
         if spec.purpose == "events":
             self._fill(spec, queue, dlq)
@@ -271,6 +272,7 @@ class DomainResources:
             _construct_id(name),
             queue_name=name,
             retention_period=cdk.Duration.seconds(DLQ_RETENTION_SECONDS),
+            enforce_ssl=True,
         )
 
     def _fill(self, spec: QueueSpec, queue: sqs.Queue, dlq: sqs.Queue) -> None:
@@ -461,8 +463,9 @@ class DomainResources:
         )
 
     def _grants(self, function: lambda_.Function) -> None:
-        """Publishing to the topic or bus; sending tasks to the task queues (any domain's)
-        and parked records to the domain's own DLQs, by name (`GetQueueUrl`) or URL."""
+        """Publishing to the topic or bus; sending tasks to the task queues the domain
+        declares (`Domain(..., sends=[...])`) and parked records to its own DLQs, by name
+        (`GetQueueUrl`) or URL."""
         from aws_cdk import aws_iam as iam
 
         if self.transport == "sns":
@@ -476,7 +479,7 @@ class DomainResources:
             )
         function.add_to_role_policy(publish)
         targets = sorted(
-            {q.name for q in self.topology.queues if q.purpose == "tasks"}
+            {*self.topology.task_queues_sent_by(self.domain)}
             | {q.dlq for q in self.topology.queues if q.domain == self.domain}
         )
         if targets:

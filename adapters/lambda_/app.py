@@ -191,6 +191,7 @@ class LambdaApp:
             metrics=self.dispatcher.metrics,
             correlation_id=correlation_id,
             table=self.table,
+            sender=self.domain,
         )
 
 

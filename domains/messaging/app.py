@@ -6,7 +6,7 @@ from bus import Context, Domain
 from domains.messaging.contracts import SendEmail, WelcomeEmailSent
 from domains.users.contracts import UserCreated
 
-domain = Domain("messaging")
+domain = Domain("messaging", sends=[SendEmail])
 
 
 @domain.on(UserCreated)

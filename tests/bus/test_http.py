@@ -7,8 +7,21 @@ import orjson
 import pytest
 from pydantic import BaseModel, Field
 
-from bus import ConfigurationError, Conflict, Context, Domain, Event, NotFound, Rejected, Request
+from bus import (
+    ConfigurationError,
+    Conflict,
+    Context,
+    Domain,
+    Event,
+    NotFound,
+    Rejected,
+    Request,
+    Storage,
+    Task,
+)
+from bus.errors import InvalidMessageData
 from bus.http import PROBLEM_JSON, HttpRequest, HttpResponse, HttpRouter
+from bus.storage import Attr
 from bus.testing import Harness
 
 
@@ -111,7 +124,7 @@ async def test_an_event_too_large_to_publish_is_a_422_and_nothing_leaves() -> No
 
     async with Harness(notes) as h:
         response = await call(h, "POST", "/notes", {"text": "x" * 300_000})
-    assert response.status == 422 and "over the SNS limit of 262144" in response.json()["detail"]
+    assert response.status == 422 and "too large" in response.json()["detail"]
     assert h.published == []
 
 
@@ -213,3 +226,77 @@ def test_a_request_body_is_a_pydantic_model() -> None:
 
         @domain.post("/entries")
         async def add_entry(request: Request[dict[str, str]], ctx: Context) -> None: ...
+
+
+async def test_every_answer_forbids_sniffing_and_caching() -> None:
+    async with Harness(ledger()) as h:
+        answers = [
+            await call(h, "POST", "/entries", {"text": "rent"}),
+            await call(h, "POST", "/entries", {"text": 1}),
+            await call(h, "GET", "/entries/e1"),
+            await call(h, "DELETE", "/entries"),
+            await call(h, "POST", "/entries", {"text": "twice"}),
+            await call(h, "POST", "/entries", {"text": "never"}),
+            await call(h, "POST", "/entries", {"text": "crash"}),
+            await call(h, "GET", "/nowhere"),
+        ]
+
+    assert [a.status for a in answers] == [201, 400, 404, 405, 409, 422, 500, 404]
+    for answer in answers:
+        assert answer.headers["x-content-type-options"] == "nosniff", answer.status
+        assert answer.headers["cache-control"] == "no-store", answer.status
+
+
+def vault() -> Domain:
+    """Routes whose failures carry internal keys, event types and ids in their messages."""
+    domain = Domain("vault", storage=Storage())
+
+    @domain.put("/secrets/{name}", status=204)
+    async def keep(request: Request[Note], ctx: Context) -> None:
+        item = {"PK": f"SECRET#{request.path_params['name']}", "SK": "v1"}
+        await ctx.table.put(item, condition=Attr("PK").not_exists())
+
+    @domain.post("/notes", status=202)
+    async def note(request: Request[Note], ctx: Context) -> None:
+        ctx.publish(Opened(account=request.body.text))
+
+    @domain.post("/broken")
+    async def broken(request: Request[None], ctx: Context) -> None:
+        raise InvalidMessageData("EVENT#evt-41 of USER_CREATED does not validate")
+
+    return domain
+
+
+async def test_error_answers_never_echo_internal_keys_event_types_or_ids() -> None:
+    async with Harness(vault()) as h:
+        await call(h, "PUT", "/secrets/s1", {"text": "a"})
+        taken = await call(h, "PUT", "/secrets/s1", {"text": "b"})
+        too_large = await call(h, "POST", "/notes", {"text": "x" * 300_000})
+        internal = await call(h, "POST", "/broken")
+
+    assert (taken.status, too_large.status, internal.status) == (409, 422, 422)
+    for answer in (taken, too_large, internal):
+        text = answer.body.decode()
+        for secret in ("SECRET#", "OPENED", "EVENT#", "evt-41", "USER_CREATED"):
+            assert secret not in text, (answer.status, text)
+    assert h.published == []
+    assert "too large" in too_large.json()["detail"]
+
+
+class Shred(Task):
+    type = "SHRED_SECRETS"
+    domain = "wiring"
+
+
+async def test_a_route_sending_what_its_domain_may_not_is_a_500_without_details() -> None:
+    domain = Domain("wiring")
+
+    @domain.post("/misconfigured")
+    async def misconfigured(request: Request[None], ctx: Context) -> None:
+        ctx.send(Shred())
+
+    async with Harness(domain) as h:
+        answer = await call(h, "POST", "/misconfigured")
+
+    assert answer.status == 500 and "SHRED_SECRETS" not in answer.body.decode()
+    assert h.published == []

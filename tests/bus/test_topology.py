@@ -149,3 +149,31 @@ def test_settings_refuse_what_sqs_or_lambda_would(settings: dict[str, Any], mess
     with pytest.raises(ConfigurationError, match=message):
         DomainSettings(**settings)
     DomainSettings(visibility_timeout=43_200, concurrency=1000)
+
+
+def test_the_topology_records_the_task_queues_each_domain_may_send_to() -> None:
+    shop = Domain("shop", sends=[Invoice])
+    quiet = Domain("quiet")
+
+    topology = Topology.from_domains([shop, quiet, billing()])
+
+    assert topology.task_queues_sent_by("shop") == ("tctf-billing-tasks",)
+    assert topology.task_queues_sent_by("quiet") == ()
+    assert topology.task_queues_sent_by("billing") == ()
+
+
+def test_a_domain_declares_task_classes_only() -> None:
+    with pytest.raises(ConfigurationError, match="sends= takes Task subclasses"):
+        Domain("shop", sends=[Signed])  # type: ignore[list-item]
+
+
+async def test_sending_an_undeclared_task_is_refused_wherever_the_domain_sends_from() -> None:
+    from bus.testing import Harness
+
+    shop = Domain("shop")
+    async with Harness(shop, billing()) as h:
+        with pytest.raises(ConfigurationError, match=r"sends=\[Invoice\]"):
+            h.runtime.context("shop").send(Invoice(user="u1"))
+        await h.send(Invoice(user="u1"))  # a test is no domain: it may send anything
+        await h.settle()
+    assert [o.handler for o in h.handled()] == ["billing.invoice"]

@@ -212,7 +212,7 @@ async def test_correlation_id_flows_through_events_published_by_handlers(build: 
 async def test_task_sent_by_a_handler_reaches_only_the_owning_domains_task_queue(
     build: Build,
 ) -> None:
-    orders = Domain("orders", FAST)
+    orders = Domain("orders", FAST, sends=[PrintLabel])
     shipping = Domain("shipping", FAST)
     labels: list[str] = []
 

@@ -23,12 +23,14 @@ from botocore.loaders import Loader
 from tctf.errors import PackagingError
 from tctf.packaging import (
     BOTOCORE_SERVICES,
+    LOCK,
     botocore_services,
     compile_bytecode,
     function_imports,
     main,
     package,
     prune_botocore_data,
+    read_lock,
     requirements,
     scan,
     sdk_dependents,
@@ -143,7 +145,7 @@ def test_zip_is_reproducible_and_lists_the_same_files(tmp_path: Path) -> None:
 
 def test_third_party_requirements_are_pinned_from_the_scan() -> None:
     pins = requirements(function_imports(scan("messaging")))
-    names = {p.split("==")[0].lower() for p in pins}
+    names = {p.name for p in pins}
     assert {"pydantic", "orjson", "anyio", "boto3", "botocore"} <= names
     # Local runs' async SDK: a function makes botocore clients (see the test below).
     assert not names & {"aioboto3", "aiobotocore", "aiohttp"}
@@ -406,3 +408,54 @@ def test_a_module_that_does_not_compile_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(PackagingError, match=r"broken\.py"):
         compile_bytecode(tmp_path)
+
+
+def test_requirements_are_the_locked_closure_of_what_the_function_imports() -> None:
+    locked = read_lock(LOCK)
+    pins = requirements(function_imports(scan("messaging")))
+
+    assert {p.name for p in pins} == set(locked)  # the lock is exactly the functions' closure
+    assert all(p == locked[p.name] and p.hashes for p in pins)
+    only_orjson = requirements({"orjson"})
+    assert [(p.name, p.version) for p in only_orjson] == [("orjson", locked["orjson"].version)]
+    with_its_dependencies = {p.name for p in requirements({"pydantic"})}
+    assert {"pydantic", "pydantic-core", "annotated-types", "typing-extensions"} <= (
+        with_its_dependencies
+    )
+    assert "botocore" not in with_its_dependencies
+
+
+def test_a_distribution_missing_from_the_lock_is_named(tmp_path: Path) -> None:
+    lock = tmp_path / "lambda.lock"
+    lock.write_text("\n".join(LOCK.read_text().split("\norjson==")[:1]) + "\n")
+
+    with pytest.raises(PackagingError, match=r"orjson.*not in .*lambda.lock.*pip-compile"):
+        requirements({"orjson"}, lock)
+
+
+def _installed_versions(built: Path) -> dict[str, str]:
+    found = {}
+    for info in built.glob("*.dist-info"):
+        name, _, version = info.name.removesuffix(".dist-info").partition("-")
+        found[name.lower().replace("_", "-")] = version
+    return found
+
+
+def test_the_package_holds_exactly_the_locked_versions(tmp_path: Path) -> None:
+    built = package("messaging", tmp_path / "dist", zip=False)
+
+    locked = read_lock(LOCK)
+    assert _installed_versions(built) == {name: r.version for name, r in locked.items()}
+
+
+def test_a_tampered_hash_fails_the_build_and_leaves_nothing(tmp_path: Path) -> None:
+    locked = read_lock(LOCK)
+    tampered = LOCK.read_text()
+    for digest in locked["six"].hashes:
+        tampered = tampered.replace(digest, "sha256:" + "0" * 64)
+    lock = tmp_path / "tampered.lock"
+    lock.write_text(tampered)
+
+    with pytest.raises(PackagingError, match="DO NOT MATCH THE HASHES"):
+        package("messaging", tmp_path / "dist", zip=False, lock=lock)
+    assert not (tmp_path / "dist" / "messaging").exists()

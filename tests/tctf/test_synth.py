@@ -17,7 +17,7 @@ import pytest
 
 from adapters.aws.provision import DLQ_RETENTION_SECONDS, TARGET_RETRY_POLICY, rule_name
 from adapters.lambda_.boot import build
-from bus import Context, Domain, DomainSettings, Event, Request
+from bus import Context, Domain, DomainSettings, Event, Request, Task
 from bus.routing import compile_event_pattern
 from bus.topology import Topology
 from tctf.config import load_domains
@@ -375,7 +375,7 @@ def test_the_function_may_publish_send_tasks_and_dead_letter_but_no_more(
     assert allowed(messaging, "sns:Publish") == ["arn:aws:sns:us-east-1:123456789012:tctf-events"]
     queue = "arn:aws:sqs:us-east-1:123456789012:"
     (sendable,) = allowed(messaging, "sqs:SendMessage")
-    # Task queues (any domain's) and its own DLQs, by name: no other app's queues.
+    # The task queues it declares it sends to, and its own DLQs, by name: nothing else.
     assert sorted(sendable) == [
         f"{queue}tctf-messaging-events-dlq",
         f"{queue}tctf-messaging-tasks",
@@ -392,6 +392,70 @@ def test_the_function_may_publish_send_tasks_and_dead_letter_but_no_more(
     assert allowed(users, "dynamodb:DeleteItem")
     outbox_dlq = queue_ids(users)["tctf-users-outbox-dlq"]
     assert {"Fn::GetAtt": [outbox_dlq, "Arn"]} in allowed(users, "sqs:SendMessage")
+    # users sends no task: no task queue is granted to it, messaging's least of all.
+    granted = [str(resolve(r)) for rs in allowed(users, "sqs:SendMessage") for r in _listed(rs)]
+    assert not [arn for arn in granted if arn.endswith("-tasks")], granted
+
+
+def _listed(resources: Any) -> list[Any]:
+    return resources if isinstance(resources, list) else [resources]
+
+
+def test_a_domain_is_granted_exactly_the_task_queues_it_declares(tmp_path: Path) -> None:
+    from tctf.synth import build_app
+
+    class Ship(Task):
+        type = "SHIP"
+        domain = "warehouse"
+
+    class Bill(Task):
+        type = "BILL"
+        domain = "billing"
+
+    shop = Domain("shop", sends=[Ship])
+    warehouse = Domain("warehouse")
+    billing = Domain("billing")
+
+    @warehouse.task(Ship)
+    async def ship(task: Ship, ctx: Context) -> None: ...
+
+    @billing.task(Bill)
+    async def bill(task: Bill, ctx: Context) -> None: ...
+
+    code = tmp_path / "code"
+    code.mkdir()
+    domains = [shop, warehouse, billing]
+    cdk_app = build_app(domains, {d.name: code for d in domains}, outdir=str(tmp_path / "out"))
+    assembly = cdk_app.synth()
+    template = assembly.get_stack_by_name("tctf-shop").template
+    statements = [
+        s
+        for policy in resources(template, "AWS::IAM::Policy").values()
+        for s in policy["PolicyDocument"]["Statement"]
+    ]
+    (send,) = [s for s in statements if "sqs:SendMessage" in s["Action"]]
+    assert resolve(send["Resource"]) == "arn:aws:sqs:us-east-1:123456789012:tctf-warehouse-tasks"
+
+
+def test_every_queue_and_the_topic_refuse_requests_without_tls(sns_app: Templates) -> None:
+    insecure = {"Bool": {"aws:SecureTransport": "false"}}
+
+    def denied(policies: dict[str, dict[str, Any]], key: str) -> set[str]:
+        refused: set[str] = set()
+        for policy in policies.values():
+            for statement in policy["PolicyDocument"]["Statement"]:
+                if statement["Effect"] == "Deny" and statement.get("Condition") == insecure:
+                    assert statement["Principal"] in ("*", {"AWS": "*"})
+                    assert statement["Action"] in ("sqs:*", "sns:Publish"), statement
+                    refused |= {ref["Ref"] for ref in policy[key]}
+        return refused
+
+    for name, template in sns_app.items():
+        queues = set(resources(template, "AWS::SQS::Queue"))
+        assert denied(resources(template, "AWS::SQS::QueuePolicy"), "Queues") == queues, name
+    shared = sns_app["tctf-shared"]
+    topics = set(resources(shared, "AWS::SNS::Topic"))
+    assert topics and denied(resources(shared, "AWS::SNS::TopicPolicy"), "Topics") == topics
 
 
 def _assert_may_send(template: dict[str, Any], queue_id: str, service: str, source: Any) -> None:

@@ -48,7 +48,7 @@ Seen = list[tuple[str, str, str]]
 def shop() -> tuple[list[Domain], Seen]:
     """Three domains; billing mixes a plain and a filtered subscription on one queue."""
     seen: Seen = []
-    billing = Domain("billing", FAST)
+    billing = Domain("billing", FAST, sends=[RefundOrder])
     vip = Domain("vip", FAST)
     audit = Domain("audit", FAST)
 

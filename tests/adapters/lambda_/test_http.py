@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from adapters.lambda_.app import LambdaApp
+from bus import Context, Domain, Request, Task
+from bus.http import HARDENING_HEADERS
 
 from .conftest import LAMBDA_GO, POWERTOOLS, LambdaContext, Published, sample
 
@@ -48,7 +50,7 @@ def test_every_http_api_sample_is_answered_in_api_gateways_shape_without_a_500(
     assert response["isBase64Encoded"] is False
     assert response["statusCode"] == 404
     assert response["headers"]["content-type"] == "application/problem+json"
-    assert response["headers"].keys() == {"content-type", "x-correlation-id"}
+    assert response["headers"].keys() == {"content-type", "x-correlation-id", *HARDENING_HEADERS}
     problem = json.loads(response["body"])
     method = event["requestContext"]["http"]["method"]
     assert problem["detail"] == f"no route matches {method} {event['rawPath']}"
@@ -85,6 +87,7 @@ def test_invalid_base64_body_is_a_400_naming_the_callers_correlation_id(app: Lam
     assert response["statusCode"] == 400
     assert response["headers"]["x-correlation-id"] == "order-7"
     assert json.loads(response["body"])["detail"] == "request body is not valid base64"
+    assert response["headers"]["x-content-type-options"] == "nosniff"
 
 
 def test_invalid_body_is_a_400_listing_the_fields(app: LambdaApp) -> None:
@@ -94,7 +97,7 @@ def test_invalid_body_is_a_400_listing_the_fields(app: LambdaApp) -> None:
 
     assert response["statusCode"] == 400
     assert response["headers"]["content-type"] == "application/problem+json"
-    assert response["headers"].keys() == {"content-type", "x-correlation-id"}
+    assert response["headers"].keys() == {"content-type", "x-correlation-id", *HARDENING_HEADERS}
     fields = [e["field"] for e in json.loads(response["body"])["errors"]]
     assert fields == ["sku", "quantity"]
 
@@ -136,3 +139,28 @@ def test_the_path_is_percent_decoded_as_the_local_asgi_server_decodes_it(
 
     assert response["statusCode"] == 200, response
     assert json.loads(response["body"])["sku"] == sku
+
+
+def test_a_route_sending_a_task_its_domain_does_not_declare_is_a_500(
+    published: Published,
+) -> None:
+    domain = Domain("inventory")
+
+    @domain.post("/restock", status=202)
+    async def restock(request: Request[None], ctx: Context) -> None:
+        ctx.send(Restock(sku="A-1"))
+
+    app = LambdaApp(domain, published)
+    try:
+        response = _answer(app, _request("POST", "/restock"))
+    finally:
+        app.close()
+
+    assert response["statusCode"] == 500 and "RESTOCK" not in response["body"]
+    assert published.tasks == []
+
+
+class Restock(Task):
+    type = "RESTOCK"
+    domain = "inventory"
+    sku: str
