@@ -31,6 +31,7 @@ from bus.middleware import (
     retry,
     timeout,
 )
+from bus.topology import Purpose
 
 if TYPE_CHECKING:
     from bus.storage.table import Table
@@ -46,12 +47,20 @@ class Publisher(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One delivered message: the transport's id for it, its body and delivery count."""
+    """One delivered message: the transport's id for it, its body and delivery count, and
+    where it came from: an events queue or invocation, or its domain's task queue, and the
+    type it was routed by."""
 
     id: str
     #: The encoded envelope, or the envelope object already parsed by an adapter.
     body: bytes | str | Mapping[str, Any]
     receive_count: int = 1
+    #: "tasks" only for a record from the receiving domain's own task queue; anything else
+    #: (an events queue, an SNS or EventBridge invocation) is "events".
+    purpose: Purpose = "events"
+    #: The type the record was routed by (the SNS/SQS `type` message attribute, EventBridge's
+    #: `detail-type`); None when the transport carried none.
+    type_attribute: str | None = None
 
 
 Status = Literal["handled", "skipped", "filtered", "failed", "parked"]

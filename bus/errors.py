@@ -45,6 +45,11 @@ class MessageTooLarge(PermanentError):
         )
 
 
+class UnencodableMessage(PermanentError):
+    """A message holds a value its consumers could not read back exactly (an integer beyond
+    64 bits): refused when it is published, not parked by every consumer."""
+
+
 class BatchTooLarge(BusError):
     """A batch call carries more entries than the service accepts."""
 

@@ -1,0 +1,220 @@
+"""Hostile input at the edges: what a producer or a stranger with publish rights can put on the
+wire, and how every transport keeps it to the one record that carries it.
+
+Written once and run unchanged against every transport in `conftest.CASES`; records a
+well-behaved producer cannot make are put on the wire directly (`deliver_raw`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from adapters.aws.eventbridge import EventBridgeTransport
+from adapters.aws.sns_sqs import SnsSqsTransport
+from bus import Context, Domain, DomainSettings, Envelope, Event
+from bus.errors import UnencodableMessage
+from bus.memory import InMemoryTransport, QueuedMessage
+from bus.testing import Harness
+
+Build = Callable[..., Harness]
+FAST = DomainSettings(visibility_timeout=1.0, max_receive_count=3, retry_attempts=1)
+W3C_TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+class Counted(Event):
+    type = "COUNTED"
+    count: int
+    counts: list[int] = []
+
+
+class Noted(Event):
+    type = "NOTED"
+    note: str
+
+
+def envelope_body(type_: str, data: dict[str, Any], **attributes: Any) -> bytes:
+    """An envelope as JSON, with any attribute (well-formed or not) set as given."""
+    raw: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": attributes.pop("id", "hostile-1"),
+        "source": "stranger",
+        "type": type_,
+        "time": "2026-01-01T00:00:00.000Z",
+        "dataversion": 1,
+        "correlationid": "corr-hostile",
+        "data": data,
+    }
+    raw.update(attributes)
+    return orjson.dumps(raw)
+
+
+async def deliver_raw(h: Harness, body: bytes, *, routed_as: str) -> None:
+    """Put `body` on the wire as the transport's publish path would carry an event of type
+    `routed_as` (SNS `type` attribute, EventBridge `detail-type`), whatever the body says."""
+    transport: Any = h.transport
+    if isinstance(transport, InMemoryTransport):
+        for spec in h.topology.queues:
+            if spec.purpose == "events" and routed_as in spec.message_types:
+                queue = transport.queues[spec.name]
+                queue.send(QueuedMessage(f"raw-{spec.name}", body, 0.0, type_attribute=routed_as))
+        return
+    if isinstance(transport, SnsSqsTransport):
+        sns = await transport.client("sns")
+        await sns.publish(
+            TopicArn=(await transport.resources()).topic_arn,
+            Message=body.decode(),
+            MessageAttributes={"type": {"DataType": "String", "StringValue": routed_as}},
+        )
+        return
+    assert isinstance(transport, EventBridgeTransport)
+    events = await transport.client("events")
+    response = await events.put_events(
+        Entries=[
+            {
+                "EventBusName": h.topology.event_bus,
+                "Source": "stranger",
+                "DetailType": routed_as,
+                "Detail": body.decode(),
+            }
+        ]
+    )
+    assert not response.get("FailedEntryCount"), response
+
+
+def counter(seen: list[Counted]) -> Domain:
+    domain = Domain("ledger", FAST)
+
+    @domain.on(Counted)
+    async def count(event: Counted, ctx: Context) -> None:
+        seen.append(event)
+
+    return domain
+
+
+# --- 64-bit integers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [2**64, -(2**63) - 1, 10**30])
+async def test_an_integer_beyond_64_bits_is_refused_at_publish(build: Build, count: int) -> None:
+    seen: list[Counted] = []
+    async with build(counter(seen)) as h:
+        with pytest.raises(UnencodableMessage, match="64-bit"):
+            await h.publish(Counted(count=1, counts=[1, count]))
+        await h.settle()
+    assert seen == [] and h.published == []
+
+
+async def test_integers_at_the_64_bit_edges_arrive_exactly(build: Build) -> None:
+    seen: list[Counted] = []
+    async with build(counter(seen)) as h:
+        await h.publish(Counted(count=2**64 - 1, counts=[-(2**63), 1234567890123456789012 % 7]))
+        await h.settle()
+    assert [(e.count, e.counts) for e in seen] == [
+        (2**64 - 1, [-(2**63), 1234567890123456789012 % 7])
+    ]
+
+
+# --- traceparent, subject, causationid ----------------------------------------------------
+
+
+def relay_domain(received: list[Envelope]) -> tuple[Domain, Domain]:
+    """`ledger` turns each COUNTED into a NOTED; `audit` keeps every NOTED envelope."""
+    ledger = Domain("ledger", FAST)
+
+    @ledger.on(Counted)
+    async def note(event: Counted, ctx: Context) -> None:
+        ctx.publish(Noted(note=str(event.count)), subject=ctx.envelope.subject)
+
+    audit = Domain("audit", FAST)
+
+    @audit.on(Noted)
+    async def keep(event: Noted, ctx: Context) -> None:
+        assert ctx.envelope is not None
+        received.append(ctx.envelope)
+
+    return ledger, audit
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [{}, 5, "x" * (255 * 1024 - 2048), None, ["00"]],
+    ids=["object", "number", "255KB", "null", "array"],
+)
+async def test_a_malformed_traceparent_is_dropped_not_inherited(
+    build: Build, features: Any, hostile: Any
+) -> None:
+    received: list[Envelope] = []
+    async with build(*relay_domain(received)) as h:
+        # A short string is a fine subject; a huge one would not fit the path twice over.
+        ids_too = not isinstance(hostile, str) or features.publish_limit > 3 * len(hostile)
+        body = envelope_body(
+            "COUNTED",
+            {"count": 1},
+            traceparent=hostile,
+            **({"subject": hostile, "causationid": hostile} if ids_too else {}),
+        )
+        await deliver_raw(h, body, routed_as="COUNTED")
+        await h.settle()
+        assert not await h.dead_letters("ledger")
+    (noted,) = received
+    assert noted.traceparent is None and noted.subject is None
+    assert noted.causationid == "hostile-1"
+    assert h.results("failed") == [] and h.results("parked") == []
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "00-" + "0" * 32 + "-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-" + "0" * 16 + "-01",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        W3C_TRACEPARENT.upper(),
+        W3C_TRACEPARENT + "-extra",
+    ],
+)
+async def test_a_traceparent_not_in_w3c_form_is_dropped(build: Build, traceparent: str) -> None:
+    received: list[Envelope] = []
+    async with build(*relay_domain(received)) as h:
+        body = envelope_body("COUNTED", {"count": 1}, traceparent=traceparent)
+        await deliver_raw(h, body, routed_as="COUNTED")
+        await h.settle()
+    (noted,) = received
+    assert noted.traceparent is None
+
+
+async def test_a_w3c_traceparent_and_a_subject_are_kept(build: Build) -> None:
+    received: list[Envelope] = []
+    async with build(*relay_domain(received)) as h:
+        body = envelope_body(
+            "COUNTED", {"count": 1}, traceparent=W3C_TRACEPARENT, subject="account-7"
+        )
+        await deliver_raw(h, body, routed_as="COUNTED")
+        await h.settle()
+    (noted,) = received
+    assert noted.traceparent == W3C_TRACEPARENT and noted.subject == "account-7"
+
+
+@pytest.fixture
+def build(harness: Build) -> Build:
+    return harness
+
+
+@pytest.mark.parametrize("attribute", ["id", "correlationid"])
+async def test_an_oversized_id_every_downstream_event_would_inherit_is_parked(
+    build: Build, attribute: str
+) -> None:
+    received: list[Envelope] = []
+    async with build(*relay_domain(received)) as h:
+        await deliver_raw(
+            h,
+            envelope_body("COUNTED", {"count": 1}, **{attribute: "i" * 4096}),
+            routed_as="COUNTED",
+        )
+        await h.settle()
+        (letter,) = await h.dead_letters("ledger")
+    assert received == []
+    assert f"{attribute!r} is 4096 characters" in (letter.reason or "")
