@@ -206,8 +206,13 @@ class Dispatcher:
         record: Record,
     ) -> tuple[Status, str]:
         sub = route.subscription
-        if route.matches is not None and not route.matches(data):
-            return "filtered", ""
+        try:
+            if route.matches is not None and not route.matches(data):
+                return "filtered", ""
+        except Exception as error:  # a payload the filter cannot read; no retry reads it
+            reason = f"{sub.name}: its filter cannot read the payload: {type(error).__name__}"
+            self._observe(record.id, "parked", sub.name, envelope, reason)
+            return "parked", reason
         try:
             message = models.get(sub.message)
             if message is None:

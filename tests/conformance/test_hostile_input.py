@@ -52,15 +52,30 @@ def envelope_body(type_: str, data: dict[str, Any], **attributes: Any) -> bytes:
     return orjson.dumps(raw)
 
 
-async def deliver_raw(h: Harness, body: bytes, *, routed_as: str) -> None:
+async def deliver_raw(
+    h: Harness, body: bytes, *, routed_as: str, straight_to_queue: bool = False
+) -> None:
     """Put `body` on the wire as the transport's publish path would carry an event of type
-    `routed_as` (SNS `type` attribute, EventBridge `detail-type`), whatever the body says."""
+    `routed_as` (SNS `type` attribute, EventBridge `detail-type`), whatever the body says.
+
+    `straight_to_queue` skips the topic or bus and sends each subscribed events queue the
+    message it would have delivered: for bodies moto's own filtering cannot evaluate.
+    """
     transport: Any = h.transport
     if isinstance(transport, InMemoryTransport):
         for spec in h.topology.queues:
             if spec.purpose == "events" and routed_as in spec.message_types:
                 queue = transport.queues[spec.name]
                 queue.send(QueuedMessage(f"raw-{spec.name}", body, 0.0, type_attribute=routed_as))
+        return
+    if straight_to_queue:
+        sqs = await transport.client("sqs")
+        urls = (await transport.resources()).queue_urls
+        for spec in h.topology.queues:
+            if spec.purpose == "events" and routed_as in spec.message_types:
+                await sqs.send_message(
+                    QueueUrl=urls[spec.name], **_queued(transport, body, routed_as)
+                )
         return
     if isinstance(transport, SnsSqsTransport):
         sns = await transport.client("sns")
@@ -83,6 +98,25 @@ async def deliver_raw(h: Harness, body: bytes, *, routed_as: str) -> None:
         ]
     )
     assert not response.get("FailedEntryCount"), response
+
+
+def _queued(transport: Any, body: bytes, routed_as: str) -> dict[str, Any]:
+    """The SQS message the topic (raw delivery, `type` attribute) or the bus (the EventBridge
+    event, `detail` holding the envelope) puts on a subscribed queue."""
+    if isinstance(transport, SnsSqsTransport):
+        return {
+            "MessageBody": body.decode(),
+            "MessageAttributes": {"type": {"DataType": "String", "StringValue": routed_as}},
+        }
+    event = (
+        b'{"version":"0","id":"raw","detail-type":'
+        + orjson.dumps(routed_as)
+        + b',"source":"stranger","account":"123456789012","time":"2026-01-01T00:00:00Z",'
+        + b'"region":"us-east-1","resources":[],"detail":'
+        + body
+        + b"}"
+    )
+    return {"MessageBody": event.decode()}
 
 
 def counter(seen: list[Counted]) -> Domain:
@@ -116,6 +150,52 @@ async def test_integers_at_the_64_bit_edges_arrive_exactly(build: Build) -> None
     assert [(e.count, e.counts) for e in seen] == [
         (2**64 - 1, [-(2**63), 1234567890123456789012 % 7])
     ]
+
+
+# --- deep nesting ---------------------------------------------------------------------------
+
+
+class Shipped(Event):
+    type = "SHIPPED"
+    order_id: str
+    parcels: Any = None
+
+
+def deep_array(depth: int, inner: bytes) -> bytes:
+    """JSON arrays nested `depth` deep around `inner` (orjson reads up to 1024 levels)."""
+    return b"[" * depth + inner + b"]" * depth
+
+
+def shipped_body(order_id: str, parcels: bytes) -> bytes:
+    return envelope_body("SHIPPED", {"order_id": order_id}, id=f"evt-{order_id}").replace(
+        b'"order_id":', b'"parcels":' + parcels + b',"order_id":'
+    )
+
+
+@pytest.mark.parametrize("depth", [990, 1020])
+async def test_arrays_nested_a_thousand_deep_are_matched_record_by_record(
+    build: Build, depth: int
+) -> None:
+    fragile = Domain("fragile", FAST)
+    seen: list[str] = []
+
+    @fragile.on(Shipped, where={"parcels": [{"numeric": [">", 10]}]})
+    async def heavy(event: Shipped, ctx: Context) -> None:
+        seen.append(event.order_id)
+
+    async with build(fragile) as h:
+        for order_id, parcels in [
+            ("light", b"[1]"),
+            ("deep-heavy", deep_array(depth, b"11")),
+            ("deep-light", deep_array(depth, b"1")),
+            ("heavy", b"[12]"),
+        ]:
+            body = shipped_body(order_id, parcels)
+            await deliver_raw(h, body, routed_as="SHIPPED", straight_to_queue=True)
+        await h.settle()
+        assert await h.dead_letters("fragile") == []
+    assert sorted(seen) == ["deep-heavy", "heavy"]
+    assert h.results("failed") == [] and h.results("parked") == []
 
 
 # --- traceparent, subject, causationid ----------------------------------------------------
