@@ -15,7 +15,7 @@ from bus.clock import Clock, SystemClock
 from bus.context import Context
 from bus.domain import Domain, Subscription
 from bus.envelope import Envelope
-from bus.errors import AlreadyHandled, PermanentError, UnknownMessageType
+from bus.errors import AlreadyHandled, MisroutedRecord, PermanentError, UnknownMessageType
 from bus.ids import IdGenerator
 from bus.messages import Message, Task
 from bus.metrics import Metrics
@@ -176,11 +176,21 @@ class Dispatcher:
             envelope = (
                 Envelope.decode(body) if isinstance(body, bytes | str) else Envelope.from_dict(body)
             )
+            if record.type_attribute is not None and record.type_attribute != envelope.type:
+                raise MisroutedRecord(
+                    f"record was routed as {record.type_attribute!r} but its body is "
+                    f"{envelope.type!r}; a body may not claim another type than its route"
+                )
             routes = self._routes.get(envelope.type)
             if routes is None:
                 raise UnknownMessageType(
                     f"domain {self.domain.name} has no handler for {envelope.type!r} "
                     f"(handles {', '.join(sorted(self._routes)) or 'nothing'})"
+                )
+            if record.purpose != "tasks" and routes[0].subscription.is_task:
+                raise MisroutedRecord(
+                    f"task {envelope.type!r} came from an events queue, topic or bus; tasks "
+                    f"are taken only from {self.domain.name}'s task queue"
                 )
         except PermanentError as error:
             self._observe(record.id, "parked", None, None, str(error))

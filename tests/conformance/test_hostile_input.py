@@ -7,6 +7,7 @@ well-behaved producer cannot make are put on the wire directly (`deliver_raw`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -15,13 +16,14 @@ import pytest
 
 from adapters.aws.eventbridge import EventBridgeTransport
 from adapters.aws.sns_sqs import SnsSqsTransport
-from bus import Context, Domain, DomainSettings, Envelope, Event
+from bus import Context, Domain, DomainSettings, Envelope, Event, Task
 from bus.errors import UnencodableMessage
 from bus.memory import InMemoryTransport, QueuedMessage
 from bus.testing import Harness
 
 Build = Callable[..., Harness]
 FAST = DomainSettings(visibility_timeout=1.0, max_receive_count=3, retry_attempts=1)
+_raw_ids = itertools.count()
 W3C_TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
@@ -53,29 +55,31 @@ def envelope_body(type_: str, data: dict[str, Any], **attributes: Any) -> bytes:
 
 
 async def deliver_raw(
-    h: Harness, body: bytes, *, routed_as: str, straight_to_queue: bool = False
+    h: Harness, body: bytes, *, routed_as: str, straight_to: str | None = None
 ) -> None:
     """Put `body` on the wire as the transport's publish path would carry an event of type
     `routed_as` (SNS `type` attribute, EventBridge `detail-type`), whatever the body says.
 
-    `straight_to_queue` skips the topic or bus and sends each subscribed events queue the
-    message it would have delivered: for bodies moto's own filtering cannot evaluate.
+    `straight_to` skips the topic or bus and sends that domain's events queue the message it
+    would have delivered: for bodies moto's own filtering cannot evaluate, and for what a
+    sender with access to the queue itself can put there.
     """
     transport: Any = h.transport
     if isinstance(transport, InMemoryTransport):
         for spec in h.topology.queues:
-            if spec.purpose == "events" and routed_as in spec.message_types:
+            if spec.purpose == "events" and (
+                spec.domain == straight_to if straight_to else routed_as in spec.message_types
+            ):
                 queue = transport.queues[spec.name]
-                queue.send(QueuedMessage(f"raw-{spec.name}", body, 0.0, type_attribute=routed_as))
+                message_id = f"raw-{next(_raw_ids)}"
+                queue.send(QueuedMessage(message_id, body, 0.0, type_attribute=routed_as))
         return
-    if straight_to_queue:
+    if straight_to:
         sqs = await transport.client("sqs")
-        urls = (await transport.resources()).queue_urls
-        for spec in h.topology.queues:
-            if spec.purpose == "events" and routed_as in spec.message_types:
-                await sqs.send_message(
-                    QueueUrl=urls[spec.name], **_queued(transport, body, routed_as)
-                )
+        url = (await transport.resources()).queue_urls[
+            h.topology.require_queue(straight_to, "events").name
+        ]
+        await sqs.send_message(QueueUrl=url, **_queued(transport, body, routed_as))
         return
     if isinstance(transport, SnsSqsTransport):
         sns = await transport.client("sns")
@@ -152,6 +156,69 @@ async def test_integers_at_the_64_bit_edges_arrive_exactly(build: Build) -> None
     ]
 
 
+# --- routing and dispatch read one type; tasks only from their own task queue -------------
+
+
+class UserCreated(Event):
+    type = "USER_CREATED"
+    user_id: str
+
+
+class SendEmail(Task):
+    type = "SEND_EMAIL"
+    domain = "mailer"
+    to: str
+    template: str
+
+
+def mailer(sent: list[SendEmail], welcomed: list[str]) -> Domain:
+    domain = Domain("mailer", FAST)
+
+    @domain.on(UserCreated)
+    async def welcome(event: UserCreated, ctx: Context) -> None:
+        welcomed.append(event.user_id)
+
+    @domain.task(SendEmail)
+    async def send_email(task: SendEmail, ctx: Context) -> None:
+        sent.append(task)
+
+    return domain
+
+
+PASSWORD_RESET = {"to": "victim@example.com", "template": "password-reset"}
+
+
+async def test_a_body_claiming_another_type_than_it_was_routed_by_is_parked(
+    build: Build,
+) -> None:
+    sent: list[SendEmail] = []
+    welcomed: list[str] = []
+    async with build(mailer(sent, welcomed)) as h:
+        body = envelope_body("SEND_EMAIL", PASSWORD_RESET)
+        await deliver_raw(h, body, routed_as="USER_CREATED")
+        await h.send(SendEmail(to="user@example.com", template="welcome"))
+        await h.settle()
+        (letter,) = await h.dead_letters("mailer")
+        assert await h.dead_letters("mailer", "tasks") == []
+    assert [task.to for task in sent] == ["user@example.com"]
+    assert "'USER_CREATED'" in (letter.reason or "") and "'SEND_EMAIL'" in (letter.reason or "")
+
+
+async def test_a_task_put_on_an_events_queue_is_parked_not_run(build: Build) -> None:
+    sent: list[SendEmail] = []
+    welcomed: list[str] = []
+    async with build(mailer(sent, welcomed)) as h:
+        body = envelope_body("SEND_EMAIL", PASSWORD_RESET)
+        await deliver_raw(h, body, routed_as="SEND_EMAIL", straight_to="mailer")
+        await deliver_raw(
+            h, envelope_body("USER_CREATED", {"user_id": "u1"}, id="e2"), routed_as="USER_CREATED"
+        )
+        await h.settle()
+        (letter,) = await h.dead_letters("mailer")
+    assert sent == [] and welcomed == ["u1"]
+    assert "mailer's task queue" in (letter.reason or "")
+
+
 # --- deep nesting ---------------------------------------------------------------------------
 
 
@@ -191,7 +258,7 @@ async def test_arrays_nested_a_thousand_deep_are_matched_record_by_record(
             ("heavy", b"[12]"),
         ]:
             body = shipped_body(order_id, parcels)
-            await deliver_raw(h, body, routed_as="SHIPPED", straight_to_queue=True)
+            await deliver_raw(h, body, routed_as="SHIPPED", straight_to="fragile")
         await h.settle()
         assert await h.dead_letters("fragile") == []
     assert sorted(seen) == ["deep-heavy", "heavy"]
