@@ -7,10 +7,12 @@ well-behaved producer cannot make are put on the wire directly (`deliver_raw`).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import orjson
 import pytest
 
@@ -365,3 +367,33 @@ async def test_an_oversized_id_every_downstream_event_would_inherit_is_parked(
         (letter,) = await h.dead_letters("ledger")
     assert received == []
     assert f"{attribute!r} is 4096 characters" in (letter.reason or "")
+
+
+# --- a handler that never returns ---------------------------------------------------------
+
+
+async def test_a_hanging_handler_is_cut_off_and_the_queue_moves_on(
+    build: Build, features: Any
+) -> None:
+    ledger = Domain(
+        "ledger",
+        DomainSettings(visibility_timeout=1.0, max_receive_count=2, retry_attempts=1, batch_size=1),
+    )
+    seen: list[int] = []
+
+    @ledger.on(Counted)
+    async def count(event: Counted, ctx: Context) -> None:
+        if event.count == 0:
+            await asyncio.Event().wait()  # never set: the handler hangs
+        seen.append(event.count)
+
+    async with build(ledger) as h:
+        for number in range(4):
+            await h.publish(Counted(count=number))
+        with anyio.fail_after(60):  # a guard: unbounded, the hanging record never settles
+            await h.settle()
+        (letter,) = await h.dead_letters("ledger")
+    assert sorted(seen) == [1, 2, 3]
+    assert orjson.loads(letter.body)["data"]["count"] == 0
+    if features.exhausted_reasons:
+        assert "TimeoutError" in (letter.reason or "")
