@@ -15,7 +15,7 @@ from bus.clock import Clock, SystemClock
 from bus.context import Context
 from bus.domain import Domain, Subscription
 from bus.envelope import Envelope
-from bus.errors import AlreadyHandled, PermanentError, UnknownMessageType
+from bus.errors import AlreadyHandled, MisroutedRecord, PermanentError, UnknownMessageType
 from bus.ids import IdGenerator
 from bus.messages import Message, Task
 from bus.metrics import Metrics
@@ -31,6 +31,7 @@ from bus.middleware import (
     retry,
     timeout,
 )
+from bus.topology import Purpose
 
 if TYPE_CHECKING:
     from bus.storage.table import Table
@@ -46,12 +47,20 @@ class Publisher(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One delivered message: the transport's id for it, its body and delivery count."""
+    """One delivered message: the transport's id for it, its body and delivery count, and
+    where it came from: an events queue or invocation, or its domain's task queue, and the
+    type it was routed by."""
 
     id: str
     #: The encoded envelope, or the envelope object already parsed by an adapter.
     body: bytes | str | Mapping[str, Any]
     receive_count: int = 1
+    #: "tasks" only for a record from the receiving domain's own task queue; anything else
+    #: (an events queue, an SNS or EventBridge invocation) is "events".
+    purpose: Purpose = "events"
+    #: The type the record was routed by (the SNS/SQS `type` message attribute, EventBridge's
+    #: `detail-type`); None when the transport carried none.
+    type_attribute: str | None = None
 
 
 Status = Literal["handled", "skipped", "filtered", "failed", "parked"]
@@ -167,11 +176,21 @@ class Dispatcher:
             envelope = (
                 Envelope.decode(body) if isinstance(body, bytes | str) else Envelope.from_dict(body)
             )
+            if record.type_attribute is not None and record.type_attribute != envelope.type:
+                raise MisroutedRecord(
+                    f"record was routed as {record.type_attribute!r} but its body is "
+                    f"{envelope.type!r}; a body may not claim another type than its route"
+                )
             routes = self._routes.get(envelope.type)
             if routes is None:
                 raise UnknownMessageType(
                     f"domain {self.domain.name} has no handler for {envelope.type!r} "
                     f"(handles {', '.join(sorted(self._routes)) or 'nothing'})"
+                )
+            if record.purpose != "tasks" and routes[0].subscription.is_task:
+                raise MisroutedRecord(
+                    f"task {envelope.type!r} came from an events queue, topic or bus; tasks "
+                    f"are taken only from {self.domain.name}'s task queue"
                 )
         except PermanentError as error:
             self._observe(record.id, "parked", None, None, str(error))
@@ -197,8 +216,13 @@ class Dispatcher:
         record: Record,
     ) -> tuple[Status, str]:
         sub = route.subscription
-        if route.matches is not None and not route.matches(data):
-            return "filtered", ""
+        try:
+            if route.matches is not None and not route.matches(data):
+                return "filtered", ""
+        except Exception as error:  # a payload the filter cannot read; no retry reads it
+            reason = f"{sub.name}: its filter cannot read the payload: {type(error).__name__}"
+            self._observe(record.id, "parked", sub.name, envelope, reason)
+            return "parked", reason
         try:
             message = models.get(sub.message)
             if message is None:

@@ -32,6 +32,11 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
+#: The share of a delivery's visibility timeout a derived handler timeout leaves spare: for
+#: publishing what the handler staged and deleting the record.
+_HANDLER_TIMEOUT_SPARE = 0.2
+
+
 @dataclass(frozen=True, slots=True)
 class DomainSettings:
     """How a domain's queues and handlers behave; every field has the default AWS would use."""
@@ -44,7 +49,9 @@ class DomainSettings:
     batch_size: int = 10
     #: Batches of one queue handled at the same time (Lambda maximum concurrency).
     concurrency: int = 2
-    #: Seconds one handler call may take before it fails with TimeoutError; None: no limit.
+    #: Seconds one handler call may take before it fails with TimeoutError. None: derived,
+    #: the longest that fits every attempt and its backoff in the visibility timeout with a
+    #: fifth to spare, so a hanging handler fails before its record is delivered again.
     handler_timeout: float | None = None
     #: Attempts of a handler within one delivery when it raises a transient error; 1: none.
     retry_attempts: int = 3
@@ -74,10 +81,19 @@ class DomainSettings:
                 f"concurrency is at most {MAX_CONCURRENCY} (a Lambda event source mapping's "
                 f"maximum concurrency), got {self.concurrency}"
             )
-        if self.handler_timeout is not None:
-            worst = self.retry_attempts * self.handler_timeout + self.retry_backoff * (
-                2 ** (self.retry_attempts - 1) - 1
-            )
+        backoff = self.retry_backoff * (2 ** (self.retry_attempts - 1) - 1)
+        if self.handler_timeout is None:
+            room = self.visibility_timeout - backoff
+            if room <= 0:
+                raise ConfigurationError(
+                    f"{self.retry_attempts} attempts back off {backoff:g}s in all, no less "
+                    f"than the {self.visibility_timeout:g}s visibility timeout: no time is "
+                    "left to run the handler; raise visibility_timeout or lower retry_backoff"
+                )
+            derived = (1 - _HANDLER_TIMEOUT_SPARE) * room / self.retry_attempts
+            object.__setattr__(self, "handler_timeout", derived)
+        else:
+            worst = self.retry_attempts * self.handler_timeout + backoff
             if worst > self.visibility_timeout:
                 raise ConfigurationError(
                     f"a delivery may take {worst:g}s ({self.retry_attempts} attempts of "

@@ -5,17 +5,33 @@ Encoding happens once per publish and decoding once per delivery, so both are si
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
 import orjson
 
-from bus.errors import MalformedEnvelope, MessageTooLarge
+from bus.errors import MalformedEnvelope, MessageTooLarge, UnencodableMessage
 from bus.limits import ServiceLimits
 from bus.messages import Message
 
 SPECVERSION: Final = "1.0"
 _REQUIRED: Final = ("id", "source", "type", "time", "dataversion", "correlationid")
+#: W3C Trace Context `traceparent`: version, 16-byte trace id, 8-byte parent id, flags.
+_TRACEPARENT: Final = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_TRACEPARENT_LENGTH: Final = 55
+_INVALID_TRACE_ID: Final = "0" * 32
+_INVALID_PARENT_ID: Final = "0" * 16
+#: Longest `subject` or `causationid` adopted from a delivered envelope. Both are ids that
+#: events published while handling it inherit, so an oversized one would grow every
+#: downstream message towards its size limit.
+MAX_INHERITED_ID_LENGTH: Final = 256
+#: The integers orjson writes and reads exactly: JSON from the wire holds no others.
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
+#: A run of digits long enough to be out of that range; shorter runs never are.
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{19,}")
 
 
 class Envelope(NamedTuple):
@@ -41,11 +57,13 @@ class Envelope(NamedTuple):
     def encode(self) -> bytes:
         """The envelope as compact JSON bytes (data serialised by pydantic-core in one pass)."""
         data = self.data
-        body = (
-            orjson.Fragment(data.__pydantic_serializer__.to_json(data))
-            if isinstance(data, Message)
-            else data
-        )
+        if isinstance(data, Message):
+            payload = data.__pydantic_serializer__.to_json(data)
+            if _LONG_DIGITS.search(payload) is not None:
+                _refuse_wide_integers(self.type, payload)
+            body: Any = orjson.Fragment(payload)
+        else:
+            body = data
         attributes: dict[str, Any] = {
             "specversion": self.specversion,
             "id": self.id,
@@ -63,7 +81,10 @@ class Envelope(NamedTuple):
             attributes["subject"] = self.subject
         attributes["datacontenttype"] = "application/json"
         attributes["data"] = body
-        return orjson.dumps(attributes)
+        try:
+            return orjson.dumps(attributes)
+        except orjson.JSONEncodeError as error:
+            raise UnencodableMessage(f"{self.type} {self.id} cannot be encoded: {error}") from None
 
     def data_dict(self) -> Mapping[str, Any]:
         """The payload as a JSON object, whichever form `data` holds."""
@@ -118,6 +139,8 @@ class Envelope(NamedTuple):
                 and type_
                 and time
                 and correlationid
+                and len(id_) <= MAX_INHERITED_ID_LENGTH
+                and len(correlationid) <= MAX_INHERITED_ID_LENGTH
             )
         ):
             _explain(raw)
@@ -129,10 +152,48 @@ class Envelope(NamedTuple):
             version,
             correlationid,
             data,
-            raw.get("causationid"),
-            raw.get("traceparent"),
-            raw.get("subject"),
+            _inherited_id(raw.get("causationid")),
+            _traceparent(raw.get("traceparent")),
+            _inherited_id(raw.get("subject")),
         )
+
+
+def _traceparent(value: Any) -> str | None:
+    """A W3C `traceparent` as sent, or None for anything else: an unusable trace context is
+    dropped (as the W3C specification says), never carried on or failed over."""
+    if (
+        type(value) is str
+        and len(value) == _TRACEPARENT_LENGTH
+        and _TRACEPARENT.fullmatch(value) is not None
+        and not value.startswith("ff")
+        and value[3:35] != _INVALID_TRACE_ID
+        and value[36:52] != _INVALID_PARENT_ID
+    ):
+        return value
+    return None
+
+
+def _inherited_id(value: Any) -> str | None:
+    """An optional id attribute as sent if it is a short printable string, else None."""
+    if type(value) is str and 0 < len(value) <= MAX_INHERITED_ID_LENGTH and value.isprintable():
+        return value
+    return None
+
+
+def _refuse_wide_integers(message_type: str, payload: bytes) -> None:
+    """Raise `UnencodableMessage` if the JSON `payload` holds an integer outside 64 bits."""
+
+    def checked(literal: str) -> int:
+        number = int(literal)
+        if not _INT_MIN <= number <= _INT_MAX:
+            shown = literal if len(literal) <= 40 else f"{literal[:20]}...({len(literal)} digits)"
+            raise UnencodableMessage(
+                f"{message_type} holds the integer {shown}, outside the 64-bit range "
+                f"[{_INT_MIN}, {_INT_MAX}] its consumers read exactly; send it as a string"
+            )
+        return number
+
+    json.loads(payload, parse_int=checked)
 
 
 def _explain(raw: Mapping[str, Any]) -> None:
@@ -149,6 +210,12 @@ def _explain(raw: Mapping[str, Any]) -> None:
     for name in ("id", "source", "type", "time", "correlationid"):
         if not isinstance(raw[name], str) or not raw[name]:
             raise MalformedEnvelope(f"envelope attribute {name!r} must be a non-empty string")
+    for name in ("id", "correlationid"):
+        if len(raw[name]) > MAX_INHERITED_ID_LENGTH:
+            raise MalformedEnvelope(
+                f"envelope attribute {name!r} is {len(raw[name])} characters, over the "
+                f"{MAX_INHERITED_ID_LENGTH} every event published in its handling would inherit"
+            )
     raise MalformedEnvelope("envelope is malformed")
 
 

@@ -24,6 +24,12 @@ class UnknownMessageType(PermanentError):
     """No handler of the receiving domain handles this event or task type."""
 
 
+class MisroutedRecord(PermanentError):
+    """A record whose body is not what it was routed as (its `type` attribute or
+    `detail-type` names another type), or a task that came from anywhere but its own domain's
+    task queue: whoever put it there may not give that order."""
+
+
 class UnsupportedMessageVersion(PermanentError):
     """The payload's `dataversion` cannot be read as the version the handler expects."""
 
@@ -43,6 +49,11 @@ class MessageTooLarge(PermanentError):
             f"{what} is {size} bytes, over the {service} limit of {limit} bytes; "
             "store large payloads elsewhere and publish a reference"
         )
+
+
+class UnencodableMessage(PermanentError):
+    """A message holds a value its consumers could not read back exactly (an integer beyond
+    64 bits): refused when it is published, not parked by every consumer."""
 
 
 class BatchTooLarge(BusError):

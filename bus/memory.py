@@ -56,12 +56,17 @@ class QueuedMessage:
         "message_id",
         "receive_count",
         "sent_at",
+        "type_attribute",
     )
 
-    def __init__(self, message_id: str, body: bytes, sent_at: float) -> None:
+    def __init__(
+        self, message_id: str, body: bytes, sent_at: float, type_attribute: str | None = None
+    ) -> None:
         self.message_id = message_id
         self.body = body
         self.sent_at = sent_at
+        #: The `type` message attribute it was routed by, as SNS carries it beside the body.
+        self.type_attribute = type_attribute
         self.receive_count = 0
         self.generation = 0  # bumps on every receive: a stale receipt cannot delete
         self.deleted = False
@@ -216,7 +221,9 @@ class MemoryQueue:
         self._live -= 1
         if self.dlq is None:
             raise ConfigurationError(f"queue {self.name} has no DLQ to move a message to")
-        copy = QueuedMessage(message.message_id, message.body, message.sent_at)
+        copy = QueuedMessage(
+            message.message_id, message.body, message.sent_at, message.type_attribute
+        )
         copy.receive_count = message.receive_count
         copy.dead_reason = reason
         self.dlq.send(copy)
@@ -288,14 +295,14 @@ class InMemoryTransport:
                         data = envelope.data_dict()
                     if not any(match(data) for match in matchers):
                         continue
-                self._deliver(queue, body)
+                self._deliver(queue, body, envelope.type)
 
     async def send(self, envelopes: Sequence[Envelope]) -> None:
         """Put each task on the task queue of the domain that consumes it."""
         targets = [self._task_queue(e) for e in envelopes]
         bodies = [self._encode(e, self.send_limits) for e in envelopes]
-        for queue, body in zip(targets, bodies, strict=True):
-            self._deliver(queue, body)
+        for queue, body, envelope in zip(targets, bodies, envelopes, strict=True):
+            self._deliver(queue, body, envelope.type)
 
     def _task_queue(self, envelope: Envelope) -> MemoryQueue:
         name = self.topology.task_queue_name(envelope.type, getattr(envelope.data, "domain", None))
@@ -311,12 +318,13 @@ class InMemoryTransport:
         check_message_size(envelope, body, limits)
         return body
 
-    def _deliver(self, queue: MemoryQueue, body: bytes) -> None:
+    def _deliver(self, queue: MemoryQueue, body: bytes, type_attribute: str) -> None:
         faults = self.faults
         copies = 2 if faults.duplicate_rate and self._rng.random() < faults.duplicate_rate else 1
         for _ in range(copies):
             delay = self._rng.uniform(0, faults.max_delay) if faults.max_delay else 0.0
-            queue.send(QueuedMessage(self._message_ids(), body, self.clock.now()), delay)
+            message = QueuedMessage(self._message_ids(), body, self.clock.now(), type_attribute)
+            queue.send(message, delay)
         self._signal()
 
     # -- Delivery --------------------------------------------------------------------------
@@ -349,7 +357,10 @@ class InMemoryTransport:
                 continue
             self._busy += 1
             try:
-                records = [Record(m.message_id, m.body, m.receive_count) for m, _ in received]
+                records = [
+                    Record(m.message_id, m.body, m.receive_count, spec.purpose, m.type_attribute)
+                    for m, _ in received
+                ]
                 result = await dispatcher.dispatch(records)
                 for message, generation in received:
                     parked = result.parked.get(message.message_id)
@@ -426,7 +437,11 @@ class InMemoryTransport:
         source = self.queues[spec.name]
         moved = self.queues[spec.dlq].drain()
         for message in moved:
-            source.send(QueuedMessage(message.message_id, message.body, self.clock.now()))
+            source.send(
+                QueuedMessage(
+                    message.message_id, message.body, self.clock.now(), message.type_attribute
+                )
+            )
         self._signal()
         return len(moved)
 

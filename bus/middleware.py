@@ -6,6 +6,7 @@ Each one here is small and independent; the dispatcher composes them in a fixed 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import heapq
 from collections.abc import Awaitable, Callable
@@ -194,10 +195,10 @@ def timeout(seconds: float | None) -> Middleware:
     def wrap(handler: Handler) -> Handler:
         if seconds is None:
             return handler
-        import anyio  # only domains with a handler timeout load it
 
         async def bounded(delivery: Delivery) -> None:
-            with anyio.fail_after(seconds):
+            # asyncio's own timeout: a Lambda function runs on asyncio without anyio loaded.
+            async with asyncio.timeout(seconds):
                 await handler(delivery)
 
         return bounded

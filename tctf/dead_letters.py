@@ -7,6 +7,7 @@ cannot peek: each listing receives a record once, adding one to its receive coun
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -99,25 +100,28 @@ async def show(
 
 
 def _json(dlq: Dlq, described: list[dict[str, Any]]) -> Iterator[str]:
-    yield orjson.dumps(
-        {
-            "dlq": dlq.name,
-            "domain": dlq.domain,
-            "purpose": dlq.purpose,
-            "count": len(described),
-            "records": described,
-        }
-    ).decode()
+    yield _escape_json_controls(
+        orjson.dumps(
+            {
+                "dlq": dlq.name,
+                "domain": dlq.domain,
+                "purpose": dlq.purpose,
+                "count": len(described),
+                "records": described,
+            }
+        ).decode()
+    )
 
 
 def _text(dlq: Dlq, described: list[dict[str, Any]]) -> Iterator[str]:
     count = len(described)
     yield f"{dlq.name} ({dlq.domain} {dlq.purpose}): {_records(count)}"
     for record in described[:SHOWN_PER_DLQ]:
-        carries = f"  {record['type']} {record['id']}" if record["type"] else ""
-        yield f"  {record['message_id']}  received {record['receive_count']}x{carries}"
-        yield f"    reason: {record['reason']}"
-        yield f"    source: {record['source'] or 'unknown'}"
+        shown = {key: printable(value) for key, value in record.items()}
+        carries = f"  {shown['type']} {shown['id']}" if record["type"] else ""
+        yield f"  {shown['message_id']}  received {record['receive_count']}x{carries}"
+        yield f"    reason: {shown['reason']}"
+        yield f"    source: {shown['source'] if record['source'] else 'unknown'}"
     if count > SHOWN_PER_DLQ:
         yield f"  ... {count - SHOWN_PER_DLQ} more (--json lists every one)"
 
@@ -162,6 +166,26 @@ def _dlq_of(topology: Topology, domain: str, purpose: DlqPurpose) -> Dlq:
     raise ConfigurationError(
         f"domain {domain!r} has no {purpose} DLQ (its DLQs: {has}); choose one with --purpose"
     )
+
+
+def printable(value: object) -> str:
+    """`value` as text safe for a terminal: control and other unprintable characters (escape
+    sequences a message may carry to move the cursor, retitle or clear the screen) are shown
+    as Python escapes instead of being interpreted."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+#: DEL and the C1 controls (CSI is U+009B): JSON lets them through unescaped, terminals act on
+#: some of them.
+_UNESCAPED_BY_JSON = re.compile("[\x7f-\x9f]")
+
+
+def _escape_json_controls(line: str) -> str:
+    """JSON text with DEL and C1 controls written as `\\u00XX` (only strings can hold them)."""
+    return _UNESCAPED_BY_JSON.sub(lambda found: f"\\u{ord(found.group()):04x}", line)
 
 
 def _records(count: int) -> str:

@@ -19,11 +19,15 @@ from bus.dispatch import Dispatcher, Record
 def incoming_from_eventbridge_event(
     event: Mapping[str, Any], dead_letter_queue: str | None
 ) -> Incoming:
-    """The event as one record keyed by its EventBridge `id`; the whole event is the raw body."""
+    """The event as one record keyed by its EventBridge `id`, routed by its `detail-type`;
+    the whole event is the raw body."""
     detail = event.get("detail")
     body: bytes | Mapping[str, Any] = detail if isinstance(detail, dict) else orjson.dumps(detail)
     return Incoming(
-        Record(id=str(event.get("id", "")), body=body),
+        # An invocation is never a task queue: the record's purpose stays "events".
+        Record(
+            id=str(event.get("id", "")), body=body, type_attribute=str(event.get("detail-type"))
+        ),
         orjson.dumps(event).decode(),
         dead_letter_queue,
         str(event.get("source", "")),

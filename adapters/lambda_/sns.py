@@ -17,12 +17,20 @@ from bus.dispatch import Dispatcher, Record
 def incoming_from_sns_event(
     event: Mapping[str, Any], dead_letter_queue: str | None
 ) -> list[Incoming]:
-    """Each SNS record, keyed by the notification's `MessageId`."""
+    """Each SNS record, keyed by the notification's `MessageId`, with the `type` message
+    attribute it was routed by."""
     incoming: list[Incoming] = []
     for r in event.get("Records", ()):
         sns = r.get("Sns", {})
         message = sns.get("Message", "")
-        record = Record(id=sns.get("MessageId", ""), body=message.encode())
+        attribute = sns.get("MessageAttributes", {}).get("type")
+        routed = attribute.get("Value", "") if isinstance(attribute, Mapping) else None
+        # An invocation is never a task queue: the record's purpose stays "events".
+        record = Record(
+            id=sns.get("MessageId", ""),
+            body=message.encode(),
+            type_attribute=routed if isinstance(routed, str | None) else "",
+        )
         incoming.append(Incoming(record, message, dead_letter_queue, sns.get("TopicArn", "")))
     return incoming
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from adapters.aws.bodies import unwrap
+from adapters.aws.bodies import open_body
 from adapters.aws.dead_letters import DeadLetters, SqsDeadLetters
 from adapters.lambda_.batch import Incoming, deliver
 from bus.dispatch import Dispatcher, Record
@@ -38,24 +38,45 @@ def dead_letter_queue(source_arn: str | None) -> str | None:
     return f"{name}{DLQ_SUFFIX}" if name else None
 
 
-def incoming_from_sqs_event(event: Mapping[str, Any]) -> list[Incoming]:
-    """Each SQS record of a Lambda event, keyed by `messageId`, with its DLQ."""
+def incoming_from_sqs_event(event: Mapping[str, Any], domain: str = "") -> list[Incoming]:
+    """Each SQS record of a Lambda event, keyed by `messageId`, with its DLQ, the type it
+    was routed by, and whether it came from `domain`'s own task queue."""
     incoming: list[Incoming] = []
     for r in event.get("Records", ()):
         body = r.get("body", "")
         source = r.get("eventSourceARN", "")
+        envelope, wrapper_type = open_body(body)
         record = Record(
             id=r["messageId"],
-            body=unwrap(body),
+            body=envelope,
             receive_count=int(r.get("attributes", {}).get("ApproximateReceiveCount", 1)),
+            purpose="tasks" if domain and is_task_queue(source, domain) else "events",
+            type_attribute=_type_attribute(r) if wrapper_type is None else wrapper_type,
         )
         incoming.append(Incoming(record, body, dead_letter_queue(source), source))
     return incoming
 
 
-def records_from_sqs_event(event: Mapping[str, Any]) -> list[Record]:
+def is_task_queue(source_arn: str, domain: str) -> bool:
+    """Whether the queue of `source_arn` is `domain`'s task queue, named as the topology
+    names it (`{app}-{domain}-tasks`, `Topology.task_queue_name`)."""
+    return source_arn.startswith("arn:") and source_arn.rsplit(":", 1)[-1].endswith(
+        f"-{domain}-tasks"
+    )
+
+
+def _type_attribute(record: Mapping[str, Any]) -> str | None:
+    """The `type` message attribute SNS raw delivery or a task send put beside the body."""
+    attribute = record.get("messageAttributes", {}).get("type")
+    if not isinstance(attribute, Mapping):
+        return None
+    value = attribute.get("stringValue")
+    return value if isinstance(value, str) else ""
+
+
+def records_from_sqs_event(event: Mapping[str, Any], domain: str = "") -> list[Record]:
     """Dispatcher records for each SQS record of a Lambda event, keyed by `messageId`."""
-    return [i.record for i in incoming_from_sqs_event(event)]
+    return [i.record for i in incoming_from_sqs_event(event, domain)]
 
 
 def batch_item_failures(failed: Iterable[str], order: Iterable[Record]) -> dict[str, Any]:
@@ -72,7 +93,7 @@ async def handle_sqs_event(
     dead_letters: DeadLetters | None = None,
 ) -> dict[str, Any]:
     """Dispatch one SQS batch and answer with only the records to deliver again."""
-    incoming = incoming_from_sqs_event(event)
+    incoming = incoming_from_sqs_event(event, dispatcher.domain.name)
     failed = await deliver(dispatcher, incoming, deadline=deadline, dead_letters=dead_letters)
     return batch_item_failures(failed, (i.record for i in incoming))
 

@@ -102,12 +102,19 @@ def _joined_keys(node: Node) -> Iterator[str]:
 
 
 def _objects_in(values: Any) -> Iterator[Mapping[str, Any]]:
-    for item in values:
-        kind = type(item)
-        if kind is dict:
-            yield item
-        elif kind is list or kind is tuple:
-            yield from _objects_in(item)
+    """The objects inside a (possibly nested) array, in order; iterative, as arrays from the
+    wire may nest deeper than Python's recursion limit."""
+    stack = [iter(values)]
+    while stack:
+        for item in stack[-1]:
+            kind = type(item)
+            if kind is dict:
+                yield item
+            elif kind is list or kind is tuple:
+                stack.append(iter(item))
+                break
+        else:
+            stack.pop()
 
 
 def expand_dotted_keys(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,12 +129,25 @@ def expand_dotted_keys(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _merge(first: Any, second: Any) -> Any:
-    if type(first) is dict and type(second) is dict:
-        merged = dict(first)
-        for key, value in second.items():
-            merged[key] = _merge(merged[key], value) if key in merged else value
-        return merged
-    return [first, second]
+    """Two values of one key: objects merged key by key (iteratively, however deep both
+    nest), anything else paired in an array."""
+    if not (type(first) is dict and type(second) is dict):
+        return [first, second]
+    root: dict[str, Any] = {}
+    pending = [(root, first, second)]
+    while pending:
+        merged, left, right = pending.pop()
+        merged.update(left)
+        for key, value in right.items():
+            if key not in merged:
+                merged[key] = value
+            elif type(merged[key]) is dict and type(value) is dict:
+                inner: dict[str, Any] = {}
+                pending.append((inner, merged[key], value))
+                merged[key] = inner
+            else:
+                merged[key] = [merged[key], value]
+    return root
 
 
 # --- compiling ------------------------------------------------------------------------------

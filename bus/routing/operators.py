@@ -163,13 +163,21 @@ class Leaf:
 
 
 def flatten_scalars(values: Iterable[Any]) -> Iterator[Any]:
-    """The scalars inside a (possibly nested) JSON array; objects are skipped."""
-    for item in values:
-        kind = type(item)
-        if kind is list or kind is tuple:
-            yield from flatten_scalars(item)
-        elif kind is not dict:
-            yield item
+    """The scalars inside a (possibly nested) JSON array, in order; objects are skipped.
+
+    Iterative: JSON from the wire may nest arrays 1024 deep, past Python's recursion limit.
+    """
+    stack = [iter(values)]
+    while stack:
+        for item in stack[-1]:
+            kind = type(item)
+            if kind is list or kind is tuple:
+                stack.append(iter(item))
+                break
+            if kind is not dict:
+                yield item
+        else:
+            stack.pop()
 
 
 def compile_leaf(values: Any, field: str, dialect: Dialect) -> Leaf:

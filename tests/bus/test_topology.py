@@ -139,6 +139,25 @@ def test_settings_refuse_a_delivery_that_can_outlast_its_visibility_timeout() ->
 
 
 @pytest.mark.parametrize(
+    ("visibility", "attempts", "backoff"), [(30.0, 3, 0.1), (1.0, 1, 0.1), (900.0, 5, 2.0)]
+)
+def test_a_handler_is_bounded_by_default_to_fit_its_visibility_timeout(
+    visibility: float, attempts: int, backoff: float
+) -> None:
+    settings = DomainSettings(
+        visibility_timeout=visibility, retry_attempts=attempts, retry_backoff=backoff
+    )
+    assert settings.handler_timeout is not None
+    worst = attempts * settings.handler_timeout + backoff * (2 ** (attempts - 1) - 1)
+    assert 0.7 * visibility < worst < visibility
+
+
+def test_settings_whose_backoff_alone_outlasts_the_visibility_timeout_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="no time is left to run the handler"):
+        DomainSettings(visibility_timeout=1.0, retry_attempts=3, retry_backoff=0.5)
+
+
+@pytest.mark.parametrize(
     ("settings", "message"),
     [
         ({"visibility_timeout": 43_201}, r"visibility_timeout is at most 43200s"),

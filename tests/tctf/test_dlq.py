@@ -400,3 +400,35 @@ def _error_line(err: str) -> str:
     """The one line tctf wrote to stderr (the moto server in this process logs there too)."""
     (line,) = [line for line in err.splitlines() if line.startswith("tctf")]
     return line
+
+
+def test_listing_escapes_terminal_control_characters_a_message_carries(
+    moto_endpoint: str, app_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostile = "\x1b]0;owned\x07\x1b[2J\x9b31m"
+    envelope = Envelope(
+        id=f"evt{hostile}",
+        source="users",
+        type=f"ORDER{hostile}",
+        time="2026-01-01T00:00:00.000Z",
+        dataversion=1,
+        correlationid="corr-dlq",
+        data={"order_id": "o1"},
+    )
+    sqs = _sqs(moto_endpoint)
+    url = sqs.get_queue_url(QueueName=f"{app_name}-messaging-tasks-dlq")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=envelope.encode().decode())
+    argv = ["dlq", "--domain", "messaging", "--endpoint-url", moto_endpoint, "--app", app_name]
+
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert main([*argv, "--json"]) == 0
+    as_json = capsys.readouterr().out
+
+    for out in (text, as_json):
+        assert not any(char in out for char in "\x1b\x07\x9b")
+    assert "ORDER\\x1b]0;owned\\x07\\x1b[2J\\x9b31m evt\\x1b" in text
+    (record,) = next(line for line in map(json.loads, as_json.splitlines()) if line["count"])[
+        "records"
+    ]
+    assert record["type"] == f"ORDER{hostile}"

@@ -63,9 +63,22 @@ def test_eventbridge_sample_with_an_envelope_detail_calls_the_handler(
 ) -> None:
     event = sample(POWERTOOLS / "eventBridgeEvent.json")
     event["detail"] = json.loads(body("via-bus"))
+    event["detail-type"] = event["detail"]["type"]  # what the producer's PutEvents sets
 
     assert app(event, LambdaContext()) is None
     assert [e.sku for e in inventory.handled] == ["via-bus"]
+
+
+def test_eventbridge_event_whose_detail_type_is_not_its_envelopes_type_is_parked(
+    app: LambdaApp, inventory: Inventory, dead_letters: MemoryDeadLetters
+) -> None:
+    event = sample(POWERTOOLS / "eventBridgeEvent.json")
+    event["detail"] = json.loads(body("via-bus"))
+
+    assert app(event, LambdaContext()) is None
+    assert inventory.handled == []
+    (letter,) = dead_letters.queues["tctf-inventory-events-dlq"]
+    assert f"routed as {event['detail-type']!r}" in letter.reason
 
 
 def test_eventbridge_sample_detail_is_dead_lettered_whole(
@@ -87,6 +100,7 @@ def test_eventbridge_event_of_a_type_the_domain_does_not_handle_is_parked(
     detail = json.loads(body())
     detail["type"] = "ITEM_SHIPPED"
     event["detail"] = detail
+    event["detail-type"] = "ITEM_SHIPPED"
 
     app(event, LambdaContext())
     (letter,) = dead_letters.queues["tctf-inventory-events-dlq"]

@@ -149,6 +149,7 @@ def test_eventbridge_event_delivered_to_sqs_is_read_from_its_detail(
     )
     delivered = snapshot[key]["recorded-content"]["message"][0]["Body"]
     delivered["detail"] = json.loads(body("from-eventbridge"))
+    delivered["detail-type"] = delivered["detail"]["type"]
     event = sample(POWERTOOLS / "sqsEvent.json")
     event["Records"] = event["Records"][:1]
     event["Records"][0]["body"] = json.dumps(delivered)
@@ -252,3 +253,18 @@ def test_a_parked_record_near_the_size_limit_keeps_its_body_and_what_reason_fits
         assert kept
     if spare >= 4096:
         assert len(kept) == 1024
+
+
+def test_sns_notification_whose_type_attribute_is_not_its_bodys_type_is_parked(
+    app: LambdaApp, inventory: Inventory, dead_letters: MemoryDeadLetters
+) -> None:
+    event = sample(POWERTOOLS / "snsSqsEvent.json")
+    notification = json.loads(event["Records"][0]["body"])
+    notification["Message"] = body("from-sns")
+    notification["MessageAttributes"] = {"type": {"Type": "String", "Value": "ITEM_SHIPPED"}}
+    event["Records"][0]["body"] = json.dumps(notification)
+
+    assert app(event, LambdaContext()) == {"batchItemFailures": []}
+    assert inventory.handled == []
+    (letter,) = dead_letters.queues["powertools265-dlq"]
+    assert letter.reason.startswith("record was routed as 'ITEM_SHIPPED'")
