@@ -38,3 +38,18 @@ async def test_the_tutorial_domain_and_its_test_work(loyalty_package: str) -> No
     namespace: dict[str, object] = {}
     exec(compile(loyalty_package, str(DOC), "exec"), namespace)
     await namespace["test_new_users_get_100_points"]()  # type: ignore[operator]
+
+
+RELIABILITY = DOC.parent / "reliability.md"
+
+
+def test_every_test_docs_reliability_names_exists() -> None:
+    """A promise in docs/reliability.md points at a test that is there to fail."""
+    root = DOC.parents[1]
+    named = re.findall(r"`(tests/[^`]+?\.py)(?:::(\w+))?`", RELIABILITY.read_text())
+    assert len(named) > 30
+    for path, test in named:
+        source = root / path
+        assert source.exists(), f"docs/reliability.md names {path}, which is not there"
+        if test:
+            assert re.search(rf"def {test}\(", source.read_text()), f"{path}::{test} is gone"
