@@ -24,7 +24,7 @@ from bus.messages import Event, Task
 from bus.metrics import Metrics
 from bus.middleware import Middleware
 from bus.storage.memory import InMemoryTable
-from bus.storage.outbox import OutboxRelay
+from bus.storage.outbox import OutboxRelay, outbox_sender
 from bus.storage.spec import TableSpec
 from bus.storage.table import Table
 from bus.topology import Topology
@@ -74,7 +74,8 @@ class Runtime:
         }
         #: Outbox relays, one per table: what units of work commit, they publish.
         self.relays = {
-            name: OutboxRelay(table, self._publish_committed) for name, table in self.tables.items()
+            name: OutboxRelay(table, publish_items=outbox_sender(self.publisher))
+            for name, table in self.tables.items()
         }
         self._relay_interval = relay_interval
         self._committed: anyio.Event | None = None
@@ -91,9 +92,6 @@ class Runtime:
             domain.name: assemble(domain, services, table=self.tables.get(domain.name))
             for domain in self.domains
         }
-
-    async def _publish_committed(self, bodies: list[bytes]) -> None:
-        await self.publisher.publish([Envelope.decode(body) for body in bodies])
 
     def _wake_relay(self) -> None:
         if self._committed is not None:

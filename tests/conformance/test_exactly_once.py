@@ -1,0 +1,104 @@
+"""Exactly-once effects under retries and timeouts, on every transport: a committed unit of
+work never runs again, and what it sends leaves with it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import anyio
+
+from bus import Context, Domain, DomainSettings, Event, Storage, Task
+from bus.testing import Harness
+
+Build = Callable[..., Harness]
+
+
+class Deposited(Event):
+    type = "EO_DEPOSITED"
+    account: str
+    amount: int
+
+
+class IssueReceipt(Task):
+    type = "EO_ISSUE_RECEIPT"
+    domain = "receipts"
+    account: str
+    amount: int
+
+
+class ReceiptIssued(Event):
+    type = "EO_RECEIPT_ISSUED"
+    account: str
+
+
+def wallet(fail_after_commit: int, settings: DomainSettings | None = None) -> Domain:
+    """Credits each deposit and sends a receipt in one unit of work, then fails
+    `fail_after_commit` times (a connection dropped after the commit)."""
+    domain = Domain("wallet", settings, storage=Storage())
+    failures = [fail_after_commit]
+
+    @domain.on(Deposited)
+    async def credit(event: Deposited, ctx: Context) -> None:
+        async with ctx.unit_of_work() as uow:
+            uow.update({"PK": f"ACCOUNT#{event.account}", "SK": "BALANCE"}, add={"balance": 10})
+            uow.send(IssueReceipt(account=event.account, amount=event.amount))
+        if failures[0]:
+            failures[0] -= 1
+            raise ConnectionError("connection reset after the commit")
+
+    return domain
+
+
+def receipts(issued: Counter[str]) -> Domain:
+    domain = Domain("receipts")
+
+    @domain.task(IssueReceipt)
+    async def issue(task: IssueReceipt, ctx: Context) -> None:
+        issued[task.account] += 1
+        ctx.publish(ReceiptIssued(account=task.account))
+
+    return domain
+
+
+async def _balance(h: Harness, account: str) -> int:
+    item = await h.runtime.tables["wallet"].get({"PK": f"ACCOUNT#{account}", "SK": "BALANCE"})
+    assert item is not None
+    return int(item["balance"])
+
+
+async def test_a_handler_failing_after_its_commit_is_not_run_again_and_its_task_leaves(
+    harness: Build,
+) -> None:
+    issued: Counter[str] = Counter()
+    async with harness(wallet(fail_after_commit=3), receipts(issued)) as h:
+        await h.publish(Deposited(account="a1", amount=10))
+        await h.settle()
+        balance = await _balance(h, "a1")
+        dead = await h.dead_letters("wallet")
+
+    assert balance == 10
+    assert issued == {"a1": 1}
+    assert dead == []
+
+
+async def test_a_handler_timing_out_after_its_commit_does_not_commit_again(
+    harness: Build,
+) -> None:
+    domain = Domain("wallet", DomainSettings(handler_timeout=0.2), storage=Storage())
+    slow = [True]
+
+    @domain.on(Deposited)
+    async def credit(event: Deposited, ctx: Context) -> None:
+        async with ctx.unit_of_work() as uow:
+            uow.update({"PK": f"ACCOUNT#{event.account}", "SK": "BALANCE"}, add={"balance": 10})
+        if slow[0]:
+            slow[0] = False
+            await anyio.sleep(5)  # outlives handler_timeout once the effect is committed
+
+    async with harness(domain) as h:
+        await h.publish(Deposited(account="a2", amount=10))
+        await h.settle()
+        balance = await _balance(h, "a2")
+
+    assert balance == 10
