@@ -79,7 +79,7 @@ class IdempotencyStore(Protocol):
 class InMemoryIdempotencyStore:
     """Idempotency records in a dict, expiring after `ttl` seconds of the injected clock."""
 
-    def __init__(self, clock: Clock, ttl: float = 24 * 3600.0) -> None:
+    def __init__(self, clock: Clock, ttl: float = 15 * 24 * 3600.0) -> None:
         self._clock = clock
         self._ttl = ttl
         #: key -> (done, expires at, claim token): a claim until done, then the record of

@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import anyio
 
-from bus import Context, Domain, DomainSettings, Event, Storage, Task
+from bus import Context, Domain, DomainSettings, Event, Rejected, Storage, Task
+from bus.clock import ManualClock
 from bus.testing import Harness
 
 Build = Callable[..., Harness]
@@ -102,3 +103,37 @@ async def test_a_handler_timing_out_after_its_commit_does_not_commit_again(
         balance = await _balance(h, "a2")
 
     assert balance == 10
+
+
+class Joined(Event):
+    type = "EO_JOINED"
+    member: str
+
+
+async def test_a_record_redriven_a_day_later_does_not_repeat_the_handler_that_succeeded() -> None:
+    domain = Domain("loyalty", storage=Storage())
+    broken = [True]
+
+    @domain.on(Joined)
+    async def award(event: Joined, ctx: Context) -> None:
+        async with ctx.unit_of_work() as uow:
+            uow.update({"PK": f"MEMBER#{event.member}", "SK": "POINTS"}, add={"points": 100})
+
+    @domain.on(Joined)
+    async def welcome(event: Joined, ctx: Context) -> None:
+        if broken[0]:
+            raise Rejected("the welcome template is missing")
+
+    clock = ManualClock()
+    async with Harness(domain, clock=clock) as h:
+        await h.publish(Joined(member="m1"))
+        await h.settle()
+        assert len(await h.dead_letters("loyalty")) == 1
+        clock.advance(25 * 3600)  # mended the next day
+        broken[0] = False
+        assert await h.redrive("loyalty") == 1
+        await h.settle()
+        item = await h.runtime.tables["loyalty"].get({"PK": "MEMBER#m1", "SK": "POINTS"})
+
+    assert item is not None and item["points"] == 100
+    assert [o.status for o in h.results(handler="loyalty.award")] == ["handled", "skipped"]
