@@ -156,6 +156,10 @@ class OutboxRelay:
                 _log.exception("outbox: publishing events of %s failed; will retry", ordering_key)
         return published
 
+    async def pending(self) -> bool:
+        """Whether any committed event is still waiting to be published."""
+        return bool(await self._pending_keys())
+
     async def run(self, poll_interval: float = 0.1) -> None:
         """Relay until cancelled (run it in a task group); a failed pass is logged and retried
         after `poll_interval` seconds, as is an empty one."""

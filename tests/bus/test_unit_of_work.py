@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -10,6 +11,7 @@ from bus import Context, Domain, DomainSettings, Event
 from bus.clock import Clock
 from bus.domain import Storage
 from bus.storage import Attr, InMemoryTable, TableSpec
+from bus.storage.table import Delete, TransactOperation
 from bus.testing import Harness
 
 
@@ -166,3 +168,35 @@ async def test_a_second_unit_of_work_in_one_handler_is_refused() -> None:
         [dead] = await h.dead_letters("wallet")
     assert dead.reason is not None and "opened a second unit of work" in dead.reason
     assert not h.results("failed"), "a programming mistake is parked, not retried"
+
+
+class DeletesFailingOnce(InMemoryTable):
+    """A table whose first outbox clean-up fails: the relay has published, not deleted."""
+
+    def __init__(self, spec: TableSpec, now: Callable[[], float]) -> None:
+        super().__init__(spec, now=now)
+        self.failed = False
+
+    async def transact(self, operations: Sequence[TransactOperation]) -> None:
+        if not self.failed and all(isinstance(op, Delete) for op in operations):
+            self.failed = True
+            raise ConnectionError("connection reset while deleting published outbox events")
+        await super().transact(operations)
+
+
+async def test_settle_waits_for_events_a_failed_relay_pass_left_pending() -> None:
+    received: Counter[str] = Counter()
+    tables: dict[str, DeletesFailingOnce] = {}
+
+    def flaky(spec: TableSpec, clock: Clock) -> DeletesFailingOnce:
+        return tables.setdefault(spec.name, DeletesFailingOnce(spec, clock.now))
+
+    async with Harness(billing(), ledger(received), tables=flaky) as h:
+        await h.publish(PaymentRequested(invoice="i9", amount=5))
+        await h.settle()
+        pending = await h.runtime.relays["billing"].pending()
+        published = h.published_of("INVOICE_PAID")
+
+    assert [table.failed for table in tables.values()] == [True]
+    assert not pending
+    assert len(published) == 2 and received == {"i9": 1}  # the repeat is deduplicated
