@@ -10,6 +10,7 @@ import anyio
 
 from bus import Context, Domain, DomainSettings, Event, Rejected, Storage, Task
 from bus.clock import ManualClock
+from bus.memory import InMemoryTransport, MemoryQueue
 from bus.testing import Harness
 
 Build = Callable[..., Harness]
@@ -137,3 +138,60 @@ async def test_a_record_redriven_a_day_later_does_not_repeat_the_handler_that_su
 
     assert item is not None and item["points"] == 100
     assert [o.status for o in h.results(handler="loyalty.award")] == ["handled", "skipped"]
+
+
+def _outliving(extend: bool) -> tuple[Domain, list[str]]:
+    """A wallet whose first call outlives the 30 s visibility timeout: while it works, the
+    record becomes visible again and a second consumer may take it."""
+    domain = Domain("wallet", DomainSettings(visibility_timeout=30), storage=Storage())
+    calls: list[str] = []
+    second_done = anyio.Event()
+
+    @domain.on(Deposited)
+    async def credit(event: Deposited, ctx: Context) -> None:
+        calls.append("call")
+        if len(calls) == 1:
+            if extend:
+                await ctx.extend_visibility(60)
+            await ctx.clock.sleep(31)  # long work; the manual clock passes the timeout
+            queue = _wallet_queue[0]
+            queue.promote()
+            queue.notify()
+            with anyio.move_on_after(0.5):  # the second copy, if any, runs meanwhile
+                await second_done.wait()
+        async with ctx.unit_of_work() as uow:
+            uow.update({"PK": f"ACCOUNT#{event.account}", "SK": "BALANCE"}, add={"balance": 10})
+        if len(calls) > 1:
+            second_done.set()
+
+    return domain, calls
+
+
+_wallet_queue: list[MemoryQueue] = []
+
+
+async def _run_outliving(extend: bool) -> tuple[int, list[str], list[str | None]]:
+    domain, calls = _outliving(extend)
+    async with Harness(domain) as h:
+        assert isinstance(h.transport, InMemoryTransport)
+        _wallet_queue[:] = [h.transport.queues[h.topology.require_queue("wallet", "events").name]]
+        await h.publish(Deposited(account="a3", amount=10))
+        await h.settle()
+        balance = await _balance(h, "a3")
+    return balance, calls, [o.error for o in h.results("failed")]
+
+
+async def test_a_handler_that_lost_its_claim_to_a_second_copy_cannot_commit() -> None:
+    balance, calls, errors = await _run_outliving(extend=False)
+
+    assert balance == 10
+    assert len(calls) == 2
+    assert len(errors) == 1 and errors[0] is not None and "ClaimLost" in errors[0]
+
+
+async def test_a_handler_that_extends_its_visibility_runs_once() -> None:
+    balance, calls, errors = await _run_outliving(extend=True)
+
+    assert balance == 10
+    assert calls == ["call"]
+    assert errors == []
