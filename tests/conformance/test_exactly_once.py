@@ -195,3 +195,27 @@ async def test_a_handler_that_extends_its_visibility_runs_once() -> None:
     assert balance == 10
     assert calls == ["call"]
     assert errors == []
+
+
+async def test_a_handler_extending_its_visibility_outlives_the_timeout_and_runs_once(
+    harness: Build,
+) -> None:
+    domain = Domain("wallet", DomainSettings(visibility_timeout=2), storage=Storage())
+    calls: list[str] = []
+
+    @domain.on(Deposited)
+    async def credit(event: Deposited, ctx: Context) -> None:
+        calls.append(event.account)
+        await ctx.extend_visibility(20)
+        await anyio.sleep(3)  # past the visibility timeout the record was received with
+        async with ctx.unit_of_work() as uow:
+            uow.update({"PK": f"ACCOUNT#{event.account}", "SK": "BALANCE"}, add={"balance": 10})
+
+    async with harness(domain) as h:
+        await h.publish(Deposited(account="a4", amount=10))
+        await h.settle()
+        balance = await _balance(h, "a4")
+
+    assert balance == 10
+    assert calls == ["a4"]
+    assert h.results("failed") == []
