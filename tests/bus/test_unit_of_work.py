@@ -170,6 +170,42 @@ async def test_a_second_unit_of_work_in_one_handler_is_refused() -> None:
     assert not h.results("failed"), "a programming mistake is parked, not retried"
 
 
+async def test_events_staged_on_the_context_before_the_commit_leave_with_it() -> None:
+    wallet = Domain("wallet", storage=Storage())
+    received: Counter[str] = Counter()
+
+    @wallet.on(PaymentRequested)
+    async def credit(event: PaymentRequested, ctx: Context) -> None:
+        ctx.publish(InvoicePaid(invoice=event.invoice, amount=event.amount))
+        async with ctx.unit_of_work() as uow:
+            uow.update({"PK": "WALLET#w1", "SK": "BALANCE"}, add={"balance": event.amount})
+            assert ctx.outbox, "staged on the context until the commit"
+        assert not ctx.outbox, "the commit took it into the table's outbox"
+
+    async with Harness(wallet, ledger(received)) as h:
+        await h.publish(PaymentRequested(invoice="i7", amount=3))
+        await h.settle()
+    assert received == {"i7": 1}
+
+
+async def test_publishing_after_the_commit_is_refused_and_nothing_is_lost_silently() -> None:
+    wallet = Domain(
+        "wallet", DomainSettings(retry_attempts=1, max_receive_count=1), storage=Storage()
+    )
+
+    @wallet.on(PaymentRequested)
+    async def credit(event: PaymentRequested, ctx: Context) -> None:
+        async with ctx.unit_of_work() as uow:
+            uow.update({"PK": "WALLET#w1", "SK": "BALANCE"}, add={"balance": event.amount})
+        ctx.publish(InvoicePaid(invoice=event.invoice, amount=event.amount))
+
+    async with Harness(wallet) as h:
+        await h.publish(PaymentRequested(invoice="i8", amount=3))
+        await h.settle()
+        [dead] = await h.dead_letters("wallet")
+    assert dead.reason is not None and "after its unit of work committed" in dead.reason
+
+
 class DeletesFailingOnce(InMemoryTable):
     """A table whose first outbox clean-up fails: the relay has published, not deleted."""
 
