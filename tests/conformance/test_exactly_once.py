@@ -34,9 +34,14 @@ class ReceiptIssued(Event):
     account: str
 
 
-def wallet(fail_after_commit: int, settings: DomainSettings | None = None) -> Domain:
+#: Short enough that a record failed on moto comes back within the test.
+VISIBILITY_TIMEOUT = 2
+
+
+def wallet(fail_after_commit: int) -> Domain:
     """Credits each deposit and sends a receipt in one unit of work, then fails
     `fail_after_commit` times (a connection dropped after the commit)."""
+    settings = DomainSettings(visibility_timeout=VISIBILITY_TIMEOUT)
     domain = Domain("wallet", settings, storage=Storage())
     failures = [fail_after_commit]
 
@@ -87,7 +92,8 @@ async def test_a_handler_failing_after_its_commit_is_not_run_again_and_its_task_
 async def test_a_handler_timing_out_after_its_commit_does_not_commit_again(
     harness: Build,
 ) -> None:
-    domain = Domain("wallet", DomainSettings(handler_timeout=0.2), storage=Storage())
+    settings = DomainSettings(visibility_timeout=VISIBILITY_TIMEOUT, handler_timeout=0.2)
+    domain = Domain("wallet", settings, storage=Storage())
     slow = [True]
 
     @domain.on(Deposited)
@@ -200,7 +206,8 @@ async def test_a_handler_that_extends_its_visibility_runs_once() -> None:
 async def test_a_handler_extending_its_visibility_outlives_the_timeout_and_runs_once(
     harness: Build,
 ) -> None:
-    domain = Domain("wallet", DomainSettings(visibility_timeout=2), storage=Storage())
+    settings = DomainSettings(visibility_timeout=VISIBILITY_TIMEOUT)
+    domain = Domain("wallet", settings, storage=Storage())
     calls: list[str] = []
 
     @domain.on(Deposited)
