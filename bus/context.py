@@ -1,13 +1,14 @@
 """What a handler gets: publishing, task sending, correlation, logging, metrics and the clock.
 
 Events published and tasks sent through a `Context` are held until the handler returns
-successfully; a handler that raises sends nothing.
+successfully; a handler that raises sends nothing. In a handler that commits a unit of work,
+they leave with its commit instead.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,10 @@ from bus.metrics import Metrics
 if TYPE_CHECKING:  # storage loads only for domains that keep state (Lambda cold start)
     from bus.domain import Domain
     from bus.event_unit_of_work import EventUnitOfWork
-    from bus.storage.table import Table
+    from bus.storage.table import Put, Table
+
+#: Keeps something held `seconds` more from now: a record's visibility, a claim's lease.
+Extend = Callable[[float], Awaitable[None]]
 
 
 class ContextLog(logging.LoggerAdapter[logging.Logger]):
@@ -42,7 +46,11 @@ class Context:
     """
 
     __slots__ = (
+        "_claim_token",
+        "_committed",
         "_done_record",
+        "_extend_lease",
+        "_extend_visibility",
         "_handler",
         "_ids",
         "_log",
@@ -71,16 +79,22 @@ class Context:
         envelope: Envelope | None = None,
         correlation_id: str | None = None,
         handler: str | None = None,
-        done_record: Callable[[], Mapping[str, Any]] | None = None,
+        done_record: Callable[[str], Put] | None = None,
         table: Table | None = None,
         on_commit: Callable[[], None] | None = None,
         sender: Domain | None = None,
+        extend_visibility: Extend | None = None,
     ) -> None:
         self.domain = domain
         #: The domain whose declared tasks alone `send` accepts; None outside any domain.
         self.sender = sender
         self._handler = handler
+        #: The conditional write recording this handler's effect, given its claim's token.
         self._done_record = done_record
+        self._claim_token: str | None = None
+        self._extend_lease: Extend | None = None
+        self._extend_visibility = extend_visibility
+        self._committed = False
         self._units = 0
         self._staged = 0
         self._table = table
@@ -138,9 +152,45 @@ class Context:
                 "one, which also records the event as handled (so a retry cannot repeat it)"
             )
         writes = UnitOfWork(table, now=self.clock.now)
-        if self._done_record is not None:
-            writes.put(self._done_record())
-        return EventUnitOfWork(self, writes, self._on_commit)
+        done = None
+        if self._done_record is not None and self._claim_token is not None:
+            done = self._done_record(self._claim_token)
+            writes.put(done.item, condition=done.condition)
+        return EventUnitOfWork(self, writes, self._on_commit, records_done=done is not None)
+
+    @property
+    def committed(self) -> bool:
+        """Whether this handler's unit of work has committed: running it again would repeat
+        the effect, so it is never retried in place after that."""
+        return self._committed
+
+    def hold_claim(self, token: str, extend_lease: Extend) -> None:
+        """Called by the idempotency middleware: the claim this handler call runs under."""
+        self._claim_token = token
+        self._extend_lease = extend_lease
+
+    def mark_committed(self) -> None:
+        self._committed = True
+
+    def take_staged(self) -> list[Envelope]:
+        """What `publish` and `send` staged so far, handed to a unit of work to commit."""
+        staged = list(self.outbox)
+        self.outbox.clear()
+        return staged
+
+    async def extend_visibility(self, seconds: float) -> None:
+        """Keep the record being handled hidden `seconds` more from now, and this handler's
+        claim on it: a handler that may outlive its queue's visibility timeout calls it (a
+        heartbeat) so that no second copy starts meanwhile. `ClaimLost` if the claim was
+        already taken over."""
+        if self._extend_visibility is None:
+            raise ConfigurationError(
+                f"{self._handler or self.domain}: this delivery's visibility cannot be extended "
+                "(no record is being handled, or its transport does not support it)"
+            )
+        await self._extend_visibility(seconds)
+        if self._extend_lease is not None:
+            await self._extend_lease(seconds)
 
     def new_id(self) -> str:
         """A fresh unique id (a UUID string; replayable under a seeded harness)."""
@@ -170,6 +220,12 @@ class Context:
         return self._stage(task, None)
 
     def _stage(self, message: Message, subject: str | None) -> Envelope:
+        if self._committed and self._handler is not None:
+            raise ConfigurationError(
+                f"{self._handler} published or sent {message.type} after its unit of work "
+                "committed: stage it in the unit of work (uow.publish, uow.send) so that it "
+                "leaves with the commit"
+            )
         envelope = self.envelope_for(message, subject)
         self.outbox.append(envelope)
         return envelope

@@ -12,7 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bus.clock import Clock, SystemClock
-from bus.context import Context
+from bus.context import Context, Extend
 from bus.domain import Domain, Subscription
 from bus.envelope import Envelope
 from bus.errors import AlreadyHandled, MisroutedRecord, PermanentError, UnknownMessageType
@@ -34,7 +34,7 @@ from bus.middleware import (
 from bus.topology import Purpose
 
 if TYPE_CHECKING:
-    from bus.storage.table import Table
+    from bus.storage.table import Put, Table
 
 
 class Publisher(Protocol):
@@ -61,6 +61,9 @@ class Record:
     #: The type the record was routed by (the SNS/SQS `type` message attribute, EventBridge's
     #: `detail-type`); None when the transport carried none.
     type_attribute: str | None = None
+    #: Keeps this record hidden from other consumers `seconds` more from now (SQS
+    #: ChangeMessageVisibility); None where the transport cannot.
+    extend_visibility: Extend | None = None
 
 
 Status = Literal["handled", "skipped", "filtered", "failed", "parked"]
@@ -126,9 +129,7 @@ class Dispatcher:
         settings = domain.settings
         store = idempotency_store or InMemoryIdempotencyStore(self.clock, settings.idempotency_ttl)
         #: A store that can record a handled event inside the handler's own transaction.
-        self._done_item: Callable[[str], Mapping[str, Any]] | None = getattr(
-            store, "done_item", None
-        )
+        self._done_write: Callable[[str, str], Put] | None = getattr(store, "done_write", None)
         # Outermost first. User middleware sees real attempts only (not skipped duplicates);
         # the timeout bounds the handler, not the publishing of what it staged.
         stack: list[Middleware] = [
@@ -235,13 +236,14 @@ class Dispatcher:
                 envelope=envelope,
                 handler=sub.name,
                 done_record=(
-                    partial(self._done_item, idempotency_key(sub.name, envelope.id))
-                    if self._done_item is not None
+                    partial(self._done_write, idempotency_key(sub.name, envelope.id))
+                    if self._done_write is not None
                     else None
                 ),
                 table=self._table,
                 on_commit=self._on_commit,
                 sender=self.domain,
+                extend_visibility=record.extend_visibility,
             )
             await route.call(Delivery(sub, envelope, message, context, record.receive_count))
         except AlreadyHandled:

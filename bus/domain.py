@@ -57,8 +57,9 @@ class DomainSettings:
     retry_attempts: int = 3
     #: Seconds before the first in-place retry; doubled for each further one.
     retry_backoff: float = 0.1
-    #: Seconds an idempotency record lives; a duplicate arriving later runs again.
-    idempotency_ttl: float = 24 * 3600.0
+    #: Seconds an idempotency record lives; a duplicate arriving later runs again. The
+    #: default outlives the 14 days a DLQ keeps a record, so a redrive repeats no effect.
+    idempotency_ttl: float = 15 * 24 * 3600.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_RECORDS:

@@ -92,3 +92,13 @@ class AlreadyHandled(BusError):
 class ConfigurationError(PermanentError):
     """Domains or settings that cannot be wired together; caught before anything runs where
     possible, and when met while handling a record, it is parked: no retry fixes code."""
+
+
+class ClaimLost(BusError):
+    """A handler's claim on its (handler, event id) is no longer its own: the lease ran out
+    and another delivery took it, or its effect is already committed. Nothing it staged is
+    written; the record is delivered again and the current holder's outcome decides."""
+
+
+class OutboxNotDrained(BusError):
+    """Committed outbox events stay pending although the relay keeps trying to publish them."""

@@ -13,6 +13,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bus.clock import Clock, ManualClock, SystemClock
@@ -52,6 +53,7 @@ class QueuedMessage:
         "dead_reason",
         "deleted",
         "generation",
+        "hidden_until",
         "last_error",
         "message_id",
         "receive_count",
@@ -69,6 +71,7 @@ class QueuedMessage:
         self.type_attribute = type_attribute
         self.receive_count = 0
         self.generation = 0  # bumps on every receive: a stale receipt cannot delete
+        self.hidden_until = 0.0
         self.deleted = False
         self.last_error: str | None = None
         self.dead_reason: str | None = None
@@ -163,6 +166,12 @@ class MemoryQueue:
         self._live -= 1
         return True
 
+    async def extend(self, message: QueuedMessage, generation: int, seconds: float) -> None:
+        """Keep a received message hidden `seconds` from now (ChangeMessageVisibility); a
+        stale receipt changes nothing."""
+        if not message.deleted and message.generation == generation:
+            self._hide(message, self._clock.now() + seconds)
+
     def fail(self, message: QueuedMessage, generation: int, reason: str) -> None:
         """Note why a delivery failed; the message reappears when its visibility ends."""
         if message.generation == generation:
@@ -201,11 +210,16 @@ class MemoryQueue:
             await arrival.wait()
 
     def _hide(self, message: QueuedMessage, until: float) -> None:
+        message.hidden_until = until
         heapq.heappush(self._hidden, (until, next(self._seq), message.generation, message))
 
     def _is_current(self, entry: tuple[float, int, int, QueuedMessage]) -> bool:
         message = entry[3]
-        return not message.deleted and message.generation == entry[2]
+        return (
+            not message.deleted
+            and message.generation == entry[2]
+            and message.hidden_until == entry[0]  # not since hidden for longer
+        )
 
     def promote(self) -> None:
         """Make hidden messages whose time has come visible again."""
@@ -358,8 +372,15 @@ class InMemoryTransport:
             self._busy += 1
             try:
                 records = [
-                    Record(m.message_id, m.body, m.receive_count, spec.purpose, m.type_attribute)
-                    for m, _ in received
+                    Record(
+                        m.message_id,
+                        m.body,
+                        m.receive_count,
+                        spec.purpose,
+                        m.type_attribute,
+                        partial(queue.extend, m, g),
+                    )
+                    for m, g in received
                 ]
                 result = await dispatcher.dispatch(records)
                 for message, generation in received:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import heapq
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -17,7 +18,7 @@ from bus.clock import Clock
 from bus.context import Context
 from bus.domain import Subscription
 from bus.envelope import Envelope
-from bus.errors import AlreadyHandled, HandlingInProgress, TransientError
+from bus.errors import AlreadyHandled, ClaimLost, HandlingInProgress, TransientError
 from bus.messages import Message
 
 
@@ -63,14 +64,18 @@ class IdempotencyStore(Protocol):
 
     `claim` is atomic: of two copies of one event handled at once, one gets "claimed" and the
     other "in_progress" (and is retried later); a claim left by a crashed consumer lapses
-    after `lease` seconds, by when its record is visible again.
+    after `lease` seconds, by when its record is visible again. A claim holds its `token`:
+    `complete` and `extend` raise `ClaimLost` once another claim has replaced it, and
+    `release` leaves another's claim alone.
     """
 
-    async def claim(self, key: str, lease: float) -> Claim: ...
+    async def claim(self, key: str, lease: float, *, token: str) -> Claim: ...
 
-    async def complete(self, key: str) -> None: ...
+    async def complete(self, key: str, *, token: str) -> None: ...
 
-    async def release(self, key: str) -> None: ...
+    async def release(self, key: str, *, token: str) -> None: ...
+
+    async def extend(self, key: str, lease: float, *, token: str) -> None: ...
 
 
 class InMemoryIdempotencyStore:
@@ -80,36 +85,48 @@ class InMemoryIdempotencyStore:
     of the last `ttl` seconds however many events pass.
     """
 
-    def __init__(self, clock: Clock, ttl: float = 24 * 3600.0) -> None:
+    def __init__(self, clock: Clock, ttl: float = 15 * 24 * 3600.0) -> None:
         self._clock = clock
         self._ttl = ttl
-        #: key -> (done, expires at): a claim until done, then the record of the effect.
-        self._records: dict[str, tuple[bool, float]] = {}
+        #: key -> (done, expires at, claim token): a claim until done, then the record of
+        #: the effect.
+        self._records: dict[str, tuple[bool, float, str]] = {}
         #: (expires at, key) of every record written, soonest first; stale entries included.
         self._expiries: list[tuple[float, str]] = []
 
     def __len__(self) -> int:
         return len(self._records)
 
-    async def claim(self, key: str, lease: float) -> Claim:
+    async def claim(self, key: str, lease: float, *, token: str) -> Claim:
         now = self._clock.now()
         self._forget_expired(now)
         record = self._records.get(key)
         if record is not None and record[1] > now:
             return "done" if record[0] else "in_progress"
-        self._write(key, False, now + lease)
+        self._write(key, False, now + lease, token)
         return "claimed"
 
-    async def complete(self, key: str) -> None:
-        self._write(key, True, self._clock.now() + self._ttl)
+    async def complete(self, key: str, *, token: str) -> None:
+        self._held(key, token)
+        self._write(key, True, self._clock.now() + self._ttl, token)
 
-    async def release(self, key: str) -> None:
+    async def release(self, key: str, *, token: str) -> None:
         record = self._records.get(key)
-        if record is not None and not record[0]:
+        if record is not None and not record[0] and record[2] == token:
             del self._records[key]
 
-    def _write(self, key: str, done: bool, expires_at: float) -> None:
-        self._records[key] = (done, expires_at)
+    async def extend(self, key: str, lease: float, *, token: str) -> None:
+        if not self._held(key, token)[0]:
+            self._write(key, False, self._clock.now() + lease, token)
+
+    def _held(self, key: str, token: str) -> tuple[bool, float, str]:
+        record = self._records.get(key)
+        if record is None or record[2] != token:
+            raise ClaimLost(f"{key}: the claim is no longer held by this delivery")
+        return record
+
+    def _write(self, key: str, done: bool, expires_at: float, token: str) -> None:
+        self._records[key] = (done, expires_at, token)
         heapq.heappush(self._expiries, (expires_at, key))
 
     def _forget_expired(self, now: float) -> None:
@@ -125,23 +142,31 @@ def idempotency(store: IdempotencyStore, lease: float) -> Middleware:
 
     The handler runs only under a claim, so two copies delivered at once run it once. The
     record is completed after the handler and its published events succeed: a crash in
-    between means one more run, never a lost effect.
+    between means one more run, never a lost effect. The claim carries a random token, and
+    completing (here, or in the handler's unit of work) requires the claim still to hold it:
+    a handler that outlived its lease, and so its claim, cannot record its effect.
     """
 
     def wrap(handler: Handler) -> Handler:
         async def once(delivery: Delivery) -> None:
             key = idempotency_key(delivery.subscription.name, delivery.envelope.id)
-            state = await store.claim(key, lease)
+            token = secrets.token_hex(16)
+            state = await store.claim(key, lease, token=token)
             if state == "done":
                 raise AlreadyHandled(key)
             if state == "in_progress":
                 raise HandlingInProgress(f"{key} is being handled by another consumer")
+
+            async def extend_lease(seconds: float) -> None:
+                await store.extend(key, seconds, token=token)
+
+            delivery.context.hold_claim(token, extend_lease)
             try:
                 await handler(delivery)
             except BaseException:
-                await store.release(key)
+                await store.release(key, token=token)
                 raise
-            await store.complete(key)
+            await store.complete(key, token=token)
 
         return once
 
@@ -165,7 +190,9 @@ def retry(
 ) -> Middleware:
     """Retry transient failures up to `attempts` calls, doubling `backoff` seconds each time.
 
-    Other errors propagate at once; the transport's redelivery handles them.
+    Other errors propagate at once; the transport's redelivery handles them. So does any
+    error after the handler committed its unit of work: running it again would repeat the
+    committed effect.
     """
 
     def wrap(handler: Handler) -> Handler:
@@ -179,7 +206,7 @@ def retry(
                     await handler(delivery)
                     return
                 except transient:
-                    if attempt == attempts:
+                    if attempt == attempts or delivery.context.committed:
                         raise
                 await clock.sleep(delay)
                 delay *= 2

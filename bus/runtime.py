@@ -24,7 +24,7 @@ from bus.messages import Event, Task
 from bus.metrics import Metrics
 from bus.middleware import Middleware
 from bus.storage.memory import InMemoryTable
-from bus.storage.outbox import OutboxRelay, Park
+from bus.storage.outbox import OutboxRelay, Park, outbox_sender
 from bus.storage.spec import TableSpec
 from bus.storage.table import Table
 from bus.topology import Topology
@@ -82,7 +82,9 @@ class Runtime:
         parking = outbox_parking or self._park_in_memory
         #: Outbox relays, one per table: what units of work commit, they publish.
         self.relays = {
-            name: OutboxRelay(table, self._publish_committed, park=parking(name))
+            name: OutboxRelay(
+                table, publish_items=outbox_sender(self.publisher), park=parking(name)
+            )
             for name, table in self.tables.items()
         }
         self._relay_interval = relay_interval
@@ -110,9 +112,6 @@ class Runtime:
             )
             for domain in self.domains
         }
-
-    async def _publish_committed(self, bodies: list[bytes]) -> None:
-        await self.publisher.publish([Envelope.decode(body) for body in bodies])
 
     def _park_in_memory(self, domain: str) -> Park:
         letters = self.outbox_dead_letters.setdefault(domain, [])

@@ -15,6 +15,7 @@ from bus.clock import Clock, ManualClock
 from bus.dispatch import Outcome, Publisher, Status
 from bus.domain import Domain
 from bus.envelope import Envelope
+from bus.errors import OutboxNotDrained
 from bus.ids import IdGenerator
 from bus.memory import NO_FAULTS, Faults, in_memory
 from bus.messages import Event, Task
@@ -22,6 +23,10 @@ from bus.middleware import Middleware
 from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
 from bus.topology import Purpose, Topology
 from bus.transport import DeadLetter, Transport
+
+#: Relay passes in a row that may publish nothing while events stay pending before `settle`
+#: gives up: a pass that publishes and then fails to delete reports nothing published.
+STUCK_RELAY_PASSES = 5
 
 
 class RecordingPublisher:
@@ -106,11 +111,26 @@ class Harness:
 
     async def settle(self) -> None:
         """Wait until every record is handled or dead-lettered and every committed outbox
-        event is published (advancing a manual clock)."""
+        event is published (advancing a manual clock).
+
+        Raises `OutboxNotDrained` when outbox events stay pending through
+        `STUCK_RELAY_PASSES` relay passes in a row that publish nothing.
+        """
+        stuck = 0
         while True:
             await self.transport.settle()
-            if not await self.runtime.relay():
+            if await self.runtime.relay():
+                stuck = 0
+                continue
+            pending = [name for name, relay in self.runtime.relays.items() if await relay.pending()]
+            if not pending:
                 return
+            stuck += 1
+            if stuck >= STUCK_RELAY_PASSES:
+                raise OutboxNotDrained(
+                    f"the outbox of {', '.join(pending)} still holds events after "
+                    f"{stuck} relay passes that published none (see the relay's log)"
+                )
 
     def results(self, status: Status | None = None, handler: str | None = None) -> list[Outcome]:
         return [

@@ -8,8 +8,10 @@ cannot peek: each listing receives a record once, adding one to its receive coun
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import orjson
@@ -136,12 +138,24 @@ async def redrive(
 ) -> int:
     """Move a domain's dead letters back: a queue's to the queue, an outbox's published.
 
-    Prints what moved and what stayed; returns 0, or 1 when letters stayed in the DLQ.
+    Prints what moved and what stayed; returns 0, or 1 when letters stayed in the DLQ. Warns
+    about a queue's letters older than the domain's `idempotency_ttl`: its handlers' records
+    of them may be gone, so handlers that already handled them would run again.
     """
     topology = Topology.from_domains([domain], app=app)
     dlq = _dlq_of(topology, domain.name, purpose)
     async with _transport(topology, endpoint_url, transport) as queues:
         if purpose != "outbox":
+            letters = await queues.dead_letters(domain.name, purpose)
+            ttl = domain.settings.idempotency_ttl
+            stale = older_than(letters, dlq, ttl, now=time.time())
+            if stale:
+                print(
+                    f"tctf dlq: warning: {_records(len(stale))} of {dlq.name} "
+                    f"{'is' if len(stale) == 1 else 'are'} older than {domain.name}'s "
+                    f"idempotency_ttl ({ttl / 3600:g} h): its handlers no longer remember "
+                    f"them, so those that already handled them run again ({', '.join(stale)})"
+                )
             moved = await queues.redrive(domain.name, purpose)
             print(f"tctf dlq: moved {_records(moved)} from {dlq.name} back to {dlq.queue}")
             return 0
@@ -154,6 +168,22 @@ async def redrive(
     for message_id, reason in result.kept.items():
         print(f"  {message_id}: {reason}")
     return 1 if result.kept else 0
+
+
+def older_than(letters: Sequence[DeadLetter], dlq: Dlq, seconds: float, now: float) -> list[str]:
+    """The ids of the letters whose envelope was made more than `seconds` before `now`."""
+    stale: list[str] = []
+    for letter in letters:
+        envelope = _envelope(letter, dlq)
+        if envelope is None:
+            continue
+        try:
+            made = datetime.fromisoformat(envelope.time).timestamp()
+        except ValueError:
+            continue
+        if now - made > seconds:
+            stale.append(envelope.id)
+    return stale
 
 
 def _dlq_of(topology: Topology, domain: str, purpose: DlqPurpose) -> Dlq:

@@ -43,12 +43,19 @@ class BatchContext:
     that SQS offers its records again, as a Lambda function's timeout ends an invocation.
     """
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, scope: anyio.CancelScope | None = None) -> None:
         #: When the batch's time is up, on anyio's clock.
         self.deadline = deadline
+        self._scope = scope
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - anyio.current_time()) * 1000))
+
+    def extend_deadline(self, seconds: float) -> None:
+        """A record's visibility was extended to `seconds` from now: the batch has until then."""
+        self.deadline = max(self.deadline, anyio.current_time() + seconds)
+        if self._scope is not None:
+            self._scope.deadline = self.deadline
 
 
 def lambda_sqs_event(
@@ -203,8 +210,9 @@ class SqsPoller:
                 ids = [m["MessageId"] for m in messages]
                 response: Any = None
                 with anyio.CancelScope(deadline=deadline) as handling:
+                    context = BatchContext(deadline, handling)
                     try:
-                        response = await self._handler(event, BatchContext(deadline))
+                        response = await self._handler(event, context)
                     except Exception:
                         log.exception("handler of %s failed the whole batch", self.spec.name)
                         return
@@ -219,7 +227,7 @@ class SqsPoller:
                 failed = failed_message_ids(response, ids)
                 done = [m for m in messages if m["MessageId"] not in failed]
                 if done:
-                    await self._delete(done, deadline)
+                    await self._delete(done, context.deadline)
         finally:
             self.in_flight -= 1
 

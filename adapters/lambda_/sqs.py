@@ -7,6 +7,7 @@ is the envelope. All three reach the dispatcher as the same envelope.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,10 @@ from bus.dispatch import Dispatcher, Record
 
 if TYPE_CHECKING:
     from adapters.aws.poller import LambdaHandler
+    from bus.context import Extend
+
+#: Builds, for one SQS record of the event (Lambda's shape), how to extend its visibility.
+Extender = Callable[[Mapping[str, Any]], "Extend"]
 
 #: The suffix the topology gives every queue's DLQ (`tctf-messaging-events-dlq`).
 DLQ_SUFFIX = "-dlq"
@@ -38,9 +43,12 @@ def dead_letter_queue(source_arn: str | None) -> str | None:
     return f"{name}{DLQ_SUFFIX}" if name else None
 
 
-def incoming_from_sqs_event(event: Mapping[str, Any], domain: str = "") -> list[Incoming]:
+def incoming_from_sqs_event(
+    event: Mapping[str, Any], domain: str = "", extender: Extender | None = None
+) -> list[Incoming]:
     """Each SQS record of a Lambda event, keyed by `messageId`, with its DLQ, the type it
-    was routed by, and whether it came from `domain`'s own task queue."""
+    was routed by, and whether it came from `domain`'s own task queue; `extender` gives each
+    a way to extend its visibility."""
     incoming: list[Incoming] = []
     for r in event.get("Records", ()):
         body = r.get("body", "")
@@ -52,6 +60,7 @@ def incoming_from_sqs_event(event: Mapping[str, Any], domain: str = "") -> list[
             receive_count=int(r.get("attributes", {}).get("ApproximateReceiveCount", 1)),
             purpose="tasks" if domain and is_task_queue(source, domain) else "events",
             type_attribute=_type_attribute(r) if wrapper_type is None else wrapper_type,
+            extend_visibility=extender(r) if extender is not None else None,
         )
         incoming.append(Incoming(record, body, dead_letter_queue(source), source))
     return incoming
@@ -91,9 +100,10 @@ async def handle_sqs_event(
     *,
     deadline: Callable[[], bool] | None = None,
     dead_letters: DeadLetters | None = None,
+    extender: Extender | None = None,
 ) -> dict[str, Any]:
     """Dispatch one SQS batch and answer with only the records to deliver again."""
-    incoming = incoming_from_sqs_event(event, dispatcher.domain.name)
+    incoming = incoming_from_sqs_event(event, dispatcher.domain.name, extender)
     failed = await deliver(dispatcher, incoming, deadline=deadline, dead_letters=dead_letters)
     return batch_item_failures(failed, (i.record for i in incoming))
 
@@ -105,7 +115,9 @@ def sqs_batch_handler(dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
 
     It stops taking records when the context's remaining time falls below a quarter of what
     the batch had at the start, at most `SAFETY_MARGIN_MS`: those not started are reported
-    failed and delivered again, as a Lambda function does near its timeout.
+    failed and delivered again, as a Lambda function does near its timeout. A handler's
+    `ctx.extend_visibility(seconds)` changes its record's visibility with
+    ChangeMessageVisibility and gives the batch that much more time.
     """
 
     async def opened() -> Any:
@@ -120,10 +132,30 @@ def sqs_batch_handler(dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
             margin = min(SAFETY_MARGIN_MS, remaining() // 4)
             deadline = partial(_past, remaining, margin)
         return await handle_sqs_event(
-            dispatcher, event, deadline=deadline, dead_letters=dead_letters
+            dispatcher,
+            event,
+            deadline=deadline,
+            dead_letters=dead_letters,
+            extender=partial(_visibility_extender, sqs, context),
         )
 
     return handle
+
+
+def _visibility_extender(sqs: Any, context: Any, record: Mapping[str, Any]) -> Extend:
+    async def extend(seconds: float) -> None:
+        name = str(record.get("eventSourceARN", "")).rsplit(":", 1)[-1]
+        url = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
+        await sqs.change_message_visibility(
+            QueueUrl=url,
+            ReceiptHandle=record["receiptHandle"],
+            VisibilityTimeout=math.ceil(seconds),
+        )
+        lengthen: Callable[[float], None] | None = getattr(context, "extend_deadline", None)
+        if lengthen is not None:
+            lengthen(seconds)
+
+    return extend
 
 
 def _past(remaining: Callable[[], int], margin: int) -> bool:

@@ -20,6 +20,7 @@ from adapters.aws.dead_letters import DeadLetters, Letter
 from adapters.aws.outbox_letters import outbox_envelope, outbox_letter_body
 from adapters.lambda_.errors import UnreadableStreamRecord
 from bus.dispatch import DEADLINE_REASON, Publisher
+from bus.storage.outbox import OUTBOX_TASK_DOMAIN_ATTRIBUTE, addressed_task
 
 _log = logging.getLogger("tctf.lambda")
 
@@ -100,7 +101,8 @@ Delete = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def outbox_relay(publisher: Publisher, delete: Delete | None = None) -> Relay:
-    """The relay hook: publish the envelope of each newly inserted outbox item.
+    """The relay hook: publish the envelope of each newly inserted outbox item, or send it
+    to its domain's task queue when the item holds a task.
 
     `delete(key)` removes the item once published, as `OutboxRelay` does after its own
     pass; without it the item stays for `OutboxRelay` (or a TTL) to clear, and consumers
@@ -113,7 +115,11 @@ def outbox_relay(publisher: Publisher, delete: Delete | None = None) -> Relay:
         envelope = outbox_envelope(record.new_image)
         if envelope is None:
             return
-        await publisher.publish([envelope])
+        task_domain = record.new_image.get(OUTBOX_TASK_DOMAIN_ATTRIBUTE)
+        if task_domain is None:
+            await publisher.publish([envelope])
+        else:
+            await publisher.send([addressed_task(envelope, str(task_domain))])
         if delete is not None:
             await delete(record.keys)
 

@@ -4,7 +4,8 @@ table, and `OutboxRelay`, which publishes them in per-key commit order and then 
 Layout (string PK/SK table):
     PK="OUTBOX#<ordering_key>"  SK="HEAD"                     next_seq: the next sequence number
     PK="OUTBOX#<ordering_key>"  SK="EVENT#<seq, 20 digits>"   event_id, ordering_key, seq, body,
-                                                              committed_at, outbox_shard
+                                                              committed_at, outbox_shard,
+                                                              task_domain (tasks only)
 Every pending event also carries `outbox_shard` = "PENDING#<0..7>", the key of the sparse
 KEYS_ONLY index `outbox`, so a relay finds the keys with pending events without a scan; the
 events themselves are then read from the base table with a consistent query, in order.
@@ -16,25 +17,33 @@ import logging
 import random
 import time
 import zlib
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
+from bus.envelope import Envelope
 from bus.errors import ConfigurationError, PermanentError
 from bus.storage.conditions import Key
 from bus.storage.errors import InvalidRequest
 from bus.storage.spec import GlobalIndex, KeyAttribute, KeyType, Projection, TableSpec
 from bus.storage.table import Delete, Table
 
+if TYPE_CHECKING:
+    from bus.dispatch import Publisher
+
 __all__ = [
     "OUTBOX_INDEX",
     "OUTBOX_SHARDS",
     "OutboxRelay",
     "Park",
+    "addressed_task",
     "outbox_index",
+    "outbox_sender",
 ]
 
 OUTBOX_INDEX = "outbox"
 OUTBOX_SHARD_ATTRIBUTE = "outbox_shard"
+#: On an item that holds a task rather than an event: the domain whose task queue it goes to.
+OUTBOX_TASK_DOMAIN_ATTRIBUTE = "task_domain"
 #: Pending events are spread over this many index partitions so no one partition is hot.
 OUTBOX_SHARDS = 8
 HEAD_SORT_KEY = "HEAD"
@@ -157,6 +166,10 @@ class OutboxRelay:
                 _log.exception("outbox: publishing events of %s failed; will retry", ordering_key)
         return published
 
+    async def pending(self) -> bool:
+        """Whether any committed event is still waiting to be published."""
+        return bool(await self._pending_keys())
+
     async def run(self, poll_interval: float = 0.1) -> None:
         """Relay until cancelled (run it in a task group); a failed pass is logged and retried
         after `poll_interval` seconds, as is an empty one."""
@@ -233,6 +246,51 @@ class OutboxRelay:
 
     def _key(self, item: dict[str, Any]) -> dict[str, Any]:
         return {self._pk: item[self._pk], self._sk: item[self._sk]}
+
+
+class AddressedTaskData(dict[str, Any]):
+    """A task's payload read back from an outbox item, still naming the domain whose task
+    queue it goes to (as `Task.domain` does on the model)."""
+
+    def __init__(self, data: Mapping[str, Any], domain: str) -> None:
+        super().__init__(data)
+        self.domain = domain
+
+
+def addressed_task(envelope: Envelope, domain: str) -> Envelope:
+    """A decoded task envelope that publishers send to `domain`'s task queue."""
+    return envelope._replace(data=AddressedTaskData(envelope.data_dict(), domain))
+
+
+def outbox_sender(publisher: Publisher) -> PublishItems:
+    """An `OutboxRelay`'s `publish_items`: each committed item where it goes, in order:
+    events to the topic, tasks (items naming a `task_domain`) to their domain's queue."""
+
+    async def send_items(items: list[dict[str, Any]]) -> None:
+        run: list[Envelope] = []
+        run_of_tasks = False
+        for item in items:
+            envelope = Envelope.decode(bytes(item["body"]))
+            domain = item.get(OUTBOX_TASK_DOMAIN_ATTRIBUTE)
+            is_task = domain is not None
+            if is_task:
+                envelope = addressed_task(envelope, str(domain))
+            if run and is_task != run_of_tasks:
+                await _send_run(publisher, run, run_of_tasks)
+                run = []
+            run.append(envelope)
+            run_of_tasks = is_task
+        if run:
+            await _send_run(publisher, run, run_of_tasks)
+
+    return send_items
+
+
+async def _send_run(publisher: Publisher, envelopes: list[Envelope], tasks: bool) -> None:
+    if tasks:
+        await publisher.send(envelopes)
+    else:
+        await publisher.publish(envelopes)
 
 
 def _bodies_to(publish: Publish) -> PublishItems:

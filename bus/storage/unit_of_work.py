@@ -20,6 +20,7 @@ from bus.storage.outbox import (
     EVENT_PREFIX,
     HEAD_SORT_KEY,
     OUTBOX_SHARD_ATTRIBUTE,
+    OUTBOX_TASK_DOMAIN_ATTRIBUTE,
     check_outbox_table,
     event_sort_key,
     outbox_partition,
@@ -40,11 +41,13 @@ __all__ = ["OutgoingEvent", "UnitOfWork"]
 
 @dataclass(frozen=True)
 class OutgoingEvent:
-    """An encoded envelope waiting to be published, in order among those of `ordering_key`."""
+    """An encoded envelope waiting to leave, in order among those of `ordering_key`: an event
+    to publish, or a task to send to the task queue of `task_domain`."""
 
     body: bytes
     ordering_key: str
     event_id: str
+    task_domain: str | None = None
 
 
 class UnitOfWork:
@@ -127,6 +130,13 @@ class UnitOfWork:
         check_outbox_table(self._table.spec)
         check_size(body, SNS, f"outbox event {event_id}")
         self._events.append(OutgoingEvent(bytes(body), ordering_key, event_id))
+
+    def send(self, body: bytes, *, ordering_key: str, event_id: str, task_domain: str) -> None:
+        """Stage an encoded task for `task_domain`'s task queue; it is written to the outbox
+        with the other writes and sent by the relay."""
+        self._check_open()
+        check_outbox_table(self._table.spec)
+        self._events.append(OutgoingEvent(bytes(body), ordering_key, event_id, task_domain))
 
     async def commit(self) -> None:
         """Write everything staged in one transaction. `TransactionCanceled.reasons[i]` is
@@ -211,6 +221,11 @@ class UnitOfWork:
                     "body": event.body,
                     "committed_at": committed_at,
                     OUTBOX_SHARD_ATTRIBUTE: shard_of(ordering_key),
+                    **(
+                        {}
+                        if event.task_domain is None
+                        else {OUTBOX_TASK_DOMAIN_ATTRIBUTE: event.task_domain}
+                    ),
                 }
             )
             for offset, event in enumerate(events)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -10,6 +11,7 @@ from bus import Context, Domain, DomainSettings, Event
 from bus.clock import Clock
 from bus.domain import Storage
 from bus.storage import Attr, InMemoryTable, TableSpec
+from bus.storage.table import Delete, TransactOperation
 from bus.testing import Harness
 
 
@@ -166,3 +168,71 @@ async def test_a_second_unit_of_work_in_one_handler_is_refused() -> None:
         [dead] = await h.dead_letters("wallet")
     assert dead.reason is not None and "opened a second unit of work" in dead.reason
     assert not h.results("failed"), "a programming mistake is parked, not retried"
+
+
+async def test_events_staged_on_the_context_before_the_commit_leave_with_it() -> None:
+    wallet = Domain("wallet", storage=Storage())
+    received: Counter[str] = Counter()
+
+    @wallet.on(PaymentRequested)
+    async def credit(event: PaymentRequested, ctx: Context) -> None:
+        ctx.publish(InvoicePaid(invoice=event.invoice, amount=event.amount))
+        async with ctx.unit_of_work() as uow:
+            uow.update({"PK": "WALLET#w1", "SK": "BALANCE"}, add={"balance": event.amount})
+            assert ctx.outbox, "staged on the context until the commit"
+        assert not ctx.outbox, "the commit took it into the table's outbox"
+
+    async with Harness(wallet, ledger(received)) as h:
+        await h.publish(PaymentRequested(invoice="i7", amount=3))
+        await h.settle()
+    assert received == {"i7": 1}
+
+
+async def test_publishing_after_the_commit_is_refused_and_nothing_is_lost_silently() -> None:
+    wallet = Domain(
+        "wallet", DomainSettings(retry_attempts=1, max_receive_count=1), storage=Storage()
+    )
+
+    @wallet.on(PaymentRequested)
+    async def credit(event: PaymentRequested, ctx: Context) -> None:
+        async with ctx.unit_of_work() as uow:
+            uow.update({"PK": "WALLET#w1", "SK": "BALANCE"}, add={"balance": event.amount})
+        ctx.publish(InvoicePaid(invoice=event.invoice, amount=event.amount))
+
+    async with Harness(wallet) as h:
+        await h.publish(PaymentRequested(invoice="i8", amount=3))
+        await h.settle()
+        [dead] = await h.dead_letters("wallet")
+    assert dead.reason is not None and "after its unit of work committed" in dead.reason
+
+
+class DeletesFailingOnce(InMemoryTable):
+    """A table whose first outbox clean-up fails: the relay has published, not deleted."""
+
+    def __init__(self, spec: TableSpec, now: Callable[[], float]) -> None:
+        super().__init__(spec, now=now)
+        self.failed = False
+
+    async def transact(self, operations: Sequence[TransactOperation]) -> None:
+        if not self.failed and all(isinstance(op, Delete) for op in operations):
+            self.failed = True
+            raise ConnectionError("connection reset while deleting published outbox events")
+        await super().transact(operations)
+
+
+async def test_settle_waits_for_events_a_failed_relay_pass_left_pending() -> None:
+    received: Counter[str] = Counter()
+    tables: dict[str, DeletesFailingOnce] = {}
+
+    def flaky(spec: TableSpec, clock: Clock) -> DeletesFailingOnce:
+        return tables.setdefault(spec.name, DeletesFailingOnce(spec, clock.now))
+
+    async with Harness(billing(), ledger(received), tables=flaky) as h:
+        await h.publish(PaymentRequested(invoice="i9", amount=5))
+        await h.settle()
+        pending = await h.runtime.relays["billing"].pending()
+        published = h.published_of("INVOICE_PAID")
+
+    assert [table.failed for table in tables.values()] == [True]
+    assert not pending
+    assert len(published) == 2 and received == {"i9": 1}  # the repeat is deduplicated

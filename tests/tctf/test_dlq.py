@@ -7,6 +7,7 @@ import asyncio
 import base64
 import itertools
 import json
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from adapters.aws.errors import PublishFailed
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
 from bus import Event
+from bus.clock import isoformat
 from bus.envelope import Envelope
 from bus.topology import Topology
 from domains.messaging.app import domain as messaging
@@ -42,12 +44,12 @@ class OrderShipped(Event):
     order_id: str
 
 
-def _envelope(event: Event, id: str, source: str = "users") -> Envelope:
+def _envelope(event: Event, id: str, source: str = "users", age: float = 0.0) -> Envelope:
     return Envelope(
         id=id,
         source=source,
         type=event.type,
-        time="2026-01-01T00:00:00.000Z",
+        time=isoformat(time.time() - age),
         dataversion=event.version,
         correlationid="corr-dlq",
         data=event,
@@ -314,6 +316,29 @@ def test_redrive_moves_a_queues_dead_letters_back_to_it(
     events = _bodies(moto_endpoint, f"{parked}-messaging-events")
     assert "not an envelope" in events and len(events) == 3
     assert _bodies(moto_endpoint, f"{parked}-messaging-tasks") == ["{}"]
+
+
+def test_redrive_warns_about_letters_older_than_the_idempotency_ttl(
+    moto_endpoint: str, app_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ttl = messaging.settings.idempotency_ttl
+    sqs = _sqs(moto_endpoint)
+    url = sqs.get_queue_url(QueueName=f"{app_name}-messaging-events-dlq")["QueueUrl"]
+    old = _envelope(OrderShipped(order_id="o1"), "evt-old", age=ttl + 3600)
+    young = _envelope(OrderShipped(order_id="o2"), "evt-young", age=ttl - 3600)
+    for envelope in (old, young):
+        sqs.send_message(QueueUrl=url, MessageBody=envelope.encode().decode())
+
+    argv = ["--endpoint-url", moto_endpoint, "--app", app_name]
+    assert main(["dlq", "redrive", "messaging", *argv]) == 0
+
+    warning, moved = capsys.readouterr().out.splitlines()
+    assert warning.startswith(
+        f"tctf dlq: warning: 1 record of {app_name}-messaging-events-dlq is older than "
+        f"messaging's idempotency_ttl ({ttl / 3600:g} h)"
+    )
+    assert warning.endswith("(evt-old)")
+    assert moved.startswith("tctf dlq: moved 2 records")
 
 
 class RefusedBySns:

@@ -14,13 +14,13 @@ from typing import Any
 import boto3
 import orjson
 import pytest
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from adapters.aws.dynamodb import DynamoTable
 from adapters.aws.provision import create_table
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
-from bus import Context, Domain, Storage
+from bus import Context, Domain, Storage, Task
 from bus.envelope import Envelope
 from bus.storage import Key, TableSpec
 from bus.storage.unit_of_work import UnitOfWork
@@ -44,6 +44,7 @@ from .conftest import (
 REGION = "us-east-1"
 _apps = itertools.count()
 _serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
 
 
 def _env(endpoint: str, app: str, **extra: str) -> dict[str, str]:
@@ -334,3 +335,59 @@ def test_a_provisioning_function_creates_its_outbox_dlq_at_init(moto_endpoint: s
     url = sqs.get_queue_url(QueueName=f"{app_name}-users-outbox-dlq")["QueueUrl"]
     retention = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["MessageRetentionPeriod"])
     assert retention["Attributes"]["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+
+
+class IssueReceipt(Task):
+    type = "LST_ISSUE_RECEIPT"
+    domain = "receipts"
+    sku: str
+
+
+def test_a_handler_failing_after_its_commit_is_not_run_again_and_its_task_is_relayed(
+    moto_endpoint: str, published: Published
+) -> None:
+    ledger = Domain("ledger", storage=Storage())
+    failures = [2]
+
+    @ledger.on(ItemReserved)
+    async def book(event: ItemReserved, ctx: Context) -> None:
+        async with ctx.unit_of_work() as uow:
+            uow.update({"PK": f"SKU#{event.sku}", "SK": "STOCK"}, add={"reserved": 10})
+            uow.send(IssueReceipt(sku=event.sku))
+        if failures[0]:
+            failures[0] -= 1
+            raise ConnectionError("connection reset after the commit")
+
+    spec = Topology.from_domains([ledger], app=f"lst{next(_apps)}").tables["ledger"]
+    asyncio.run(
+        create_table(spec, endpoint_url=moto_endpoint, region_name=REGION, stream_view="NEW_IMAGE")
+    )
+    table = DynamoTable(spec, endpoint_url=moto_endpoint, region_name=REGION)
+    app = LambdaApp(ledger, published, table=table)
+    arn = f"arn:aws:sqs:{REGION}:123456789012:tctf-ledger-events"
+    record = {**sample(LAMBDA_GO / "sqs-event.json")["Records"][0], "eventSourceARN": arn}
+    event = {"Records": [{**record, "messageId": "m1", "body": body("A-1")}]}
+    try:
+        first = app(event, LambdaContext())
+        again = app(event, LambdaContext())  # redelivered after the visibility timeout
+        scanned = _dynamodb(moto_endpoint).scan(TableName=spec.name, ConsistentRead=True)
+        [outbox] = [
+            {name: _deserializer.deserialize(value) for name, value in item.items()}
+            for item in scanned["Items"]
+            if item["SK"]["S"].startswith("EVENT#")
+        ]
+        relayed = app(_stream_event(moto_endpoint, spec, [outbox]), LambdaContext())
+        app._loop.run_until_complete(table.aclose())
+    finally:
+        app.close()
+
+    assert first == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert again == {"batchItemFailures": []}
+    assert relayed == {"batchItemFailures": []}
+    stock = _dynamodb(moto_endpoint).get_item(
+        TableName=spec.name, Key=_image({"PK": "SKU#A-1", "SK": "STOCK"}), ConsistentRead=True
+    )
+    assert stock["Item"]["reserved"] == {"N": "10"}
+    [task] = published.tasks
+    assert task.type == "LST_ISSUE_RECEIPT" and getattr(task.data, "domain", None) == "receipts"
+    assert published.events == []

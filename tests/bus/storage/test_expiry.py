@@ -85,12 +85,12 @@ async def test_the_memory_idempotency_store_forgets_expired_records() -> None:
     clock = ManualClock()
     store = InMemoryIdempotencyStore(clock, ttl=60)
     for n in range(1000):
-        assert await store.claim(f"handler#{n}", lease=30) == "claimed"
-        await store.complete(f"handler#{n}")
-    assert await store.claim("handler#1", lease=30) == "done"
+        assert await store.claim(f"handler#{n}", lease=30, token=f"t{n}") == "claimed"
+        await store.complete(f"handler#{n}", token=f"t{n}")
+    assert await store.claim("handler#1", lease=30, token="again") == "done"
     clock.advance(61)
 
-    assert await store.claim("handler#new", lease=30) == "claimed"
+    assert await store.claim("handler#new", lease=30, token="new") == "claimed"
 
     assert len(store) == 1
 
