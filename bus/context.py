@@ -7,6 +7,7 @@ they leave with its commit instead.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
@@ -58,6 +59,7 @@ class Context:
         "_staged",
         "_table",
         "_units",
+        "bound",
         "causation_id",
         "clock",
         "correlation_id",
@@ -94,6 +96,8 @@ class Context:
         self._claim_token: str | None = None
         self._extend_lease: Extend | None = None
         self._extend_visibility = extend_visibility
+        #: The handler call's time bound, if one runs: extending visibility moves it too.
+        self.bound: asyncio.Timeout | None = None
         self._committed = False
         self._units = 0
         self._staged = 0
@@ -181,8 +185,9 @@ class Context:
     async def extend_visibility(self, seconds: float) -> None:
         """Keep the record being handled hidden `seconds` more from now, and this handler's
         claim on it: a handler that may outlive its queue's visibility timeout calls it (a
-        heartbeat) so that no second copy starts meanwhile. `ClaimLost` if the claim was
-        already taken over."""
+        heartbeat) so that no second copy starts meanwhile, and its `handler_timeout` moves
+        to no sooner than `seconds` from now. `ClaimLost` if the claim was already taken
+        over."""
         if self._extend_visibility is None:
             raise ConfigurationError(
                 f"{self._handler or self.domain}: this delivery's visibility cannot be extended "
@@ -191,6 +196,12 @@ class Context:
         await self._extend_visibility(seconds)
         if self._extend_lease is not None:
             await self._extend_lease(seconds)
+        bound = self.bound
+        if bound is not None:  # a heartbeat buys the handler the same time as the record
+            deadline = asyncio.get_running_loop().time() + seconds
+            current = bound.when()
+            if current is not None and current < deadline:
+                bound.reschedule(deadline)
 
     def new_id(self) -> str:
         """A fresh unique id (a UUID string; replayable under a seeded harness)."""

@@ -225,8 +225,12 @@ def timeout(seconds: float | None) -> Middleware:
 
         async def bounded(delivery: Delivery) -> None:
             # asyncio's own timeout: a Lambda function runs on asyncio without anyio loaded.
-            async with asyncio.timeout(seconds):
-                await handler(delivery)
+            async with asyncio.timeout(seconds) as bound:
+                delivery.context.bound = bound
+                try:
+                    await handler(delivery)
+                finally:
+                    delivery.context.bound = None
 
         return bounded
 

@@ -42,7 +42,7 @@ def wallet(fail_after_commit: int) -> Domain:
     """Credits each deposit and sends a receipt in one unit of work, then fails
     `fail_after_commit` times (a connection dropped after the commit)."""
     settings = DomainSettings(visibility_timeout=VISIBILITY_TIMEOUT)
-    domain = Domain("wallet", settings, storage=Storage())
+    domain = Domain("wallet", settings, storage=Storage(), sends=[IssueReceipt])
     failures = [fail_after_commit]
 
     @domain.on(Deposited)

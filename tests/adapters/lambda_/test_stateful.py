@@ -346,7 +346,7 @@ class IssueReceipt(Task):
 def test_a_handler_failing_after_its_commit_is_not_run_again_and_its_task_is_relayed(
     moto_endpoint: str, published: Published
 ) -> None:
-    ledger = Domain("ledger", storage=Storage())
+    ledger = Domain("ledger", storage=Storage(), sends=[IssueReceipt])
     failures = [2]
 
     @ledger.on(ItemReserved)
