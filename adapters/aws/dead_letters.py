@@ -110,7 +110,7 @@ class SqsDeadLetters:
         self._urls: dict[str, str] = {}
 
     async def open(self) -> None:
-        await self._sqs()
+        await self.client()
 
     async def send(self, letters: Sequence[Letter]) -> set[str]:
         # Loaded here, not at init: only a function dead-lettering to SQS needs them.
@@ -137,7 +137,7 @@ class SqsDeadLetters:
         return stored
 
     async def _send_batch(self, url: str, letters: Sequence[Letter]) -> set[str]:
-        client = await self._sqs()
+        client = await self.client()
         entries = [{"Id": str(index), **sqs_entry(letter)} for index, letter in enumerate(letters)]
         response = await client.send_message_batch(QueueUrl=url, Entries=entries)
         for failure in response.get("Failed", ()):
@@ -155,14 +155,15 @@ class SqsDeadLetters:
             return queue
         url = self._urls.get(queue)
         if url is None:
-            client = await self._sqs()
+            client = await self.client()
             url = _beside(client, queue, source)
             if url is None:
                 url = (await client.get_queue_url(QueueName=queue))["QueueUrl"]
             self._urls[queue] = url
         return url
 
-    async def _sqs(self) -> Any:
+    async def client(self) -> Any:
+        """The SQS client, opened on first use (a function's other SQS calls share it)."""
         if self._client is None:
             self._client = await self._client_factory()
         return self._client

@@ -13,11 +13,12 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from adapters.aws.dead_letters import DeadLetters
+from adapters.aws.dead_letters import DeadLetters, SqsDeadLetters
 from adapters.lambda_.sources import event_source
-from adapters.lambda_.sqs import handle_sqs_event
+from adapters.lambda_.sqs import handle_sqs_event, visibility_extender
 from bus import Context, Domain
 from bus.assembly import Services, assemble
 from bus.clock import Clock, SystemClock
@@ -124,8 +125,15 @@ class LambdaApp:
         if self.publish_budget is not None and remaining is not None:
             self.publish_budget(max(0.0, (remaining() - self.safety_margin_ms) / 1000))
         if source == "sqs":
+            extender = None
+            if isinstance(self.dead_letters, SqsDeadLetters):
+                extender = partial(visibility_extender, self.dead_letters.client, context)
             return await handle_sqs_event(
-                self.dispatcher, event, deadline=deadline, dead_letters=self.dead_letters
+                self.dispatcher,
+                event,
+                deadline=deadline,
+                dead_letters=self.dead_letters,
+                extender=extender,
             )
         if source == "schedule":
             await self.sweep_outbox(should_stop=deadline)

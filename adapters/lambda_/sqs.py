@@ -8,7 +8,7 @@ is the envelope. All three reach the dispatcher as the same envelope.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -136,14 +136,20 @@ def sqs_batch_handler(dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
             event,
             deadline=deadline,
             dead_letters=dead_letters,
-            extender=partial(_visibility_extender, sqs, context),
+            extender=partial(visibility_extender, opened, context),
         )
 
     return handle
 
 
-def _visibility_extender(sqs: Any, context: Any, record: Mapping[str, Any]) -> Extend:
+def visibility_extender(
+    open_sqs: Callable[[], Awaitable[Any]], context: Any, record: Mapping[str, Any]
+) -> Extend:
+    """What a handler's `ctx.extend_visibility` calls for `record`: ChangeMessageVisibility
+    on its queue, and more time for the batch where the caller's context can give it."""
+
     async def extend(seconds: float) -> None:
+        sqs = await open_sqs()
         name = str(record.get("eventSourceARN", "")).rsplit(":", 1)[-1]
         url = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
         await sqs.change_message_visibility(
