@@ -23,6 +23,7 @@ from bus.metrics import Metrics
 if TYPE_CHECKING:  # storage loads only for domains that keep state (Lambda cold start)
     from bus.domain import Domain
     from bus.event_unit_of_work import EventUnitOfWork
+    from bus.middleware import HandlerBound
     from bus.storage.table import Put, Table
 
 #: Keeps something held `seconds` more from now: a record's visibility, a claim's lease.
@@ -97,7 +98,7 @@ class Context:
         self._extend_lease: Extend | None = None
         self._extend_visibility = extend_visibility
         #: The handler call's time bound, if one runs: extending visibility moves it too.
-        self.bound: asyncio.Timeout | None = None
+        self.bound: HandlerBound | None = None
         self._committed = False
         self._units = 0
         self._staged = 0

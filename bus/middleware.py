@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import heapq
-import secrets
+import itertools
+import math
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bus.clock import Clock
 from bus.context import Context
@@ -137,6 +139,12 @@ class InMemoryIdempotencyStore:
                 del self._records[key]
 
 
+#: Claim tokens: unique per claim across processes (a random prefix per process, a counter
+#: within it). They tell one delivery's claim from another's; nothing needs them secret.
+_PROCESS = os.urandom(8).hex()
+_CLAIMS = itertools.count()
+
+
 def idempotency(store: IdempotencyStore, lease: float) -> Middleware:
     """Skip a delivery whose (handler, event id) already succeeded: duplicates become no-ops.
 
@@ -150,7 +158,7 @@ def idempotency(store: IdempotencyStore, lease: float) -> Middleware:
     def wrap(handler: Handler) -> Handler:
         async def once(delivery: Delivery) -> None:
             key = idempotency_key(delivery.subscription.name, delivery.envelope.id)
-            token = secrets.token_hex(16)
+            token = f"{_PROCESS}-{next(_CLAIMS)}"
             state = await store.claim(key, lease, token=token)
             if state == "done":
                 raise AlreadyHandled(key)
@@ -216,21 +224,107 @@ def retry(
     return wrap
 
 
+class HandlerBound:
+    """The time bound of one handler call: its task is cancelled once `when()` (loop time)
+    has passed, and the call fails with TimeoutError. `reschedule()` moves it later (a
+    visibility heartbeat)."""
+
+    __slots__ = ("_task", "_when", "expired")
+
+    def __init__(self, task: asyncio.Task[Any], when: float) -> None:
+        self._task = task
+        self._when = when
+        self.expired = False
+
+    def when(self) -> float | None:
+        return self._when
+
+    def reschedule(self, when: float) -> None:
+        self._when = when
+
+    def expire(self) -> None:
+        self.expired = True
+        self._task.cancel()
+
+    def took_the_cancellation(self) -> bool:
+        """Whether a cancellation the call met was this bound's own, taken back from the
+        task so that the caller sees a TimeoutError, not a cancelled task."""
+        if not self.expired:
+            return False
+        self._task.uncancel()
+        return True
+
+
+class Watchdog:
+    """Expires the handler calls of one event loop that outlive their bound.
+
+    One timer for all of them, armed for the earliest bound: a timer per call (what
+    `asyncio.timeout` makes) costs more than the rest of a delivery's bookkeeping, and
+    calls of one domain, bounded alike, almost never need it moved.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._running: dict[HandlerBound, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_for = math.inf
+
+    def watch(self, seconds: float) -> HandlerBound:
+        task = asyncio.current_task()
+        assert task is not None, "a handler call runs in a task"
+        bound = HandlerBound(task, self.loop.time() + seconds)
+        self._running[bound] = None
+        if bound._when < self._armed_for:
+            self._arm(bound._when)
+        return bound
+
+    def release(self, bound: HandlerBound) -> None:
+        self._running.pop(bound, None)
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(when, self._fire)
+        self._armed_for = when
+
+    def _fire(self) -> None:
+        self._timer, self._armed_for = None, math.inf
+        now = self.loop.time()
+        earliest = math.inf
+        for bound in list(self._running):
+            if bound._when <= now:
+                del self._running[bound]
+                bound.expire()
+            else:
+                earliest = min(earliest, bound._when)
+        if earliest < math.inf:
+            self._arm(earliest)
+
+
 def timeout(seconds: float | None) -> Middleware:
     """Fail a handler call with TimeoutError after `seconds` of wall time."""
 
     def wrap(handler: Handler) -> Handler:
         if seconds is None:
             return handler
+        watchdogs: list[Watchdog] = []  # this middleware's, for the loop it runs on
 
         async def bounded(delivery: Delivery) -> None:
-            # asyncio's own timeout: a Lambda function runs on asyncio without anyio loaded.
-            async with asyncio.timeout(seconds) as bound:
-                delivery.context.bound = bound
-                try:
-                    await handler(delivery)
-                finally:
-                    delivery.context.bound = None
+            # asyncio's own loop timer: a Lambda function runs on asyncio without anyio.
+            loop = asyncio.get_running_loop()
+            if not watchdogs or watchdogs[0].loop is not loop:
+                watchdogs[:] = [Watchdog(loop)]
+            watchdog = watchdogs[0]
+            bound = delivery.context.bound = watchdog.watch(seconds)
+            try:
+                await handler(delivery)
+            except asyncio.CancelledError:
+                if not bound.took_the_cancellation():
+                    raise
+                raise TimeoutError(f"handler call exceeded {seconds:g}s") from None
+            finally:
+                watchdog.release(bound)
+                delivery.context.bound = None
 
         return bounded
 

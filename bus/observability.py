@@ -69,8 +69,10 @@ def log_outcome(outcome: Outcome) -> None:
     """One line per record and handler: type, domain, handler, correlation id, outcome."""
     if outcome.status == "filtered":
         return
-    envelope = outcome.envelope
     level = logging.INFO if outcome.status in ("handled", "skipped") else logging.WARNING
+    if not _deliveries.isEnabledFor(level):
+        return  # per delivery: build nothing nobody reads
+    envelope = outcome.envelope
     _deliveries.log(
         level,
         f"{outcome.status} {envelope.type if envelope else 'record'}",

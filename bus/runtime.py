@@ -98,11 +98,17 @@ class Runtime:
             tracer_provider=tracer_provider,
             on_commit=self._wake_relay,
         )
-        #: Each stateless consuming domain's table of idempotency records.
-        self.idempotency_tables = {
-            name: tables(spec, self.clock)
-            for name, spec in self.topology.idempotency_tables.items()
-        }
+        #: Each stateless consuming domain's table of idempotency records, where the tables
+        #: are shared with other processes (DynamoDB); in memory, one process holds every
+        #: consumer, and the dispatcher's in-process store is just as shared and much cheaper.
+        self.idempotency_tables = (
+            {}
+            if tables is memory_tables
+            else {
+                name: tables(spec, self.clock)
+                for name, spec in self.topology.idempotency_tables.items()
+            }
+        )
         self.dispatchers = {
             domain.name: assemble(
                 domain,
