@@ -169,6 +169,20 @@ def provision(endpoint: str) -> None:
     boto3.client("sns", endpoint_url=endpoint, region_name=REGION).create_topic(
         Name=f"{APP}-events"
     )
+    # messaging keeps no table, so its handled events are recorded in one of their own
+    # (docs/decisions/0010), which its function finds at init as it would on AWS.
+    boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION).create_table(
+        TableName=f"{APP}-messaging-idempotency",
+        KeySchema=[
+            {"AttributeName": "PK", "KeyType": "HASH"},
+            {"AttributeName": "SK", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "PK", "AttributeType": "S"},
+            {"AttributeName": "SK", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def environment(endpoint: str, domain: str, peer_dir: Path) -> dict[str, str]:
