@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from bus import Context, Domain, DomainSettings, Event, Task
 from bus.testing import Harness
+from bus.transport import DeadLetter
 
 Build = Callable[..., Harness]
 FAST = DomainSettings(visibility_timeout=1.0, max_receive_count=3, retry_attempts=1)
@@ -46,10 +47,11 @@ def shipping(labels: list[str], refunds: list[str]) -> Domain:
     return domain
 
 
-async def test_a_declared_task_is_delivered_and_an_undeclared_one_never_leaves(
-    harness: Build,
-) -> None:
-    orders = Domain("orders", FAST, sends=[PrintLabel])
+async def _fulfil(
+    harness: Build, sends: list[type[Task]], order_id: str
+) -> tuple[list[str], list[str], list[DeadLetter]]:
+    """An `orders` domain declaring `sends` sends a label and a refund for one order."""
+    orders = Domain("orders", FAST, sends=sends)
     labels: list[str] = []
     refunds: list[str] = []
 
@@ -59,9 +61,16 @@ async def test_a_declared_task_is_delivered_and_an_undeclared_one_never_leaves(
         ctx.send(RefundOrder(order_id=event.order_id))
 
     async with harness(orders, shipping(labels, refunds)) as h:
-        await h.publish(OrderPlaced(order_id="o1"), source="web")
+        await h.publish(OrderPlaced(order_id=order_id), source="web")
         await h.settle()
         dead = await h.dead_letters("orders")
+    return labels, refunds, dead
+
+
+async def test_a_declared_task_is_delivered_and_an_undeclared_one_never_leaves(
+    harness: Build,
+) -> None:
+    labels, refunds, dead = await _fulfil(harness, [PrintLabel], "o1")
 
     assert labels == [] and refunds == []
     assert len(dead) == 1
@@ -70,18 +79,4 @@ async def test_a_declared_task_is_delivered_and_an_undeclared_one_never_leaves(
 
 
 async def test_a_domain_declaring_a_task_sends_it(harness: Build) -> None:
-    orders = Domain("orders", FAST, sends=[PrintLabel, RefundOrder])
-    labels: list[str] = []
-    refunds: list[str] = []
-
-    @orders.on(OrderPlaced)
-    async def fulfil(event: OrderPlaced, ctx: Context) -> None:
-        ctx.send(PrintLabel(order_id=event.order_id))
-        ctx.send(RefundOrder(order_id=event.order_id))
-
-    async with harness(orders, shipping(labels, refunds)) as h:
-        await h.publish(OrderPlaced(order_id="o2"), source="web")
-        await h.settle()
-        dead = await h.dead_letters("orders")
-
-    assert (labels, refunds, dead) == (["o2"], ["o2"], [])
+    assert await _fulfil(harness, [PrintLabel, RefundOrder], "o2") == (["o2"], ["o2"], [])
