@@ -10,19 +10,22 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from adapters.aws.dead_letters import SqsDeadLetters
 from adapters.aws.dynamodb import DynamoTables
 from adapters.aws.eventbridge import eventbridge
 from adapters.aws.local import MotoProcess
+from adapters.aws.outbox_letters import outbox_parking
 from adapters.aws.provision import Kind, provision
 from adapters.aws.session import AwsClients, AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
 from adapters.lambda_.sqs import sqs_batch_handler
 from bus.domain import Domain
 from bus.errors import ConfigurationError
-from bus.runtime import TableFactory, TransportFactory, memory_tables
+from bus.runtime import OutboxParking, TableFactory, TransportFactory, memory_tables
 from bus.topology import Topology
 from tctf.platform import Platform
 
@@ -102,12 +105,20 @@ async def run_aws(
         settings = AwsSettings(endpoint_url=endpoint_url)
         async with AsyncExitStack() as stack:
             tables: TableFactory = memory_tables
+            parking: OutboxParking | None = None
             if any(domain.storage is not None for domain in domains):
                 tables = await stack.enter_async_context(DynamoTables(settings))
+                # Outbox items that can never be published go to the domain's outbox DLQ,
+                # as the stream relay sends them in Lambda.
+                clients = await stack.enter_async_context(AwsClients(settings, "sqs"))
+                letters = SqsDeadLetters(partial(clients.client, "sqs"))
+                dlqs = Topology.from_domains(domains, app=app).outbox_dlqs
+                parking = outbox_parking(letters, dlqs)
             platform = Platform(
                 domains,
                 transport=transport_factory(kind, settings),
                 tables=tables,
+                outbox_parking=parking,
                 app=app,
                 seed=seed,
                 tracer_provider=tracer_provider,

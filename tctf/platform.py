@@ -18,7 +18,7 @@ from bus.http import HttpRouter
 from bus.ids import IdGenerator
 from bus.memory import in_memory
 from bus.middleware import Middleware
-from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
+from bus.runtime import OutboxParking, Runtime, TableFactory, TransportFactory, memory_tables
 
 
 class Platform:
@@ -35,6 +35,7 @@ class Platform:
         tables: TableFactory = memory_tables,
         middleware: Sequence[Middleware] = (),
         tracer_provider: Any | None = None,
+        outbox_parking: OutboxParking | None = None,
     ) -> None:
         self.runtime = Runtime(
             domains,
@@ -45,6 +46,7 @@ class Platform:
             tables=tables,
             middleware=middleware,
             tracer_provider=tracer_provider,
+            outbox_parking=outbox_parking,
         )
         self.router = HttpRouter(
             self.runtime.domains,

@@ -1,23 +1,25 @@
 """Outbox items as their table holds them, and as their outbox DLQ holds them once parked:
 the item's image as JSON, its bytes in base64, read back to the envelope it carries.
 
-The stream relay and the outbox sweep write these letters; `tctf dlq` and
-`QueueTransport.redrive_outbox` read them.
+The stream relay, the outbox sweep and the in-process relay of `tctf run --aws`
+(`outbox_parking`) write these letters; `tctf dlq` and `QueueTransport.redrive_outbox` read
+them.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from bus import PermanentError
+from adapters.aws.dead_letters import DeadLetters, Letter
 from bus.envelope import Envelope
-from bus.errors import MalformedEnvelope
+from bus.errors import MalformedEnvelope, PermanentError, TransientError
+from bus.storage.outbox import Park
 
 # The outbox layout of `bus.storage.outbox` (written by `UnitOfWork`): one item per event,
 # PK "OUTBOX#<ordering key>", SK "EVENT#<sequence>", the encoded envelope in `body`.
@@ -87,3 +89,22 @@ def _unbase64(body: str) -> bytes | str:
         return base64.b64decode(body, validate=True)
     except binascii.Error:
         return body
+
+
+def outbox_parking(dead_letters: DeadLetters, queues: Mapping[str, str]) -> Callable[[str], Park]:
+    """Where each domain's in-process relay (`tctf run --aws`) parks an outbox item it can
+    never publish: the domain's outbox DLQ (`queues`, from `Topology.outbox_dlqs`), as the
+    stream relay in Lambda does. A DLQ that refuses the letter keeps the item pending."""
+
+    def for_domain(domain: str) -> Park:
+        queue = queues[domain]
+
+        async def park(item: dict[str, Any], reason: str) -> None:
+            record_id = str(item.get("event_id") or item.get("SK", ""))
+            letter = Letter(record_id, queue, outbox_letter_body(item), reason, str(item["PK"]))
+            if record_id not in await dead_letters.send([letter]):
+                raise TransientError(f"outbox DLQ {queue} refused {record_id}; kept pending")
+
+        return park
+
+    return for_domain

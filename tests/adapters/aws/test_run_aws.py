@@ -6,6 +6,7 @@ import pytest
 
 from adapters.aws.provision import rule_name
 from adapters.aws.session import AwsClients, AwsSettings
+from bus.storage import UnitOfWork
 from bus.topology import Topology
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
@@ -46,3 +47,22 @@ async def test_up_provisions_every_domain_and_is_safe_to_run_again(
     assert [r["Name"] for r in rules["Rules"]] == [
         rule_name(q.name) for q in topology.queues if q.purpose == "events"
     ]
+
+
+async def test_run_aws_parks_an_unpublishable_outbox_item_in_the_domains_outbox_dlq(
+    moto_endpoint: str, app: str
+) -> None:
+    """The in-process relay of `tctf run --aws` parks as the stream relay does in Lambda:
+    in the outbox DLQ, with the reason, not in the process's memory."""
+    async with aws_platform([users], moto_endpoint, "sns", app) as platform:
+        runtime = platform.runtime
+        async with UnitOfWork(runtime.tables["users"], now=runtime.clock.now) as uow:
+            uow.publish(b"not an envelope", ordering_key="u9", event_id="broken")
+        await runtime.relay()
+        letters = await runtime.transport.outbox_dead_letters("users")  # type: ignore[attr-defined]
+        pending = await runtime.relays["users"].pending()
+
+    (letter,) = letters
+    assert letter.reason is not None and letter.reason.startswith("MalformedEnvelope")
+    assert runtime.outbox_dead_letters == {}
+    assert not pending
