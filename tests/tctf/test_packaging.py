@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -459,3 +460,15 @@ def test_a_tampered_hash_fails_the_build_and_leaves_nothing(tmp_path: Path) -> N
     with pytest.raises(PackagingError, match="DO NOT MATCH THE HASHES"):
         package("messaging", tmp_path / "dist", zip=False, lock=lock)
     assert not (tmp_path / "dist" / "messaging").exists()
+
+
+def test_the_development_venv_is_constrained_to_the_versions_a_function_ships() -> None:
+    """README and .ci/run install with `-c requirements/lambda.constraints`: the lock's
+    versions without their hashes, so the tests run what `tctf package` ships."""
+    root = Path(__file__).resolve().parents[2]
+    lock = (root / "requirements" / "lambda.lock").read_text()
+    locked = sorted(re.findall(r"^([A-Za-z0-9_.\-]+==[^\s\\]+)", lock, flags=re.M))
+    constraints = (root / "requirements" / "lambda.constraints").read_text().splitlines()
+    assert sorted(line for line in constraints if line and not line.startswith("#")) == locked
+    for command in ((root / "README.md").read_text(), (root / ".ci" / "run").read_text()):
+        assert "pip install -c requirements/lambda.constraints -e '.[dev]'" in command
