@@ -44,7 +44,10 @@ def _scanned_files() -> list[Path]:
         path
         for folder in SCANNED
         for path in (ROOT / folder).rglob("*")
-        if path.is_file() and path.suffix in TEXT_SUFFIXES and "fixtures" not in path.parts
+        if path.is_file()
+        and path.suffix in TEXT_SUFFIXES
+        and "fixtures" not in path.parts
+        and path != Path(__file__).resolve()  # its own examples below are meant to be caught
     )
 
 
