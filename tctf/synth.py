@@ -388,16 +388,10 @@ class DomainResources:
 
         from adapters.aws.provision import TABLE_STREAM_VIEW
 
-        sort_key = spec.sort_key
-        table = dynamodb.Table(
-            self.stack,
+        table = self._dynamodb_table(
             "Table",
-            table_name=spec.name,
-            partition_key=_attribute(spec.partition_key),
-            sort_key=_attribute(sort_key) if sort_key is not None else None,
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            spec,
             stream=dynamodb.StreamViewType(TABLE_STREAM_VIEW),
-            time_to_live_attribute=spec.ttl_attribute,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
@@ -430,21 +424,31 @@ class DomainResources:
         """The small TTL'd table where a stateless domain's function records what it has
         handled, shared by all its containers (docs/decisions/0010)."""
         import aws_cdk as cdk
+
+        table = self._dynamodb_table(
+            "IdempotencyTable",
+            spec,
+            # Records that expire on their own (idempotency_ttl): nothing worth keeping
+            # after a destroy.
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        table.grant_read_write_data(function)
+
+    def _dynamodb_table(self, construct_id: str, spec: TableSpec, **options: Any) -> Any:
+        """A pay-per-request table with the spec's name, keys and TTL attribute."""
         from aws_cdk import aws_dynamodb as dynamodb
 
         sort_key = spec.sort_key
-        table = dynamodb.Table(
+        return dynamodb.Table(
             self.stack,
-            "IdempotencyTable",
+            construct_id,
             table_name=spec.name,
             partition_key=_attribute(spec.partition_key),
             sort_key=_attribute(sort_key) if sort_key is not None else None,
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             time_to_live_attribute=spec.ttl_attribute,
-            # Records that expire within a day: nothing worth keeping after a destroy.
-            removal_policy=cdk.RemovalPolicy.DESTROY,
+            **options,
         )
-        table.grant_read_write_data(function)
 
     def _outbox_sweep(self, function: lambda_.Function) -> None:
         """A schedule invoking the function to publish outbox events older than its sweep
