@@ -12,14 +12,16 @@ import base64
 import binascii
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from adapters.aws.dead_letters import DeadLetters, Letter
 from bus.envelope import Envelope
 from bus.errors import MalformedEnvelope, PermanentError, TransientError
-from bus.storage.outbox import Park
+
+if TYPE_CHECKING:  # storage stays off the transports' import path (a cold start)
+    from bus.storage.outbox import Park
 
 # The outbox layout of `bus.storage.outbox` (written by `UnitOfWork`): one item per event,
 # PK "OUTBOX#<ordering key>", SK "EVENT#<sequence>", the encoded envelope in `body`.
