@@ -138,6 +138,9 @@ class OutboxRelay:
         sort_key = table.spec.sort_key
         assert sort_key is not None
         self._sk = sort_key.name
+        #: Serialises this relay's passes: two at once (a loop woken by a commit and a caller
+        #: settling) would both publish, or both park, the same item.
+        self._passing: Any = None
 
     async def relay_once(
         self, older_than: float | None = None, *, should_stop: Callable[[], bool] | None = None
@@ -151,6 +154,14 @@ class OutboxRelay:
         asked before each key and between batches; once it is true the pass ends, and what
         it did not reach stays pending, in order.
         """
+        if self._passing is None:
+            import anyio  # only where a relay passes: not on a function's import path
+
+            self._passing = anyio.Lock()
+        async with self._passing:
+            return await self._pass(older_than, should_stop)
+
+    async def _pass(self, older_than: float | None, should_stop: Callable[[], bool] | None) -> int:
         cutoff = None if older_than is None else self._now() - older_than
         published = 0
         keys = await self._pending_keys(should_stop)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import pytest
 
 from bus.errors import MessageTooLarge, PermanentError
@@ -48,6 +49,35 @@ async def test_a_parked_item_is_deleted_and_the_events_after_it_are_published(
     assert published == [b"e0", b"e2"]
     assert parked == [("poison", "PermanentError: refused for good")]
     assert await relay.relay_once() == 0
+
+
+async def test_two_passes_of_one_relay_at_once_park_an_item_once(make_table: MakeTable) -> None:
+    """A relay loop woken by a commit and a caller settling can pass at the same moment: the
+    refused item reaches its dead-letter queue once, each good event is published once."""
+    table = await make_table()
+    for body in (b"poison", b"e1"):
+        async with UnitOfWork(table) as uow:
+            uow.publish(body, ordering_key="k", event_id=body.decode())
+    published: list[bytes] = []
+    parked: list[str] = []
+
+    async def publish(bodies: list[bytes]) -> None:
+        await anyio.lowlevel.checkpoint()
+        if b"poison" in bodies:
+            raise PermanentError("refused for good")
+        published.extend(bodies)
+
+    async def park(item: dict[str, Any], reason: str) -> None:
+        await anyio.lowlevel.checkpoint()
+        parked.append(item["event_id"])
+
+    relay = OutboxRelay(table, publish, park=park)
+    async with anyio.create_task_group() as group:
+        group.start_soon(relay.relay_once)
+        group.start_soon(relay.relay_once)
+
+    assert parked == ["poison"]
+    assert published == [b"e1"]
 
 
 async def test_without_park_an_unpublishable_item_stays_pending(make_table: MakeTable) -> None:
