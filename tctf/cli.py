@@ -142,6 +142,22 @@ def _parser() -> argparse.ArgumentParser:
     _output_option(openapi, "openapi.json")
     openapi.set_defaults(command=_openapi)
 
+    events = commands.add_parser(
+        "events", help="list every event and task type; write AsyncAPI; check or update schemas"
+    )
+    _domains_option(events)
+    events.add_argument("--json", action="store_true", help="print each type with its schema")
+    events.add_argument("--asyncapi", metavar="FILE", help="write the AsyncAPI 3.0 document")
+    events.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if a schema changed incompatibly with the committed snapshot",
+    )
+    events.add_argument(
+        "--update", action="store_true", help="rewrite the committed snapshot from the code"
+    )
+    events.set_defaults(command=_events)
+
     up = commands.add_parser("up", help="provision the topology on an AWS endpoint")
     _aws_options(up)
     up.set_defaults(command=_up)
@@ -281,6 +297,46 @@ def _openapi(args: argparse.Namespace) -> int:
     domains = load_domains(args.domains)
     single = len(domains) == 1 and args.domains
     _write(domain_document(domains[0]) if single else openapi_document(domains), args.output)
+    return 0
+
+
+def _events(args: argparse.Namespace) -> int:
+    from tctf.config import load_domains
+    from tctf.events import SNAPSHOT, catalog, render_table
+
+    found = catalog(load_domains(args.domains))
+    if args.asyncapi:
+        _write(found.asyncapi(), args.asyncapi)
+    if args.update:
+        if args.domains:
+            raise UsageError("--update rewrites the whole snapshot: name no --domain")
+        SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
+        _write(found.snapshot(), str(SNAPSHOT))
+        print(f"wrote {len(found.entries)} schemas to {SNAPSHOT}", file=sys.stderr)
+    if args.check:
+        recorded = orjson.loads(SNAPSHOT.read_bytes()) if SNAPSHOT.exists() else {}
+        if args.domains:
+            recorded = {t: r for t, r in recorded.items() if t in {e.type for e in found.entries}}
+        problems = found.breaking_changes(recorded)
+        for problem in problems:
+            print(f"tctf events: {problem}", file=sys.stderr)
+        return 1 if problems else 0
+    if args.json:
+        listing = [
+            {
+                "type": e.type,
+                "kind": e.kind,
+                "version": e.version,
+                "owner": e.owner,
+                "producers": list(e.producers),
+                "consumers": list(e.consumers),
+                "schema": e.schema(),
+            }
+            for e in found.entries
+        ]
+        _write(listing, None)
+    elif not (args.asyncapi or args.update):
+        print(render_table(found))
     return 0
 
 

@@ -212,7 +212,7 @@ def _tctf_without(absent: Sequence[str], *argv: str) -> subprocess.CompletedProc
 
 @pytest.mark.parametrize(
     "command",
-    ["", "run", "topology", "openapi", "up", "dlq", "dlq redrive", "package", "synth"],
+    ["", "run", "topology", "openapi", "events", "up", "dlq", "dlq redrive", "package", "synth"],
 )
 def test_every_help_works_with_the_base_install_alone(command: str) -> None:
     done = _tctf_without(_EXTRAS_MODULES, *command.split(), "--help")
