@@ -15,10 +15,9 @@ from typing import Any
 
 from bus.domain import Domain
 from bus.messages import Message, Task
+from bus.schemas import meaning, self_contained
 
 ASYNCAPI_VERSION = "3.0.0"
-#: Schema keys that document a field without changing what it accepts.
-_ANNOTATIONS = frozenset({"title", "description", "examples", "default"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +171,7 @@ def _breaking(entry: CatalogEntry, recorded: Mapping[str, Any]) -> list[str]:
 
 
 def _field_changes(recorded: Mapping[str, Any], entry: CatalogEntry) -> list[str]:
-    old, new = _resolved(recorded["schema"]), _resolved(entry.schema())
+    old, new = self_contained(recorded["schema"]), self_contained(entry.schema())
     old_fields, new_fields = old.get("properties", {}), new.get("properties", {})
     old_required, new_required = set(old.get("required", ())), set(new.get("required", ()))
     raise_it = f"raise the version and add an upcaster to {entry.message.__name__}"
@@ -181,7 +180,7 @@ def _field_changes(recorded: Mapping[str, Any], entry: CatalogEntry) -> list[str
         for name in sorted(old_fields.keys() - new_fields)
     ]
     for name in sorted(old_fields.keys() & new_fields.keys()):
-        if _meaning(old_fields[name]) != _meaning(new_fields[name]):
+        if meaning(old_fields[name]) != meaning(new_fields[name]):
             changes.append(f"field {name!r} was retyped ({raise_it})")
     for name in sorted(new_required - old_required):
         changes.append(f"field {name!r} is newly required ({raise_it})")
@@ -190,30 +189,3 @@ def _field_changes(recorded: Mapping[str, Any], entry: CatalogEntry) -> list[str
             f"field {name!r} is no longer required, yet consumers expect it ({raise_it})"
         )
     return changes
-
-
-def _resolved(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """`schema` with its local `$ref`s to `$defs` replaced by what they name."""
-    definitions = schema.get("$defs", {})
-
-    def resolve(node: Any, depth: int) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/") and depth < 32:
-                return resolve(definitions[ref.removeprefix("#/$defs/")], depth + 1)
-            return {k: resolve(v, depth) for k, v in node.items() if k != "$defs"}
-        if isinstance(node, list):
-            return [resolve(item, depth) for item in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(dict(schema), 0)
-    return resolved
-
-
-def _meaning(node: Any) -> Any:
-    """A schema without its annotations: what it accepts, nothing of how it is described."""
-    if isinstance(node, dict):
-        return {k: _meaning(v) for k, v in node.items() if k not in _ANNOTATIONS}
-    if isinstance(node, list):
-        return [_meaning(item) for item in node]
-    return node

@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from bus.client import Client, Clients, Reply, current_clients
 from bus.context import Context
 from bus.dispatch import Publisher, flush
 from bus.domain import Domain, HttpRoute, Request
@@ -145,6 +147,8 @@ class HttpRouter:
     """Routes requests to the HTTP handlers of the given domains.
 
     `ids` makes the correlation id of a request that brings none and matches no route.
+    `clients` is how route handlers reach other domains (`ctx.client`); by default this
+    router itself, in process.
     """
 
     def __init__(
@@ -154,6 +158,7 @@ class HttpRouter:
         context: ContextFactory,
         *,
         ids: Callable[[], str] | None = None,
+        clients: Clients | None = None,
     ) -> None:
         self._publisher = publisher
         self._context = context
@@ -161,6 +166,7 @@ class HttpRouter:
         #: The domains served, in order: what their OpenAPI document describes.
         self.domains = tuple(domains)
         self._routes = [_Compiled(r, _compile(r.path)) for d in self.domains for r in d.http_routes]
+        self.clients: Clients = clients or RouterClients(self)
 
     @property
     def routes(self) -> list[HttpRoute]:
@@ -177,6 +183,7 @@ class HttpRouter:
         headers = {k.lower(): v for k, v in request.headers.items()}
         correlation_id = self.correlation_id(headers)
         token = current_correlation_id.set(correlation_id)
+        clients_token = current_clients.set(self.clients)
         try:
             matched = self._match(request, correlation_id)
             if isinstance(matched, HttpResponse):
@@ -185,6 +192,7 @@ class HttpRouter:
             context = self._context(route.domain, correlation_id)
             return await self._run(route, params, request, headers, context)
         finally:
+            current_clients.reset(clients_token)
             current_correlation_id.reset(token)
 
     async def _run(
@@ -312,6 +320,33 @@ def _internal(detail: str, correlation_id: str) -> HttpResponse:
         kind=ProblemType.INTERNAL,
         correlation_id=correlation_id,
     )
+
+
+class RouterClients:
+    """Clients that call domains served by `router` in process: the request goes through
+    the router as it would arrive over HTTP (validation, problem answers, correlation)."""
+
+    def __init__(self, router: HttpRouter) -> None:
+        self._router = router
+
+    def __call__(self, domain: str, correlation_id: str | None = None) -> Client:
+        if not any(served.name == domain for served in self._router.domains):
+            names = ", ".join(d.name for d in self._router.domains)
+            raise ConfigurationError(
+                f"no domain {domain!r} is served in this process (serving: {names})"
+            )
+        return Client(domain, self._send, correlation_id=correlation_id)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Reply:
+        answer = await self._router.handle(HttpRequest(method, unquote(path), query, headers, body))
+        return Reply(answer.status, answer.body, answer.headers)
 
 
 def is_unreachable(error: BaseException) -> bool:

@@ -14,9 +14,11 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from bus.client import Operation
 from bus.domain import Domain, HttpRoute
 from bus.errors import ConfigurationError
 from bus.http import CORRELATION_HEADER, MAX_PATH_PARAM_LENGTH, PROBLEM_JSON, ProblemType
+from bus.schemas import meaning, resolved, self_contained
 
 OPENAPI_VERSION = "3.1.0"
 PROBLEM_SCHEMA = "Problem"
@@ -102,6 +104,35 @@ def route_security(route: HttpRoute) -> list[dict[str, list[str]]] | None:
     it into security requirements (and `openapi_document` adds the matching scheme).
     """
     return None
+
+
+def operation_mismatches(operation: Operation[Any, Any], document: dict[str, Any]) -> list[str]:
+    """How `operation` (a client's view of a route) differs from the route in `document`
+    (its domain's OpenAPI): path, method, body, success status and answer must agree."""
+    where = f"{operation.domain}: {operation.method} {operation.path}"
+    found = document.get("paths", {}).get(operation.path, {}).get(operation.method.lower())
+    if found is None:
+        return [f"{where} is no route of the document"]
+    schemas = document.get("components", {}).get("schemas", {})
+    served = found.get("requestBody", {}).get("content", {}).get("application/json", {})
+    mismatches = []
+    if not _same(operation.body, served.get("schema"), schemas):
+        mismatches.append(f"{where}: its body model is not the route's")
+    answer = found["responses"].get(str(operation.status))
+    if answer is None:
+        return [*mismatches, f"{where}: the route does not answer {operation.status}"]
+    answered = answer.get("content", {}).get("application/json", {}).get("schema")
+    if operation.answer is not None and not _same(operation.answer, answered, schemas):
+        mismatches.append(f"{where}: its answer model is not the route's")
+    return mismatches
+
+
+def _same(model: type[BaseModel] | None, schema: Any, schemas: dict[str, Any]) -> bool:
+    if model is None or schema is None:
+        return model is None and schema is None
+    ours = meaning(self_contained(model.model_json_schema()))
+    theirs = meaning(resolved(schema, schemas, "#/components/schemas/"))
+    return bool(ours == theirs)
 
 
 def _domain_parts(domain: Domain) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:

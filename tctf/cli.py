@@ -302,7 +302,7 @@ def _openapi(args: argparse.Namespace) -> int:
 
 def _events(args: argparse.Namespace) -> int:
     from tctf.config import load_domains
-    from tctf.events import SNAPSHOT, catalog, render_table
+    from tctf.contracts import SNAPSHOT, catalog, render_table
 
     found = catalog(load_domains(args.domains))
     if args.asyncapi:

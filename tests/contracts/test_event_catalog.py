@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from bus.catalog import Catalog
 from bus.messages import Event, Message
 from tctf.config import load_domains
-from tctf.events import SNAPSHOT, catalog
+from tctf.contracts import SNAPSHOT, catalog
 
 
 def test_no_published_schema_breaks_its_committed_snapshot() -> None:

@@ -21,7 +21,7 @@ from tctf.platform import Platform
 
 #: Every domain under `domains/`, so a domain added later is covered without a change here.
 _platform = Platform(load_domains(), seed=13)
-_app = HttpApp(_platform.router, lifespan=_platform.runtime.running)
+_app = HttpApp(_platform.router, lifespan=_platform.running)
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app)
 
 CHECKS = [

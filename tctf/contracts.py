@@ -1,14 +1,17 @@
-"""`tctf events`: the catalog of every event and task type, its AsyncAPI document, and the
-committed schema snapshot that the suite holds the code to (`--update` rewrites it)."""
+"""What the domains' `contracts` modules declare: events and tasks (the catalog behind
+`tctf events`, and its committed schema snapshot) and the operations callers use."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import domains
 from bus.catalog import Catalog
+from bus.client import Operation
 from bus.domain import Domain
 from bus.messages import Message
 
@@ -23,12 +26,9 @@ def catalog(loaded: list[Domain]) -> Catalog:
 
 def contract_messages(name: str) -> list[type[Message]]:
     """The event and task classes `domains/<name>/contracts.py` defines (none if it has none)."""
-    try:
-        module = importlib.import_module(f"domains.{name}.contracts")
-    except ModuleNotFoundError as error:
-        if error.name == f"domains.{name}.contracts":
-            return []
-        raise
+    module = _contracts(name)
+    if module is None:
+        return []
     return [
         value
         for value in vars(module).values()
@@ -37,6 +37,21 @@ def contract_messages(name: str) -> list[type[Message]]:
         and value.__module__ == module.__name__
         and "type" in vars(value)
     ]
+
+
+def contract_operations(name: str) -> list[Operation[Any, Any]]:
+    """The `Operation`s `domains/<name>/contracts.py` declares for callers."""
+    module = _contracts(name)
+    return [v for v in vars(module).values() if isinstance(v, Operation)] if module else []
+
+
+def _contracts(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(f"domains.{name}.contracts")
+    except ModuleNotFoundError as error:
+        if error.name == f"domains.{name}.contracts":
+            return None
+        raise
 
 
 def render_table(found: Catalog) -> str:
