@@ -22,7 +22,6 @@ from adapters.lambda_.sources import event_source
 from adapters.lambda_.sqs import handle_sqs_event, visibility_extender
 from bus import Context, Domain
 from bus.assembly import Services, assemble
-from bus.client import Clients, current_clients
 from bus.clock import Clock, SystemClock
 from bus.dispatch import Observer, Publisher
 from bus.ids import IdGenerator
@@ -30,6 +29,7 @@ from bus.middleware import IdempotencyStore
 
 if TYPE_CHECKING:
     from adapters.lambda_.streams import Relay
+    from bus.client import Clients
     from bus.http import HttpRouter
     from bus.storage.table import Table
 
@@ -124,6 +124,10 @@ class LambdaApp:
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any] | None:
         """Lambda's handler signature: run the invocation on the container's event loop,
         its handlers given the function's clients of other domains."""
+        if self.clients is None:  # none to give: bus.client stays off the cold start
+            return self._loop.run_until_complete(self.handle(event, context))
+        from bus.client import current_clients
+
         invocation = contextvars.copy_context()
         invocation.run(current_clients.set, self.clients)
         return invocation.run(self._loop.run_until_complete, self.handle(event, context))

@@ -3,13 +3,16 @@ a breaking change, and the AsyncAPI document."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from pydantic import BaseModel
 
 from bus.catalog import Catalog
 from bus.messages import Event, Message
+from tctf.cli import main
 from tctf.config import load_domains
 from tctf.contracts import SNAPSHOT, catalog
 
@@ -99,6 +102,18 @@ def test_a_new_required_field_breaks_and_a_new_optional_one_does_not() -> None:
     assert changes(Placed, Defaulted) == []
 
 
+def test_a_field_no_longer_required_breaks() -> None:
+    class Loosened(Event):
+        type = "ORDER_PLACED"
+        order_id: str
+        total: int | None = None
+        note: str | None = None
+
+    assert ["'total' is no longer required" in why for why in changes(Placed, Loosened)].count(
+        True
+    ) == 1
+
+
 def test_a_change_inside_a_nested_model_breaks() -> None:
     class Moved(BaseModel):
         street: int
@@ -153,3 +168,15 @@ def test_the_asyncapi_document_has_a_channel_per_type_and_an_operation_per_party
     message = document["components"]["messages"]["USER_CREATED"]
     assert message["x-version"] == 2 and message["x-upcasts-from"] == [1]
     assert set(message["payload"]["required"]) == {"user_id", "email", "name"}
+
+
+def test_tctf_events_lists_checks_and_writes_asyncapi(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["events", "--check"]) == 0
+    assert main(["events", "--asyncapi", str(tmp_path / "asyncapi.json")]) == 0
+    assert main(["events", "--domain", "messaging"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["TYPE", "KIND", "VERSION", "PRODUCERS", "CONSUMERS"]
+    assert "SEND_EMAIL" in table[1] and "messaging.send_email" in table[1]
+    assert orjson.loads((tmp_path / "asyncapi.json").read_bytes())["asyncapi"] == "3.0.0"
