@@ -72,8 +72,8 @@ class HttpApp:
             )
             await _send(send, too_large)
             return
-        if scope["path"] == OPENAPI_PATH and scope["method"] == "GET":
-            await _send(send, self._openapi_response(headers))
+        if scope["path"] == OPENAPI_PATH:
+            await _send(send, self._openapi_response(scope["method"], headers))
             return
         request = HttpRequest(
             method=scope["method"],
@@ -84,7 +84,17 @@ class HttpApp:
         )
         await _send(send, await self.router.handle(request))
 
-    def _openapi_response(self, headers: dict[str, str]) -> HttpResponse:
+    def _openapi_response(self, method: str, headers: dict[str, str]) -> HttpResponse:
+        correlation_id = self.router.correlation_id(headers)
+        if method != "GET":
+            return problem(
+                405,
+                "Method Not Allowed",
+                f"{method} is not allowed on {OPENAPI_PATH}",
+                kind=ProblemType.METHOD_NOT_ALLOWED,
+                correlation_id=correlation_id,
+                headers={"allow": "GET"},
+            )
         if self._openapi is None:  # built on first ask: `tctf run` starts without it
             from bus.openapi import openapi_document
 
@@ -92,7 +102,7 @@ class HttpApp:
         answer_headers = {
             "content-type": "application/json",
             **HARDENING_HEADERS,
-            CORRELATION_HEADER: self.router.correlation_id(headers),
+            CORRELATION_HEADER: correlation_id,
         }
         return HttpResponse(200, self._openapi, answer_headers)
 

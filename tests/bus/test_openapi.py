@@ -4,11 +4,13 @@ with two domains' models of one name kept apart."""
 from __future__ import annotations
 
 import pytest
+from openapi_spec_validator import validate
 from pydantic import BaseModel, Field
 
 from bus import ConfigurationError, Context, Domain, Request
 from bus.http import PROBLEM_JSON, ProblemType
 from bus.openapi import domain_document, openapi_document
+from tctf.config import load_domains
 
 
 class Open(BaseModel):
@@ -83,3 +85,8 @@ def test_merged_documents_keep_each_domains_models_apart() -> None:
     document = openapi_document([accounts("accounts"), accounts("ledger")])
     assert {"accounts.Account", "ledger.Account"} <= set(document["components"]["schemas"])
     assert [tag["name"] for tag in document["tags"]] == ["accounts", "ledger"]
+
+
+def test_the_documents_are_valid_openapi_3_1() -> None:
+    validate(openapi_document([accounts("accounts"), accounts("ledger")]))
+    validate(openapi_document(load_domains()))

@@ -58,6 +58,7 @@ def app() -> HttpApp:
         ("POST", "/users", b'{"name": "' + b"x" * 2000 + b'"}', 413, ProblemType.BODY_TOO_LARGE),
         ("GET", "/nowhere", b"", 404, ProblemType.NO_ROUTE),
         ("DELETE", "/users", b"", 405, ProblemType.METHOD_NOT_ALLOWED),
+        ("POST", "/openapi.json", b"{}", 405, ProblemType.METHOD_NOT_ALLOWED),
         ("GET", "/users/nobody", b"", 404, ProblemType.NOT_FOUND),
         ("GET", "/users/" + "u" * 300, b"", 404, ProblemType.NOT_FOUND),
     ],
