@@ -21,6 +21,7 @@ from bus.messages import Event, Message, Task
 from bus.metrics import Metrics
 
 if TYPE_CHECKING:  # storage loads only for domains that keep state (Lambda cold start)
+    from bus.client import Client
     from bus.domain import Domain
     from bus.event_unit_of_work import EventUnitOfWork
     from bus.middleware import HandlerBound
@@ -203,6 +204,19 @@ class Context:
             current = bound.when()
             if current is not None and current < deadline:
                 bound.reschedule(deadline)
+
+    def client(self, domain: str) -> Client:
+        """A typed client for `domain`'s HTTP routes (see `bus.client`), carrying this
+        handler's correlation id; in process under `tctf run` and in tests, HTTPS on AWS."""
+        from bus.client import current_clients
+
+        clients = current_clients.get()
+        if clients is None:
+            raise ConfigurationError(
+                f"{self.domain} cannot reach {domain}: this runtime provides no clients "
+                "(the Platform and the HTTP router do; a bare Runtime does not)"
+            )
+        return clients(domain, self.correlation_id)
 
     def new_id(self) -> str:
         """A fresh unique id (a UUID string; replayable under a seeded harness)."""

@@ -7,6 +7,8 @@ in its queue's DLQ at once, with the message as the reason.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BusError(Exception):
     """Base class of every error raised by the bus."""
@@ -102,3 +104,24 @@ class ClaimLost(BusError):
 
 class OutboxNotDrained(BusError):
     """Committed outbox events stay pending although the relay keeps trying to publish them."""
+
+
+class CallRefused(PermanentError):
+    """Another domain's route answered 4xx: the same call would be refused again.
+
+    `status` is its HTTP status and `problem` its problem+json document (None if none).
+    """
+
+    def __init__(self, message: str, status: int, problem: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.problem = problem
+
+
+class CallFailed(TransientError):
+    """Another domain's route failed (5xx), could not be reached, or answered outside its
+    contract: a later attempt may succeed."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

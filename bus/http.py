@@ -13,11 +13,14 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from bus.client import Client, Clients, Reply, current_clients
 from bus.context import Context
 from bus.dispatch import Publisher, flush
 from bus.domain import Domain, HttpRoute, Request
@@ -41,6 +44,9 @@ RETRY_AFTER_SECONDS = 1
 #: On every answer: browsers must not guess a content type, and no cache may keep an answer,
 #: which may carry personal data (a route cannot be relied on to say when it does).
 HARDENING_HEADERS = {"x-content-type-options": "nosniff", "cache-control": "no-store"}
+#: The longest path parameter a route is given: ids are short, and a longer one could
+#: only fail further in (a table key has a size limit), so it is answered 404 here.
+MAX_PATH_PARAM_LENGTH = 256
 ContextFactory = Callable[[str, str | None], Context]
 _log = logging.getLogger("tctf.http")
 
@@ -49,6 +55,27 @@ _FAILED = "the handler failed; see the logs"
 _CONFLICT = "the request conflicts with the resource's current state"
 _UNPROCESSABLE = "the request cannot be processed; see the logs"
 _TOO_LARGE = "the request's events are too large to publish; send a smaller request"
+
+
+class ProblemType(StrEnum):
+    """The stable `type` of every problem the platform answers (RFC 9457 §3.1.1).
+
+    URNs identify the kind of problem and are never dereferenced; a client branches on
+    them, not on `title` or `detail`.
+    """
+
+    MALFORMED_BODY = "urn:tctf:problem:malformed-body"
+    INVALID_BODY = "urn:tctf:problem:invalid-body"
+    BODY_TOO_LARGE = "urn:tctf:problem:body-too-large"
+    NO_ROUTE = "urn:tctf:problem:no-route"
+    METHOD_NOT_ALLOWED = "urn:tctf:problem:method-not-allowed"
+    NOT_FOUND = "urn:tctf:problem:not-found"
+    CONFLICT = "urn:tctf:problem:conflict"
+    REJECTED = "urn:tctf:problem:rejected"
+    UNPROCESSABLE = "urn:tctf:problem:unprocessable"
+    EVENTS_TOO_LARGE = "urn:tctf:problem:events-too-large"
+    UNAVAILABLE = "urn:tctf:problem:unavailable"
+    INTERNAL = "urn:tctf:problem:internal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +104,14 @@ def problem(
     title: str,
     detail: str,
     *,
+    kind: ProblemType,
     correlation_id: str | None = None,
     headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> HttpResponse:
-    """An RFC 9457 problem document; with a correlation id, in its body and its header."""
-    document = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    """An RFC 9457 problem document of `kind`; with a correlation id, in its body and its
+    header."""
+    document = {"type": kind.value, "title": title, "status": status, "detail": detail, **extra}
     answer_headers = {"content-type": PROBLEM_JSON, **HARDENING_HEADERS, **(headers or {})}
     if correlation_id is not None:
         document["correlation_id"] = correlation_id
@@ -96,6 +125,7 @@ def unavailable(detail: str, correlation_id: str | None = None) -> HttpResponse:
         503,
         "Service Unavailable",
         detail,
+        kind=ProblemType.UNAVAILABLE,
         correlation_id=correlation_id,
         headers={"retry-after": str(RETRY_AFTER_SECONDS)},
     )
@@ -117,6 +147,8 @@ class HttpRouter:
     """Routes requests to the HTTP handlers of the given domains.
 
     `ids` makes the correlation id of a request that brings none and matches no route.
+    `clients` is how route handlers reach other domains (`ctx.client`); by default this
+    router itself, in process.
     """
 
     def __init__(
@@ -126,11 +158,15 @@ class HttpRouter:
         context: ContextFactory,
         *,
         ids: Callable[[], str] | None = None,
+        clients: Clients | None = None,
     ) -> None:
         self._publisher = publisher
         self._context = context
         self._ids = ids or IdGenerator()
-        self._routes = [_Compiled(r, _compile(r.path)) for d in domains for r in d.http_routes]
+        #: The domains served, in order: what their OpenAPI document describes.
+        self.domains = tuple(domains)
+        self._routes = [_Compiled(r, _compile(r.path)) for d in self.domains for r in d.http_routes]
+        self.clients: Clients = clients or RouterClients(self)
 
     @property
     def routes(self) -> list[HttpRoute]:
@@ -147,6 +183,7 @@ class HttpRouter:
         headers = {k.lower(): v for k, v in request.headers.items()}
         correlation_id = self.correlation_id(headers)
         token = current_correlation_id.set(correlation_id)
+        clients_token = current_clients.set(self.clients)
         try:
             matched = self._match(request, correlation_id)
             if isinstance(matched, HttpResponse):
@@ -155,6 +192,7 @@ class HttpRouter:
             context = self._context(route.domain, correlation_id)
             return await self._run(route, params, request, headers, context)
         finally:
+            current_clients.reset(clients_token)
             current_correlation_id.reset(token)
 
     async def _run(
@@ -176,39 +214,61 @@ class HttpRouter:
         try:
             result = await route.handler(call, context)
         except NotFound as error:
-            return problem(404, "Not Found", str(error), correlation_id=cid)
+            return problem(
+                404, "Not Found", str(error), kind=ProblemType.NOT_FOUND, correlation_id=cid
+            )
         except Conflict as error:
-            return problem(409, "Conflict", str(error), correlation_id=cid)
+            return problem(
+                409, "Conflict", str(error), kind=ProblemType.CONFLICT, correlation_id=cid
+            )
         except Rejected as error:  # the handler's own words, written for the caller
-            return problem(422, "Unprocessable Content", str(error), correlation_id=cid)
+            return problem(
+                422,
+                "Unprocessable Content",
+                str(error),
+                kind=ProblemType.REJECTED,
+                correlation_id=cid,
+            )
         except (ConditionFailed, TransactionCanceled):
             _log.info("route %s: a write's condition failed", route.name, exc_info=True)
-            return problem(409, "Conflict", _CONFLICT, correlation_id=cid)
+            return problem(
+                409, "Conflict", _CONFLICT, kind=ProblemType.CONFLICT, correlation_id=cid
+            )
         except PermanentError as error:
             if isinstance(error, ConfigurationError):
                 _log.exception("route %s is miswired", route.name)
-                return problem(500, "Internal Server Error", _FAILED, correlation_id=cid)
+                return _internal(_FAILED, cid)
             _log.warning("route %s: %s", route.name, error, exc_info=True)
-            return problem(422, "Unprocessable Content", _UNPROCESSABLE, correlation_id=cid)
+            return problem(
+                422,
+                "Unprocessable Content",
+                _UNPROCESSABLE,
+                kind=ProblemType.UNPROCESSABLE,
+                correlation_id=cid,
+            )
         except Exception as error:
             if is_unreachable(error):
                 _log.warning("route %s: a dependency is unreachable", route.name, exc_info=True)
                 return unavailable("a dependency could not be reached; retry the request", cid)
             _log.exception("route %s failed", route.name)
-            return problem(500, "Internal Server Error", _FAILED, correlation_id=cid)
+            return _internal(_FAILED, cid)
         try:
             response = _respond(route, result, cid)
         except ValidationError:
             _log.exception("route %s returned a value its response model refuses", route.name)
-            return problem(
-                500, "Internal Server Error", "the handler's answer is invalid", correlation_id=cid
-            )
+            return _internal("the handler's answer is invalid", cid)
         if context.outbox:
             try:
                 await flush(self._publisher, context.outbox)
             except MessageTooLarge as error:
                 _log.warning("route %s: %s", route.name, error)
-                return problem(422, "Unprocessable Content", _TOO_LARGE, correlation_id=cid)
+                return problem(
+                    422,
+                    "Unprocessable Content",
+                    _TOO_LARGE,
+                    kind=ProblemType.EVENTS_TOO_LARGE,
+                    correlation_id=cid,
+                )
             except Exception:
                 _log.warning("route %s: publishing its events failed", route.name, exc_info=True)
                 return unavailable("the request's events could not be published; retry it", cid)
@@ -223,13 +283,23 @@ class HttpRouter:
             if found is None:
                 continue
             if compiled.route.method == request.method.upper():
-                return compiled.route, found.groupdict()
+                params = found.groupdict()
+                if any(len(value) > MAX_PATH_PARAM_LENGTH for value in params.values()):
+                    return problem(
+                        404,
+                        "Not Found",
+                        f"no resource has an id over {MAX_PATH_PARAM_LENGTH} characters",
+                        kind=ProblemType.NOT_FOUND,
+                        correlation_id=correlation_id,
+                    )
+                return compiled.route, params
             allowed.append(compiled.route.method)
         if allowed:
             return problem(
                 405,
                 "Method Not Allowed",
                 f"{request.method} is not allowed on {request.path}",
+                kind=ProblemType.METHOD_NOT_ALLOWED,
                 correlation_id=correlation_id,
                 headers={"allow": ", ".join(sorted(allowed))},
             )
@@ -237,8 +307,46 @@ class HttpRouter:
             404,
             "Not Found",
             f"no route matches {request.method} {request.path}",
+            kind=ProblemType.NO_ROUTE,
             correlation_id=correlation_id,
         )
+
+
+def _internal(detail: str, correlation_id: str) -> HttpResponse:
+    return problem(
+        500,
+        "Internal Server Error",
+        detail,
+        kind=ProblemType.INTERNAL,
+        correlation_id=correlation_id,
+    )
+
+
+class RouterClients:
+    """Clients that call domains served by `router` in process: the request goes through
+    the router as it would arrive over HTTP (validation, problem answers, correlation)."""
+
+    def __init__(self, router: HttpRouter) -> None:
+        self._router = router
+
+    def __call__(self, domain: str, correlation_id: str | None = None) -> Client:
+        if not any(served.name == domain for served in self._router.domains):
+            names = ", ".join(d.name for d in self._router.domains)
+            raise ConfigurationError(
+                f"no domain {domain!r} is served in this process (serving: {names})"
+            )
+        return Client(domain, self._send, correlation_id=correlation_id)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Reply:
+        answer = await self._router.handle(HttpRequest(method, unquote(path), query, headers, body))
+        return Reply(answer.status, answer.body, answer.headers)
 
 
 def is_unreachable(error: BaseException) -> bool:
@@ -268,7 +376,10 @@ def _parse_body(
         detail = (
             "request body is not valid JSON" if invalid_json else "request body failed validation"
         )
-        return problem(400, "Bad Request", detail, correlation_id=correlation_id, errors=errors)
+        kind = ProblemType.MALFORMED_BODY if invalid_json else ProblemType.INVALID_BODY
+        return problem(
+            400, "Bad Request", detail, kind=kind, correlation_id=correlation_id, errors=errors
+        )
 
 
 def _respond(route: HttpRoute, result: Any, correlation_id: str) -> HttpResponse:

@@ -11,11 +11,13 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
 
+from bus.client import current_clients
 from bus.clock import Clock, ManualClock
 from bus.dispatch import Outcome, Publisher, Status
 from bus.domain import Domain
 from bus.envelope import Envelope
 from bus.errors import OutboxNotDrained
+from bus.http import HttpRouter
 from bus.ids import IdGenerator
 from bus.memory import NO_FAULTS, Faults, in_memory
 from bus.messages import Event, Task
@@ -79,6 +81,11 @@ class Harness:
             middleware=middleware,
             tracer_provider=tracer_provider,
         )
+        #: The domains' HTTP routes, in process; also how their handlers reach each other
+        #: through `ctx.client` while the harness runs.
+        self.router = HttpRouter(
+            self.runtime.domains, self.runtime.publisher, self.runtime.context, ids=self.runtime.ids
+        )
         self._stack = AsyncExitStack()
 
     @property
@@ -90,6 +97,8 @@ class Harness:
         return self.runtime.topology
 
     async def __aenter__(self) -> Harness:
+        token = current_clients.set(self.router.clients)
+        self._stack.callback(current_clients.reset, token)
         await self._stack.enter_async_context(self.runtime.running())
         return self
 

@@ -1,5 +1,5 @@
-"""The `tctf` command: run the platform, show its topology, provision, inspect and redrive
-dead letters, package, synthesize."""
+"""The `tctf` command: run the platform, show its topology and contracts, provision, inspect
+and redrive dead letters, package, synthesize."""
 
 from __future__ import annotations
 
@@ -137,6 +137,27 @@ def _parser() -> argparse.ArgumentParser:
     topology.add_argument("--json", action="store_true", help="print JSON instead of a table")
     topology.set_defaults(command=_topology)
 
+    openapi = commands.add_parser("openapi", help="write the domains' OpenAPI 3.1 document")
+    _domains_option(openapi)
+    _output_option(openapi, "openapi.json")
+    openapi.set_defaults(command=_openapi)
+
+    events = commands.add_parser(
+        "events", help="list every event and task type; write AsyncAPI; check or update schemas"
+    )
+    _domains_option(events)
+    events.add_argument("--json", action="store_true", help="print each type with its schema")
+    events.add_argument("--asyncapi", metavar="FILE", help="write the AsyncAPI 3.0 document")
+    events.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if a schema changed incompatibly with the committed snapshot",
+    )
+    events.add_argument(
+        "--update", action="store_true", help="rewrite the committed snapshot from the code"
+    )
+    events.set_defaults(command=_events)
+
     up = commands.add_parser("up", help="provision the topology on an AWS endpoint")
     _aws_options(up)
     up.set_defaults(command=_up)
@@ -179,6 +200,22 @@ def _domains_option(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="only this domain (repeatable; default: all)",
     )
+
+
+def _output_option(parser: argparse.ArgumentParser, example: str) -> None:
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help=f"write to FILE (e.g. {example}); default stdout"
+    )
+
+
+def _write(document: object, output: str | None) -> None:
+    """`document` as indented JSON, to the file `output` or to stdout."""
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    if output is None:
+        print(text)
+        return
+    with open(output, "w", encoding="utf-8") as file:
+        file.write(text + "\n")
 
 
 def _aws_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -250,6 +287,56 @@ def _topology(args: argparse.Namespace) -> int:
         print(orjson.dumps(topology.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         print(topology.render_table())
+    return 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from bus.openapi import domain_document, openapi_document
+    from tctf.config import load_domains
+
+    domains = load_domains(args.domains)
+    single = len(domains) == 1 and args.domains
+    _write(domain_document(domains[0]) if single else openapi_document(domains), args.output)
+    return 0
+
+
+def _events(args: argparse.Namespace) -> int:
+    from tctf.config import load_domains
+    from tctf.contracts import SNAPSHOT, catalog, render_table
+
+    found = catalog(load_domains(args.domains))
+    if args.asyncapi:
+        _write(found.asyncapi(), args.asyncapi)
+    if args.update:
+        if args.domains:
+            raise UsageError("--update rewrites the whole snapshot: name no --domain")
+        SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
+        _write(found.snapshot(), str(SNAPSHOT))
+        print(f"wrote {len(found.entries)} schemas to {SNAPSHOT}", file=sys.stderr)
+    if args.check:
+        recorded = orjson.loads(SNAPSHOT.read_bytes()) if SNAPSHOT.exists() else {}
+        if args.domains:
+            recorded = {t: r for t, r in recorded.items() if t in {e.type for e in found.entries}}
+        problems = found.breaking_changes(recorded)
+        for problem in problems:
+            print(f"tctf events: {problem}", file=sys.stderr)
+        return 1 if problems else 0
+    if args.json:
+        listing = [
+            {
+                "type": e.type,
+                "kind": e.kind,
+                "version": e.version,
+                "owner": e.owner,
+                "producers": list(e.producers),
+                "consumers": list(e.consumers),
+                "schema": e.schema(),
+            }
+            for e in found.entries
+        ]
+        _write(listing, None)
+    elif not (args.asyncapi or args.update):
+        print(render_table(found))
     return 0
 
 

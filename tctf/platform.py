@@ -7,11 +7,13 @@ domains' HTTP routes on localhost.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 
+from bus.client import current_clients
 from bus.clock import Clock
 from bus.domain import Domain
 from bus.http import HttpRouter
@@ -55,6 +57,17 @@ class Platform:
             ids=self.runtime.ids,
         )
 
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Platform]:
+        """Run the runtime's consumers until the block exits; handlers in it reach other
+        domains through the router in process (`ctx.client`)."""
+        token = current_clients.set(self.router.clients)
+        try:
+            async with self.runtime.running():
+                yield self
+        finally:
+            current_clients.reset(token)
+
     async def serve(
         self,
         host: str = "127.0.0.1",
@@ -65,7 +78,7 @@ class Platform:
 
         `ready` is called once consumers run and the HTTP socket is listening.
         """
-        async with self.runtime.running():
+        async with self.running():
             if port is None:
                 if ready:
                     ready()

@@ -2,34 +2,61 @@
 
 It only translates: ASGI request in, `HttpRequest` to the router, `HttpResponse` out. Bodies
 over API Gateway's 10 MB payload limit are refused with 413, as API Gateway would.
+`GET /openapi.json` answers the served domains' OpenAPI document (`bus.openapi`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import parse_qsl
 
-from bus.http import HttpRequest, HttpResponse, HttpRouter, problem
+import orjson
+
+from bus.http import (
+    CORRELATION_HEADER,
+    HARDENING_HEADERS,
+    HttpRequest,
+    HttpResponse,
+    HttpRouter,
+    ProblemType,
+    problem,
+)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
+Lifespan = Callable[[], AbstractAsyncContextManager[Any]]
+
 #: API Gateway's maximum request payload.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+OPENAPI_PATH = "/openapi.json"
 
 
 class HttpApp:
-    """ASGI entry point for every domain route."""
+    """ASGI entry point for every domain route.
 
-    def __init__(self, router: HttpRouter, max_body: int = MAX_BODY_BYTES) -> None:
+    `lifespan`, when given, is entered at the server's startup and left at its shutdown:
+    e.g. a `Runtime.running`, so its consumers share the server's event loop.
+    """
+
+    def __init__(
+        self,
+        router: HttpRouter,
+        max_body: int = MAX_BODY_BYTES,
+        *,
+        lifespan: Lifespan | None = None,
+    ) -> None:
         self.router = router
         self.max_body = max_body
+        self.lifespan = lifespan
+        self._openapi: bytes | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await _lifespan(receive, send, self.lifespan)
             return
         if scope["type"] != "http":
             return
@@ -40,9 +67,13 @@ class HttpApp:
                 413,
                 "Content Too Large",
                 f"request body is over {self.max_body} bytes",
+                kind=ProblemType.BODY_TOO_LARGE,
                 correlation_id=self.router.correlation_id(headers),
             )
             await _send(send, too_large)
+            return
+        if scope["path"] == OPENAPI_PATH:
+            await _send(send, self._openapi_response(scope["method"], headers))
             return
         request = HttpRequest(
             method=scope["method"],
@@ -52,6 +83,28 @@ class HttpApp:
             body=body,
         )
         await _send(send, await self.router.handle(request))
+
+    def _openapi_response(self, method: str, headers: dict[str, str]) -> HttpResponse:
+        correlation_id = self.router.correlation_id(headers)
+        if method != "GET":
+            return problem(
+                405,
+                "Method Not Allowed",
+                f"{method} is not allowed on {OPENAPI_PATH}",
+                kind=ProblemType.METHOD_NOT_ALLOWED,
+                correlation_id=correlation_id,
+                headers={"allow": "GET"},
+            )
+        if self._openapi is None:  # built on first ask: `tctf run` starts without it
+            from bus.openapi import openapi_document
+
+            self._openapi = orjson.dumps(openapi_document(self.router.domains))
+        answer_headers = {
+            "content-type": "application/json",
+            **HARDENING_HEADERS,
+            CORRELATION_HEADER: correlation_id,
+        }
+        return HttpResponse(200, self._openapi, answer_headers)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
@@ -74,11 +127,20 @@ async def _send(send: Send, response: HttpResponse) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+async def _lifespan(receive: Receive, send: Send, lifespan: Lifespan | None) -> None:
+    """Enter `lifespan` at startup and leave it before reporting the shutdown complete."""
+    message = await receive()
+    if message["type"] != "lifespan.startup":
+        return
+    if lifespan is None:
+        await _until_shutdown(receive, send)
+    else:
+        async with lifespan():
+            await _until_shutdown(receive, send)
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _until_shutdown(receive: Receive, send: Send) -> None:
+    await send({"type": "lifespan.startup.complete"})
+    while (await receive())["type"] != "lifespan.shutdown":
+        pass

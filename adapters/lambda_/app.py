@@ -10,6 +10,7 @@ function pays only for what it is sent.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
@@ -28,6 +29,7 @@ from bus.middleware import IdempotencyStore
 
 if TYPE_CHECKING:
     from adapters.lambda_.streams import Relay
+    from bus.client import Clients
     from bus.http import HttpRouter
     from bus.storage.table import Table
 
@@ -57,8 +59,12 @@ class LambdaApp:
         tracer_provider: Any | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         resources: AsyncExitStack | None = None,
+        clients: Clients | None = None,
     ) -> None:
         self.domain = domain
+        #: How handlers and routes reach other domains' APIs (`ctx.client`); None: they
+        #: cannot, and a route of this domain only reaches its own.
+        self.clients = clients
         self.publisher = publisher
         self.dead_letters = dead_letters
         self.dead_letter_queue = dead_letter_queue
@@ -99,7 +105,9 @@ class LambdaApp:
         if self._router is None:
             from bus.http import HttpRouter
 
-            self._router = HttpRouter([self.domain], self.publisher, self._context, ids=self.ids)
+            self._router = HttpRouter(
+                [self.domain], self.publisher, self._context, ids=self.ids, clients=self.clients
+            )
         return self._router
 
     @property
@@ -114,8 +122,15 @@ class LambdaApp:
         return self._relay
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any] | None:
-        """Lambda's handler signature: run the invocation on the container's event loop."""
-        return self._loop.run_until_complete(self.handle(event, context))
+        """Lambda's handler signature: run the invocation on the container's event loop,
+        its handlers given the function's clients of other domains."""
+        if self.clients is None:  # none to give: bus.client stays off the cold start
+            return self._loop.run_until_complete(self.handle(event, context))
+        from bus.client import current_clients
+
+        invocation = contextvars.copy_context()
+        invocation.run(current_clients.set, self.clients)
+        return invocation.run(self._loop.run_until_complete, self.handle(event, context))
 
     async def handle(self, event: Any, context: Any = None) -> dict[str, Any] | None:
         """Answer one invocation in the shape its source expects."""

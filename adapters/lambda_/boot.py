@@ -26,6 +26,7 @@ from bus.topology import Topology
 
 if TYPE_CHECKING:
     from adapters.aws.queues import QueueTransport
+    from bus.client import Clients
     from bus.middleware import IdempotencyStore
     from bus.storage.spec import TableSpec
     from bus.storage.table import Table
@@ -226,4 +227,18 @@ def build(env: Mapping[str, str]) -> LambdaApp:
         tracer_provider=tracer_provider_from_env(env),
         loop=loop,
         resources=resources,
+        clients=domain_clients(settings),
     )
+
+
+def domain_clients(settings: LambdaSettings) -> Clients | None:
+    """HTTPS clients of the domains TCTF_DOMAIN_URLS names, signing with the function's
+    credentials (read from its environment: no call is made); None if it names none."""
+    if not settings.domain_urls:
+        return None
+    import botocore.session
+
+    from adapters.aws.domain_api import HttpsClients
+
+    credentials = botocore.session.get_session().get_credentials()
+    return HttpsClients(settings.domain_urls, region=settings.region, credentials=credentials)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from bus.http import HttpRequest, HttpResponse, HttpRouter, problem
+from bus.http import HttpRequest, HttpResponse, HttpRouter, ProblemType, problem
 
 
 def request_from_http_event(
@@ -37,6 +37,7 @@ def request_from_http_event(
                     400,
                     "Bad Request",
                     "request body is not valid base64",
+                    kind=ProblemType.MALFORMED_BODY,
                     correlation_id=correlation_id(headers),
                 )
         else:

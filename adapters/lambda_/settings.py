@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+import orjson
 
 from bus import ConfigurationError
 
@@ -46,6 +48,9 @@ class LambdaSettings:
     #: TCTF_TABLE_NAME: the domain's DynamoDB table, for a domain that keeps state. Default:
     #: the topology's name for it, `<app>-<domain>`.
     table_name: str | None = None
+    #: TCTF_DOMAIN_URLS: a JSON object mapping each domain this one calls (`ctx.client`) to
+    #: its API's base URL; calls are signed with the function's role. Default: none.
+    domain_urls: Mapping[str, str] = field(default_factory=dict)
     #: TCTF_SAFETY_MARGIN_MS: stop taking records when fewer milliseconds than this remain
     #: before the function's timeout; the rest are reported failed. Default 2000.
     safety_margin_ms: int = 2000
@@ -94,6 +99,7 @@ class LambdaSettings:
             )
         return cls(
             domain=domain,
+            domain_urls=_domain_urls(env.get("TCTF_DOMAIN_URLS", "")),
             transport=transport,  # type: ignore[arg-type]
             topic_arn=env.get("TCTF_TOPIC_ARN") or None,
             event_bus=env.get("TCTF_EVENT_BUS") or None,
@@ -108,3 +114,21 @@ class LambdaSettings:
             publish_deadline_s=publish_deadline_s,
             outbox_sweep_age_s=outbox_sweep_age_s,
         )
+
+
+def _domain_urls(text: str) -> dict[str, str]:
+    if not text.strip():
+        return {}
+    try:
+        urls = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        urls = None
+    if not isinstance(urls, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.startswith(("https://", "http://"))
+        for k, v in urls.items()
+    ):
+        raise ConfigurationError(
+            "TCTF_DOMAIN_URLS must be a JSON object of domain names to API URLs, e.g. "
+            '{"auth_password": "https://abc.execute-api.eu-west-1.amazonaws.com"}'
+        )
+    return urls

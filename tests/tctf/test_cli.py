@@ -40,6 +40,15 @@ def test_topology_json_is_the_same_model(capsys: pytest.CaptureFixture[str]) -> 
     }
 
 
+def test_openapi_writes_one_domains_document_with_the_base_install(tmp_path: Path) -> None:
+    output = tmp_path / "users.json"
+    done = _tctf_without(_EXTRAS_MODULES, "openapi", "--domain", "users", "-o", str(output))
+    assert (done.returncode, done.stderr) == (0, "")
+    document = json.loads(output.read_text())
+    assert document["info"]["title"] == "users"
+    assert set(document["paths"]) == {"/users", "/users/{user_id}"}
+
+
 def test_an_unknown_domain_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["topology", "--domain", "nope"]) == 2
     assert "no domain 'nope': expected domains/nope/app.py" in capsys.readouterr().err
@@ -91,6 +100,8 @@ def test_tctf_run_serves_routes_and_logs_each_delivery_with_its_correlation_id()
         )
         with urllib.request.urlopen(request, timeout=10) as response:  # listening by now
             assert response.status == 201
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=10) as doc:
+            assert "/users/{user_id}" in json.load(doc)["paths"]
         lines: list[dict[str, object]] = []
         deadline = time.monotonic() + 30
         while not any(line.get("type") == "SEND_EMAIL" for line in lines):
@@ -200,7 +211,8 @@ def _tctf_without(absent: Sequence[str], *argv: str) -> subprocess.CompletedProc
 
 
 @pytest.mark.parametrize(
-    "command", ["", "run", "topology", "up", "dlq", "dlq redrive", "package", "synth"]
+    "command",
+    ["", "run", "topology", "openapi", "events", "up", "dlq", "dlq redrive", "package", "synth"],
 )
 def test_every_help_works_with_the_base_install_alone(command: str) -> None:
     done = _tctf_without(_EXTRAS_MODULES, *command.split(), "--help")

@@ -1,0 +1,92 @@
+"""OpenAPI documents from routes: bodies, answers, path parameters and problem+json errors,
+with two domains' models of one name kept apart."""
+
+from __future__ import annotations
+
+import pytest
+from openapi_spec_validator import validate
+from pydantic import BaseModel, Field
+
+from bus import ConfigurationError, Context, Domain, Request
+from bus.http import PROBLEM_JSON, ProblemType
+from bus.openapi import domain_document, openapi_document
+from tctf.config import load_domains
+
+
+class Open(BaseModel):
+    owner: str = Field(min_length=1)
+
+
+class Account(BaseModel):
+    account: str
+
+
+def accounts(name: str = "accounts") -> Domain:
+    domain = Domain(name)
+
+    @domain.post(f"/{name}", response=Account, status=201)
+    async def open_account(request: Request[Open], ctx: Context) -> Account:
+        """Open an account."""
+        return Account(account="a1")
+
+    @domain.delete(f"/{name}/{{account_id}}")
+    async def close_account(request: Request[None], ctx: Context) -> None:
+        return None
+
+    return domain
+
+
+def test_a_route_documents_its_body_answer_and_errors() -> None:
+    document = domain_document(accounts())
+    operation = document["paths"]["/accounts"]["post"]
+    assert document["openapi"] == "3.1.0"
+    assert operation["operationId"] == "accounts.open_account"
+    assert operation["summary"] == "Open an account."
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/accounts.Open"}
+    answer = operation["responses"]["201"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/accounts.Account"}
+    schemas = document["components"]["schemas"]
+    assert schemas["accounts.Open"]["properties"]["owner"]["minLength"] == 1
+    errors = {code for code, r in operation["responses"].items() if PROBLEM_JSON in r["content"]}
+    assert errors == {"400", "404", "409", "413", "422", "500", "503"}
+
+
+def test_path_parameters_are_required_strings_and_no_body_means_no_400() -> None:
+    operation = domain_document(accounts())["paths"]["/accounts/{account_id}"]["delete"]
+    (parameter,) = operation["parameters"]
+    assert (parameter["name"], parameter["in"], parameter["required"]) == (
+        "account_id",
+        "path",
+        True,
+    )
+    assert "requestBody" not in operation
+    assert "400" not in operation["responses"] and "204" in operation["responses"]
+
+
+def test_the_problem_schema_names_every_stable_type() -> None:
+    problem = domain_document(accounts())["components"]["schemas"]["Problem"]
+    assert problem["properties"]["type"]["enum"] == [kind.value for kind in ProblemType]
+    assert set(problem["required"]) == {"type", "title", "status", "detail"}
+
+
+def test_two_domains_on_one_method_and_path_are_refused() -> None:
+    first, second = accounts("accounts"), accounts("ledger")
+
+    @second.post("/accounts")
+    async def shadow(request: Request[None], ctx: Context) -> None:
+        return None
+
+    with pytest.raises(ConfigurationError, match="POST /accounts"):
+        openapi_document([first, second])
+
+
+def test_merged_documents_keep_each_domains_models_apart() -> None:
+    document = openapi_document([accounts("accounts"), accounts("ledger")])
+    assert {"accounts.Account", "ledger.Account"} <= set(document["components"]["schemas"])
+    assert [tag["name"] for tag in document["tags"]] == ["accounts", "ledger"]
+
+
+def test_the_documents_are_valid_openapi_3_1() -> None:
+    validate(openapi_document([accounts("accounts"), accounts("ledger")]))
+    validate(openapi_document(load_domains()))
