@@ -33,6 +33,7 @@ from bus.errors import (
 from bus.ids import IdGenerator
 from bus.middleware import current_correlation_id
 from bus.storage.errors import ConditionFailed, TransactionCanceled
+from bus.tracing import UNTRACED_REQUEST, ServerSpan, Tracing
 
 PROBLEM_JSON = "application/problem+json"
 CORRELATION_HEADER = "x-correlation-id"
@@ -116,7 +117,8 @@ def _compile(path: str) -> re.Pattern[str]:
 class HttpRouter:
     """Routes requests to the HTTP handlers of the given domains.
 
-    `ids` makes the correlation id of a request that brings none and matches no route.
+    `ids` makes the correlation id of a request that brings none and matches no route;
+    `tracing`, when given, opens a server span per request (`bus.tracing`).
     """
 
     def __init__(
@@ -126,8 +128,10 @@ class HttpRouter:
         context: ContextFactory,
         *,
         ids: Callable[[], str] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._publisher = publisher
+        self._tracing = tracing
         self._context = context
         self._ids = ids or IdGenerator()
         self._routes = [_Compiled(r, _compile(r.path)) for d in domains for r in d.http_routes]
@@ -148,14 +152,32 @@ class HttpRouter:
         correlation_id = self.correlation_id(headers)
         token = current_correlation_id.set(correlation_id)
         try:
-            matched = self._match(request, correlation_id)
-            if isinstance(matched, HttpResponse):
-                return matched
-            route, params = matched
-            context = self._context(route.domain, correlation_id)
-            return await self._run(route, params, request, headers, context)
+            if self._tracing is None:
+                return await self._route(request, headers, correlation_id, UNTRACED_REQUEST)
+            with self._tracing.server(
+                request.method, request.path, headers, correlation_id
+            ) as span:
+                return await self._route(request, headers, correlation_id, span)
         finally:
             current_correlation_id.reset(token)
+
+    async def _route(
+        self,
+        request: HttpRequest,
+        headers: dict[str, str],
+        correlation_id: str,
+        span: ServerSpan,
+    ) -> HttpResponse:
+        matched = self._match(request, correlation_id)
+        if isinstance(matched, HttpResponse):
+            span.answered(matched.status)
+            return matched
+        route, params = matched
+        span.routed(route.path, route.domain)
+        context = self._context(route.domain, correlation_id)
+        response = await self._run(route, params, request, headers, context)
+        span.answered(response.status)
+        return response
 
     async def _run(
         self,

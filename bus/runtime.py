@@ -28,6 +28,7 @@ from bus.storage.outbox import OutboxRelay, Park, outbox_sender
 from bus.storage.spec import TableSpec
 from bus.storage.table import Table
 from bus.topology import Topology
+from bus.tracing import Tracing
 from bus.transport import DeadLetter, Transport
 
 _log = logging.getLogger("tctf.outbox")
@@ -87,6 +88,8 @@ class Runtime:
             )
             for name, table in self.tables.items()
         }
+        #: Spans of HTTP requests and handler calls (None: nothing traced).
+        self.tracing = None if tracer_provider is None else Tracing(tracer_provider)
         self._relay_interval = relay_interval
         self._committed: anyio.Event | None = None
         services = Services(

@@ -221,7 +221,7 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port or None
     provider = None
     if args.trace:
-        from bus.observability import console_tracer_provider
+        from bus.tracing import console_tracer_provider
 
         provider = console_tracer_provider()
     if args.aws or args.endpoint_url:

@@ -53,6 +53,7 @@ class Platform:
             self.runtime.publisher,
             self.runtime.context,
             ids=self.runtime.ids,
+            tracing=self.runtime.tracing,
         )
 
     async def serve(

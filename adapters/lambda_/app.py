@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from adapters.lambda_.streams import Relay
     from bus.http import HttpRouter
     from bus.storage.table import Table
+    from bus.tracing import Tracing
 
 _log = logging.getLogger("tctf.lambda")
 
@@ -88,6 +89,12 @@ class LambdaApp:
         self.dispatcher = assemble(
             domain, services, table=table, idempotency_store=idempotency_store
         )
+        #: Spans of HTTP requests and handler calls, flushed before each invocation returns.
+        self.tracing: Tracing | None = None
+        if tracer_provider is not None:
+            from bus.tracing import Tracing
+
+            self.tracing = Tracing(tracer_provider)
         self._router: HttpRouter | None = None
         self._relay = relay
         self._loop = loop or asyncio.new_event_loop()
@@ -99,7 +106,9 @@ class LambdaApp:
         if self._router is None:
             from bus.http import HttpRouter
 
-            self._router = HttpRouter([self.domain], self.publisher, self._context, ids=self.ids)
+            self._router = HttpRouter(
+                [self.domain], self.publisher, self._context, ids=self.ids, tracing=self.tracing
+            )
         return self._router
 
     @property
@@ -114,8 +123,14 @@ class LambdaApp:
         return self._relay
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any] | None:
-        """Lambda's handler signature: run the invocation on the container's event loop."""
-        return self._loop.run_until_complete(self.handle(event, context))
+        """Lambda's handler signature: run the invocation on the container's event loop.
+
+        Its spans are exported before it returns: Lambda may freeze the container then."""
+        try:
+            return self._loop.run_until_complete(self.handle(event, context))
+        finally:
+            if self.tracing is not None:
+                self.tracing.flush()
 
     async def handle(self, event: Any, context: Any = None) -> dict[str, Any] | None:
         """Answer one invocation in the shape its source expects."""

@@ -21,8 +21,9 @@ from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.settings import LambdaSettings
 from bus import ConfigurationError, Domain
 from bus.dispatch import Publisher
-from bus.observability import configure_logging, tracer_provider_from_env
+from bus.observability import configure_logging
 from bus.topology import Topology
+from bus.tracing import tracer_provider_from_env
 
 if TYPE_CHECKING:
     from adapters.aws.queues import QueueTransport
@@ -223,7 +224,7 @@ def build(env: Mapping[str, str]) -> LambdaApp:
         publish_budget=publish_budget_for(aws),
         table=table,
         idempotency_store=idempotency_store,
-        tracer_provider=tracer_provider_from_env(env),
+        tracer_provider=tracer_provider_from_env(env, service=domain.name),
         loop=loop,
         resources=resources,
     )
