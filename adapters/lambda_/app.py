@@ -135,6 +135,22 @@ class LambdaApp:
     async def handle(self, event: Any, context: Any = None) -> dict[str, Any] | None:
         """Answer one invocation in the shape its source expects."""
         source = event_source(event)
+        if self.tracing is None or source == "http":  # a request opens its own server span
+            return await self._handle(source, event, context)
+        with self.tracing.span(
+            f"{self.domain.name} {source} invocation",
+            {
+                "faas.trigger": "pubsub" if source in ("sqs", "sns", "eventbridge") else "other",
+                "faas.invocation_id": getattr(context, "aws_request_id", None),
+                "tctf.domain": self.domain.name,
+                "tctf.records": len(_records(event)),
+            },
+            traceparents=record_traceparents(event),
+            kind="CONSUMER" if source in ("sqs", "sns", "eventbridge") else "INTERNAL",
+        ):
+            return await self._handle(source, event, context)
+
+    async def _handle(self, source: str, event: Any, context: Any) -> dict[str, Any] | None:
         deadline = _deadline(context, self.safety_margin_ms)
         remaining: Callable[[], int] | None = getattr(context, "get_remaining_time_in_millis", None)
         if self.publish_budget is not None and remaining is not None:
@@ -224,3 +240,28 @@ def _deadline(context: Any, margin_ms: int) -> Callable[[], bool] | None:
     if remaining is None:
         return None
     return lambda: remaining() < margin_ms
+
+
+def _records(event: Any) -> list[Any]:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return records if isinstance(records, list) else []
+
+
+def record_traceparents(event: Any) -> list[str | None]:
+    """The `traceparent` each record of an SQS or SNS batch carries as a message attribute:
+    what an invocation's span links to, one link per producer span."""
+    found: list[str | None] = []
+    for record in _records(event):
+        if not isinstance(record, dict):
+            continue
+        attributes = record.get("messageAttributes")  # SQS
+        if isinstance(attributes, dict):
+            value = attributes.get("traceparent")
+            found.append(value.get("stringValue") if isinstance(value, dict) else None)
+            continue
+        sns = record.get("Sns")
+        attributes = sns.get("MessageAttributes") if isinstance(sns, dict) else None
+        if isinstance(attributes, dict):
+            value = attributes.get("traceparent")
+            found.append(value.get("Value") if isinstance(value, dict) else None)
+    return found
