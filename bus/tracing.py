@@ -47,20 +47,38 @@ class Tracing:
 
     def __init__(self, tracer_provider: Any) -> None:
         from opentelemetry import trace
+        from opentelemetry.context import Context
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self.tracer_provider = tracer_provider
         self._trace = trace
         self._tracer = trace.get_tracer("tctf", tracer_provider=tracer_provider)
         self._propagator = TraceContextTextMapPropagator()
+        self._root = Context()
 
     def _context_of(self, traceparent: str | None) -> Any:
+        """The context whose span is the one `traceparent` names (an empty one for none)."""
         return self._propagator.extract({"traceparent": traceparent} if traceparent else {})
 
-    def _current_traceparent(self) -> str | None:
-        carrier: dict[str, str] = {}
-        self._propagator.inject(carrier)
-        return carrier.get("traceparent")
+    def _parent_of(self, traceparent: str | None) -> Any:
+        """`_context_of` for an envelope's `traceparent`, which decoding has already checked
+        against W3C's format: read by position, without the propagator's parsing."""
+        if traceparent is None:
+            return self._root
+        try:
+            context = self._trace.SpanContext(
+                int(traceparent[3:35], 16),
+                int(traceparent[36:52], 16),
+                is_remote=True,
+                trace_flags=self._trace.TraceFlags(int(traceparent[53:55], 16)),
+            )
+        except ValueError:
+            return self._context_of(traceparent)
+        return self._trace.set_span_in_context(self._trace.NonRecordingSpan(context), self._root)
+
+    def _traceparent_of(self, span: Span) -> str:
+        context = span.get_span_context()
+        return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
     def links(self, traceparents: Iterable[str | None]) -> list[Link]:
         """A link to each distinct span context among `traceparents` (a batch's records)."""
@@ -104,24 +122,25 @@ class Tracing:
     ) -> str | None:
         """Open and close the producer span of a message being staged: the `traceparent` the
         message carries, a child of the span running (a handler call, an HTTP request)."""
-        with self._tracer.start_as_current_span(
+        running = self._trace.get_current_span()
+        if not running.is_recording():  # a trace not sampled: its messages are not either
+            return self._traceparent_of(running) if running.get_span_context().is_valid else None
+        span = self._tracer.start_span(
             f"{message_type} {operation}",
             kind=self._trace.SpanKind.PRODUCER,
             attributes=span_attributes(
                 {
                     "messaging.system": "tctf",
                     "messaging.operation.type": "send",
-                    "messaging.operation.name": operation,
                     "messaging.destination.name": message_type,
                     "messaging.message.id": message_id,
-                    "messaging.message.conversation_id": correlation_id,
                     "tctf.correlation_id": correlation_id,
                     "tctf.domain": source,
-                    "tctf.message.type": message_type,
                 }
             ),
-        ):
-            return self._current_traceparent()
+        )
+        span.end()
+        return self._traceparent_of(span)
 
     def middleware(self) -> Middleware:
         """A consumer span per handler call, the child of the message's producer span.
@@ -134,10 +153,15 @@ class Tracing:
         def wrap(handler: Handler) -> Handler:
             async def traced(delivery: Delivery) -> None:
                 envelope = delivery.envelope
+                if _unsampled(envelope.traceparent):
+                    # Parent-based sampling (the SDK's default) records nothing of a trace
+                    # not sampled: its messages carry on the producer's context as it is.
+                    await handler(delivery)
+                    return
                 subscription = delivery.subscription
                 with tracer.start_as_current_span(
                     f"{subscription.name} process",
-                    context=self._context_of(envelope.traceparent),
+                    context=self._parent_of(envelope.traceparent),
                     kind=trace.SpanKind.CONSUMER,
                     attributes=span_attributes(
                         {
@@ -145,16 +169,14 @@ class Tracing:
                             "messaging.operation.type": "process",
                             "messaging.destination.name": envelope.type,
                             "messaging.message.id": envelope.id,
-                            "messaging.message.conversation_id": envelope.correlationid,
                             "tctf.correlation_id": envelope.correlationid,
                             "tctf.domain": subscription.domain,
                             "tctf.handler": subscription.name,
-                            "tctf.message.type": envelope.type,
                             "tctf.receive_count": delivery.receive_count,
                         }
                     ),
                 ) as span:
-                    delivery.context.traceparent = self._current_traceparent()
+                    delivery.context.traceparent = self._traceparent_of(span)
                     token = _active.set(self)
                     try:
                         await handler(delivery)
@@ -196,6 +218,11 @@ class Tracing:
         force_flush = getattr(self.tracer_provider, "force_flush", None)
         if force_flush is not None:
             force_flush(timeout_millis)
+
+
+def _unsampled(traceparent: str | None) -> bool:
+    """The W3C `traceparent` says its trace is not sampled (flags without bit 0)."""
+    return traceparent is not None and not int(traceparent[53:55], 16) & 1
 
 
 class ServerSpan:

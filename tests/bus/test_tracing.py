@@ -93,7 +93,10 @@ async def test_a_consumer_span_is_the_child_of_its_messages_producer_span(
         f"{published.context.trace_id:032x}",
         f"{published.context.span_id:016x}",
     ]
-    assert shipped.attributes is not None and shipped.attributes["tctf.message.type"] == "PACKED"
+    assert (
+        shipped.attributes is not None
+        and shipped.attributes["messaging.destination.name"] == "PACKED"
+    )
     assert shipped.attributes["tctf.domain"] == "shipping"
     assert shipped.attributes["tctf.outcome"] == "handled"
 
@@ -191,3 +194,23 @@ def test_an_unknown_exporter_or_protocol_is_a_configuration_error() -> None:
         tracer_provider_from_env(
             {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
         )
+
+
+async def test_a_message_of_a_trace_not_sampled_is_handled_without_spans(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    warehouse = Domain("warehouse")
+
+    @warehouse.on(Ordered)
+    async def pack(event: Ordered, ctx: Context) -> None:
+        ctx.publish(Packed(order=event.order))
+
+    unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    async with Harness(warehouse, tracer_provider=provider) as h:
+        context = h.runtime.context("shop")
+        envelope = context.envelope_for(Ordered(order="o1"))._replace(traceparent=unsampled)
+        await h.runtime.publisher.publish([envelope])
+        await h.settle()
+    assert exporter.get_finished_spans() == ()
+    [packed] = h.published_of("PACKED")
+    assert packed.traceparent == unsampled
