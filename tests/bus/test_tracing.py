@@ -214,3 +214,46 @@ async def test_a_message_of_a_trace_not_sampled_is_handled_without_spans(
     assert exporter.get_finished_spans() == ()
     [packed] = h.published_of("PACKED")
     assert packed.traceparent == unsampled
+
+
+def test_otlp_sends_spans_over_http_to_the_endpoint_the_environment_names() -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    received: list[tuple[str, str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers["Content-Type"], body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None: ...
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Collector) as server:
+        Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            provider = tracer_provider_from_env(
+                {
+                    "OTEL_TRACES_EXPORTER": "otlp",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
+                    "OTEL_SERVICE_NAME": "users-fn",
+                }
+            )
+            assert provider is not None
+            provider.get_tracer("test").start_span("POST /users").end()
+            assert provider.force_flush(10_000)
+        finally:
+            server.shutdown()
+    [(path, content_type, body)] = received
+    assert (path, content_type) == ("/v1/traces", "application/x-protobuf")
+    request = ExportTraceServiceRequest.FromString(body)
+    [resource_spans] = request.resource_spans
+    service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert service["service.name"] == "users-fn"
+    assert [s.name for s in resource_spans.scope_spans[0].spans] == ["POST /users"]
