@@ -248,8 +248,13 @@ def _records(event: Any) -> list[Any]:
 
 
 def record_traceparents(event: Any) -> list[str | None]:
-    """The `traceparent` each record of an SQS or SNS batch carries as a message attribute:
-    what an invocation's span links to, one link per producer span."""
+    """The `traceparent` each record of an SQS or SNS batch carries as a message attribute, or
+    an EventBridge event in its `detail` (the envelope): what an invocation's span links to,
+    one link per producer span."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    if isinstance(detail, dict):
+        value = detail.get("traceparent")
+        return [value if isinstance(value, str) else None]
     found: list[str | None] = []
     for record in _records(event):
         if not isinstance(record, dict):

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import boto3
 import orjson
+import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from adapters.aws.dead_letters import MemoryDeadLetters
 from adapters.aws.poller import lambda_sqs_event
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
@@ -25,7 +28,7 @@ from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
 from tctf.aws import up
 
-from .conftest import POWERTOOLS, LambdaContext, sample
+from .conftest import POWERTOOLS, Inventory, LambdaContext, Published, body, sample
 from .test_stateful import _stream_event
 
 REGION = "us-east-1"
@@ -148,3 +151,53 @@ def test_a_sign_up_is_one_trace_across_the_outbox_sns_and_sqs(moto_endpoint: str
     )
     [invocation, _] = [s for s in spans if s.name == "messaging sqs invocation"]
     assert [link.context.span_id for link in invocation.links] == [created.context.span_id]
+
+
+PRODUCER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def _traced_body(sku: str) -> str:
+    raw = json.loads(body(sku))
+    raw["traceparent"] = PRODUCER
+    return json.dumps(raw)
+
+
+def _sns(sku: str) -> dict[str, Any]:
+    event = sample(POWERTOOLS / "snsEvent.json")
+    record = event["Records"][0]["Sns"]
+    record["Message"] = _traced_body(sku)
+    record["MessageAttributes"] = {"traceparent": {"Type": "String", "Value": PRODUCER}}
+    return event
+
+
+def _eventbridge(sku: str) -> dict[str, Any]:
+    event = sample(POWERTOOLS / "eventBridgeEvent.json")
+    event["detail"] = json.loads(_traced_body(sku))
+    event["detail-type"] = event["detail"]["type"]
+    return event
+
+
+@pytest.mark.parametrize("make_event", [_sns, _eventbridge], ids=["sns", "eventbridge"])
+def test_an_sns_or_eventbridge_invocation_continues_and_links_its_producers_trace(
+    make_event: Any, inventory: Inventory
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=3_600_000))
+    app = LambdaApp(
+        inventory.domain,
+        Published(),
+        dead_letters=MemoryDeadLetters(),
+        dead_letter_queue="tctf-inventory-events-dlq",
+        tracer_provider=provider,
+    )
+    try:
+        assert app(make_event("traced"), LambdaContext()) is None
+    finally:
+        app.close()
+    spans = exporter.get_finished_spans()
+    handler = _one(spans, "inventory.reserve process")
+    [invocation] = [s for s in spans if s.name.endswith(" invocation")]
+    assert f"{handler.context.trace_id:032x}" == PRODUCER.split("-")[1]
+    assert _parent_of(handler) == int(PRODUCER.split("-")[2], 16)
+    assert [f"{link.context.span_id:016x}" for link in invocation.links] == [PRODUCER.split("-")[2]]
