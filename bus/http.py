@@ -154,9 +154,7 @@ class HttpRouter:
         try:
             if self._tracing is None:
                 return await self._route(request, headers, correlation_id, UNTRACED_REQUEST)
-            with self._tracing.server(
-                request.method, request.path, headers, correlation_id
-            ) as span:
+            with self._tracing.server(request.method, headers, correlation_id) as span:
                 return await self._route(request, headers, correlation_id, span)
         finally:
             current_correlation_id.reset(token)

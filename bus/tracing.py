@@ -94,13 +94,16 @@ class Tracing:
 
     @contextmanager
     def server(
-        self, method: str, path: str, headers: Mapping[str, str], correlation_id: str
+        self, method: str, headers: Mapping[str, str], correlation_id: str
     ) -> Iterator[ServerSpan]:
-        """The span of one HTTP request, continuing the caller's `traceparent` header."""
+        """The span of one HTTP request, continuing the caller's `traceparent` header. Named
+        by the route it matches (`ServerSpan.routed`), never by the path, which holds ids."""
         with self._tracer.start_as_current_span(
             method.upper(),
             context=self._context_of(headers.get("traceparent")),
             kind=self._trace.SpanKind.SERVER,
+            record_exception=False,  # an error's message may quote the payload
+            set_status_on_exception=False,
             attributes=span_attributes(
                 {"http.request.method": method.upper(), "tctf.correlation_id": correlation_id}
             ),
@@ -163,6 +166,8 @@ class Tracing:
                     f"{subscription.name} process",
                     context=self._parent_of(envelope.traceparent),
                     kind=trace.SpanKind.CONSUMER,
+                    record_exception=False,  # an error's message may quote the payload
+                    set_status_on_exception=False,
                     attributes=span_attributes(
                         {
                             "messaging.system": "tctf",
@@ -181,8 +186,12 @@ class Tracing:
                     try:
                         await handler(delivery)
                     except Exception as error:
-                        span.set_attributes(span_attributes({"tctf.outcome": "failed"}))
-                        span.record_exception(error)
+                        # The error's type only: its message may quote the payload.
+                        span.set_attributes(
+                            span_attributes(
+                                {"tctf.outcome": "failed", "error.type": type(error).__name__}
+                            )
+                        )
                         span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__name__))
                         raise
                     finally:
@@ -207,10 +216,19 @@ class Tracing:
         with self._tracer.start_as_current_span(
             name,
             kind=getattr(self._trace.SpanKind, kind),
+            record_exception=False,  # an error's message may quote the payload
+            set_status_on_exception=False,
             attributes=span_attributes(attributes),
             links=self.links(traceparents),
         ) as span:
-            yield span
+            try:
+                yield span
+            except Exception as error:
+                span.set_attributes(span_attributes({"error.type": type(error).__name__}))
+                span.set_status(
+                    self._trace.Status(self._trace.StatusCode.ERROR, type(error).__name__)
+                )
+                raise
 
     def flush(self, timeout_millis: int = 5000) -> None:
         """Export every finished span now (a Lambda invocation's last step): a frozen
@@ -226,19 +244,23 @@ def _unsampled(traceparent: str | None) -> bool:
 
 
 class ServerSpan:
-    """The span of one HTTP request, told the route it matched and the status it answered."""
+    """The span of one HTTP request (None: the request is not traced), told the route it
+    matched and the status it answered."""
 
     __slots__ = ("_method", "_span")
 
-    def __init__(self, span: Any, method: str) -> None:
+    def __init__(self, span: Any | None, method: str = "") -> None:
         self._span = span
         self._method = method
 
     def routed(self, route: str, domain: str) -> None:
-        self._span.update_name(f"{self._method} {route}")
-        self._span.set_attributes(span_attributes({"http.route": route, "tctf.domain": domain}))
+        if self._span is not None:
+            self._span.update_name(f"{self._method} {route}")
+            self._span.set_attributes(span_attributes({"http.route": route, "tctf.domain": domain}))
 
     def answered(self, status: int) -> None:
+        if self._span is None:
+            return
         self._span.set_attributes(span_attributes({"http.response.status_code": status}))
         if status >= 500:
             from opentelemetry.trace import Status, StatusCode
@@ -246,18 +268,7 @@ class ServerSpan:
             self._span.set_status(Status(StatusCode.ERROR))
 
 
-class _UntracedRequest(ServerSpan):
-    def __init__(self) -> None:
-        pass
-
-    def routed(self, route: str, domain: str) -> None:
-        pass
-
-    def answered(self, status: int) -> None:
-        pass
-
-
-UNTRACED_REQUEST: ServerSpan = _UntracedRequest()
+UNTRACED_REQUEST = ServerSpan(None)
 
 
 def message_traceparent(
@@ -281,11 +292,6 @@ def message_traceparent(
         source=source,
         correlation_id=correlation_id,
     )
-
-
-def tracing(tracer_provider: Any) -> Middleware:
-    """A consumer span per handler call on `tracer_provider` (see `Tracing.middleware`)."""
-    return Tracing(tracer_provider).middleware()
 
 
 def console_tracer_provider(service: str = "tctf") -> Any:

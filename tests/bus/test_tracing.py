@@ -257,3 +257,22 @@ def test_otlp_sends_spans_over_http_to_the_endpoint_the_environment_names() -> N
     service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
     assert service["service.name"] == "users-fn"
     assert [s.name for s in resource_spans.scope_spans[0].spans] == ["POST /users"]
+
+
+async def test_a_failed_handler_calls_span_names_the_error_type_not_its_message(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    warehouse = Domain("warehouse", DomainSettings(retry_attempts=1, max_receive_count=1))
+
+    @warehouse.on(Ordered)
+    async def pack(event: Ordered, ctx: Context) -> None:
+        raise RuntimeError(f"no stock for {event.order}")
+
+    async with Harness(warehouse, tracer_provider=provider) as h:
+        await h.publish(Ordered(order="grace@example.com"))
+        await h.settle()
+    [span] = exporter.get_finished_spans()
+    assert span.attributes is not None and span.attributes["error.type"] == "RuntimeError"
+    recorded = [*span.attributes.values(), span.status.description]
+    recorded += [v for event in span.events for v in (event.attributes or {}).values()]
+    assert not [value for value in recorded if "grace" in str(value)]
