@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import py_compile
+import resource
 import statistics
 import tempfile
 import threading
@@ -116,23 +117,41 @@ def main() -> None:
                     LAMBDA_TRACING,
                 ),
             }
-            totals: dict[str, list[float]] = {name: [] for name in contenders}
+            totals: dict[str, list[tuple[float, float, float]]] = {name: [] for name in contenders}
             for _ in range(args.runs):  # interleaved: a busier moment weighs on each alike
                 for name, (code, path, extra) in contenders.items():
                     env = {**environment(endpoint, "messaging", peer_dir), **extra}
+                    before = resource.getrusage(resource.RUSAGE_CHILDREN)
                     _, payload = run_cold(code, [path, event], env)
-                    totals[name].append(payload["init"] + payload["first"])
+                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+                    totals[name].append((payload["init"], payload["first"], cpu))
         finally:
             moto.stop()
             collector.shutdown()
-    medians = {name: statistics.median(runs) * 1e3 for name, runs in totals.items()}
+    medians = {
+        name: (
+            statistics.median(i + f for i, f, _ in runs) * 1e3,
+            statistics.median(i for i, _, _ in runs) * 1e3,
+            statistics.median(f for _, f, _ in runs) * 1e3,
+            statistics.median(c for _, _, c in runs) * 1e3,
+        )
+        for name, runs in totals.items()
+    }
     print(f"Cold start (import + init + first invocation), median of {args.runs}, ms")
+    print("CPU: the whole interpreter's CPU time (start to exit), which load skews least")
     print(f"(OTLP exports received by the collector: {Collector.exports})\n")
-    print("| contender | cold start ms | vs Powertools + boto3 + Tracer |")
-    print("|---|---:|---:|")
-    peer = medians["Powertools + boto3 + Tracer (X-Ray SDK)"]
-    for name, ms in medians.items():
-        print(f"| {name} | {ms:.0f} | {ms / peer:.2f}x |")
+    print(
+        "| contender | cold start | import + init | first invocation | vs peer with Tracer "
+        "| process CPU | CPU vs peer with Tracer |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    peer, peer_cpu = (medians["Powertools + boto3 + Tracer (X-Ray SDK)"][i] for i in (0, 3))
+    for name, (total, init, first, cpu) in medians.items():
+        print(
+            f"| {name} | {total:.0f} | {init:.0f} | {first:.1f} | {total / peer:.2f}x "
+            f"| {cpu:.0f} | {cpu / peer_cpu:.2f}x |"
+        )
 
 
 if __name__ == "__main__":
