@@ -14,7 +14,7 @@ provider never loads it (a Lambda's cold start, decision 0008).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,8 @@ from bus.errors import ConfigurationError
 if TYPE_CHECKING:  # the context imports this module: middleware loads after it
     from opentelemetry.trace import Link, Span
 
+    from bus.dispatch import Publisher
+    from bus.envelope import Envelope
     from bus.middleware import Delivery, Handler, Middleware
 
 #: An attribute value OpenTelemetry accepts.
@@ -210,11 +212,14 @@ class Tracing:
         *,
         traceparents: Iterable[str | None] = (),
         kind: str = "INTERNAL",
+        new_trace: bool = False,
     ) -> Iterator[Span]:
-        """A span of the runtime's own work (a relay pass, an invocation), the child of the
-        one running, linked to the producer spans of the messages it carries."""
+        """A span of the runtime's own work (a relay pass, an invocation), linked to the
+        producer spans of the messages it carries: the child of the span running, or the
+        root of a trace of its own (`new_trace`)."""
         with self._tracer.start_as_current_span(
             name,
+            context=self._root if new_trace else None,
             kind=getattr(self._trace.SpanKind, kind),
             record_exception=False,  # an error's message may quote the payload
             set_status_on_exception=False,
@@ -236,6 +241,34 @@ class Tracing:
         force_flush = getattr(self.tracer_provider, "force_flush", None)
         if force_flush is not None:
             force_flush(timeout_millis)
+
+
+class RelayPublisher:
+    """An outbox relay's publisher: each publish or send is a producer span of its own trace,
+    linked to the producer span of every envelope it carries (their handler calls ended
+    when the unit of work committed), so the relay's SDK calls are traced too."""
+
+    def __init__(self, inner: Publisher, tracing: Tracing, domain: str) -> None:
+        self._inner = inner
+        self._tracing = tracing
+        self._domain = domain
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        with self._relaying("publish", envelopes):
+            await self._inner.publish(envelopes)
+
+    async def send(self, envelopes: Sequence[Envelope]) -> None:
+        with self._relaying("send", envelopes):
+            await self._inner.send(envelopes)
+
+    def _relaying(self, operation: str, envelopes: Sequence[Envelope]) -> Any:
+        return self._tracing.span(
+            f"{self._domain} outbox relay {operation}",
+            {"tctf.domain": self._domain, "messaging.batch.message_count": len(envelopes)},
+            traceparents=[envelope.traceparent for envelope in envelopes],
+            kind="PRODUCER",
+            new_trace=True,
+        )
 
 
 def _unsampled(traceparent: str | None) -> bool:

@@ -133,38 +133,63 @@ def read_spans(path: Path) -> list[dict[str, Any]]:
     return spans
 
 
-def traces_of(spans: Iterable[dict[str, Any]], correlation_id: str) -> list[list[Step]]:
-    """The traces holding a span of `correlation_id`, each as its root steps, oldest first."""
+@dataclass
+class Trace:
+    """One trace as its root steps; `linked`: a trace of its own (an outbox relay's publish)
+    whose spans link to a span of a trace holding the correlation id."""
+
+    trace_id: str
+    roots: list[Step]
+    linked: bool = False
+
+    @property
+    def start(self) -> int:
+        return min((root.start for root in self.roots), default=0)
+
+
+def traces_of(spans: Iterable[dict[str, Any]], correlation_id: str) -> list[Trace]:
+    """The traces holding a span of `correlation_id`, oldest first, then those linked to them."""
     spans = list(spans)
     wanted = {
         s["trace_id"]
         for s in spans
         if (s.get("attributes") or {}).get(CORRELATION_ATTRIBUTE) == correlation_id
     }
-    traces: list[list[Step]] = []
-    for trace_id in wanted:
-        steps = {s["span_id"]: Step(s) for s in spans if s["trace_id"] == trace_id}
-        roots: list[Step] = []
-        for step in steps.values():
-            parent = steps.get(step.span.get("parent_id") or "")
-            (parent.children if parent is not None else roots).append(step)
-        for step in steps.values():
-            step.children.sort(key=lambda child: child.start)
-        roots.sort(key=lambda root: root.start)
-        traces.append(roots)
-    traces.sort(key=lambda roots: roots[0].start if roots else 0)
-    return traces
+    in_wanted = {s["span_id"] for s in spans if s["trace_id"] in wanted}
+    linked = {
+        s["trace_id"]
+        for s in spans
+        if s["trace_id"] not in wanted
+        and any(link.get("span_id") in in_wanted for link in s.get("links") or ())
+    }
+    traces = [Trace(t, _roots(spans, t)) for t in wanted]
+    traces.sort(key=lambda trace: trace.start)
+    others = [Trace(t, _roots(spans, t), linked=True) for t in linked]
+    return traces + sorted(others, key=lambda trace: trace.start)
 
 
-def render(traces: Sequence[Sequence[Step]], correlation_id: str) -> Iterator[str]:
-    """Each trace as a tree: name, domain, offset from the trace's start, duration, outcome."""
-    for roots in traces:
-        if not roots:
+def _roots(spans: Sequence[dict[str, Any]], trace_id: str) -> list[Step]:
+    steps = {s["span_id"]: Step(s) for s in spans if s["trace_id"] == trace_id}
+    roots: list[Step] = []
+    for step in steps.values():
+        parent = steps.get(step.span.get("parent_id") or "")
+        (parent.children if parent is not None else roots).append(step)
+    for step in steps.values():
+        step.children.sort(key=lambda child: child.start)
+    return sorted(roots, key=lambda root: root.start)
+
+
+def render(traces: Sequence[Trace], correlation_id: str) -> Iterator[str]:
+    """Each trace as a tree: name, domain, offset from the first trace's start, duration,
+    outcome."""
+    origin = min((trace.start for trace in traces if trace.roots), default=0)
+    for trace in traces:
+        if not trace.roots:
             continue
-        origin = min(root.start for root in roots)
-        yield f"trace {roots[0].span['trace_id']} (correlation id {correlation_id})"
-        for number, root in enumerate(roots):
-            yield from _lines(root, origin, "", number == len(roots) - 1, None)
+        about = "linked to it" if trace.linked else f"correlation id {correlation_id}"
+        yield f"trace {trace.trace_id} ({about})"
+        for number, root in enumerate(trace.roots):
+            yield from _lines(root, origin, "", number == len(trace.roots) - 1, None)
 
 
 def _lines(step: Step, origin: int, indent: str, last: bool, domain: str | None) -> Iterator[str]:
@@ -188,6 +213,6 @@ def _outcome(span: Mapping[str, Any], attributes: Mapping[str, Any]) -> str:
         return str(attributes["tctf.outcome"])
     if "http.response.status_code" in attributes:
         return str(attributes["http.response.status_code"])
-    if span.get("kind") == "PRODUCER":
-        return "staged"
+    if span.get("kind") == "PRODUCER" and "messaging.message.id" in attributes:
+        return "staged"  # a message's creation: it leaves with its handler's success
     return "error" if span.get("status") == "ERROR" else "ok"

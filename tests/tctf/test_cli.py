@@ -109,7 +109,7 @@ def test_tctf_run_serves_routes_and_logs_each_delivery_with_its_correlation_id(
     assert {line["correlation_id"] for line in lines} == {"req-42"}
     assert main(["trace", "req-42", "--spans", str(spans)]) == 0
     steps = [line.split("  [")[0].lstrip("│├└─ ") for line in capsys.readouterr().out.splitlines()]
-    assert steps[1:] == [
+    assert steps[1:7] == [
         "POST /users",
         "USER_CREATED publish",
         "messaging.welcome_new_user process",
@@ -117,6 +117,7 @@ def test_tctf_run_serves_routes_and_logs_each_delivery_with_its_correlation_id(
         "messaging.send_email process",
         "WELCOME_EMAIL_SENT publish",
     ]
+    assert steps[7].endswith("(linked to it)") and steps[8:] == ["users outbox relay publish"]
 
 
 def _error_lines(err: str) -> list[str]:

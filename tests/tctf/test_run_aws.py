@@ -160,7 +160,10 @@ def test_run_aws_listens_on_the_given_host_when_its_banner_says_so_and_honours_t
     # The span file: one trace from the request across SQS, with the SDK calls inside it.
     assert main(["trace", "aws-signup-1", "--spans", str(tmp_path / ".tctf/spans.jsonl")]) == 0
     steps = [line.split("  [")[0].lstrip("│├└─ ") for line in capsys.readouterr().out.splitlines()]
-    assert steps[0].startswith("trace ") and len([s for s in steps if s.startswith("trace ")]) == 1
+    assert steps[0].startswith("trace ") and steps[0].endswith("(correlation id aws-signup-1)")
+    assert [s for s in steps if s.startswith("trace ")][1:] == [
+        s for s in steps if s.endswith("(linked to it)")
+    ]
     assert {
         "POST /users",
         "DynamoDB.TransactWriteItems",
@@ -169,6 +172,8 @@ def test_run_aws_listens_on_the_given_host_when_its_banner_says_so_and_honours_t
         "SEND_EMAIL send",
         "SQS.SendMessageBatch",
         "messaging.send_email process",
+        "users outbox relay publish",  # linked: the relay's own trace, with its SNS call
+        "SNS.PublishBatch",
     } <= set(steps)
 
 

@@ -42,7 +42,7 @@ async def test_trace_prints_request_handlers_events_and_handlers_with_their_doma
     assert main(["trace", "signup-2", "--spans", str(spans)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("trace ") and out[0].endswith("(correlation id signup-2)")
-    tree = [line.split("]")[0].split("  [") for line in out[1:]]
+    tree = [line.split("]")[0].split("  [") for line in out[1:7]]
     assert tree == [
         ["└─ POST /users", "users"],
         ["   └─ USER_CREATED publish", "users"],
@@ -52,6 +52,10 @@ async def test_trace_prints_request_handlers_events_and_handlers_with_their_doma
         ["         └─ WELCOME_EMAIL_SENT publish", "messaging"],
     ]
     assert out[1].endswith("201") and out[3].endswith("handled") and out[5].endswith("handled")
+    # The outbox relay's publish: a trace of its own, linked to the event's producer span.
+    assert out[7].startswith("trace ") and out[7].endswith("(linked to it)")
+    assert out[8].startswith("└─ users outbox relay publish  [users]") and out[8].endswith("ok")
+    assert len(out) == 9
 
 
 def test_trace_of_an_unknown_correlation_id_says_so(
