@@ -38,8 +38,9 @@ class Services:
     middleware: Sequence[Middleware] = ()
     """Extra handler middleware, inside the idempotency check (empty: none)."""
     tracer_provider: Any | None = None
-    """An OpenTelemetry tracer provider: a span per handler call. None: no spans, and
-    OpenTelemetry stays off the import path (a Lambda's cold start)."""
+    """An OpenTelemetry tracer provider: a consumer span per handler call and a producer span
+    per message it stages (`bus.tracing`). None: no spans, and OpenTelemetry stays off the
+    import path (a Lambda's cold start)."""
     on_commit: Callable[[], None] | None = None
     """Called after a handler's unit of work commits events (wakes an in-process relay)."""
 
@@ -80,9 +81,9 @@ def assemble(
 def _middleware(services: Services) -> tuple[Middleware, ...]:
     if services.tracer_provider is None:
         return tuple(services.middleware)
-    from bus.observability import tracing
+    from bus.tracing import Tracing
 
-    return (tracing(services.tracer_provider), *services.middleware)
+    return (Tracing(services.tracer_provider).middleware(), *services.middleware)
 
 
 def _observe_all(observers: Sequence[Observer]) -> Observer:

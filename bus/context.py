@@ -19,6 +19,7 @@ from bus.errors import ConfigurationError
 from bus.ids import IdGenerator, derived_id
 from bus.messages import Event, Message, Task
 from bus.metrics import Metrics
+from bus.tracing import message_traceparent
 
 if TYPE_CHECKING:  # storage loads only for domains that keep state (Lambda cold start)
     from bus.client import Client
@@ -274,6 +275,14 @@ class Context:
             event_id = derived_id(f"{self.envelope.id}/{self._handler}/{self._staged}")
         else:
             event_id = self._ids()
+        traceparent = message_traceparent(
+            message_id=event_id,
+            message_type=message.type,
+            operation="send" if isinstance(message, Task) else "publish",
+            source=self.domain,
+            correlation_id=self.correlation_id,
+            inherited=self.traceparent,
+        )
         return Envelope(
             id=event_id,
             source=self.domain,
@@ -283,6 +292,6 @@ class Context:
             correlationid=self.correlation_id,
             data=message,
             causationid=self.causation_id,
-            traceparent=self.traceparent,
+            traceparent=traceparent,
             subject=subject,
         )

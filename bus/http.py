@@ -36,6 +36,7 @@ from bus.errors import (
 from bus.ids import IdGenerator
 from bus.middleware import current_correlation_id
 from bus.storage.errors import ConditionFailed, TransactionCanceled
+from bus.tracing import UNTRACED_REQUEST, ServerSpan, Tracing
 
 PROBLEM_JSON = "application/problem+json"
 CORRELATION_HEADER = "x-correlation-id"
@@ -148,7 +149,8 @@ class HttpRouter:
 
     `ids` makes the correlation id of a request that brings none and matches no route.
     `clients` is how route handlers reach other domains (`ctx.client`); by default this
-    router itself, in process.
+    router itself, in process. `tracing`, when given, opens a server span per request
+    (`bus.tracing`).
     """
 
     def __init__(
@@ -159,8 +161,10 @@ class HttpRouter:
         *,
         ids: Callable[[], str] | None = None,
         clients: Clients | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._publisher = publisher
+        self._tracing = tracing
         self._context = context
         self._ids = ids or IdGenerator()
         #: The domains served, in order: what their OpenAPI document describes.
@@ -185,15 +189,31 @@ class HttpRouter:
         token = current_correlation_id.set(correlation_id)
         clients_token = current_clients.set(self.clients)
         try:
-            matched = self._match(request, correlation_id)
-            if isinstance(matched, HttpResponse):
-                return matched
-            route, params = matched
-            context = self._context(route.domain, correlation_id)
-            return await self._run(route, params, request, headers, context)
+            if self._tracing is None:
+                return await self._route(request, headers, correlation_id, UNTRACED_REQUEST)
+            with self._tracing.server(request.method, headers, correlation_id) as span:
+                return await self._route(request, headers, correlation_id, span)
         finally:
             current_clients.reset(clients_token)
             current_correlation_id.reset(token)
+
+    async def _route(
+        self,
+        request: HttpRequest,
+        headers: dict[str, str],
+        correlation_id: str,
+        span: ServerSpan,
+    ) -> HttpResponse:
+        matched = self._match(request, correlation_id)
+        if isinstance(matched, HttpResponse):
+            span.answered(matched.status)
+            return matched
+        route, params = matched
+        span.routed(route.path, route.domain)
+        context = self._context(route.domain, correlation_id)
+        response = await self._run(route, params, request, headers, context)
+        span.answered(response.status)
+        return response
 
     async def _run(
         self,

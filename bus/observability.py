@@ -1,8 +1,8 @@
-"""What every runtime records of a delivery: one JSON log line per outcome, a span per call.
+"""What every runtime logs of a delivery: one JSON log line per outcome.
 
 Log lines carry the keys Lambda users search for (`level`, `message`, `timestamp`, `service`,
-`correlation_id`, `cold_start`, plus what a caller passes in `extra`); spans continue the
-event's W3C `traceparent`. The assembly (`bus.assembly`) puts both on every runtime.
+`correlation_id`, `cold_start`, plus what a caller passes in `extra`). The assembly
+(`bus.assembly`) puts them on every runtime; spans are `bus.tracing`'s.
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from bus.dispatch import Outcome
-from bus.errors import ConfigurationError
-from bus.middleware import Delivery, Handler, Middleware, current_correlation_id
+from bus.middleware import current_correlation_id
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _cold_start = True
@@ -87,74 +85,4 @@ def log_outcome(outcome: Outcome) -> None:
             "outcome": outcome.status,
             "error": outcome.error,
         },
-    )
-
-
-def tracing(tracer_provider: Any | None = None) -> Middleware:
-    """A span per handler call, continuing the trace of the event's `traceparent`.
-
-    Events the handler publishes carry this span as their `traceparent`, so one trace follows
-    a request through every domain it reaches (W3C Trace Context, as X-Ray and OTLP read it).
-    """
-    from opentelemetry import trace
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-    tracer = trace.get_tracer("tctf", tracer_provider=tracer_provider)
-    propagator = TraceContextTextMapPropagator()
-
-    def wrap(handler: Handler) -> Handler:
-        async def traced(delivery: Delivery) -> None:
-            envelope = delivery.envelope
-            parent = propagator.extract(
-                {"traceparent": envelope.traceparent} if envelope.traceparent else {}
-            )
-            with tracer.start_as_current_span(
-                f"{delivery.subscription.name} process",
-                context=parent,
-                kind=trace.SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "tctf",
-                    "messaging.operation.type": "process",
-                    "messaging.destination.name": delivery.subscription.domain,
-                    "messaging.message.id": envelope.id,
-                    "messaging.message.conversation_id": envelope.correlationid,
-                    "tctf.event.type": envelope.type,
-                    "tctf.receive_count": delivery.receive_count,
-                },
-            ) as span:
-                carrier: dict[str, str] = {}
-                propagator.inject(carrier)
-                delivery.context.traceparent = carrier.get("traceparent")
-                try:
-                    await handler(delivery)
-                except Exception as error:
-                    span.record_exception(error)
-                    span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
-                    raise
-
-        return traced
-
-    return wrap
-
-
-def console_tracer_provider() -> Any:
-    """An SDK tracer provider printing finished spans to stderr (`tctf run --trace`)."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
-
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
-    return provider
-
-
-def tracer_provider_from_env(env: Mapping[str, str]) -> Any | None:
-    """The tracer provider OTEL_TRACES_EXPORTER names: `console` prints spans to stderr;
-    unset or `none` gives None (no spans, OpenTelemetry not imported)."""
-    exporter = env.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
-    if exporter in ("", "none"):
-        return None
-    if exporter == "console":
-        return console_tracer_provider()
-    raise ConfigurationError(
-        f"OTEL_TRACES_EXPORTER={exporter!r} is not supported here: use console or none"
     )

@@ -28,6 +28,7 @@ from bus.storage.outbox import OutboxRelay, Park, outbox_sender
 from bus.storage.spec import TableSpec
 from bus.storage.table import Table
 from bus.topology import Topology
+from bus.tracing import RelayPublisher, Tracing
 from bus.transport import DeadLetter, Transport
 
 _log = logging.getLogger("tctf.outbox")
@@ -81,9 +82,13 @@ class Runtime:
         self.outbox_dead_letters: dict[str, list[DeadLetter]] = {}
         parking = outbox_parking or self._park_in_memory
         #: Outbox relays, one per table: what units of work commit, they publish.
+        #: Spans of HTTP requests, handler calls and relays (None: nothing traced).
+        self.tracing = None if tracer_provider is None else Tracing(tracer_provider)
         self.relays = {
             name: OutboxRelay(
-                table, publish_items=outbox_sender(self.publisher), park=parking(name)
+                table,
+                publish_items=outbox_sender(self._relay_publisher(name)),
+                park=parking(name),
             )
             for name, table in self.tables.items()
         }
@@ -118,6 +123,11 @@ class Runtime:
             )
             for domain in self.domains
         }
+
+    def _relay_publisher(self, domain: str) -> Publisher:
+        if self.tracing is None:
+            return self.publisher
+        return RelayPublisher(self.publisher, self.tracing, domain)
 
     def _park_in_memory(self, domain: str) -> Park:
         letters = self.outbox_dead_letters.setdefault(domain, [])

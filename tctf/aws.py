@@ -102,7 +102,7 @@ async def run_aws(
         if endpoint_url is None:
             endpoint_url = local.enter_context(MotoProcess())
             local.enter_context(_recorded(endpoint_url))
-        settings = AwsSettings(endpoint_url=endpoint_url)
+        settings = AwsSettings(endpoint_url=endpoint_url, tracer_provider=tracer_provider)
         async with AsyncExitStack() as stack:
             tables: TableFactory = memory_tables
             parking: OutboxParking | None = None

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 from typing import NoReturn
 
 import anyio
@@ -16,6 +17,7 @@ import orjson
 
 from bus.errors import BusError
 from tctf.errors import MissingExtraError, TctfError, UsageError
+from tctf.traces import DEFAULT_SPAN_FILE
 
 #: The extra (`pip install -e '.[EXTRA]'`) each command needs beyond the base install, as the
 #: README's table says; `topology` and every `--help` need none.
@@ -121,8 +123,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--trace",
         action="store_true",
-        help="print an OpenTelemetry span per handler call to stderr",
+        help="also print every OpenTelemetry span to stderr",
     )
+    run.add_argument(
+        "--spans",
+        type=Path,
+        default=DEFAULT_SPAN_FILE,
+        metavar="PATH",
+        help=f"append each span to this JSON-lines file, read by `tctf trace` "
+        f"(default {DEFAULT_SPAN_FILE})",
+    )
+    run.add_argument("--no-spans", action="store_true", help="keep no span file")
     _aws_options(run)
     run.add_argument(
         "--aws",
@@ -186,6 +197,35 @@ def _parser() -> argparse.ArgumentParser:
     _aws_options(redrive, default=argparse.SUPPRESS)
     _app_option(redrive, default=argparse.SUPPRESS)
     redrive.set_defaults(command=_dlq_redrive)
+
+    trace = commands.add_parser(
+        "trace", help="print the traces of one correlation id from a local run's span file"
+    )
+    trace.add_argument("correlation_id", metavar="CORRELATION_ID")
+    trace.add_argument(
+        "--spans",
+        type=Path,
+        default=DEFAULT_SPAN_FILE,
+        metavar="PATH",
+        help=f"the span file `tctf run` wrote (default {DEFAULT_SPAN_FILE})",
+    )
+    trace.set_defaults(command=_trace)
+
+    logs = commands.add_parser(
+        "logs",
+        help="the JSON log lines of one correlation id, and the CloudWatch Logs Insights "
+        "query finding them on AWS",
+    )
+    logs.add_argument("--correlation-id", required=True, metavar="ID")
+    logs.add_argument(
+        "file", nargs="?", type=Path, metavar="FILE", help="JSON log lines (default: stdin)"
+    )
+    _domains_option(logs)
+    _app_option(logs)
+    logs.add_argument(
+        "--hours", type=int, default=24, help="how far back the printed query looks (24)"
+    )
+    logs.set_defaults(command=_logs)
 
     commands.add_parser("package", help="build one domain's Lambda artifact (see its --help)")
     commands.add_parser("synth", help="the CDK app deploying every domain (see its --help)")
@@ -256,11 +296,11 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     domains = load_domains(args.domains)
     port = args.port or None
-    provider = None
-    if args.trace:
-        from bus.observability import console_tracer_provider
+    from tctf.traces import local_tracer_provider
 
-        provider = console_tracer_provider()
+    provider = local_tracer_provider(
+        os.environ, span_file=None if args.no_spans else args.spans, console=args.trace
+    )
     if args.aws or args.endpoint_url:
         from tctf.aws import run_aws
 
@@ -337,6 +377,41 @@ def _events(args: argparse.Namespace) -> int:
         _write(listing, None)
     elif not (args.asyncapi or args.update):
         print(render_table(found))
+    return 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from tctf.traces import read_spans, render, traces_of
+
+    traces = traces_of(read_spans(args.spans), args.correlation_id)
+    if not traces:
+        raise UsageError(f"no span in {args.spans} carries correlation id {args.correlation_id}")
+    for line in render(traces, args.correlation_id):
+        print(line)
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from tctf.config import load_domains
+    from tctf.logs import insights_command, matching_lines
+
+    domains = [domain.name for domain in load_domains(args.domains)]
+    if args.file is None:
+        lines = sys.stdin.buffer
+    else:
+        try:
+            lines = args.file.open("rb")
+        except OSError as error:
+            raise UsageError(f"cannot read {args.file}: {error.strerror}") from None
+    with lines:
+        for line in matching_lines(lines, args.correlation_id):
+            sys.stdout.buffer.write(line + b"\n")
+    sys.stdout.flush()
+    print(
+        "CloudWatch Logs Insights, every domain's log group:\n"
+        + insights_command(args.correlation_id, args.app, domains, args.hours),
+        file=sys.stderr,
+    )
     return 0
 
 

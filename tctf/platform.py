@@ -55,6 +55,7 @@ class Platform:
             self.runtime.publisher,
             self.runtime.context,
             ids=self.runtime.ids,
+            tracing=self.runtime.tracing,
         )
 
     @asynccontextmanager

@@ -59,6 +59,9 @@ class AwsSettings:
     #: in a worker thread, for a process making few calls at a time (a Lambda function):
     #: it does not import aiohttp and aiobotocore, about 100 ms of a cold start.
     sdk: Sdk = "aiobotocore"
+    #: An OpenTelemetry tracer provider: a client span per API call made inside a trace
+    #: (`adapters.aws.client_spans`). None: no spans, OpenTelemetry not imported.
+    tracer_provider: Any | None = None
 
     @property
     def region(self) -> str:
@@ -124,6 +127,10 @@ class AwsClients:
             else:
                 made = self._aiobotocore_client(service)
             client = self._clients[service] = await self._stack.enter_async_context(made)
+            if self.settings.tracer_provider is not None:
+                from adapters.aws.client_spans import instrument_client
+
+                instrument_client(client, self.settings.tracer_provider)
         return client
 
     def _aiobotocore_client(self, service: str) -> Any:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from bus.client import Clients
     from bus.http import HttpRouter
     from bus.storage.table import Table
+    from bus.tracing import Tracing
 
 _log = logging.getLogger("tctf.lambda")
 
@@ -94,6 +95,12 @@ class LambdaApp:
         self.dispatcher = assemble(
             domain, services, table=table, idempotency_store=idempotency_store
         )
+        #: Spans of HTTP requests and handler calls, flushed before each invocation returns.
+        self.tracing: Tracing | None = None
+        if tracer_provider is not None:
+            from bus.tracing import Tracing
+
+            self.tracing = Tracing(tracer_provider)
         self._router: HttpRouter | None = None
         self._relay = relay
         self._loop = loop or asyncio.new_event_loop()
@@ -106,7 +113,12 @@ class LambdaApp:
             from bus.http import HttpRouter
 
             self._router = HttpRouter(
-                [self.domain], self.publisher, self._context, ids=self.ids, clients=self.clients
+                [self.domain],
+                self.publisher,
+                self._context,
+                ids=self.ids,
+                clients=self.clients,
+                tracing=self.tracing,
             )
         return self._router
 
@@ -123,18 +135,40 @@ class LambdaApp:
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any] | None:
         """Lambda's handler signature: run the invocation on the container's event loop,
-        its handlers given the function's clients of other domains."""
-        if self.clients is None:  # none to give: bus.client stays off the cold start
-            return self._loop.run_until_complete(self.handle(event, context))
-        from bus.client import current_clients
+        its handlers given the function's clients of other domains.
 
-        invocation = contextvars.copy_context()
-        invocation.run(current_clients.set, self.clients)
-        return invocation.run(self._loop.run_until_complete, self.handle(event, context))
+        Its spans are exported before it returns: Lambda may freeze the container then."""
+        try:
+            if self.clients is None:  # none to give: bus.client stays off the cold start
+                return self._loop.run_until_complete(self.handle(event, context))
+            from bus.client import current_clients
+
+            invocation = contextvars.copy_context()
+            invocation.run(current_clients.set, self.clients)
+            return invocation.run(self._loop.run_until_complete, self.handle(event, context))
+        finally:
+            if self.tracing is not None:
+                self.tracing.flush()
 
     async def handle(self, event: Any, context: Any = None) -> dict[str, Any] | None:
         """Answer one invocation in the shape its source expects."""
         source = event_source(event)
+        if self.tracing is None or source == "http":  # a request opens its own server span
+            return await self._handle(source, event, context)
+        with self.tracing.span(
+            f"{self.domain.name} {source} invocation",
+            {
+                "faas.trigger": "pubsub" if source in ("sqs", "sns", "eventbridge") else "other",
+                "faas.invocation_id": getattr(context, "aws_request_id", None),
+                "tctf.domain": self.domain.name,
+                "tctf.records": len(_records(event)),
+            },
+            traceparents=record_traceparents(event),
+            kind="CONSUMER" if source in ("sqs", "sns", "eventbridge") else "INTERNAL",
+        ):
+            return await self._handle(source, event, context)
+
+    async def _handle(self, source: str, event: Any, context: Any) -> dict[str, Any] | None:
         deadline = _deadline(context, self.safety_margin_ms)
         remaining: Callable[[], int] | None = getattr(context, "get_remaining_time_in_millis", None)
         if self.publish_budget is not None and remaining is not None:
@@ -224,3 +258,33 @@ def _deadline(context: Any, margin_ms: int) -> Callable[[], bool] | None:
     if remaining is None:
         return None
     return lambda: remaining() < margin_ms
+
+
+def _records(event: Any) -> list[Any]:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return records if isinstance(records, list) else []
+
+
+def record_traceparents(event: Any) -> list[str | None]:
+    """The `traceparent` each record of an SQS or SNS batch carries as a message attribute, or
+    an EventBridge event in its `detail` (the envelope): what an invocation's span links to,
+    one link per producer span."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    if isinstance(detail, dict):
+        value = detail.get("traceparent")
+        return [value if isinstance(value, str) else None]
+    found: list[str | None] = []
+    for record in _records(event):
+        if not isinstance(record, dict):
+            continue
+        attributes = record.get("messageAttributes")  # SQS
+        if isinstance(attributes, dict):
+            value = attributes.get("traceparent")
+            found.append(value.get("stringValue") if isinstance(value, dict) else None)
+            continue
+        sns = record.get("Sns")
+        attributes = sns.get("MessageAttributes") if isinstance(sns, dict) else None
+        if isinstance(attributes, dict):
+            value = attributes.get("traceparent")
+            found.append(value.get("Value") if isinstance(value, dict) else None)
+    return found

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import domains
 from adapters.aws.dead_letters import DeadLetters, MemoryDeadLetters, SqsDeadLetters
@@ -21,8 +21,9 @@ from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.settings import LambdaSettings
 from bus import ConfigurationError, Domain
 from bus.dispatch import Publisher
-from bus.observability import configure_logging, tracer_provider_from_env
+from bus.observability import configure_logging
 from bus.topology import Topology
+from bus.tracing import tracer_provider_from_env
 
 if TYPE_CHECKING:
     from adapters.aws.queues import QueueTransport
@@ -33,7 +34,10 @@ if TYPE_CHECKING:
 
 
 def open_aws_transport(
-    settings: LambdaSettings, topology: Topology, resources: AsyncExitStack
+    settings: LambdaSettings,
+    topology: Topology,
+    resources: AsyncExitStack,
+    tracer_provider: Any | None = None,
 ) -> QueueTransport:
     """The AWS transport named by TCTF_TRANSPORT (`sns` or `eventbridge`), closed with
     `resources`: the function's publisher, and the owner of its SQS and DynamoDB clients.
@@ -57,6 +61,7 @@ def open_aws_transport(
         retry_deadline=settings.publish_deadline_s,
         # The function never long-polls: this keeps botocore's read timeout at its least.
         wait_time_seconds=0,
+        tracer_provider=tracer_provider,
     )
     transport: QueueTransport
     if settings.transport == "sns":
@@ -170,10 +175,14 @@ def dead_letters_for(aws: QueueTransport | None) -> DeadLetters:
     return SqsDeadLetters(partial(aws.client, "sqs"))
 
 
-def build(env: Mapping[str, str]) -> LambdaApp:
-    """The function for the environment's TCTF_DOMAIN, its clients opened on its own loop."""
+def build(env: Mapping[str, str], *, tracer_provider: Any | None = None) -> LambdaApp:
+    """The function for the environment's TCTF_DOMAIN, its clients opened on its own loop.
+
+    Its spans go to `tracer_provider`, by default the one the OTEL_* variables describe."""
     settings = LambdaSettings.from_env(env)
     domain = domains.load(settings.domain)
+    if tracer_provider is None:
+        tracer_provider = tracer_provider_from_env(env, service=domain.name)
     if "AWS_LAMBDA_FUNCTION_NAME" in env or env.get("TCTF_LOG_JSON") == "1":
         # In Lambda: JSON lines on stdout instead of the runtime's plain text; elsewhere
         # (tests, a local run) the process's own logging set-up is left alone.
@@ -188,7 +197,7 @@ def build(env: Mapping[str, str]) -> LambdaApp:
 
         publisher = InMemoryTransport(topology)
     else:
-        publisher = aws = open_aws_transport(settings, topology, resources)
+        publisher = aws = open_aws_transport(settings, topology, resources, tracer_provider)
         if settings.provision:
             # At init, not on the first publish: a record parked before anything is
             # published must find its DLQ, or SQS's own redrive moves it without its reason.
@@ -224,7 +233,7 @@ def build(env: Mapping[str, str]) -> LambdaApp:
         publish_budget=publish_budget_for(aws),
         table=table,
         idempotency_store=idempotency_store,
-        tracer_provider=tracer_provider_from_env(env),
+        tracer_provider=tracer_provider,
         loop=loop,
         resources=resources,
         clients=domain_clients(settings),

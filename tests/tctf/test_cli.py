@@ -78,10 +78,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_tctf_run_serves_routes_and_logs_each_delivery_with_its_correlation_id() -> None:
+def test_tctf_run_serves_routes_and_logs_each_delivery_with_its_correlation_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     port = _free_port()
+    spans = tmp_path / "spans.jsonl"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tctf.cli", "run", "--port", str(port)],
+        [sys.executable, "-m", "tctf.cli", "run", "--port", str(port), "--spans", str(spans)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -115,6 +118,17 @@ def test_tctf_run_serves_routes_and_logs_each_delivery_with_its_correlation_id()
         ("messaging.send_email", "handled"),
     ]
     assert {line["correlation_id"] for line in lines} == {"req-42"}
+    assert main(["trace", "req-42", "--spans", str(spans)]) == 0
+    steps = [line.split("  [")[0].lstrip("│├└─ ") for line in capsys.readouterr().out.splitlines()]
+    assert steps[1:7] == [
+        "POST /users",
+        "USER_CREATED publish",
+        "messaging.welcome_new_user process",
+        "SEND_EMAIL send",
+        "messaging.send_email process",
+        "WELCOME_EMAIL_SENT publish",
+    ]
+    assert steps[7].endswith("(linked to it)") and steps[8:] == ["users outbox relay publish"]
 
 
 def _error_lines(err: str) -> list[str]:
@@ -212,7 +226,20 @@ def _tctf_without(absent: Sequence[str], *argv: str) -> subprocess.CompletedProc
 
 @pytest.mark.parametrize(
     "command",
-    ["", "run", "topology", "openapi", "events", "up", "dlq", "dlq redrive", "package", "synth"],
+    [
+        "",
+        "run",
+        "topology",
+        "openapi",
+        "events",
+        "up",
+        "dlq",
+        "dlq redrive",
+        "trace",
+        "logs",
+        "package",
+        "synth",
+    ],
 )
 def test_every_help_works_with_the_base_install_alone(command: str) -> None:
     done = _tctf_without(_EXTRAS_MODULES, *command.split(), "--help")

@@ -23,6 +23,7 @@ import pytest
 
 from adapters.aws.session import LOCAL_CREDENTIALS, AwsClients, AwsSettings, local_credentials
 from bus.ids import IdGenerator
+from tctf.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,10 +126,11 @@ def run_aws(*options: str, cwd: Path, env: dict[str, str] | None = None) -> Iter
                 process.wait()
 
 
-def sign_up(host: str, port: int, n: int) -> dict[str, str]:
+def sign_up(host: str, port: int, n: int, correlation_id: str | None = None) -> dict[str, str]:
     request = urllib.request.Request(
         f"http://{host}:{port}/users",
         data=json.dumps({"email": f"user{n}@example.com", "name": f"User {n}"}).encode(),
+        headers={"x-correlation-id": correlation_id} if correlation_id else {},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -138,7 +140,7 @@ def sign_up(host: str, port: int, n: int) -> dict[str, str]:
 
 
 def test_run_aws_listens_on_the_given_host_when_its_banner_says_so_and_honours_trace_and_seed(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     host, port = "127.0.0.2", _free_port("127.0.0.2")
     options = ("--host", host, "--port", str(port), "--trace", "--seed", "7")
@@ -147,7 +149,7 @@ def test_run_aws_listens_on_the_given_host_when_its_banner_says_so_and_honours_t
         assert f"HTTP on http://{host}:{port}" in banner
         socket.create_connection((host, port), timeout=5).close()  # no retry: listening now
 
-        user = sign_up(host, port, 1)
+        user = sign_up(host, port, 1, correlation_id="aws-signup-1")
         run.wait_for_emails(1)
         seeded = IdGenerator(7)
         assert user["user_id"] in {seeded() for _ in range(20)}
@@ -155,6 +157,24 @@ def test_run_aws_listens_on_the_given_host_when_its_banner_says_so_and_honours_t
         run.process.wait(timeout=15)
         stderr = run.all_of_stderr()
     assert '"name": "messaging.send_email process"' in stderr  # the console span exporter
+    # The span file: one trace from the request across SQS, with the SDK calls inside it.
+    assert main(["trace", "aws-signup-1", "--spans", str(tmp_path / ".tctf/spans.jsonl")]) == 0
+    steps = [line.split("  [")[0].lstrip("│├└─ ") for line in capsys.readouterr().out.splitlines()]
+    assert steps[0].startswith("trace ") and steps[0].endswith("(correlation id aws-signup-1)")
+    assert [s for s in steps if s.startswith("trace ")][1:] == [
+        s for s in steps if s.endswith("(linked to it)")
+    ]
+    assert {
+        "POST /users",
+        "DynamoDB.TransactWriteItems",
+        "USER_CREATED publish",
+        "messaging.welcome_new_user process",
+        "SEND_EMAIL send",
+        "SQS.SendMessageBatch",
+        "messaging.send_email process",
+        "users outbox relay publish",  # linked: the relay's own trace, with its SNS call
+        "SNS.PublishBatch",
+    } <= set(steps)
 
 
 def test_tctf_dlq_finds_the_embedded_endpoint_and_needs_no_credentials(tmp_path: Path) -> None:

@@ -232,3 +232,37 @@ def test_a_cold_start_does_not_import_anyio(domain: str, transport: dict[str, st
     loaded = modules_after_import({"TCTF_DOMAIN": domain, **transport}, "adapters.lambda_.entry")
     assert "adapters.lambda_.boot" in loaded  # the probe did build the function
     assert not {m for m in loaded if m.partition(".")[0] == "anyio"}
+
+
+SNS = {
+    "TCTF_TRANSPORT": "sns",
+    "TCTF_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:tctf-events",
+}
+
+
+@pytest.mark.parametrize(
+    ("exporters", "loaded_families"),
+    [
+        pytest.param({}, set(), id="unset"),
+        pytest.param({"OTEL_TRACES_EXPORTER": "none"}, set(), id="none"),
+        pytest.param({"OTEL_TRACES_EXPORTER": "console"}, {"opentelemetry.sdk"}, id="console"),
+        pytest.param(
+            {"OTEL_TRACES_EXPORTER": "otlp"},
+            {"opentelemetry.sdk", "opentelemetry.exporter", "google.protobuf"},
+            id="otlp",
+        ),
+    ],
+)
+def test_a_cold_start_imports_opentelemetry_only_for_the_exporters_named(
+    exporters: dict[str, str], loaded_families: set[str]
+) -> None:
+    """Decisions 0008 and 0012: tracing costs a function's cold start nothing unless an
+    OTEL_TRACES_EXPORTER is named, and the OTLP exporter (protobuf, requests) only for otlp."""
+    loaded = modules_after_import(
+        {"TCTF_DOMAIN": "messaging", **SNS, **exporters}, "adapters.lambda_.entry"
+    )
+    assert "adapters.lambda_.boot" in loaded
+    families = {"opentelemetry", "opentelemetry.sdk", "opentelemetry.exporter", "google.protobuf"}
+    found = {f for f in families if any(m == f or m.startswith(f + ".") for m in loaded)}
+    expected = loaded_families | ({"opentelemetry"} if loaded_families else set())
+    assert found == expected

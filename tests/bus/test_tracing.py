@@ -1,0 +1,283 @@
+"""One trace follows a request through every domain it reaches: server, producer and consumer
+spans, each consumer span the child of the producer span of the message it handles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from bus import ConfigurationError, Context, Domain, DomainSettings, Event
+from bus.http import HttpRequest, HttpRouter
+from bus.testing import Harness
+from bus.tracing import tracer_provider_from_env
+from domains.messaging.app import domain as messaging
+from domains.users.app import domain as users
+
+
+class Ordered(Event):
+    type = "ORDERED"
+    order: str
+
+
+class Packed(Event):
+    type = "PACKED"
+    order: str
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider
+
+
+def _by_name(spans: Sequence[ReadableSpan]) -> dict[str, list[ReadableSpan]]:
+    named: dict[str, list[ReadableSpan]] = {}
+    for span in spans:
+        named.setdefault(span.name, []).append(span)
+    return named
+
+
+def _parent_of(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent is not None else None
+
+
+async def test_a_consumer_span_is_the_child_of_its_messages_producer_span(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    warehouse = Domain("warehouse", DomainSettings(retry_attempts=1, max_receive_count=2))
+    shipping = Domain("shipping")
+    failures = 1
+
+    @warehouse.on(Ordered)
+    async def pack(event: Ordered, ctx: Context) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise RuntimeError("scanner offline")
+        ctx.publish(Packed(order=event.order))
+
+    @shipping.on(Packed)
+    async def ship(event: Packed, ctx: Context) -> None: ...
+
+    async with Harness(warehouse, shipping, tracer_provider=provider) as h:
+        await h.publish(Ordered(order="o1"))
+        await h.settle()
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == [
+        "warehouse.pack process",
+        "PACKED publish",
+        "warehouse.pack process",
+        "shipping.ship process",
+    ]
+    failed, published, packed, shipped = spans
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes is not None and failed.attributes["tctf.outcome"] == "failed"
+    assert published.kind is SpanKind.PRODUCER and _parent_of(published) == packed.context.span_id
+    assert shipped.kind is SpanKind.CONSUMER and _parent_of(shipped) == published.context.span_id
+    assert shipped.context.trace_id == packed.context.trace_id
+    [envelope] = h.published_of("PACKED")
+    assert envelope.traceparent is not None
+    assert envelope.traceparent.split("-")[1:3] == [
+        f"{published.context.trace_id:032x}",
+        f"{published.context.span_id:016x}",
+    ]
+    assert (
+        shipped.attributes is not None
+        and shipped.attributes["messaging.destination.name"] == "PACKED"
+    )
+    assert shipped.attributes["tctf.domain"] == "shipping"
+    assert shipped.attributes["tctf.outcome"] == "handled"
+
+
+async def test_a_sign_up_over_http_is_one_trace_through_every_domain_it_reaches(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    async with Harness(users, messaging, tracer_provider=provider) as h:
+        router = HttpRouter(
+            h.runtime.domains, h.runtime.publisher, h.runtime.context, tracing=h.runtime.tracing
+        )
+        response = await router.handle(
+            HttpRequest(
+                "POST",
+                "/users",
+                headers={
+                    "traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01",
+                    "x-correlation-id": "signup-1",
+                },
+                body=orjson.dumps({"email": "ada@example.com", "name": "Ada"}),
+            )
+        )
+        await h.settle()
+    assert response.status == 201
+    everything = exporter.get_finished_spans()
+    # The users table's outbox relay publishes in a trace of its own, linked to the event's
+    # producer span; everything else is the caller's trace.
+    [relay] = [s for s in everything if s.name == "users outbox relay publish"]
+    spans = [s for s in everything if s is not relay]
+    assert {f"{s.context.trace_id:032x}" for s in spans} == {caller_trace}
+    named = _by_name(spans)
+    [server] = named["POST /users"]
+    [created] = named["USER_CREATED publish"]
+    [welcome] = named["messaging.welcome_new_user process"]
+    [email_task] = named["SEND_EMAIL send"]
+    [sent] = named["WELCOME_EMAIL_SENT publish"]
+    [email] = named["messaging.send_email process"]
+    assert server.kind is SpanKind.SERVER and _parent_of(server) == 0x00F067AA0BA902B7
+    assert server.attributes is not None and server.attributes["http.response.status_code"] == 201
+    assert _parent_of(created) == server.context.span_id
+    assert [link.context.span_id for link in relay.links] == [created.context.span_id]
+    assert _parent_of(welcome) == created.context.span_id
+    assert _parent_of(email_task) == welcome.context.span_id
+    assert _parent_of(sent) == welcome.context.span_id
+    assert _parent_of(email) == email_task.context.span_id
+    assert {s.attributes["tctf.correlation_id"] for s in spans if s.attributes} == {"signup-1"}
+    assert {
+        s.attributes["tctf.domain"]
+        for s in (welcome, email)
+        if s.attributes  # the consumer spans: the domains the cascade reached
+    } == {"messaging"}
+
+
+async def test_no_span_attribute_carries_a_payload_field(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    async with Harness(users, messaging, tracer_provider=provider) as h:
+        router = HttpRouter(
+            h.runtime.domains, h.runtime.publisher, h.runtime.context, tracing=h.runtime.tracing
+        )
+        body = {"email": "grace@example.com", "name": "Grace Hopper"}
+        await router.handle(HttpRequest("POST", "/users", body=orjson.dumps(body)))
+        await h.settle()
+    values = [
+        str(value)
+        for span in exporter.get_finished_spans()
+        for value in (span.attributes or {}).values()
+    ]
+    assert values and not [v for v in values if "grace" in v.lower()]
+
+
+async def test_an_unmatched_request_gets_a_server_span_with_its_status(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    async with Harness(users, tracer_provider=provider) as h:
+        router = HttpRouter(
+            h.runtime.domains, h.runtime.publisher, h.runtime.context, tracing=h.runtime.tracing
+        )
+        response = await router.handle(HttpRequest("GET", "/nowhere"))
+    [span] = exporter.get_finished_spans()
+    assert response.status == 404
+    assert span.name == "GET" and span.attributes is not None
+    assert span.attributes["http.response.status_code"] == 404
+
+
+def test_nothing_is_traced_unless_an_exporter_is_named() -> None:
+    assert tracer_provider_from_env({}) is None
+    assert tracer_provider_from_env({"OTEL_TRACES_EXPORTER": "none"}) is None
+    assert (
+        tracer_provider_from_env({"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"})
+        is None
+    )
+
+
+def test_an_unknown_exporter_or_protocol_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="zipkin"):
+        tracer_provider_from_env({"OTEL_TRACES_EXPORTER": "zipkin"})
+    with pytest.raises(ConfigurationError, match="grpc"):
+        tracer_provider_from_env(
+            {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+        )
+
+
+async def test_a_message_of_a_trace_not_sampled_is_handled_without_spans(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    warehouse = Domain("warehouse")
+
+    @warehouse.on(Ordered)
+    async def pack(event: Ordered, ctx: Context) -> None:
+        ctx.publish(Packed(order=event.order))
+
+    unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    async with Harness(warehouse, tracer_provider=provider) as h:
+        context = h.runtime.context("shop")
+        envelope = context.envelope_for(Ordered(order="o1"))._replace(traceparent=unsampled)
+        await h.runtime.publisher.publish([envelope])
+        await h.settle()
+    assert exporter.get_finished_spans() == ()
+    [packed] = h.published_of("PACKED")
+    assert packed.traceparent == unsampled
+
+
+def test_otlp_sends_spans_over_http_to_the_endpoint_the_environment_names() -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    received: list[tuple[str, str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers["Content-Type"], body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None: ...
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Collector) as server:
+        Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            provider = tracer_provider_from_env(
+                {
+                    "OTEL_TRACES_EXPORTER": "otlp",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
+                    "OTEL_SERVICE_NAME": "users-fn",
+                }
+            )
+            assert provider is not None
+            provider.get_tracer("test").start_span("POST /users").end()
+            assert provider.force_flush(10_000)
+        finally:
+            server.shutdown()
+    [(path, content_type, body)] = received
+    assert (path, content_type) == ("/v1/traces", "application/x-protobuf")
+    request = ExportTraceServiceRequest.FromString(body)
+    [resource_spans] = request.resource_spans
+    service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert service["service.name"] == "users-fn"
+    assert [s.name for s in resource_spans.scope_spans[0].spans] == ["POST /users"]
+
+
+async def test_a_failed_handler_calls_span_names_the_error_type_not_its_message(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    warehouse = Domain("warehouse", DomainSettings(retry_attempts=1, max_receive_count=1))
+
+    @warehouse.on(Ordered)
+    async def pack(event: Ordered, ctx: Context) -> None:
+        raise RuntimeError(f"no stock for {event.order}")
+
+    async with Harness(warehouse, tracer_provider=provider) as h:
+        await h.publish(Ordered(order="grace@example.com"))
+        await h.settle()
+    [span] = exporter.get_finished_spans()
+    assert span.attributes is not None and span.attributes["error.type"] == "RuntimeError"
+    recorded = [*span.attributes.values(), span.status.description]
+    recorded += [v for event in span.events for v in (event.attributes or {}).values()]
+    assert not [value for value in recorded if "grace" in str(value)]

@@ -1,0 +1,118 @@
+"""`tctf trace` draws a local run's trace from its span file; `tctf logs` filters log lines by
+correlation id and prints the CloudWatch Logs Insights query doing the same on AWS."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bus.http import HttpRequest, HttpRouter
+from bus.testing import Harness
+from domains.messaging.app import domain as messaging
+from domains.users.app import domain as users
+from tctf.cli import main
+from tctf.logs import insights_query
+from tctf.traces import local_tracer_provider
+
+
+async def test_trace_prints_request_handlers_events_and_handlers_with_their_domains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spans = tmp_path / "spans.jsonl"
+    provider = local_tracer_provider({}, span_file=spans, console=False)
+    for correlation_id in ("signup-1", "signup-2"):
+        async with Harness(users, messaging, tracer_provider=provider) as h:
+            router = HttpRouter(
+                h.runtime.domains, h.runtime.publisher, h.runtime.context, tracing=h.runtime.tracing
+            )
+            body = {"email": f"{correlation_id}@example.com", "name": "Ada"}
+            await router.handle(
+                HttpRequest(
+                    "POST",
+                    "/users",
+                    headers={"x-correlation-id": correlation_id},
+                    body=orjson.dumps(body),
+                )
+            )
+            await h.settle()
+
+    assert main(["trace", "signup-2", "--spans", str(spans)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("trace ") and out[0].endswith("(correlation id signup-2)")
+    tree = [line.split("]")[0].split("  [") for line in out[1:7]]
+    assert tree == [
+        ["└─ POST /users", "users"],
+        ["   └─ USER_CREATED publish", "users"],
+        ["      └─ messaging.welcome_new_user process", "messaging"],
+        ["         ├─ SEND_EMAIL send", "messaging"],
+        ["         │  └─ messaging.send_email process", "messaging"],
+        ["         └─ WELCOME_EMAIL_SENT publish", "messaging"],
+    ]
+    assert out[1].endswith("201") and out[3].endswith("handled") and out[5].endswith("handled")
+    # The outbox relay's publish: a trace of its own, linked to the event's producer span.
+    assert out[7].startswith("trace ") and out[7].endswith("(linked to it)")
+    assert out[8].startswith("└─ users outbox relay publish  [users]") and out[8].endswith("ok")
+    assert len(out) == 9
+
+
+def test_trace_of_an_unknown_correlation_id_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spans = tmp_path / "spans.jsonl"
+    spans.write_text("")
+    assert main(["trace", "nobody", "--spans", str(spans)]) != 0
+    assert "no span" in capsys.readouterr().err
+    assert main(["trace", "nobody", "--spans", str(tmp_path / "missing.jsonl")]) != 0
+    assert "tctf run" in capsys.readouterr().err
+
+
+def test_logs_keeps_the_lines_of_one_correlation_id_and_prints_the_insights_query(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wanted = [
+        {"level": "INFO", "message": "handled USER_CREATED", "correlation_id": "c-1"},
+        {"level": "INFO", "message": "handled SEND_EMAIL", "correlation_id": "c-1"},
+    ]
+    log = tmp_path / "run.log"
+    log.write_bytes(
+        b"\n".join(
+            [
+                orjson.dumps(wanted[0]),
+                b"tctf: users, messaging on the in-memory transport",
+                orjson.dumps({"level": "INFO", "message": "other", "correlation_id": "c-2"}),
+                b"{not json",
+                orjson.dumps(wanted[1]),
+            ]
+        )
+    )
+    assert main(["logs", "--correlation-id", "c-1", str(log), "--app", "shop"]) == 0
+    captured = capsys.readouterr()
+    assert [orjson.loads(line) for line in captured.out.splitlines()] == wanted
+    assert "/aws/lambda/shop-users" in captured.err
+    assert "/aws/lambda/shop-messaging" in captured.err
+    assert "filter correlation_id = " in captured.err
+
+
+def test_the_insights_query_escapes_a_correlation_id_the_caller_chose() -> None:
+    query = insights_query('x" or 1=1 | display @message #\\')
+    assert '| filter correlation_id = "x\\" or 1=1 | display @message #\\\\"' in query
+
+
+def test_logs_reads_standard_input(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    line = orjson.dumps({"message": "m", "correlation_id": "c-9"})
+    done = subprocess.run(
+        [sys.executable, "-m", "tctf.cli", "logs", "--correlation-id", "c-9"],
+        input=line + b"\nnoise\n",
+        capture_output=True,
+        env={**os.environ},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == line + b"\n"
