@@ -17,6 +17,7 @@ import pytest
 from adapters.aws.dead_letters import MemoryDeadLetters
 from adapters.aws.dynamodb import DynamoTable
 from adapters.aws.provision import create_table
+from adapters.aws.queues import QueueTransport
 from adapters.aws.session import AwsClients, AwsSettings
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
@@ -39,7 +40,9 @@ _apps = itertools.count()
 def _count_dynamodb_calls(app: LambdaApp) -> list[str]:
     """Every DynamoDB API call the function makes from now on, by operation name."""
     calls: list[str] = []
-    client = asyncio.run(app.publisher.client("dynamodb"))  # type: ignore[attr-defined]
+    transport = app.publisher
+    assert isinstance(transport, QueueTransport)
+    client = asyncio.run(transport.client("dynamodb"))
 
     def count(model: Any, **_: Any) -> None:
         calls.append(model.name)
