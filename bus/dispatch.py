@@ -6,6 +6,7 @@ and act on the records it reports as failed (retry later) or parked (dead-letter
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,12 +21,15 @@ from bus.ids import IdGenerator
 from bus.messages import Message, Task
 from bus.metrics import Metrics
 from bus.middleware import (
+    BatchClaims,
+    BatchIdempotencyStore,
     Delivery,
     Handler,
     IdempotencyStore,
     InMemoryIdempotencyStore,
     Middleware,
     correlation,
+    current_batch,
     idempotency,
     idempotency_key,
     retry,
@@ -130,6 +134,8 @@ class Dispatcher:
         store = idempotency_store or InMemoryIdempotencyStore(self.clock, settings.idempotency_ttl)
         #: A store that can record a handled event inside the handler's own transaction.
         self._done_write: Callable[[str, str], Put] | None = getattr(store, "done_write", None)
+        #: A store that claims a whole batch's keys in one call (one across the network).
+        self._batch_store = store if isinstance(store, BatchIdempotencyStore) else None
         # Outermost first. User middleware sees real attempts only (not skipped duplicates);
         # the timeout bounds the handler, not the publishing of what it staged.
         stack: list[Middleware] = [
@@ -157,6 +163,8 @@ class Dispatcher:
         `deadline`, asked before each record, says when to stop taking new ones (a Lambda
         nearing its timeout): the records not started are reported failed, so none is lost.
         """
+        if self._batch_store is not None and len(records) > 1:
+            return await self._dispatch_claimed(records, self._batch_store, deadline)
         result = BatchResult()
         for index, record in enumerate(records):
             if deadline is not None and deadline():
@@ -170,32 +178,109 @@ class Dispatcher:
                 result.parked[record.id] = reason
         return result
 
+    async def _dispatch_claimed(
+        self,
+        records: Sequence[Record],
+        store: BatchIdempotencyStore,
+        deadline: Callable[[], bool] | None,
+    ) -> BatchResult:
+        """`dispatch`, the records' idempotency claims taken in one store call before their
+        handlers run and their effects recorded in one after (`BatchClaims`). A record whose
+        effect could not be recorded (its claim was lost) fails, as it would alone."""
+        batch = BatchClaims(store, self.domain.settings.visibility_timeout)
+        opened = await self._claim(batch, records)
+        result = BatchResult()
+        scope = current_batch.set(batch)
+        try:
+            for index, record in enumerate(records):
+                if deadline is not None and deadline():
+                    for late in records[index:]:
+                        result.failed[late.id] = DEADLINE_REASON
+                    break
+                batch.record_id = record.id
+                ready = opened[index]
+                if ready is None:
+                    status, reason = await self.dispatch_one(record)
+                else:
+                    status, reason = await self._handle(record, *ready)
+                if status == "failed":
+                    result.failed[record.id] = reason
+                elif status == "parked":
+                    result.parked[record.id] = reason
+        except BaseException:
+            _settle_behind(batch)
+            raise
+        finally:
+            current_batch.reset(scope)
+        for completion, error in await batch.settle():
+            delivery = completion.delivery
+            handler = delivery.subscription.name
+            reason = f"{handler}: {type(error).__name__}: {error}"
+            self._observe(completion.record_id, "failed", handler, delivery.envelope, reason)
+            result.parked.pop(completion.record_id, None)
+            earlier = result.failed.get(completion.record_id)
+            result.failed[completion.record_id] = f"{earlier}; {reason}" if earlier else reason
+        return result
+
+    async def _claim(
+        self, batch: BatchClaims, records: Sequence[Record]
+    ) -> list[tuple[Envelope, list[_Route]] | None]:
+        """Claim, in one call, the key of every handler each record will run; each record's
+        envelope and routes (None for a record that is parked when its turn comes)."""
+        opened: list[tuple[Envelope, list[_Route]] | None] = []
+        keys: list[str] = []
+        for record in records:
+            try:
+                envelope, routes = self._open(record)
+            except PermanentError:
+                opened.append(None)
+                continue
+            opened.append((envelope, routes))
+            keys.extend(
+                idempotency_key(route.subscription.name, envelope.id)
+                for route in routes
+                if _will_run(route, envelope.data)
+            )
+        await batch.claim(keys)
+        return opened
+
     async def dispatch_one(self, record: Record) -> tuple[Status, str]:
         """Run every matching handler for one record; the worst outcome decides its fate."""
         try:
-            body = record.body
-            envelope = (
-                Envelope.decode(body) if isinstance(body, bytes | str) else Envelope.from_dict(body)
-            )
-            if record.type_attribute is not None and record.type_attribute != envelope.type:
-                raise MisroutedRecord(
-                    f"record was routed as {record.type_attribute!r} but its body is "
-                    f"{envelope.type!r}; a body may not claim another type than its route"
-                )
-            routes = self._routes.get(envelope.type)
-            if routes is None:
-                raise UnknownMessageType(
-                    f"domain {self.domain.name} has no handler for {envelope.type!r} "
-                    f"(handles {', '.join(sorted(self._routes)) or 'nothing'})"
-                )
-            if record.purpose != "tasks" and routes[0].subscription.is_task:
-                raise MisroutedRecord(
-                    f"task {envelope.type!r} came from an events queue, topic or bus; tasks "
-                    f"are taken only from {self.domain.name}'s task queue"
-                )
+            envelope, routes = self._open(record)
         except PermanentError as error:
             self._observe(record.id, "parked", None, None, str(error))
             return "parked", str(error)
+        return await self._handle(record, envelope, routes)
+
+    def _open(self, record: Record) -> tuple[Envelope, list[_Route]]:
+        """The record's envelope and the routes of its type; `PermanentError` if it can have
+        none (unreadable, misrouted, or of a type the domain does not handle)."""
+        body = record.body
+        envelope = (
+            Envelope.decode(body) if isinstance(body, bytes | str) else Envelope.from_dict(body)
+        )
+        if record.type_attribute is not None and record.type_attribute != envelope.type:
+            raise MisroutedRecord(
+                f"record was routed as {record.type_attribute!r} but its body is "
+                f"{envelope.type!r}; a body may not claim another type than its route"
+            )
+        routes = self._routes.get(envelope.type)
+        if routes is None:
+            raise UnknownMessageType(
+                f"domain {self.domain.name} has no handler for {envelope.type!r} "
+                f"(handles {', '.join(sorted(self._routes)) or 'nothing'})"
+            )
+        if record.purpose != "tasks" and routes[0].subscription.is_task:
+            raise MisroutedRecord(
+                f"task {envelope.type!r} came from an events queue, topic or bus; tasks "
+                f"are taken only from {self.domain.name}'s task queue"
+            )
+        return envelope, routes
+
+    async def _handle(
+        self, record: Record, envelope: Envelope, routes: list[_Route]
+    ) -> tuple[Status, str]:
         worst: Status = "handled"
         reasons: list[str] = []
         models: dict[type[Message], Message] = {}
@@ -292,6 +377,27 @@ async def flush(publisher: Publisher, envelopes: Sequence[Envelope]) -> None:
         await publisher.publish(events)
     if tasks:
         await publisher.send(tasks)
+
+
+#: Batches being recorded after their dispatch was cut off, kept until done.
+_settling: set[asyncio.Task[Any]] = set()
+
+
+def _settle_behind(batch: BatchClaims) -> None:
+    """Record what a batch cut off mid-way (the poller cancels one at its visibility timeout)
+    had handled, in a task of its own that the cancellation does not reach, so that the
+    batch, delivered again whole, skips those records as it would have before the cut."""
+    task = asyncio.ensure_future(batch.settle())
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
+
+
+def _will_run(route: _Route, data: Any) -> bool:
+    """Whether the route's filter takes the payload (one it cannot read is parked, not run)."""
+    try:
+        return route.matches is None or route.matches(data)
+    except Exception:
+        return False
 
 
 async def _call_handler(delivery: Delivery) -> None:

@@ -12,9 +12,9 @@ import heapq
 import itertools
 import math
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from bus.clock import Clock
 from bus.context import Context
@@ -78,6 +78,25 @@ class IdempotencyStore(Protocol):
     async def release(self, key: str, *, token: str) -> None: ...
 
     async def extend(self, key: str, lease: float, *, token: str) -> None: ...
+
+
+@runtime_checkable
+class BatchIdempotencyStore(IdempotencyStore, Protocol):
+    """An `IdempotencyStore` that also claims, and records, many keys in one call: what a
+    store across the network offers so that a batch of records costs two calls, not two each.
+
+    `claim_many` claims each `(key, token)` as `claim` would; `settle_many` completes each
+    of `completed` and releases each of `released` as `complete` and `release` would, and
+    returns the completed keys whose claim was lost, with their `ClaimLost`.
+    """
+
+    async def claim_many(
+        self, claims: Sequence[tuple[str, str]], lease: float
+    ) -> dict[str, Claim]: ...
+
+    async def settle_many(
+        self, completed: Sequence[tuple[str, str]], released: Sequence[tuple[str, str]]
+    ) -> dict[str, ClaimLost]: ...
 
 
 class InMemoryIdempotencyStore:
@@ -145,6 +164,88 @@ _PROCESS = os.urandom(8).hex()
 _CLAIMS = itertools.count()
 
 
+def _claim_token() -> str:
+    return f"{_PROCESS}-{next(_CLAIMS)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A handler call that succeeded under a batch's claim, its record not yet marked done."""
+
+    token: str
+    record_id: str
+    delivery: Delivery
+
+
+class BatchClaims:
+    """The idempotency claims of one batch of records: taken in one store call before its
+    handlers run, recorded as done (or given up) in one call after them.
+
+    The dispatcher claims the batch's keys (`claim`), names the record whose handlers run
+    (`record_id`), and `settle`s at the end; while the batch runs, `current_batch` holds it
+    and the idempotency middleware takes each key's claim from it instead of the store. The
+    first copy of a key runs under the batch's claim; a later copy in the same batch is a
+    duplicate once an earlier one succeeded, and claims anew after one failed (the failure
+    released the claim), as it would one record at a time.
+    """
+
+    def __init__(self, store: BatchIdempotencyStore, lease: float) -> None:
+        self.store = store
+        self._lease = lease
+        #: key -> (token, state) of the batch's claims no copy has taken yet.
+        self._claims: dict[str, tuple[str, Claim]] = {}
+        self._completed: dict[str, Completion] = {}
+        #: The record whose handlers run now.
+        self.record_id = ""
+
+    async def claim(self, keys: Iterable[str]) -> None:
+        """Claim every key at once. A store that cannot be reached leaves them unclaimed:
+        each copy then claims its own as it runs, and meets the error there."""
+        tokens = {key: _claim_token() for key in keys}
+        if not tokens:
+            return
+        try:
+            states = await self.store.claim_many(list(tokens.items()), self._lease)
+        except Exception:
+            return
+        self._claims = {key: (token, states[key]) for key, token in tokens.items()}
+
+    def take(self, key: str) -> tuple[str, Claim] | None:
+        """The batch's claim of `key` for the copy about to run (its token and state), or
+        None: that copy claims it through the store."""
+        if key in self._completed:
+            return "", "done"
+        held = self._claims.get(key)
+        if held is not None and held[1] == "claimed":
+            del self._claims[key]
+        return held
+
+    def completed(self, key: str, token: str, delivery: Delivery) -> None:
+        """The handler call of `key` succeeded: its record is marked done at `settle`."""
+        self._completed[key] = Completion(token, self.record_id, delivery)
+
+    async def settle(self) -> list[tuple[Completion, Exception]]:
+        """Mark every completed key done and release the claims no copy took, in one call;
+        the completions not recorded (the claim was lost, or the store failed), with why."""
+        released = [
+            (key, token) for key, (token, state) in self._claims.items() if state == "claimed"
+        ]
+        completed = [(key, completion.token) for key, completion in self._completed.items()]
+        if not completed and not released:
+            return []
+        try:
+            lost: dict[str, Exception] = dict(await self.store.settle_many(completed, released))
+        except Exception as error:
+            lost = dict.fromkeys(self._completed, error)
+        return [(self._completed[key], error) for key, error in lost.items()]
+
+
+#: The batch whose claims the idempotency middleware takes, while a dispatcher runs one.
+current_batch: contextvars.ContextVar[BatchClaims | None] = contextvars.ContextVar(
+    "tctf_batch_claims", default=None
+)
+
+
 def idempotency(store: IdempotencyStore, lease: float) -> Middleware:
     """Skip a delivery whose (handler, event id) already succeeded: duplicates become no-ops.
 
@@ -152,14 +253,23 @@ def idempotency(store: IdempotencyStore, lease: float) -> Middleware:
     record is completed after the handler and its published events succeed: a crash in
     between means one more run, never a lost effect. The claim carries a random token, and
     completing (here, or in the handler's unit of work) requires the claim still to hold it:
-    a handler that outlived its lease, and so its claim, cannot record its effect.
+    a handler that outlived its lease, and so its claim, cannot record its effect. Within a
+    dispatcher's batch (`current_batch`) the claim was taken with the batch's, and the
+    record is completed with them at the batch's end.
     """
 
     def wrap(handler: Handler) -> Handler:
         async def once(delivery: Delivery) -> None:
             key = idempotency_key(delivery.subscription.name, delivery.envelope.id)
-            token = f"{_PROCESS}-{next(_CLAIMS)}"
-            state = await store.claim(key, lease, token=token)
+            batch = current_batch.get()
+            if batch is not None and batch.store is not store:
+                batch = None
+            taken = batch.take(key) if batch is not None else None
+            if taken is None:
+                token = _claim_token()
+                state = await store.claim(key, lease, token=token)
+            else:
+                token, state = taken
             if state == "done":
                 raise AlreadyHandled(key)
             if state == "in_progress":
@@ -174,7 +284,10 @@ def idempotency(store: IdempotencyStore, lease: float) -> Middleware:
             except BaseException:
                 await store.release(key, token=token)
                 raise
-            await store.complete(key, token=token)
+            if batch is not None:
+                batch.completed(key, token, delivery)
+            else:
+                await store.complete(key, token=token)
 
         return once
 

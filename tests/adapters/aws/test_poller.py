@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import anyio
 import pytest
 
+from adapters.aws.dynamodb import DynamoTable
 from adapters.aws.poller import SqsPoller, failed_message_ids
+from adapters.aws.provision import create_table
 from adapters.aws.session import AwsClients, AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
 from adapters.lambda_.sqs import sqs_batch_handler
 from bus import Context, Domain, DomainSettings, Event
+from bus.assembly import Services, assemble
 from bus.clock import SystemClock
+from bus.envelope import Envelope
 from bus.testing import Harness
-from bus.topology import QueueSpec
+from bus.topology import QueueSpec, Topology
 
 SPEC = QueueSpec(
     name="",
@@ -259,3 +263,70 @@ async def test_a_batch_longer_than_its_visibility_timeout_keeps_what_was_handled
     assert dead == [], "records reached the DLQ"
     assert sorted(completed) == orders
     assert sorted(started) == orders, "a record was cut off mid-way or handled again"
+
+
+class Nowhere:
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        pass
+
+    async def send(self, envelopes: Sequence[Envelope]) -> None:
+        pass
+
+
+async def test_the_poller_claims_and_records_a_stateless_domains_batch_in_two_dynamodb_calls(
+    queue: tuple[Any, str, str], settings: AwsSettings, app: str
+) -> None:
+    """`tctf run --aws` polls through the Lambda batch path, so a batch of a domain keeping
+    its idempotency records in a table of their own costs two DynamoDB calls, as in Lambda."""
+    sqs, url, arn = queue
+    billing = Domain("billing", DomainSettings(retry_attempts=1))
+    charged: list[str] = []
+
+    @billing.on(OrderPlaced)
+    async def charge(event: OrderPlaced, ctx: Context) -> None:
+        charged.append(event.order_id)
+
+    orders = [f"o{n}" for n in range(10)]
+    bodies = [
+        Envelope(
+            id=f"evt-{order}",
+            source="orders",
+            type=OrderPlaced.type,
+            time="2026-01-01T00:00:00.000Z",
+            dataversion=1,
+            correlationid="corr-1",
+            data=OrderPlaced(order_id=order),
+        )
+        .encode()
+        .decode()
+        for order in orders
+    ]
+    await send(sqs, url, *bodies)
+    spec = Topology.from_domains([billing], app=app).idempotency_tables["billing"]
+    calls: list[str] = []
+    async with AwsClients(settings, "dynamodb") as clients:
+        await create_table(spec, client=clients.dynamodb)
+        clients.dynamodb.meta.events.register(
+            "before-call.dynamodb", lambda model, **_: calls.append(model.name)
+        )
+        records = DynamoTable(spec, client=clients.dynamodb)
+        dispatcher = assemble(billing, Services(Nowhere()), idempotency_table=records)
+        handle = sqs_batch_handler(dispatcher, sqs)
+        batches: list[int] = []
+
+        async def counting(event: dict[str, Any], context: Any) -> Mapping[str, Any]:
+            batches.append(len(event["Records"]))
+            return await handle(event, context)
+
+        poller = SqsPoller(sqs, replace(SPEC, name=f"{app}-poller"), url, arn, counting, settings)
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as group:
+                await group.start(poller.run)
+                while sum(batches) < len(orders) or poller.in_flight:
+                    await anyio.sleep(0.05)
+                poller.stop()
+
+    assert sorted(charged) == orders
+    assert batches == [10]
+    assert calls == ["TransactWriteItems", "TransactWriteItems"]
+    assert await counts(sqs, url) == (0, 0)
