@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bus.clock import Clock, timestamp
 from bus.envelope import Envelope
@@ -21,13 +21,25 @@ from bus.messages import Event, Message, Task
 from bus.metrics import Metrics
 
 if TYPE_CHECKING:  # storage loads only for domains that keep state (Lambda cold start)
+    from pydantic import BaseModel
+
     from bus.domain import Domain
     from bus.event_unit_of_work import EventUnitOfWork
+    from bus.http import HttpResponse
     from bus.middleware import HandlerBound
     from bus.storage.table import Put, Table
 
 #: Keeps something held `seconds` more from now: a record's visibility, a claim's lease.
 Extend = Callable[[float], Awaitable[None]]
+
+
+class ServiceClient(Protocol):
+    """Another domain's HTTP API, called as a trusted internal caller: in process under
+    `tctf run` and in tests (`bus.http.InProcessServices`)."""
+
+    async def request(
+        self, method: str, path: str, body: BaseModel | None = None
+    ) -> HttpResponse: ...
 
 
 class ContextLog(logging.LoggerAdapter[logging.Logger]):
@@ -69,6 +81,7 @@ class Context:
         "metrics",
         "outbox",
         "sender",
+        "services",
         "traceparent",
     )
 
@@ -119,6 +132,8 @@ class Context:
             self.traceparent = None
         #: Envelopes published or sent by the handler, flushed only when it succeeds.
         self.outbox: list[Envelope] = []
+        #: Other domains' HTTP APIs, given to route handlers by the router that runs them.
+        self.services: ServiceClient | None = None
 
     @property
     def log(self) -> ContextLog:

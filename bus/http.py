@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from bus.access import Authenticator, Principal, Unauthenticated, bearer_token
 from bus.context import Context
 from bus.dispatch import Publisher, flush
 from bus.domain import Domain, HttpRoute, Request
@@ -126,11 +127,17 @@ class HttpRouter:
         context: ContextFactory,
         *,
         ids: Callable[[], str] | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self._publisher = publisher
         self._context = context
         self._ids = ids or IdGenerator()
         self._routes = [_Compiled(r, _compile(r.path)) for d in domains for r in d.http_routes]
+        #: Verifies bearer tokens for routes that need a caller; without one, such routes
+        #: answer 401 to everyone (closed, never open).
+        self.authenticator = authenticator
+        #: What route handlers reach other domains' routes through: this router, in process.
+        self.services = InProcessServices(self)
 
     @property
     def routes(self) -> list[HttpRoute]:
@@ -143,19 +150,58 @@ class HttpRouter:
                 return value
         return self._ids()
 
-    async def handle(self, request: HttpRequest) -> HttpResponse:
+    async def handle(self, request: HttpRequest, *, internal: bool = False) -> HttpResponse:
+        """Answer one request; `internal` for another domain's in-process call, which alone
+        reaches `INTERNAL` routes and is trusted without a bearer token."""
         headers = {k.lower(): v for k, v in request.headers.items()}
         correlation_id = self.correlation_id(headers)
         token = current_correlation_id.set(correlation_id)
         try:
-            matched = self._match(request, correlation_id)
+            matched = self._match(request, correlation_id, internal)
             if isinstance(matched, HttpResponse):
                 return matched
             route, params = matched
+            principal: Principal | None = None
+            if route.access.signed_in and not internal:
+                caller = await self._authorize(route, headers, correlation_id)
+                if isinstance(caller, HttpResponse):
+                    return caller
+                principal = caller
             context = self._context(route.domain, correlation_id)
-            return await self._run(route, params, request, headers, context)
+            context.services = self.services
+            return await self._run(route, params, request, headers, context, principal)
         finally:
             current_correlation_id.reset(token)
+
+    async def _authorize(
+        self, route: HttpRoute, headers: dict[str, str], correlation_id: str
+    ) -> Principal | HttpResponse:
+        """The caller behind the bearer token, if it may call `route`: 401 without a valid
+        token, 403 when the token lacks the route's scopes or roles."""
+        token = bearer_token(headers)
+        try:
+            if token is None:
+                raise Unauthenticated("no bearer token")
+            if self.authenticator is None:
+                raise Unauthenticated("no authenticator is configured for signed-in routes")
+            principal = await self.authenticator.authenticate(token)
+        except Unauthenticated as error:
+            _log.info("route %s: unauthenticated: %s", route.name, error)
+            return problem(
+                401,
+                "Unauthorized",
+                "a valid bearer token is required",
+                correlation_id=correlation_id,
+                headers={"www-authenticate": 'Bearer realm="api"'},
+            )
+        if not principal.may(route.access):
+            return problem(
+                403,
+                "Forbidden",
+                f"this route needs {route.access.label}",
+                correlation_id=correlation_id,
+            )
+        return principal
 
     async def _run(
         self,
@@ -164,6 +210,7 @@ class HttpRouter:
         request: HttpRequest,
         headers: dict[str, str],
         context: Context,
+        principal: Principal | None = None,
     ) -> HttpResponse:
         cid = context.correlation_id
         body: BaseModel | None = None
@@ -172,7 +219,13 @@ class HttpRouter:
             if isinstance(parsed, HttpResponse):
                 return parsed
             body = parsed
-        call = Request(path_params=params, query=request.query, headers=headers, body=body)
+        call = Request(
+            path_params=params,
+            query=request.query,
+            headers=headers,
+            body=body,
+            principal=principal,
+        )
         try:
             result = await route.handler(call, context)
         except NotFound as error:
@@ -215,10 +268,12 @@ class HttpRouter:
         return response
 
     def _match(
-        self, request: HttpRequest, correlation_id: str
+        self, request: HttpRequest, correlation_id: str, internal: bool = False
     ) -> tuple[HttpRoute, dict[str, str]] | HttpResponse:
         allowed: list[str] = []
         for compiled in self._routes:
+            if compiled.route.access.internal and not internal:
+                continue
             found = compiled.pattern.match(request.path)
             if found is None:
                 continue
@@ -264,11 +319,21 @@ def _parse_body(
             {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
             for e in error.errors(include_url=False)
         ]
-        invalid_json = any(e["type"] == "json_invalid" for e in error.errors())
-        detail = (
-            "request body is not valid JSON" if invalid_json else "request body failed validation"
+        if any(e["type"] == "json_invalid" for e in error.errors()):
+            return problem(
+                400,
+                "Bad Request",
+                "request body is not valid JSON",
+                correlation_id=correlation_id,
+                errors=errors,
+            )
+        return problem(
+            422,
+            "Unprocessable Content",
+            "request body failed validation",
+            correlation_id=correlation_id,
+            errors=errors,
         )
-        return problem(400, "Bad Request", detail, correlation_id=correlation_id, errors=errors)
 
 
 def _respond(route: HttpRoute, result: Any, correlation_id: str) -> HttpResponse:
@@ -286,3 +351,20 @@ def _respond(route: HttpRoute, result: Any, correlation_id: str) -> HttpResponse
     else:
         payload = orjson.dumps(result)
     return HttpResponse(route.status, payload, headers)
+
+
+class InProcessServices:
+    """Other domains' routes, called in process as an internal caller: the service client
+    route handlers get as `ctx.services` under `tctf run` and in tests."""
+
+    def __init__(self, router: HttpRouter) -> None:
+        self._router = router
+
+    async def request(self, method: str, path: str, body: BaseModel | None = None) -> HttpResponse:
+        headers = {"content-type": "application/json"}
+        correlation_id = current_correlation_id.get()
+        if correlation_id:
+            headers[CORRELATION_HEADER] = correlation_id
+        raw = b"" if body is None else body.__pydantic_serializer__.to_json(body)
+        request = HttpRequest(method, path, headers=headers, body=raw)
+        return await self._router.handle(request, internal=True)

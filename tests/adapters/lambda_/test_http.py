@@ -90,12 +90,12 @@ def test_invalid_base64_body_is_a_400_naming_the_callers_correlation_id(app: Lam
     assert response["headers"]["x-content-type-options"] == "nosniff"
 
 
-def test_invalid_body_is_a_400_listing_the_fields(app: LambdaApp) -> None:
+def test_invalid_body_is_a_422_listing_the_fields(app: LambdaApp) -> None:
     event = _request("POST", "/items", json.dumps({"sku": "", "quantity": 0}))
 
     response = _answer(app, event)
 
-    assert response["statusCode"] == 400
+    assert response["statusCode"] == 422
     assert response["headers"]["content-type"] == "application/problem+json"
     assert response["headers"].keys() == {"content-type", "x-correlation-id", *HARDENING_HEADERS}
     fields = [e["field"] for e in json.loads(response["body"])["errors"]]
