@@ -164,6 +164,9 @@ class HttpRoute:
     status: int = 200
     #: Who may call it: checked by the gateway before the handler runs.
     access: Access = PUBLIC
+    #: A `Location` header template filled from the response's fields (`/users/{user_id}`),
+    #: for a route that creates a resource.
+    location: str | None = None
 
 
 class Domain:
@@ -253,12 +256,14 @@ class Domain:
         response: type[BaseModel] | None = None,
         status: int = 200,
         access: Access = PUBLIC,
+        location: str | None = None,
     ) -> Callable[[F], F]:
         """Register `async def handler(request, ctx)` for an HTTP method and path template.
 
         The body model is `body`, or `Model` when the handler takes `request: Request[Model]`.
         `access` says who may call it (`bus.access`: PUBLIC, SIGNED_IN, scopes, roles,
-        INTERNAL); the gateway refuses anyone else before the handler runs.
+        INTERNAL); the gateway refuses anyone else before the handler runs. `location`, a
+        path template over the response's fields, becomes the answer's `Location` header.
         """
         method = method.upper()
         if method not in _METHODS:
@@ -272,7 +277,18 @@ class Domain:
             name = f"{self.name}.{handler.__name__}"
             model = _body_model(name, handler, body)
             self.http_routes.append(
-                HttpRoute(self.name, method, path, name, handler, model, response, status, access)
+                HttpRoute(
+                    self.name,
+                    method,
+                    path,
+                    name,
+                    handler,
+                    model,
+                    response,
+                    status,
+                    access,
+                    location,
+                )
             )
             return handler
 

@@ -10,6 +10,7 @@ never sniffed, and an error's detail never names internal keys, event types or i
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ from bus.errors import (
     NotFound,
     PermanentError,
     Rejected,
+    TooManyRequests,
     TransientError,
+    Unauthorized,
 )
 from bus.ids import IdGenerator
 from bus.middleware import current_correlation_id
@@ -61,6 +64,9 @@ class HttpRequest:
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    #: The claims of a bearer token a gateway in front already verified (API Gateway's JWT
+    #: authorizer puts them in the Lambda event); None where this router checks tokens.
+    verified_claims: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +169,7 @@ class HttpRouter:
             route, params = matched
             principal: Principal | None = None
             if route.access.signed_in and not internal:
-                caller = await self._authorize(route, headers, correlation_id)
+                caller = await self._authorize(route, request, headers, correlation_id)
                 if isinstance(caller, HttpResponse):
                     return caller
                 principal = caller
@@ -174,17 +180,24 @@ class HttpRouter:
             current_correlation_id.reset(token)
 
     async def _authorize(
-        self, route: HttpRoute, headers: dict[str, str], correlation_id: str
+        self,
+        route: HttpRoute,
+        request: HttpRequest,
+        headers: dict[str, str],
+        correlation_id: str,
     ) -> Principal | HttpResponse:
         """The caller behind the bearer token, if it may call `route`: 401 without a valid
         token, 403 when the token lacks the route's scopes or roles."""
         token = bearer_token(headers)
         try:
-            if token is None:
+            if request.verified_claims is not None and "sub" in request.verified_claims:
+                principal = Principal.from_claims(request.verified_claims)
+            elif token is None:
                 raise Unauthenticated("no bearer token")
-            if self.authenticator is None:
+            elif self.authenticator is None:
                 raise Unauthenticated("no authenticator is configured for signed-in routes")
-            principal = await self.authenticator.authenticate(token)
+            else:
+                principal = await self.authenticator.authenticate(token)
         except Unauthenticated as error:
             _log.info("route %s: unauthenticated: %s", route.name, error)
             return problem(
@@ -232,6 +245,13 @@ class HttpRouter:
             return problem(404, "Not Found", str(error), correlation_id=cid)
         except Conflict as error:
             return problem(409, "Conflict", str(error), correlation_id=cid)
+        except Unauthorized as error:
+            return problem(401, "Unauthorized", str(error), correlation_id=cid)
+        except TooManyRequests as error:
+            retry_after = {"retry-after": str(max(1, math.ceil(error.retry_after)))}
+            return problem(
+                429, "Too Many Requests", str(error), correlation_id=cid, headers=retry_after
+            )
         except Rejected as error:  # the handler's own words, written for the caller
             return problem(422, "Unprocessable Content", str(error), correlation_id=cid)
         except (ConditionFailed, TransactionCanceled):
@@ -348,6 +368,8 @@ def _respond(route: HttpRoute, result: Any, correlation_id: str) -> HttpResponse
         result = route.response.model_validate(result)
     if isinstance(result, BaseModel):
         payload = result.__pydantic_serializer__.to_json(result)
+        if route.location is not None:
+            headers["location"] = route.location.format_map(dict(result))
     else:
         payload = orjson.dumps(result)
     return HttpResponse(route.status, payload, headers)

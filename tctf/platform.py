@@ -48,12 +48,9 @@ class Platform:
             tracer_provider=tracer_provider,
             outbox_parking=outbox_parking,
         )
-        self.router = HttpRouter(
-            self.runtime.domains,
-            self.runtime.publisher,
-            self.runtime.context,
-            ids=self.runtime.ids,
-        )
+        from adapters.http.gateway import gateway_router
+
+        self.router: HttpRouter = gateway_router(self.runtime)
 
     async def serve(
         self,

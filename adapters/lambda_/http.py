@@ -47,7 +47,21 @@ def request_from_http_event(
         query=dict(event.get("queryStringParameters") or {}),
         headers=headers,
         body=body,
+        verified_claims=_jwt_claims(context),
     )
+
+
+def _jwt_claims(context: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The claims API Gateway's JWT authorizer verified, as it passes them: strings, with
+    `roles` (an array claim) as "[a b]" text, which is read back into a list."""
+    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims")
+    if not isinstance(claims, Mapping):
+        return None
+    read = dict(claims)
+    roles = read.get("roles")
+    if isinstance(roles, str):
+        read["roles"] = roles.strip("[]").split()
+    return read
 
 
 def http_response(response: HttpResponse) -> dict[str, Any]:

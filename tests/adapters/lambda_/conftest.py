@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from adapters.aws.dead_letters import MemoryDeadLetters
 from adapters.lambda_.app import LambdaApp
 from bus import Context, Domain, DomainSettings, Event, Request
+from bus.access import SIGNED_IN
 from bus.envelope import Envelope
 from tests.fixtures import AWS
 
@@ -85,6 +86,11 @@ class Inventory:
         @domain.get("/items/{sku}")
         async def show(request: Request[None], ctx: Context) -> dict[str, Any]:
             return {"sku": request.path_params["sku"], "agent": request.headers.get("user-agent")}
+
+        @domain.get("/me", access=SIGNED_IN)
+        async def mine(request: Request[None], ctx: Context) -> dict[str, Any]:
+            assert request.principal is not None
+            return {"sub": request.principal.subject, "roles": sorted(request.principal.roles)}
 
 
 class Published:

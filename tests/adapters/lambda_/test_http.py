@@ -164,3 +164,31 @@ class Restock(Task):
     type = "RESTOCK"
     domain = "inventory"
     sku: str
+
+
+def test_a_signed_in_route_trusts_the_claims_api_gateways_jwt_authorizer_verified(
+    app: LambdaApp,
+) -> None:
+    event = _signed_in_sample()
+    event["requestContext"]["authorizer"]["jwt"]["claims"] = {"sub": "u-1", "roles": "[ops admin]"}
+
+    response = _answer(app, event)
+
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"sub": "u-1", "roles": ["admin", "ops"]}
+
+
+def test_a_signed_in_route_without_an_authorizers_claims_is_401(app: LambdaApp) -> None:
+    event = _signed_in_sample()
+    del event["requestContext"]["authorizer"]
+    event["headers"]["authorization"] = "Bearer unverified.token.here"
+
+    response = _answer(app, event)
+
+    assert response["statusCode"] == 401
+
+
+def _signed_in_sample() -> dict[str, Any]:
+    event = sample(LAMBDA_GO / "apigw-v2-request-jwt-authorizer.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/me"
+    return event
