@@ -12,6 +12,7 @@ Items: `USER#<id>/SESSION#<session>` (a refresh-token family: active or revoked)
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from datetime import UTC, datetime
 from functools import cache
@@ -52,7 +53,9 @@ def signing_keys() -> SigningKeys:
 
 @cache
 def token_policy() -> TokenPolicy:
-    return TokenPolicy.for_app("tctf")
+    """The issuer and audience the gateway checks: the same `TokenPolicy` the topology of
+    this app (`TCTF_APP`, as the function's environment names it) carries."""
+    return TokenPolicy.for_app(os.environ.get("TCTF_APP", "tctf"))
 
 
 class Credentials(BaseModel):
@@ -142,10 +145,9 @@ async def sign_in(request: Request[Credentials], ctx: Context) -> Session:
         email = request.body.email.lower()
     failures = await ctx.table.get(_failures_key(email), consistent=True)
     now = ctx.clock.now()
-    if failures is not None and failures.get("locked_until", 0) > now:
-        raise TooManyRequests(
-            "too many failed sign-ins; try again later", failures["locked_until"] - now
-        )
+    locked_until = float((failures or {}).get("locked_until", 0))
+    if locked_until > now:
+        raise TooManyRequests("too many failed sign-ins; try again later", locked_until - now)
     if ctx.services is None:
         raise ConfigurationError("auth_core's sign-in needs the service client (ctx.services)")
     check = await check_password(ctx.services, email, request.body.password)
@@ -166,14 +168,15 @@ async def _count_failure(
 ) -> None:
     """Record a failure; the fifth within the window locks the address (known or not, so
     the lock tells nothing either)."""
-    now = ctx.clock.now()
-    recent = [t for t in (failures or {}).get("times", []) if t > now - LOCKOUT_WINDOW]
+    now = int(ctx.clock.now())  # whole seconds: a table gives back int or Decimal, not float
+    times = [int(t) for t in (failures or {}).get("times", [])]
+    recent = [t for t in times if t > now - LOCKOUT_WINDOW]
     recent.append(now)
-    item: dict[str, Any] = {**_failures_key(email), "expires_at": int(now + LOCKOUT_WINDOW)}
+    item: dict[str, Any] = {**_failures_key(email), "expires_at": now + LOCKOUT_WINDOW}
     locked = len(recent) >= LOCKOUT_THRESHOLD
     if locked:
         item.update(times=[], locked_until=now + LOCKOUT_DURATION)
-        item["expires_at"] = int(now + LOCKOUT_DURATION)
+        item["expires_at"] = now + LOCKOUT_DURATION
     else:
         item["times"] = recent
     version = (failures or {}).get("version", 0)

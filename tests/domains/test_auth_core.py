@@ -182,7 +182,8 @@ async def test_a_disabled_user_is_signed_out_everywhere_and_refused_until_enable
             await idp.call("POST", "/auth/sessions/refresh", {"refresh_token": s["refresh_token"]})
             for s in (first, second)
         ]
-        await idp.h.publish(UserEnabled(user_id=user_id), source="auth_admin")
+        enabled = await idp.h.publish(UserEnabled(user_id=user_id), source="auth_admin")
+        await idp.h.runtime.publisher.publish([enabled, enabled])
         await idp.h.settle()
         again = await idp.sign_in("ada@example.com")
     assert refused.status == 401 and [r.status for r in refreshes] == [401, 401]
@@ -190,6 +191,7 @@ async def test_a_disabled_user_is_signed_out_everywhere_and_refused_until_enable
     reasons = [e.data_dict()["reason"] for e in idp.h.published_of("SIGNED_OUT")]
     assert reasons == ["user_disabled", "user_disabled"]
     assert len(idp.h.handled("auth_core.end_sessions_of_disabled_user")) == 1
+    assert len(idp.h.handled("auth_core.allow_enabled_user")) == 1
 
 
 async def test_a_password_change_or_deletion_ends_every_session_once_per_event() -> None:
@@ -264,3 +266,16 @@ async def test_a_rotated_key_keeps_old_tokens_valid_until_it_is_retired() -> Non
         current = await idp.call("GET", f"/users/{user_id}", token=after["access_token"])
     assert [a.status for a in both] == [200, 200]
     assert retired.status == 401 and current.status == 200
+
+
+async def test_the_lockout_holds_at_any_fraction_of_a_second() -> None:
+    """A table gives numbers back as int or Decimal: the lock must not compare them with a
+    float clock's reading in a way that fails."""
+    async with identity() as idp:
+        await idp.member("ada@example.com")
+        idp.h.clock.advance(0.375)  # type: ignore[attr-defined]
+        for _ in range(LOCKOUT_THRESHOLD):
+            await idp.sign_in("ada@example.com", "wrong")
+            idp.h.clock.advance(1.25)  # type: ignore[attr-defined]
+        locked = await idp.sign_in("ada@example.com", PASSWORD)
+    assert locked.status == 429 and int(locked.headers["retry-after"]) > 0

@@ -138,8 +138,10 @@ async def test_disable_and_enable_set_the_status_and_each_handler_runs_once_per_
         await idp.h.runtime.publisher.publish([disabled, disabled])  # re-delivered twice
         await idp.h.settle()
         signed_out = await idp.call("GET", f"/users/{user_id}", token=session["access_token"])
-        await idp.h.publish(UserEnabled(user_id=user_id), source="auth_admin")
+        enabled = await idp.h.publish(UserEnabled(user_id=user_id), source="auth_admin")
+        await idp.h.runtime.publisher.publish([enabled, enabled])
         await idp.h.settle()
-    assert signed_out.json()["status"] == "disabled"
+        active = await idp.call("GET", f"/users/{user_id}", token=session["access_token"])
+    assert signed_out.json()["status"] == "disabled" and active.json()["status"] == "active"
     assert len(idp.h.handled("users.mark_disabled")) == 1
     assert len(idp.h.handled("users.mark_enabled")) == 1
