@@ -46,4 +46,6 @@ async def send_email(task: SendEmail, ctx: Context) -> None:
             letter["link"] = task.link
         import anyio  # only under `tctf run`: a function's cold start never needs it
 
-        await anyio.Path(mailbox, f"{ctx.envelope.id}.json").write_bytes(orjson.dumps(letter))
+        folder = anyio.Path(mailbox)
+        await folder.mkdir(parents=True, exist_ok=True)
+        await (folder / f"{ctx.envelope.id}.json").write_bytes(orjson.dumps(letter))

@@ -81,7 +81,7 @@ def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in(tmp_path: Pa
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "TCTF_MAILBOX": str(tmp_path)},
+        env={**os.environ, "TCTF_MAILBOX": str(tmp_path / "mail")},
     )
 
     def post(path: str, body: dict[str, str], correlation_id: str) -> dict[str, Any]:
@@ -108,7 +108,7 @@ def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in(tmp_path: Pa
             lines.append(json.loads(stdout.next(deadline)))
         [letter] = [
             json.loads(p.read_text())
-            for p in tmp_path.glob("*.json")
+            for p in (tmp_path / "mail").glob("*.json")
             if "link" in json.loads(p.read_text())
         ]
         token = letter["link"].split("#token=", 1)[1]
