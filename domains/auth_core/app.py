@@ -5,8 +5,9 @@ The password check is a call to auth_password's internal route through its typed
 (`ctx.services`): auth_core never reads auth_password's table, and hashes never travel.
 
 Items: `USER#<id>/SESSION#<session>` (a refresh-token family: active or revoked),
-`REFRESH#<sha256>/REFRESH` (one refresh token: current or rotated), `LOGIN#<address>/FAILURES`
-(recent failures and a lock), `USER#<id>/STATUS` (disabled by an admin).
+`REFRESH#<sha256>/REFRESH` (one refresh token: current or rotated),
+`LOGIN#<sha256 of the address>/FAILURES` (recent failures and a lock),
+`USER#<id>/STATUS` (disabled by an admin).
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ def _refresh_key(token: str) -> dict[str, str]:
 
 
 def _failures_key(email: str) -> dict[str, str]:
-    return {"PK": f"LOGIN#{email}", "SK": "FAILURES"}
+    """Keyed by a digest: whatever a caller types (up to 1 KiB of any text) fits a key, and
+    addresses strangers tried are not kept in the clear."""
+    return {"PK": f"LOGIN#{_digest(email)}", "SK": "FAILURES"}
 
 
 def _status_key(user_id: str) -> dict[str, str]:

@@ -279,3 +279,15 @@ async def test_the_lockout_holds_at_any_fraction_of_a_second() -> None:
             idp.h.clock.advance(1.25)  # type: ignore[attr-defined]
         locked = await idp.sign_in("ada@example.com", PASSWORD)
     assert locked.status == 429 and int(locked.headers["retry-after"]) > 0
+
+
+async def test_failures_are_kept_under_a_digest_of_whatever_address_was_typed() -> None:
+    """DynamoDB refuses a partition key over 2 KiB, and strangers' typos are nobody's data."""
+    async with identity() as idp:
+        answers = [await idp.sign_in("€" * 1024, "wrong") for _ in range(2)]
+        await idp.sign_in("someone@example.com", "wrong")
+        table = idp.h.runtime.tables["auth_core"]
+        keys = [item["PK"] for item in table.scan()]  # type: ignore[attr-defined]
+    assert [a.status for a in answers] == [401, 401]
+    assert len(keys) == 2 and all(len(k) == len("LOGIN#") + 64 for k in keys)
+    assert not [k for k in keys if "example" in k]
