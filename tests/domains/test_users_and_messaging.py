@@ -55,3 +55,18 @@ async def test_a_version_1_user_created_is_upcast_for_messaging() -> None:
         await h.settle()
     [task] = h.published_of("SEND_EMAIL")
     assert task.data_dict()["name"] == "Old Name"
+
+
+async def test_an_e_mail_task_naming_no_template_messaging_knows_is_dead_lettered_with_why() -> (
+    None
+):
+    from domains.messaging.contracts import SendEmail
+
+    async with Harness(messaging) as h:
+        context = h.runtime.context("auth_password")
+        envelope = context.envelope_for(SendEmail(to="a@b.cd", template="welcome", name="A"))
+        unknown = envelope._replace(data={"to": "a@b.cd", "template": "promo", "name": "A"})
+        await h.runtime.publisher.send([unknown])
+        await h.settle()
+        [letter] = await h.dead_letters("messaging", "tasks")
+    assert "template" in letter.reason and h.handled("messaging.send_email") == []
