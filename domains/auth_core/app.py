@@ -270,10 +270,16 @@ async def sign_out(request: Request[None], ctx: Context) -> None:
         await _revoke(ctx, user_id, [session_id], "logout")
 
 
-@domain.get("/auth/jwks.json")
-async def jwks(request: Request[None], ctx: Context) -> dict[str, Any]:
-    """The public keys access tokens are signed with (RFC 7517), old ones until retired."""
-    return signing_keys().public_jwks()
+class KeySet(BaseModel):
+    """A JWK set (RFC 7517 section 5): public keys only."""
+
+    keys: list[dict[str, Any]]
+
+
+@domain.get("/auth/jwks.json", response=KeySet)
+async def jwks(request: Request[None], ctx: Context) -> KeySet:
+    """The public keys access tokens are signed with, old ones until retired."""
+    return KeySet.model_validate(signing_keys().public_jwks())
 
 
 async def _revoke(ctx: Context, user_id: str, session_ids: list[str], reason: Any) -> None:
