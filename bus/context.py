@@ -35,10 +35,11 @@ Extend = Callable[[float], Awaitable[None]]
 
 class ServiceClient(Protocol):
     """Another domain's HTTP API, called as a trusted internal caller: in process under
-    `tctf run` and in tests (`bus.http.InProcessServices`)."""
+    `tctf run` and in tests (`bus.http.InProcessServices`). `domain` names the API that
+    answers: only its routes match, as only its base URL would over HTTPS."""
 
     async def request(
-        self, method: str, path: str, body: BaseModel | None = None
+        self, domain: str, method: str, path: str, body: BaseModel | None = None
     ) -> HttpResponse: ...
 
 

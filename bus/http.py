@@ -156,14 +156,17 @@ class HttpRouter:
                 return value
         return self._ids()
 
-    async def handle(self, request: HttpRequest, *, internal: bool = False) -> HttpResponse:
+    async def handle(
+        self, request: HttpRequest, *, internal: bool = False, domain: str | None = None
+    ) -> HttpResponse:
         """Answer one request; `internal` for another domain's in-process call, which alone
-        reaches `INTERNAL` routes and is trusted without a bearer token."""
+        reaches `INTERNAL` routes and is trusted without a bearer token. With `domain`, only
+        that domain's routes answer, as only its API would over HTTPS."""
         headers = {k.lower(): v for k, v in request.headers.items()}
         correlation_id = self.correlation_id(headers)
         token = current_correlation_id.set(correlation_id)
         try:
-            matched = self._match(request, correlation_id, internal)
+            matched = self._match(request, correlation_id, internal, domain)
             if isinstance(matched, HttpResponse):
                 return matched
             route, params = matched
@@ -288,11 +291,17 @@ class HttpRouter:
         return response
 
     def _match(
-        self, request: HttpRequest, correlation_id: str, internal: bool = False
+        self,
+        request: HttpRequest,
+        correlation_id: str,
+        internal: bool = False,
+        domain: str | None = None,
     ) -> tuple[HttpRoute, dict[str, str]] | HttpResponse:
         allowed: list[str] = []
         for compiled in self._routes:
             if compiled.route.access.internal and not internal:
+                continue
+            if domain is not None and compiled.route.domain != domain:
                 continue
             found = compiled.pattern.match(request.path)
             if found is None:
@@ -382,11 +391,13 @@ class InProcessServices:
     def __init__(self, router: HttpRouter) -> None:
         self._router = router
 
-    async def request(self, method: str, path: str, body: BaseModel | None = None) -> HttpResponse:
+    async def request(
+        self, domain: str, method: str, path: str, body: BaseModel | None = None
+    ) -> HttpResponse:
         headers = {"content-type": "application/json"}
         correlation_id = current_correlation_id.get()
         if correlation_id:
             headers[CORRELATION_HEADER] = correlation_id
         raw = b"" if body is None else body.__pydantic_serializer__.to_json(body)
         request = HttpRequest(method, path, headers=headers, body=raw)
-        return await self._router.handle(request, internal=True)
+        return await self._router.handle(request, internal=True, domain=domain)

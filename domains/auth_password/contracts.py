@@ -66,7 +66,7 @@ class PasswordCheckResult(BaseModel):
 async def check_password(services: ServiceClient, email: str, password: str) -> PasswordCheckResult:
     """Ask auth_password; `TransientError` if it does not answer as its contract says."""
     answer = await services.request(
-        "POST", VERIFICATIONS_PATH, PasswordCheck(email=email, password=password)
+        "auth_password", "POST", VERIFICATIONS_PATH, PasswordCheck(email=email, password=password)
     )
     if answer.status != 200:
         raise TransientError(f"auth_password answered the password check with {answer.status}")

@@ -51,7 +51,9 @@ def vault() -> Domain:
     @domain.get("/relay", response=Who)
     async def relay(request: Request[None], ctx: Context) -> Who:
         assert ctx.services is not None
-        answer = await ctx.services.request("GET", "/internal/check")
+        answer = await ctx.services.request("vault", "GET", "/internal/check")
+        elsewhere = await ctx.services.request("ledger", "GET", "/internal/check")
+        assert elsewhere.status == 404  # only the named domain's API answers
         return Who.model_validate(answer.json())
 
     return domain
