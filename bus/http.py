@@ -20,7 +20,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from bus.access import Authenticator, Principal, Unauthenticated, bearer_token
-from bus.context import Context
+from bus.context import Context, ServiceClient
 from bus.dispatch import Publisher, flush
 from bus.domain import Domain, HttpRoute, Request
 from bus.errors import (
@@ -142,8 +142,9 @@ class HttpRouter:
         #: Verifies bearer tokens for routes that need a caller; without one, such routes
         #: answer 401 to everyone (closed, never open).
         self.authenticator = authenticator
-        #: What route handlers reach other domains' routes through: this router, in process.
-        self.services = InProcessServices(self)
+        #: What route handlers reach other domains' routes through (`ctx.services`): by
+        #: default this router, in process; a function on AWS sets signed HTTPS calls.
+        self.services: ServiceClient = InProcessServices(self)
 
     @property
     def routes(self) -> list[HttpRoute]:

@@ -85,7 +85,14 @@ async def handle_http_event(router: HttpRouter, event: Mapping[str, Any]) -> dic
     request = request_from_http_event(event, router.correlation_id)
     if isinstance(request, HttpResponse):
         return http_response(request)
-    return http_response(await router.handle(request))
+    return http_response(await router.handle(request, internal=_signed_by_iam(event)))
+
+
+def _signed_by_iam(event: Mapping[str, Any]) -> bool:
+    """Whether API Gateway's IAM authorization admitted the request: a SigV4-signed call
+    from another domain's function, which alone may reach `INTERNAL` routes."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    return isinstance(authorizer, Mapping) and isinstance(authorizer.get("iam"), Mapping)
 
 
 def _route_path(event: Mapping[str, Any]) -> str:

@@ -192,3 +192,15 @@ def _signed_in_sample() -> dict[str, Any]:
     event = sample(LAMBDA_GO / "apigw-v2-request-jwt-authorizer.json")
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/me"
     return event
+
+
+def test_an_internal_route_answers_a_call_api_gateway_admitted_by_iam(app: LambdaApp) -> None:
+    signed = sample(LAMBDA_GO / "apigw-v2-request-iam.json")
+    signed["rawPath"] = signed["requestContext"]["http"]["path"] = "/internal/stock"
+    bearer = _signed_in_sample()
+    bearer["rawPath"] = bearer["requestContext"]["http"]["path"] = "/internal/stock"
+
+    answer, refused = _answer(app, signed), _answer(app, bearer)
+
+    assert answer["statusCode"] == 200 and json.loads(answer["body"]) == {"in_stock": 3}
+    assert refused["statusCode"] == 404
