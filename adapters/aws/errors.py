@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bus.errors import BusError, TransientError
+from bus.errors import BusError
 
 
 class AwsTransportError(BusError):
@@ -45,8 +45,3 @@ class NotProvisioned(AwsTransportError):
 
 class LocalEndpointError(AwsTransportError):
     """The local moto server could not be started."""
-
-
-class ServiceUnreachable(TransientError):
-    """Another domain's API did not answer (connection refused, timed out): worth a retry,
-    and a route waiting on it answers 503."""

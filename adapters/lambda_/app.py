@@ -28,7 +28,6 @@ from bus.middleware import IdempotencyStore
 
 if TYPE_CHECKING:
     from adapters.lambda_.streams import Relay
-    from bus.context import ServiceClient
     from bus.http import HttpRouter
     from bus.storage.table import Table
 
@@ -58,12 +57,8 @@ class LambdaApp:
         tracer_provider: Any | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         resources: AsyncExitStack | None = None,
-        service_client: ServiceClient | None = None,
     ) -> None:
         self.domain = domain
-        #: Other domains' APIs for route handlers (`ctx.services`); None: only this
-        #: function's own routes, in process.
-        self.service_client = service_client
         self.publisher = publisher
         self.dead_letters = dead_letters
         self.dead_letter_queue = dead_letter_queue
@@ -105,8 +100,6 @@ class LambdaApp:
             from bus.http import HttpRouter
 
             self._router = HttpRouter([self.domain], self.publisher, self._context, ids=self.ids)
-            if self.service_client is not None:
-                self._router.services = self.service_client
         return self._router
 
     @property

@@ -26,7 +26,6 @@ from bus.topology import Topology
 
 if TYPE_CHECKING:
     from adapters.aws.queues import QueueTransport
-    from bus.context import ServiceClient
     from bus.middleware import IdempotencyStore
     from bus.storage.spec import TableSpec
     from bus.storage.table import Table
@@ -227,16 +226,4 @@ def build(env: Mapping[str, str]) -> LambdaApp:
         tracer_provider=tracer_provider_from_env(env),
         loop=loop,
         resources=resources,
-        service_client=_service_calls(settings),
     )
-
-
-def _service_calls(settings: LambdaSettings) -> ServiceClient | None:
-    """Signed HTTPS calls to the APIs `TCTF_SERVICE_URLS` names, if it names any."""
-    if not settings.service_urls:
-        return None
-    if settings.region is None:
-        raise ConfigurationError("TCTF_SERVICE_URLS needs AWS_REGION to sign calls with")
-    from adapters.aws.service_calls import SignedServiceCalls
-
-    return SignedServiceCalls(settings.service_urls, settings.region)

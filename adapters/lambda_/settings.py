@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from bus import ConfigurationError
@@ -57,9 +57,6 @@ class LambdaSettings:
     #: least this many seconds ago; younger ones are left to the table's stream. Longer than
     #: any stream retry of a healthy system. Default 900 (15 minutes).
     outbox_sweep_age_s: float = 900.0
-    #: TCTF_SERVICE_URLS: the base URL of each domain's API this function calls (a JSON
-    #: object, `{"auth_password": "https://..."}`); calls are SigV4-signed. Default: none.
-    service_urls: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LambdaSettings:
@@ -95,7 +92,6 @@ class LambdaSettings:
             raise ConfigurationError(
                 f"TCTF_OUTBOX_SWEEP_AGE_S must be a number of seconds, 0 or more, got {sweep_age!r}"
             )
-        service_urls = _service_urls(env.get("TCTF_SERVICE_URLS") or "{}")
         return cls(
             domain=domain,
             transport=transport,  # type: ignore[arg-type]
@@ -111,22 +107,4 @@ class LambdaSettings:
             safety_margin_ms=int(margin),
             publish_deadline_s=publish_deadline_s,
             outbox_sweep_age_s=outbox_sweep_age_s,
-            service_urls=service_urls,
         )
-
-
-def _service_urls(raw: str) -> dict[str, str]:
-    import json
-
-    try:
-        urls = json.loads(raw)
-    except ValueError:
-        urls = None
-    if not isinstance(urls, dict) or not all(
-        isinstance(v, str) and v.startswith("https://") for v in urls.values()
-    ):
-        raise ConfigurationError(
-            "TCTF_SERVICE_URLS must be a JSON object of domain names to https:// base URLs, "
-            f"got {raw[:100]!r}"
-        )
-    return {str(k): v for k, v in urls.items()}
