@@ -166,7 +166,7 @@ def provision(endpoint: str) -> None:
     import boto3
 
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
-    for domain in ("users", "messaging"):
+    for domain in ("users", "messaging", "auth_core"):
         for purpose in ("events", "tasks"):
             for suffix in ("", "-dlq"):
                 sqs.create_queue(QueueName=f"{APP}-{domain}-{purpose}{suffix}")
@@ -238,6 +238,7 @@ PRUNED = ", botocore pruned as ours"
 PEERS = {
     "tctf messaging": (PEER_SQS, PEER_SQS + PRUNED),
     "tctf users (with its table)": (PEER_TABLE, PEER_TABLE + PRUNED),
+    "tctf auth_core (with its table)": (PEER_TABLE, PEER_TABLE + PRUNED),
 }
 
 
@@ -258,7 +259,9 @@ def build_packages(out: Path) -> dict[str, Path]:
     platform fetched by pip."""
     from tctf.packaging import package
 
-    return {domain: package(domain, out, zip=False) for domain in ("messaging", "users")}
+    return {
+        domain: package(domain, out, zip=False) for domain in ("messaging", "users", "auth_core")
+    }
 
 
 def cold_starts(
@@ -266,12 +269,19 @@ def cold_starts(
 ) -> dict[str, dict[str, float]]:
     event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-messaging-tasks"))
     users_event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-users-events"))
+    auth_core_event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-auth_core-events"))
     ours = COLD.format(load=OURS_LOAD)
     peer = COLD.format(load=PEER_LOAD)
     contenders: dict[str, tuple[str, list[str], str, dict[str, str]]] = {
         "python -c pass": ("pass", [], "messaging", {}),
         "tctf messaging": (ours, [str(packages["messaging"]), event], "messaging", {}),
         "tctf users (with its table)": (ours, [str(packages["users"]), users_event], "users", {}),
+        "tctf auth_core (with its table)": (
+            ours,
+            [str(packages["auth_core"]), auth_core_event],
+            "auth_core",
+            {},
+        ),
         PEER_SQS: (peer, [str(peer_dir), event], "messaging", {}),
         PEER_TABLE: (peer, [str(peer_dir), event], "messaging", {"PEER_TABLE": "1"}),
         PEER_SQS + PRUNED: (peer, [str(peer_dir), event], "messaging", {"PRUNED": "1"}),
@@ -433,7 +443,10 @@ def report_cold(cold: dict[str, dict[str, float]], args: Any) -> None:
             f"| {c['first'] * 1e3:.1f} | {(c['wall'] - base) * 1e3:.0f} "
             f"| {' | '.join(ratios or ['', ''])} |"
         )
-    print("peer: messaging's is Powertools + boto3; users' also makes a DynamoDB client")
+    print(
+        "peer: messaging's is Powertools + boto3; users' and auth_core's also make a "
+        "DynamoDB client"
+    )
     print(f"(python -c pass: {base * 1e3:.0f} ms)")
     print()
 

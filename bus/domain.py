@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel
 
+from bus.access import PUBLIC, Access, Principal
 from bus.errors import ConfigurationError
 from bus.limits import MAX_BATCH_RECORDS, MAX_CONCURRENCY, MAX_VISIBILITY_TIMEOUT
 from bus.messages import Event, Message, Task
@@ -144,6 +145,9 @@ class Request(Generic[Body]):
     path_params: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: The caller behind the request's verified bearer token; None on a public route or
+    #: when another domain calls an internal route in process.
+    principal: Principal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +162,11 @@ class HttpRoute:
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
+    #: Who may call it: checked by the gateway before the handler runs.
+    access: Access = PUBLIC
+    #: A `Location` header template filled from the response's fields (`/users/{user_id}`),
+    #: for a route that creates a resource.
+    location: str | None = None
 
 
 class Domain:
@@ -246,10 +255,15 @@ class Domain:
         body: type[BaseModel] | None = None,
         response: type[BaseModel] | None = None,
         status: int = 200,
+        access: Access = PUBLIC,
+        location: str | None = None,
     ) -> Callable[[F], F]:
         """Register `async def handler(request, ctx)` for an HTTP method and path template.
 
         The body model is `body`, or `Model` when the handler takes `request: Request[Model]`.
+        `access` says who may call it (`bus.access`: PUBLIC, SIGNED_IN, scopes, roles,
+        INTERNAL); the gateway refuses anyone else before the handler runs. `location`, a
+        path template over the response's fields, becomes the answer's `Location` header.
         """
         method = method.upper()
         if method not in _METHODS:
@@ -263,7 +277,18 @@ class Domain:
             name = f"{self.name}.{handler.__name__}"
             model = _body_model(name, handler, body)
             self.http_routes.append(
-                HttpRoute(self.name, method, path, name, handler, model, response, status)
+                HttpRoute(
+                    self.name,
+                    method,
+                    path,
+                    name,
+                    handler,
+                    model,
+                    response,
+                    status,
+                    access,
+                    location,
+                )
             )
             return handler
 

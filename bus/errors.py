@@ -79,6 +79,18 @@ class Conflict(Rejected):
     """Raised by a route handler when the request clashes with current state: HTTP 409."""
 
 
+class Unauthorized(Rejected):
+    """Raised by a route handler when the caller's credentials are wrong: HTTP 401."""
+
+
+class TooManyRequests(Rejected):
+    """Raised by a route handler refusing a caller for a while: HTTP 429 with Retry-After."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class TransientError(BusError):
     """Raised by a handler for a failure worth retrying in place (throttling, timeouts)."""
 

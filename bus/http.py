@@ -10,16 +10,19 @@ never sniffed, and an error's detail never names internal keys, event types or i
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from bus.access import Authenticator, Principal, Unauthenticated, bearer_token
 from bus.client import Client, Clients, Reply, current_clients
 from bus.context import Context
 from bus.dispatch import Publisher, flush
@@ -31,7 +34,9 @@ from bus.errors import (
     NotFound,
     PermanentError,
     Rejected,
+    TooManyRequests,
     TransientError,
+    Unauthorized,
 )
 from bus.ids import IdGenerator
 from bus.middleware import current_correlation_id
@@ -72,6 +77,9 @@ class ProblemType(StrEnum):
     METHOD_NOT_ALLOWED = "urn:tctf:problem:method-not-allowed"
     NOT_FOUND = "urn:tctf:problem:not-found"
     CONFLICT = "urn:tctf:problem:conflict"
+    UNAUTHORIZED = "urn:tctf:problem:unauthorized"
+    FORBIDDEN = "urn:tctf:problem:forbidden"
+    TOO_MANY_REQUESTS = "urn:tctf:problem:too-many-requests"
     REJECTED = "urn:tctf:problem:rejected"
     UNPROCESSABLE = "urn:tctf:problem:unprocessable"
     EVENTS_TOO_LARGE = "urn:tctf:problem:events-too-large"
@@ -88,6 +96,9 @@ class HttpRequest:
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    #: The claims of a bearer token a gateway in front already verified (API Gateway's JWT
+    #: authorizer puts them in the Lambda event); None where this router checks tokens.
+    verified_claims: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +173,7 @@ class HttpRouter:
         ids: Callable[[], str] | None = None,
         clients: Clients | None = None,
         tracing: Tracing | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self._publisher = publisher
         self._tracing = tracing
@@ -171,6 +183,9 @@ class HttpRouter:
         self.domains = tuple(domains)
         self._routes = [_Compiled(r, _compile(r.path)) for d in self.domains for r in d.http_routes]
         self.clients: Clients = clients or RouterClients(self)
+        #: Verifies bearer tokens for routes that need a caller; without one, such routes
+        #: answer 401 to everyone (closed, never open).
+        self.authenticator = authenticator
 
     @property
     def routes(self) -> list[HttpRoute]:
@@ -183,16 +198,23 @@ class HttpRouter:
                 return value
         return self._ids()
 
-    async def handle(self, request: HttpRequest) -> HttpResponse:
+    async def handle(
+        self, request: HttpRequest, *, internal: bool = False, domain: str | None = None
+    ) -> HttpResponse:
+        """Answer one request; `internal` for another domain's in-process call, which alone
+        reaches `INTERNAL` routes and is trusted without a bearer token. With `domain`, only
+        that domain's routes answer, as only its API would over HTTPS."""
         headers = {k.lower(): v for k, v in request.headers.items()}
         correlation_id = self.correlation_id(headers)
         token = current_correlation_id.set(correlation_id)
         clients_token = current_clients.set(self.clients)
         try:
             if self._tracing is None:
-                return await self._route(request, headers, correlation_id, UNTRACED_REQUEST)
+                return await self._route(
+                    request, headers, correlation_id, UNTRACED_REQUEST, internal, domain
+                )
             with self._tracing.server(request.method, headers, correlation_id) as span:
-                return await self._route(request, headers, correlation_id, span)
+                return await self._route(request, headers, correlation_id, span, internal, domain)
         finally:
             current_clients.reset(clients_token)
             current_correlation_id.reset(token)
@@ -203,17 +225,65 @@ class HttpRouter:
         headers: dict[str, str],
         correlation_id: str,
         span: ServerSpan,
+        internal: bool,
+        domain: str | None,
     ) -> HttpResponse:
-        matched = self._match(request, correlation_id)
+        matched = self._match(request, correlation_id, internal, domain)
         if isinstance(matched, HttpResponse):
             span.answered(matched.status)
             return matched
         route, params = matched
         span.routed(route.path, route.domain)
+        principal: Principal | None = None
+        if route.access.signed_in and not internal:
+            caller = await self._authorize(route, request, headers, correlation_id)
+            if isinstance(caller, HttpResponse):
+                span.answered(caller.status)
+                return caller
+            principal = caller
         context = self._context(route.domain, correlation_id)
-        response = await self._run(route, params, request, headers, context)
+        response = await self._run(route, params, request, headers, context, principal)
         span.answered(response.status)
         return response
+
+    async def _authorize(
+        self,
+        route: HttpRoute,
+        request: HttpRequest,
+        headers: dict[str, str],
+        correlation_id: str,
+    ) -> Principal | HttpResponse:
+        """The caller behind the bearer token, if it may call `route`: 401 without a valid
+        token, 403 when the token lacks the route's scopes or roles."""
+        token = bearer_token(headers)
+        try:
+            if request.verified_claims is not None and "sub" in request.verified_claims:
+                principal = Principal.from_claims(request.verified_claims)
+            elif token is None:
+                raise Unauthenticated("no bearer token")
+            elif self.authenticator is None:
+                raise Unauthenticated("no authenticator is configured for signed-in routes")
+            else:
+                principal = await self.authenticator.authenticate(token)
+        except Unauthenticated as error:
+            _log.info("route %s: unauthenticated: %s", route.name, error)
+            return problem(
+                401,
+                "Unauthorized",
+                "a valid bearer token is required",
+                kind=ProblemType.UNAUTHORIZED,
+                correlation_id=correlation_id,
+                headers={"www-authenticate": 'Bearer realm="api"'},
+            )
+        if not principal.may(route.access):
+            return problem(
+                403,
+                "Forbidden",
+                f"this route needs {route.access.label}",
+                kind=ProblemType.FORBIDDEN,
+                correlation_id=correlation_id,
+            )
+        return principal
 
     async def _run(
         self,
@@ -222,6 +292,7 @@ class HttpRouter:
         request: HttpRequest,
         headers: dict[str, str],
         context: Context,
+        principal: Principal | None = None,
     ) -> HttpResponse:
         cid = context.correlation_id
         body: BaseModel | None = None
@@ -230,7 +301,13 @@ class HttpRouter:
             if isinstance(parsed, HttpResponse):
                 return parsed
             body = parsed
-        call = Request(path_params=params, query=request.query, headers=headers, body=body)
+        call = Request(
+            path_params=params,
+            query=request.query,
+            headers=headers,
+            body=body,
+            principal=principal,
+        )
         try:
             result = await route.handler(call, context)
         except NotFound as error:
@@ -240,6 +317,20 @@ class HttpRouter:
         except Conflict as error:
             return problem(
                 409, "Conflict", str(error), kind=ProblemType.CONFLICT, correlation_id=cid
+            )
+        except Unauthorized as error:
+            return problem(
+                401, "Unauthorized", str(error), kind=ProblemType.UNAUTHORIZED, correlation_id=cid
+            )
+        except TooManyRequests as error:
+            retry_after = {"retry-after": str(max(1, math.ceil(error.retry_after)))}
+            return problem(
+                429,
+                "Too Many Requests",
+                str(error),
+                kind=ProblemType.TOO_MANY_REQUESTS,
+                correlation_id=cid,
+                headers=retry_after,
             )
         except Rejected as error:  # the handler's own words, written for the caller
             return problem(
@@ -295,10 +386,18 @@ class HttpRouter:
         return response
 
     def _match(
-        self, request: HttpRequest, correlation_id: str
+        self,
+        request: HttpRequest,
+        correlation_id: str,
+        internal: bool = False,
+        domain: str | None = None,
     ) -> tuple[HttpRoute, dict[str, str]] | HttpResponse:
         allowed: list[str] = []
         for compiled in self._routes:
+            if compiled.route.access.internal and not internal:
+                continue
+            if domain is not None and compiled.route.domain != domain:
+                continue
             found = compiled.pattern.match(request.path)
             if found is None:
                 continue
@@ -355,17 +454,22 @@ class RouterClients:
             raise ConfigurationError(
                 f"no domain {domain!r} is served in this process (serving: {names})"
             )
-        return Client(domain, self._send, correlation_id=correlation_id)
+        return Client(domain, partial(self._send, domain), correlation_id=correlation_id)
 
     async def _send(
         self,
+        domain: str,
         method: str,
         path: str,
         query: Mapping[str, str],
         headers: Mapping[str, str],
         body: bytes,
     ) -> Reply:
-        answer = await self._router.handle(HttpRequest(method, unquote(path), query, headers, body))
+        # An internal caller, answered by `domain`'s routes alone, as its API would be alone
+        # behind its URL: the one way to reach an `INTERNAL` route.
+        answer = await self._router.handle(
+            HttpRequest(method, unquote(path), query, headers, body), internal=True, domain=domain
+        )
         return Reply(answer.status, answer.body, answer.headers)
 
 
@@ -392,13 +496,22 @@ def _parse_body(
             {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
             for e in error.errors(include_url=False)
         ]
-        invalid_json = any(e["type"] == "json_invalid" for e in error.errors())
-        detail = (
-            "request body is not valid JSON" if invalid_json else "request body failed validation"
-        )
-        kind = ProblemType.MALFORMED_BODY if invalid_json else ProblemType.INVALID_BODY
+        if any(e["type"] == "json_invalid" for e in error.errors()):
+            return problem(
+                400,
+                "Bad Request",
+                "request body is not valid JSON",
+                kind=ProblemType.MALFORMED_BODY,
+                correlation_id=correlation_id,
+                errors=errors,
+            )
         return problem(
-            400, "Bad Request", detail, kind=kind, correlation_id=correlation_id, errors=errors
+            422,
+            "Unprocessable Content",
+            "request body failed validation",
+            kind=ProblemType.INVALID_BODY,
+            correlation_id=correlation_id,
+            errors=errors,
         )
 
 
@@ -414,6 +527,8 @@ def _respond(route: HttpRoute, result: Any, correlation_id: str) -> HttpResponse
         result = route.response.model_validate(result)
     if isinstance(result, BaseModel):
         payload = result.__pydantic_serializer__.to_json(result)
+        if route.location is not None:
+            headers["location"] = route.location.format_map(dict(result))
     else:
         payload = orjson.dumps(result)
     return HttpResponse(route.status, payload, headers)

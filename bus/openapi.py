@@ -25,14 +25,24 @@ PROBLEM_SCHEMA = "Problem"
 _PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 #: The errors the router may answer to any route, and those only a route with a body gets.
 _ANY_ROUTE_ERRORS = {
+    401: "the caller is not who the request needs (`Unauthorized`)",
     404: "no such resource",
     409: "the request conflicts with the resource's current state",
-    422: "the request is well formed but cannot be processed",
+    422: "the body fails validation (`errors` lists each field), or the request cannot be "
+    "processed",
+    429: "too many attempts; retry after `Retry-After` seconds",
     500: "the handler failed",
     503: "a dependency is unreachable; retry after `Retry-After` seconds",
 }
+#: What the gateway answers a route that needs a signed-in caller, before its handler runs.
+_SIGNED_IN_ERRORS = {
+    401: "no valid bearer token",
+    403: "the token lacks the scopes or roles the route needs",
+}
+#: The bearer-token scheme every signed-in route names.
+BEARER_SCHEME = "bearer"
 _BODY_ERRORS = {
-    400: "the body is not JSON, or fails validation (`errors` lists each field)",
+    400: "the body is not JSON",
     413: "the body is over the size limit",
 }
 
@@ -64,7 +74,13 @@ def openapi_document(
         "info": {"title": title, "version": version},
         "tags": tags,
         "paths": paths,
-        "components": {"schemas": schemas, "headers": _headers()},
+        "components": {
+            "schemas": schemas,
+            "headers": _headers(),
+            "securitySchemes": {
+                BEARER_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
     }
 
 
@@ -98,12 +114,11 @@ def problem_schema() -> dict[str, Any]:
 
 
 def route_security(route: HttpRoute) -> list[dict[str, list[str]]] | None:
-    """The OpenAPI `security` of a route; None while routes declare no authorization.
-
-    When a route carries an authorization declaration, this is the one place that turns
-    it into security requirements (and `openapi_document` adds the matching scheme).
-    """
-    return None
+    """The OpenAPI `security` of a route: the bearer scheme with the route's scopes for a
+    signed-in route, None for a public (or internal) one."""
+    if not route.access.signed_in or route.access.internal:
+        return None
+    return [{BEARER_SCHEME: list(route.access.scopes)}]
 
 
 def operation_mismatches(operation: Operation[Any, Any], document: dict[str, Any]) -> list[str]:
@@ -209,7 +224,11 @@ def _responses(route: HttpRoute, answer: dict[str, Any] | None) -> dict[str, Any
         }
         if route.status == 200:
             responses["204"] = {"description": "success, no content", "headers": correlated}
-    errors = {**_ANY_ROUTE_ERRORS, **(_BODY_ERRORS if route.body else {})}
+    errors = {
+        **_ANY_ROUTE_ERRORS,
+        **(_BODY_ERRORS if route.body else {}),
+        **(_SIGNED_IN_ERRORS if route.access.signed_in else {}),
+    }
     for status, description in sorted(errors.items()):
         responses[str(status)] = {
             "description": description,

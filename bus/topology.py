@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from bus.access import TokenPolicy
 from bus.domain import Domain
 from bus.errors import ConfigurationError
 
@@ -54,6 +55,12 @@ class RouteSpec:
     method: str
     path: str
     handler: str
+    #: Who may call it (`bus.access.Access`): the gateway's authorizer enforces it.
+    signed_in: bool = False
+    scopes: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    #: Not on the public API: only other domains call it (IAM-authorised on AWS).
+    internal: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +88,9 @@ class Topology:
     #: The task queues each domain declares it sends to (`Domain(..., sends=[...])`), keyed
     #: by domain name; its function may send to no other.
     sends: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: What a bearer token must say to pass the gateway (issuer, audience, JWK set): the
+    #: local gateway checks it, and it is what API Gateway's JWT authorizer is built from.
+    token_policy: TokenPolicy | None = None
 
     @classmethod
     def from_domains(cls, domains: Iterable[Domain], app: str = "tctf") -> Topology:
@@ -131,7 +141,19 @@ class Topology:
                         dict(sub.where) if sub.where is not None else None,
                     )
                 )
-            routes.extend(RouteSpec(r.domain, r.method, r.path, r.name) for r in domain.http_routes)
+            routes.extend(
+                RouteSpec(
+                    r.domain,
+                    r.method,
+                    r.path,
+                    r.name,
+                    r.access.signed_in,
+                    r.access.scopes,
+                    r.access.roles,
+                    r.access.internal,
+                )
+                for r in domain.http_routes
+            )
             if domain.storage is not None:
                 from bus.storage.outbox import outbox_index
                 from bus.storage.spec import TableSpec
@@ -156,6 +178,7 @@ class Topology:
             outbox_dlqs=outbox_dlqs,
             idempotency_tables=idempotency_tables,
             sends=sends,
+            token_policy=TokenPolicy.for_app(app),
         )
         topology._check_filters()
         return topology
@@ -297,10 +320,16 @@ class Topology:
         if self.routes:
             lines.append("")
             lines += _table(
-                ("method", "path", "handler"),
-                [(r.method, r.path, r.handler) for r in self.routes],
+                ("method", "path", "handler", "access"),
+                [(r.method, r.path, r.handler, _access_label(r)) for r in self.routes],
             )
         return "\n".join(lines)
+
+
+def _access_label(route: RouteSpec) -> str:
+    from bus.access import Access
+
+    return Access(route.signed_in, route.scopes, route.roles, route.internal).label
 
 
 def idempotency_table_spec(app: str, domain: str) -> TableSpec:

@@ -2,13 +2,15 @@
 
 A domain package `domains/<name>/` holds `contracts.py` (the events it publishes, the only
 module other domains may import) and `app.py` (its `Domain` with handlers and routes).
-`load(name)` finds a domain by that convention, importing nothing of the others.
+`load(name)` finds a domain by that convention, importing nothing of the others. A package
+with contracts and no `app.py` yet publishes its facts' shapes before it runs: no domain.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,8 +18,12 @@ if TYPE_CHECKING:
 
 
 def names() -> list[str]:
-    """Every domain package here, sorted."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.ispkg)
+    """Every domain package here with an `app.py`, sorted."""
+    return sorted(
+        m.name
+        for m in pkgutil.iter_modules(__path__)
+        if m.ispkg and any(Path(p, m.name, "app.py").is_file() for p in __path__)
+    )
 
 
 def load(name: str) -> Domain:

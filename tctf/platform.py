@@ -50,13 +50,9 @@ class Platform:
             tracer_provider=tracer_provider,
             outbox_parking=outbox_parking,
         )
-        self.router = HttpRouter(
-            self.runtime.domains,
-            self.runtime.publisher,
-            self.runtime.context,
-            ids=self.runtime.ids,
-            tracing=self.runtime.tracing,
-        )
+        from adapters.http.gateway import gateway_router
+
+        self.router: HttpRouter = gateway_router(self.runtime)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Platform]:

@@ -164,12 +164,17 @@ def build_app(
     for domain in topology.domains:
         stack = cdk.Stack(
             cdk_app,
-            f"{app}-{domain}",
+            stack_name(app, domain),
             description=f"{app}: domain {domain} (queues, table, function)",
         )
         stack.add_stack_dependency(shared)
         DomainResources(stack, topology, domain, transport, packages[domain], settings).build()
     return cdk_app
+
+
+def stack_name(app: str, domain: str) -> str:
+    """A domain's stack: CloudFormation stack names allow dashes, not a domain's `_`."""
+    return f"{app}-{domain.replace('_', '-')}"
 
 
 def silence_jsii_node_notices() -> None:

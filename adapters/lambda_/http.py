@@ -48,7 +48,21 @@ def request_from_http_event(
         query=dict(event.get("queryStringParameters") or {}),
         headers=headers,
         body=body,
+        verified_claims=_jwt_claims(context),
     )
+
+
+def _jwt_claims(context: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The claims API Gateway's JWT authorizer verified, as it passes them: strings, with
+    `roles` (an array claim) as "[a b]" text, which is read back into a list."""
+    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims")
+    if not isinstance(claims, Mapping):
+        return None
+    read = dict(claims)
+    roles = read.get("roles")
+    if isinstance(roles, str):
+        read["roles"] = roles.strip("[]").split()
+    return read
 
 
 def http_response(response: HttpResponse) -> dict[str, Any]:
@@ -72,7 +86,14 @@ async def handle_http_event(router: HttpRouter, event: Mapping[str, Any]) -> dic
     request = request_from_http_event(event, router.correlation_id)
     if isinstance(request, HttpResponse):
         return http_response(request)
-    return http_response(await router.handle(request))
+    return http_response(await router.handle(request, internal=_signed_by_iam(event)))
+
+
+def _signed_by_iam(event: Mapping[str, Any]) -> bool:
+    """Whether API Gateway's IAM authorization admitted the request: a SigV4-signed call
+    from another domain's function, which alone may reach `INTERNAL` routes."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    return isinstance(authorizer, Mapping) and isinstance(authorizer.get("iam"), Mapping)
 
 
 def _route_path(event: Mapping[str, Any]) -> str:

@@ -112,6 +112,10 @@ class InMemoryTable:
         """Items held, expired ones not yet deleted included (DescribeTable's ItemCount)."""
         return len(self._items)
 
+    def scan(self) -> list[Item]:
+        """A copy of every item held, as a full Scan reads them: for tests inspecting a table."""
+        return [dict(item) for item in self._items.values()]
+
     async def get(self, key: Mapping[str, Any], *, consistent: bool = False) -> Item | None:
         item = self._items.get(self._identity(key_of(self._spec, key, exact=True)))
         if item is None or not self._is_live(item):

@@ -1,1 +1,1 @@
-"""Users: sign-up and profiles. Publishes USER_CREATED."""
+"""Users: sign-up and profiles. Publishes USER_CREATED, USER_UPDATED, USER_DELETED."""

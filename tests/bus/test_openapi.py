@@ -8,6 +8,7 @@ from openapi_spec_validator import validate
 from pydantic import BaseModel, Field
 
 from bus import ConfigurationError, Context, Domain, Request
+from bus.access import Access
 from bus.http import PROBLEM_JSON, ProblemType
 from bus.openapi import domain_document, openapi_document
 from tctf.config import load_domains
@@ -49,7 +50,8 @@ def test_a_route_documents_its_body_answer_and_errors() -> None:
     schemas = document["components"]["schemas"]
     assert schemas["accounts.Open"]["properties"]["owner"]["minLength"] == 1
     errors = {code for code, r in operation["responses"].items() if PROBLEM_JSON in r["content"]}
-    assert errors == {"400", "404", "409", "413", "422", "500", "503"}
+    assert errors == {"400", "401", "404", "409", "413", "422", "429", "500", "503"}
+    assert "security" not in operation
 
 
 def test_path_parameters_are_required_strings_and_no_body_means_no_400() -> None:
@@ -90,3 +92,17 @@ def test_merged_documents_keep_each_domains_models_apart() -> None:
 def test_the_documents_are_valid_openapi_3_1() -> None:
     validate(openapi_document([accounts("accounts"), accounts("ledger")]))
     validate(openapi_document(load_domains()))
+
+
+def test_a_signed_in_route_names_the_bearer_scheme_with_its_scopes_and_answers_403() -> None:
+    domain = Domain("vault")
+
+    @domain.get("/audit", access=Access(scopes=("audit",)))
+    async def audit(request: Request[None], ctx: Context) -> None:
+        """Read the audit."""
+
+    document = openapi_document([domain])
+    operation = document["paths"]["/audit"]["get"]
+    assert operation["security"] == [{"bearer": ["audit"]}]
+    assert {"401", "403"} <= operation["responses"].keys()
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

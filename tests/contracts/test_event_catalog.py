@@ -153,8 +153,10 @@ def test_the_catalog_names_producer_consumers_and_version() -> None:
     found = {entry.type: entry for entry in catalog(load_domains()).entries}
     created, email = found["USER_CREATED"], found["SEND_EMAIL"]
     assert (created.kind, created.version, created.producers) == ("event", 2, ("users",))
-    assert created.consumers == ("messaging.welcome_new_user",)
-    assert (email.kind, email.owner, email.producers) == ("task", "messaging", ("messaging",))
+    assert "messaging.welcome_new_user" in created.consumers
+    assert "auth_password.invite_to_set_password" in created.consumers
+    assert (email.kind, email.owner) == ("task", "messaging")
+    assert {"messaging", "auth_password"} <= set(email.producers)
 
 
 def test_the_asyncapi_document_has_a_channel_per_type_and_an_operation_per_party() -> None:

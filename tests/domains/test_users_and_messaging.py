@@ -21,9 +21,9 @@ async def test_sign_up_stores_the_user_and_messaging_welcomes_them() -> None:
         created = await call(h, "POST", "/users", {"email": "Ada@Example.com", "name": "Ada"})
         await h.settle()
         user_id = created.json()["user_id"]
-        fetched = await call(h, "GET", f"/users/{user_id}")
-    assert created.status == 201 and fetched.status == 200
-    assert fetched.json() == {"user_id": user_id, "email": "ada@example.com", "name": "Ada"}
+        stored = await h.runtime.tables["users"].get({"PK": f"USER#{user_id}", "SK": "PROFILE"})
+    assert created.status == 201 and stored is not None
+    assert stored["email"] == "ada@example.com" and stored["name"] == "Ada"
     assert [e.type for e in h.published] == ["USER_CREATED", "WELCOME_EMAIL_SENT", "SEND_EMAIL"]
     assert {e.correlationid for e in h.published} == {created.headers["x-correlation-id"]}
     assert [o.handler for o in h.handled()] == [
@@ -42,12 +42,6 @@ async def test_an_email_signs_up_once() -> None:
     assert len(h.published_of("USER_CREATED")) == 1
 
 
-async def test_unknown_user_is_404() -> None:
-    async with Harness(users) as h:
-        response = await call(h, "GET", "/users/nobody")
-    assert response.status == 404 and response.json()["detail"] == "no user nobody"
-
-
 async def test_a_version_1_user_created_is_upcast_for_messaging() -> None:
     async with Harness(messaging) as h:
         context = h.runtime.context("users")
@@ -61,3 +55,18 @@ async def test_a_version_1_user_created_is_upcast_for_messaging() -> None:
         await h.settle()
     [task] = h.published_of("SEND_EMAIL")
     assert task.data_dict()["name"] == "Old Name"
+
+
+async def test_an_e_mail_task_naming_no_template_messaging_knows_is_dead_lettered_with_why() -> (
+    None
+):
+    from domains.messaging.contracts import SendEmail
+
+    async with Harness(messaging) as h:
+        context = h.runtime.context("auth_password")
+        envelope = context.envelope_for(SendEmail(to="a@b.cd", template="welcome", name="A"))
+        unknown = envelope._replace(data={"to": "a@b.cd", "template": "promo", "name": "A"})
+        await h.runtime.publisher.send([unknown])
+        await h.settle()
+        [letter] = await h.dead_letters("messaging", "tasks")
+    assert "template" in (letter.reason or "") and h.handled("messaging.send_email") == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -26,7 +27,8 @@ def test_topology_prints_every_domain_queue_and_route(capsys: pytest.CaptureFixt
     assert main(["topology"]) == 0
     out = capsys.readouterr().out
     assert "tctf-messaging-events-dlq" in out and "messaging.welcome_new_user" in out
-    assert "POST    /users            users.sign_up" in out
+    assert re.search(r"\nPOST +/users +users\.sign_up +public\n", out)
+    assert re.search(r"\nGET +/users/\{user_id\} +users\.get_user +signed in\n", out)
     assert "tctf-users" in out and "tctf-messaging-idempotency  messaging" in out
 
 
@@ -78,9 +80,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_tctf_run_serves_routes_and_logs_each_delivery_with_its_correlation_id(
+def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Sign-up, the set-password e-mail (read from the local mailbox, never the log), the
+    password set with its link, sign-in: each request's deliveries under its correlation id,
+    and the sign-up's trace drawn by `tctf trace`."""
     port = _free_port()
     spans = tmp_path / "spans.jsonl"
     process = subprocess.Popen(
@@ -89,46 +94,77 @@ def test_tctf_run_serves_routes_and_logs_each_delivery_with_its_correlation_id(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TCTF_MAILBOX": str(tmp_path / "mail")},
     )
+
+    def post(path: str, body: dict[str, str], correlation_id: str) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}",
+            data=json.dumps(body).encode(),
+            headers={"x-correlation-id": correlation_id},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status in (201, 204), response.status
+            answer: dict[str, Any] = json.loads(response.read() or b"{}")
+            return answer
+
+    lines: list[dict[str, Any]] = []
     try:
         assert process.stderr is not None and process.stdout is not None
         stdout, stderr = Lines(process.stdout), Lines(process.stderr)
         banner = stderr.next(deadline=time.monotonic() + 30)
         assert f"HTTP on http://127.0.0.1:{port}" in banner
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/users",
-            data=json.dumps({"email": "ada@example.com", "name": "Ada"}).encode(),
-            headers={"x-correlation-id": "req-42"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:  # listening by now
-            assert response.status == 201
+        post("/users", {"email": "ada@example.com", "name": "Ada"}, "req-signup")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=10) as doc:
             assert "/users/{user_id}" in json.load(doc)["paths"]
-        lines: list[dict[str, object]] = []
         deadline = time.monotonic() + 30
-        while not any(line.get("type") == "SEND_EMAIL" for line in lines):
+        while sum(line.get("handler") == "messaging.send_email" for line in lines) < 2:
+            lines.append(json.loads(stdout.next(deadline)))
+        [letter] = [
+            json.loads(p.read_text())
+            for p in (tmp_path / "mail").glob("*.json")
+            if "link" in json.loads(p.read_text())
+        ]
+        token = letter["link"].split("#token=", 1)[1]
+        post("/auth/password/set", {"token": token, "password": "a long passphrase"}, "req-set")
+        session = post(
+            "/auth/sessions",
+            {"email": "ada@example.com", "password": "a long passphrase"},
+            "req-in",
+        )
+        while not any(line.get("message") == "signed in" for line in lines):
             lines.append(json.loads(stdout.next(deadline)))
     finally:
         process.terminate()
         process.wait(timeout=10)
-    deliveries = [line for line in lines if line["logger"] == "tctf.delivery"]
-    assert [(d["handler"], d["outcome"]) for d in deliveries] == [
-        ("messaging.welcome_new_user", "handled"),
-        ("messaging.send_email", "handled"),
+    handled = sorted(
+        (line["correlation_id"], line["handler"])
+        for line in lines
+        if line["logger"] == "tctf.delivery" and line["outcome"] == "handled"
+    )
+    assert handled == [
+        ("req-signup", "auth_password.invite_to_set_password"),
+        ("req-signup", "messaging.send_email"),
+        ("req-signup", "messaging.send_email"),
+        ("req-signup", "messaging.welcome_new_user"),
     ]
-    assert {line["correlation_id"] for line in lines} == {"req-42"}
-    assert main(["trace", "req-42", "--spans", str(spans)]) == 0
+    sent = [line for line in lines if line.get("message") == "email sent"]
+    assert sorted(line["template"] for line in sent) == ["set-password", "welcome"]
+    [signed_in] = [line for line in lines if line.get("message") == "signed in"]
+    assert signed_in["correlation_id"] == "req-in"
+    assert session["token_type"] == "Bearer" and letter["subject"] == "Choose your password"
+    assert token not in json.dumps(lines) and session["refresh_token"] not in json.dumps(lines)
+    assert main(["trace", "req-signup", "--spans", str(spans)]) == 0
     steps = [line.split("  [")[0].lstrip("│├└─ ") for line in capsys.readouterr().out.splitlines()]
-    assert steps[1:7] == [
-        "POST /users",
-        "USER_CREATED publish",
+    assert steps[1:3] == ["POST /users", "USER_CREATED publish"]
+    assert {
         "messaging.welcome_new_user process",
+        "auth_password.invite_to_set_password process",
         "SEND_EMAIL send",
         "messaging.send_email process",
         "WELCOME_EMAIL_SENT publish",
-    ]
-    assert steps[7].endswith("(linked to it)") and steps[8:] == ["users outbox relay publish"]
+    } <= set(steps)
 
 
 def _error_lines(err: str) -> list[str]:
@@ -170,7 +206,7 @@ def test_a_domain_is_a_name_never_a_path(capsys: pytest.CaptureFixture[str]) -> 
     (line,) = _error_lines(capsys.readouterr().err)
     assert line == (
         "tctf topology: 'users/../messaging' is not a domain name: name a package under "
-        "domains/ (known: messaging, users)"
+        "domains/ (known: auth_core, auth_password, messaging, users)"
     )
 
 
@@ -287,4 +323,4 @@ def test_up_counts_its_tables_in_words(
 ) -> None:
     assert main(["up", "--endpoint-url", moto_endpoint]) == 0
     (line,) = _error_lines(capsys.readouterr().err)
-    assert "tctf up: 2 queues with DLQs, 2 tables, routed from arn:aws:sns:" in line
+    assert "tctf up: 5 queues with DLQs, 4 tables, routed from arn:aws:sns:" in line

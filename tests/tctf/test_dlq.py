@@ -27,6 +27,7 @@ from domains.users.app import domain as users
 from domains.users.contracts import UserCreated
 from tctf.aws import up
 from tctf.cli import main
+from tctf.config import load_domains
 from tests.adapters.lambda_.conftest import LAMBDA_GO, LambdaContext, sample
 
 REGION = "us-east-1"
@@ -63,9 +64,9 @@ def _user_created(user_id: str, name: str = "Ada") -> Envelope:
 
 @pytest.fixture
 def app_name(moto_endpoint: str) -> str:
-    """A fresh app provisioned by `tctf up`: topic, messaging's queues, users' outbox DLQ."""
+    """A fresh app provisioned by `tctf up`: topic, every domain's queues and outbox DLQs."""
     name = f"dlq{next(_apps)}"
-    asyncio.run(up(moto_endpoint, "sns", [users, messaging], app=name))
+    asyncio.run(up(moto_endpoint, "sns", load_domains(), app=name))
     return name
 
 
@@ -220,7 +221,8 @@ def test_dlq_lists_every_dlq_with_each_records_reason_and_leaves_them_there(
     out = capsys.readouterr().out
     blocks = _blocks(out)
 
-    assert list(blocks) == [
+    assert f"{parked}-auth_core-events-dlq (auth_core events): 0 records" in blocks
+    assert [header for header in blocks if not header.endswith(": 0 records")] == [
         f"{parked}-messaging-events-dlq (messaging events): 3 records",
         f"{parked}-messaging-tasks-dlq (messaging tasks): 1 record",
         f"{parked}-users-outbox-dlq (users outbox): 2 records",
@@ -398,8 +400,8 @@ def test_redrive_publishes_an_outbox_letter_and_keeps_one_that_still_cannot_be(
             "domain 'messaging' has no outbox DLQ (its DLQs: events, tasks)",
         ),
         (
-            ["dlq", "redrive", "users"],
-            "domain 'users' has no events DLQ (its DLQs: outbox); choose one with --purpose",
+            ["dlq", "redrive", "users", "--purpose", "tasks"],
+            "domain 'users' has no tasks DLQ (its DLQs: events, outbox)",
         ),
         (["dlq", "--domain", "nope"], "no domain 'nope'"),
     ],
@@ -418,7 +420,7 @@ def test_an_app_not_provisioned_is_named_with_what_to_do(
     argv = ["dlq", "--endpoint-url", moto_endpoint, "--app", f"absent{n}"]
     assert main(argv) == 2
     error = _error_line(capsys.readouterr().err)
-    assert f"queue absent{n}-messaging-events does not exist: run `tctf up`" in error
+    assert f"queue absent{n}-auth_core-events does not exist: run `tctf up`" in error
 
 
 def _error_line(err: str) -> str:

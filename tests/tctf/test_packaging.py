@@ -21,6 +21,7 @@ import pytest
 from botocore.exceptions import UnknownServiceError
 from botocore.loaders import Loader
 
+import domains
 from tctf.errors import PackagingError
 from tctf.packaging import (
     BOTOCORE_SERVICES,
@@ -261,7 +262,10 @@ def test_reaching_into_another_domain_beyond_its_contracts_is_refused(tmp_path: 
 
 def test_cli_names_an_unknown_domain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["nowhere", "-o", str(tmp_path), "--no-deps"]) == 2
-    assert "no domain 'nowhere' (known: messaging, users)" in capsys.readouterr().err
+    assert (
+        "no domain 'nowhere' (known: auth_core, auth_password, messaging, users)"
+        in capsys.readouterr().err
+    )
     assert main(["users", "-o", str(tmp_path), "--no-deps"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "users.zip")
 
@@ -413,7 +417,7 @@ def test_a_module_that_does_not_compile_is_named(tmp_path: Path) -> None:
 
 def test_requirements_are_the_locked_closure_of_what_the_function_imports() -> None:
     locked = read_lock(LOCK)
-    pins = requirements(function_imports(scan("messaging")))
+    pins = [p for name in domains.names() for p in requirements(function_imports(scan(name)))]
 
     assert {p.name for p in pins} == set(locked)  # the lock is exactly the functions' closure
     assert all(p == locked[p.name] and p.hashes for p in pins)
@@ -443,10 +447,11 @@ def _installed_versions(built: Path) -> dict[str, str]:
 
 
 def test_the_package_holds_exactly_the_locked_versions(tmp_path: Path) -> None:
-    built = package("messaging", tmp_path / "dist", zip=False)
+    built = package("auth_core", tmp_path / "dist", zip=False)
 
-    locked = read_lock(LOCK)
-    assert _installed_versions(built) == {name: r.version for name, r in locked.items()}
+    closure = requirements(function_imports(scan("auth_core")))
+    assert _installed_versions(built) == {r.name: r.version for r in closure}
+    assert {"joserfc", "cryptography", "cffi"} <= {r.name for r in closure}
 
 
 def test_a_tampered_hash_fails_the_build_and_leaves_nothing(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from tctf.synth import (
     FunctionSettings,
     function_timeout,
     main,
+    stack_name,
 )
 from tests.fixtures import AWS
 
@@ -106,7 +107,7 @@ def test_the_shared_stack_holds_the_topic_or_the_bus_and_every_domain_depends_on
     assert topic["TopicName"] == topology.topic
     (bus,) = resources(eventbridge_app["tctf-shared"], "AWS::Events::EventBus").values()
     assert bus["Name"] == topology.event_bus
-    assert set(sns_app) == {"tctf-shared", *(f"tctf-{d}" for d in topology.domains)}
+    assert set(sns_app) == {"tctf-shared", *(stack_name("tctf", d) for d in topology.domains)}
 
 
 def test_every_domain_stack_deploys_after_the_shared_one_and_after_no_other(
@@ -136,7 +137,7 @@ def test_every_queue_has_its_dlq_redrive_and_visibility_as_the_topology_says(
     sns_app: Templates, topology: Topology
 ) -> None:
     for spec in topology.queues:
-        template = sns_app[f"tctf-{spec.domain}"]
+        template = sns_app[stack_name("tctf", spec.domain)]
         queues = resources(template, "AWS::SQS::Queue")
         ids = queue_ids(template)
         queue, dlq = queues[ids[spec.name]], queues[ids[spec.dlq]]
@@ -147,7 +148,7 @@ def test_every_queue_has_its_dlq_redrive_and_visibility_as_the_topology_says(
         }
         assert dlq["MessageRetentionPeriod"] == DLQ_RETENTION_SECONDS
     for domain, name in topology.outbox_dlqs.items():
-        assert name in queue_ids(sns_app[f"tctf-{domain}"])
+        assert name in queue_ids(sns_app[stack_name("tctf", domain)])
 
 
 def test_sns_subscriptions_carry_the_filter_policies_and_dlqs_tctf_up_sets(
@@ -156,7 +157,7 @@ def test_sns_subscriptions_carry_the_filter_policies_and_dlqs_tctf_up_sets(
     events = [q for q in topology.queues if q.purpose == "events"]
     assert events
     for spec in events:
-        template = sns_app[f"tctf-{spec.domain}"]
+        template = sns_app[stack_name("tctf", spec.domain)]
         ids = queue_ids(template)
         (subscription,) = [
             s
@@ -180,7 +181,7 @@ def test_eventbridge_rules_carry_the_patterns_dlqs_and_retries_tctf_up_sets(
     eventbridge_app: Templates, topology: Topology
 ) -> None:
     for spec in (q for q in topology.queues if q.purpose == "events"):
-        template = eventbridge_app[f"tctf-{spec.domain}"]
+        template = eventbridge_app[stack_name("tctf", spec.domain)]
         ids = queue_ids(template)
         ((rule_id, rule),) = [
             (logical, r)
@@ -203,7 +204,7 @@ def test_each_function_is_fed_by_its_queues_and_reports_only_the_failed_records(
     sns_app: Templates, topology: Topology
 ) -> None:
     for domain in topology.domains:
-        template = sns_app[f"tctf-{domain}"]
+        template = sns_app[stack_name("tctf", domain)]
         ((function_id, function),) = resources(template, "AWS::Lambda::Function").items()
         assert function["Handler"] == HANDLER
         assert function["Runtime"] == "python3.11"
@@ -302,7 +303,9 @@ def test_the_function_environment_is_one_the_lambda_boots_with(
 ) -> None:
     for templates in (sns_app, eventbridge_app):
         for domain in topology.domains:
-            (function,) = resources(templates[f"tctf-{domain}"], "AWS::Lambda::Function").values()
+            (function,) = resources(
+                templates[stack_name("tctf", domain)], "AWS::Lambda::Function"
+            ).values()
             variables = {k: resolve(v) for k, v in function["Environment"]["Variables"].items()}
             env = {
                 **variables,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from adapters.aws.dead_letters import MemoryDeadLetters
 from adapters.lambda_.app import LambdaApp
 from bus import Context, Domain, DomainSettings, Event, Request
+from bus.access import INTERNAL, SIGNED_IN
 from bus.envelope import Envelope
 from tests.fixtures import AWS
 
@@ -85,6 +86,15 @@ class Inventory:
         @domain.get("/items/{sku}")
         async def show(request: Request[None], ctx: Context) -> dict[str, Any]:
             return {"sku": request.path_params["sku"], "agent": request.headers.get("user-agent")}
+
+        @domain.get("/internal/stock", access=INTERNAL)
+        async def stock(request: Request[None], ctx: Context) -> dict[str, Any]:
+            return {"in_stock": 3}
+
+        @domain.get("/me", access=SIGNED_IN)
+        async def mine(request: Request[None], ctx: Context) -> dict[str, Any]:
+            assert request.principal is not None
+            return {"sub": request.principal.subject, "roles": sorted(request.principal.roles)}
 
 
 class Published:

@@ -90,12 +90,12 @@ def test_invalid_base64_body_is_a_400_naming_the_callers_correlation_id(app: Lam
     assert response["headers"]["x-content-type-options"] == "nosniff"
 
 
-def test_invalid_body_is_a_400_listing_the_fields(app: LambdaApp) -> None:
+def test_invalid_body_is_a_422_listing_the_fields(app: LambdaApp) -> None:
     event = _request("POST", "/items", json.dumps({"sku": "", "quantity": 0}))
 
     response = _answer(app, event)
 
-    assert response["statusCode"] == 400
+    assert response["statusCode"] == 422
     assert response["headers"]["content-type"] == "application/problem+json"
     assert response["headers"].keys() == {"content-type", "x-correlation-id", *HARDENING_HEADERS}
     fields = [e["field"] for e in json.loads(response["body"])["errors"]]
@@ -164,3 +164,43 @@ class Restock(Task):
     type = "RESTOCK"
     domain = "inventory"
     sku: str
+
+
+def test_a_signed_in_route_trusts_the_claims_api_gateways_jwt_authorizer_verified(
+    app: LambdaApp,
+) -> None:
+    event = _signed_in_sample()
+    event["requestContext"]["authorizer"]["jwt"]["claims"] = {"sub": "u-1", "roles": "[ops admin]"}
+
+    response = _answer(app, event)
+
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"sub": "u-1", "roles": ["admin", "ops"]}
+
+
+def test_a_signed_in_route_without_an_authorizers_claims_is_401(app: LambdaApp) -> None:
+    event = _signed_in_sample()
+    del event["requestContext"]["authorizer"]
+    event["headers"]["authorization"] = "Bearer unverified.token.here"
+
+    response = _answer(app, event)
+
+    assert response["statusCode"] == 401
+
+
+def _signed_in_sample() -> dict[str, Any]:
+    event = sample(LAMBDA_GO / "apigw-v2-request-jwt-authorizer.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/me"
+    return event
+
+
+def test_an_internal_route_answers_a_call_api_gateway_admitted_by_iam(app: LambdaApp) -> None:
+    signed = sample(LAMBDA_GO / "apigw-v2-request-iam.json")
+    signed["rawPath"] = signed["requestContext"]["http"]["path"] = "/internal/stock"
+    bearer = _signed_in_sample()
+    bearer["rawPath"] = bearer["requestContext"]["http"]["path"] = "/internal/stock"
+
+    answer, refused = _answer(app, signed), _answer(app, bearer)
+
+    assert answer["statusCode"] == 200 and json.loads(answer["body"]) == {"in_stock": 3}
+    assert refused["statusCode"] == 404

@@ -302,8 +302,10 @@ def test_http_sign_up_writes_the_user_and_its_outbox_item_to_a_named_table(
 def test_a_malformed_outbox_item_is_parked_in_the_outbox_dlq_and_the_rest_is_published(
     moto_endpoint: str, app_name: str, users_app: LambdaApp
 ) -> None:
-    # users keeps state and consumes nothing: it has no events queue, hence no events DLQ.
-    assert Topology.from_domains([users], app=app_name).queues == ()
+    # The outbox has a DLQ of its own, apart from the events queue's: what lands there is an
+    # item the function could not publish, not a record it could not handle.
+    outbox_dlq = Topology.from_domains([users], app=app_name).outbox_dlqs["users"]
+    assert outbox_dlq == f"{app_name}-users-outbox-dlq"
     spec = users_app.table.spec  # type: ignore[union-attr]
     bad = {"PK": "OUTBOX#USER#u0", "SK": f"EVENT#{0:020d}", "body": b"{not json"}
     dynamodb = _dynamodb(moto_endpoint)
