@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bus.clock import Clock, SystemClock
@@ -64,6 +65,9 @@ class Record:
     #: Keeps this record hidden from other consumers `seconds` more from now (SQS
     #: ChangeMessageVisibility); None where the transport cannot.
     extend_visibility: Extend | None = None
+    #: When the transport accepted the record, in epoch seconds (SQS `SentTimestamp`); None:
+    #: the envelope's `time` stands for it.
+    sent_at: float | None = None
 
 
 Status = Literal["handled", "skipped", "filtered", "failed", "parked"]
@@ -79,6 +83,11 @@ class Outcome:
     handler: str | None = None
     envelope: Envelope | None = None
     error: str | None = None
+    #: How long the handler call took, through its middleware; None when none was called.
+    duration_ms: float | None = None
+    receive_count: int = 1
+    #: `Record.sent_at`: when the transport accepted the record, if it says.
+    sent_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -117,13 +126,15 @@ class Dispatcher:
         observer: Observer | None = None,
         table: Table | None = None,
         on_commit: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.domain = domain
         self._table = table
         self._on_commit = on_commit
         self.clock = clock or SystemClock()
         self.ids = ids or IdGenerator()
-        self.metrics = Metrics()
+        #: What the domain's handlers record, until the runtime flushes it.
+        self.metrics = metrics if metrics is not None else Metrics(domain.name)
         self._publisher = publisher
         self._observer = observer
         settings = domain.settings
@@ -194,7 +205,7 @@ class Dispatcher:
                     f"are taken only from {self.domain.name}'s task queue"
                 )
         except PermanentError as error:
-            self._observe(record.id, "parked", None, None, str(error))
+            self._observe(record, "parked", None, None, str(error))
             return "parked", str(error)
         worst: Status = "handled"
         reasons: list[str] = []
@@ -222,8 +233,9 @@ class Dispatcher:
                 return "filtered", ""
         except Exception as error:  # a payload the filter cannot read; no retry reads it
             reason = f"{sub.name}: its filter cannot read the payload: {type(error).__name__}"
-            self._observe(record.id, "parked", sub.name, envelope, reason)
+            self._observe(record, "parked", sub.name, envelope, reason)
             return "parked", reason
+        started = perf_counter()
         try:
             message = models.get(sub.message)
             if message is None:
@@ -247,17 +259,17 @@ class Dispatcher:
             )
             await route.call(Delivery(sub, envelope, message, context, record.receive_count))
         except AlreadyHandled:
-            self._observe(record.id, "skipped", sub.name, envelope, None)
+            self._observe(record, "skipped", sub.name, envelope, None, started)
             return "skipped", ""
         except PermanentError as error:
             reason = f"{sub.name}: {error}"
-            self._observe(record.id, "parked", sub.name, envelope, reason)
+            self._observe(record, "parked", sub.name, envelope, reason, started)
             return "parked", reason
         except Exception as error:
             reason = f"{sub.name}: {type(error).__name__}: {error}"
-            self._observe(record.id, "failed", sub.name, envelope, reason)
+            self._observe(record, "failed", sub.name, envelope, reason, started)
             return "failed", reason
-        self._observe(record.id, "handled", sub.name, envelope, None)
+        self._observe(record, "handled", sub.name, envelope, None, started)
         return "handled", ""
 
     def _publishing(self, handler: Handler) -> Handler:
@@ -274,14 +286,28 @@ class Dispatcher:
 
     def _observe(
         self,
-        record_id: str,
+        record: Record,
         status: Status,
         handler: str | None,
         envelope: Envelope | None,
         error: str | None,
+        started: float | None = None,
     ) -> None:
         if self._observer is not None:
-            self._observer(Outcome(self.domain.name, record_id, status, handler, envelope, error))
+            duration = None if started is None else (perf_counter() - started) * 1000
+            self._observer(
+                Outcome(
+                    self.domain.name,
+                    record.id,
+                    status,
+                    handler,
+                    envelope,
+                    error,
+                    duration,
+                    record.receive_count,
+                    record.sent_at,
+                )
+            )
 
 
 async def flush(publisher: Publisher, envelopes: Sequence[Envelope]) -> None:

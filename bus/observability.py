@@ -1,90 +1,167 @@
 """What every runtime records of a delivery: one JSON log line per outcome, a span per call.
 
-Log lines carry the keys Lambda users search for (`level`, `message`, `timestamp`, `service`,
-`correlation_id`, `cold_start`, plus what a caller passes in `extra`); spans continue the
-event's W3C `traceparent`. The assembly (`bus.assembly`) puts both on every runtime.
+Log lines carry the keys Lambda users search for, Powertools' names: `timestamp`, `level`,
+`message`, `service` (the domain), `correlation_id`; per delivery `event_id`, `event_type`,
+`handler`, `outcome`, `duration_ms`, `receive_count`; in Lambda `cold_start`,
+`function_name`, `function_request_id` and `xray_trace_id` (`invocation_keys`). Every line
+passes through `bus.redaction` first. `LOG_LEVEL`, `POWERTOOLS_LOG_LEVEL`,
+`AWS_LAMBDA_LOG_LEVEL` and `POWERTOOLS_SERVICE_NAME` behave as in Powertools
+(`logging_settings`). Spans continue the event's W3C `traceparent`. The assembly
+(`bus.assembly`) puts both on every runtime.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
-import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from bus.clock import timestamp
 from bus.dispatch import Outcome
 from bus.errors import ConfigurationError
 from bus.middleware import Delivery, Handler, Middleware, current_correlation_id
+from bus.redaction import REDACTED, is_sensitive_name, redact, redact_text
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-_cold_start = True
+_PLAIN = (str, int, float, bool)
+
+#: Keys the Lambda adapter puts on every line logged during an invocation (`cold_start`,
+#: `function_name`, `function_request_id`, `xray_trace_id`); None outside one.
+invocation_keys: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "tctf_invocation_keys", default=None
+)
+
+#: Level names as Lambda's advanced logging controls spell them, in `logging`'s names.
+_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "TRACE": "DEBUG"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _unredacted(value: Any) -> str:
+    return redact_text(str(value))
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one compact JSON line."""
+    """Formats a record as one compact JSON line, redacted.
 
-    def __init__(self, service: str = "tctf") -> None:
+    `service` names lines that do not name their own (the domain a line is about does);
+    with `fixed_service`, every line carries it (POWERTOOLS_SERVICE_NAME set by the user).
+    """
+
+    def __init__(self, service: str = "tctf", *, fixed_service: bool = False) -> None:
         super().__init__()
         self.service = service
+        self.fixed_service = fixed_service
 
     def format(self, record: logging.LogRecord) -> str:
-        global _cold_start
         line: dict[str, Any] = {
+            "timestamp": timestamp(record.created),
             "level": record.levelname,
-            "message": record.getMessage(),
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "service": getattr(record, "service", self.service),
+            "message": redact_text(record.getMessage()),
+            "service": self.service
+            if self.fixed_service
+            else getattr(record, "service", self.service),
             "correlation_id": getattr(record, "correlation_id", None)
             or current_correlation_id.get(),
-            "cold_start": _cold_start,
-            "logger": record.name,
         }
-        _cold_start = False
+        keys = invocation_keys.get()
+        if keys:
+            line.update(keys)
         for key, value in vars(record).items():
-            if key not in _STANDARD and key not in line:
-                line[key] = value
+            if key in _STANDARD or key in line or value is None:
+                continue
+            if is_sensitive_name(key):
+                line[key] = REDACTED
+            elif isinstance(value, str):
+                line[key] = redact_text(value)
+            else:
+                line[key] = value if isinstance(value, _PLAIN) else redact(value)
+        line["logger"] = record.name
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
+            line["exception"] = redact_text(self.formatException(record.exc_info))
+        return orjson.dumps(line, default=_unredacted).decode()
 
 
-def configure_logging(level: str = "INFO", service: str = "tctf") -> None:
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    """The log level and service name a process's environment asks for."""
+
+    level: str = "INFO"
+    #: POWERTOOLS_SERVICE_NAME: the `service` of every line; None: each line's domain.
+    service: str | None = None
+
+
+def logging_settings(env: Mapping[str, str]) -> LoggingSettings:
+    """As Powertools reads them: Lambda's AWS_LAMBDA_LOG_LEVEL (advanced logging controls)
+    first, then POWERTOOLS_LOG_LEVEL, then LOG_LEVEL, in any case; POWERTOOLS_SERVICE_NAME
+    names the service. A level that is none of them is refused, naming the variable."""
+    level = "INFO"
+    for variable in ("AWS_LAMBDA_LOG_LEVEL", "POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
+        given = env.get(variable, "").strip()
+        if given:
+            level = _LEVEL_ALIASES.get(given.upper(), given.upper())
+            if level not in LOG_LEVELS:
+                raise ConfigurationError(
+                    f"{variable}={given!r} is not a log level: use one of {', '.join(LOG_LEVELS)}"
+                )
+            break
+    service = env.get("POWERTOOLS_SERVICE_NAME", "").strip() or None
+    return LoggingSettings(level, service)
+
+
+def configure_logging(
+    level: str = "INFO", service: str = "tctf", *, fixed_service: bool = False
+) -> None:
     """Send every `tctf.*` log line to stdout as JSON."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(service))
+    handler.setFormatter(JsonFormatter(service, fixed_service=fixed_service))
     root = logging.getLogger("tctf")
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
 
 
+def configure_logging_from_env(env: Mapping[str, str], default_service: str) -> LoggingSettings:
+    """`configure_logging` as the environment asks (`logging_settings`)."""
+    settings = logging_settings(env)
+    configure_logging(
+        settings.level,
+        settings.service or default_service,
+        fixed_service=settings.service is not None,
+    )
+    return settings
+
+
 _deliveries = logging.getLogger("tctf.delivery")
 
 
 def log_outcome(outcome: Outcome) -> None:
-    """One line per record and handler: type, domain, handler, correlation id, outcome."""
+    """One line per record and handler: what it was, who handled it, how it ended, how long
+    it took and how often it was delivered."""
     if outcome.status == "filtered":
         return
     level = logging.INFO if outcome.status in ("handled", "skipped") else logging.WARNING
     if not _deliveries.isEnabledFor(level):
         return  # per delivery: build nothing nobody reads
     envelope = outcome.envelope
+    duration = outcome.duration_ms
     _deliveries.log(
         level,
         f"{outcome.status} {envelope.type if envelope else 'record'}",
         extra={
             "service": outcome.domain,
-            "domain": outcome.domain,
-            "handler": outcome.handler,
-            "type": envelope.type if envelope else None,
-            "event_id": envelope.id if envelope else None,
             "correlation_id": envelope.correlationid if envelope else None,
-            "record_id": outcome.record_id,
+            "event_id": envelope.id if envelope else None,
+            "event_type": envelope.type if envelope else None,
+            "handler": outcome.handler,
             "outcome": outcome.status,
+            "duration_ms": None if duration is None else round(duration, 3),
+            "receive_count": outcome.receive_count,
+            "record_id": outcome.record_id,
             "error": outcome.error,
         },
     )

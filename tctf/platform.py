@@ -1,14 +1,14 @@
 """Composition: domains + transport + store + observability, served as one process.
 
-`Platform` is what `tctf run` starts: the bus runtime with delivery logging, and the
-domains' HTTP routes on localhost.
+`Platform` is what `tctf run` starts: the bus runtime with delivery logging and, when given a
+writer, EMF metrics, and the domains' HTTP routes on localhost.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -19,6 +19,9 @@ from bus.ids import IdGenerator
 from bus.memory import in_memory
 from bus.middleware import Middleware
 from bus.runtime import OutboxParking, Runtime, TableFactory, TransportFactory, memory_tables
+
+if TYPE_CHECKING:
+    from bus.emf import EmfWriter
 
 
 class Platform:
@@ -36,6 +39,8 @@ class Platform:
         middleware: Sequence[Middleware] = (),
         tracer_provider: Any | None = None,
         outbox_parking: OutboxParking | None = None,
+        metrics: EmfWriter | None = None,
+        metrics_interval: float = 10.0,
     ) -> None:
         self.runtime = Runtime(
             domains,
@@ -47,6 +52,8 @@ class Platform:
             middleware=middleware,
             tracer_provider=tracer_provider,
             outbox_parking=outbox_parking,
+            metrics=metrics,
+            metrics_interval=metrics_interval,
         )
         self.router = HttpRouter(
             self.runtime.domains,

@@ -93,12 +93,12 @@ def test_tctf_run_serves_routes_and_logs_each_delivery_with_its_correlation_id()
             assert response.status == 201
         lines: list[dict[str, object]] = []
         deadline = time.monotonic() + 30
-        while not any(line.get("type") == "SEND_EMAIL" for line in lines):
+        while not any(line.get("event_type") == "SEND_EMAIL" for line in lines):
             lines.append(json.loads(stdout.next(deadline)))
     finally:
         process.terminate()
         process.wait(timeout=10)
-    deliveries = [line for line in lines if line["logger"] == "tctf.delivery"]
+    deliveries = [line for line in lines if line.get("logger") == "tctf.delivery"]
     assert [(d["handler"], d["outcome"]) for d in deliveries] == [
         ("messaging.welcome_new_user", "handled"),
         ("messaging.send_email", "handled"),
