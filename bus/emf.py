@@ -96,7 +96,7 @@ class EmfWriter:
     def __init__(
         self,
         namespace: str,
-        write: Callable[[bytes], None] = _stdout,
+        write: Callable[[bytes], object] = _stdout,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.namespace = namespace

@@ -78,11 +78,13 @@ class Series:
 class Metrics:
     """What one domain (`service`) recorded since the last `drain`."""
 
-    __slots__ = ("_series", "service")
+    __slots__ = ("_by_handler", "_series", "service")
 
     def __init__(self, service: str = "tctf") -> None:
         self.service = service
         self._series: dict[tuple[Dimensions, str], Series] = {}
+        #: The dimensions of each handler's metrics, made once (they are per delivery).
+        self._by_handler: dict[str | None, Dimensions] = {}
 
     def add(
         self,
@@ -115,6 +117,31 @@ class Metrics:
         series = self._series_for(name, unit, high_resolution, dimensions)
         _check_value(name, value)
         series.values.append(value)
+
+    def measure_delivery(
+        self, handler: str | None, counter: str, duration_ms: float | None, age_ms: float | None
+    ) -> None:
+        """The platform's metrics of one delivery (`record_outcome`), on a path that checks
+        nothing: the names, units and values are the platform's own."""
+        dimensions = self._by_handler.get(handler)
+        if dimensions is None:
+            dimensions = self._by_handler[handler] = self._dimensions(
+                {HANDLER: handler} if handler is not None else None
+            )
+        series = self._series
+        count = series.get((dimensions, counter))
+        if count is None:
+            series[(dimensions, counter)] = Series(counter, dimensions, "Count", 60, [1])
+        else:
+            count.values[0] += 1
+        for name, value in (("Duration", duration_ms), ("RecordAge", age_ms)):
+            if value is None:
+                continue
+            measured = series.get((dimensions, name))
+            if measured is None:
+                series[(dimensions, name)] = Series(name, dimensions, "Milliseconds", 60, [value])
+            else:
+                measured.values.append(value)
 
     def drain(self) -> list[Series]:
         """Everything recorded since the last drain, forgotten here."""
@@ -184,16 +211,11 @@ def record_outcome(metrics: Metrics, outcome: Outcome, now: float) -> None:
     status = outcome.status
     if status == "filtered":
         return
-    dimensions = {HANDLER: outcome.handler} if outcome.handler is not None else None
-    metrics.add(_COUNTERS[status], dimensions=dimensions)
-    if outcome.duration_ms is not None:
-        metrics.record("Duration", outcome.duration_ms, "Milliseconds", dimensions=dimensions)
     sent = outcome.sent_at
     if sent is None and outcome.envelope is not None:
         sent = _envelope_time(outcome.envelope.time)
-    if sent is not None:
-        age = max(0.0, (now - sent) * 1000)
-        metrics.record("RecordAge", age, "Milliseconds", dimensions=dimensions)
+    age = None if sent is None else max(0.0, (now - sent) * 1000)
+    metrics.measure_delivery(outcome.handler, _COUNTERS[status], outcome.duration_ms, age)
 
 
 _COUNTERS = {

@@ -31,7 +31,6 @@ _CREDENTIAL_IN_TEXT = re.compile(
     r"(?P<value>\"[^\"]*\"|'[^']*'|(?:bearer|basic|digest)\s+\S+|[^\s,;&\"']+)",
     re.IGNORECASE,
 )
-_CUES = ("@", "pass", "pwd", "token", "secret", "auth", "cookie", "key", "credential")
 
 
 @lru_cache(maxsize=1024)
@@ -42,12 +41,26 @@ def is_sensitive_name(name: str) -> bool:
 
 def redact_text(text: str) -> str:
     """`text` with its e-mail addresses and `name=value` credentials masked."""
-    lowered = text.lower()
-    if not any(cue in lowered for cue in _CUES):
-        return text  # the common case: nothing to look for, no regex run
+    if not _may_hold_secrets(text.lower()):
+        return text  # the common case, and a log line's hot path: no regex run
     if "@" in text:
         text = _EMAIL.sub(EMAIL_MASK, text)
     return _CREDENTIAL_IN_TEXT.sub(_mask_credential, text)
+
+
+def _may_hold_secrets(lowered: str) -> bool:
+    # Spelled out: several times faster than any() over a tuple or a case-blind regex.
+    return (
+        "@" in lowered
+        or "pass" in lowered
+        or "pwd" in lowered
+        or "token" in lowered
+        or "secret" in lowered
+        or "auth" in lowered
+        or "cookie" in lowered
+        or "key" in lowered
+        or "credential" in lowered
+    )
 
 
 def _mask_credential(match: re.Match[str]) -> str:
