@@ -4,9 +4,9 @@ The scenario of `bus_throughput.py` (N five-field events published to 1 and to 1
 subscribers, each encoded and decoded+validated per delivery), where each handler also counts
 a business metric (`ctx.metrics.add`). Off: the delivery log below its level (nothing built)
 and metrics counted, never written — what the runtime did before. On: every delivery's JSON
-line formatted (redacted) and written to a file, the platform's per-handler metrics recorded
-and EMF documents written to the same file every second and at the end, as `tctf run`
-does. The modes alternate within each repeat, so both see the same machine load.
+line formatted (redacted) and written to a file, set up by `configure_logging` as under
+`tctf run`, the platform's per-handler metrics recorded, and EMF documents written every
+second and at the end. The modes alternate within each repeat, so both see the same load.
 
     .venv/bin/python benchmarks/observability_overhead.py [--events 20000] [--repeat 5]
 """
@@ -26,7 +26,7 @@ from bus import Context, Domain, DomainSettings, Event
 from bus.clock import SystemClock
 from bus.emf import EmfWriter
 from bus.memory import in_memory
-from bus.observability import JsonFormatter
+from bus.observability import configure_logging
 from bus.runtime import Runtime
 
 
@@ -76,26 +76,20 @@ async def run(count: int, fanout: int, emf: EmfWriter | None) -> float:
 
 
 def measure(count: int, fanout: int, repeat: int, sink: Path) -> tuple[float, float]:
-    """Median events/s with logs and metrics off, then on."""
-    delivery = logging.getLogger("tctf.delivery")
-    handler = logging.FileHandler(sink)
-    handler.setFormatter(JsonFormatter())
+    """Median events per CPU second with logs and metrics off, then on."""
     off: list[float] = []
     on: list[float] = []
-    with sink.open("ab") as metrics_out:
+    with sink.open("a") as lines, sink.open("ab") as metrics_out:
+        # What `tctf run` and Lambda set up, to a file instead of stdout.
+        configure_logging("INFO", stream=lines)
         for _ in range(repeat):
             gc.collect()
-            delivery.setLevel(logging.WARNING)
+            logging.getLogger("tctf").setLevel(logging.WARNING)
             off.append(count / asyncio.run(run(count, fanout, None)))
             gc.collect()
-            delivery.setLevel(logging.INFO)
-            delivery.addHandler(handler)
+            logging.getLogger("tctf").setLevel(logging.INFO)
             emf = EmfWriter("bench", metrics_out.write)
-            try:
-                on.append(count / asyncio.run(run(count, fanout, emf)))
-            finally:
-                delivery.removeHandler(handler)
-    handler.close()
+            on.append(count / asyncio.run(run(count, fanout, emf)))
     return statistics.median(off), statistics.median(on)
 
 
@@ -104,7 +98,6 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    logging.getLogger("tctf").propagate = False
     print(f"events per CPU second, median of {args.repeat}, modes alternating in each repeat\n")
     print("| subscribers | logs + metrics off | on | overhead |")
     print("|---:|---:|---:|---:|")

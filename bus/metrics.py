@@ -226,7 +226,24 @@ _COUNTERS = {
 }
 
 
+_seconds: dict[str, float] = {}
+
+
 def _envelope_time(value: str) -> float | None:
+    """Epoch seconds of an envelope's RFC 3339 `time`; the second's part is parsed once
+    (`2026-12-01T10:00:00` of `2026-12-01T10:00:00.123Z`), as deliveries come in bursts."""
+    second, dot, rest = value.partition(".")
+    if dot and rest.endswith("Z") and rest[:-1].isdigit():
+        start = _seconds.get(second)
+        if start is None:
+            try:
+                start = datetime.fromisoformat(second + "+00:00").timestamp()
+            except ValueError:
+                return None
+            if len(_seconds) > 64:
+                _seconds.clear()
+            _seconds[second] = start
+        return start + int(rest[:-1]) / 10.0 ** (len(rest) - 1)
     try:
         return datetime.fromisoformat(value).timestamp()
     except ValueError:

@@ -12,9 +12,11 @@ passes through `bus.redaction` first. `LOG_LEVEL`, `POWERTOOLS_LOG_LEVEL`,
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +30,10 @@ from bus.middleware import Delivery, Handler, Middleware, current_correlation_id
 from bus.redaction import REDACTED, is_sensitive_name, redact, redact_text
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+#: Fields whose values the platform's code writes (a handler's name, an outcome), never data.
+_PLATFORM_WORDS = frozenset({"handler", "outcome", "receive_count", "duration_ms"})
+_root = logging.getLogger("tctf")
+_deliveries = logging.getLogger("tctf.delivery")
 _PLAIN = (str, int, float, bool)
 
 #: Keys the Lambda adapter puts on every line logged during an invocation (`cold_start`,
@@ -39,6 +45,21 @@ invocation_keys: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.
 #: Level names as Lambda's advanced logging controls spell them, in `logging`'s names.
 _LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "TRACE": "DEBUG"}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+_last_stamp: tuple[int, str] = (0, "")
+
+
+def _timestamp(created: float) -> str:
+    """`bus.clock.timestamp`, kept for the millisecond: lines come in bursts."""
+    global _last_stamp
+    millisecond = int(created * 1000)
+    last = _last_stamp
+    if last[0] == millisecond:
+        return last[1]
+    stamp = timestamp(created)
+    _last_stamp = (millisecond, stamp)
+    return stamp
 
 
 def _unredacted(value: Any) -> str:
@@ -58,32 +79,96 @@ class JsonFormatter(logging.Formatter):
         self.fixed_service = fixed_service
 
     def format(self, record: logging.LogRecord) -> str:
+        fields = {key: value for key, value in vars(record).items() if key not in _STANDARD}
+        exception = self.formatException(record.exc_info) if record.exc_info else None
+        return self.line(
+            record.created, record.levelname, record.getMessage(), record.name, fields, exception
+        )
+
+    def line(
+        self,
+        created: float,
+        level: str,
+        message: str,
+        logger: str,
+        fields: Mapping[str, Any],
+        exception: str | None = None,
+        *,
+        redacted: bool = False,
+    ) -> str:
+        """The JSON line of a message and its fields (a record's `extra`), redacted unless
+        the caller did (`redacted`); the fields `service` and `correlation_id` fill those
+        keys, None values are left out."""
         line: dict[str, Any] = {
-            "timestamp": timestamp(record.created),
-            "level": record.levelname,
-            "message": redact_text(record.getMessage()),
+            "timestamp": _timestamp(created),
+            "level": level,
+            "message": message if redacted else redact_text(message),
             "service": self.service
             if self.fixed_service
-            else getattr(record, "service", self.service),
-            "correlation_id": getattr(record, "correlation_id", None)
-            or current_correlation_id.get(),
+            else fields.get("service") or self.service,
+            "correlation_id": fields.get("correlation_id") or current_correlation_id.get(),
         }
         keys = invocation_keys.get()
         if keys:
             line.update(keys)
-        for key, value in vars(record).items():
-            if key in _STANDARD or key in line or value is None:
+        for key, value in fields.items():
+            if value is None or key in line:
                 continue
-            if is_sensitive_name(key):
+            if redacted or key in _PLATFORM_WORDS:
+                line[key] = value
+            elif is_sensitive_name(key):
                 line[key] = REDACTED
             elif isinstance(value, str):
                 line[key] = redact_text(value)
             else:
                 line[key] = value if isinstance(value, _PLAIN) else redact(value)
-        line["logger"] = record.name
-        if record.exc_info:
-            line["exception"] = redact_text(self.formatException(record.exc_info))
+        line["logger"] = logger
+        if exception is not None:
+            line["exception"] = redact_text(exception)
         return orjson.dumps(line, default=_unredacted).decode()
+
+
+class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler `configure_logging` installs: each record as a `JsonFormatter` line.
+
+    The delivery log writes through `write_line` directly while this is the only handler its
+    lines reach: one line per delivery is the platform's hottest log, and a `LogRecord`
+    costs more to make than the line does to format.
+    """
+
+    formatter: JsonFormatter
+
+    def __init__(self, stream: Any, formatter: JsonFormatter) -> None:
+        super().__init__(stream)
+        self.setFormatter(formatter)
+        self._flush_scheduled = False
+
+    def write_line(self, line: str) -> None:
+        """Write a line; on an event loop, flushed once the loop's current step is done (the
+        lines of a whole batch in one write), else at once. A Lambda invocation flushes
+        before it returns (`flush_log_lines`)."""
+        with self.lock:  # type: ignore[union-attr]
+            self.stream.write(line + self.terminator)
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
+
+def flush_log_lines() -> None:
+    """Write out what `configure_logging`'s handler holds (before a Lambda invocation
+    returns, when the process may be frozen until the next)."""
+    for handler in _root.handlers:
+        handler.flush()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +199,20 @@ def logging_settings(env: Mapping[str, str]) -> LoggingSettings:
 
 
 def configure_logging(
-    level: str = "INFO", service: str = "tctf", *, fixed_service: bool = False
+    level: str = "INFO",
+    service: str = "tctf",
+    *,
+    fixed_service: bool = False,
+    stream: Any = None,
 ) -> None:
-    """Send every `tctf.*` log line to stdout as JSON."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(service, fixed_service=fixed_service))
-    root = logging.getLogger("tctf")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    """Send every `tctf.*` log line as JSON to `stream` (default: stdout)."""
+    handler = JsonLines(
+        stream if stream is not None else sys.stdout,
+        JsonFormatter(service, fixed_service=fixed_service),
+    )
+    _root.handlers[:] = [handler]
+    _root.setLevel(level)
+    _root.propagate = False
 
 
 def configure_logging_from_env(env: Mapping[str, str], default_service: str) -> LoggingSettings:
@@ -136,9 +226,6 @@ def configure_logging_from_env(env: Mapping[str, str], default_service: str) -> 
     return settings
 
 
-_deliveries = logging.getLogger("tctf.delivery")
-
-
 def log_outcome(outcome: Outcome) -> None:
     """One line per record and handler: what it was, who handled it, how it ended, how long
     it took and how often it was delivered."""
@@ -149,22 +236,43 @@ def log_outcome(outcome: Outcome) -> None:
         return  # per delivery: build nothing nobody reads
     envelope = outcome.envelope
     duration = outcome.duration_ms
-    _deliveries.log(
-        level,
-        f"{outcome.status} {envelope.type if envelope else 'record'}",
-        extra={
-            "service": outcome.domain,
-            "correlation_id": envelope.correlationid if envelope else None,
-            "event_id": envelope.id if envelope else None,
-            "event_type": envelope.type if envelope else None,
-            "handler": outcome.handler,
-            "outcome": outcome.status,
-            "duration_ms": None if duration is None else round(duration, 3),
-            "receive_count": outcome.receive_count,
-            "record_id": outcome.record_id,
-            "error": outcome.error,
-        },
-    )
+    event_type = redact_text(envelope.type) if envelope else None
+    error = outcome.error
+    fields = {
+        "service": outcome.domain,
+        "correlation_id": envelope.correlationid if envelope else None,
+        "event_id": redact_text(envelope.id) if envelope else None,
+        "event_type": event_type,
+        "handler": outcome.handler,
+        "outcome": outcome.status,
+        "duration_ms": None if duration is None else round(duration, 3),
+        "receive_count": outcome.receive_count,
+        "record_id": outcome.record_id,  # the transport's own id, not data
+        "error": redact_text(error) if error is not None else None,
+    }
+    message = f"{outcome.status} {event_type or 'record'}"
+    sink = _sole_sink(level)
+    if sink is None:
+        _deliveries.log(level, message, extra=fields)
+    else:
+        name = "INFO" if level == logging.INFO else "WARNING"
+        sink.write_line(
+            sink.formatter.line(time.time(), name, message, _deliveries.name, fields, redacted=True)
+        )
+
+
+def _sole_sink(level: int) -> JsonLines | None:
+    """`configure_logging`'s handler when a delivery line would reach it and nothing else
+    (no handler or filter of anyone else's on the way)."""
+    if _deliveries.handlers or _deliveries.filters or not _deliveries.propagate:
+        return None
+    handlers = _root.handlers
+    if len(handlers) != 1 or _root.filters:
+        return None
+    sink = handlers[0]
+    if type(sink) is not JsonLines or sink.filters or level < sink.level:
+        return None
+    return sink
 
 
 def tracing(tracer_provider: Any | None = None) -> Middleware:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 #: What a redacted value becomes.
@@ -28,15 +27,22 @@ _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z
 #: `password=...`, `token: ...`, `"secret": "..."`, `Authorization: Bearer ...` inside text.
 _CREDENTIAL_IN_TEXT = re.compile(
     rf"(?P<name>[\w-]*(?:{_SENSITIVE})[\w-]*)(?P<sep>[\"']?\s*[:=]\s*)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|(?:bearer|basic|digest)\s+\S+|[^\s,;&\"']+)",
+    r"(?P<value>\"[^\"]*\"|'[^']*'|(?:bearer|basic|digest)\s+[^\s)\]}]+|[^\s,;&\"'()\[\]{}]+)",
     re.IGNORECASE,
 )
 
 
-@lru_cache(maxsize=1024)
+_verdicts: dict[str, bool] = {}
+
+
 def is_sensitive_name(name: str) -> bool:
     """Whether a field, header or attribute called `name` holds a credential."""
-    return _SENSITIVE_NAME.search(name) is not None
+    verdict = _verdicts.get(name)
+    if verdict is None:
+        verdict = _SENSITIVE_NAME.search(name) is not None
+        if len(_verdicts) < 4096:  # names repeat; a flood of new ones is not remembered
+            _verdicts[name] = verdict
+    return verdict
 
 
 def redact_text(text: str) -> str:

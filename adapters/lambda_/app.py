@@ -26,7 +26,7 @@ from bus.clock import Clock, SystemClock
 from bus.dispatch import Observer, Publisher
 from bus.ids import IdGenerator
 from bus.middleware import IdempotencyStore
-from bus.observability import invocation_keys
+from bus.observability import flush_log_lines, invocation_keys
 
 if TYPE_CHECKING:
     from adapters.lambda_.streams import Relay
@@ -136,6 +136,7 @@ class LambdaApp:
         finally:
             if self.metrics is not None:
                 self.metrics.flush(self.dispatcher.metrics)
+            flush_log_lines()
 
     def _invocation_keys(self, context: Any) -> dict[str, Any]:
         """Powertools' Lambda keys: this container's first invocation, the function, the

@@ -61,6 +61,8 @@ def test_e_mail_addresses_are_masked_anywhere_in_strings_at_any_depth() -> None:
         ('{"client_secret": "s3cr3t"}', f'{{"client_secret": {REDACTED}}}'),
         ("Authorization: Bearer eyJhbGciOi.x.y", f"Authorization: {REDACTED}"),
         ("a plain sentence about keys", "a plain sentence about keys"),
+        ("refused (password=hunter2) twice", f"refused (password={REDACTED}) twice"),
+        ("[token=abc] {secret=x}", f"[token={REDACTED}] {{secret={REDACTED}}}"),
     ],
 )
 def test_credentials_written_into_free_text_are_masked(text: str, expected: str) -> None:

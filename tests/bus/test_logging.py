@@ -1,0 +1,144 @@
+"""The JSON log line: one per delivery, the same whether written through `logging` or
+straight by `configure_logging`'s handler; levels and service names read from the
+environment as Powertools reads them; Lambda's invocation keys on every line."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from bus.clock import timestamp
+from bus.dispatch import Outcome
+from bus.envelope import Envelope
+from bus.errors import ConfigurationError
+from bus.observability import (
+    JsonFormatter,
+    LoggingSettings,
+    configure_logging,
+    flush_log_lines,
+    invocation_keys,
+    log_outcome,
+    logging_settings,
+)
+
+ENVELOPE = Envelope(
+    id="0190a000-0000-7000-8000-000000000001",
+    source="users",
+    type="USER_CREATED",
+    time=timestamp(1_767_225_600.0),
+    dataversion=1,
+    correlationid="signup-1",
+    data={},
+)
+
+
+@pytest.fixture
+def stdout() -> Iterator[io.StringIO]:
+    """`configure_logging` writing to a buffer; the `tctf` logger restored afterwards."""
+    root = logging.getLogger("tctf")
+    saved = (list(root.handlers), root.level, root.propagate)
+    written = io.StringIO()
+    configure_logging("INFO", "tctf", stream=written)
+    try:
+        yield written
+    finally:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+
+
+def _lines(text: str) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in text.splitlines()]
+
+
+def test_a_delivery_line_is_the_same_written_directly_or_through_a_log_record(
+    stdout: io.StringIO,
+) -> None:
+    failed = Outcome(
+        "messaging",
+        "r1",
+        "failed",
+        "messaging.welcome_new_user",
+        ENVELOPE,
+        "TimeoutError: smtp.example.com refused ada@example.com (password=hunter2)",
+        12.3456,
+        2,
+    )
+    log_outcome(failed)
+    flush_log_lines()
+    listener = io.StringIO()
+    handler = logging.StreamHandler(listener)
+    handler.setFormatter(JsonFormatter())
+    delivery = logging.getLogger("tctf.delivery")
+    delivery.addHandler(handler)  # another reader: the line goes through `logging` now
+    try:
+        log_outcome(failed)
+    finally:
+        delivery.removeHandler(handler)
+    (direct, *_), (recorded,) = _lines(stdout.getvalue()), _lines(listener.getvalue())
+    assert direct == recorded
+    assert direct == {
+        "timestamp": direct["timestamp"],
+        "level": "WARNING",
+        "message": "failed USER_CREATED",
+        "service": "messaging",
+        "correlation_id": "signup-1",
+        "event_id": ENVELOPE.id,
+        "event_type": "USER_CREATED",
+        "handler": "messaging.welcome_new_user",
+        "outcome": "failed",
+        "duration_ms": 12.346,
+        "receive_count": 2,
+        "record_id": "r1",
+        "error": "TimeoutError: smtp.example.com refused [EMAIL] (password=[REDACTED])",
+        "logger": "tctf.delivery",
+    }
+
+
+def test_lambdas_invocation_keys_are_on_every_line_while_set(stdout: io.StringIO) -> None:
+    log = logging.getLogger("tctf.users")
+    token = invocation_keys.set({"cold_start": True, "function_request_id": "req-1"})
+    try:
+        log.info("inside", extra={"user_id": "u1"})
+    finally:
+        invocation_keys.reset(token)
+    log.info("outside")
+    flush_log_lines()
+    inside, outside = _lines(stdout.getvalue())
+    assert (inside["cold_start"], inside["function_request_id"], inside["user_id"]) == (
+        True,
+        "req-1",
+        "u1",
+    )
+    assert "cold_start" not in outside and "function_request_id" not in outside
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, LoggingSettings("INFO", None)),
+        ({"LOG_LEVEL": "debug"}, LoggingSettings("DEBUG", None)),
+        ({"LOG_LEVEL": "DEBUG", "POWERTOOLS_LOG_LEVEL": "error"}, LoggingSettings("ERROR")),
+        ({"AWS_LAMBDA_LOG_LEVEL": "WARN", "LOG_LEVEL": "DEBUG"}, LoggingSettings("WARNING")),
+        ({"POWERTOOLS_SERVICE_NAME": "signups"}, LoggingSettings("INFO", "signups")),
+    ],
+)
+def test_levels_and_the_service_name_are_read_as_powertools_reads_them(
+    env: dict[str, str], expected: LoggingSettings
+) -> None:
+    assert logging_settings(env) == expected
+
+
+def test_a_level_that_is_none_is_refused_naming_its_variable() -> None:
+    with pytest.raises(ConfigurationError, match="LOG_LEVEL='verbose' is not a log level"):
+        logging_settings({"LOG_LEVEL": "verbose"})
+
+
+def test_a_service_name_set_by_the_user_names_every_line() -> None:
+    formatter = JsonFormatter("signups", fixed_service=True)
+    record = logging.makeLogRecord({"msg": "hello", "service": "users", "levelname": "INFO"})
+    assert orjson.loads(formatter.format(record))["service"] == "signups"
+    assert orjson.loads(JsonFormatter().format(record))["service"] == "users"
