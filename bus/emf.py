@@ -84,8 +84,9 @@ def metrics_namespace(env: Mapping[str, str], app: str) -> str:
     return app
 
 
-def _stdout(line: bytes) -> None:
-    sys.stdout.buffer.write(line)
+def _stdout(lines: bytes) -> None:
+    # Through the text layer, so that log lines written before stay before.
+    sys.stdout.write(lines.decode())
     sys.stdout.flush()
 
 

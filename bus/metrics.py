@@ -83,8 +83,8 @@ class Metrics:
     def __init__(self, service: str = "tctf") -> None:
         self.service = service
         self._series: dict[tuple[Dimensions, str], Series] = {}
-        #: The dimensions of each handler's metrics, made once (they are per delivery).
-        self._by_handler: dict[str | None, Dimensions] = {}
+        #: Each handler's own series by name, since the last drain (looked up per delivery).
+        self._by_handler: dict[str | None, dict[str, Series]] = {}
 
     def add(
         self,
@@ -123,30 +123,39 @@ class Metrics:
     ) -> None:
         """The platform's metrics of one delivery (`record_outcome`), on a path that checks
         nothing: the names, units and values are the platform's own."""
-        dimensions = self._by_handler.get(handler)
-        if dimensions is None:
-            dimensions = self._by_handler[handler] = self._dimensions(
-                {HANDLER: handler} if handler is not None else None
-            )
-        series = self._series
-        count = series.get((dimensions, counter))
+        named = self._by_handler.get(handler)
+        if named is None:
+            named = self._by_handler[handler] = {}
+        count = named.get(counter)
         if count is None:
-            series[(dimensions, counter)] = Series(counter, dimensions, "Count", 60, [1])
-        else:
+            count = named[counter] = self._handler_series(handler, counter, "Count")
+        if count.values:
             count.values[0] += 1
-        for name, value in (("Duration", duration_ms), ("RecordAge", age_ms)):
-            if value is None:
-                continue
-            measured = series.get((dimensions, name))
-            if measured is None:
-                series[(dimensions, name)] = Series(name, dimensions, "Milliseconds", 60, [value])
-            else:
-                measured.values.append(value)
+        else:
+            count.values.append(1)
+        if duration_ms is not None:
+            duration = named.get("Duration")
+            if duration is None:
+                duration = named["Duration"] = self._handler_series(
+                    handler, "Duration", "Milliseconds"
+                )
+            duration.values.append(duration_ms)
+        if age_ms is not None:
+            age = named.get("RecordAge")
+            if age is None:
+                age = named["RecordAge"] = self._handler_series(
+                    handler, "RecordAge", "Milliseconds"
+                )
+            age.values.append(age_ms)
+
+    def _handler_series(self, handler: str | None, name: str, unit: str) -> Series:
+        return self._series_for(name, unit, False, {HANDLER: handler} if handler else None)
 
     def drain(self) -> list[Series]:
         """Everything recorded since the last drain, forgotten here."""
         drained = list(self._series.values())
         self._series = {}
+        self._by_handler = {}
         return drained
 
     def __len__(self) -> int:

@@ -141,7 +141,9 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: Any, formatter: JsonFormatter) -> None:
         super().__init__(stream)
         self.setFormatter(formatter)
-        self._flush_scheduled = False
+        #: The loop a flush is scheduled on, if any (one that closes first leaves it set, and
+        #: the next loop schedules its own).
+        self._flush_on: asyncio.AbstractEventLoop | None = None
 
     def write_line(self, line: str) -> None:
         """Write a line; on an event loop, flushed once the loop's current step is done (the
@@ -149,18 +151,17 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
         before it returns (`flush_log_lines`)."""
         with self.lock:  # type: ignore[union-attr]
             self.stream.write(line + self.terminator)
-        if self._flush_scheduled:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.flush()
             return
-        self._flush_scheduled = True
-        loop.call_soon(self._flush_now)
+        if self._flush_on is not loop:
+            self._flush_on = loop
+            loop.call_soon(self._flush_now)
 
     def _flush_now(self) -> None:
-        self._flush_scheduled = False
+        self._flush_on = None
         self.flush()
 
 

@@ -4,6 +4,7 @@ environment as Powertools reads them; Lambda's invocation keys on every line."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from collections.abc import Iterator
@@ -142,3 +143,38 @@ def test_a_service_name_set_by_the_user_names_every_line() -> None:
     record = logging.makeLogRecord({"msg": "hello", "service": "users", "levelname": "INFO"})
     assert orjson.loads(formatter.format(record))["service"] == "signups"
     assert orjson.loads(JsonFormatter().format(record))["service"] == "users"
+
+
+class Flushes(io.StringIO):
+    """A stream that remembers how many lines it held at each flush."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed: list[int] = []
+
+    def flush(self) -> None:
+        self.flushed.append(self.getvalue().count("\n"))
+
+
+def test_delivery_lines_written_on_a_loop_are_flushed_together_once_its_step_ends() -> None:
+    root = logging.getLogger("tctf")
+    saved = (list(root.handlers), root.level, root.propagate)
+    stream = Flushes()
+    configure_logging("INFO", stream=stream)
+    handled = Outcome("messaging", "r1", "handled", "messaging.h", ENVELOPE, None, 1.0)
+
+    async def deliver(count: int, then_exit: bool = False) -> None:
+        for _ in range(count):
+            log_outcome(handled)
+        if then_exit:
+            raise SystemExit  # the loop ends at once, its scheduled flush never run
+
+    try:
+        abandoned = asyncio.new_event_loop()
+        with pytest.raises(SystemExit):
+            abandoned.run_until_complete(deliver(2, then_exit=True))
+        abandoned.close()
+        asyncio.run(deliver(3))  # must not wait for the abandoned loop's flush
+    finally:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+    assert stream.flushed == [5], "one flush for the lines of a step, none lost"
