@@ -95,10 +95,7 @@ def _middleware(services: Services) -> tuple[Middleware, ...]:
 
 
 def _measure(metrics: Metrics, clock: Clock) -> Observer:
-    def measure(outcome: Outcome) -> None:
-        record_outcome(metrics, outcome, clock.now())
-
-    return measure
+    return lambda outcome: record_outcome(metrics, outcome, clock.now())
 
 
 def _observe_all(observers: Sequence[Observer]) -> Observer:

@@ -236,11 +236,22 @@ _COUNTERS = {
 
 
 _seconds: dict[str, float] = {}
+_last_time: tuple[str, float | None] = ("", None)
 
 
 def _envelope_time(value: str) -> float | None:
-    """Epoch seconds of an envelope's RFC 3339 `time`; the second's part is parsed once
-    (`2026-12-01T10:00:00` of `2026-12-01T10:00:00.123Z`), as deliveries come in bursts."""
+    """Epoch seconds of an envelope's RFC 3339 `time`, remembered for the last value and
+    the second's part parsed once (`2026-12-01T10:00:00` of `2026-12-01T10:00:00.123Z`):
+    deliveries come in bursts."""
+    global _last_time
+    if _last_time[0] == value:
+        return _last_time[1]
+    parsed = _parse_time(value)
+    _last_time = (value, parsed)
+    return parsed
+
+
+def _parse_time(value: str) -> float | None:
     second, dot, rest = value.partition(".")
     if dot and rest.endswith("Z") and rest[:-1].isdigit():
         start = _seconds.get(second)

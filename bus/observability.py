@@ -93,16 +93,13 @@ class JsonFormatter(logging.Formatter):
         logger: str,
         fields: Mapping[str, Any],
         exception: str | None = None,
-        *,
-        redacted: bool = False,
     ) -> str:
-        """The JSON line of a message and its fields (a record's `extra`), redacted unless
-        the caller did (`redacted`); the fields `service` and `correlation_id` fill those
-        keys, None values are left out."""
+        """The JSON line of a message and its fields (a record's `extra`), redacted; the
+        fields `service` and `correlation_id` fill those keys, None values are left out."""
         line: dict[str, Any] = {
             "timestamp": _timestamp(created),
             "level": level,
-            "message": message if redacted else redact_text(message),
+            "message": redact_text(message),
             "service": self.service
             if self.fixed_service
             else fields.get("service") or self.service,
@@ -114,7 +111,7 @@ class JsonFormatter(logging.Formatter):
         for key, value in fields.items():
             if value is None or key in line:
                 continue
-            if redacted or key in _PLATFORM_WORDS:
+            if key in _PLATFORM_WORDS:
                 line[key] = value
             elif is_sensitive_name(key):
                 line[key] = REDACTED
@@ -125,6 +122,30 @@ class JsonFormatter(logging.Formatter):
         line["logger"] = logger
         if exception is not None:
             line["exception"] = redact_text(exception)
+        return orjson.dumps(line, default=_unredacted).decode()
+
+    def delivery_line(
+        self,
+        level: str,
+        message: str,
+        service: str,
+        correlation_id: str | None,
+        fields: Mapping[str, Any],
+    ) -> str:
+        """`line` for the delivery log's direct path (`log_outcome`), whose caller has
+        redacted what carries data and left out None: the same line, built in one go."""
+        line: dict[str, Any] = {
+            "timestamp": _timestamp(time.time()),
+            "level": level,
+            "message": message,
+            "service": self.service if self.fixed_service else service,
+            "correlation_id": correlation_id or current_correlation_id.get(),
+        }
+        keys = invocation_keys.get()
+        if keys:
+            line.update(keys)
+        line.update(fields)
+        line["logger"] = _deliveries.name
         return orjson.dumps(line, default=_unredacted).decode()
 
 
@@ -237,28 +258,40 @@ def log_outcome(outcome: Outcome) -> None:
         return  # per delivery: build nothing nobody reads
     envelope = outcome.envelope
     duration = outcome.duration_ms
-    event_type = redact_text(envelope.type) if envelope else None
     error = outcome.error
-    fields = {
-        "service": outcome.domain,
-        "correlation_id": envelope.correlationid if envelope else None,
-        "event_id": redact_text(envelope.id) if envelope else None,
-        "event_type": event_type,
-        "handler": outcome.handler,
-        "outcome": outcome.status,
-        "duration_ms": None if duration is None else round(duration, 3),
-        "receive_count": outcome.receive_count,
-        "record_id": outcome.record_id,  # the transport's own id, not data
-        "error": redact_text(error) if error is not None else None,
-    }
-    message = f"{outcome.status} {event_type or 'record'}"
+    # The fields in the order they are written; None left out, as the formatter does.
+    fields: dict[str, Any] = {}
+    correlation_id = None
+    if envelope is not None:
+        correlation_id = envelope.correlationid
+        fields["event_id"] = redact_text(envelope.id)
+        fields["event_type"] = event_type = redact_text(envelope.type)
+    else:
+        event_type = "record"
+    if outcome.handler is not None:
+        fields["handler"] = outcome.handler
+    fields["outcome"] = outcome.status
+    if duration is not None:
+        fields["duration_ms"] = round(duration, 3)
+    fields["receive_count"] = outcome.receive_count
+    fields["record_id"] = outcome.record_id  # the transport's own id, not data
+    if error is not None:
+        fields["error"] = redact_text(error)
+    message = f"{outcome.status} {event_type}"
     sink = _sole_sink(level)
     if sink is None:
+        fields["service"] = outcome.domain
+        fields["correlation_id"] = correlation_id
         _deliveries.log(level, message, extra=fields)
     else:
-        name = "INFO" if level == logging.INFO else "WARNING"
         sink.write_line(
-            sink.formatter.line(time.time(), name, message, _deliveries.name, fields, redacted=True)
+            sink.formatter.delivery_line(
+                "INFO" if level == logging.INFO else "WARNING",
+                message,
+                outcome.domain,
+                correlation_id,
+                fields,
+            )
         )
 
 
