@@ -170,8 +170,12 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
         """Write a line; on an event loop, flushed once the loop's current step is done (the
         lines of a whole batch in one write), else at once. A Lambda invocation flushes
         before it returns (`flush_log_lines`)."""
-        with self.lock:  # type: ignore[union-attr]
-            self.stream.write(line + self.terminator)
+        try:
+            with self.lock:  # type: ignore[union-attr]
+                self.stream.write(line + self.terminator)
+        except Exception:
+            self._failed(line)
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -184,6 +188,17 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
     def _flush_now(self) -> None:
         self._flush_on = None
         self.flush()
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except Exception:
+            self._failed("(flushing)")
+
+    def _failed(self, line: str) -> None:
+        # As `logging` does for a record: told on stderr, never raised into the delivery
+        # that was being logged (a closed or broken stdout must not fail the work).
+        self.handleError(logging.makeLogRecord({"msg": line, "name": _deliveries.name}))
 
 
 def flush_log_lines() -> None:

@@ -178,3 +178,19 @@ def test_delivery_lines_written_on_a_loop_are_flushed_together_once_its_step_end
     finally:
         root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
     assert stream.flushed == [5], "one flush for the lines of a step, none lost"
+
+
+def test_a_log_that_cannot_be_written_fails_no_delivery(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger("tctf")
+    saved = (list(root.handlers), root.level, root.propagate)
+    closed = io.StringIO()
+    configure_logging("INFO", stream=closed)
+    closed.close()  # stdout gone: a test's capture ended, a pipe's reader left
+    try:
+        log_outcome(Outcome("messaging", "r1", "handled", "messaging.h", ENVELOPE, None, 1.0))
+        flush_log_lines()
+    finally:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+    assert "Logging error" in capsys.readouterr().err
