@@ -2,8 +2,8 @@
 and Lambda.
 
 A runtime passes only what is its own (`Services`: where output goes, the clock, ids, what
-else it observes); the idempotency store, the delivery log, tracing and the middleware order
-follow from the domain and are the same everywhere.
+else it observes); the idempotency store, the delivery log, the per-handler metrics, tracing
+and the middleware order follow from the domain and are the same everywhere.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from bus.clock import Clock, SystemClock
 from bus.dispatch import Dispatcher, Observer, Outcome, Publisher
 from bus.domain import Domain
 from bus.ids import IdGenerator
+from bus.metrics import Metrics, record_outcome
 from bus.middleware import IdempotencyStore, Middleware
 from bus.observability import log_outcome
 
@@ -43,6 +44,9 @@ class Services:
     import path (a Lambda's cold start)."""
     on_commit: Callable[[], None] | None = None
     """Called after a handler's unit of work commits events (wakes an in-process relay)."""
+    handler_metrics: bool = False
+    """Record the platform's metrics of every delivery (`bus.metrics.record_outcome`) in the
+    dispatcher's `metrics`: for a runtime that flushes them (False: only what handlers add)."""
 
 
 def assemble(
@@ -65,6 +69,10 @@ def assemble(
         from bus.storage.idempotency import idempotency_store_for
 
         idempotency_store = idempotency_store_for(domain, records, services.clock)
+    metrics = Metrics(domain.name)
+    observers: tuple[Observer, ...] = (log_outcome, *services.observers)
+    if services.handler_metrics:
+        observers = (*observers, _measure(metrics, services.clock))
     return Dispatcher(
         domain,
         services.publisher,
@@ -72,9 +80,10 @@ def assemble(
         ids=services.ids,
         idempotency_store=idempotency_store,
         middleware=_middleware(services),
-        observer=_observe_all((log_outcome, *services.observers)),
+        observer=_observe_all(observers),
         table=table,
         on_commit=services.on_commit,
+        metrics=metrics,
     )
 
 
@@ -84,6 +93,10 @@ def _middleware(services: Services) -> tuple[Middleware, ...]:
     from bus.tracing import Tracing
 
     return (Tracing(services.tracer_provider).middleware(), *services.middleware)
+
+
+def _measure(metrics: Metrics, clock: Clock) -> Observer:
+    return lambda outcome: record_outcome(metrics, outcome, clock.now())
 
 
 def _observe_all(observers: Sequence[Observer]) -> Observer:

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bus.clock import Clock, SystemClock
@@ -68,6 +69,9 @@ class Record:
     #: Keeps this record hidden from other consumers `seconds` more from now (SQS
     #: ChangeMessageVisibility); None where the transport cannot.
     extend_visibility: Extend | None = None
+    #: When the transport accepted the record, in epoch seconds (SQS `SentTimestamp`); None:
+    #: the envelope's `time` stands for it.
+    sent_at: float | None = None
 
 
 Status = Literal["handled", "skipped", "filtered", "failed", "parked"]
@@ -83,6 +87,11 @@ class Outcome:
     handler: str | None = None
     envelope: Envelope | None = None
     error: str | None = None
+    #: How long the handler call took, through its middleware; None when none was called.
+    duration_ms: float | None = None
+    receive_count: int = 1
+    #: `Record.sent_at`: when the transport accepted the record, if it says.
+    sent_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -121,13 +130,15 @@ class Dispatcher:
         observer: Observer | None = None,
         table: Table | None = None,
         on_commit: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.domain = domain
         self._table = table
         self._on_commit = on_commit
         self.clock = clock or SystemClock()
         self.ids = ids or IdGenerator()
-        self.metrics = Metrics()
+        #: What the domain's handlers record, until the runtime flushes it.
+        self.metrics = metrics if metrics is not None else Metrics(domain.name)
         self._publisher = publisher
         self._observer = observer
         settings = domain.settings
@@ -212,11 +223,13 @@ class Dispatcher:
             raise
         finally:
             current_batch.reset(scope)
+        by_id = {record.id: record for record in records}
         for completion, error in await batch.settle():
             delivery = completion.delivery
             handler = delivery.subscription.name
             reason = f"{handler}: {type(error).__name__}: {error}"
-            self._observe(completion.record_id, "failed", handler, delivery.envelope, reason)
+            record = by_id[completion.record_id]
+            self._observe(record, "failed", handler, delivery.envelope, reason)
             result.parked.pop(completion.record_id, None)
             earlier = result.failed.get(completion.record_id)
             result.failed[completion.record_id] = f"{earlier}; {reason}" if earlier else reason
@@ -249,7 +262,7 @@ class Dispatcher:
         try:
             envelope, routes = self._open(record)
         except PermanentError as error:
-            self._observe(record.id, "parked", None, None, str(error))
+            self._observe(record, "parked", None, None, str(error))
             return "parked", str(error)
         return await self._handle(record, envelope, routes)
 
@@ -307,8 +320,9 @@ class Dispatcher:
                 return "filtered", ""
         except Exception as error:  # a payload the filter cannot read; no retry reads it
             reason = f"{sub.name}: its filter cannot read the payload: {type(error).__name__}"
-            self._observe(record.id, "parked", sub.name, envelope, reason)
+            self._observe(record, "parked", sub.name, envelope, reason)
             return "parked", reason
+        started = perf_counter()
         try:
             message = models.get(sub.message)
             if message is None:
@@ -332,17 +346,17 @@ class Dispatcher:
             )
             await route.call(Delivery(sub, envelope, message, context, record.receive_count))
         except AlreadyHandled:
-            self._observe(record.id, "skipped", sub.name, envelope, None)
+            self._observe(record, "skipped", sub.name, envelope, None, started)
             return "skipped", ""
         except PermanentError as error:
             reason = f"{sub.name}: {error}"
-            self._observe(record.id, "parked", sub.name, envelope, reason)
+            self._observe(record, "parked", sub.name, envelope, reason, started)
             return "parked", reason
         except Exception as error:
             reason = f"{sub.name}: {type(error).__name__}: {error}"
-            self._observe(record.id, "failed", sub.name, envelope, reason)
+            self._observe(record, "failed", sub.name, envelope, reason, started)
             return "failed", reason
-        self._observe(record.id, "handled", sub.name, envelope, None)
+        self._observe(record, "handled", sub.name, envelope, None, started)
         return "handled", ""
 
     def _publishing(self, handler: Handler) -> Handler:
@@ -359,14 +373,28 @@ class Dispatcher:
 
     def _observe(
         self,
-        record_id: str,
+        record: Record,
         status: Status,
         handler: str | None,
         envelope: Envelope | None,
         error: str | None,
+        started: float | None = None,
     ) -> None:
         if self._observer is not None:
-            self._observer(Outcome(self.domain.name, record_id, status, handler, envelope, error))
+            duration = None if started is None else (perf_counter() - started) * 1000
+            self._observer(
+                Outcome(
+                    self.domain.name,
+                    record.id,
+                    status,
+                    handler,
+                    envelope,
+                    error,
+                    duration,
+                    record.receive_count,
+                    record.sent_at,
+                )
+            )
 
 
 async def flush(publisher: Publisher, envelopes: Sequence[Envelope]) -> None:

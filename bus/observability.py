@@ -1,88 +1,324 @@
 """What every runtime logs of a delivery: one JSON log line per outcome.
 
-Log lines carry the keys Lambda users search for (`level`, `message`, `timestamp`, `service`,
-`correlation_id`, `cold_start`, plus what a caller passes in `extra`). The assembly
-(`bus.assembly`) puts them on every runtime; spans are `bus.tracing`'s.
+Log lines carry the keys Lambda users search for, Powertools' names: `timestamp`, `level`,
+`message`, `service` (the domain), `correlation_id`; per delivery `event_id`, `event_type`,
+`handler`, `outcome`, `duration_ms`, `receive_count`; in Lambda `cold_start`,
+`function_name`, `function_request_id` and `xray_trace_id` (`invocation_keys`). Every line
+passes through `bus.redaction` first. `LOG_LEVEL`, `POWERTOOLS_LOG_LEVEL`,
+`AWS_LAMBDA_LOG_LEVEL` and `POWERTOOLS_SERVICE_NAME` behave as in Powertools
+(`logging_settings`). The assembly (`bus.assembly`)
+puts them on every runtime; spans are `bus.tracing`'s.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from bus.clock import timestamp
 from bus.dispatch import Outcome
+from bus.errors import ConfigurationError
 from bus.middleware import current_correlation_id
+from bus.redaction import REDACTED, is_sensitive_name, redact, redact_text
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-_cold_start = True
+#: Fields whose values the platform's code writes (a handler's name, an outcome), never data.
+_PLATFORM_WORDS = frozenset({"handler", "outcome", "receive_count", "duration_ms"})
+_root = logging.getLogger("tctf")
+_deliveries = logging.getLogger("tctf.delivery")
+_PLAIN = (str, int, float, bool)
+
+#: Keys the Lambda adapter puts on every line logged during an invocation (`cold_start`,
+#: `function_name`, `function_request_id`, `xray_trace_id`); None outside one.
+invocation_keys: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "tctf_invocation_keys", default=None
+)
+
+#: Level names as Lambda's advanced logging controls spell them, in `logging`'s names.
+_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "TRACE": "DEBUG"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+_last_stamp: tuple[int, str] = (0, "")
+
+
+def _timestamp(created: float) -> str:
+    """`bus.clock.timestamp`, kept for the millisecond: lines come in bursts."""
+    global _last_stamp
+    millisecond = int(created * 1000)
+    last = _last_stamp
+    if last[0] == millisecond:
+        return last[1]
+    stamp = timestamp(created)
+    _last_stamp = (millisecond, stamp)
+    return stamp
+
+
+def _unredacted(value: Any) -> str:
+    return redact_text(str(value))
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one compact JSON line."""
+    """Formats a record as one compact JSON line, redacted.
 
-    def __init__(self, service: str = "tctf") -> None:
+    `service` names lines that do not name their own (the domain a line is about does);
+    with `fixed_service`, every line carries it (POWERTOOLS_SERVICE_NAME set by the user).
+    """
+
+    def __init__(self, service: str = "tctf", *, fixed_service: bool = False) -> None:
         super().__init__()
         self.service = service
+        self.fixed_service = fixed_service
 
     def format(self, record: logging.LogRecord) -> str:
-        global _cold_start
+        fields = {key: value for key, value in vars(record).items() if key not in _STANDARD}
+        exception = self.formatException(record.exc_info) if record.exc_info else None
+        return self.line(
+            record.created, record.levelname, record.getMessage(), record.name, fields, exception
+        )
+
+    def line(
+        self,
+        created: float,
+        level: str,
+        message: str,
+        logger: str,
+        fields: Mapping[str, Any],
+        exception: str | None = None,
+    ) -> str:
+        """The JSON line of a message and its fields (a record's `extra`), redacted; the
+        fields `service` and `correlation_id` fill those keys, None values are left out."""
         line: dict[str, Any] = {
-            "level": record.levelname,
-            "message": record.getMessage(),
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "service": getattr(record, "service", self.service),
-            "correlation_id": getattr(record, "correlation_id", None)
-            or current_correlation_id.get(),
-            "cold_start": _cold_start,
-            "logger": record.name,
+            "timestamp": _timestamp(created),
+            "level": level,
+            "message": redact_text(message),
+            "service": self.service
+            if self.fixed_service
+            else fields.get("service") or self.service,
+            "correlation_id": fields.get("correlation_id") or current_correlation_id.get(),
         }
-        _cold_start = False
-        for key, value in vars(record).items():
-            if key not in _STANDARD and key not in line:
+        keys = invocation_keys.get()
+        if keys:
+            line.update(keys)
+        for key, value in fields.items():
+            if value is None or key in line:
+                continue
+            if key in _PLATFORM_WORDS:
                 line[key] = value
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
+            elif is_sensitive_name(key):
+                line[key] = REDACTED
+            elif isinstance(value, str):
+                line[key] = redact_text(value)
+            else:
+                line[key] = value if isinstance(value, _PLAIN) else redact(value)
+        line["logger"] = logger
+        if exception is not None:
+            line["exception"] = redact_text(exception)
+        return orjson.dumps(line, default=_unredacted).decode()
+
+    def delivery_line(
+        self,
+        level: str,
+        message: str,
+        service: str,
+        correlation_id: str | None,
+        fields: Mapping[str, Any],
+    ) -> str:
+        """`line` for the delivery log's direct path (`log_outcome`), whose caller has
+        redacted what carries data and left out None: the same line, built in one go."""
+        line: dict[str, Any] = {
+            "timestamp": _timestamp(time.time()),
+            "level": level,
+            "message": message,
+            "service": self.service if self.fixed_service else service,
+            "correlation_id": correlation_id or current_correlation_id.get(),
+        }
+        keys = invocation_keys.get()
+        if keys:
+            line.update(keys)
+        line.update(fields)
+        line["logger"] = _deliveries.name
+        return orjson.dumps(line, default=_unredacted).decode()
 
 
-def configure_logging(level: str = "INFO", service: str = "tctf") -> None:
-    """Send every `tctf.*` log line to stdout as JSON."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(service))
-    root = logging.getLogger("tctf")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler `configure_logging` installs: each record as a `JsonFormatter` line.
+
+    The delivery log writes through `write_line` directly while this is the only handler its
+    lines reach: one line per delivery is the platform's hottest log, and a `LogRecord`
+    costs more to make than the line does to format.
+    """
+
+    formatter: JsonFormatter
+
+    def __init__(self, stream: Any, formatter: JsonFormatter) -> None:
+        super().__init__(stream)
+        self.setFormatter(formatter)
+        #: The loop a flush is scheduled on, if any (one that closes first leaves it set, and
+        #: the next loop schedules its own).
+        self._flush_on: asyncio.AbstractEventLoop | None = None
+
+    def write_line(self, line: str) -> None:
+        """Write a line; on an event loop, flushed once the loop's current step is done (the
+        lines of a whole batch in one write), else at once. A Lambda invocation flushes
+        before it returns (`flush_log_lines`)."""
+        try:
+            with self.lock:  # type: ignore[union-attr]
+                self.stream.write(line + self.terminator)
+        except Exception:
+            self._failed(line)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if self._flush_on is not loop:
+            self._flush_on = loop
+            loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_on = None
+        self.flush()
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except Exception:
+            self._failed("(flushing)")
+
+    def _failed(self, line: str) -> None:
+        # As `logging` does for a record: told on stderr, never raised into the delivery
+        # that was being logged (a closed or broken stdout must not fail the work).
+        self.handleError(logging.makeLogRecord({"msg": line, "name": _deliveries.name}))
 
 
-_deliveries = logging.getLogger("tctf.delivery")
+def flush_log_lines() -> None:
+    """Write out what `configure_logging`'s handler holds (before a Lambda invocation
+    returns, when the process may be frozen until the next)."""
+    for handler in _root.handlers:
+        handler.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    """The log level and service name a process's environment asks for."""
+
+    level: str = "INFO"
+    #: POWERTOOLS_SERVICE_NAME: the `service` of every line; None: each line's domain.
+    service: str | None = None
+
+
+def logging_settings(env: Mapping[str, str]) -> LoggingSettings:
+    """As Powertools reads them: Lambda's AWS_LAMBDA_LOG_LEVEL (advanced logging controls)
+    first, then POWERTOOLS_LOG_LEVEL, then LOG_LEVEL, in any case; POWERTOOLS_SERVICE_NAME
+    names the service. A level that is none of them is refused, naming the variable."""
+    level = "INFO"
+    for variable in ("AWS_LAMBDA_LOG_LEVEL", "POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
+        given = env.get(variable, "").strip()
+        if given:
+            level = _LEVEL_ALIASES.get(given.upper(), given.upper())
+            if level not in LOG_LEVELS:
+                raise ConfigurationError(
+                    f"{variable}={given!r} is not a log level: use one of {', '.join(LOG_LEVELS)}"
+                )
+            break
+    service = env.get("POWERTOOLS_SERVICE_NAME", "").strip() or None
+    return LoggingSettings(level, service)
+
+
+def configure_logging(
+    level: str = "INFO",
+    service: str = "tctf",
+    *,
+    fixed_service: bool = False,
+    stream: Any = None,
+) -> None:
+    """Send every `tctf.*` log line as JSON to `stream` (default: stdout)."""
+    handler = JsonLines(
+        stream if stream is not None else sys.stdout,
+        JsonFormatter(service, fixed_service=fixed_service),
+    )
+    _root.handlers[:] = [handler]
+    _root.setLevel(level)
+    _root.propagate = False
+
+
+def configure_logging_from_env(env: Mapping[str, str], default_service: str) -> LoggingSettings:
+    """`configure_logging` as the environment asks (`logging_settings`)."""
+    settings = logging_settings(env)
+    configure_logging(
+        settings.level,
+        settings.service or default_service,
+        fixed_service=settings.service is not None,
+    )
+    return settings
 
 
 def log_outcome(outcome: Outcome) -> None:
-    """One line per record and handler: type, domain, handler, correlation id, outcome."""
+    """One line per record and handler: what it was, who handled it, how it ended, how long
+    it took and how often it was delivered."""
     if outcome.status == "filtered":
         return
     level = logging.INFO if outcome.status in ("handled", "skipped") else logging.WARNING
     if not _deliveries.isEnabledFor(level):
         return  # per delivery: build nothing nobody reads
     envelope = outcome.envelope
-    _deliveries.log(
-        level,
-        f"{outcome.status} {envelope.type if envelope else 'record'}",
-        extra={
-            "service": outcome.domain,
-            "domain": outcome.domain,
-            "handler": outcome.handler,
-            "type": envelope.type if envelope else None,
-            "event_id": envelope.id if envelope else None,
-            "correlation_id": envelope.correlationid if envelope else None,
-            "record_id": outcome.record_id,
-            "outcome": outcome.status,
-            "error": outcome.error,
-        },
-    )
+    duration = outcome.duration_ms
+    error = outcome.error
+    # The fields in the order they are written; None left out, as the formatter does.
+    fields: dict[str, Any] = {}
+    correlation_id = None
+    if envelope is not None:
+        correlation_id = envelope.correlationid
+        fields["event_id"] = redact_text(envelope.id)
+        fields["event_type"] = event_type = redact_text(envelope.type)
+    else:
+        event_type = "record"
+    if outcome.handler is not None:
+        fields["handler"] = outcome.handler
+    fields["outcome"] = outcome.status
+    if duration is not None:
+        fields["duration_ms"] = round(duration, 3)
+    fields["receive_count"] = outcome.receive_count
+    fields["record_id"] = outcome.record_id  # the transport's own id, not data
+    if error is not None:
+        fields["error"] = redact_text(error)
+    message = f"{outcome.status} {event_type}"
+    sink = _sole_sink(level)
+    if sink is None:
+        fields["service"] = outcome.domain
+        fields["correlation_id"] = correlation_id
+        _deliveries.log(level, message, extra=fields)
+    else:
+        sink.write_line(
+            sink.formatter.delivery_line(
+                "INFO" if level == logging.INFO else "WARNING",
+                message,
+                outcome.domain,
+                correlation_id,
+                fields,
+            )
+        )
+
+
+def _sole_sink(level: int) -> JsonLines | None:
+    """`configure_logging`'s handler when a delivery line would reach it and nothing else
+    (no handler or filter of anyone else's on the way)."""
+    if _deliveries.handlers or _deliveries.filters or not _deliveries.propagate:
+        return None
+    handlers = _root.handlers
+    if len(handlers) != 1 or _root.filters:
+        return None
+    sink = handlers[0]
+    if type(sink) is not JsonLines or sink.filters or level < sink.level:
+        return None
+    return sink

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -30,6 +30,9 @@ from bus.storage.table import Table
 from bus.topology import Topology
 from bus.tracing import RelayPublisher, Tracing
 from bus.transport import DeadLetter, Transport
+
+if TYPE_CHECKING:
+    from bus.emf import EmfWriter
 
 _log = logging.getLogger("tctf.outbox")
 TransportFactory = Callable[[Topology, Clock], Transport]
@@ -61,11 +64,16 @@ class Runtime:
         tables: TableFactory = memory_tables,
         relay_interval: float | None = 1.0,
         outbox_parking: OutboxParking | None = None,
+        metrics: EmfWriter | None = None,
+        metrics_interval: float = 10.0,
     ) -> None:
         """`relay_interval`: seconds between outbox relay passes when no commit wakes it;
         None runs no relay loop (the test harness relays itself when it settles).
         `outbox_parking`: where each domain's relay parks an outbox item it can never
-        publish (an outbox DLQ); by default `outbox_dead_letters`, in this process."""
+        publish (an outbox DLQ); by default `outbox_dead_letters`, in this process.
+        `metrics`: where the domains' metrics, the platform's per handler included, are
+        written as EMF every `metrics_interval` seconds while serving and when it stops
+        (None: handlers' own metrics are counted and not written)."""
         self.domains = list(domains)
         self.clock = clock or SystemClock()
         self.ids = ids or IdGenerator()
@@ -73,7 +81,8 @@ class Runtime:
         self.transport = transport(self.topology, self.clock)
         #: What handlers publish into: the transport, possibly wrapped (e.g. for recording).
         self.publisher: Publisher = publisher(self.transport) if publisher else self.transport
-        self.metrics = Metrics()
+        #: What is recorded outside any domain (a script publishing as no domain).
+        self.metrics = Metrics(app)
         #: Each stateful domain's own table.
         self.tables = {
             name: tables(spec, self.clock) for name, spec in self.topology.tables.items()
@@ -102,7 +111,10 @@ class Runtime:
             middleware=middleware,
             tracer_provider=tracer_provider,
             on_commit=self._wake_relay,
+            handler_metrics=metrics is not None,
         )
+        self.metrics_writer = metrics
+        self._metrics_interval = metrics_interval
         #: Each stateless consuming domain's table of idempotency records, where the tables
         #: are shared with other processes (DynamoDB); in memory, one process holds every
         #: consumer, and the dispatcher's in-process store is just as shared and much cheaper.
@@ -150,6 +162,19 @@ class Runtime:
             published += await relay.relay_once()
         return published
 
+    def flush_metrics(self) -> list[dict[str, Any]]:
+        """Write every domain's metrics now (nothing without a writer); the documents."""
+        if self.metrics_writer is None:
+            return []
+        return self.metrics_writer.flush(
+            self.metrics, *(dispatcher.metrics for dispatcher in self.dispatchers.values())
+        )
+
+    async def _flush_metrics_forever(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)
+            self.flush_metrics()
+
     async def _relay_forever(self, interval: float) -> None:
         while True:
             committed = self._committed = anyio.Event()
@@ -169,18 +194,22 @@ class Runtime:
             await group.start(self.transport.serve, self.dispatchers)
             if self.relays and self._relay_interval is not None:
                 group.start_soon(self._relay_forever, self._relay_interval)
+            if self.metrics_writer is not None:
+                group.start_soon(self._flush_metrics_forever, self._metrics_interval)
             try:
                 yield self
             finally:
                 group.cancel_scope.cancel()
+        self.flush_metrics()
 
     def context(self, source: str, correlation_id: str | None = None) -> Context:
         """A context for publishing from outside a handler (an API route, a script)."""
+        dispatcher = self.dispatchers.get(source)
         return Context(
             source,
             clock=self.clock,
             ids=self.ids,
-            metrics=self.metrics,
+            metrics=dispatcher.metrics if dispatcher is not None else self.metrics,
             correlation_id=correlation_id,
             table=self.tables.get(source),
             on_commit=self._wake_relay,

@@ -20,6 +20,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from bus.errors import ConfigurationError
+from bus.redaction import redact_attributes
 
 if TYPE_CHECKING:  # the context imports this module: middleware loads after it
     from opentelemetry.trace import Link, Span
@@ -39,9 +40,11 @@ _active: ContextVar[Tracing | None] = ContextVar("tctf_tracing", default=None)
 def span_attributes(values: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
     """The attributes a span gets from `values`: every tctf span's pass through here.
 
-    Only ids, types, names, outcomes and timings are ever given; absent values are left out.
+    Only ids, types, names, outcomes and timings are ever given; absent values are left out,
+    and what is left passes the one redaction filter the log lines pass (`bus.redaction`),
+    so an e-mail address or a credential in an id or a type never reaches an exporter.
     """
-    return {key: value for key, value in values.items() if value is not None}
+    return redact_attributes({key: value for key, value in values.items() if value is not None})
 
 
 class Tracing:

@@ -24,6 +24,7 @@ from adapters.aws.session import AwsClients, AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
 from adapters.lambda_.sqs import sqs_batch_handler
 from bus.domain import Domain
+from bus.emf import EmfWriter
 from bus.errors import ConfigurationError
 from bus.runtime import OutboxParking, TableFactory, TransportFactory, memory_tables
 from bus.topology import Topology
@@ -38,12 +39,16 @@ _SERVICES: dict[str, tuple[str, ...]] = {
 }
 
 
-def transport_factory(transport: str, settings: AwsSettings) -> TransportFactory:
+def transport_factory(
+    transport: str, settings: AwsSettings, metrics: EmfWriter | None = None
+) -> TransportFactory:
     """`sns` (SNS fan-out into SQS) or `eventbridge` (EventBridge rules into SQS), each polled
-    batch handed to its domain's Lambda SQS handler, as a deployed function receives it."""
+    batch handed to its domain's Lambda SQS handler, as a deployed function receives it;
+    with `metrics`, each batch's metrics are written as EMF when it is done."""
+    handler = partial(sqs_batch_handler, metrics=metrics)
     if _kind(transport) == "sns":
-        return sns_sqs(settings, handler_for=sqs_batch_handler)
-    return eventbridge(settings, handler_for=sqs_batch_handler)
+        return sns_sqs(settings, handler_for=handler)
+    return eventbridge(settings, handler_for=handler)
 
 
 async def up(
@@ -84,6 +89,7 @@ async def run_aws(
     app: str = "tctf",
     seed: int | None = None,
     tracer_provider: Any | None = None,
+    metrics: EmfWriter | None = None,
     ready: Callable[[Platform], None] | None = None,
 ) -> None:
     """Serve the domains on AWS APIs until cancelled: resources provisioned from the
@@ -93,8 +99,9 @@ async def run_aws(
     exit; their outbox relays publish through the AWS transport. `seed` makes the ids the
     platform gives events and handlers repeat from run to run.
 
-    The banner is printed, and `ready` (if given) called with the platform, once pollers run
-    and HTTP listens.
+    `metrics` writes the domains' EMF metrics after each polled batch (and what routes
+    record, periodically). The banner is printed, and `ready` (if given) called with the
+    platform, once pollers run and HTTP listens.
     """
     kind = _kind(transport)
     with ExitStack() as local:
@@ -116,12 +123,13 @@ async def run_aws(
                 parking = outbox_parking(letters, dlqs)
             platform = Platform(
                 domains,
-                transport=transport_factory(kind, settings),
+                transport=transport_factory(kind, settings, metrics),
                 tables=tables,
                 outbox_parking=parking,
                 app=app,
                 seed=seed,
                 tracer_provider=tracer_provider,
+                metrics=metrics,
             )
             names = ", ".join(d.name for d in domains)
             banner = (

@@ -119,7 +119,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
     run.add_argument("--port", type=_port, default=8000, help="HTTP port; 0 for none (8000)")
     run.add_argument("--seed", type=int, help="seed the ids the platform makes (and faults)")
-    run.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO")
+    run.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: LOG_LEVEL, else INFO)",
+    )
+    run.add_argument(
+        "--metrics-interval",
+        type=float,
+        default=10.0,
+        help="seconds between EMF metrics documents printed to stdout (10)",
+    )
     run.add_argument(
         "--trace",
         action="store_true",
@@ -290,10 +301,17 @@ _CANNOT_LISTEN = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from bus.observability import configure_logging
+    from bus.emf import EmfWriter, metrics_namespace
+    from bus.observability import configure_logging, logging_settings
     from tctf.config import load_domains
 
-    configure_logging(args.log_level)
+    settings = logging_settings(os.environ)
+    configure_logging(
+        args.log_level or settings.level,
+        settings.service or "tctf",
+        fixed_service=settings.service is not None,
+    )
+    metrics = EmfWriter(metrics_namespace(os.environ, "tctf"))
     domains = load_domains(args.domains)
     port = args.port or None
     from tctf.traces import local_tracer_provider
@@ -304,12 +322,20 @@ def _serve(args: argparse.Namespace) -> int:
     if args.aws or args.endpoint_url:
         from tctf.aws import run_aws
 
-        serve = partial(run_aws, host=args.host, seed=args.seed, tracer_provider=provider)
+        serve = partial(
+            run_aws, host=args.host, seed=args.seed, tracer_provider=provider, metrics=metrics
+        )
         anyio.run(serve, domains, args.endpoint_url, args.transport, port)
         return 0
     from tctf.platform import Platform
 
-    platform = Platform(domains, seed=args.seed, tracer_provider=provider)
+    platform = Platform(
+        domains,
+        seed=args.seed,
+        tracer_provider=provider,
+        metrics=metrics,
+        metrics_interval=args.metrics_interval,
+    )
     names = ", ".join(d.name for d in domains)
     banner = f"tctf: {names} on the in-memory transport" + (
         f"; HTTP on http://{args.host}:{port}" if port else ""

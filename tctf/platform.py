@@ -1,7 +1,7 @@
 """Composition: domains + transport + store + observability, served as one process.
 
-`Platform` is what `tctf run` starts: the bus runtime with delivery logging, and the
-domains' HTTP routes on localhost.
+`Platform` is what `tctf run` starts: the bus runtime with delivery logging and, when given a
+writer, EMF metrics, and the domains' HTTP routes on localhost.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -21,6 +21,9 @@ from bus.ids import IdGenerator
 from bus.memory import in_memory
 from bus.middleware import Middleware
 from bus.runtime import OutboxParking, Runtime, TableFactory, TransportFactory, memory_tables
+
+if TYPE_CHECKING:
+    from bus.emf import EmfWriter
 
 
 class Platform:
@@ -38,6 +41,8 @@ class Platform:
         middleware: Sequence[Middleware] = (),
         tracer_provider: Any | None = None,
         outbox_parking: OutboxParking | None = None,
+        metrics: EmfWriter | None = None,
+        metrics_interval: float = 10.0,
     ) -> None:
         self.runtime = Runtime(
             domains,
@@ -49,6 +54,8 @@ class Platform:
             middleware=middleware,
             tracer_provider=tracer_provider,
             outbox_parking=outbox_parking,
+            metrics=metrics,
+            metrics_interval=metrics_interval,
         )
         from adapters.http.gateway import gateway_router
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from functools import partial
@@ -26,10 +27,12 @@ from bus.clock import Clock, SystemClock
 from bus.dispatch import Observer, Publisher
 from bus.ids import IdGenerator
 from bus.middleware import IdempotencyStore
+from bus.observability import flush_log_lines, invocation_keys
 
 if TYPE_CHECKING:
     from adapters.lambda_.streams import Relay
     from bus.client import Clients
+    from bus.emf import EmfWriter
     from bus.http import HttpRouter
     from bus.storage.table import Table
     from bus.tracing import Tracing
@@ -58,6 +61,7 @@ class LambdaApp:
         idempotency_store: IdempotencyStore | None = None,
         observers: Sequence[Observer] = (),
         tracer_provider: Any | None = None,
+        metrics: EmfWriter | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         resources: AsyncExitStack | None = None,
         clients: Clients | None = None,
@@ -91,7 +95,12 @@ class LambdaApp:
             ids=self.ids,
             observers=observers,
             tracer_provider=tracer_provider,
+            handler_metrics=metrics is not None,
         )
+        #: Where the domain's metrics go as EMF at the end of every invocation (stdout, the
+        #: function's log); None: they are counted and not written.
+        self.metrics = metrics
+        self._cold_start = True
         self.dispatcher = assemble(
             domain, services, table=table, idempotency_store=idempotency_store
         )
@@ -151,7 +160,35 @@ class LambdaApp:
                 self.tracing.flush()
 
     async def handle(self, event: Any, context: Any = None) -> dict[str, Any] | None:
-        """Answer one invocation in the shape its source expects."""
+        """Answer one invocation in the shape its source expects; its log lines carry the
+        invocation's keys, and its metrics are written before it returns."""
+        invocation_keys.set(self._invocation_keys(context))
+        self._cold_start = False
+        try:
+            return await self._traced(event, context)
+        finally:
+            if self.metrics is not None:
+                self.metrics.flush(self.dispatcher.metrics)
+            flush_log_lines()
+
+    def _invocation_keys(self, context: Any) -> dict[str, Any]:
+        """Powertools' Lambda keys: this container's first invocation, the function, the
+        request and, where Lambda traces it, the X-Ray trace."""
+        keys: dict[str, Any] = {
+            "cold_start": self._cold_start,
+            "function_name": getattr(context, "function_name", None)
+            or os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
+            "function_request_id": getattr(context, "aws_request_id", None),
+        }
+        arn = getattr(context, "invoked_function_arn", None)
+        if arn:
+            keys["function_arn"] = arn
+        trace = _xray_trace_id(os.environ.get("_X_AMZN_TRACE_ID"))
+        if trace:
+            keys["xray_trace_id"] = trace
+        return keys
+
+    async def _traced(self, event: Any, context: Any) -> dict[str, Any] | None:
         source = event_source(event)
         if self.tracing is None or source == "http":  # a request opens its own server span
             return await self._handle(source, event, context)
@@ -250,6 +287,15 @@ class LambdaApp:
             table=self.table,
             sender=self.domain,
         )
+
+
+def _xray_trace_id(header: str | None) -> str | None:
+    """The `Root` of Lambda's `_X_AMZN_TRACE_ID` (`Root=1-...;Parent=...;Sampled=1`)."""
+    for part in (header or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == "Root" and value:
+            return value
+    return None
 
 
 def _deadline(context: Any, margin_ms: int) -> Callable[[], bool] | None:

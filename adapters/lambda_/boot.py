@@ -21,7 +21,8 @@ from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.settings import LambdaSettings
 from bus import ConfigurationError, Domain
 from bus.dispatch import Publisher
-from bus.observability import configure_logging
+from bus.emf import EmfWriter, metrics_namespace
+from bus.observability import configure_logging_from_env
 from bus.topology import Topology
 from bus.tracing import tracer_provider_from_env
 
@@ -186,7 +187,7 @@ def build(env: Mapping[str, str], *, tracer_provider: Any | None = None) -> Lamb
     if "AWS_LAMBDA_FUNCTION_NAME" in env or env.get("TCTF_LOG_JSON") == "1":
         # In Lambda: JSON lines on stdout instead of the runtime's plain text; elsewhere
         # (tests, a local run) the process's own logging set-up is left alone.
-        configure_logging(env.get("LOG_LEVEL", "INFO").upper(), service=domain.name)
+        configure_logging_from_env(env, default_service=domain.name)
     topology = Topology.from_domains([domain], app=settings.app)
     loop = asyncio.new_event_loop()
     resources = AsyncExitStack()
@@ -234,6 +235,7 @@ def build(env: Mapping[str, str], *, tracer_provider: Any | None = None) -> Lamb
         table=table,
         idempotency_store=idempotency_store,
         tracer_provider=tracer_provider,
+        metrics=EmfWriter(metrics_namespace(env, settings.app)),
         loop=loop,
         resources=resources,
         clients=domain_clients(settings),

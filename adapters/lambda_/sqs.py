@@ -20,6 +20,7 @@ from bus.dispatch import Dispatcher, Record
 if TYPE_CHECKING:
     from adapters.aws.poller import LambdaHandler
     from bus.context import Extend
+    from bus.emf import EmfWriter
 
 #: Builds, for one SQS record of the event (Lambda's shape), how to extend its visibility.
 Extender = Callable[[Mapping[str, Any]], "Extend"]
@@ -61,6 +62,7 @@ def incoming_from_sqs_event(
             purpose="tasks" if domain and is_task_queue(source, domain) else "events",
             type_attribute=_type_attribute(r) if wrapper_type is None else wrapper_type,
             extend_visibility=extender(r) if extender is not None else None,
+            sent_at=_sent_at(r),
         )
         incoming.append(Incoming(record, body, dead_letter_queue(source), source))
     return incoming
@@ -72,6 +74,15 @@ def is_task_queue(source_arn: str, domain: str) -> bool:
     return source_arn.startswith("arn:") and source_arn.rsplit(":", 1)[-1].endswith(
         f"-{domain}-tasks"
     )
+
+
+def _sent_at(record: Mapping[str, Any]) -> float | None:
+    """When SQS accepted the record (its `SentTimestamp`, epoch milliseconds), in seconds."""
+    sent = record.get("attributes", {}).get("SentTimestamp")
+    try:
+        return int(sent) / 1000 if sent is not None else None
+    except ValueError:
+        return None
 
 
 def _type_attribute(record: Mapping[str, Any]) -> str | None:
@@ -108,7 +119,9 @@ async def handle_sqs_event(
     return batch_item_failures(failed, (i.record for i in incoming))
 
 
-def sqs_batch_handler(dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
+def sqs_batch_handler(
+    dispatcher: Dispatcher, sqs: Any, *, metrics: EmfWriter | None = None
+) -> LambdaHandler:
     """A domain's Lambda handler for the pollers of `adapters.aws` (`handler_for`): the SQS
     batch adapter over its dispatcher, parking records that can never succeed in their DLQ
     at once through the pollers' SQS client, with the reason attached.
@@ -117,7 +130,9 @@ def sqs_batch_handler(dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
     the batch had at the start, at most `SAFETY_MARGIN_MS`: those not started are reported
     failed and delivered again, as a Lambda function does near its timeout. A handler's
     `ctx.extend_visibility(seconds)` changes its record's visibility with
-    ChangeMessageVisibility and gives the batch that much more time.
+    ChangeMessageVisibility and gives the batch that much more time. With `metrics`, the
+    domain's metrics are written as EMF after each batch, as a Lambda function's are after
+    each invocation.
     """
 
     async def opened() -> Any:
@@ -131,13 +146,17 @@ def sqs_batch_handler(dispatcher: Dispatcher, sqs: Any) -> LambdaHandler:
         if remaining is not None:
             margin = min(SAFETY_MARGIN_MS, remaining() // 4)
             deadline = partial(_past, remaining, margin)
-        return await handle_sqs_event(
-            dispatcher,
-            event,
-            deadline=deadline,
-            dead_letters=dead_letters,
-            extender=partial(visibility_extender, opened, context),
-        )
+        try:
+            return await handle_sqs_event(
+                dispatcher,
+                event,
+                deadline=deadline,
+                dead_letters=dead_letters,
+                extender=partial(visibility_extender, opened, context),
+            )
+        finally:
+            if metrics is not None:
+                metrics.flush(dispatcher.metrics)
 
     return handle
 

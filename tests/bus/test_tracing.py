@@ -14,8 +14,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from bus import ConfigurationError, Context, Domain, DomainSettings, Event
 from bus.http import HttpRequest, HttpRouter
+from bus.redaction import REDACTED
 from bus.testing import Harness
-from bus.tracing import tracer_provider_from_env
+from bus.tracing import span_attributes, tracer_provider_from_env
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
 
@@ -167,6 +168,25 @@ async def test_no_span_attribute_carries_a_payload_field(
         for value in (span.attributes or {}).values()
     ]
     assert values and not [v for v in values if "grace" in v.lower()]
+
+
+def test_span_attributes_pass_the_log_lines_redaction_filter() -> None:
+    """An id or a type is the sender's to choose: an address or a credential in one is
+    redacted on a span exactly as on a log line."""
+    attributes = span_attributes(
+        {
+            "messaging.message.id": "mallory@example.com",
+            "tctf.session_token": "abc",
+            "tctf.event.type": "ORDERED",
+            "tctf.receive_count": 2,
+            "tctf.absent": None,
+        }
+    )
+    assert attributes["messaging.message.id"] != "mallory@example.com"
+    assert "mallory@example.com" not in str(attributes)
+    assert attributes["tctf.session_token"] == REDACTED
+    assert attributes["tctf.event.type"] == "ORDERED" and attributes["tctf.receive_count"] == 2
+    assert "tctf.absent" not in attributes
 
 
 async def test_an_unmatched_request_gets_a_server_span_with_its_status(

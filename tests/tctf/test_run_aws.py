@@ -97,7 +97,7 @@ class RunAws:
         return sum(
             1
             for line in self.log
-            if line.get("type") == "SEND_EMAIL" and line["outcome"] == "handled"
+            if line.get("event_type") == "SEND_EMAIL" and line["outcome"] == "handled"
         )
 
     def all_of_stderr(self) -> str:

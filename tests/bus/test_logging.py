@@ -1,0 +1,196 @@
+"""The JSON log line: one per delivery, the same whether written through `logging` or
+straight by `configure_logging`'s handler; levels and service names read from the
+environment as Powertools reads them; Lambda's invocation keys on every line."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from bus.clock import timestamp
+from bus.dispatch import Outcome
+from bus.envelope import Envelope
+from bus.errors import ConfigurationError
+from bus.observability import (
+    JsonFormatter,
+    LoggingSettings,
+    configure_logging,
+    flush_log_lines,
+    invocation_keys,
+    log_outcome,
+    logging_settings,
+)
+
+ENVELOPE = Envelope(
+    id="0190a000-0000-7000-8000-000000000001",
+    source="users",
+    type="USER_CREATED",
+    time=timestamp(1_767_225_600.0),
+    dataversion=1,
+    correlationid="signup-1",
+    data={},
+)
+
+
+@pytest.fixture
+def stdout() -> Iterator[io.StringIO]:
+    """`configure_logging` writing to a buffer; the `tctf` logger restored afterwards."""
+    root = logging.getLogger("tctf")
+    saved = (list(root.handlers), root.level, root.propagate)
+    written = io.StringIO()
+    configure_logging("INFO", "tctf", stream=written)
+    try:
+        yield written
+    finally:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+
+
+def _lines(text: str) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in text.splitlines()]
+
+
+def test_a_delivery_line_is_the_same_written_directly_or_through_a_log_record(
+    stdout: io.StringIO,
+) -> None:
+    failed = Outcome(
+        "messaging",
+        "r1",
+        "failed",
+        "messaging.welcome_new_user",
+        ENVELOPE,
+        "TimeoutError: smtp.example.com refused ada@example.com (password=hunter2)",
+        12.3456,
+        2,
+    )
+    log_outcome(failed)
+    flush_log_lines()
+    listener = io.StringIO()
+    handler = logging.StreamHandler(listener)
+    handler.setFormatter(JsonFormatter())
+    delivery = logging.getLogger("tctf.delivery")
+    delivery.addHandler(handler)  # another reader: the line goes through `logging` now
+    try:
+        log_outcome(failed)
+    finally:
+        delivery.removeHandler(handler)
+    (direct, *_), (recorded,) = _lines(stdout.getvalue()), _lines(listener.getvalue())
+    assert direct.pop("timestamp").endswith("Z") and recorded.pop("timestamp").endswith("Z")
+    assert direct == recorded
+    assert direct == {
+        "level": "WARNING",
+        "message": "failed USER_CREATED",
+        "service": "messaging",
+        "correlation_id": "signup-1",
+        "event_id": ENVELOPE.id,
+        "event_type": "USER_CREATED",
+        "handler": "messaging.welcome_new_user",
+        "outcome": "failed",
+        "duration_ms": 12.346,
+        "receive_count": 2,
+        "record_id": "r1",
+        "error": "TimeoutError: smtp.example.com refused [EMAIL] (password=[REDACTED])",
+        "logger": "tctf.delivery",
+    }
+
+
+def test_lambdas_invocation_keys_are_on_every_line_while_set(stdout: io.StringIO) -> None:
+    log = logging.getLogger("tctf.users")
+    token = invocation_keys.set({"cold_start": True, "function_request_id": "req-1"})
+    try:
+        log.info("inside", extra={"user_id": "u1"})
+    finally:
+        invocation_keys.reset(token)
+    log.info("outside")
+    flush_log_lines()
+    inside, outside = _lines(stdout.getvalue())
+    assert (inside["cold_start"], inside["function_request_id"], inside["user_id"]) == (
+        True,
+        "req-1",
+        "u1",
+    )
+    assert "cold_start" not in outside and "function_request_id" not in outside
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, LoggingSettings("INFO", None)),
+        ({"LOG_LEVEL": "debug"}, LoggingSettings("DEBUG", None)),
+        ({"LOG_LEVEL": "DEBUG", "POWERTOOLS_LOG_LEVEL": "error"}, LoggingSettings("ERROR")),
+        ({"AWS_LAMBDA_LOG_LEVEL": "WARN", "LOG_LEVEL": "DEBUG"}, LoggingSettings("WARNING")),
+        ({"POWERTOOLS_SERVICE_NAME": "signups"}, LoggingSettings("INFO", "signups")),
+    ],
+)
+def test_levels_and_the_service_name_are_read_as_powertools_reads_them(
+    env: dict[str, str], expected: LoggingSettings
+) -> None:
+    assert logging_settings(env) == expected
+
+
+def test_a_level_that_is_none_is_refused_naming_its_variable() -> None:
+    with pytest.raises(ConfigurationError, match="LOG_LEVEL='verbose' is not a log level"):
+        logging_settings({"LOG_LEVEL": "verbose"})
+
+
+def test_a_service_name_set_by_the_user_names_every_line() -> None:
+    formatter = JsonFormatter("signups", fixed_service=True)
+    record = logging.makeLogRecord({"msg": "hello", "service": "users", "levelname": "INFO"})
+    assert orjson.loads(formatter.format(record))["service"] == "signups"
+    assert orjson.loads(JsonFormatter().format(record))["service"] == "users"
+
+
+class Flushes(io.StringIO):
+    """A stream that remembers how many lines it held at each flush."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed: list[int] = []
+
+    def flush(self) -> None:
+        self.flushed.append(self.getvalue().count("\n"))
+
+
+def test_delivery_lines_written_on_a_loop_are_flushed_together_once_its_step_ends() -> None:
+    root = logging.getLogger("tctf")
+    saved = (list(root.handlers), root.level, root.propagate)
+    stream = Flushes()
+    configure_logging("INFO", stream=stream)
+    handled = Outcome("messaging", "r1", "handled", "messaging.h", ENVELOPE, None, 1.0)
+
+    async def deliver(count: int, then_exit: bool = False) -> None:
+        for _ in range(count):
+            log_outcome(handled)
+        if then_exit:
+            raise SystemExit  # the loop ends at once, its scheduled flush never run
+
+    try:
+        abandoned = asyncio.new_event_loop()
+        with pytest.raises(SystemExit):
+            abandoned.run_until_complete(deliver(2, then_exit=True))
+        abandoned.close()
+        asyncio.run(deliver(3))  # must not wait for the abandoned loop's flush
+    finally:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+    assert stream.flushed == [5], "one flush for the lines of a step, none lost"
+
+
+def test_a_log_that_cannot_be_written_fails_no_delivery(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger("tctf")
+    saved = (list(root.handlers), root.level, root.propagate)
+    closed = io.StringIO()
+    configure_logging("INFO", stream=closed)
+    closed.close()  # stdout gone: a test's capture ended, a pipe's reader left
+    try:
+        log_outcome(Outcome("messaging", "r1", "handled", "messaging.h", ENVELOPE, None, 1.0))
+        flush_log_lines()
+    finally:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+    assert "Logging error" in capsys.readouterr().err
