@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -30,3 +31,20 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """A test that runs `tctf` in process configures logging on a stream pytest closes after
+    it: put the root and `tctf` loggers back, closing what the test added, so later lines
+    (and the interpreter's last flush) do not write to a closed file."""
+    loggers = [logging.getLogger(), logging.getLogger("tctf")]
+    saved = [(list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    yield
+    for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        for handler in logger.handlers:
+            if handler not in handlers:
+                handler.close()  # else logging's shutdown flushes it into the closed stream
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate

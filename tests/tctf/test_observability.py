@@ -86,7 +86,7 @@ async def test_a_sign_up_and_a_login_log_no_secret_and_one_correlation_id(
     runtime = platform.runtime
     async with runtime.running():
         signed_up = await platform.router.handle(
-            _post("/users", {"email": EMAIL, "name": "Ada", "password": PASSWORD}, "signup-1")
+            _post("/users", {"email": EMAIL, "name": "Ada"}, "signup-1")
         )
         again = await platform.router.handle(
             _post("/users", {"email": EMAIL, "name": "Ada"}, "signup-2")
