@@ -12,6 +12,7 @@ import heapq
 import itertools
 import math
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -80,6 +81,40 @@ class IdempotencyStore(Protocol):
     async def extend(self, key: str, lease: float, *, token: str) -> None: ...
 
 
+class _Expiries:
+    """(expires at, key) pairs, handed back once due. Pairs that come in expiry order (one
+    lifetime for all, a clock that does not go back) queue in a deque at O(1); any other
+    waits in a heap."""
+
+    __slots__ = ("_heap", "_queue")
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[float, str]] = deque()
+        self._heap: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._queue) + len(self._heap)
+
+    def add(self, expires_at: float, key: str) -> None:
+        queue = self._queue
+        if not queue or queue[-1][0] <= expires_at:
+            queue.append((expires_at, key))
+        else:
+            heapq.heappush(self._heap, (expires_at, key))
+
+    def due(self, now: float) -> list[tuple[float, str]]:
+        """Remove and return every pair expiring at or before `now`."""
+        queue, heap = self._queue, self._heap
+        if not (queue and queue[0][0] <= now) and not (heap and heap[0][0] <= now):
+            return []
+        taken = []
+        while queue and queue[0][0] <= now:
+            taken.append(queue.popleft())
+        while heap and heap[0][0] <= now:
+            taken.append(heapq.heappop(heap))
+        return taken
+
+
 class InMemoryIdempotencyStore:
     """Idempotency records in a dict, expiring after `ttl` seconds of the injected clock.
 
@@ -93,8 +128,10 @@ class InMemoryIdempotencyStore:
         #: key -> (done, expires at, claim token): a claim until done, then the record of
         #: the effect.
         self._records: dict[str, tuple[bool, float, str]] = {}
-        #: (expires at, key) of every record written, soonest first; stale entries included.
-        self._expiries: list[tuple[float, str]] = []
+        #: When each claim lapses and each record of an effect expires, stale ones included:
+        #: apart, since leases and the TTL differ and each kind keeps its own order.
+        self._leases = _Expiries()
+        self._expiries = _Expiries()
 
     def __len__(self) -> int:
         return len(self._records)
@@ -105,12 +142,16 @@ class InMemoryIdempotencyStore:
         record = self._records.get(key)
         if record is not None and record[1] > now:
             return "done" if record[0] else "in_progress"
-        self._write(key, False, now + lease, token)
+        expires_at = now + lease
+        self._records[key] = (False, expires_at, token)
+        self._leases.add(expires_at, key)
         return "claimed"
 
     async def complete(self, key: str, *, token: str) -> None:
         self._held(key, token)
-        self._write(key, True, self._clock.now() + self._ttl, token)
+        expires_at = self._clock.now() + self._ttl
+        self._records[key] = (True, expires_at, token)
+        self._expiries.add(expires_at, key)
 
     async def release(self, key: str, *, token: str) -> None:
         record = self._records.get(key)
@@ -119,7 +160,9 @@ class InMemoryIdempotencyStore:
 
     async def extend(self, key: str, lease: float, *, token: str) -> None:
         if not self._held(key, token)[0]:
-            self._write(key, False, self._clock.now() + lease, token)
+            expires_at = self._clock.now() + lease
+            self._records[key] = (False, expires_at, token)
+            self._leases.add(expires_at, key)
 
     def _held(self, key: str, token: str) -> tuple[bool, float, str]:
         record = self._records.get(key)
@@ -127,21 +170,18 @@ class InMemoryIdempotencyStore:
             raise ClaimLost(f"{key}: the claim is no longer held by this delivery")
         return record
 
-    def _write(self, key: str, done: bool, expires_at: float, token: str) -> None:
-        self._records[key] = (done, expires_at, token)
-        heapq.heappush(self._expiries, (expires_at, key))
-
     def _forget_expired(self, now: float) -> None:
-        while self._expiries and self._expiries[0][0] <= now:
-            expires_at, key = heapq.heappop(self._expiries)
-            record = self._records.get(key)
-            if record is not None and record[1] == expires_at:
-                del self._records[key]
+        records = self._records
+        for expiries in (self._leases, self._expiries):
+            for expires_at, key in expiries.due(now):
+                record = records.get(key)
+                if record is not None and record[1] == expires_at:
+                    del records[key]
 
 
 #: Claim tokens: unique per claim across processes (a random prefix per process, a counter
 #: within it). They tell one delivery's claim from another's; nothing needs them secret.
-_PROCESS = os.urandom(8).hex()
+_PROCESS = f"{os.urandom(8).hex()}-"
 _CLAIMS = itertools.count()
 
 
@@ -157,8 +197,8 @@ def idempotency(store: IdempotencyStore, lease: float) -> Middleware:
 
     def wrap(handler: Handler) -> Handler:
         async def once(delivery: Delivery) -> None:
-            key = idempotency_key(delivery.subscription.name, delivery.envelope.id)
-            token = f"{_PROCESS}-{next(_CLAIMS)}"
+            key = f"{delivery.subscription.name}#{delivery.envelope.id}"  # idempotency_key
+            token = f"{_PROCESS}{next(_CLAIMS)}"
             state = await store.claim(key, lease, token=token)
             if state == "done":
                 raise AlreadyHandled(key)
