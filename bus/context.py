@@ -260,15 +260,15 @@ class Context:
             event_id = derived_id(f"{self.envelope.id}/{self._handler}/{self._staged}")
         else:
             event_id = self._ids()
-        return Envelope(
-            id=event_id,
-            source=self.domain,
-            type=message.type,
-            time=timestamp(self.clock.now()),
-            dataversion=message.version,
-            correlationid=self.correlation_id,
-            data=message,
-            causationid=self.causation_id,
-            traceparent=self.traceparent,
-            subject=subject,
+        return Envelope(  # positional: keywords cost a named tuple a third more
+            event_id,
+            self.domain,
+            message.type,
+            timestamp(self.clock.now()),
+            message.version,
+            self.correlation_id,
+            message,
+            self.causation_id,
+            self.traceparent,
+            subject,
         )

@@ -66,6 +66,7 @@ class Runtime:
         `outbox_parking`: where each domain's relay parks an outbox item it can never
         publish (an outbox DLQ); by default `outbox_dead_letters`, in this process."""
         self.domains = list(domains)
+        self._domains_by_name = {domain.name: domain for domain in self.domains}
         self.clock = clock or SystemClock()
         self.ids = ids or IdGenerator()
         self.topology = Topology.from_domains(self.domains, app=app)
@@ -174,7 +175,7 @@ class Runtime:
             correlation_id=correlation_id,
             table=self.tables.get(source),
             on_commit=self._wake_relay,
-            sender=next((d for d in self.domains if d.name == source), None),
+            sender=self._domains_by_name.get(source),
         )
 
     async def publish(
