@@ -102,6 +102,11 @@ class _Expiries:
         else:
             heapq.heappush(self._heap, (expires_at, key))
 
+    def soonest(self) -> float:
+        """The earliest expiry held, or infinity."""
+        queue, heap = self._queue, self._heap
+        return min(queue[0][0] if queue else math.inf, heap[0][0] if heap else math.inf)
+
     def due(self, now: float) -> list[tuple[float, str]]:
         """Remove and return every pair expiring at or before `now`."""
         queue, heap = self._queue, self._heap
@@ -132,19 +137,24 @@ class InMemoryIdempotencyStore:
         #: apart, since leases and the TTL differ and each kind keeps its own order.
         self._leases = _Expiries()
         self._expiries = _Expiries()
+        #: No queued expiry comes sooner: until then a claim has nothing to forget.
+        self._soonest = math.inf
 
     def __len__(self) -> int:
         return len(self._records)
 
     async def claim(self, key: str, lease: float, *, token: str) -> Claim:
         now = self._clock.now()
-        self._forget_expired(now)
+        if now >= self._soonest:
+            self._forget_expired(now)
         record = self._records.get(key)
         if record is not None and record[1] > now:
             return "done" if record[0] else "in_progress"
         expires_at = now + lease
         self._records[key] = (False, expires_at, token)
         self._leases.add(expires_at, key)
+        if expires_at < self._soonest:
+            self._soonest = expires_at
         return "claimed"
 
     async def complete(self, key: str, *, token: str) -> None:
@@ -152,6 +162,8 @@ class InMemoryIdempotencyStore:
         expires_at = self._clock.now() + self._ttl
         self._records[key] = (True, expires_at, token)
         self._expiries.add(expires_at, key)
+        if expires_at < self._soonest:
+            self._soonest = expires_at
 
     async def release(self, key: str, *, token: str) -> None:
         record = self._records.get(key)
@@ -163,6 +175,7 @@ class InMemoryIdempotencyStore:
             expires_at = self._clock.now() + lease
             self._records[key] = (False, expires_at, token)
             self._leases.add(expires_at, key)
+            self._soonest = min(self._soonest, expires_at)
 
     def _held(self, key: str, token: str) -> tuple[bool, float, str]:
         record = self._records.get(key)
@@ -177,6 +190,7 @@ class InMemoryIdempotencyStore:
                 record = records.get(key)
                 if record is not None and record[1] == expires_at:
                     del records[key]
+        self._soonest = min(self._leases.soonest(), self._expiries.soonest())
 
 
 #: Claim tokens: unique per claim across processes (a random prefix per process, a counter
@@ -305,6 +319,7 @@ class Watchdog:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self._time = loop.time
         self._running: dict[HandlerBound, None] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for = math.inf
@@ -312,10 +327,11 @@ class Watchdog:
     def watch(self, seconds: float) -> HandlerBound:
         task = asyncio.current_task()
         assert task is not None, "a handler call runs in a task"
-        bound = HandlerBound(task, self.loop.time() + seconds)
+        when = self._time() + seconds
+        bound = HandlerBound(task, when)
         self._running[bound] = None
-        if bound._when < self._armed_for:
-            self._arm(bound._when)
+        if when < self._armed_for:
+            self._arm(when)
         return bound
 
     def release(self, bound: HandlerBound) -> None:
