@@ -5,6 +5,11 @@ until every handler call is done; events/s counts published events. TCTF and the
 encode each event to JSON and decode+validate it per subscriber, as a real transport would.
 
     .venv/bin/python benchmarks/bus_throughput.py [--events 20000] [--repeat 5]
+
+`--latency RATE` measures instead the publish -> handled latency of the in-memory transport
+at a steady RATE events/s (one subscriber): p50 and p99 over `--events` events, after a
+second of warm-up. `--logs` turns the per-delivery JSON log line on (to a discarding
+stream) for either mode, to measure what observability costs.
 """
 
 # The peers (FastStream, bubus) come with the `bench` extra: without it they are `Any` to mypy.
@@ -15,6 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import io
+import logging
 import statistics
 import time
 from collections.abc import Callable, Coroutine
@@ -115,6 +122,38 @@ async def tctf(count: int, fanout: int) -> float:
         return time.perf_counter() - start
 
 
+async def tctf_latency(count: int, rate: float, warmup: int) -> list[float]:
+    """Seconds from each publish call to its handler's return, publishing `rate` events/s.
+
+    Events go out on a fixed schedule (each at start + n / rate, a late one at once), so
+    the bus runs at a steady rate, not as fast as it can; the first `warmup` are left out.
+    """
+    sent: dict[int, float] = {}
+    latencies: list[float] = []
+    finished = asyncio.Event()
+    total = warmup + count
+    domain = Domain("sub0", DomainSettings())
+
+    @domain.on(OrderPlaced)
+    async def handle(event: OrderPlaced, ctx: Context) -> None:
+        latencies.append(time.perf_counter() - sent[event.total])
+        if len(latencies) == total:
+            finished.set()
+
+    runtime = Runtime([domain], in_memory(), clock=SystemClock())
+    events = [OrderPlaced(**sample(n)) for n in range(total)]  # type: ignore[arg-type]
+    async with runtime.running():
+        start = time.perf_counter()
+        for n, event in enumerate(events):
+            due = start + n / rate
+            if (ahead := due - time.perf_counter()) > 0:
+                await asyncio.sleep(ahead)
+            sent[n] = time.perf_counter()
+            await runtime.publish(event, source="orders")
+        await finished.wait()
+    return latencies[warmup:]
+
+
 async def faststream(count: int, fanout: int) -> float:
     """FastStream's in-memory Redis test broker (what its users test with)."""
     from faststream.redis import RedisBroker, TestRedisBroker
@@ -186,7 +225,22 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--peer-events", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--latency", type=float, metavar="RATE", help="events/s, steady")
+    parser.add_argument("--logs", action="store_true", help="per-delivery log lines on")
     args = parser.parse_args()
+    if args.logs:
+        from bus.observability import JsonFormatter
+
+        handler = logging.StreamHandler(io.StringIO())
+        handler.setFormatter(JsonFormatter())
+        discard = logging.getLogger("tctf")
+        discard.handlers[:] = [handler]
+        discard.setLevel(logging.INFO)
+        discard.propagate = False
+        handler.stream = _Discard()
+    if args.latency:
+        latency(args.events, args.latency, args.repeat, args.logs)
+        return
     contenders: list[tuple[str, Contender, int]] = [
         ("raw asyncio.Queue + direct call", raw_queue, args.events),
         ("tctf in-memory transport", tctf, args.events),
@@ -205,6 +259,31 @@ def main() -> None:
             f"| {name} | {rates[1]:,.0f} | {rates[10]:,.0f} | "
             f"{ours[1] / rates[1]:.2f}x | {ours[10] / rates[10]:.2f}x |"
         )
+
+
+class _Discard(io.StringIO):
+    """A stream that formats reach and that keeps nothing (the log lines are costed, not
+    read)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def latency(count: int, rate: float, repeat: int, logs: bool) -> None:
+    runs = []
+    for _ in range(repeat):
+        gc.collect()
+        observed = sorted(asyncio.run(tctf_latency(count, rate, warmup=int(rate))))
+        runs.append((observed[len(observed) // 2], observed[int(len(observed) * 0.99)]))
+    p50 = statistics.median(run[0] for run in runs) * 1e6
+    p99 = statistics.median(run[1] for run in runs) * 1e6
+    print(
+        f"publish -> handled at {rate:,.0f} events/s, {count:,} events, median of {repeat} "
+        f"runs, logs {'on' if logs else 'off'}\n"
+    )
+    print("| transport | p50 us | p99 us |")
+    print("|---|---:|---:|")
+    print(f"| tctf in-memory | {p50:,.0f} | {p99:,.0f} |")
 
 
 if __name__ == "__main__":
