@@ -135,7 +135,8 @@ class MemoryQueue:
             self._hide(message, self._clock.now() + delay)
         else:
             self._ready.append(message)
-        self.notify()
+        if self._arrival is not None:
+            self.notify()
 
     def receive(self, max_messages: int) -> list[tuple[QueuedMessage, int]]:
         """Take up to `max_messages` visible messages, hiding each for the visibility timeout.
