@@ -83,38 +83,39 @@ class IdempotencyStore(Protocol):
 
 class _Expiries:
     """(expires at, key) pairs, handed back once due. Pairs that come in expiry order (one
-    lifetime for all, a clock that does not go back) queue in a deque at O(1); any other
-    waits in a heap."""
+    lifetime for all, a clock that does not go back) queue at O(1), times and keys in two
+    deques (floats and strings, which the garbage collector does not track, where a pair
+    would be); any other waits in a heap."""
 
-    __slots__ = ("_heap", "_queue")
+    __slots__ = ("_heap", "_keys", "_times")
 
     def __init__(self) -> None:
-        self._queue: deque[tuple[float, str]] = deque()
+        self._times: deque[float] = deque()
+        self._keys: deque[str] = deque()
         self._heap: list[tuple[float, str]] = []
 
     def __len__(self) -> int:
-        return len(self._queue) + len(self._heap)
+        return len(self._times) + len(self._heap)
 
     def add(self, expires_at: float, key: str) -> None:
-        queue = self._queue
-        if not queue or queue[-1][0] <= expires_at:
-            queue.append((expires_at, key))
+        times = self._times
+        if not times or times[-1] <= expires_at:
+            times.append(expires_at)
+            self._keys.append(key)
         else:
             heapq.heappush(self._heap, (expires_at, key))
 
     def soonest(self) -> float:
         """The earliest expiry held, or infinity."""
-        queue, heap = self._queue, self._heap
-        return min(queue[0][0] if queue else math.inf, heap[0][0] if heap else math.inf)
+        times, heap = self._times, self._heap
+        return min(times[0] if times else math.inf, heap[0][0] if heap else math.inf)
 
     def due(self, now: float) -> list[tuple[float, str]]:
         """Remove and return every pair expiring at or before `now`."""
-        queue, heap = self._queue, self._heap
-        if not (queue and queue[0][0] <= now) and not (heap and heap[0][0] <= now):
-            return []
+        times, keys, heap = self._times, self._keys, self._heap
         taken = []
-        while queue and queue[0][0] <= now:
-            taken.append(queue.popleft())
+        while times and times[0] <= now:
+            taken.append((times.popleft(), keys.popleft()))
         while heap and heap[0][0] <= now:
             taken.append(heapq.heappop(heap))
         return taken
