@@ -283,15 +283,15 @@ class Context:
             correlation_id=self.correlation_id,
             inherited=self.traceparent,
         )
-        return Envelope(
-            id=event_id,
-            source=self.domain,
-            type=message.type,
-            time=timestamp(self.clock.now()),
-            dataversion=message.version,
-            correlationid=self.correlation_id,
-            data=message,
-            causationid=self.causation_id,
-            traceparent=traceparent,
-            subject=subject,
+        return Envelope(  # positional: keywords cost a named tuple a third more
+            event_id,
+            self.domain,
+            message.type,
+            timestamp(self.clock.now()),
+            message.version,
+            self.correlation_id,
+            message,
+            self.causation_id,
+            traceparent,
+            subject,
         )

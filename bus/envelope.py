@@ -144,18 +144,35 @@ class Envelope(NamedTuple):
             )
         ):
             _explain(raw)
-        return cls(
-            id_,
-            source,
-            type_,
-            time,
-            version,
-            correlationid,
-            data,
-            _inherited_id(raw.get("causationid")),
-            _traceparent(raw.get("traceparent")),
-            _inherited_id(raw.get("subject")),
+        causationid = raw.get("causationid")
+        if causationid is not None:
+            causationid = _inherited_id(causationid)
+        traceparent = raw.get("traceparent")
+        if traceparent is not None:
+            traceparent = _traceparent(traceparent)
+        subject = raw.get("subject")
+        if subject is not None:
+            subject = _inherited_id(subject)
+        # tuple.__new__ skips the named tuple's Python-level __new__: once per delivery.
+        return _new_envelope(
+            cls,
+            (
+                id_,
+                source,
+                type_,
+                time,
+                version,
+                correlationid,
+                data,
+                causationid,
+                traceparent,
+                subject,
+                SPECVERSION,
+            ),
         )
+
+
+_new_envelope: Final = tuple.__new__
 
 
 def _traceparent(value: Any) -> str | None:
@@ -241,10 +258,8 @@ def message_size(envelope: Envelope, body: bytes) -> int:
     size = (
         len(body)
         + _FIXED_ATTRIBUTE_BYTES
-        + _utf8_len(envelope.type)
+        + _utf8_len(envelope.type + envelope.source + envelope.correlationid)
         + len(str(envelope.dataversion))
-        + _utf8_len(envelope.source)
-        + _utf8_len(envelope.correlationid)
     )
     if envelope.traceparent:
         size += _TRACEPARENT_BYTES + _utf8_len(envelope.traceparent)

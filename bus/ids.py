@@ -7,6 +7,7 @@ a seeded generator, asked for explicitly, replays the same ids for tests and `tc
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import random
 import time
@@ -15,13 +16,14 @@ from collections.abc import Callable
 #: Random bytes fetched from the OS at a time; one `os.urandom` call serves ~400 ids.
 POOL_BYTES = 4096
 _DRAW = 10  # bytes per id: 11 bits may start the counter, 62 are the id's random bits
+_DRAW_HEX = 2 * _DRAW
 
 _COUNTER_MAX = 0xFFF
 _COUNTER_START = 0x7FF  # a fresh millisecond's counter starts below this: room for 2048 ids
 _HEX_DIGIT = "0123456789abcdef"
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in _HEX_DIGIT}
-# Two look-ups cost a third of formatting the counter with "03x", on every publish.
-_HEX_BYTE = [f"{byte:02x}" for byte in range(256)]
+# A look-up costs a third of formatting the counter with "03x", on every publish.
+_COUNTER_HEX = [f"{counter:03x}" for counter in range(_COUNTER_MAX + 1)]
 
 
 class IdGenerator:
@@ -56,7 +58,7 @@ class IdGenerator:
         else:
             self._random_bytes = random.Random(seed).randbytes
             self._clock_ns = _clock_at_zero
-        self._pool = b""
+        self._pool = ""  # hex digits of random bytes not yet drawn from
         self._position = 0
         self._millis = -1
         self._counter = 0
@@ -64,29 +66,52 @@ class IdGenerator:
 
     def __call__(self) -> str:
         position = self._position
-        if position + _DRAW > len(self._pool):
-            self._pool = self._random_bytes(POOL_BYTES)
+        pool = self._pool
+        if position + _DRAW_HEX > len(pool):
+            # Hex-encoded once per refill: slicing a string is cheaper than hexing each draw.
+            pool = self._pool = self._random_bytes(POOL_BYTES).hex()
             position = 0
-        self._position = position + _DRAW
-        drawn = self._pool[position : position + _DRAW].hex()
+        self._position = position + _DRAW_HEX
         millis = self._clock_ns() // 1_000_000
         if millis > self._millis:
-            self._start_millisecond(millis, drawn)
+            self._start_millisecond(millis, pool[position : position + 3])
         elif self._counter < _COUNTER_MAX:
             self._counter += 1
         else:
-            self._start_millisecond(self._millis + 1, drawn)
-        counter = self._counter
+            self._start_millisecond(self._millis + 1, pool[position : position + 3])
         return (
-            f"{self._prefix}{_HEX_DIGIT[counter >> 8]}{_HEX_BYTE[counter & 0xFF]}-"
-            f"{_VARIANT[drawn[4]]}{drawn[5:8]}-{drawn[8:]}"
+            f"{self._prefix}{_COUNTER_HEX[self._counter]}-{_VARIANT[pool[position + 4]]}"
+            f"{pool[position + 5 : position + 8]}-{pool[position + 8 : position + _DRAW_HEX]}"
         )
 
-    def _start_millisecond(self, millis: int, drawn: str) -> None:
+    def _start_millisecond(self, millis: int, counter_seed: str) -> None:
         self._millis = millis
-        self._counter = int(drawn[:3], 16) & _COUNTER_START
+        self._counter = int(counter_seed, 16) & _COUNTER_START
         stamp = f"{millis:012x}"
         self._prefix = f"{stamp[:8]}-{stamp[8:]}-7"
+
+
+class MessageIds:
+    """Message ids of one transport, shaped as SQS's (UUIDv4 strings): a random prefix per
+    generator and a counter.
+
+    A message id names a delivery to its consumers and nothing is granted by knowing one,
+    so, unlike `IdGenerator`'s, they need be unique only, not unguessable: a counter costs a
+    third of a random id, once per queue a message is copied to. `prefix_bits` (64) replay
+    the same ids for a seeded run; without them the prefix comes from `os.urandom`.
+    """
+
+    __slots__ = ("_counter", "_prefix")
+
+    def __init__(self, prefix_bits: int | None = None) -> None:
+        if prefix_bits is None:
+            prefix_bits = int.from_bytes(os.urandom(8))
+        digits = f"{prefix_bits & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+        self._prefix = f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{_VARIANT[digits[12]]}000-"
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):012x}"
 
 
 def _clock_at_zero() -> int:

@@ -20,7 +20,7 @@ from bus.clock import Clock, ManualClock, SystemClock
 from bus.dispatch import Dispatcher, Record
 from bus.envelope import Envelope, check_message_size
 from bus.errors import ConfigurationError
-from bus.ids import IdGenerator
+from bus.ids import MessageIds
 from bus.limits import SNS, SQS, ServiceLimits, path_limit
 from bus.topology import Purpose, QueueSpec, Topology
 from bus.transport import TASK_STATUS_IGNORED, DeadLetter
@@ -99,6 +99,10 @@ class MemoryQueue:
         self._rng = rng or random.Random()
         self._reorder = reorder
         self._ready: deque[QueuedMessage] = deque()
+        #: Received messages, in the order their visibility ends: every receive hides for
+        #: the same timeout, so appending keeps the order without a heap.
+        self._in_flight: deque[tuple[float, int, int, QueuedMessage]] = deque()
+        #: Messages hidden for other spans (delayed sends, extended visibility), soonest first.
         self._hidden: list[tuple[float, int, int, QueuedMessage]] = []
         self._seq = itertools.count()
         self._live = 0
@@ -114,9 +118,16 @@ class MemoryQueue:
 
     def next_visible_at(self) -> float | None:
         """When the earliest hidden message becomes visible again, if any."""
-        while self._hidden and not self._is_current(self._hidden[0]):
-            heapq.heappop(self._hidden)
-        return self._hidden[0][0] if self._hidden else None
+        in_flight, hidden = self._in_flight, self._hidden
+        while in_flight and not self._is_current(in_flight[0]):
+            in_flight.popleft()
+        while hidden and not self._is_current(hidden[0]):
+            heapq.heappop(hidden)
+        if in_flight and hidden:
+            return min(in_flight[0][0], hidden[0][0])
+        if in_flight:
+            return in_flight[0][0]
+        return hidden[0][0] if hidden else None
 
     def send(self, message: QueuedMessage, delay: float = 0.0) -> None:
         self._live += 1
@@ -124,7 +135,8 @@ class MemoryQueue:
             self._hide(message, self._clock.now() + delay)
         else:
             self._ready.append(message)
-        self.notify()
+        if self._arrival is not None:
+            self.notify()
 
     def receive(self, max_messages: int) -> list[tuple[QueuedMessage, int]]:
         """Take up to `max_messages` visible messages, hiding each for the visibility timeout.
@@ -132,10 +144,14 @@ class MemoryQueue:
         A message whose receive count would pass `max_receive_count` moves to the DLQ instead,
         as SQS's redrive policy does.
         """
-        self.promote()
         now = self._clock.now()
+        self._promote(now)
         taken: list[tuple[QueuedMessage, int]] = []
         ready = self._ready
+        until = now + self.visibility_timeout
+        in_flight: deque[tuple[float, int, int, QueuedMessage]] | None = self._in_flight
+        if in_flight and in_flight[-1][0] > until:  # the clock went back: keep them apart
+            in_flight = None
         while ready and len(taken) < max_messages:
             if self._reorder and len(ready) > 1:
                 ready.rotate(-self._rng.randrange(len(ready)))
@@ -153,9 +169,13 @@ class MemoryQueue:
                     f"{message.last_error or 'visibility timeout expired'}",
                 )
                 continue
-            message.generation += 1
-            self._hide(message, now + self.visibility_timeout)
-            taken.append((message, message.generation))
+            generation = message.generation = message.generation + 1
+            if in_flight is None:
+                self._hide(message, until)
+            else:
+                message.hidden_until = until
+                in_flight.append((until, next(self._seq), generation, message))
+            taken.append((message, generation))
         return taken
 
     def delete(self, message: QueuedMessage, generation: int) -> bool:
@@ -223,12 +243,19 @@ class MemoryQueue:
 
     def promote(self) -> None:
         """Make hidden messages whose time has come visible again."""
-        now = self._clock.now()
-        hidden = self._hidden
-        while hidden and hidden[0][0] <= now:
-            entry = heapq.heappop(hidden)
+        self._promote(self._clock.now())
+
+    def _promote(self, now: float) -> None:
+        in_flight, hidden, ready = self._in_flight, self._hidden, self._ready
+        while True:  # the two merged in (time, sequence) order, as one heap would give them
+            if in_flight and in_flight[0][0] <= now and not (hidden and hidden[0] < in_flight[0]):
+                entry = in_flight.popleft()
+            elif hidden and hidden[0][0] <= now:
+                entry = heapq.heappop(hidden)
+            else:
+                return
             if self._is_current(entry):
-                self._ready.append(entry[3])
+                ready.append(entry[3])
 
     def _dead_letter(self, message: QueuedMessage, reason: str) -> None:
         message.deleted = True
@@ -263,11 +290,13 @@ class InMemoryTransport:
         self.clock = clock or SystemClock()
         self.faults = faults
         self._rng = random.Random(seed)
-        self._message_ids = IdGenerator(None if seed is None else self._rng.getrandbits(64))
+        self._message_ids = MessageIds(None if seed is None else self._rng.getrandbits(64))
         self.queues: dict[str, MemoryQueue] = {}
         self._specs: dict[str, QueueSpec] = {}
-        self._fanout: list[tuple[MemoryQueue, frozenset[str], dict[str, list[Callable[..., bool]]]]]
-        self._fanout = []
+        #: Per event type, the queues subscribed to it, in topology order, each with the
+        #: content filters a copy must pass (None: it takes every event of the type).
+        self._subscribers: dict[str, list[tuple[MemoryQueue, list[Callable[..., bool]] | None]]]
+        self._subscribers = {}
         for spec in topology.queues:
             dlq = MemoryQueue(spec.dlq, clock=self.clock)
             queue = MemoryQueue(
@@ -283,9 +312,13 @@ class InMemoryTransport:
             self.queues[spec.dlq] = dlq
             self._specs[spec.name] = spec
             if spec.purpose == "events":
-                self._fanout.append(
-                    (queue, frozenset(spec.message_types), _filters(topology, spec))
-                )
+                filters = _filters(topology, spec)
+                for message_type in spec.message_types:
+                    self._subscribers.setdefault(message_type, []).append(
+                        (queue, filters.get(message_type))
+                    )
+        #: Whether any copy may be duplicated or delayed: otherwise each is sent as it is.
+        self._faulty = bool(faults.duplicate_rate or faults.max_delay)
         self._busy = 0
         self._changed: anyio.Event | None = None
 
@@ -300,16 +333,14 @@ class InMemoryTransport:
         bodies = [self._encode(e, self.publish_limits) for e in envelopes]
         for envelope, body in zip(envelopes, bodies, strict=True):
             data: Mapping[str, Any] | None = None
-            for queue, types, filters in self._fanout:
-                if envelope.type not in types:
-                    continue
-                matchers = filters.get(envelope.type)
+            for queue, matchers in self._subscribers.get(envelope.type, ()):
                 if matchers is not None:
                     if data is None:
                         data = envelope.data_dict()
                     if not any(match(data) for match in matchers):
                         continue
                 self._deliver(queue, body, envelope.type)
+        self._signal()
 
     async def send(self, envelopes: Sequence[Envelope]) -> None:
         """Put each task on the task queue of the domain that consumes it."""
@@ -317,6 +348,7 @@ class InMemoryTransport:
         bodies = [self._encode(e, self.send_limits) for e in envelopes]
         for queue, body, envelope in zip(targets, bodies, envelopes, strict=True):
             self._deliver(queue, body, envelope.type)
+        self._signal()
 
     def _task_queue(self, envelope: Envelope) -> MemoryQueue:
         name = self.topology.task_queue_name(envelope.type, getattr(envelope.data, "domain", None))
@@ -333,13 +365,15 @@ class InMemoryTransport:
         return body
 
     def _deliver(self, queue: MemoryQueue, body: bytes, type_attribute: str) -> None:
+        if not self._faulty:
+            queue.send(QueuedMessage(self._message_ids(), body, self.clock.now(), type_attribute))
+            return
         faults = self.faults
         copies = 2 if faults.duplicate_rate and self._rng.random() < faults.duplicate_rate else 1
         for _ in range(copies):
             delay = self._rng.uniform(0, faults.max_delay) if faults.max_delay else 0.0
             message = QueuedMessage(self._message_ids(), body, self.clock.now(), type_attribute)
             queue.send(message, delay)
-        self._signal()
 
     # -- Delivery --------------------------------------------------------------------------
 
@@ -383,6 +417,10 @@ class InMemoryTransport:
                     for m, g in received
                 ]
                 result = await dispatcher.dispatch(records)
+                if not (result.parked or result.failed):
+                    for message, generation in received:
+                        queue.delete(message, generation)
+                    continue
                 for message, generation in received:
                     parked = result.parked.get(message.message_id)
                     failed = result.failed.get(message.message_id)

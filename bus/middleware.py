@@ -12,6 +12,7 @@ import heapq
 import itertools
 import math
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -99,6 +100,46 @@ class BatchIdempotencyStore(IdempotencyStore, Protocol):
     ) -> dict[str, ClaimLost]: ...
 
 
+class _Expiries:
+    """(expires at, key) pairs, handed back once due. Pairs that come in expiry order (one
+    lifetime for all, a clock that does not go back) queue at O(1), times and keys in two
+    deques (floats and strings, which the garbage collector does not track, where a pair
+    would be); any other waits in a heap."""
+
+    __slots__ = ("_heap", "_keys", "_times")
+
+    def __init__(self) -> None:
+        self._times: deque[float] = deque()
+        self._keys: deque[str] = deque()
+        self._heap: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._times) + len(self._heap)
+
+    def add(self, expires_at: float, key: str) -> None:
+        times = self._times
+        if not times or times[-1] <= expires_at:
+            times.append(expires_at)
+            self._keys.append(key)
+        else:
+            heapq.heappush(self._heap, (expires_at, key))
+
+    def soonest(self) -> float:
+        """The earliest expiry held, or infinity."""
+        times, heap = self._times, self._heap
+        return min(times[0] if times else math.inf, heap[0][0] if heap else math.inf)
+
+    def due(self, now: float) -> list[tuple[float, str]]:
+        """Remove and return every pair expiring at or before `now`."""
+        times, keys, heap = self._times, self._keys, self._heap
+        taken = []
+        while times and times[0] <= now:
+            taken.append((times.popleft(), keys.popleft()))
+        while heap and heap[0][0] <= now:
+            taken.append(heapq.heappop(heap))
+        return taken
+
+
 class InMemoryIdempotencyStore:
     """Idempotency records in a dict, expiring after `ttl` seconds of the injected clock.
 
@@ -112,24 +153,37 @@ class InMemoryIdempotencyStore:
         #: key -> (done, expires at, claim token): a claim until done, then the record of
         #: the effect.
         self._records: dict[str, tuple[bool, float, str]] = {}
-        #: (expires at, key) of every record written, soonest first; stale entries included.
-        self._expiries: list[tuple[float, str]] = []
+        #: When each claim lapses and each record of an effect expires, stale ones included:
+        #: apart, since leases and the TTL differ and each kind keeps its own order.
+        self._leases = _Expiries()
+        self._expiries = _Expiries()
+        #: No queued expiry comes sooner: until then a claim has nothing to forget.
+        self._soonest = math.inf
 
     def __len__(self) -> int:
         return len(self._records)
 
     async def claim(self, key: str, lease: float, *, token: str) -> Claim:
         now = self._clock.now()
-        self._forget_expired(now)
+        if now >= self._soonest:
+            self._forget_expired(now)
         record = self._records.get(key)
         if record is not None and record[1] > now:
             return "done" if record[0] else "in_progress"
-        self._write(key, False, now + lease, token)
+        expires_at = now + lease
+        self._records[key] = (False, expires_at, token)
+        self._leases.add(expires_at, key)
+        if expires_at < self._soonest:
+            self._soonest = expires_at
         return "claimed"
 
     async def complete(self, key: str, *, token: str) -> None:
         self._held(key, token)
-        self._write(key, True, self._clock.now() + self._ttl, token)
+        expires_at = self._clock.now() + self._ttl
+        self._records[key] = (True, expires_at, token)
+        self._expiries.add(expires_at, key)
+        if expires_at < self._soonest:
+            self._soonest = expires_at
 
     async def release(self, key: str, *, token: str) -> None:
         record = self._records.get(key)
@@ -138,7 +192,10 @@ class InMemoryIdempotencyStore:
 
     async def extend(self, key: str, lease: float, *, token: str) -> None:
         if not self._held(key, token)[0]:
-            self._write(key, False, self._clock.now() + lease, token)
+            expires_at = self._clock.now() + lease
+            self._records[key] = (False, expires_at, token)
+            self._leases.add(expires_at, key)
+            self._soonest = min(self._soonest, expires_at)
 
     def _held(self, key: str, token: str) -> tuple[bool, float, str]:
         record = self._records.get(key)
@@ -146,26 +203,24 @@ class InMemoryIdempotencyStore:
             raise ClaimLost(f"{key}: the claim is no longer held by this delivery")
         return record
 
-    def _write(self, key: str, done: bool, expires_at: float, token: str) -> None:
-        self._records[key] = (done, expires_at, token)
-        heapq.heappush(self._expiries, (expires_at, key))
-
     def _forget_expired(self, now: float) -> None:
-        while self._expiries and self._expiries[0][0] <= now:
-            expires_at, key = heapq.heappop(self._expiries)
-            record = self._records.get(key)
-            if record is not None and record[1] == expires_at:
-                del self._records[key]
+        records = self._records
+        for expiries in (self._leases, self._expiries):
+            for expires_at, key in expiries.due(now):
+                record = records.get(key)
+                if record is not None and record[1] == expires_at:
+                    del records[key]
+        self._soonest = min(self._leases.soonest(), self._expiries.soonest())
 
 
 #: Claim tokens: unique per claim across processes (a random prefix per process, a counter
 #: within it). They tell one delivery's claim from another's; nothing needs them secret.
-_PROCESS = os.urandom(8).hex()
+_PROCESS = f"{os.urandom(8).hex()}-"
 _CLAIMS = itertools.count()
 
 
 def _claim_token() -> str:
-    return f"{_PROCESS}-{next(_CLAIMS)}"
+    return f"{_PROCESS}{next(_CLAIMS)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,13 +315,13 @@ def idempotency(store: IdempotencyStore, lease: float) -> Middleware:
 
     def wrap(handler: Handler) -> Handler:
         async def once(delivery: Delivery) -> None:
-            key = idempotency_key(delivery.subscription.name, delivery.envelope.id)
+            key = f"{delivery.subscription.name}#{delivery.envelope.id}"  # idempotency_key
             batch = current_batch.get()
             if batch is not None and batch.store is not store:
                 batch = None
             taken = batch.take(key) if batch is not None else None
             if taken is None:
-                token = _claim_token()
+                token = f"{_PROCESS}{next(_CLAIMS)}"
                 state = await store.claim(key, lease, token=token)
             else:
                 token, state = taken
@@ -378,6 +433,7 @@ class Watchdog:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self._time = loop.time
         self._running: dict[HandlerBound, None] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for = math.inf
@@ -385,10 +441,11 @@ class Watchdog:
     def watch(self, seconds: float) -> HandlerBound:
         task = asyncio.current_task()
         assert task is not None, "a handler call runs in a task"
-        bound = HandlerBound(task, self.loop.time() + seconds)
+        when = self._time() + seconds
+        bound = HandlerBound(task, when)
         self._running[bound] = None
-        if bound._when < self._armed_for:
-            self._arm(bound._when)
+        if when < self._armed_for:
+            self._arm(when)
         return bound
 
     def release(self, bound: HandlerBound) -> None:

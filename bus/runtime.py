@@ -75,6 +75,7 @@ class Runtime:
         written as EMF every `metrics_interval` seconds while serving and when it stops
         (None: handlers' own metrics are counted and not written)."""
         self.domains = list(domains)
+        self._domains_by_name = {domain.name: domain for domain in self.domains}
         self.clock = clock or SystemClock()
         self.ids = ids or IdGenerator()
         self.topology = Topology.from_domains(self.domains, app=app)
@@ -213,7 +214,7 @@ class Runtime:
             correlation_id=correlation_id,
             table=self.tables.get(source),
             on_commit=self._wake_relay,
-            sender=next((d for d in self.domains if d.name == source), None),
+            sender=self._domains_by_name.get(source),
         )
 
     async def publish(

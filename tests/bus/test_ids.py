@@ -7,7 +7,7 @@ import random
 import time
 import uuid
 
-from bus.ids import IdGenerator
+from bus.ids import IdGenerator, MessageIds
 
 MT_WORDS = 624  # 32-bit outputs that fix a Mersenne Twister's state
 
@@ -97,3 +97,14 @@ def test_a_seeded_generator_replays_its_ids_and_another_seed_does_not() -> None:
 
     assert [again() for _ in range(1000)] == replayed
     assert set(other() for _ in range(1000)).isdisjoint(replayed)
+
+
+def test_message_ids_are_unique_uuid4_strings_and_a_seed_replays_them() -> None:
+    ids = MessageIds()
+    drawn = [ids() for _ in range(10_000)]
+
+    assert len(set(drawn)) == len(drawn)
+    assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 4 for i in drawn[::997])
+    assert [MessageIds(5)() for _ in range(2)] == [MessageIds(5)()] * 2
+    assert MessageIds(5)() != MessageIds(6)()
+    assert MessageIds()() != MessageIds()()

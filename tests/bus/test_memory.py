@@ -154,3 +154,46 @@ def test_a_message_deleted_after_its_visibility_ran_out_is_not_delivered_again()
     queue.promote()  # visible again, but the slow consumer still holds a valid receipt
     assert queue.delete(message, receipt)
     assert queue.receive(1) == [] and len(queue) == 0
+
+
+class SettableClock:
+    """A clock a test sets to any time, backwards too (as a system clock may be stepped)."""
+
+    def __init__(self, now: float) -> None:
+        self.at = now
+
+    def now(self) -> float:
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        self.at += seconds
+
+
+def test_received_and_extended_messages_reappear_in_the_order_their_visibility_ends() -> None:
+    clock = ManualClock()
+    queue = queue_with_dlq(clock, visibility_timeout=30.0, max_receive_count=5)
+    for name in ("m1", "m2"):
+        queue.send(QueuedMessage(name, b"{}", clock.now()))
+    [_, (m2, receipt)] = queue.receive(10)
+    anyio.run(queue.extend, m2, receipt, 10.0)  # visible again at 10, before m1 at 30
+    clock.advance(5)
+    queue.send(QueuedMessage("m3", b"{}", clock.now()))
+    queue.receive(10)  # m3, visible again at 35
+    clock.advance(35)
+
+    assert [m.message_id for m, _ in queue.receive(10)] == ["m2", "m1", "m3"]
+
+
+def test_a_message_received_after_the_clock_went_back_reappears_when_its_visibility_ends() -> None:
+    clock = SettableClock(100.0)
+    queue = MemoryQueue("q", clock=clock, visibility_timeout=30.0)
+    queue.send(QueuedMessage("early", b"{}", clock.now()))
+    queue.receive(10)  # visible again at 130
+    clock.at = 50.0
+    queue.send(QueuedMessage("late", b"{}", clock.now()))
+    queue.receive(10)  # visible again at 80, sooner than the one received before it
+    clock.at = 80.0
+
+    [(late, receipt)] = queue.receive(10)
+    assert late.message_id == "late" and queue.delete(late, receipt)
+    assert queue.next_visible_at() == 130.0

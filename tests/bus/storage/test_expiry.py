@@ -97,3 +97,17 @@ async def test_the_memory_idempotency_store_forgets_expired_records() -> None:
 
 async def _discard(bodies: list[bytes]) -> None:
     pass
+
+
+async def test_the_memory_idempotency_store_forgets_a_claim_lapsing_before_an_older_one() -> None:
+    clock = ManualClock()
+    store = InMemoryIdempotencyStore(clock, ttl=60)
+    assert await store.claim("handler#slow", lease=1000, token="slow") == "claimed"
+    assert await store.claim("handler#quick", lease=30, token="quick") == "claimed"
+    await store.extend("handler#slow", 500, token="slow")
+    clock.advance(31)
+
+    assert await store.claim("handler#new", lease=30, token="new") == "claimed"
+
+    assert len(store) == 2  # the quick claim lapsed and is forgotten; the slow one holds
+    assert await store.claim("handler#slow", lease=30, token="other") == "in_progress"
