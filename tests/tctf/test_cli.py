@@ -206,7 +206,7 @@ def test_a_domain_is_a_name_never_a_path(capsys: pytest.CaptureFixture[str]) -> 
     (line,) = _error_lines(capsys.readouterr().err)
     assert line == (
         "tctf topology: 'users/../messaging' is not a domain name: name a package under "
-        "domains/ (known: auth_core, auth_password, messaging, users)"
+        "domains/ (known: auth_core, auth_mfa, auth_password, messaging, users)"
     )
 
 
