@@ -323,4 +323,4 @@ def test_up_counts_its_tables_in_words(
 ) -> None:
     assert main(["up", "--endpoint-url", moto_endpoint]) == 0
     (line,) = _error_lines(capsys.readouterr().err)
-    assert "tctf up: 5 queues with DLQs, 4 tables, routed from arn:aws:sns:" in line
+    assert "tctf up: 6 queues with DLQs, 5 tables, routed from arn:aws:sns:" in line
