@@ -11,7 +11,8 @@ as SHA-256 digests. A code that passed stays spent: its time step is remembered 
 later step passes again (RFC 6238 5.2).
 
 Items: `USER#<id>/TOTP` (the encrypted secret, pending or enabled, the last step used),
-`USER#<id>/RECOVERY#<sha256>` (one unused recovery code).
+`USER#<id>/RECOVERY#<sha256>` (one unused recovery code), `USER#<id>/FAILURES` (recent
+wrong codes on the route turning MFA off, and its lock).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from bus import (
     TransactionCanceled,
 )
 from bus.access import INTERNAL, SIGNED_IN
+from bus.errors import TooManyRequests
 from domains.auth_mfa.contracts import (
     MFA_VERIFICATIONS_PATH,
     MfaCheck,
@@ -61,6 +63,9 @@ ISSUER = "TCTF"
 RECOVERY_CODES = 10
 #: Time steps either side of now a code may come from: clocks drift (RFC 6238 5.2).
 DRIFT_STEPS = 1
+#: Wrong codes within `LOCKOUT_WINDOW` seconds that lock turning MFA off, as for sign-in.
+LOCKOUT_THRESHOLD = 5
+LOCKOUT_WINDOW = 15 * 60
 _WRONG_CODE = "the code is not right"
 
 
@@ -104,6 +109,10 @@ def _canonical(code: str) -> str:
 
 def _totp_key(user_id: str) -> dict[str, str]:
     return {"PK": f"USER#{user_id}", "SK": "TOTP"}
+
+
+def _failures_key(user_id: str) -> dict[str, str]:
+    return {"PK": f"USER#{user_id}", "SK": "FAILURES"}
 
 
 def _recovery_key(user_id: str, code: str) -> dict[str, str]:
@@ -203,10 +212,27 @@ async def confirm(request: Request[Confirmation], ctx: Context) -> RecoveryCodes
 
 @domain.post("/auth/mfa/totp/removal", status=204, access=SIGNED_IN)
 async def disable(request: Request[SecondFactor], ctx: Context) -> None:
-    """Turn MFA off: only with a current code or a recovery code."""
+    """Turn MFA off: only with a current code or a recovery code. Wrong codes lock the
+    route for a while, or a stolen access token could try every code."""
     assert request.principal is not None
     user_id = request.principal.subject
+    failures = await ctx.table.get(_failures_key(user_id), consistent=True)
+    now = int(ctx.clock.now())
+    locked_until = int((failures or {}).get("locked_until", 0))
+    if locked_until > now:
+        raise TooManyRequests("too many wrong codes; try again later", locked_until - now)
     if not await _spend(ctx, user_id, request.body):
+        times = [int(t) for t in (failures or {}).get("times", []) if t > now - LOCKOUT_WINDOW]
+        times.append(now)
+        locked = len(times) >= LOCKOUT_THRESHOLD
+        await ctx.table.put(
+            {
+                **_failures_key(user_id),
+                "times": [] if locked else times,
+                "locked_until": now + LOCKOUT_WINDOW if locked else 0,
+                "expires_at": now + LOCKOUT_WINDOW,
+            }
+        )
         raise Rejected(_WRONG_CODE)
     await _erase(ctx, user_id)
 

@@ -9,6 +9,8 @@ import pyotp
 
 from bus import Key
 from domains.auth_core.app import LOCKOUT_THRESHOLD, MFA_CHALLENGE_LIFETIME
+from domains.auth_mfa.app import LOCKOUT_THRESHOLD as MFA_LOCKOUT_THRESHOLD
+from domains.auth_mfa.app import LOCKOUT_WINDOW as MFA_LOCKOUT_WINDOW
 from domains.auth_mfa.app import domain as auth_mfa
 from tests.domains.identity import Identity, identity
 
@@ -162,6 +164,32 @@ async def test_disabling_mfa_needs_a_code_and_sign_in_is_one_step_again() -> Non
     assert removed.status == 204 and "access_token" in one_step.json()
     [disabled] = idp.h.published_of("MFA_DISABLED")
     assert disabled.data_dict() == {"user_id": user_id}
+
+
+async def test_wrong_codes_lock_turning_mfa_off_for_a_while() -> None:
+    async with identity(auth_mfa) as idp:
+        _, session = await idp.member("ada@example.com")
+        secret, _ = await _enrolled(idp, session["access_token"])
+        token = session["access_token"]
+        wrong = [
+            await idp.call("POST", "/auth/mfa/totp/removal", {"code": "000000"}, token=token)
+            for _ in range(MFA_LOCKOUT_THRESHOLD)
+        ]
+        locked = await idp.call(
+            "POST", "/auth/mfa/totp/removal", {"code": _code(idp, secret)}, token=token
+        )
+        idp.h.clock.advance(MFA_LOCKOUT_WINDOW)  # type: ignore[attr-defined]
+        refreshed = await idp.call(
+            "POST", "/auth/sessions/refresh", {"refresh_token": session["refresh_token"]}
+        )
+        later = await idp.call(
+            "POST",
+            "/auth/mfa/totp/removal",
+            {"code": _code(idp, secret)},
+            token=refreshed.json()["access_token"],
+        )
+    assert [w.status for w in wrong] == [422] * MFA_LOCKOUT_THRESHOLD
+    assert locked.status == 429 and later.status == 204
 
 
 async def test_the_verification_route_is_internal() -> None:
