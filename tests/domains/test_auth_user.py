@@ -6,7 +6,10 @@ from __future__ import annotations
 import pyotp
 
 from bus import Key
+from domains.auth_core.contracts import SignedIn, SignedOut, SignInFailed
 from domains.auth_mfa.app import domain as auth_mfa
+from domains.auth_mfa.contracts import MfaDisabled, MfaEnabled, RecoveryCodeUsed
+from domains.auth_password.contracts import PasswordChanged, PasswordSet
 from domains.auth_user.app import domain as auth_user
 from tests.domains.identity import PASSWORD, identity
 
@@ -104,3 +107,34 @@ async def test_each_fact_is_noted_once_and_deletion_erases_the_page() -> None:
     assert len(idp.h.handled("auth_user.note_password_set")) == 1
     assert len(idp.h.handled("auth_user.erase_deleted_user")) == 1
     assert left.items == []  # the SIGNED_OUT the deletion caused left nothing behind either
+
+
+async def test_every_fact_redelivered_twice_is_noted_once() -> None:
+    user_id = "user-1"
+    facts = [
+        SignedIn(user_id=user_id, session_id="s1"),
+        SignInFailed(user_id=user_id, reason="password"),
+        SignedOut(user_id=user_id, session_id="s1", reason="logout"),
+        PasswordSet(user_id=user_id),
+        PasswordChanged(user_id=user_id, how="change"),
+        MfaEnabled(user_id=user_id),
+        RecoveryCodeUsed(user_id=user_id, remaining=9),
+    ]
+    async with identity(auth_user) as idp:
+        for fact in facts:
+            envelope = await idp.h.publish(fact, source="test")
+            await idp.h.runtime.publisher.publish([envelope, envelope])
+            await idp.h.settle()
+        page = await idp.h.runtime.tables["auth_user"].query(
+            Key("PK").eq(f"USER#{user_id}"), consistent=True
+        )
+        disabled = await idp.h.publish(MfaDisabled(user_id=user_id), source="test")
+        await idp.h.runtime.publisher.publish([disabled, disabled])
+        await idp.h.settle()
+    kinds = sorted(i["kind"] for i in page.items if i["SK"].startswith("ACTIVITY#"))
+    assert kinds == ["sign_in_failed", "signed_in", "signed_out"]
+    [security] = [i for i in page.items if i["SK"] == "SECURITY"]
+    assert security["recovery_codes_left"] == 9 and security["mfa_enabled"] is True
+    handlers = [s.name for s in auth_user.subscriptions if s.name != "auth_user.erase_deleted_user"]
+    assert len(handlers) == len(facts) + 1
+    assert all(len(idp.h.handled(name)) == 1 for name in handlers)
