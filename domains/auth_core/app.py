@@ -23,19 +23,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from bus import (
-    Attr,
-    ConditionFailed,
-    Context,
-    Domain,
-    Key,
-    NotFound,
-    Request,
-    Storage,
-    TransactionCanceled,
-)
+from bus import Attr, Context, Domain, Key, NotFound, Request, Storage, TransactionCanceled
 from bus.access import SIGNED_IN, TokenPolicy
 from bus.errors import TooManyRequests, Unauthorized
+from bus.storage.errors import ConditionFailed
 from domains.auth_admin.contracts import UserDisabled, UserEnabled
 from domains.auth_core.contracts import AccountLocked, SignedIn, SignedOut, SignInFailed
 from domains.auth_core.keys import SigningKeys
