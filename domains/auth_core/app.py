@@ -7,7 +7,9 @@ The password check is a call to auth_password's internal route through its typed
 Items: `USER#<id>/SESSION#<session>` (a refresh-token family: active or revoked),
 `REFRESH#<sha256>/REFRESH` (one refresh token: current or rotated),
 `LOGIN#<sha256 of the address>/FAILURES` (recent failures and a lock),
-`USER#<id>/STATUS` (disabled by an admin).
+`USER#<id>/STATUS` (disabled by an admin), `USER#<id>/MFA` (a projection of
+MFA_ENABLED/MFA_DISABLED: sign-in takes a second step), `CHALLENGE#<sha256>/CHALLENGE` (a
+password that passed, waiting for its second factor).
 """
 
 from __future__ import annotations
@@ -17,16 +19,24 @@ import os
 import secrets
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from bus import Attr, Context, Domain, Key, NotFound, Request, Storage, TransactionCanceled
 from bus.access import SIGNED_IN, TokenPolicy
 from bus.errors import TooManyRequests, Unauthorized
+from bus.storage.errors import ConditionFailed
 from domains.auth_admin.contracts import UserDisabled, UserEnabled
 from domains.auth_core.contracts import AccountLocked, SignedIn, SignedOut, SignInFailed
 from domains.auth_core.keys import SigningKeys
+from domains.auth_mfa.contracts import (
+    CHECK_SECOND_FACTOR,
+    MfaCheck,
+    MfaDisabled,
+    MfaEnabled,
+    SecondFactor,
+)
 from domains.auth_password.contracts import CHECK_PASSWORD, PasswordChanged, PasswordCheck
 from domains.users.contracts import UserDeleted, normalize_email
 
@@ -45,6 +55,9 @@ LOCKOUT_DURATION = 15 * 60
 DEFAULT_SCOPE = "profile"
 _WRONG = "the e-mail address or the password is not right"
 _EXPIRED = "the refresh token is invalid or expired; sign in again"
+#: Seconds a password that passed waits for its second factor.
+MFA_CHALLENGE_LIFETIME = 5 * 60
+_CHALLENGE_FAILED = "the challenge is invalid or expired, or the code is not right"
 
 
 @cache
@@ -80,6 +93,23 @@ class Session(BaseModel):
     token_type: str = "Bearer"
     expires_in: int
     refresh_token: str = Field(repr=False)
+
+
+class MfaChallenge(BaseModel):
+    """The password passed; the account also needs a second factor: answer the challenge
+    at `POST /auth/sessions/mfa` with a TOTP code or a recovery code."""
+
+    mfa_challenge: str = Field(repr=False)
+    expires_in: int
+    methods: list[Literal["totp", "recovery_code"]] = ["totp", "recovery_code"]
+
+
+class SignInAnswer(RootModel[Session | MfaChallenge]):
+    """A session, or an MFA challenge for an account with MFA on."""
+
+
+class SecondStep(SecondFactor):
+    mfa_challenge: str = Field(min_length=1, max_length=256, repr=False)
 
 
 def _digest(token: str) -> str:
@@ -138,8 +168,8 @@ def _refresh_item(ctx: Context, token: str, user_id: str, session_id: str) -> di
     }
 
 
-@domain.post("/auth/sessions", response=Session, status=201)
-async def sign_in(request: Request[Credentials], ctx: Context) -> Session:
+@domain.post("/auth/sessions", response=SignInAnswer, status=201)
+async def sign_in(request: Request[Credentials], ctx: Context) -> Session | MfaChallenge:
     """E-mail and password for a session. A wrong address and a wrong password get the same
     401, after the same argon2 work; five failures in fifteen minutes lock the address."""
     try:
@@ -163,11 +193,17 @@ async def sign_in(request: Request[Credentials], ctx: Context) -> Session:
         async with ctx.unit_of_work() as uow:  # committed: it outlives the 401
             uow.publish(SignInFailed(user_id=user_id, reason="disabled"), subject=user_id)
         raise Unauthorized(_WRONG)
+    if await ctx.table.get(_mfa_key(user_id), consistent=True) is not None:
+        return await _challenge(ctx, user_id, email)
     return await _open_session(ctx, user_id, failures is not None, email)
 
 
 async def _count_failure(
-    ctx: Context, email: str, failures: dict[str, Any] | None, user_id: str | None
+    ctx: Context,
+    email: str,
+    failures: dict[str, Any] | None,
+    user_id: str | None,
+    reason: Literal["password", "mfa"] = "password",
 ) -> None:
     """Record a failure; the fifth within the window locks the address (known or not, so
     the lock tells nothing either)."""
@@ -188,7 +224,7 @@ async def _count_failure(
         async with ctx.unit_of_work() as uow:
             uow.put({**item, "version": version + 1}, condition=condition)
             if user_id is not None:
-                uow.publish(SignInFailed(user_id=user_id, reason="password"), subject=user_id)
+                uow.publish(SignInFailed(user_id=user_id, reason=reason), subject=user_id)
                 if locked:
                     until = _rfc3339(now + LOCKOUT_DURATION)
                     uow.publish(AccountLocked(user_id=user_id, until=until), subject=user_id)
@@ -351,3 +387,63 @@ async def erase_sessions_of_deleted_user(event: UserDeleted, ctx: Context) -> No
                     ),
                     subject=event.user_id,
                 )
+
+
+def _mfa_key(user_id: str) -> dict[str, str]:
+    return {"PK": f"USER#{user_id}", "SK": "MFA"}
+
+
+def _challenge_key(challenge: str) -> dict[str, str]:
+    return {"PK": f"CHALLENGE#{_digest(challenge)}", "SK": "CHALLENGE"}
+
+
+async def _challenge(ctx: Context, user_id: str, email: str) -> MfaChallenge:
+    """Remember that the password passed, for a few minutes, under a new secret challenge."""
+    challenge = secrets.token_urlsafe(32)
+    expires_at = int(ctx.clock.now()) + MFA_CHALLENGE_LIFETIME
+    await ctx.table.put(
+        {**_challenge_key(challenge), "user_id": user_id, "email": email, "expires_at": expires_at}
+    )
+    ctx.log.info("password passed; second factor asked", extra={"user_id": user_id})
+    return MfaChallenge(mfa_challenge=challenge, expires_in=MFA_CHALLENGE_LIFETIME)
+
+
+@domain.post("/auth/sessions/mfa", response=Session, status=201)
+async def sign_in_second_step(request: Request[SecondStep], ctx: Context) -> Session:
+    """The second step of signing in: the challenge and a TOTP or recovery code. A wrong
+    code counts toward the address's lockout as a wrong password does; the challenge
+    opens one session only."""
+    key = _challenge_key(request.body.mfa_challenge)
+    challenge = await ctx.table.get(key, consistent=True)
+    now = ctx.clock.now()
+    if challenge is None or challenge["expires_at"] <= now:
+        raise Unauthorized(_CHALLENGE_FAILED)
+    user_id, email = str(challenge["user_id"]), str(challenge["email"])
+    failures = await ctx.table.get(_failures_key(email), consistent=True)
+    locked_until = float((failures or {}).get("locked_until", 0))
+    if locked_until > now:
+        raise TooManyRequests("too many failed sign-ins; try again later", locked_until - now)
+    check = await ctx.client("auth_mfa").call(
+        CHECK_SECOND_FACTOR,
+        MfaCheck(user_id=user_id, code=request.body.code, recovery_code=request.body.recovery_code),
+    )
+    if not check.valid:
+        await _count_failure(ctx, email, failures, user_id, "mfa")
+        raise Unauthorized(_CHALLENGE_FAILED)
+    try:
+        await ctx.table.delete(key, condition=Attr("PK").exists())
+    except ConditionFailed:
+        raise Unauthorized(_CHALLENGE_FAILED) from None
+    if await ctx.table.get(_status_key(user_id), consistent=True) is not None:
+        raise Unauthorized(_CHALLENGE_FAILED)
+    return await _open_session(ctx, user_id, failures is not None, email)
+
+
+@domain.on(MfaEnabled)
+async def require_second_factor(event: MfaEnabled, ctx: Context) -> None:
+    await ctx.table.put({**_mfa_key(event.user_id), "enabled": True})
+
+
+@domain.on(MfaDisabled)
+async def drop_second_factor(event: MfaDisabled, ctx: Context) -> None:
+    await ctx.table.delete(_mfa_key(event.user_id))

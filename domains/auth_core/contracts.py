@@ -22,7 +22,7 @@ class SignInFailed(Event):
     type = "SIGN_IN_FAILED"
 
     user_id: str
-    reason: Literal["password", "locked", "disabled"]
+    reason: Literal["password", "mfa", "locked", "disabled"]
 
 
 class SignedOut(Event):

@@ -12,6 +12,7 @@ import orjson
 
 from adapters.http.asgi import HttpApp
 from adapters.http.gateway import gateway_router
+from bus import Domain
 from bus.http import HttpResponse
 from bus.testing import Harness
 from domains.auth_core.app import domain as auth_core
@@ -41,11 +42,12 @@ class Client:
         headers = [(b"content-type", b"application/json")]
         if token is not None:
             headers.append((b"authorization", f"Bearer {token}".encode()))
+        path, _, query = path.partition("?")
         scope = {
             "type": "http",
             "method": method,
             "path": path,
-            "query_string": b"",
+            "query_string": query.encode(),
             "headers": headers,
         }
         sent: list[dict[str, Any]] = []
@@ -113,6 +115,7 @@ class Identity:
 
 
 @asynccontextmanager
-async def identity(**harness: Any) -> AsyncIterator[Identity]:
-    async with Harness(users, auth_password, auth_core, messaging, **harness) as h:
+async def identity(*more: Domain, **harness: Any) -> AsyncIterator[Identity]:
+    """The four identity domains every flow needs, and `more` beside them."""
+    async with Harness(users, auth_password, auth_core, messaging, *more, **harness) as h:
         yield Identity(h, Client(HttpApp(gateway_router(h.runtime))))
