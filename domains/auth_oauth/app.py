@@ -137,7 +137,7 @@ class RegisteredClient(OAuthClient):
 class AuthorizationRequest(BaseModel):
     """RFC 6749 4.1.1 with RFC 7636 4.3 and OpenID Connect's `nonce`, as a JSON body."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")  # RFC 6749 3.1: unknown parameters
 
     response_type: str = Field(min_length=1, max_length=64)
     client_id: str = Field(min_length=1, max_length=64)
@@ -161,7 +161,7 @@ class TokenRequest(BaseModel):
     """RFC 6749 4.1.3, 4.4.2 and 6, with client credentials in the body (2.3.1) or in an
     HTTP Basic header. Loose on purpose: what is missing is an OAuth error, not a 422."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")  # RFC 6749 3.1: unknown parameters
 
     grant_type: str = Field(max_length=64)
     code: str | None = Field(default=None, max_length=256, repr=False)
@@ -194,7 +194,7 @@ class TokenError(BaseModel):
 class Revocation(BaseModel):
     """RFC 7009 2.1."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")  # RFC 6749 3.1: unknown parameters
 
     token: str = Field(max_length=4096, repr=False)
     token_type_hint: str | None = Field(default=None, max_length=64)

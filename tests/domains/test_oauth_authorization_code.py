@@ -224,3 +224,17 @@ async def test_an_unknown_grant_type_and_a_missing_code_are_oauth_errors() -> No
     assert unknown.status == 400 and unknown.json()["error"] == "unsupported_grant_type"
     assert no_code.status == 400 and no_code.json()["error"] == "invalid_request"
     assert not_allowed.status == 400 and not_allowed.json()["error"] == "unauthorized_client"
+
+
+async def test_parameters_the_provider_does_not_know_are_ignored() -> None:
+    """RFC 6749 3.1 and 3.2: unrecognized request parameters are ignored, not refused."""
+    async with provider() as op:
+        _, session = await op.member("ada@example.com")
+        client = await op.register()
+        verifier, challenge = pkce_pair()
+        code = await op.authorize(
+            session["access_token"], client["client_id"], challenge, prompt="consent"
+        )
+        tokens = await op.exchange(client, code.json()["code"], verifier, resource="urn:x")
+    assert code.status == 200, code.json()
+    assert tokens.status == 200, tokens.json()
