@@ -167,6 +167,9 @@ class HttpRoute:
     #: A `Location` header template filled from the response's fields (`/users/{user_id}`),
     #: for a route that creates a resource.
     location: str | None = None
+    #: Answers the handler gives itself, as an `HttpResponse` in a shape a standard fixes
+    #: (OAuth 2.0's token errors): status -> the JSON body's model, documented in OpenAPI.
+    answers: Mapping[int, type[BaseModel]] = field(default_factory=dict)
 
 
 class Domain:
@@ -257,6 +260,7 @@ class Domain:
         status: int = 200,
         access: Access = PUBLIC,
         location: str | None = None,
+        answers: Mapping[int, type[BaseModel]] | None = None,
     ) -> Callable[[F], F]:
         """Register `async def handler(request, ctx)` for an HTTP method and path template.
 
@@ -264,6 +268,8 @@ class Domain:
         `access` says who may call it (`bus.access`: PUBLIC, SIGNED_IN, scopes, roles,
         INTERNAL); the gateway refuses anyone else before the handler runs. `location`, a
         path template over the response's fields, becomes the answer's `Location` header.
+        `answers` documents statuses the handler answers itself by returning an
+        `HttpResponse` whose JSON body is the given model.
         """
         method = method.upper()
         if method not in _METHODS:
@@ -288,6 +294,7 @@ class Domain:
                     status,
                     access,
                     location,
+                    dict(answers or {}),
                 )
             )
             return handler

@@ -521,6 +521,8 @@ def _respond(route: HttpRoute, result: Any, correlation_id: str) -> HttpResponse
         **HARDENING_HEADERS,
         CORRELATION_HEADER: correlation_id,
     }
+    if isinstance(result, HttpResponse):  # an answer the route declared in `answers`
+        return HttpResponse(result.status, result.body, {**headers, **result.headers})
     if result is None:
         return HttpResponse(204 if route.status == 200 else route.status, b"", headers)
     if route.response is not None and not isinstance(result, route.response):

@@ -160,6 +160,7 @@ def _domain_parts(domain: Domain) -> tuple[dict[str, dict[str, Any]], dict[str, 
                 for model, mode in ((route.body, "validation"), (route.response, "serialization"))
                 if model is not None
             )
+            + tuple((model, "serialization") for model in route.answers.values())
         )
     models = list(dict.fromkeys(pair for pairs in keyed for pair in pairs))
     refs, definitions = models_json_schema(models, ref_template=ref) if models else ({}, {})
@@ -170,12 +171,17 @@ def _domain_parts(domain: Domain) -> tuple[dict[str, dict[str, Any]], dict[str, 
     for route in domain.http_routes:
         body = refs[(route.body, "validation")] if route.body else None
         answer = refs[(route.response, "serialization")] if route.response else None
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, body, answer)
+        own = {status: refs[(model, "serialization")] for status, model in route.answers.items()}
+        operation = _operation(route, body, answer, own)
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
     return paths, schemas
 
 
 def _operation(
-    route: HttpRoute, body: dict[str, Any] | None, answer: dict[str, Any] | None
+    route: HttpRoute,
+    body: dict[str, Any] | None,
+    answer: dict[str, Any] | None,
+    own_answers: dict[int, dict[str, Any]],
 ) -> dict[str, Any]:
     handler = route.handler
     doc = (handler.__doc__ or "").strip()
@@ -201,6 +207,11 @@ def _operation(
             "content": {"application/json": {"schema": body}},
         }
     operation["responses"] = _responses(route, answer)
+    for status, schema in own_answers.items():
+        documented = operation["responses"].setdefault(
+            str(status), {"description": "the route's own answer", "content": {}}
+        )
+        documented["content"]["application/json"] = {"schema": schema}
     security = route_security(route)
     if security is not None:
         operation["security"] = security

@@ -300,3 +300,23 @@ async def test_a_route_sending_what_its_domain_may_not_is_a_500_without_details(
 
     assert answer.status == 500 and "SHRED_SECRETS" not in answer.body.decode()
     assert h.published == []
+
+
+class TokenError(BaseModel):
+    error: str
+
+
+async def test_a_route_answers_its_own_declared_shape_with_the_platforms_headers() -> None:
+    domain = Domain("tokens")
+
+    @domain.post("/tokens", body=Open, response=Account, answers={400: TokenError})
+    async def issue(request: Request[Open], ctx: Context) -> Account | HttpResponse:
+        if request.body.owner == "stranger":
+            return HttpResponse(400, orjson.dumps({"error": "invalid_grant"}))
+        return Account(account="t1", owner=request.body.owner)
+
+    async with Harness(domain) as h:
+        refused = await call(h, "POST", "/tokens", {"owner": "stranger", "limit": 1})
+    assert refused.status == 400 and refused.json() == {"error": "invalid_grant"}
+    assert refused.headers["content-type"] == "application/json"
+    assert refused.headers["cache-control"] == "no-store" and "x-correlation-id" in refused.headers

@@ -106,3 +106,24 @@ def test_a_signed_in_route_names_the_bearer_scheme_with_its_scopes_and_answers_4
     assert operation["security"] == [{"bearer": ["audit"]}]
     assert {"401", "403"} <= operation["responses"].keys()
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+class TokenError(BaseModel):
+    error: str
+
+
+def test_an_answer_the_route_gives_itself_is_documented_beside_the_problem_it_may_be() -> None:
+    domain = Domain("tokens")
+
+    @domain.post("/tokens", response=Account, answers={400: TokenError, 401: TokenError})
+    async def issue(request: Request[Open], ctx: Context) -> Account:
+        return Account(account="t1")
+
+    document = domain_document(domain)
+    validate(document)
+    responses = document["paths"]["/tokens"]["post"]["responses"]
+    own = {"$ref": "#/components/schemas/tokens.TokenError"}
+    assert responses["400"]["content"]["application/json"]["schema"] == own
+    assert PROBLEM_JSON in responses["400"]["content"]
+    assert responses["401"]["content"]["application/json"]["schema"] == own
+    assert "tokens.TokenError" in document["components"]["schemas"]

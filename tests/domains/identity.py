@@ -37,11 +37,14 @@ class Client:
         *,
         token: str | None = None,
         raw: bytes | None = None,
+        authorization: str | None = None,
     ) -> HttpResponse:
         payload = raw if raw is not None else b"" if body is None else orjson.dumps(body)
         headers = [(b"content-type", b"application/json")]
         if token is not None:
-            headers.append((b"authorization", f"Bearer {token}".encode()))
+            authorization = f"Bearer {token}"
+        if authorization is not None:
+            headers.append((b"authorization", authorization.encode()))
         path, _, query = path.partition("?")
         scope = {
             "type": "http",
