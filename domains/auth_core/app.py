@@ -7,7 +7,8 @@ The password check is a call to auth_password's internal route through its typed
 Items: `USER#<id>/SESSION#<session>` (a refresh-token family: active or revoked),
 `REFRESH#<sha256>/REFRESH` (one refresh token: current or rotated),
 `LOGIN#<sha256 of the address>/FAILURES` (recent failures and a lock),
-`USER#<id>/STATUS` (disabled by an admin).
+`USER#<id>/STATUS` (disabled by an admin), `USER#<id>/ROLE#<role>` (granted by an admin: the
+access token's `roles` claim).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bus import Attr, Context, Domain, Key, NotFound, Request, Storage, TransactionCanceled
 from bus.access import SIGNED_IN, TokenPolicy
 from bus.errors import TooManyRequests, Unauthorized
-from domains.auth_admin.contracts import UserDisabled, UserEnabled
+from domains.auth_admin.contracts import RoleGranted, RoleRevoked, UserDisabled, UserEnabled
 from domains.auth_core.contracts import AccountLocked, SignedIn, SignedOut, SignInFailed
 from domains.auth_core.keys import SigningKeys
 from domains.auth_password.contracts import CHECK_PASSWORD, PasswordChanged, PasswordCheck
@@ -109,7 +110,11 @@ def _rfc3339(epoch: float) -> str:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _access_token(ctx: Context, user_id: str, session_id: str) -> str:
+def _role_key(user_id: str, role: str) -> dict[str, str]:
+    return {"PK": f"USER#{user_id}", "SK": f"ROLE#{role}"}
+
+
+def _access_token(ctx: Context, user_id: str, session_id: str, roles: list[str]) -> str:
     now = int(ctx.clock.now())
     policy = token_policy()
     return signing_keys().sign(
@@ -122,7 +127,7 @@ def _access_token(ctx: Context, user_id: str, session_id: str) -> str:
             "exp": now + ACCESS_TOKEN_LIFETIME,
             "jti": ctx.new_id(),
             "scope": DEFAULT_SCOPE,
-            "roles": [],
+            "roles": roles,
         }
     )
 
@@ -217,7 +222,7 @@ async def _open_session(ctx: Context, user_id: str, had_failures: bool, email: s
     ctx.log.info("signed in", extra={"user_id": user_id, "session_id": session_id})
     return Session(
         session_id=session_id,
-        access_token=_access_token(ctx, user_id, session_id),
+        access_token=_access_token(ctx, user_id, session_id, await _roles(ctx, user_id)),
         expires_in=ACCESS_TOKEN_LIFETIME,
         refresh_token=refresh_token,
     )
@@ -251,7 +256,7 @@ async def refresh(request: Request[Refresh], ctx: Context) -> Session:
         raise Unauthorized(_EXPIRED) from None
     return Session(
         session_id=session_id,
-        access_token=_access_token(ctx, user_id, session_id),
+        access_token=_access_token(ctx, user_id, session_id, await _roles(ctx, user_id)),
         expires_in=ACCESS_TOKEN_LIFETIME,
         refresh_token=new,
     )
@@ -351,3 +356,23 @@ async def erase_sessions_of_deleted_user(event: UserDeleted, ctx: Context) -> No
                     ),
                     subject=event.user_id,
                 )
+
+
+async def _roles(ctx: Context, user_id: str) -> list[str]:
+    """The roles auth_admin granted the user, as its events told: the `roles` claim."""
+    page = await ctx.table.query(
+        Key("PK").eq(f"USER#{user_id}") & Key("SK").begins_with("ROLE#"), consistent=True
+    )
+    return sorted(str(item["role"]) for item in page.items)
+
+
+@domain.on(RoleGranted)
+async def remember_granted_role(event: RoleGranted, ctx: Context) -> None:
+    async with ctx.unit_of_work() as uow:
+        uow.put({**_role_key(event.user_id, event.role), "role": event.role})
+
+
+@domain.on(RoleRevoked)
+async def forget_revoked_role(event: RoleRevoked, ctx: Context) -> None:
+    async with ctx.unit_of_work() as uow:
+        uow.delete(_role_key(event.user_id, event.role))
