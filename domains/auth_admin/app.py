@@ -268,7 +268,8 @@ async def _change_roles(
             condition=Attr("version").eq(item["version"]),
         )
         event = RoleGranted if grant else RoleRevoked
-        uow.publish(event(user_id=user_id, role=role), subject=user_id)
+        revision = int(item["version"]) + 1
+        uow.publish(event(user_id=user_id, role=role, revision=revision), subject=user_id)
         action: Action = "role_granted" if grant else "role_revoked"
         uow.put(_audit(ctx, actor_id, action, user_id, role), condition=Attr("PK").not_exists())
     return _managed({**item, "roles": sorted(roles)})
@@ -313,7 +314,8 @@ async def list_new_user(event: UserCreated, ctx: Context) -> None:
         )
         if bootstrap:
             ctx.log.info("the configured address signed up: granting the admin role")
-            uow.publish(RoleGranted(user_id=event.user_id, role=ADMIN_ROLE), subject=event.user_id)
+            granted = RoleGranted(user_id=event.user_id, role=ADMIN_ROLE, revision=1)
+            uow.publish(granted, subject=event.user_id)
             uow.put(
                 _audit(ctx, None, "role_granted", event.user_id, ADMIN_ROLE),
                 condition=Attr("PK").not_exists(),

@@ -35,6 +35,9 @@ class RoleGranted(Event):
 
     user_id: str
     role: str
+    #: Orders one user's role changes (higher is later): a consumer keeps the latest, however
+    #: the queue orders their delivery.
+    revision: int
 
 
 class RoleRevoked(Event):
@@ -44,3 +47,6 @@ class RoleRevoked(Event):
 
     user_id: str
     role: str
+    #: Orders one user's role changes (higher is later): a consumer keeps the latest, however
+    #: the queue orders their delivery.
+    revision: int

@@ -361,18 +361,30 @@ async def erase_sessions_of_deleted_user(event: UserDeleted, ctx: Context) -> No
 async def _roles(ctx: Context, user_id: str) -> list[str]:
     """The roles auth_admin granted the user, as its events told: the `roles` claim."""
     page = await ctx.table.query(
-        Key("PK").eq(f"USER#{user_id}") & Key("SK").begins_with("ROLE#"), consistent=True
+        Key("PK").eq(f"USER#{user_id}") & Key("SK").begins_with("ROLE#"),
+        filter=Attr("held").eq(True),
+        consistent=True,
     )
     return sorted(str(item["role"]) for item in page.items)
 
 
 @domain.on(RoleGranted)
 async def remember_granted_role(event: RoleGranted, ctx: Context) -> None:
-    async with ctx.unit_of_work() as uow:
-        uow.put({**_role_key(event.user_id, event.role), "role": event.role})
+    await _record_role(ctx, event.user_id, event.role, event.revision, held=True)
 
 
 @domain.on(RoleRevoked)
 async def forget_revoked_role(event: RoleRevoked, ctx: Context) -> None:
+    await _record_role(ctx, event.user_id, event.role, event.revision, held=False)
+
+
+async def _record_role(ctx: Context, user_id: str, role: str, revision: int, *, held: bool) -> None:
+    """Keep the latest change of a role by its revision; a revoked role stays as an item
+    saying so, so that its grant, delivered late, cannot bring it back."""
+    key = _role_key(user_id, role)
+    item = await ctx.table.get(key, consistent=True)
+    if item is not None and int(item["revision"]) >= revision:
+        return
+    condition = Attr("revision").eq(item["revision"]) if item else Attr("PK").not_exists()
     async with ctx.unit_of_work() as uow:
-        uow.delete(_role_key(event.user_id, event.role))
+        uow.put({**key, "role": role, "held": held, "revision": revision}, condition=condition)

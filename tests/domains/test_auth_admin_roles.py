@@ -9,6 +9,7 @@ import json
 import pytest
 
 from bus.envelope import Envelope
+from domains.auth_admin.contracts import RoleGranted, RoleRevoked
 from tests.domains.admin import ADMIN_EMAIL, admin_identity, signed_in_admin
 from tests.domains.identity import Identity
 
@@ -31,7 +32,7 @@ async def test_the_configured_address_becomes_the_first_admin_on_signing_up(
         _, member = await idp.member("ada@example.com")
     assert roles_claim(token) == ["admin"] and roles_claim(member["access_token"]) == []
     [granted] = idp.h.published_of("ROLE_GRANTED")
-    assert granted.data_dict() == {"user_id": admin_id, "role": "admin"}
+    assert granted.data_dict() == {"user_id": admin_id, "role": "admin", "revision": 1}
 
 
 async def test_the_address_is_matched_in_its_normal_form(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,3 +135,25 @@ async def test_role_facts_redelivered_twice_change_auth_core_once(
     assert roles_claim(token) == []
     assert len(idp.h.handled("auth_core.remember_granted_role")) == 2  # bootstrap and bob
     assert len(idp.h.handled("auth_core.forget_revoked_role")) == 1
+
+
+async def test_role_facts_arriving_out_of_order_leave_the_latest_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A standard SQS queue may deliver a revocation before the grant it undoes."""
+    async with admin_identity(monkeypatch) as idp:
+        bob_id, _ = await idp.member("bob@example.com", "Bob")
+        carol_id, _ = await idp.member("carol@example.com", "Carol")
+        arrivals = [
+            RoleRevoked(user_id=bob_id, role="admin", revision=3),
+            RoleGranted(user_id=bob_id, role="admin", revision=2),
+            RoleGranted(user_id=carol_id, role="admin", revision=4),
+            RoleGranted(user_id=carol_id, role="admin", revision=2),
+            RoleRevoked(user_id=carol_id, role="admin", revision=3),
+        ]
+        for fact in arrivals:
+            await idp.h.publish(fact, source="auth_admin")
+            await idp.h.settle()
+        bob = (await idp.sign_in("bob@example.com")).json()["access_token"]
+        carol = (await idp.sign_in("carol@example.com")).json()["access_token"]
+    assert roles_claim(bob) == [] and roles_claim(carol) == ["admin"]
