@@ -1,2 +1,2 @@
-"""Auth admin: roles and admin actions. Only its contracts exist so far (USER_DISABLED,
-USER_ENABLED), so that the domains reacting to them can be written first."""
+"""Auth admin: roles, admin-only user listing, disabling and enabling users, and the audit
+log of admin actions. Publishes USER_DISABLED, USER_ENABLED, ROLE_GRANTED, ROLE_REVOKED."""

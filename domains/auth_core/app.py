@@ -9,7 +9,8 @@ Items: `USER#<id>/SESSION#<session>` (a refresh-token family: active or revoked)
 `LOGIN#<sha256 of the address>/FAILURES` (recent failures and a lock),
 `USER#<id>/STATUS` (disabled by an admin), `USER#<id>/MFA` (a projection of
 MFA_ENABLED/MFA_DISABLED: sign-in takes a second step), `CHALLENGE#<sha256>/CHALLENGE` (a
-password that passed, waiting for its second factor).
+password that passed, waiting for its second factor), `USER#<id>/ROLE#<role>` (granted by
+an admin: the access token's `roles` claim).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from bus import Attr, Context, Domain, Key, NotFound, Request, Storage, Transact
 from bus.access import SIGNED_IN, TokenPolicy
 from bus.errors import TooManyRequests, Unauthorized
 from bus.storage.errors import ConditionFailed
-from domains.auth_admin.contracts import UserDisabled, UserEnabled
+from domains.auth_admin.contracts import RoleGranted, RoleRevoked, UserDisabled, UserEnabled
 from domains.auth_core.contracts import AccountLocked, SignedIn, SignedOut, SignInFailed
 from domains.auth_core.keys import SigningKeys
 from domains.auth_mfa.contracts import (
@@ -139,7 +140,11 @@ def _rfc3339(epoch: float) -> str:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _access_token(ctx: Context, user_id: str, session_id: str) -> str:
+def _role_key(user_id: str, role: str) -> dict[str, str]:
+    return {"PK": f"USER#{user_id}", "SK": f"ROLE#{role}"}
+
+
+def _access_token(ctx: Context, user_id: str, session_id: str, roles: list[str]) -> str:
     now = int(ctx.clock.now())
     policy = token_policy()
     return signing_keys().sign(
@@ -152,7 +157,7 @@ def _access_token(ctx: Context, user_id: str, session_id: str) -> str:
             "exp": now + ACCESS_TOKEN_LIFETIME,
             "jti": ctx.new_id(),
             "scope": DEFAULT_SCOPE,
-            "roles": [],
+            "roles": roles,
         }
     )
 
@@ -253,7 +258,7 @@ async def _open_session(ctx: Context, user_id: str, had_failures: bool, email: s
     ctx.log.info("signed in", extra={"user_id": user_id, "session_id": session_id})
     return Session(
         session_id=session_id,
-        access_token=_access_token(ctx, user_id, session_id),
+        access_token=_access_token(ctx, user_id, session_id, await _roles(ctx, user_id)),
         expires_in=ACCESS_TOKEN_LIFETIME,
         refresh_token=refresh_token,
     )
@@ -287,7 +292,7 @@ async def refresh(request: Request[Refresh], ctx: Context) -> Session:
         raise Unauthorized(_EXPIRED) from None
     return Session(
         session_id=session_id,
-        access_token=_access_token(ctx, user_id, session_id),
+        access_token=_access_token(ctx, user_id, session_id, await _roles(ctx, user_id)),
         expires_in=ACCESS_TOKEN_LIFETIME,
         refresh_token=new,
     )
@@ -447,3 +452,35 @@ async def require_second_factor(event: MfaEnabled, ctx: Context) -> None:
 @domain.on(MfaDisabled)
 async def drop_second_factor(event: MfaDisabled, ctx: Context) -> None:
     await ctx.table.delete(_mfa_key(event.user_id))
+
+
+async def _roles(ctx: Context, user_id: str) -> list[str]:
+    """The roles auth_admin granted the user, as its events told: the `roles` claim."""
+    page = await ctx.table.query(
+        Key("PK").eq(f"USER#{user_id}") & Key("SK").begins_with("ROLE#"),
+        filter=Attr("held").eq(True),
+        consistent=True,
+    )
+    return sorted(str(item["role"]) for item in page.items)
+
+
+@domain.on(RoleGranted)
+async def remember_granted_role(event: RoleGranted, ctx: Context) -> None:
+    await _record_role(ctx, event.user_id, event.role, event.revision, held=True)
+
+
+@domain.on(RoleRevoked)
+async def forget_revoked_role(event: RoleRevoked, ctx: Context) -> None:
+    await _record_role(ctx, event.user_id, event.role, event.revision, held=False)
+
+
+async def _record_role(ctx: Context, user_id: str, role: str, revision: int, *, held: bool) -> None:
+    """Keep the latest change of a role by its revision; a revoked role stays as an item
+    saying so, so that its grant, delivered late, cannot bring it back."""
+    key = _role_key(user_id, role)
+    item = await ctx.table.get(key, consistent=True)
+    if item is not None and int(item["revision"]) >= revision:
+        return
+    condition = Attr("revision").eq(item["revision"]) if item else Attr("PK").not_exists()
+    async with ctx.unit_of_work() as uow:
+        uow.put({**key, "role": role, "held": held, "revision": revision}, condition=condition)

@@ -420,7 +420,7 @@ def test_an_app_not_provisioned_is_named_with_what_to_do(
     argv = ["dlq", "--endpoint-url", moto_endpoint, "--app", f"absent{n}"]
     assert main(argv) == 2
     error = _error_line(capsys.readouterr().err)
-    assert f"queue absent{n}-auth_core-events does not exist: run `tctf up`" in error
+    assert f"queue absent{n}-auth_admin-events does not exist: run `tctf up`" in error
 
 
 def _error_line(err: str) -> str:
