@@ -145,6 +145,7 @@ def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in(
     )
     assert handled == [
         ("req-signup", "auth_password.invite_to_set_password"),
+        ("req-signup", "billing.open_customer"),
         ("req-signup", "messaging.send_email"),
         ("req-signup", "messaging.send_email"),
         ("req-signup", "messaging.welcome_new_user"),
@@ -206,7 +207,7 @@ def test_a_domain_is_a_name_never_a_path(capsys: pytest.CaptureFixture[str]) -> 
     (line,) = _error_lines(capsys.readouterr().err)
     assert line == (
         "tctf topology: 'users/../messaging' is not a domain name: name a package under "
-        "domains/ (known: auth_core, auth_password, messaging, users)"
+        "domains/ (known: auth_core, auth_password, billing, messaging, users)"
     )
 
 
@@ -323,4 +324,4 @@ def test_up_counts_its_tables_in_words(
 ) -> None:
     assert main(["up", "--endpoint-url", moto_endpoint]) == 0
     (line,) = _error_lines(capsys.readouterr().err)
-    assert "tctf up: 5 queues with DLQs, 4 tables, routed from arn:aws:sns:" in line
+    assert "tctf up: 7 queues with DLQs, 5 tables, routed from arn:aws:sns:" in line

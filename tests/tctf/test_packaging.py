@@ -263,7 +263,7 @@ def test_reaching_into_another_domain_beyond_its_contracts_is_refused(tmp_path: 
 def test_cli_names_an_unknown_domain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["nowhere", "-o", str(tmp_path), "--no-deps"]) == 2
     assert (
-        "no domain 'nowhere' (known: auth_core, auth_password, messaging, users)"
+        "no domain 'nowhere' (known: auth_core, auth_password, billing, messaging, users)"
         in capsys.readouterr().err
     )
     assert main(["users", "-o", str(tmp_path), "--no-deps"]) == 0
