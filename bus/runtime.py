@@ -177,7 +177,9 @@ class Runtime:
                 await self.scheduler.fire_due()
             except Exception:
                 _log.exception("firing schedules failed; retrying in %ss", interval)
-            await self.clock.sleep(interval)
+            # Real time, whatever the clock: this loop looks at the clock, it does not move
+            # it (a ManualClock's sleep would advance time and fire everything at once).
+            await anyio.sleep(interval)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:

@@ -152,3 +152,26 @@ def test_cron_fields_accept_names_lists_ranges_and_steps() -> None:
     assert isinstance(timing, Cron)
     assert timing.minutes == {0, 30} and timing.hours == {8, 10}
     assert timing.months == {1, 3} and timing.days_of_week == frozenset({1, 7})
+
+
+async def test_a_running_runtime_fires_what_its_clock_makes_due_without_moving_it() -> None:
+    import anyio
+
+    from bus.memory import in_memory
+    from bus.runtime import Runtime
+
+    domain = Domain("ticker")
+    fired = anyio.Event()
+
+    @domain.task(Tick)
+    async def tick(task: Tick, ctx: Context) -> None:
+        fired.set()
+
+    domain.every("rate(1 hour)", Tick())
+    clock = ManualClock(START)
+    runtime = Runtime([domain], in_memory(seed=1), clock=clock, schedule_interval=0.01)
+    async with runtime.running():
+        clock.advance(3600)
+        with anyio.fail_after(5):
+            await fired.wait()
+    assert clock.now() == START + 3600
