@@ -20,6 +20,7 @@ from bus.messages import Event, Message, Task
 
 if TYPE_CHECKING:
     from bus.context import Context
+    from bus.schedules import Schedule
     from bus.storage.spec import GlobalIndex
 
 E = TypeVar("E", bound=Event)
@@ -148,6 +149,9 @@ class Request(Generic[Body]):
     #: The caller behind the request's verified bearer token; None on a public route or
     #: when another domain calls an internal route in process.
     principal: Principal | None = None
+    #: The body's bytes as they arrived, for what must check them exactly (a webhook's
+    #: signature is over the bytes, not over their parsed form).
+    raw_body: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +201,8 @@ class Domain:
         self.sends = _task_classes(name, sends)
         self.subscriptions: list[Subscription] = []
         self.http_routes: list[HttpRoute] = []
+        #: Tasks the domain sends itself on a clock (`every`).
+        self.schedules: list[Schedule] = []
 
     def __repr__(self) -> str:
         return f"Domain({self.name!r})"
@@ -235,6 +241,32 @@ class Domain:
         if any(sub.message is task for sub in self.subscriptions):
             raise ConfigurationError(f"task {task.type} already has a handler in {self.name}")
         return self._subscribe(task, None, name)
+
+    def every(self, expression: str, task: Task, *, name: str | None = None) -> Schedule:
+        """Send `task` to this domain's own task queue whenever `expression` is due.
+
+        `expression` is EventBridge Scheduler's `rate(1 day)` or `cron(0 0 1 * ? *)` (UTC),
+        checked here; `name` (default: the task type, dashed) names the schedule. The
+        domain must consume the task with `@domain.task`.
+        """
+        from bus.schedules import Schedule, check_name, parse_expression
+
+        if not isinstance(task, Task) or getattr(task, "domain", None) != self.name:
+            raise ConfigurationError(
+                f"{self.name}.every() takes a task of domain {self.name} to send itself, "
+                f"got {task!r}"
+            )
+        schedule_name = name or task.type.lower().replace("_", "-")
+        check_name(self.name, schedule_name)
+        if any(s.name == schedule_name for s in self.schedules):
+            raise ConfigurationError(
+                f"schedule {schedule_name} of domain {self.name} is declared twice; pass name="
+            )
+        schedule = Schedule(
+            self.name, schedule_name, expression, task, parse_expression(expression)
+        )
+        self.schedules.append(schedule)
+        return schedule
 
     def _subscribe(
         self, message: type[Message], where: Mapping[str, Any] | None, name: str | None

@@ -307,6 +307,7 @@ class HttpRouter:
             headers=headers,
             body=body,
             principal=principal,
+            raw_body=request.body,
         )
         try:
             result = await route.handler(call, context)

@@ -23,6 +23,7 @@ from bus.ids import IdGenerator
 from bus.messages import Event, Task
 from bus.metrics import Metrics
 from bus.middleware import Middleware
+from bus.schedules import Scheduler
 from bus.storage.memory import InMemoryTable
 from bus.storage.outbox import OutboxRelay, Park, outbox_sender
 from bus.storage.spec import TableSpec
@@ -66,9 +67,12 @@ class Runtime:
         outbox_parking: OutboxParking | None = None,
         metrics: EmfWriter | None = None,
         metrics_interval: float = 10.0,
+        schedule_interval: float | None = 1.0,
     ) -> None:
         """`relay_interval`: seconds between outbox relay passes when no commit wakes it;
         None runs no relay loop (the test harness relays itself when it settles).
+        `schedule_interval`: seconds between looks at the domains' schedules; None runs no
+        schedule loop (the test harness fires what is due when it settles).
         `outbox_parking`: where each domain's relay parks an outbox item it can never
         publish (an outbox DLQ); by default `outbox_dead_letters`, in this process.
         `metrics`: where the domains' metrics, the platform's per handler included, are
@@ -103,6 +107,11 @@ class Runtime:
             for name, table in self.tables.items()
         }
         self._relay_interval = relay_interval
+        #: Fires the domains' schedules on this runtime's clock.
+        self.scheduler = Scheduler(
+            (s for d in self.domains for s in d.schedules), self.publisher.send, self.clock
+        )
+        self._schedule_interval = schedule_interval
         self._committed: anyio.Event | None = None
         services = Services(
             self.publisher,
@@ -188,6 +197,16 @@ class Runtime:
                 with anyio.move_on_after(interval):
                     await committed.wait()
 
+    async def _fire_schedules_forever(self, interval: float) -> None:
+        while True:
+            try:
+                await self.scheduler.fire_due()
+            except Exception:
+                _log.exception("firing schedules failed; retrying in %ss", interval)
+            # Real time, whatever the clock: this loop looks at the clock, it does not move
+            # it (a ManualClock's sleep would advance time and fire everything at once).
+            await anyio.sleep(interval)
+
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
         """Serve every domain's queues until the block exits, then stop the consumers."""
@@ -197,6 +216,8 @@ class Runtime:
                 group.start_soon(self._relay_forever, self._relay_interval)
             if self.metrics_writer is not None:
                 group.start_soon(self._flush_metrics_forever, self._metrics_interval)
+            if self.topology.schedules and self._schedule_interval is not None:
+                group.start_soon(self._fire_schedules_forever, self._schedule_interval)
             try:
                 yield self
             finally:

@@ -78,6 +78,7 @@ class Harness:
             publisher=lambda inner: RecordingPublisher(inner, self.published),
             tables=tables,
             relay_interval=None,
+            schedule_interval=None,
             middleware=middleware,
             tracer_provider=tracer_provider,
         )
@@ -119,14 +120,16 @@ class Harness:
         return await self.runtime.send(task, source=source)
 
     async def settle(self) -> None:
-        """Wait until every record is handled or dead-lettered and every committed outbox
-        event is published (advancing a manual clock).
+        """Fire the schedules now due, then wait until every record is handled or
+        dead-lettered and every committed outbox event is published (advancing a manual
+        clock).
 
         Raises `OutboxNotDrained` when outbox events stay pending through
         `STUCK_RELAY_PASSES` relay passes in a row that publish nothing.
         """
         stuck = 0
         while True:
+            await self.runtime.scheduler.fire_due()
             await self.transport.settle()
             if await self.runtime.relay():
                 stuck = 0

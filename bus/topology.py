@@ -48,6 +48,22 @@ class SubscriptionSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    """A schedule sending one task to its domain's task queue (EventBridge Scheduler)."""
+
+    domain: str
+    #: The schedule's name on AWS: `<app>-<domain>-<name>`.
+    name: str
+    #: EventBridge Scheduler's `rate(...)` or `cron(...)`, in UTC.
+    expression: str
+    task_type: str
+    queue: str
+    #: The task's payload, the same at every firing (the schedule's input).
+    payload: Mapping[str, Any]
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class RouteSpec:
     """An HTTP route and the domain that serves it."""
 
@@ -91,6 +107,8 @@ class Topology:
     #: What a bearer token must say to pass the gateway (issuer, audience, JWK set): the
     #: local gateway checks it, and it is what API Gateway's JWT authorizer is built from.
     token_policy: TokenPolicy | None = None
+    #: Tasks the domains send themselves on a clock (`Domain.every`).
+    schedules: tuple[ScheduleSpec, ...] = ()
 
     @classmethod
     def from_domains(cls, domains: Iterable[Domain], app: str = "tctf") -> Topology:
@@ -103,7 +121,9 @@ class Topology:
         outbox_dlqs: dict[str, str] = {}
         idempotency_tables: dict[str, TableSpec] = {}
         sends: dict[str, tuple[str, ...]] = {}
+        schedules: list[ScheduleSpec] = []
         for domain in domains:
+            schedules.extend(_schedule_specs(app, domain))
             sends[domain.name] = tuple(
                 sorted({f"{app}-{task.domain}-tasks" for task in domain.sends})
             )
@@ -179,6 +199,7 @@ class Topology:
             idempotency_tables=idempotency_tables,
             sends=sends,
             token_policy=TokenPolicy.for_app(app),
+            schedules=tuple(schedules),
         )
         topology._check_filters()
         return topology
@@ -317,6 +338,12 @@ class Topology:
                     for d, t in (*self.tables.items(), *self.idempotency_tables.items())
                 ],
             )
+        if self.schedules:
+            lines.append("")
+            lines += _table(
+                ("schedule", "expression", "task", "queue"),
+                [(s.name, s.expression, s.task_type, s.queue) for s in self.schedules],
+            )
         if self.routes:
             lines.append("")
             lines += _table(
@@ -324,6 +351,30 @@ class Topology:
                 [(r.method, r.path, r.handler, _access_label(r)) for r in self.routes],
             )
         return "\n".join(lines)
+
+
+def _schedule_specs(app: str, domain: Domain) -> list[ScheduleSpec]:
+    """The domain's schedules; each one's task must have a consumer in the domain, or the
+    schedule would fire into a queue that does not exist."""
+    specs = []
+    for schedule in domain.schedules:
+        if schedule.task.type not in domain.task_types:
+            raise ConfigurationError(
+                f"domain {domain.name} schedules {schedule.task.type} but does not consume "
+                f"it: add @{domain.name}.task({type(schedule.task).__name__})"
+            )
+        specs.append(
+            ScheduleSpec(
+                domain.name,
+                f"{app}-{domain.name}-{schedule.name}",
+                schedule.expression,
+                schedule.task.type,
+                f"{app}-{domain.name}-tasks",
+                schedule.task.model_dump(mode="json"),
+                schedule.task.version,
+            )
+        )
+    return specs
 
 
 def _access_label(route: RouteSpec) -> str:

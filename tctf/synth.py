@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from bus import ConfigurationError, Domain
-from bus.topology import QueueSpec, Topology
+from bus.topology import QueueSpec, ScheduleSpec, Topology
 from tctf.errors import TctfError, UsageError
 
 if TYPE_CHECKING:
@@ -63,6 +63,13 @@ APP_NAME = re.compile(r"[a-z][a-z0-9-]{0,19}")
 #: How often a stateful domain's function sweeps its outbox for events the stream path did
 #: not relay (adapters.lambda_: a Scheduled Event; TCTF_OUTBOX_SWEEP_AGE_S says how old).
 OUTBOX_SWEEP_MINUTES = 5
+#: EventBridge Scheduler context attributes, replaced at each firing in a target's input.
+SCHEDULER_EXECUTION_ID = "<aws.scheduler.execution-id>"
+SCHEDULER_SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+#: Attempts and seconds EventBridge Scheduler keeps trying to reach the queue before the
+#: firing goes to the queue's DLQ.
+SCHEDULE_RETRY_ATTEMPTS = 10
+SCHEDULE_MAX_EVENT_AGE = 3600
 #: Records per batch from the table's stream to the outbox relay.
 STREAM_BATCH_SIZE = 100
 #: Only new outbox events reach the relay: writes of other items, and the relay's own
@@ -240,6 +247,9 @@ class DomainResources:
         if records is not None:
             self._idempotency_table(records, function)
         self._grants(function)
+        schedules = [s for s in self.topology.schedules if s.domain == self.domain]
+        if schedules:
+            self._schedules(schedules)
         routes = [r for r in self.topology.routes if r.domain == self.domain]
         if routes:
             self._http_api(function, routes)
@@ -471,6 +481,49 @@ class DomainResources:
             targets=[targets.LambdaFunction(function, retry_attempts=2)],
         )
 
+    def _schedules(self, specs: Sequence[ScheduleSpec]) -> None:
+        """Each schedule: an EventBridge Scheduler schedule sending its task's envelope to
+        the domain's task queue (the failures it cannot deliver to the queue's DLQ), and one
+        role allowing the scheduler to send there and nowhere else."""
+        import aws_cdk as cdk
+        from aws_cdk import aws_iam as iam
+        from aws_cdk import aws_scheduler as scheduler
+
+        role = iam.Role(
+            self.stack,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
+            ),
+            description=f"lets EventBridge Scheduler send domain {self.domain}'s scheduled tasks",
+        )
+        for spec in specs:
+            queue = self.queues[spec.queue]
+            dlq = queue.dead_letter_queue.queue  # type: ignore[union-attr]
+            queue.grant_send_messages(role)
+            dlq.grant_send_messages(role)
+            scheduler.CfnSchedule(
+                self.stack,
+                _construct_id(spec.name),
+                name=spec.name,
+                schedule_expression=spec.expression,
+                schedule_expression_timezone="UTC",
+                flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+                target=scheduler.CfnSchedule.TargetProperty(
+                    arn=queue.queue_arn,
+                    role_arn=role.role_arn,
+                    input=schedule_input(spec),
+                    retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                        maximum_event_age_in_seconds=SCHEDULE_MAX_EVENT_AGE,
+                        maximum_retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
+                    ),
+                    dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(
+                        arn=dlq.queue_arn
+                    ),
+                ),
+            )
+
     def _grants(self, function: lambda_.Function) -> None:
         """Publishing to the topic or bus; sending tasks to the task queues the domain
         declares (`Domain(..., sends=[...])`) and parked records to its own DLQs, by name
@@ -525,6 +578,26 @@ class DomainResources:
                 integration=integration,
             )
         cdk.CfnOutput(self.stack, "ApiUrl", value=api.api_endpoint)
+
+
+def schedule_input(spec: ScheduleSpec) -> str:
+    """The body a schedule sends: the task's envelope, its id and time filled in by the
+    scheduler at each firing (its context attributes), as the in-memory scheduler makes it."""
+    from bus.envelope import SPECVERSION
+    from bus.schedules import SCHEDULER_SOURCE
+
+    envelope = {
+        "specversion": SPECVERSION,
+        "id": SCHEDULER_EXECUTION_ID,
+        "source": SCHEDULER_SOURCE,
+        "type": spec.task_type,
+        "time": SCHEDULER_SCHEDULED_TIME,
+        "dataversion": spec.version,
+        "correlationid": SCHEDULER_EXECUTION_ID,
+        "datacontenttype": "application/json",
+        "data": dict(spec.payload),
+    }
+    return json.dumps(envelope, separators=(",", ":"))
 
 
 def _arn(service: str, resource: str) -> str:

@@ -564,3 +564,56 @@ def test_cdk_json_already_there_is_kept(
     assert main(["--cdk-json"]) == 2
     assert 'cdk.json exists: set its "app" to' in capsys.readouterr().err
     assert (tmp_path / "cdk.json").read_text() == '{"app": "mine", "context": {}}'
+
+
+def test_a_schedule_is_an_eventbridge_scheduler_schedule_sending_its_task_envelope(
+    sns_app: Templates,
+) -> None:
+    from bus.envelope import Envelope
+    from domains.billing.contracts import RenewSubscriptions
+
+    billing = sns_app["tctf-billing"]
+    schedules = {p["Name"]: p for p in resources(billing, "AWS::Scheduler::Schedule").values()}
+    assert sorted(schedules) == ["tctf-billing-dunning", "tctf-billing-renewals"]
+    renewals = schedules["tctf-billing-renewals"]
+    assert renewals["ScheduleExpression"] == "cron(0 0 * * ? *)"
+    assert renewals["ScheduleExpressionTimezone"] == "UTC"
+    assert renewals["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    target = renewals["Target"]
+    tasks, dlq = (
+        queue_ids(billing)["tctf-billing-tasks"],
+        queue_ids(billing)["tctf-billing-tasks-dlq"],
+    )
+    assert target["Arn"] == {"Fn::GetAtt": [tasks, "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq, "Arn"]}}
+    # At each firing the scheduler fills in its execution id and time: then it is the
+    # envelope the task queue's consumer reads.
+    body = (
+        target["Input"]
+        .replace("<aws.scheduler.execution-id>", "8f3c2a1e-0b7d-4c55-9f2e-1d2c3b4a5e6f")
+        .replace("<aws.scheduler.scheduled-time>", "2026-02-01T00:00:00Z")
+    )
+    envelope = Envelope.decode(body)
+    assert (envelope.type, envelope.source, envelope.time) == (
+        "RENEW_SUBSCRIPTIONS",
+        "aws.scheduler",
+        "2026-02-01T00:00:00Z",
+    )
+    assert RenewSubscriptions.model_validate(envelope.data) == RenewSubscriptions()
+    # The role it acts with is the scheduler's alone, and may send to that queue and DLQ.
+    role_id = target["RoleArn"]["Fn::GetAtt"][0]
+    role = resources(billing, "AWS::IAM::Role")[role_id]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    policies = [
+        p
+        for p in resources(billing, "AWS::IAM::Policy").values()
+        if p["Roles"] == [{"Ref": role_id}]
+    ]
+    granted = [
+        (s["Action"], s["Resource"]) for p in policies for s in p["PolicyDocument"]["Statement"]
+    ]
+    assert sorted(str(r) for _, r in granted) == sorted(
+        str({"Fn::GetAtt": [q, "Arn"]}) for q in (tasks, dlq)
+    )
+    assert all("sqs:SendMessage" in a for a, _ in granted)

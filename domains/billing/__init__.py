@@ -1,0 +1,1 @@
+"""The billing domain: customers, plans, subscriptions, invoices and the payments behind them."""

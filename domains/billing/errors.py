@@ -1,0 +1,15 @@
+"""The billing domain's errors."""
+
+from __future__ import annotations
+
+from bus.errors import TransientError, Unauthorized
+
+
+class ProviderUnavailable(TransientError):
+    """The payment provider did not answer: the charge is tried again, with the same
+    idempotency key, so it is made at most once."""
+
+
+class InvalidSignature(Unauthorized):
+    """A webhook whose `Stripe-Signature` does not prove it came from the provider (missing,
+    malformed, wrong, or outside the tolerance window): HTTP 401, nothing recorded."""
