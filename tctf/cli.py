@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import NoReturn
@@ -325,8 +326,10 @@ def _serve(args: argparse.Namespace) -> int:
         serve = partial(
             run_aws, host=args.host, seed=args.seed, tracer_provider=provider, metrics=metrics
         )
-        anyio.run(serve, domains, args.endpoint_url, args.transport, port)
-        return 0
+        interrupted = anyio.run(
+            _until_interrupted, partial(serve, domains, args.endpoint_url, args.transport, port)
+        )
+        return INTERRUPTED_STATUS if interrupted else 0
     from tctf.platform import Platform
 
     platform = Platform(
@@ -340,8 +343,32 @@ def _serve(args: argparse.Namespace) -> int:
     banner = f"tctf: {names} on the in-memory transport" + (
         f"; HTTP on http://{args.host}:{port}" if port else ""
     )
-    anyio.run(platform.serve, args.host, port, lambda: print(banner, file=sys.stderr, flush=True))
-    return 0
+    announce = partial(print, banner, file=sys.stderr, flush=True)
+    interrupted = anyio.run(_until_interrupted, partial(platform.serve, args.host, port, announce))
+    return INTERRUPTED_STATUS if interrupted else 0
+
+
+async def _until_interrupted(serve: Callable[[], Awaitable[object]]) -> bool:
+    """Run `serve` until it returns or Ctrl-C (SIGINT) stops it, shutting it down as a
+    cancellation; whether it was interrupted. The signal is taken here, not left to
+    asyncio's handler, so a shutdown that happens to absorb that cancellation still
+    ends with the status a shell reports for an interrupt."""
+    interrupted = False
+
+    async with anyio.create_task_group() as group:
+
+        async def stop_on_interrupt() -> None:
+            nonlocal interrupted
+            with anyio.open_signal_receiver(signal.SIGINT) as signals:
+                async for _ in signals:
+                    interrupted = True
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(stop_on_interrupt)
+        await serve()
+        group.cancel_scope.cancel()
+    return interrupted
 
 
 def _topology(args: argparse.Namespace) -> int:
