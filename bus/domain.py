@@ -174,6 +174,9 @@ class HttpRoute:
     #: Answers the handler gives itself, as an `HttpResponse` in a shape a standard fixes
     #: (OAuth 2.0's token errors): status -> the JSON body's model, documented in OpenAPI.
     answers: Mapping[int, type[BaseModel]] = field(default_factory=dict)
+    #: Also takes its body as `application/x-www-form-urlencoded`, as a standard may demand
+    #: (OAuth 2.0's token and revocation endpoints): each field once, validated by `body`.
+    forms: bool = False
 
 
 class Domain:
@@ -293,6 +296,7 @@ class Domain:
         access: Access = PUBLIC,
         location: str | None = None,
         answers: Mapping[int, type[BaseModel]] | None = None,
+        forms: bool = False,
     ) -> Callable[[F], F]:
         """Register `async def handler(request, ctx)` for an HTTP method and path template.
 
@@ -301,7 +305,8 @@ class Domain:
         INTERNAL); the gateway refuses anyone else before the handler runs. `location`, a
         path template over the response's fields, becomes the answer's `Location` header.
         `answers` documents statuses the handler answers itself by returning an
-        `HttpResponse` whose JSON body is the given model.
+        `HttpResponse` whose JSON body is the given model. With `forms`, the body may also
+        come form-encoded (`application/x-www-form-urlencoded`), each field once.
         """
         method = method.upper()
         if method not in _METHODS:
@@ -314,6 +319,8 @@ class Domain:
                 raise ConfigurationError(f"route {method} {path} is registered twice")
             name = f"{self.name}.{handler.__name__}"
             model = _body_model(name, handler, body)
+            if forms and model is None:
+                raise ConfigurationError(f"route {name} takes forms but declares no body model")
             self.http_routes.append(
                 HttpRoute(
                     self.name,
@@ -327,6 +334,7 @@ class Domain:
                     access,
                     location,
                     dict(answers or {}),
+                    forms,
                 )
             )
             return handler

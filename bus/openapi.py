@@ -17,7 +17,13 @@ from pydantic.json_schema import models_json_schema
 from bus.client import Operation
 from bus.domain import Domain, HttpRoute
 from bus.errors import ConfigurationError
-from bus.http import CORRELATION_HEADER, MAX_PATH_PARAM_LENGTH, PROBLEM_JSON, ProblemType
+from bus.http import (
+    CORRELATION_HEADER,
+    FORM_CONTENT_TYPE,
+    MAX_PATH_PARAM_LENGTH,
+    PROBLEM_JSON,
+    ProblemType,
+)
 from bus.schemas import meaning, resolved, self_contained
 
 OPENAPI_VERSION = "3.1.0"
@@ -202,10 +208,10 @@ def _operation(
     if parameters:
         operation["parameters"] = parameters
     if body is not None:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": body}},
-        }
+        content = {"application/json": {"schema": body}}
+        if route.forms:
+            content[FORM_CONTENT_TYPE] = {"schema": body}
+        operation["requestBody"] = {"required": True, "content": content}
     operation["responses"] = _responses(route, answer)
     for status, schema in own_answers.items():
         documented = operation["responses"].setdefault(

@@ -361,7 +361,9 @@ def _granted_scope(requested: str | None, allowed: str) -> str:
     return requested
 
 
-@domain.post("/oauth/token", response=Tokens, answers={400: TokenError, 401: TokenError})
+@domain.post(
+    "/oauth/token", response=Tokens, answers={400: TokenError, 401: TokenError}, forms=True
+)
 async def token(request: Request[TokenRequest], ctx: Context) -> Tokens | HttpResponse:
     """Tokens for an authorization code (with its PKCE verifier), a refresh token, or the
     client's own credentials; refusals in RFC 6749 5.2's shape."""
@@ -588,7 +590,9 @@ def _tokens(
     )
 
 
-@domain.post("/oauth/revoke", response=Revoked, answers={400: TokenError, 401: TokenError})
+@domain.post(
+    "/oauth/revoke", response=Revoked, answers={400: TokenError, 401: TokenError}, forms=True
+)
 async def revoke(request: Request[Revocation], ctx: Context) -> Revoked | HttpResponse:
     """RFC 7009: revoke a refresh token's grant. Unknown tokens, and access tokens (which
     run out within minutes), get the same 200."""

@@ -127,3 +127,22 @@ def test_an_answer_the_route_gives_itself_is_documented_beside_the_problem_it_ma
     assert PROBLEM_JSON in responses["400"]["content"]
     assert responses["401"]["content"]["application/json"]["schema"] == own
     assert "tokens.TokenError" in document["components"]["schemas"]
+
+
+class Grant(BaseModel):
+    grant_type: str
+
+
+def test_a_route_taking_forms_documents_both_bodies_and_needs_a_model() -> None:
+    domain = Domain("tokens")
+
+    @domain.post("/token", forms=True)
+    async def token(request: Request[Grant], ctx: Context) -> None:
+        """Trade a grant."""
+
+    content = openapi_document([domain])["paths"]["/token"]["post"]["requestBody"]["content"]
+    assert set(content) == {"application/json", "application/x-www-form-urlencoded"}
+    with pytest.raises(ConfigurationError, match="takes forms but declares no body"):
+
+        @domain.post("/nothing", forms=True)
+        async def nothing(request: Request[None], ctx: Context) -> None: ...

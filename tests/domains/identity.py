@@ -38,9 +38,10 @@ class Client:
         token: str | None = None,
         raw: bytes | None = None,
         authorization: str | None = None,
+        content_type: str = "application/json",
     ) -> HttpResponse:
         payload = raw if raw is not None else b"" if body is None else orjson.dumps(body)
-        headers = [(b"content-type", b"application/json")]
+        headers = [(b"content-type", content_type.encode())]
         if token is not None:
             authorization = f"Bearer {token}"
         if authorization is not None:
