@@ -152,6 +152,9 @@ class Request(Generic[Body]):
     #: The body's bytes as they arrived, for what must check them exactly (a webhook's
     #: signature is over the bytes, not over their parsed form).
     raw_body: bytes = b""
+    #: The query string validated by the route's `query=` model (e.g.
+    #: `bus.pagination.PageQuery`); None on a route that declares none.
+    params: BaseModel | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +180,9 @@ class HttpRoute:
     #: Also takes its body as `application/x-www-form-urlencoded`, as a standard may demand
     #: (OAuth 2.0's token and revocation endpoints): each field once, validated by `body`.
     forms: bool = False
+    #: The model the query string is validated by (a 422 problem if it fails), given to the
+    #: handler as `request.params` and documented as OpenAPI query parameters.
+    query: type[BaseModel] | None = None
 
 
 class Domain:
@@ -297,6 +303,7 @@ class Domain:
         location: str | None = None,
         answers: Mapping[int, type[BaseModel]] | None = None,
         forms: bool = False,
+        query: type[BaseModel] | None = None,
     ) -> Callable[[F], F]:
         """Register `async def handler(request, ctx)` for an HTTP method and path template.
 
@@ -306,7 +313,8 @@ class Domain:
         path template over the response's fields, becomes the answer's `Location` header.
         `answers` documents statuses the handler answers itself by returning an
         `HttpResponse` whose JSON body is the given model. With `forms`, the body may also
-        come form-encoded (`application/x-www-form-urlencoded`), each field once.
+        come form-encoded (`application/x-www-form-urlencoded`), each field once. `query` is
+        the model the query string is validated by, given to the handler as `request.params`.
         """
         method = method.upper()
         if method not in _METHODS:
@@ -335,6 +343,7 @@ class Domain:
                     location,
                     dict(answers or {}),
                     forms,
+                    query,
                 )
             )
             return handler

@@ -74,6 +74,7 @@ class ProblemType(StrEnum):
 
     MALFORMED_BODY = "urn:tctf:problem:malformed-body"
     INVALID_BODY = "urn:tctf:problem:invalid-body"
+    INVALID_QUERY = "urn:tctf:problem:invalid-query"
     BODY_TOO_LARGE = "urn:tctf:problem:body-too-large"
     NO_ROUTE = "urn:tctf:problem:no-route"
     METHOD_NOT_ALLOWED = "urn:tctf:problem:method-not-allowed"
@@ -307,6 +308,19 @@ class HttpRouter:
             if isinstance(parsed, HttpResponse):
                 return parsed
             body = parsed
+        query: BaseModel | None = None
+        if route.query is not None:
+            try:
+                query = route.query.model_validate(dict(request.query))
+            except ValidationError as error:
+                return problem(
+                    422,
+                    "Unprocessable Content",
+                    "query string failed validation",
+                    kind=ProblemType.INVALID_QUERY,
+                    correlation_id=cid,
+                    errors=_field_errors(error),
+                )
         call = Request(
             path_params=params,
             query=request.query,
@@ -314,6 +328,7 @@ class HttpRouter:
             body=body,
             principal=principal,
             raw_body=request.body,
+            params=query,
         )
         try:
             result = await route.handler(call, context)

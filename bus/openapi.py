@@ -205,6 +205,13 @@ def _operation(
         }
         for name in _PATH_PARAM.findall(route.path)
     ]
+    if route.query is not None:
+        schema = route.query.model_json_schema()
+        required = set(schema.get("required", ()))
+        parameters.extend(
+            {"name": name, "in": "query", "required": name in required, "schema": _present(field)}
+            for name, field in schema.get("properties", {}).items()
+        )
     if parameters:
         operation["parameters"] = parameters
     if body is not None:
@@ -222,6 +229,14 @@ def _operation(
     if security is not None:
         operation["security"] = security
     return operation
+
+
+def _present(field: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema as it is when sent: an optional one is absent, never null."""
+    options = [o for o in field.get("anyOf", ()) if o != {"type": "null"}]
+    if len(options) == 1:
+        field = {**{k: v for k, v in field.items() if k != "anyOf"}, **options[0]}
+    return {k: v for k, v in field.items() if not (k == "default" and v is None)}
 
 
 def _responses(route: HttpRoute, answer: dict[str, Any] | None) -> dict[str, Any]:

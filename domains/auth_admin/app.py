@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from bus import Attr, Context, Domain, Key, NotFound, Rejected, Request, Storage
 from bus.access import Access
 from bus.errors import Unauthorized
+from bus.pagination import PageQuery, page_query
 from domains.auth_admin.contracts import (
     ROLES,
     RoleGranted,
@@ -38,8 +39,6 @@ ADMIN_ROLE = "admin"
 ADMIN = Access(roles=(ADMIN_ROLE,))
 #: Names the address whose owner becomes the first admin on signing up.
 ADMIN_EMAIL_VARIABLE = "TCTF_ADMIN_EMAIL"
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 _USERS = "USERS"
 _AUDIT = "AUDIT"
 #: What a cursor may decode to: an id as `ctx.new_id()` makes them.
@@ -128,22 +127,12 @@ def _audit(
     return {**_entry_key(entry.entry_id), **entry.model_dump(exclude_none=True)}
 
 
-def _page_size(request: Request[None]) -> int:
-    raw = request.query.get("limit")
-    if raw is None:
-        return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
-        raise Rejected(f"limit is a whole number from 1 to {MAX_PAGE_SIZE}")
-    return int(raw)
-
-
 def _encode_cursor(last_id: str) -> str:
     return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(request: Request[None]) -> str | None:
+def _decode_cursor(cursor: str | None) -> str | None:
     """The id a page ended at, from the cursor this API gave out; 422 for any other text."""
-    cursor = request.query.get("cursor")
     if cursor is None:
         return None
     try:
@@ -174,11 +163,12 @@ async def _listed_user(ctx: Context, user_id: str) -> dict[str, Any]:
     return item
 
 
-@domain.get("/admin/users", response=UserPage, access=ADMIN)
+@domain.get("/admin/users", response=UserPage, access=ADMIN, query=PageQuery)
 async def list_users(request: Request[None], ctx: Context) -> UserPage:
     """Users in sign-up order, `limit` (1-100, default 20) at a time after `cursor`."""
     await _acting_admin(request, ctx)
-    limit, after = _page_size(request), _decode_cursor(request)
+    page_of = page_query(request)
+    limit, after = page_of.limit, _decode_cursor(page_of.cursor)
     sort = Key("SK").gt(f"USER#{after}") if after else Key("SK").begins_with("USER#")
     page = await ctx.table.query(Key("PK").eq(_USERS) & sort, limit=limit + 1, consistent=True)
     items = [_managed(item) for item in page.items[:limit]]
@@ -275,11 +265,12 @@ async def _change_roles(
     return _managed({**item, "roles": sorted(roles)})
 
 
-@domain.get("/admin/audit", response=AuditPage, access=ADMIN)
+@domain.get("/admin/audit", response=AuditPage, access=ADMIN, query=PageQuery)
 async def read_audit_log(request: Request[None], ctx: Context) -> AuditPage:
     """Admin actions, newest first, `limit` (1-100, default 20) at a time after `cursor`."""
     await _acting_admin(request, ctx)
-    limit, before = _page_size(request), _decode_cursor(request)
+    page_of = page_query(request)
+    limit, before = page_of.limit, _decode_cursor(page_of.cursor)
     sort = Key("SK").lt(f"ENTRY#{before}") if before else Key("SK").begins_with("ENTRY#")
     page = await ctx.table.query(
         Key("PK").eq(_AUDIT) & sort, limit=limit + 1, descending=True, consistent=True

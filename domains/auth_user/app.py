@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from bus import Attr, ConditionFailed, Context, Domain, Key, Rejected, Request, Storage
 from bus.access import SIGNED_IN
+from bus.pagination import PageQuery, page_query
 from bus.storage.errors import InvalidRequest
 from domains.auth_core.contracts import SignedIn, SignedOut, SignInFailed
 from domains.auth_mfa.contracts import MfaDisabled, MfaEnabled, RecoveryCodeUsed
@@ -30,8 +31,6 @@ domain = Domain("auth_user", storage=Storage())
 
 #: Seconds a sign-in stays on the page.
 ACTIVITY_RETENTION = 90 * 24 * 3600
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
 #: Items deleted per transaction when a user is erased (DynamoDB takes 100 at most).
 ERASE_BATCH = 50
 
@@ -101,22 +100,17 @@ def _view(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("PK", "SK")}
 
 
-@domain.get("/auth/user/sign-ins", response=Activities, access=SIGNED_IN)
+@domain.get("/auth/user/sign-ins", response=Activities, access=SIGNED_IN, query=PageQuery)
 async def list_sign_ins(request: Request[None], ctx: Context) -> Activities:
     """The caller's recent sign-ins, failures and sign-outs, newest first (`?limit=`,
     `?cursor=`)."""
-    try:
-        limit = int(request.query.get("limit", DEFAULT_LIMIT))
-    except ValueError:
-        raise Rejected(f"limit must be a whole number from 1 to {MAX_LIMIT}") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise Rejected(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    page_of = page_query(request)
     try:
         page = await ctx.table.query(
             Key("PK").eq(_user(_principal(request))) & Key("SK").begins_with("ACTIVITY#"),
             descending=True,
-            limit=limit,
-            cursor=request.query.get("cursor"),
+            limit=page_of.limit,
+            cursor=page_of.cursor,
             consistent=True,
         )
     except InvalidRequest:

@@ -28,6 +28,7 @@ from bus import (
     TransactionCanceled,
 )
 from bus.access import SIGNED_IN
+from bus.pagination import PageQuery, page_query
 from bus.storage.errors import InvalidRequest
 from domains.billing.contracts import (
     CollectPayment,
@@ -446,18 +447,18 @@ def _issue_invoice(
     uow.send(CollectPayment(user_id=user_id, invoice_id=invoice.invoice_id, attempt=1))
 
 
-@domain.get("/billing/customers/{user_id}/invoices", response=Invoices, access=SIGNED_IN)
+@domain.get(
+    "/billing/customers/{user_id}/invoices", response=Invoices, access=SIGNED_IN, query=PageQuery
+)
 async def list_invoices(request: Request[None], ctx: Context) -> Invoices:
     """The customer's invoices, oldest first, `limit` (1-100, default 20) a page."""
     customer = await _own_customer(request, ctx)
-    limit_text = request.query.get("limit", "20")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
-        raise Rejected("limit is a whole number from 1 to 100")
+    page_of = page_query(request)
     try:
         page = await ctx.table.query(
             Key("PK").eq(f"CUSTOMER#{customer['user_id']}") & Key("SK").begins_with("INVOICE#"),
-            limit=int(limit_text),
-            cursor=request.query.get("cursor") or None,
+            limit=page_of.limit,
+            cursor=page_of.cursor,
         )
     except InvalidRequest as error:
         raise Rejected("the cursor is not one this list gave") from error

@@ -21,6 +21,7 @@ from bus import (
 )
 from bus.errors import InvalidMessageData
 from bus.http import PROBLEM_JSON, HttpRequest, HttpResponse, HttpRouter
+from bus.pagination import PageQuery, page_query
 from bus.storage import Attr
 from bus.testing import Harness
 
@@ -55,6 +56,11 @@ def accounts() -> Domain:
     @domain.get("/accounts/{account_id}", response=Account)
     async def get_account(request: Request[None], ctx: Context) -> Account:
         return Account(account=request.path_params["account_id"], owner=request.query["as"])
+
+    @domain.get("/statements", query=PageQuery)
+    async def list_accounts(request: Request[None], ctx: Context) -> dict[str, object]:
+        page = page_query(request)
+        return {"limit": page.limit, "cursor": page.cursor}
 
     return domain
 
@@ -100,6 +106,20 @@ async def test_path_parameters_and_query_reach_the_handler() -> None:
     async with Harness(accounts()) as h:
         response = await call(h, "GET", "/accounts/a42", **{"as": "ada"})
     assert response.json() == {"account": "a42", "owner": "ada"}
+
+
+async def test_a_paged_routes_query_is_validated_before_its_handler_runs() -> None:
+    async with Harness(accounts()) as h:
+        default = await call(h, "GET", "/statements")
+        given = await call(h, "GET", "/statements", limit="5", cursor="c1", other="ignored")
+        too_many = await call(h, "GET", "/statements", limit="101")
+        not_a_number = await call(h, "GET", "/statements", limit="ten")
+    assert default.json() == {"limit": 20, "cursor": None}
+    assert given.json() == {"limit": 5, "cursor": "c1"}
+    for refused in (too_many, not_a_number):
+        assert refused.status == 422 and refused.headers["content-type"] == PROBLEM_JSON
+        assert refused.json()["type"] == "urn:tctf:problem:invalid-query"
+        assert refused.json()["errors"][0]["field"] == "limit"
 
 
 async def test_a_rejected_request_is_422_and_a_crash_is_500_and_neither_publishes() -> None:

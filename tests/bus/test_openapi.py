@@ -11,6 +11,7 @@ from bus import ConfigurationError, Context, Domain, Request
 from bus.access import Access
 from bus.http import PROBLEM_JSON, ProblemType
 from bus.openapi import domain_document, openapi_document
+from bus.pagination import PageQuery, page_query
 from tctf.config import load_domains
 
 
@@ -146,3 +147,18 @@ def test_a_route_taking_forms_documents_both_bodies_and_needs_a_model() -> None:
 
         @domain.post("/nothing", forms=True)
         async def nothing(request: Request[None], ctx: Context) -> None: ...
+
+
+def test_a_paged_route_validates_and_documents_limit_and_cursor() -> None:
+    domain = Domain("notes")
+
+    @domain.get("/notes", query=PageQuery)
+    async def notes(request: Request[None], ctx: Context) -> dict[str, object]:
+        """List notes."""
+        page = page_query(request)
+        return {"limit": page.limit, "cursor": page.cursor}
+
+    parameters = openapi_document([domain])["paths"]["/notes"]["get"]["parameters"]
+    by_name = {p["name"]: p for p in parameters}
+    assert by_name["limit"]["in"] == "query" and by_name["limit"]["schema"]["maximum"] == 100
+    assert by_name["cursor"]["schema"]["type"] == "string" and not by_name["cursor"]["required"]
