@@ -21,6 +21,7 @@ from domains.billing.app import domain as billing
 from domains.billing.webhooks import signature_header
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
+from tests.asgi import asgi_request
 from tests.domains.identity import Client, Identity
 
 WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
@@ -34,46 +35,11 @@ class SignedClient(Client):
         headers = [(b"content-type", b"application/json")]
         if signature is not None:
             headers.append((b"stripe-signature", signature.encode()))
-        return await _request(self.app, "POST", "/billing/webhooks", body, headers)
+        return await asgi_request(self.app, "POST", "/billing/webhooks", body, headers)
 
     async def get(self, path: str, query: str, token: str) -> HttpResponse:
         headers = [(b"authorization", f"Bearer {token}".encode())]
-        return await _request(self.app, "GET", path, b"", headers, query.encode())
-
-
-async def _request(
-    app: HttpApp,
-    method: str,
-    path: str,
-    body: bytes,
-    headers: list[tuple[bytes, bytes]],
-    query: bytes = b"",
-) -> HttpResponse:
-    scope = {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "query_string": query,
-        "headers": headers,
-    }
-    sent: list[dict[str, Any]] = []
-    delivered = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal delivered
-        if delivered:
-            return {"type": "http.disconnect"}
-        delivered = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: Any) -> None:
-        sent.append(dict(message))
-
-    await app(scope, receive, send)
-    start, answer = sent
-    return HttpResponse(
-        start["status"], answer["body"], {k.decode(): v.decode() for k, v in start["headers"]}
-    )
+        return await asgi_request(self.app, "GET", path, b"", headers, query.encode())
 
 
 @dataclass

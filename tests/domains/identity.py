@@ -19,6 +19,7 @@ from domains.auth_core.app import domain as auth_core
 from domains.auth_password.app import domain as auth_password
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
+from tests.asgi import asgi_request
 
 PASSWORD = "correct horse battery staple"
 
@@ -47,30 +48,7 @@ class Client:
         if authorization is not None:
             headers.append((b"authorization", authorization.encode()))
         path, _, query = path.partition("?")
-        scope = {
-            "type": "http",
-            "method": method,
-            "path": path,
-            "query_string": query.encode(),
-            "headers": headers,
-        }
-        sent: list[dict[str, Any]] = []
-        delivered = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal delivered
-            if delivered:
-                return {"type": "http.disconnect"}
-            delivered = True
-            return {"type": "http.request", "body": payload, "more_body": False}
-
-        async def send(message: Any) -> None:
-            sent.append(dict(message))
-
-        await self.app(scope, receive, send)
-        start, body_message = sent
-        answer_headers = {k.decode(): v.decode() for k, v in start["headers"]}
-        return HttpResponse(start["status"], body_message["body"], answer_headers)
+        return await asgi_request(self.app, method, path, payload, headers, query.encode())
 
 
 @dataclass

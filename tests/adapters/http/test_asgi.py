@@ -14,31 +14,15 @@ from adapters.http.asgi import HttpApp
 from bus.http import PROBLEM_JSON, ProblemType
 from tctf.config import load_domains
 from tctf.platform import Platform
+from tests.asgi import asgi_request
 
 
 async def asgi_call(
     app: HttpApp, method: str, path: str, body: bytes = b"", chunk: int | None = None
 ) -> tuple[int, dict[str, str], bytes]:
     """One request through the ASGI interface, its body sent in chunks of `chunk` bytes."""
-    size = chunk or max(len(body), 1)
-    pieces = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
-    messages = [
-        {"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1}
-        for i, piece in enumerate(pieces)
-    ]
-    sent: list[MutableMapping[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": method, "path": path, "headers": [], "query_string": b""}
-    await app(scope, receive, send)
-    start, answer = sent
-    headers = {k.decode(): v.decode() for k, v in start["headers"]}
-    return start["status"], headers, answer["body"]
+    answer = await asgi_request(app, method, path, body, chunk=chunk)
+    return answer.status, dict(answer.headers), answer.body
 
 
 @pytest.fixture
