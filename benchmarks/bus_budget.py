@@ -20,27 +20,15 @@ import timeit
 from collections.abc import Callable
 from functools import partial
 
-from bus import Context, Domain, DomainSettings, Event
+from bus_throughput import OrderPlaced, order
+
+from bus import Context, Domain, DomainSettings
 from bus.dispatch import Record
 from bus.envelope import Envelope
 from bus.memory import InMemoryTransport
 from bus.messages import Message
 from bus.middleware import Delivery
 from bus.runtime import Runtime
-
-
-class OrderPlaced(Event):
-    type = "ORDER_PLACED"
-    order_id: str
-    customer: str
-    total: int
-    currency: str
-    express: bool
-
-
-def sample(n: int) -> OrderPlaced:
-    return OrderPlaced(order_id=f"o{n}", customer="c42", total=n, currency="EUR", express=True)
-
 
 #: Process CPU time: what a step costs, whatever else the machine runs meanwhile.
 cpu = time.process_time
@@ -63,7 +51,7 @@ def budget(number: int, repeat: int) -> list[tuple[str, float]]:
     assert isinstance(transport, InMemoryTransport)
     dispatcher = runtime.dispatchers["sub0"]
     queue = transport.queues[runtime.topology.require_queue("sub0", "events").name]
-    event = sample(1)
+    event = order(1)
     context = runtime.context("orders")
     envelope = context.envelope_for(event)
     body = envelope.encode()

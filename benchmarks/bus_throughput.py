@@ -69,6 +69,33 @@ def sample(n: int) -> dict[str, object]:
 timer: Callable[[], float] = time.perf_counter
 
 
+def order(n: int) -> OrderPlaced:
+    return OrderPlaced(**sample(n))  # type: ignore[arg-type]
+
+
+def subscribers(
+    fanout: int, count: int, finished: asyncio.Event, *, metric: str | None = None
+) -> list[Domain]:
+    """`fanout` domains, each handling every `OrderPlaced` (counting `metric` if given);
+    `finished` is set once all `count` events reached every one of them."""
+    done = 0
+    domains = []
+    for n in range(fanout):
+        domain = Domain(f"sub{n}", DomainSettings())
+
+        @domain.on(OrderPlaced)
+        async def handle(event: OrderPlaced, ctx: Context) -> None:
+            nonlocal done
+            if metric is not None:
+                ctx.metrics.add(metric)
+            done += 1
+            if done == count * fanout:
+                finished.set()
+
+        domains.append(domain)
+    return domains
+
+
 # -- contenders: each returns the seconds taken to publish `count` events and drain them ----
 
 
@@ -105,22 +132,9 @@ async def raw_queue(count: int, fanout: int) -> float:
 
 async def tctf(count: int, fanout: int) -> float:
     """The in-memory transport with the default middleware (correlation, idempotency, retry)."""
-    done = 0
     finished = asyncio.Event()
-    domains = []
-    for n in range(fanout):
-        domain = Domain(f"sub{n}", DomainSettings())
-
-        @domain.on(OrderPlaced)
-        async def handle(event: OrderPlaced, ctx: Context) -> None:
-            nonlocal done
-            done += 1
-            if done == count * fanout:
-                finished.set()
-
-        domains.append(domain)
-    runtime = Runtime(domains, in_memory(), clock=SystemClock())
-    events = [OrderPlaced(**sample(n)) for n in range(count)]  # type: ignore[arg-type]
+    runtime = Runtime(subscribers(fanout, count, finished), in_memory(), clock=SystemClock())
+    events = [order(n) for n in range(count)]
     async with runtime.running():
         start = timer()
         for event in events:
@@ -148,7 +162,7 @@ async def tctf_latency(count: int, rate: float, warmup: int) -> list[float]:
             finished.set()
 
     runtime = Runtime([domain], in_memory(), clock=SystemClock())
-    events = [OrderPlaced(**sample(n)) for n in range(total)]  # type: ignore[arg-type]
+    events = [order(n) for n in range(total)]
     async with runtime.running():
         start = time.perf_counter()
         for n, event in enumerate(events):

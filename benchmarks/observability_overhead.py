@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bus import Context, Domain, DomainSettings, Event
+from bus_throughput import order, subscribers
+
 from bus.clock import SystemClock
 from bus.emf import EmfWriter
 from bus.memory import in_memory
@@ -30,42 +31,14 @@ from bus.observability import configure_logging
 from bus.runtime import Runtime
 
 
-class OrderPlaced(Event):
-    type = "ORDER_PLACED"
-    order_id: str
-    customer: str
-    total: int
-    currency: str
-    express: bool
-
-
-def sample(n: int) -> OrderPlaced:
-    return OrderPlaced(
-        order_id=f"o{n}", customer="c42", total=n, currency="EUR", express=n % 2 == 0
-    )
-
-
 async def run(count: int, fanout: int, emf: EmfWriter | None) -> float:
     """CPU seconds this process spent publishing `count` events until every handler call
     was done: CPU time, not wall time, so that other processes' load on a shared machine
     does not land in one mode more than the other."""
-    done = 0
     finished = asyncio.Event()
-    domains = []
-    for n in range(fanout):
-        domain = Domain(f"sub{n}", DomainSettings())
-
-        @domain.on(OrderPlaced)
-        async def handle(event: OrderPlaced, ctx: Context) -> None:
-            nonlocal done
-            ctx.metrics.add("OrdersSeen")
-            done += 1
-            if done == count * fanout:
-                finished.set()
-
-        domains.append(domain)
+    domains = subscribers(fanout, count, finished, metric="OrdersSeen")
     runtime = Runtime(domains, in_memory(), clock=SystemClock(), metrics=emf, metrics_interval=1.0)
-    events = [sample(n) for n in range(count)]
+    events = [order(n) for n in range(count)]
     async with runtime.running():
         start = time.process_time()
         for event in events:
@@ -90,6 +63,9 @@ def measure(count: int, fanout: int, repeat: int, sink: Path) -> tuple[float, fl
             logging.getLogger("tctf").setLevel(logging.INFO)
             emf = EmfWriter("bench", metrics_out.write)
             on.append(count / asyncio.run(run(count, fanout, emf)))
+        for handler in logging.getLogger("tctf").handlers:  # its file closes with this block
+            handler.close()
+        logging.getLogger("tctf").handlers.clear()
     return statistics.median(off), statistics.median(on)
 
 
