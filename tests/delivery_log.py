@@ -11,12 +11,13 @@ H = TypeVar("H", bound=logging.Handler)
 
 
 @contextmanager
-def listening(handler: H) -> Iterator[H]:
-    """`handler` receives every delivery line, INFO and above, until the block exits."""
-    logger = logging.getLogger("tctf.delivery")
+def listening(handler: H, name: str = "tctf.delivery", level: int = logging.INFO) -> Iterator[H]:
+    """`handler` receives every line of logger `name` (by default the delivery lines) at
+    `level` and above, until the block exits."""
+    logger = logging.getLogger(name)
     previous = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(level)
     try:
         yield handler
     finally:

@@ -37,6 +37,7 @@ from bus.testing import RecordingPublisher
 from bus.topology import Topology
 from tests.delivery_log import listening
 from tests.emf import check_emf, emf_lines
+from tests.sqs import drain
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -239,7 +240,7 @@ async def _lambda(
         for purpose in ("events", "tasks"):
             queue = topology.require_queue("messaging", purpose)
             url = sqs.get_queue_url(QueueName=queue.name)["QueueUrl"]
-            messages = _drain(sqs, url)
+            messages = drain(sqs, url)
             if purpose == "tasks":
                 tasks = [Envelope.decode(m["Body"]) for m in messages]
             arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue.name}"
@@ -247,24 +248,11 @@ async def _lambda(
                 function, lambda_sqs_event(messages, arn, REGION), LambdaContext(purpose)
             )
             assert answer == {"batchItemFailures": []}
-        captured = [Envelope.decode(m["Body"]) for m in _drain(sqs, capture)]
+        captured = [Envelope.decode(m["Body"]) for m in drain(sqs, capture)]
         events = [e for e in captured if e.source == "messaging"]  # not the inputs
         return lines.lines, [*events, *tasks]
     finally:
         await anyio.to_thread.run_sync(function.close)
-
-
-def _drain(sqs: Any, url: str) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(
-        QueueUrl=url,
-        MaxNumberOfMessages=10,
-        WaitTimeSeconds=1,
-        AttributeNames=["All"],
-        MessageAttributeNames=["All"],
-    ).get("Messages"):
-        messages.extend(batch)
-    return messages
 
 
 def _counted(documents: list[dict[str, Any]]) -> dict[tuple[str, str, str], float]:

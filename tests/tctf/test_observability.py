@@ -21,6 +21,7 @@ from bus.observability import JsonFormatter
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
 from tctf.platform import Platform
+from tests.delivery_log import listening
 from tests.emf import emf_lines
 
 EMAIL = "Ada.Lovelace@example.com"
@@ -54,15 +55,8 @@ def log_lines() -> Iterator[io.StringIO]:
     written = io.StringIO()
     handler = logging.StreamHandler(written)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("tctf")
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
+    with listening(handler, "tctf", logging.DEBUG):
         yield written
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
 
 
 def _post(path: str, body: dict[str, Any], correlation_id: str) -> HttpRequest:

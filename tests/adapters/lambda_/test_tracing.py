@@ -27,6 +27,7 @@ from bus.topology import Topology
 from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
 from tctf.aws import up
+from tests.sqs import drain
 
 from .conftest import POWERTOOLS, Inventory, LambdaContext, Published, body, sample
 from .test_stateful import _stream_event
@@ -59,17 +60,7 @@ def _sign_up_event(correlation_id: str) -> dict[str, Any]:
 
 
 def _drain(sqs: Any, queue: str) -> list[dict[str, Any]]:
-    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-    messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(
-        QueueUrl=url,
-        MaxNumberOfMessages=10,
-        WaitTimeSeconds=1,
-        AttributeNames=["All"],
-        MessageAttributeNames=["All"],
-    ).get("Messages"):
-        messages.extend(batch)
-    return messages
+    return drain(sqs, sqs.get_queue_url(QueueName=queue)["QueueUrl"])
 
 
 def _one(spans: Sequence[ReadableSpan], name: str) -> ReadableSpan:
