@@ -1,0 +1,1 @@
+"""The achievements domain: rules over events, counters per user, awards."""

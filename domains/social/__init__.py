@@ -1,0 +1,1 @@
+"""The social domain: follows, posts and feeds."""
