@@ -66,14 +66,15 @@ def business_metrics(domain: str) -> tuple[BusinessMetric, ...]:
     for root in roots:
         files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
         for path in files:
-            for metric in _metric_calls(ast.parse(path.read_text(), filename=str(path))):
+            for metric in metrics_recorded_in(path.read_text(), str(path)):
                 found.setdefault(metric.name, metric)
     return tuple(sorted(found.values(), key=lambda m: m.name))
 
 
-def _metric_calls(tree: ast.AST) -> list[BusinessMetric]:
+def metrics_recorded_in(source: str, filename: str = "<source>") -> list[BusinessMetric]:
+    """The metrics one module's code records under a literal name."""
     calls = []
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(source, filename=filename)):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
         method, target = node.func.attr, node.func.value
@@ -115,13 +116,17 @@ def deployment_group(
     alarms: Sequence[cloudwatch.IAlarm],
     deployment: str,
 ) -> Any:
-    """CodeDeploy shifting `live` to each new version (`CodeDeployDefault.Lambda<deployment>`)
-    and rolling back when any of `alarms` fires, the deployment fails or is stopped."""
+    """CodeDeploy (application and group `name`) shifting `live` to each new version as
+    `CodeDeployDefault.Lambda<deployment>` does, and rolling back when any of `alarms`
+    fires, the deployment fails or is stopped."""
     from aws_cdk import aws_codedeploy as codedeploy
 
     return codedeploy.LambdaDeploymentGroup(
         stack,
         "Release",
+        application=codedeploy.LambdaApplication(
+            stack, "ReleaseApplication", application_name=name
+        ),
         deployment_group_name=name,
         alias=live,
         deployment_config=codedeploy.LambdaDeploymentConfig.from_lambda_deployment_config_name(
@@ -417,10 +422,7 @@ class DomainWatch:
         rows.append(
             [cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24)]
         )
-        dashboard = cloudwatch.Dashboard(
-            self.stack, "Dashboard", dashboard_name=self.prefix, widgets=rows
-        )
-        del dashboard
+        cloudwatch.Dashboard(self.stack, "Dashboard", dashboard_name=self.prefix, widgets=rows)
 
 
 def platform_dashboard(stack: cdk.Stack, topology: Topology) -> None:

@@ -14,7 +14,7 @@ from bus import Context, Domain, Event
 from bus.access import TokenPolicy
 from bus.topology import Topology
 from tctf.config import load_domains
-from tctf.operate import LIVE, business_metrics
+from tctf.operate import LIVE, BusinessMetric, business_metrics, metrics_recorded_in
 from tctf.stages import DeployConfig, load_deploy_config, parse_deploy_config
 from tctf.synth import FunctionSettings, build_app, function_timeout, main, stack_name
 from tests.tctf.test_synth import invokes_live
@@ -238,6 +238,25 @@ def test_a_domain_dashboard_graphs_its_business_metrics_handlers_queues_and_dlqs
         assert len(status["properties"]["alarms"]) == len(alarms(template))
 
 
+def test_business_metrics_are_the_literal_names_the_code_records() -> None:
+    source = """
+async def handle(event, ctx):
+    ctx.metrics.add("OrdersPlaced")
+    ctx.metrics.record("BasketValue", 12.5, "None")
+    ctx.metrics.add(f"Orders{event.kind}")  # computed: no graph can name it
+    basket.add("NotAMetric")
+    self.metrics.add("OrdersPlaced", 2)
+"""
+    found = sorted(metrics_recorded_in(source), key=lambda m: m.name)
+    assert found == [
+        BusinessMetric("BasketValue", "record"),
+        BusinessMetric("OrdersPlaced", "add"),
+        BusinessMetric("OrdersPlaced", "add"),
+    ]
+    assert [m.statistic for m in found] == ["p99", "Sum", "Sum"]
+    assert business_metrics("no_such_domain") == ()
+
+
 def test_the_platform_dashboard_shows_every_domain(staged: dict[str, Templates]) -> None:
     topology = topology_of("prod")
     body = dashboard_body(staged["prod"]["tctf-prod-shared"])
@@ -285,6 +304,9 @@ def test_every_function_is_released_behind_live_by_codedeploy_rolling_back_on_al
             rolled_back_on = {a["Name"]["Ref"] for a in props["AlarmConfiguration"]["Alarms"]}
             assert rolled_back_on == {ids[n] for n in release}, (stage, domain)
             assert template["Resources"][alias_id]["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+            (application,) = resources(template, "AWS::CodeDeploy::Application").values()
+            assert application["ApplicationName"] == props["DeploymentGroupName"]
+            assert props["DeploymentGroupName"] == f"{topology.app}-{domain}"
 
 
 def test_billing_releases_as_configured_and_the_rest_as_the_default(
