@@ -257,6 +257,19 @@ async def handle(event, ctx):
     assert business_metrics("no_such_domain") == ()
 
 
+async def test_what_a_domain_records_at_run_time_is_what_its_dashboard_graphs() -> None:
+    from tests.domains.identity import identity
+
+    async with identity() as idp:
+        answer = await idp.call("POST", "/users", {"email": "ada@example.com", "name": "Ada"})
+        await idp.h.settle()
+        series = idp.h.runtime.dispatchers["users"].metrics.drain()
+    assert answer.status == 201
+    # The handler's own metrics carry only the domain's dimension; the platform's, a handler.
+    recorded = {s.name for s in series if dict(s.dimensions).keys() == {"service"}}
+    assert recorded == {m.name for m in business_metrics("users")} == {"UsersSignedUp"}
+
+
 def test_the_platform_dashboard_shows_every_domain(staged: dict[str, Templates]) -> None:
     topology = topology_of("prod")
     body = dashboard_body(staged["prod"]["tctf-prod-shared"])
