@@ -4,6 +4,7 @@ and the JWT authorizer, on the real domain set, as the deployment configuration 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -489,3 +490,17 @@ def test_every_template_of_every_stage_passes_cloudformation_s_linter(
     for stage in STAGES:
         for name, template in staged[stage].items():
             assert [str(m) for m in lint(json.dumps(template), config=config)] == [], name
+
+
+def test_cdk_json_keeps_the_stage_and_the_configuration_it_was_written_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "deploy.toml"
+    config.write_text("[stages.qa]\nalarm_actions = false\n")
+    argv = ["--cdk-json", "--no-deps", "--layer", LAYER, "--stage", "qa", "--config", "deploy.toml"]
+    assert main(argv) == 0
+    app = shlex.split(json.loads((tmp_path / "cdk.json").read_text())["app"])
+    assert app[app.index("--stage") + 1] == "qa"
+    # Resolved: the CDK CLI may run the app from another directory.
+    assert app[app.index("--config") + 1] == str(config.resolve())
