@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from bus import ConfigurationError, Domain
 from bus.topology import QueueSpec, ScheduleSpec, Topology
 from tctf.errors import TctfError, UsageError
+from tctf.stages import UNSTAGED, DeployConfig, Stage, load_deploy_config
 
 if TYPE_CHECKING:
     import aws_cdk as cdk
@@ -147,16 +148,25 @@ def build_app(
     app: str = "tctf",
     settings: FunctionSettings | None = None,
     outdir: str | None = None,
+    stage: str | None = None,
+    config: DeployConfig | None = None,
 ) -> cdk.App:
     """The CDK app: `<app>-shared` and one `<app>-<domain>` stack per domain.
 
     `packages` maps each domain to its function's code: the zip (or folder) `tctf package`
-    built. Nothing is synthesized until `app.synth()`.
+    built. A `stage` (one of `config`'s) names everything `<app>-<stage>-...` and deploys
+    as that stage is configured. Nothing is synthesized until `app.synth()`.
     """
     silence_jsii_node_notices()
     import aws_cdk as cdk
 
+    from tctf import operate
+
     settings = settings or FunctionSettings()
+    config = config or DeployConfig()
+    stage_settings = config.stage(stage)
+    if stage is not None:
+        app = f"{app}-{stage}"
     if not APP_NAME.fullmatch(app):
         raise ConfigurationError(
             f"app name {app!r}: 1 to 20 lowercase letters, digits and dashes, starting with a "
@@ -168,6 +178,9 @@ def build_app(
         raise ConfigurationError(f"no package for domain(s) {', '.join(missing)}")
     cdk_app = cdk.App(outdir=outdir) if outdir else cdk.App()
     shared = _shared_stack(cdk_app, topology, transport)
+    if stage_settings.alarm_actions:
+        operate.alarm_topic(shared, app, stage_settings)
+    operate.platform_dashboard(shared, topology)
     for domain in topology.domains:
         stack = cdk.Stack(
             cdk_app,
@@ -175,7 +188,9 @@ def build_app(
             description=f"{app}: domain {domain} (queues, table, function)",
         )
         stack.add_stack_dependency(shared)
-        DomainResources(stack, topology, domain, transport, packages[domain], settings).build()
+        DomainResources(
+            stack, topology, domain, transport, packages[domain], settings, stage_settings, config
+        ).build()
     return cdk_app
 
 
@@ -224,6 +239,8 @@ class DomainResources:
         transport: Transport,
         code: Path,
         settings: FunctionSettings,
+        stage: Stage = UNSTAGED,
+        config: DeployConfig | None = None,
     ) -> None:
         self.stack = stack
         self.topology = topology
@@ -231,18 +248,24 @@ class DomainResources:
         self.transport = transport
         self.code = code
         self.settings = settings
+        self.stage = stage
+        self.operations = (config or DeployConfig()).operations(domain)
         self.queues: dict[str, sqs.Queue] = {}
 
     def build(self) -> None:
+        from tctf import operate
+
         specs = [q for q in self.topology.queues if q.domain == self.domain]
         for spec in specs:
             self.queues[spec.name] = self._queue(spec)
         function = self._function()
+        # Every caller invokes `live`, which a release moves from version to version.
+        live = operate.release(self.stack, function, self.operations, self.stage)
         for spec in specs:
-            self._feed(spec, function)
+            self._feed(spec, live)
         table = self.topology.tables.get(self.domain)
         if table is not None:
-            self._table(table, function)
+            self._table(table, function, live)
         records = self.topology.idempotency_tables.get(self.domain)
         if records is not None:
             self._idempotency_table(records, function)
@@ -251,8 +274,23 @@ class DomainResources:
         if schedules:
             self._schedules(schedules)
         routes = [r for r in self.topology.routes if r.domain == self.domain]
-        if routes:
-            self._http_api(function, routes)
+        api = self._http_api(live, routes) if routes else None
+        watch = operate.DomainWatch(
+            self.stack,
+            self.topology,
+            self.domain,
+            self.operations,
+            self.stage,
+            function_timeout(self.topology, self.domain),
+        )
+        watch.build(live, api)
+        operate.deployment_group(
+            self.stack,
+            f"{self.topology.app}-{self.domain}",
+            live,
+            watch.release_alarms,
+            self.stage.deployment or self.operations.deployment,
+        )
 
     # -- queues -----------------------------------------------------------------------------
 
@@ -353,12 +391,27 @@ class DomainResources:
     def _function(self) -> lambda_.Function:
         import aws_cdk as cdk
         from aws_cdk import aws_lambda as lambda_
+        from aws_cdk import aws_logs as logs
 
         settings = self.settings
+        name = f"{self.topology.app}-{self.domain}"
+        log_group = logs.LogGroup(
+            self.stack,
+            "Logs",
+            log_group_name=f"/aws/lambda/{name}",
+            removal_policy=self._removal_policy(),
+        )
+        # The stage's days as a number: jsii's `RetentionDays` is an enum of names.
+        log_group.node.default_child.add_property_override(  # type: ignore[union-attr]
+            "RetentionInDays", self.stage.log_retention_days
+        )
+        environment = function_environment(self.topology, self.domain, self.transport)
+        environment.update(token_environment(self.stage))
         function = lambda_.Function(
             self.stack,
             "Function",
-            function_name=f"{self.topology.app}-{self.domain}",
+            function_name=name,
+            log_group=log_group,
             description=f"{self.topology.app}: domain {self.domain}",
             runtime=lambda_.Runtime(settings.runtime, lambda_.RuntimeFamily.PYTHON),
             architecture=lambda_.Architecture.X86_64,
@@ -366,7 +419,7 @@ class DomainResources:
             code=lambda_.Code.from_asset(str(self.code)),
             memory_size=settings.memory_mb,
             timeout=cdk.Duration.seconds(function_timeout(self.topology, self.domain)),
-            environment=function_environment(self.topology, self.domain, self.transport),
+            environment=environment,
             layers=[
                 lambda_.LayerVersion.from_layer_version_arn(self.stack, f"Layer{n}", arn)
                 for n, arn in enumerate(settings.layers)
@@ -375,7 +428,13 @@ class DomainResources:
         cdk.CfnOutput(self.stack, "FunctionName", value=function.function_name)
         return function
 
-    def _feed(self, spec: QueueSpec, function: lambda_.Function) -> None:
+    def _removal_policy(self) -> cdk.RemovalPolicy:
+        """What deleting the stack does to data: kept in stages that say so."""
+        import aws_cdk as cdk
+
+        return cdk.RemovalPolicy.RETAIN if self.stage.retain_data else cdk.RemovalPolicy.DESTROY
+
+    def _feed(self, spec: QueueSpec, function: lambda_.IFunction) -> None:
         """The queue's event source mapping: its batch size and concurrency, and only the
         failed records of a batch returned to the queue."""
         from aws_cdk import aws_lambda_event_sources as sources
@@ -395,8 +454,7 @@ class DomainResources:
             )
         )
 
-    def _table(self, spec: TableSpec, function: lambda_.Function) -> None:
-        import aws_cdk as cdk
+    def _table(self, spec: TableSpec, function: lambda_.Function, live: lambda_.Alias) -> None:
         from aws_cdk import aws_dynamodb as dynamodb
         from aws_cdk import aws_lambda as lambda_
         from aws_cdk import aws_lambda_event_sources as sources
@@ -408,10 +466,10 @@ class DomainResources:
             spec,
             stream=dynamodb.StreamViewType(TABLE_STREAM_VIEW),
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
+                point_in_time_recovery_enabled=self.stage.point_in_time_recovery
             ),
-            # A domain's data outlives a `cdk destroy` of its stack.
-            removal_policy=cdk.RemovalPolicy.RETAIN,
+            # A domain's data outlives a `cdk destroy` of its stack, but in throwaway stages.
+            removal_policy=self._removal_policy(),
         )
         for index in spec.indexes:
             table.add_global_secondary_index(
@@ -422,10 +480,10 @@ class DomainResources:
                 non_key_attributes=list(index.non_key_attributes) or None,
             )
         table.grant_read_write_data(function)
-        self._outbox_sweep(function)
+        self._outbox_sweep(live)
         outbox_dlq = self._dead_letter_queue(self.topology.outbox_dlqs[self.domain])
         outbox_dlq.grant_send_messages(function)
-        function.add_event_source(
+        live.add_event_source(
             sources.DynamoEventSource(
                 table,
                 starting_position=lambda_.StartingPosition.TRIM_HORIZON,
@@ -465,7 +523,7 @@ class DomainResources:
             **options,
         )
 
-    def _outbox_sweep(self, function: lambda_.Function) -> None:
+    def _outbox_sweep(self, function: lambda_.IFunction) -> None:
         """A schedule invoking the function to publish outbox events older than its sweep
         age: those whose stream records failed until they expired (24 hours)."""
         import aws_cdk as cdk
@@ -552,13 +610,17 @@ class DomainResources:
                 )
             )
 
-    def _http_api(self, function: lambda_.Function, routes: Sequence[Any]) -> None:
+    def _http_api(self, function: lambda_.IFunction, routes: Sequence[Any]) -> Any:
         """The domain's routes, and `$default` for every other request: the function's own
         router answers an unknown path or method (404/405 problem+json) as `tctf run` does,
-        where API Gateway alone would answer `{"message": "Not Found"}`."""
+        where API Gateway alone would answer `{"message": "Not Found"}`. A signed-in route
+        is behind the JWT authorizer, as the local gateway checks it; its scopes and roles
+        the function's router checks on the claims the authorizer passes."""
         import aws_cdk as cdk
         from aws_cdk import aws_apigatewayv2 as apigateway
         from aws_cdk import aws_apigatewayv2_integrations as integrations
+
+        from tctf import operate
 
         # One invoke permission for the whole API, not one per route (a function's
         # resource policy is limited to 20 KB).
@@ -571,13 +633,38 @@ class DomainResources:
             api_name=f"{self.topology.app}-{self.domain}",
             default_integration=integration,
         )
+        issuer, audience = token_claims(self.topology, self.stage)
+        authorizer = operate.jwt_authorizer(issuer, audience)
         for route in routes:
+            protected = route.signed_in and not route.internal
             api.add_routes(
                 path=route.path,
                 methods=[apigateway.HttpMethod(route.method)],
                 integration=integration,
+                authorizer=authorizer if protected else None,
             )
         cdk.CfnOutput(self.stack, "ApiUrl", value=api.api_endpoint)
+        return api
+
+
+def token_claims(topology: Topology, stage: Stage) -> tuple[str, str]:
+    """The issuer and audience a bearer token must name: the stage's, else the platform's
+    `TokenPolicy` (what the local gateway checks)."""
+    from bus.access import TokenPolicy
+
+    policy = topology.token_policy or TokenPolicy.for_app(topology.app)
+    return stage.token_issuer or policy.issuer, stage.token_audience or policy.audience
+
+
+def token_environment(stage: Stage) -> dict[str, str]:
+    """The issuer and audience the stage configures, for the function that signs tokens
+    to name and the router to expect (`TokenPolicy.for_app` reads them)."""
+    environment = {}
+    if stage.token_issuer:
+        environment["TCTF_TOKEN_ISSUER"] = stage.token_issuer
+    if stage.token_audience:
+        environment["TCTF_TOKEN_AUDIENCE"] = stage.token_audience
+    return environment
 
 
 def schedule_input(spec: ScheduleSpec) -> str:
@@ -641,6 +728,8 @@ def synth(
     domain_names: Sequence[str] | None = None,
     dependencies: bool = True,
     settings: FunctionSettings | None = None,
+    stage: str | None = None,
+    config: DeployConfig | None = None,
 ) -> Path:
     """Package every domain and synthesize the cloud assembly into `out/`; return `out`.
 
@@ -665,7 +754,14 @@ def synth(
             for d in domains
         }
         cdk_app = build_app(
-            domains, packages, transport=transport, app=app, settings=settings, outdir=str(out)
+            domains,
+            packages,
+            transport=transport,
+            app=app,
+            settings=settings,
+            outdir=str(out),
+            stage=stage,
+            config=config if config is not None else load_deploy_config(),
         )
         cdk_app.synth()
     return out
@@ -677,6 +773,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--out", type=Path, default=Path("cdk.out"), help="cloud assembly")
     parser.add_argument("--transport", choices=["sns", "eventbridge"], default="sns")
     parser.add_argument("--app", default="tctf", help="the platform's name, prefix of everything")
+    parser.add_argument(
+        "--stage",
+        help="deploy as this stage of the deployment configuration (dev, staging, prod): "
+        "names become <app>-<stage>-...",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="the deployment configuration (default: deploy.toml beside pyproject.toml)",
+    )
     parser.add_argument(
         "--domain", action="append", dest="domains", metavar="NAME", help="only this domain"
     )
@@ -711,6 +818,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             domain_names=args.domains,
             dependencies=not args.no_deps,
             settings=FunctionSettings(memory_mb=args.memory_mb, layers=tuple(args.layer)),
+            stage=args.stage,
+            config=load_deploy_config(args.config),
         )
     except (ConfigurationError, TctfError) as error:
         print(f"tctf synth: {error}", file=sys.stderr)
@@ -732,6 +841,10 @@ def _app_command(args: argparse.Namespace) -> str:
     given, as the CDK CLI runs an app; the CLI names the output directory itself."""
     words = [sys.executable, "-m", "tctf.synth", "--transport", args.transport]
     words += ["--app", args.app, "--memory-mb", str(args.memory_mb)]
+    if args.stage:
+        words += ["--stage", args.stage]
+    if args.config:
+        words += ["--config", str(args.config.resolve())]
     for name in args.domains or ():
         words += ["--domain", name]
     for layer in args.layer:

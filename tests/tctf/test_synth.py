@@ -93,6 +93,14 @@ def resolve(value: Any) -> Any:
     return value
 
 
+def invokes_live(function_name: Any, template: dict[str, Any]) -> bool:
+    """Whether an event source mapping's `FunctionName` is the function's `live` alias
+    (`<function>:live`, the function's name cut from the alias's ARN)."""
+    ((alias_id, _),) = resources(template, "AWS::Lambda::Alias").items()
+    name, qualifier = function_name["Fn::Join"][1]
+    return qualifier == ":live" and {"Ref": alias_id} in name["Fn::Select"][1]["Fn::Split"]
+
+
 def queue_ids(template: dict[str, Any]) -> dict[str, str]:
     """Queue name -> logical id."""
     return {
@@ -205,7 +213,7 @@ def test_each_function_is_fed_by_its_queues_and_reports_only_the_failed_records(
 ) -> None:
     for domain in topology.domains:
         template = sns_app[stack_name("tctf", domain)]
-        ((function_id, function),) = resources(template, "AWS::Lambda::Function").items()
+        ((_, function),) = resources(template, "AWS::Lambda::Function").items()
         assert function["Handler"] == HANDLER
         assert function["Runtime"] == "python3.11"
         assert function["Layers"] == [LAYER]
@@ -217,7 +225,7 @@ def test_each_function_is_fed_by_its_queues_and_reports_only_the_failed_records(
         specs = [q for q in topology.queues if q.domain == domain]
         for spec in specs:
             mapping = mappings[ids[spec.name]]
-            assert mapping["FunctionName"] == {"Ref": function_id}
+            assert invokes_live(mapping["FunctionName"], template)
             assert mapping["BatchSize"] == spec.batch_size
             assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
             assert mapping["ScalingConfig"] == {"MaximumConcurrency": max(spec.concurrency, 2)}
@@ -255,12 +263,13 @@ def test_a_stateful_domain_has_its_table_and_its_stream_feeds_only_new_outbox_it
     (criterion,) = stream["FilterCriteria"]["Filters"]
     assert json.loads(criterion["Pattern"]) == OUTBOX_STREAM_FILTER
     # What the stream could not relay before its records expired, a schedule sweeps.
-    function_id = stream["FunctionName"]["Ref"]
+    assert invokes_live(stream["FunctionName"], template)
     (sweep,) = [
         r for r in resources(template, "AWS::Events::Rule").values() if "ScheduleExpression" in r
     ]
     assert sweep["ScheduleExpression"] == f"rate({OUTBOX_SWEEP_MINUTES} minutes)"
-    assert [t["Arn"] for t in sweep["Targets"]] == [{"Fn::GetAtt": [function_id, "Arn"]}]
+    ((alias_id, _),) = resources(template, "AWS::Lambda::Alias").items()
+    assert [t["Arn"] for t in sweep["Targets"]] == [{"Ref": alias_id}]
     assert any(
         p["Principal"] == "events.amazonaws.com"
         for p in resources(template, "AWS::Lambda::Permission").values()
@@ -331,14 +340,15 @@ def test_a_domain_with_routes_gets_an_http_api_to_its_function(
     (integration,) = resources(template, "AWS::ApiGatewayV2::Integration").values()
     assert integration["IntegrationType"] == "AWS_PROXY"
     assert integration["PayloadFormatVersion"] == "2.0"
-    ((function_id, _),) = resources(template, "AWS::Lambda::Function").items()
+    ((alias_id, _),) = resources(template, "AWS::Lambda::Alias").items()
+    assert integration["IntegrationUri"] == {"Ref": alias_id}  # `live`, as releases move it
     # One permission for the API, not one per route (the resource policy's 20 KB limit).
     (permission,) = [
         p
         for p in resources(template, "AWS::Lambda::Permission").values()
         if p["Principal"] == "apigateway.amazonaws.com"
     ]
-    assert permission["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert permission["FunctionName"] == {"Ref": alias_id}
     assert resolve(permission["SourceArn"]).endswith("/*/*")
     assert not resources(sns_app["tctf-messaging"], "AWS::ApiGatewayV2::Api")
 
