@@ -10,6 +10,7 @@ deletion flips, in one transaction, so deleted content leaves the results at onc
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -205,8 +206,8 @@ class TableSearchIndex:
         versions: dict[tuple[Kind, str], set[str]] = defaultdict(set)
         for clause in clauses:
             best: dict[tuple[Kind, str], float] = {}
-            for term in clause:
-                postings = await self._postings(term, kinds)
+            found = await asyncio.gather(*(self._postings(term, kinds) for term in clause))
+            for postings in found:
                 weight = idf(len(postings), max(stats.documents, len(postings)))
                 for posting in postings:
                     kind, _, document_id = str(posting["SK"]).partition("#")
@@ -231,12 +232,15 @@ class TableSearchIndex:
         hits: list[Hit] = []
         position = offset
         while position < len(ranked) and len(hits) < limit:
-            (kind, document_id), score = ranked[position]
-            position += 1
-            item = await self._table.get(document_key(kind, document_id), consistent=True)
-            live = _live(item)
-            if live is not None and str(live["version"]) in versions[(kind, document_id)]:
-                hits.append(Hit(kind, document_id, score, dict(live["fields"])))
+            batch = ranked[position : position + limit - len(hits)]
+            position += len(batch)
+            items = await asyncio.gather(
+                *(self._table.get(document_key(*owner), consistent=True) for owner, _ in batch)
+            )
+            for (owner, score), item in zip(batch, items, strict=True):
+                live = _live(item)
+                if live is not None and str(live["version"]) in versions[owner]:
+                    hits.append(Hit(owner[0], owner[1], score, dict(live["fields"])))
         return SearchPage(hits, position if position < len(ranked) else None)
 
     async def _stats(self, kinds: Sequence[Kind]) -> CorpusStats:
