@@ -143,19 +143,7 @@ class TableSearchIndex:
         counts = Counter(terms(document.text))
         length = sum(counts.values())
         owner = f"{document.kind}#{document.id}"
-        older = Attr("PK").not_exists() | Attr("version").lt(version)
-        writes: list[TransactOperation] = [
-            Put(
-                {**posting_key(t, document.kind, document.id), "tf": n, "length": length}
-                | {"version": version},
-                condition=older,
-            )
-            for t, n in counts.items()
-        ]
-        writes += [
-            Put({**word_key(w), "stem": stem(w)}) for w in dict.fromkeys(words(document.text))
-        ]
-        await self._apply(writes)
+        await self._apply(_postings_and_words(document, counts, version))
         live = _live(current)
         if live is not None:
             gone = set(live["terms"]) - set(counts)
@@ -336,6 +324,29 @@ class TableSearchIndex:
                 await self._table.delete(operation.key, condition=operation.condition)
         except ConditionFailed:
             pass  # a newer version's posting: it stays
+
+
+def _postings_and_words(
+    document: Document, counts: Counter[str], version: str
+) -> list[TransactOperation]:
+    """A posting per stem, each written only over an older version's, and the words that
+    prefixes expand through."""
+    length = sum(counts.values())
+    older = Attr("PK").not_exists() | Attr("version").lt(version)
+    postings: list[TransactOperation] = [
+        Put(
+            {
+                **posting_key(t, document.kind, document.id),
+                "tf": n,
+                "length": length,
+                "version": version,
+            },
+            condition=older,
+        )
+        for t, n in counts.items()
+    ]
+    seen = dict.fromkeys(words(document.text))
+    return postings + [Put({**word_key(w), "stem": stem(w)}) for w in seen]
 
 
 def _live(item: Item | None) -> Item | None:

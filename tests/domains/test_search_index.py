@@ -3,14 +3,22 @@ prefixes, versions and clean-up of postings on each."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
 
 from bus.clock import ManualClock
-from bus.storage import Key, Table, outbox_index
-from domains.search.index import Document, TableSearchIndex, document_key, stats_key
+from bus.storage import Key, Table, UnitOfWork, outbox_index
+from domains.search.errors import IndexConflict
+from domains.search.index import (
+    Document,
+    TableSearchIndex,
+    Writes,
+    document_key,
+    stats_key,
+)
 from domains.search.text import parse_query
 from tests.tables import table_maker
 
@@ -144,3 +152,39 @@ async def test_pages_cover_the_ranking_once(table: Table) -> None:
     assert second.next_offset is None
     ids = [h.id for h in first.hits + second.hits]
     assert ids == [f"p{n}" for n in range(6, -1, -1)]
+
+
+def committing_after(
+    table: Table, rival: Document, version: str
+) -> Callable[[], AbstractAsyncContextManager[Writes]]:
+    """A commit that lets `rival` be indexed (and committed) first: two deliveries racing."""
+
+    @asynccontextmanager
+    async def commit() -> AsyncIterator[Writes]:
+        await TableSearchIndex(table).index(rival, version)
+        async with UnitOfWork(table) as uow:
+            yield uow
+
+    return commit
+
+
+async def test_a_newer_version_committed_first_wins_the_race(table: Table) -> None:
+    await TableSearchIndex(table).index(post("p1", "one"), V1)
+    racing = TableSearchIndex(table, committing_after(table, post("p1", "three"), V3))
+    assert not await racing.index(post("p1", "two"), V2)
+    assert await postings(table, "two") == []  # taken back
+    assert [h for h, _ in await ranked(TableSearchIndex(table), "three ")] == ["p1"]
+    stats = await table.get(stats_key("post"), consistent=True)
+    assert stats is not None and (stats["documents"], stats["length"]) == (1, 1)
+
+
+async def test_an_older_version_committed_first_makes_the_newer_retry(table: Table) -> None:
+    await TableSearchIndex(table).index(post("p1", "one"), V1)
+    racing = TableSearchIndex(table, committing_after(table, post("p1", "two"), V2))
+    with pytest.raises(IndexConflict):
+        await racing.index(post("p1", "three"), V3)
+    assert await TableSearchIndex(table).index(post("p1", "three"), V3)  # the retry
+    assert [h for h, _ in await ranked(TableSearchIndex(table), "three ")] == ["p1"]
+    assert await ranked(TableSearchIndex(table), "two ") == []
+    stats = await table.get(stats_key("post"), consistent=True)
+    assert stats is not None and (stats["documents"], stats["length"]) == (1, 1)
