@@ -1,0 +1,1 @@
+"""The search domain: full-text search over posts and profiles, kept from other domains' facts."""
