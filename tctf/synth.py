@@ -38,7 +38,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bus import ConfigurationError, Domain
 from bus.topology import QueueSpec, ScheduleSpec, Topology
-from tctf.errors import TctfError, UsageError
+from tctf.errors import NagError, TctfError, UsageError
+from tctf.nag import check as check_best_practices
+from tctf.nag import findings as best_practice_findings
 
 if TYPE_CHECKING:
     import aws_cdk as cdk
@@ -176,6 +178,7 @@ def build_app(
         )
         stack.add_stack_dependency(shared)
         DomainResources(stack, topology, domain, transport, packages[domain], settings).build()
+    check_best_practices(cdk_app)
     return cdk_app
 
 
@@ -364,6 +367,7 @@ class DomainResources:
             architecture=lambda_.Architecture.X86_64,
             handler=HANDLER,
             code=lambda_.Code.from_asset(str(self.code)),
+            role=self._function_role(),
             memory_size=settings.memory_mb,
             timeout=cdk.Duration.seconds(function_timeout(self.topology, self.domain)),
             environment=function_environment(self.topology, self.domain, self.transport),
@@ -374,6 +378,31 @@ class DomainResources:
         )
         cdk.CfnOutput(self.stack, "FunctionName", value=function.function_name)
         return function
+
+    def _function_role(self) -> iam.Role:
+        """The function's role, writing to its own log group only: AWS's managed
+        AWSLambdaBasicExecutionRole would let it write into every function's logs."""
+        from aws_cdk import aws_iam as iam
+
+        role = iam.Role(
+            self.stack,
+            "FunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"domain {self.domain}'s function",
+        )
+        log_group = f"log-group:/aws/lambda/{self.topology.app}-{self.domain}"
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup"], resources=[_arn("logs", log_group)]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[_arn("logs", f"{log_group}:log-stream:*")],
+            )
+        )
+        return role
 
     def _feed(self, spec: QueueSpec, function: lambda_.Function) -> None:
         """The queue's event source mapping: its batch size and concurrency, and only the
@@ -535,9 +564,12 @@ class DomainResources:
                 actions=["sns:Publish"], resources=[_arn("sns", self.topology.topic)]
             )
         else:
+            # An envelope's source is its domain's name, PutEvents' Source: a domain cannot
+            # put events on the bus as another.
             publish = iam.PolicyStatement(
                 actions=["events:PutEvents"],
                 resources=[_arn("events", f"event-bus/{self.topology.event_bus}")],
+                conditions={"StringEquals": {"events:source": [self.domain]}},
             )
         function.add_to_role_policy(publish)
         targets = sorted(
@@ -667,7 +699,9 @@ def synth(
         cdk_app = build_app(
             domains, packages, transport=transport, app=app, settings=settings, outdir=str(out)
         )
-        cdk_app.synth()
+        found = best_practice_findings(cdk_app.synth())
+    if found:
+        raise NagError(found)
     return out
 
 
