@@ -51,7 +51,8 @@ def test_one_workflow_per_domain_with_every_stage(parsed: dict[str, dict[str, An
     for name, workflow in parsed.items():
         jobs = workflow["jobs"]
         assert list(jobs) == ["lint", "unit", "integration", "package", "synth", "deploy"]
-        assert jobs["package"]["needs"] == ["lint", "unit", "integration"]
+        assert jobs["deploy"]["needs"] == ["lint", "unit", "integration", "package", "synth"]
+        assert [job for job in jobs if "needs" in jobs[job]] == ["deploy"]
         assert "github.ref == 'refs/heads/main'" in jobs["deploy"]["if"]
         (deploy,) = [s["run"] for s in jobs["deploy"]["steps"] if "run" in s]
         assert f"deploy --app cdk.out tctf-{name.replace('_', '-')} --exclusively" in deploy
