@@ -1,8 +1,9 @@
 """Least privilege, proven over the synthesized templates: for every ordered pair of
 domains, no role of the one's stack may read or write the other's tables and streams,
 receive from, purge or delete from its queues, send to them (but the task queues its
-topology says it sends to), invoke its function, pass or assume its roles, or put events on
-the bus as the other. Every wildcard a policy holds is one of the few the platform needs.
+topology says it sends to), invoke, update or reroute its function, pass or assume its
+roles, or put events on the bus as the other. Every wildcard a policy holds is one of the
+few the platform needs.
 
 With the SNS transport the topic is shared and SNS has no condition on what a message says,
 so "as the other" is held at the queues: a domain can reach another's queues only through
@@ -47,6 +48,14 @@ CONSUME_ACTIONS = (
     "sqs:SetQueueAttributes",
 )
 
+#: What runs, replaces or reroutes a function's code.
+FUNCTION_ACTIONS = (
+    "lambda:InvokeFunction",
+    "lambda:UpdateFunctionCode",
+    "lambda:UpdateFunctionConfiguration",
+    "lambda:UpdateAlias",
+)
+
 
 @pytest.fixture(scope="module")
 def topology() -> Topology:
@@ -85,7 +94,8 @@ def trespasses(templates: Templates, topology: Topology, transport: str) -> list
                     if arn.rpartition(":")[2] not in sends_to:
                         questions.append(("sqs:SendMessage", arn, {}))
                 elif resource.kind == "AWS::Lambda::Function":
-                    questions.append(("lambda:InvokeFunction", arn, {}))
+                    versions = (arn, f"{arn}:any-alias")
+                    questions += [(a, f, {}) for a in FUNCTION_ACTIONS for f in versions]
                 elif resource.kind == "AWS::IAM::Role":
                     questions += [("iam:PassRole", arn, {}), ("sts:AssumeRole", arn, {})]
             if transport == "eventbridge":
