@@ -3,7 +3,7 @@ platform accepts, each with its reason (docs/deploy.md lists them too).
 
 `check(app)` adds the rule pack as an Aspect and the accepted findings as suppressions on
 every stack; `findings(assembly)` lists what the rules still report once synthesized, and
-`tctf synth` refuses to write an assembly with any.
+`tctf synth` fails on any (status 2, each finding named).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def nag_annotations(assembly: Path) -> list[str]:
 def test_every_stack_of_both_transports_is_clean(
     sns_assembly: Path, eventbridge_assembly: Path
 ) -> None:
-    # `tctf synth` refuses an assembly with findings; the manifest says so on its own too.
+    # `tctf synth` fails on findings; the manifest says so on its own too.
     assert nag_annotations(sns_assembly) == []
     assert nag_annotations(eventbridge_assembly) == []
 
