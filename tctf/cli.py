@@ -1,5 +1,6 @@
 """The `tctf` command: run the platform, show its topology and contracts, provision, inspect
-and redrive dead letters, package, synthesize."""
+and redrive dead letters, package, synthesize, name the domains a change affects and write
+their pipelines."""
 
 from __future__ import annotations
 
@@ -239,6 +240,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     logs.set_defaults(command=_logs)
 
+    affected = commands.add_parser(
+        "affected", help="the domains whose deployable closure changed since a git ref"
+    )
+    affected.add_argument("--base", required=True, metavar="REF", help="e.g. origin/main")
+    _root_option(affected)
+    affected.set_defaults(command=_affected)
+
+    pipelines = commands.add_parser(
+        "pipelines", help="write one CI workflow per domain, triggered by its closure"
+    )
+    pipelines.add_argument(
+        "-o", "--out", type=Path, default=None, help="directory (default .github/workflows)"
+    )
+    _root_option(pipelines)
+    _app_option(pipelines)
+    pipelines.set_defaults(command=_pipelines)
+
     commands.add_parser("package", help="build one domain's Lambda artifact (see its --help)")
     commands.add_parser("synth", help="the CDK app deploying every domain (see its --help)")
     return parser
@@ -369,6 +387,30 @@ async def _until_interrupted(serve: Callable[[], Awaitable[object]]) -> bool:
         await serve()
         group.cancel_scope.cancel()
     return interrupted
+
+
+def _root_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--root", type=Path, default=None, help="the repository's checkout (default: this one)"
+    )
+
+
+def _affected(args: argparse.Namespace) -> int:
+    from tctf.affected import affected
+
+    for name in affected(args.base, args.root):
+        print(name)
+    return 0
+
+
+def _pipelines(args: argparse.Namespace) -> int:
+    from tctf.packaging import repository_root
+    from tctf.pipelines import WORKFLOWS, write
+
+    root = args.root or repository_root()
+    for path in write(args.out or root / WORKFLOWS, root, args.app):
+        print(path)
+    return 0
 
 
 def _topology(args: argparse.Namespace) -> int:

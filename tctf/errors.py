@@ -18,6 +18,21 @@ class PackagingError(TctfError):
     """The domain cannot be packaged as asked; the message says why and what to change."""
 
 
+class GitError(TctfError):
+    """git could not say what changed: not a repository, or an unknown ref."""
+
+
+class NagError(TctfError):
+    """cdk-nag's AwsSolutions rules found what the stacks should not hold (tctf/nag.py)."""
+
+    def __init__(self, findings: list[str]) -> None:
+        super().__init__(
+            f"{len(findings)} cdk-nag finding(s); fix each, or accept it with its reason in "
+            "tctf/nag.py: " + "; ".join(findings)
+        )
+        self.findings = findings
+
+
 class MissingExtraError(TctfError):
     """A command needs an optional dependency group (an extra) that is not installed."""
 

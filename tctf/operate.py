@@ -118,12 +118,41 @@ def deployment_group(
 ) -> Any:
     """CodeDeploy (application and group `name`) shifting `live` to each new version as
     `CodeDeployDefault.Lambda<deployment>` does, and rolling back when any of `alarms`
-    fires, the deployment fails or is stopped."""
-    from aws_cdk import aws_codedeploy as codedeploy
+    fires, the deployment fails or is stopped.
 
+    Its role may move `live` of this function and read these alarms, nothing else: CDK would
+    attach AWSCodeDeployRoleForLambdaLimited, which lets it re-alias every function in the
+    account, so the group gets the role without policy updates."""
+    from aws_cdk import aws_codedeploy as codedeploy
+    from aws_cdk import aws_iam as iam
+
+    role = iam.Role(
+        stack,
+        "ReleaseRole",
+        assumed_by=iam.ServicePrincipal("codedeploy.amazonaws.com"),
+        description=f"CodeDeploy shifting {name}'s live alias",
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=[
+                "lambda:GetAlias",
+                "lambda:UpdateAlias",
+                "lambda:GetProvisionedConcurrencyConfig",
+            ],
+            resources=[live.function_arn],
+        )
+    )
+    if alarms:
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[alarm.alarm_arn for alarm in alarms],
+            )
+        )
     return codedeploy.LambdaDeploymentGroup(
         stack,
         "Release",
+        role=role.without_policy_updates(),
         application=codedeploy.LambdaApplication(
             stack, "ReleaseApplication", application_name=name
         ),

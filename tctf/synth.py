@@ -38,7 +38,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bus import ConfigurationError, Domain
 from bus.topology import QueueSpec, ScheduleSpec, Topology
-from tctf.errors import TctfError, UsageError
+from tctf.errors import NagError, TctfError, UsageError
+from tctf.nag import check as check_best_practices
+from tctf.nag import findings as best_practice_findings
 from tctf.stages import UNSTAGED, DeployConfig, Stage, load_deploy_config
 
 if TYPE_CHECKING:
@@ -191,6 +193,7 @@ def build_app(
         DomainResources(
             stack, topology, domain, transport, packages[domain], settings, stage_settings, config
         ).build()
+    check_best_practices(cdk_app)
     return cdk_app
 
 
@@ -417,6 +420,7 @@ class DomainResources:
             architecture=lambda_.Architecture.X86_64,
             handler=HANDLER,
             code=lambda_.Code.from_asset(str(self.code)),
+            role=self._function_role(name),
             memory_size=settings.memory_mb,
             timeout=cdk.Duration.seconds(function_timeout(self.topology, self.domain)),
             environment=environment,
@@ -433,6 +437,31 @@ class DomainResources:
         import aws_cdk as cdk
 
         return cdk.RemovalPolicy.RETAIN if self.stage.retain_data else cdk.RemovalPolicy.DESTROY
+
+    def _function_role(self, function_name: str) -> iam.Role:
+        """The function's role, writing to its own log group only: AWS's managed
+        AWSLambdaBasicExecutionRole would let it write into every function's logs."""
+        from aws_cdk import aws_iam as iam
+
+        role = iam.Role(
+            self.stack,
+            "FunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"domain {self.domain}'s function",
+        )
+        log_group = f"log-group:/aws/lambda/{function_name}"
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup"], resources=[_arn("logs", log_group)]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[_arn("logs", f"{log_group}:log-stream:*")],
+            )
+        )
+        return role
 
     def _feed(self, spec: QueueSpec, function: lambda_.IFunction) -> None:
         """The queue's event source mapping: its batch size and concurrency, and only the
@@ -593,9 +622,12 @@ class DomainResources:
                 actions=["sns:Publish"], resources=[_arn("sns", self.topology.topic)]
             )
         else:
+            # An envelope's source is its domain's name, PutEvents' Source: a domain cannot
+            # put events on the bus as another.
             publish = iam.PolicyStatement(
                 actions=["events:PutEvents"],
                 resources=[_arn("events", f"event-bus/{self.topology.event_bus}")],
+                conditions={"StringEquals": {"events:source": [self.domain]}},
             )
         function.add_to_role_policy(publish)
         targets = sorted(
@@ -763,7 +795,9 @@ def synth(
             stage=stage,
             config=config if config is not None else load_deploy_config(),
         )
-        cdk_app.synth()
+        found = best_practice_findings(cdk_app.synth())
+    if found:
+        raise NagError(found)
     return out
 
 

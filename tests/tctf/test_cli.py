@@ -311,6 +311,8 @@ def _tctf_without(absent: Sequence[str], *argv: str) -> subprocess.CompletedProc
         "logs",
         "package",
         "synth",
+        "affected",
+        "pipelines",
     ],
 )
 def test_every_help_works_with_the_base_install_alone(command: str) -> None:

@@ -9,7 +9,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +31,10 @@ from tctf.synth import (
     stack_name,
 )
 from tests.fixtures import AWS
+from tests.tctf.synthesized import LAYER, Templates
 
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
 STREAM_SAMPLE = AWS / "aws-lambda-go/events/testdata/dynamodb-event.json"
-
-Templates = dict[str, dict[str, Any]]
 
 
 class Pinged(Event):
@@ -46,29 +44,6 @@ class Pinged(Event):
 @pytest.fixture(scope="module")
 def topology() -> Topology:
     return Topology.from_domains(load_domains(), app="tctf")
-
-
-LAYER = "arn:aws:lambda:us-east-1:123456789012:layer:tctf-deps:1"
-
-
-def _synth(out: Path, transport: str) -> Templates:
-    # First-party code only (no pip install in the suite), beside the layer that holds the rest.
-    assert main(["-o", str(out), "--transport", transport, "--no-deps", "--layer", LAYER]) == 0
-    (out / "manifest.json").rename(out / "manifest.keep")  # read by a test, not a template
-    return {
-        path.name.removesuffix(".template.json"): json.loads(path.read_text())
-        for path in out.glob("*.template.json")
-    }
-
-
-@pytest.fixture(scope="module")
-def sns_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
-    yield _synth(tmp_path_factory.mktemp("sns"), "sns")
-
-
-@pytest.fixture(scope="module")
-def eventbridge_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
-    yield _synth(tmp_path_factory.mktemp("eventbridge"), "eventbridge")
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
