@@ -10,7 +10,7 @@ source and a post's copies. Routes answer to the signed-in caller about themselv
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -108,7 +108,9 @@ class Posts(BaseModel):
     cursor: str | None
 
 
-class Followed(BaseModel):
+class Relation(BaseModel):
+    """A follow or a block of `user_id`, made at `since`."""
+
     user_id: str
     since: str
 
@@ -220,8 +222,8 @@ async def forget_user(event: UserDeleted, ctx: Context) -> None:
 # -- follows and blocks -----------------------------------------------------------------
 
 
-@domain.put("/social/following/{user_id}", response=Followed, access=SIGNED_IN)
-async def follow(request: Request[None], ctx: Context) -> Followed:
+@domain.put("/social/following/{user_id}", response=Relation, access=SIGNED_IN)
+async def follow(request: Request[None], ctx: Context) -> Relation:
     """Follow a user; following them again changes nothing. A user who blocks the caller
     answers 404, as an unknown one does, so a block cannot be probed."""
     caller, target = _caller(request), request.path_params["user_id"]
@@ -234,7 +236,7 @@ async def follow(request: Request[None], ctx: Context) -> Followed:
         raise NotFound(f"no user {target}")
     existing = await ctx.table.get(edge_key(Edge.FOLLOWS, caller, target), consistent=True)
     if existing is not None:
-        return Followed(user_id=target, since=existing["at"])
+        return Relation(user_id=target, since=existing["at"])
     since = _iso(ctx.now())
     celebrity = await _is_celebrity(target, ctx)
     try:
@@ -251,9 +253,9 @@ async def follow(request: Request[None], ctx: Context) -> Followed:
     except TransactionCanceled as error:
         existing = await ctx.table.get(edge_key(Edge.FOLLOWS, caller, target), consistent=True)
         if existing is not None:
-            return Followed(user_id=target, since=existing["at"])
+            return Relation(user_id=target, since=existing["at"])
         raise Conflict(f"{target} changed meanwhile; try again") from error
-    return Followed(user_id=target, since=since)
+    return Relation(user_id=target, since=since)
 
 
 async def _is_celebrity(user_id: str, ctx: Context) -> bool:
@@ -298,7 +300,7 @@ async def list_following(request: Request[None], ctx: Context) -> UserIds:
     """Whom the caller follows, `limit` a page."""
     of = page_query(request)
     graph = TableGraph(ctx.table)
-    return _ids(await _paged(graph.outgoing, Edge.FOLLOWS, _caller(request), of))
+    return await _ids(graph.outgoing(Edge.FOLLOWS, _caller(request), **_cursor(of)))
 
 
 @domain.get("/social/followers", response=UserIds, access=SIGNED_IN, query=PageQuery)
@@ -306,22 +308,23 @@ async def list_followers(request: Request[None], ctx: Context) -> UserIds:
     """Who follows the caller, `limit` a page."""
     of = page_query(request)
     graph = TableGraph(ctx.table)
-    return _ids(await _paged(graph.incoming, Edge.FOLLOWS, _caller(request), of))
+    return await _ids(graph.incoming(Edge.FOLLOWS, _caller(request), **_cursor(of)))
 
 
-async def _paged(read: Any, edge: Edge, user_id: str, of: PageQuery) -> Ids:
+def _cursor(of: PageQuery) -> dict[str, Any]:
+    return {"limit": of.limit, "cursor": of.cursor}
+
+
+async def _ids(reading: Awaitable[Ids]) -> UserIds:
     try:
-        return await read(edge, user_id, limit=of.limit, cursor=of.cursor)  # type: ignore[no-any-return]
+        page = await reading
     except InvalidRequest as error:
         raise Rejected("the cursor is not one this list gave") from error
-
-
-def _ids(page: Ids) -> UserIds:
     return UserIds(items=page.ids, cursor=page.cursor)
 
 
-@domain.put("/social/blocks/{user_id}", response=Followed, access=SIGNED_IN)
-async def block(request: Request[None], ctx: Context) -> Followed:
+@domain.put("/social/blocks/{user_id}", response=Relation, access=SIGNED_IN)
+async def block(request: Request[None], ctx: Context) -> Relation:
     """Block a user: follows either way end, they cannot follow the caller and neither is
     suggested to the other. Blocking again changes nothing."""
     caller, target = _caller(request), request.path_params["user_id"]
@@ -331,7 +334,7 @@ async def block(request: Request[None], ctx: Context) -> Followed:
     await _active_profile(target, ctx)
     existing = await ctx.table.get(edge_key(Edge.BLOCKS, caller, target), consistent=True)
     if existing is not None:
-        return Followed(user_id=target, since=existing["at"])
+        return Relation(user_id=target, since=existing["at"])
     since = _iso(ctx.now())
     try:
         async with ctx.unit_of_work() as uow:
@@ -341,7 +344,7 @@ async def block(request: Request[None], ctx: Context) -> Followed:
                     _stage_unfollow(uow, graph, follower, followee)
     except TransactionCanceled as error:
         raise Conflict("the follows between you changed meanwhile; try again") from error
-    return Followed(user_id=target, since=since)
+    return Relation(user_id=target, since=since)
 
 
 @domain.delete("/social/blocks/{user_id}", access=SIGNED_IN)
