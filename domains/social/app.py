@@ -63,10 +63,13 @@ BACKFILL_POSTS = 20
 #: Feeds a post is copied into per task: with the handled record and the next task, a
 #: transaction stays under DynamoDB's 100 operations.
 FAN_OUT_PAGE = 90
-#: Items an erasure task removes at once, for the same reason.
+#: Items an erasure task removes at once, for the same reason; a third of it for a user's
+#: own follows (two operations each: the edge and the followee's count) and a third for
+#: their blocks.
 ERASE_PAGE = 90
-#: Posts an erasure task deletes at once: each is a delete, a fact and a task.
-ERASE_POSTS = 25
+#: Posts an erasure task deletes at once: four operations each (the post, its fact, the
+#: task removing its copies and that task's ordering head).
+ERASE_POSTS = 20
 _NOT_DELETED = Attr("status").not_exists() | Attr("status").ne("deleted")
 
 
@@ -526,8 +529,8 @@ Stage = Callable[[Any], None]
 async def _outgoing_edges(ctx: Context, user_id: str) -> Stage | None:
     """Whom the user follows (each loses a follower) and blocks."""
     graph = TableGraph(ctx.table)
-    follows = await graph.outgoing(Edge.FOLLOWS, user_id, limit=ERASE_PAGE // 2)
-    blocks = await graph.outgoing(Edge.BLOCKS, user_id, limit=ERASE_PAGE // 2)
+    follows = await graph.outgoing(Edge.FOLLOWS, user_id, limit=ERASE_PAGE // 3)
+    blocks = await graph.outgoing(Edge.BLOCKS, user_id, limit=ERASE_PAGE // 3)
     if not follows.ids and not blocks.ids:
         return None
 

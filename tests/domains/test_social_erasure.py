@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from bus.storage.unit_of_work import UnitOfWork
 from domains.social import app
+from domains.social.feed import post_key
+from domains.social.graph import Edge, TableGraph
+from domains.users.contracts import UserCreated, UserDeleted
 from tests.domains.social import social_platform
 
 
@@ -13,7 +17,7 @@ async def test_a_deleted_user_leaves_no_follow_post_or_feed_entry(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Small batches, so the erasure takes several tasks as a large account's would.
-    monkeypatch.setattr(app, "ERASE_PAGE", 2)
+    monkeypatch.setattr(app, "ERASE_PAGE", 3)
     monkeypatch.setattr(app, "ERASE_POSTS", 1)
     async with social_platform() as s:
         ada, bob, cy = await s.join("Ada"), await s.join("Bob"), await s.join("Cy")
@@ -40,3 +44,29 @@ async def test_a_deleted_user_leaves_no_follow_post_or_feed_entry(
     assert s.profile(cy.user_id)["followers"] == 1  # Bob still follows Cy
     assert follow_again.status == 404
     assert len(s.h.handled("social.erase_user")) > 3
+
+
+async def test_erasing_a_large_account_keeps_every_transaction_within_dynamodbs_limit() -> None:
+    """Batches at their real sizes: the most a batch can hold still fits 100 operations."""
+    async with social_platform() as s:
+        table = s.h.runtime.tables["social"]
+        graph = TableGraph(table)
+        await s.h.publish(UserCreated(user_id="big", email="big@example.com", name="Big"))
+        await s.h.settle()
+        others = [f"u{n:03}" for n in range(2 * app.ERASE_PAGE)]
+        async with UnitOfWork(table) as uow:
+            for other in others[:90]:
+                graph.add(uow, Edge.FOLLOWS, "big", other, at="t")
+        async with UnitOfWork(table) as uow:
+            for other in others[90:]:
+                graph.add(uow, Edge.BLOCKS, "big", other, at="t")
+        for n in range(2 * app.ERASE_POSTS):
+            post_id = f"0190a000-0000-7000-8000-{n:012x}"
+            item = {"post_id": post_id, "user_id": "big", "text": "x", "created_at": "t"}
+            await table.put({**post_key("big", post_id), **item})
+        await s.h.publish(UserDeleted(user_id="big"))
+        await s.h.settle()
+        dead = await s.h.dead_letters("social", "tasks")
+    assert dead == []
+    assert [i for i in s.items() if "big" in f"{i['PK']}{i['SK']}"] == [s.profile("big")]
+    assert len(s.facts("POST_DELETED")) == 2 * app.ERASE_POSTS

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from domains.social.app import MERGE_ON_READ_VARIABLE
+from bus.storage.unit_of_work import UnitOfWork
+from domains.social.app import FAN_OUT_PAGE, MERGE_ON_READ_VARIABLE
+from domains.social.graph import Edge, TableGraph
 from tests.domains.social import social_platform
 
 
@@ -96,3 +98,25 @@ async def test_an_author_crossing_the_threshold_shows_each_post_once(
         feeds = [await s.feed(fan) for fan in (bob, cy, di)]
     assert len(s.h.published_of("FAN_OUT_POST")) == 1
     assert feeds == [["while famous", "while ordinary"]] * 3
+
+
+async def test_a_post_reaches_more_followers_than_one_transaction_holds_and_leaves_them_all() -> (
+    None
+):
+    async with social_platform() as s:
+        ada = await s.join("Ada")
+        table = s.h.runtime.tables["social"]
+        graph = TableGraph(table)
+        readers = [f"u{n:03}" for n in range(2 * FAN_OUT_PAGE + 1)]
+        for batch in (readers[:90], readers[90:]):
+            async with UnitOfWork(table) as uow:
+                for reader in batch:
+                    graph.add(uow, Edge.FOLLOWS, reader, ada.user_id, at="t")
+        post_id = await s.post(ada, "to everyone")
+        copies = len(s.items("FEED#"))
+        await s.as_(ada, "DELETE", f"/social/users/{ada.user_id}/posts/{post_id}")
+        dead = await s.h.dead_letters("social", "tasks")
+    assert copies == len(readers)
+    assert len(s.h.published_of("FAN_OUT_POST")) == 3
+    assert s.items("FEED#") == []
+    assert dead == []
