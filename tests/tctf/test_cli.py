@@ -179,6 +179,7 @@ def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in_with_mfa(
         ("req-signup", "messaging.send_email"),
         ("req-signup", "messaging.welcome_new_user"),
         ("req-signup", "search.index_new_profile"),
+        ("req-signup", "social.project_user_created"),
     ]
     sent = [line for line in lines if line.get("message") == "email sent"]
     assert sorted(line["template"] for line in sent) == ["set-password", "welcome"]

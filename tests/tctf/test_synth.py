@@ -252,6 +252,16 @@ def test_a_stateful_domain_has_its_table_and_its_stream_feeds_only_new_outbox_it
     assert not resources(sns_app["tctf-messaging"], "AWS::Events::Rule")  # no table, no sweep
 
 
+def test_an_index_a_domain_declares_is_created_with_its_table(sns_app: Templates) -> None:
+    ((_, table),) = resources(sns_app["tctf-social"], "AWS::DynamoDB::Table").items()
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    assert indexes["inverted"]["KeySchema"] == [
+        {"AttributeName": "SK", "KeyType": "HASH"},
+        {"AttributeName": "PK", "KeyType": "RANGE"},
+    ]
+    assert indexes["inverted"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
 def test_a_stateless_consuming_domain_has_a_ttl_table_for_its_idempotency_records(
     sns_app: Templates, topology: Topology
 ) -> None:
