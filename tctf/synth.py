@@ -253,6 +253,10 @@ class DomainResources:
         routes = [r for r in self.topology.routes if r.domain == self.domain]
         if routes:
             self._http_api(function, routes)
+        for websocket in (w for w in self.topology.websockets if w.domain == self.domain):
+            from tctf.synth_websockets import websocket_api
+
+            websocket_api(self.stack, websocket, function)
 
     # -- queues -----------------------------------------------------------------------------
 
