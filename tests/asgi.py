@@ -4,7 +4,7 @@ WebSocket connection, its messages exchanged the same way."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -97,11 +97,23 @@ async def asgi_websocket(
     the app has not closed it) and the app's handling of it has finished on exit."""
     to_app_send, to_app_receive = anyio.create_memory_object_stream[dict[str, Any]](16)
     from_app_send, from_app_receive = anyio.create_memory_object_stream[dict[str, Any]](256)
-    scope = {"type": "websocket", "path": path, "query_string": query, "headers": []}
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "path": path,
+        "query_string": query,
+        "headers": [],
+    }
     session = WebSocketSession(to_app_send, from_app_receive)
     await to_app_send.send({"type": "websocket.connect"})
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        await from_app_send.send(dict(message))
+
+    async def serve() -> None:
+        await app(scope, to_app_receive.receive, send)
+
     async with anyio.create_task_group() as group:
-        group.start_soon(app, scope, to_app_receive.receive, from_app_send.send)
+        group.start_soon(serve)
         try:
             yield session
         finally:
