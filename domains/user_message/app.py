@@ -6,7 +6,9 @@ Who follows whom is social's to say: this domain keeps a projection of `USER_FOL
 the same transaction that stores the message. Items, all in user_message's table:
 
 - `FOLLOWS#<follower_id>` / `USER#<followee_id>`: the projection, with the time of the fact
-  it holds (an older fact arriving late changes nothing);
+  it holds (an older fact arriving late changes nothing), and its mirror
+  `FOLLOWED_BY#<followee_id>` / `USER#<follower_id>`, for erasing a user's side of it;
+- `ERASED#<user_id>` / `USER`: a deleted user, whom no late fact brings back;
 - `CONVERSATION#<conversation_id>` / `MESSAGE#<message_id>`: the messages, oldest first;
 - `INBOX#<user_id>` / `LAST#<last_message_id>`: a user's conversations, newest first, and
   `INBOX#<user_id>` / `CONVERSATION#<conversation_id>`: where that entry stands now;
@@ -108,6 +110,14 @@ def _follow_key(follower_id: str, followee_id: str) -> dict[str, str]:
     return {"PK": f"FOLLOWS#{follower_id}", "SK": f"USER#{followee_id}"}
 
 
+def _followed_by_key(followee_id: str, follower_id: str) -> dict[str, str]:
+    return {"PK": f"FOLLOWED_BY#{followee_id}", "SK": f"USER#{follower_id}"}
+
+
+def _erased_key(user_id: str) -> dict[str, str]:
+    return {"PK": f"ERASED#{user_id}", "SK": "USER"}
+
+
 def _message_key(conversation: str, message_id: str) -> dict[str, str]:
     return {"PK": f"CONVERSATION#{conversation}", "SK": f"MESSAGE#{message_id}"}
 
@@ -151,15 +161,22 @@ async def forget_follow(event: UserUnfollowed, ctx: Context) -> None:
 
 async def _project_follow(follower: str, followee: str, *, following: bool, ctx: Context) -> None:
     """Keep the newest fact about one follow: facts may arrive out of order, so one older
-    than what is held (by its envelope's time, then id) changes nothing."""
+    than what is held (by its envelope's time, then id) changes nothing, and none about a
+    deleted user."""
     assert ctx.envelope is not None
     stamp = f"{ctx.envelope.time}#{ctx.envelope.id}"
-    item = {**_follow_key(follower, followee), "following": following, "stamp": stamp}
+    state = {"following": following, "stamp": stamp}
     try:
         async with ctx.unit_of_work() as uow:
-            uow.put(item, condition=Attr("PK").not_exists() | Attr("stamp").lt(stamp))
+            for user in (follower, followee):
+                uow.check(_erased_key(user), Attr("PK").not_exists())
+            uow.put(
+                {**_follow_key(follower, followee), **state},
+                condition=Attr("PK").not_exists() | Attr("stamp").lt(stamp),
+            )
+            uow.put({**_followed_by_key(followee, follower), **state})
     except TransactionCanceled:
-        return  # a newer fact is already held
+        return  # a newer fact is already held, or one of the two was deleted
 
 
 async def _mutual(first: str, second: str, ctx: Context) -> bool:
@@ -448,9 +465,11 @@ async def _connections_of(user_id: str, ctx: Context) -> list[str]:
 @domain.on(UserDeleted)
 async def erase_user(event: UserDeleted, ctx: Context) -> None:
     """Erase every conversation the user took part in, for both members (each message
-    holds the deleted user's words or was written to them), their follow projection and
-    their connections. Each delete stands alone, so a retry finishes what a failure left."""
+    holds the deleted user's words or was written to them), both sides of their follows and
+    their connections. Each delete stands alone, so a retry finishes what a failure left;
+    the tombstone, written first, keeps a late follow fact from bringing them back."""
     user_id = event.user_id
+    await ctx.table.put(_erased_key(user_id))
     for pointer in await _partition(f"INBOX#{user_id}", "CONVERSATION#", ctx):
         conversation = str(pointer["SK"]).removeprefix("CONVERSATION#")
         members = _members(conversation) or (user_id, user_id)
@@ -461,8 +480,14 @@ async def erase_user(event: UserDeleted, ctx: Context) -> None:
             if held is not None:
                 await ctx.table.delete(_entry_key(member, held["last_message_id"]))
                 await ctx.table.delete(_pointer_key(member, conversation))
-    for follow in await _partition(f"FOLLOWS#{user_id}", "USER#", ctx):
-        await ctx.table.delete({"PK": follow["PK"], "SK": follow["SK"]})
+    for followee in await _partition(f"FOLLOWS#{user_id}", "USER#", ctx):
+        other = str(followee["SK"]).removeprefix("USER#")
+        await ctx.table.delete(_followed_by_key(other, user_id))
+        await ctx.table.delete(_follow_key(user_id, other))
+    for follower in await _partition(f"FOLLOWED_BY#{user_id}", "USER#", ctx):
+        other = str(follower["SK"]).removeprefix("USER#")
+        await ctx.table.delete(_follow_key(other, user_id))
+        await ctx.table.delete(_followed_by_key(user_id, other))
     for connection_id in await _connections_of(user_id, ctx):
         await _forget(connection_id, ctx)
 
