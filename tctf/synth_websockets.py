@@ -60,7 +60,7 @@ def websocket_api(stack: cdk.Stack, spec: WebSocketSpec, function: lambda_.Funct
         stack, "WebSocketStage", api_id=api.ref, stage_name=STAGE, auto_deploy=True
     )
     for route in routes:
-        stage.add_dependency(route)
+        stage.node.add_dependency(route)
     api_arn = f"arn:{cdk.Aws.PARTITION}:execute-api:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:{api.ref}"
     function.add_permission(
         "WebSocketInvoke",

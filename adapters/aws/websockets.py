@@ -13,9 +13,13 @@ from dataclasses import replace
 from types import TracebackType
 
 from adapters.aws.session import AwsClients, AwsSettings
-from bus.errors import ConnectionGone, TransientError
+from bus.errors import ConnectionGone, PermanentError, TransientError
 
 SERVICE = "apigatewaymanagementapi"
+#: What a later attempt may get through: throttling, and the service's own failures.
+_RETRYABLE = frozenset(
+    {"LimitExceededException", "TooManyRequestsException", "InternalServerError"}
+)
 
 
 class ApiGatewayConnections:
@@ -46,7 +50,13 @@ class ApiGatewayConnections:
             code = error.response.get("Error", {}).get("Code", "")
             if code == "GoneException":
                 raise ConnectionGone(connection_id) from None
-            raise TransientError(
-                f"PostToConnection to {connection_id} failed ({code or 'no code'}); "
-                "the delivery is retried"
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in _RETRYABLE or status >= 500:
+                raise TransientError(
+                    f"PostToConnection to {connection_id} failed ({code}); retried"
+                ) from error
+            # Forbidden (the function may not manage this API) or PayloadTooLarge: no
+            # retry helps, the delivery is parked with the reason.
+            raise PermanentError(
+                f"PostToConnection to {connection_id} refused ({code or status})"
             ) from error
