@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # storage loads only for domains that keep state (Lambda cold
     from bus.event_unit_of_work import EventUnitOfWork
     from bus.middleware import HandlerBound
     from bus.storage.table import Put, Table
+    from bus.websockets import Connections
 
 #: Keeps something held `seconds` more from now: a record's visibility, a claim's lease.
 Extend = Callable[[float], Awaitable[None]]
@@ -218,6 +219,19 @@ class Context:
                 "(the Platform and the HTTP router do; a bare Runtime does not)"
             )
         return clients(domain, self.correlation_id)
+
+    @property
+    def connections(self) -> Connections:
+        """Where this domain posts to its WebSocket connections (`Domain.websocket`)."""
+        from bus.websockets import current_connections
+
+        connections = current_connections.get()
+        if connections is None:
+            raise ConfigurationError(
+                f"{self.domain} cannot post to WebSocket connections: this runtime serves none "
+                "(the Runtime and a Lambda of a domain declaring Domain.websocket do)"
+            )
+        return connections
 
     def new_id(self) -> str:
         """A fresh unique id (a UUID string; replayable under a seeded harness)."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bus.context import Context
     from bus.schedules import Schedule
     from bus.storage.spec import GlobalIndex
+    from bus.websockets import ConnectHandler, DisconnectHandler, WebSocketRoute
 
 E = TypeVar("E", bound=Event)
 T = TypeVar("T", bound=Task)
@@ -212,6 +213,8 @@ class Domain:
         self.http_routes: list[HttpRoute] = []
         #: Tasks the domain sends itself on a clock (`every`).
         self.schedules: list[Schedule] = []
+        #: The domain's WebSocket API, if it pushes to clients (`websocket`).
+        self.websocket_route: WebSocketRoute | None = None
 
     def __repr__(self) -> str:
         return f"Domain({self.name!r})"
@@ -276,6 +279,38 @@ class Domain:
         )
         self.schedules.append(schedule)
         return schedule
+
+    def websocket(
+        self,
+        path: str,
+        *,
+        on_connect: ConnectHandler,
+        on_disconnect: DisconnectHandler,
+        access: Access | None = None,
+    ) -> WebSocketRoute:
+        """Serve a WebSocket API at `path` (locally; its own API on AWS), one per domain.
+
+        `on_connect(connection, ctx)` runs once the caller's access token (the `token` query
+        parameter) is verified, and records the connection; `on_disconnect(connection_id,
+        ctx)` forgets it.
+        Handlers post to connections with `ctx.connections.post(connection_id, data)`.
+        """
+        from bus.access import SIGNED_IN
+        from bus.websockets import WebSocketRoute
+
+        if self.websocket_route is not None:
+            raise ConfigurationError(f"domain {self.name} declares a second WebSocket route")
+        if not path.startswith("/"):
+            raise ConfigurationError(f"WebSocket path {path!r} must start with '/'")
+        chosen = access or SIGNED_IN
+        if not chosen.signed_in:
+            raise ConfigurationError(
+                f"the WebSocket route of {self.name} must be signed in: a connection receives "
+                "a user's messages, so $connect verifies whose it is"
+            )
+        route = WebSocketRoute(self.name, path, on_connect, on_disconnect, chosen)
+        self.websocket_route = route
+        return route
 
     def _subscribe(
         self, message: type[Message], where: Mapping[str, Any] | None, name: str | None

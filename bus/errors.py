@@ -83,6 +83,10 @@ class Unauthorized(Rejected):
     """Raised by a route handler when the caller's credentials are wrong: HTTP 401."""
 
 
+class Forbidden(Rejected):
+    """Raised by a route handler when the caller is known but may not do this: HTTP 403."""
+
+
 class TooManyRequests(Rejected):
     """Raised by a route handler refusing a caller for a while: HTTP 429 with Retry-After."""
 
@@ -137,3 +141,12 @@ class CallFailed(TransientError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ConnectionGone(BusError):
+    """A WebSocket connection a message was posted to is closed (API Gateway's
+    `GoneException`): the caller forgets the connection, nothing is retried."""
+
+    def __init__(self, connection_id: str) -> None:
+        super().__init__(f"connection {connection_id} is gone")
+        self.connection_id = connection_id

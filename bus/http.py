@@ -30,6 +30,7 @@ from bus.domain import Domain, HttpRoute, Request
 from bus.errors import (
     ConfigurationError,
     Conflict,
+    Forbidden,
     MessageTooLarge,
     NotFound,
     PermanentError,
@@ -343,6 +344,10 @@ class HttpRouter:
         except Unauthorized as error:
             return problem(
                 401, "Unauthorized", str(error), kind=ProblemType.UNAUTHORIZED, correlation_id=cid
+            )
+        except Forbidden as error:
+            return problem(
+                403, "Forbidden", str(error), kind=ProblemType.FORBIDDEN, correlation_id=cid
             )
         except TooManyRequests as error:
             retry_after = {"retry-after": str(max(1, math.ceil(error.retry_after)))}

@@ -31,6 +31,7 @@ from bus.storage.table import Table
 from bus.topology import Topology
 from bus.tracing import RelayPublisher, Tracing
 from bus.transport import DeadLetter, Transport
+from bus.websockets import LocalConnections, current_connections
 
 if TYPE_CHECKING:
     from bus.emf import EmfWriter
@@ -112,6 +113,9 @@ class Runtime:
             (s for d in self.domains for s in d.schedules), self.publisher.send, self.clock
         )
         self._schedule_interval = schedule_interval
+        #: The WebSocket connections this process serves (`tctf run`'s ASGI app attaches
+        #: them), what handlers post to through `ctx.connections`.
+        self.connections = LocalConnections()
         self._committed: anyio.Event | None = None
         services = Services(
             self.publisher,
@@ -210,6 +214,15 @@ class Runtime:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
         """Serve every domain's queues until the block exits, then stop the consumers."""
+        token = current_connections.set(self.connections)
+        try:
+            async with self._serving() as runtime:
+                yield runtime
+        finally:
+            current_connections.reset(token)
+
+    @asynccontextmanager
+    async def _serving(self) -> AsyncIterator[Runtime]:
         async with anyio.create_task_group() as group:
             await group.start(self.transport.serve, self.dispatchers)
             if self.relays and self._relay_interval is not None:

@@ -80,6 +80,22 @@ class RouteSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSocketSpec:
+    """A domain's WebSocket API (`Domain.websocket`): its own API Gateway WebSocket API on
+    AWS, whose `$connect` and `$disconnect` routes invoke the domain's function, which posts
+    to connections through the API's management endpoint."""
+
+    domain: str
+    #: The API's name on AWS: `<app>-<domain>-live`.
+    name: str
+    #: Where `tctf run` serves it.
+    path: str
+    routes: tuple[str, ...] = ("$connect", "$disconnect")
+    #: The query-string parameter carrying the access token at `$connect`.
+    token_parameter: str = "token"
+
+
+@dataclass(frozen=True, slots=True)
 class Topology:
     """Everything the platform provisions, in one value."""
 
@@ -109,6 +125,8 @@ class Topology:
     token_policy: TokenPolicy | None = None
     #: Tasks the domains send themselves on a clock (`Domain.every`).
     schedules: tuple[ScheduleSpec, ...] = ()
+    #: The domains' WebSocket APIs (`Domain.websocket`).
+    websockets: tuple[WebSocketSpec, ...] = ()
 
     @classmethod
     def from_domains(cls, domains: Iterable[Domain], app: str = "tctf") -> Topology:
@@ -122,8 +140,12 @@ class Topology:
         idempotency_tables: dict[str, TableSpec] = {}
         sends: dict[str, tuple[str, ...]] = {}
         schedules: list[ScheduleSpec] = []
+        websockets: list[WebSocketSpec] = []
         for domain in domains:
             schedules.extend(_schedule_specs(app, domain))
+            if domain.websocket_route is not None:
+                path = domain.websocket_route.path
+                websockets.append(WebSocketSpec(domain.name, f"{app}-{domain.name}-live", path))
             sends[domain.name] = tuple(
                 sorted({f"{app}-{task.domain}-tasks" for task in domain.sends})
             )
@@ -200,6 +222,7 @@ class Topology:
             sends=sends,
             token_policy=TokenPolicy.for_app(app),
             schedules=tuple(schedules),
+            websockets=tuple(websockets),
         )
         topology._check_filters()
         return topology
@@ -343,6 +366,15 @@ class Topology:
             lines += _table(
                 ("schedule", "expression", "task", "queue"),
                 [(s.name, s.expression, s.task_type, s.queue) for s in self.schedules],
+            )
+        if self.websockets:
+            lines.append("")
+            lines += _table(
+                ("websocket api", "domain", "local path", "routes", "token"),
+                [
+                    (w.name, w.domain, w.path, ", ".join(w.routes), f"?{w.token_parameter}=")
+                    for w in self.websockets
+                ],
             )
         if self.routes:
             lines.append("")

@@ -61,7 +61,9 @@ ACCEPTED = (
         "AwsSolutions-IAM5",
         "The function reads its own table's indexes (`<table>/index/*`) and its own stream "
         "(`dynamodb:ListStreams` takes no resource, hence `*`), and writes the log streams "
-        "Lambda names at run time in its own log group (`log-stream:*`); "
+        "Lambda names at run time in its own log group (`log-stream:*`), and posts to the "
+        "connections API Gateway names at run time on its own WebSocket API "
+        "(`<api>/live/POST/@connections/*`); "
         "tests/tctf/test_least_privilege.py holds every wildcard to these.",
         applies_to=(
             "Resource::*",
@@ -70,6 +72,10 @@ ACCEPTED = (
                 "log-group:\\/aws\\/lambda\\/[a-z0-9_-]+:log-stream:\\*$/g"
             },
             {"regex": "/^Resource::<(Table|IdempotencyTable)[0-9A-F]{8}\\.Arn>\\/index\\/\\*$/g"},
+            {
+                "regex": "/^Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:"
+                "<AWS::AccountId>:<WebSocketApi>\\/live\\/POST\\/@connections\\/\\*$/g"
+            },
         ),
     ),
 )

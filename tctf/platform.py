@@ -90,9 +90,11 @@ class Platform:
             import uvicorn
 
             from adapters.http.asgi import HttpApp
+            from adapters.http.gateway import gateway_websockets
 
             listener = socket.create_server((host, port))
-            config = uvicorn.Config(HttpApp(self.router), log_level="warning", lifespan="off")
+            app = HttpApp(self.router, websockets=gateway_websockets(self.runtime, self.router))
+            config = uvicorn.Config(app, log_level="warning", lifespan="off")
             if ready:
                 ready()
             with listener:

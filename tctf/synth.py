@@ -294,6 +294,10 @@ class DomainResources:
             watch.release_alarms,
             self.stage.deployment or self.operations.deployment,
         )
+        for websocket in (w for w in self.topology.websockets if w.domain == self.domain):
+            from tctf.synth_websockets import websocket_api
+
+            websocket_api(self.stack, websocket, function, live)
 
     # -- queues -----------------------------------------------------------------------------
 

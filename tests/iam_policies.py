@@ -87,6 +87,8 @@ def _arn_of(kind: str, properties: Mapping[str, Any], logical: str) -> str | Non
         "AWS::Lambda::Function": ("lambda", "FunctionName", "function:{}"),
         "AWS::CloudWatch::Alarm": ("cloudwatch", "AlarmName", "alarm:{}"),
     }.get(kind)
+    if kind == "AWS::ApiGatewayV2::Api":
+        return f"arn:aws:apigateway:us-east-1::/apis/{logical}"
     if kind == "AWS::IAM::Role":
         return f"arn:aws:iam::123456789012:role/{logical}"
     if name is None:
@@ -149,6 +151,8 @@ def resolve(value: Any, stack: str, known: Mapping[tuple[str, str], Resource]) -
         if value["Ref"] in PSEUDO:
             return PSEUDO[value["Ref"]]
         target = known.get((stack, value["Ref"]))
+        if target is not None and target.kind == "AWS::ApiGatewayV2::Api":
+            return target.logical_id  # an API's Ref is its id: the logical id stands for it
         if target is not None and target.kind in (
             "AWS::SNS::Topic",
             "AWS::Events::EventBus",

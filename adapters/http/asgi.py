@@ -2,14 +2,15 @@
 
 It only translates: ASGI request in, `HttpRequest` to the router, `HttpResponse` out. Bodies
 over API Gateway's 10 MB payload limit are refused with 413, as API Gateway would.
-`GET /openapi.json` answers the served domains' OpenAPI document (`bus.openapi`).
+`GET /openapi.json` answers the served domains' OpenAPI document (`bus.openapi`), and
+WebSocket connections go to the domains' WebSocket routes (`adapters.http.websocket`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import orjson
@@ -23,6 +24,9 @@ from bus.http import (
     ProblemType,
     problem,
 )
+
+if TYPE_CHECKING:
+    from adapters.http.websocket import WebSocketEndpoint
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -40,6 +44,7 @@ class HttpApp:
 
     `lifespan`, when given, is entered at the server's startup and left at its shutdown:
     e.g. a `Runtime.running`, so its consumers share the server's event loop.
+    `websockets` serves the domains' WebSocket routes (none without it).
     """
 
     def __init__(
@@ -48,8 +53,10 @@ class HttpApp:
         max_body: int = MAX_BODY_BYTES,
         *,
         lifespan: Lifespan | None = None,
+        websockets: WebSocketEndpoint | None = None,
     ) -> None:
         self.router = router
+        self.websockets = websockets
         self.max_body = max_body
         self.lifespan = lifespan
         self._openapi: bytes | None = None
@@ -57,6 +64,13 @@ class HttpApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send, self.lifespan)
+            return
+        if scope["type"] == "websocket":
+            if self.websockets is not None:
+                await self.websockets(scope, receive, send)
+            else:
+                await receive()
+                await send({"type": "websocket.close", "code": 1008})
             return
         if scope["type"] != "http":
             return

@@ -7,8 +7,10 @@ from typing import Any
 
 from adapters.http.authorizer import JwtAuthenticator
 from adapters.http.errors import IssuerUnavailable
+from adapters.http.websocket import WebSocketEndpoint
 from bus.http import HttpRequest, HttpRouter
 from bus.runtime import Runtime
+from bus.websockets import WebSocketSessions
 
 
 def gateway_router(runtime: Runtime) -> HttpRouter:
@@ -37,3 +39,10 @@ def gateway_router(runtime: Runtime) -> HttpRouter:
 
     router.authenticator = JwtAuthenticator(policy, jwks, runtime.clock)
     return router
+
+
+def gateway_websockets(runtime: Runtime, router: HttpRouter) -> WebSocketEndpoint:
+    """The runtime's WebSocket routes on its connections, their tokens checked by the same
+    authenticator as `router`'s signed-in routes."""
+    sessions = WebSocketSessions(runtime.domains, runtime.context, router.authenticator)
+    return WebSocketEndpoint(sessions, runtime.connections, runtime.ids)

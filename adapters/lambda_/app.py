@@ -31,11 +31,13 @@ from bus.observability import flush_log_lines, invocation_keys
 
 if TYPE_CHECKING:
     from adapters.lambda_.streams import Relay
+    from bus.access import Authenticator
     from bus.client import Clients
     from bus.emf import EmfWriter
     from bus.http import HttpRouter
     from bus.storage.table import Table
     from bus.tracing import Tracing
+    from bus.websockets import Connections, WebSocketSessions
 
 _log = logging.getLogger("tctf.lambda")
 
@@ -65,8 +67,14 @@ class LambdaApp:
         loop: asyncio.AbstractEventLoop | None = None,
         resources: AsyncExitStack | None = None,
         clients: Clients | None = None,
+        connections: Connections | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.domain = domain
+        #: Where handlers post to the domain's WebSocket connections (`ctx.connections`).
+        self.connections = connections
+        #: Verifies the token of a WebSocket's `$connect`; None: every connection is refused.
+        self.authenticator = authenticator
         #: How handlers and routes reach other domains' APIs (`ctx.client`); None: they
         #: cannot, and a route of this domain only reaches its own.
         self.clients = clients
@@ -111,6 +119,7 @@ class LambdaApp:
 
             self.tracing = Tracing(tracer_provider)
         self._router: HttpRouter | None = None
+        self._websockets: WebSocketSessions | None = None
         self._relay = relay
         self._loop = loop or asyncio.new_event_loop()
         self._resources = resources or AsyncExitStack()
@@ -132,6 +141,15 @@ class LambdaApp:
         return self._router
 
     @property
+    def websockets(self) -> WebSocketSessions:
+        """The domain's WebSocket route, built on the first WebSocket event."""
+        if self._websockets is None:
+            from bus.websockets import WebSocketSessions
+
+            self._websockets = WebSocketSessions([self.domain], self._context, self.authenticator)
+        return self._websockets
+
+    @property
     def relay(self) -> Relay:
         """What a new outbox item is handed to: by default its envelope is published, then
         the item deleted from the domain's table (kept when the function has no table)."""
@@ -148,12 +166,18 @@ class LambdaApp:
 
         Its spans are exported before it returns: Lambda may freeze the container then."""
         try:
-            if self.clients is None:  # none to give: bus.client stays off the cold start
+            if self.clients is None and self.connections is None:
+                # none to give: bus.client stays off the cold start
                 return self._loop.run_until_complete(self.handle(event, context))
-            from bus.client import current_clients
-
             invocation = contextvars.copy_context()
-            invocation.run(current_clients.set, self.clients)
+            if self.clients is not None:
+                from bus.client import current_clients
+
+                invocation.run(current_clients.set, self.clients)
+            if self.connections is not None:
+                from bus.websockets import current_connections
+
+                invocation.run(current_connections.set, self.connections)
             return invocation.run(self._loop.run_until_complete, self.handle(event, context))
         finally:
             if self.tracing is not None:
@@ -228,6 +252,10 @@ class LambdaApp:
             from adapters.lambda_.http import handle_http_event
 
             return await handle_http_event(self.router, event)
+        if source == "websocket":
+            from adapters.lambda_.websocket import handle_websocket_event
+
+            return await handle_websocket_event(self.websockets, event)
         if source == "dynamodb":
             from adapters.lambda_.streams import handle_stream_event
 

@@ -28,10 +28,12 @@ from bus.tracing import tracer_provider_from_env
 
 if TYPE_CHECKING:
     from adapters.aws.queues import QueueTransport
+    from bus.access import Authenticator
     from bus.client import Clients
     from bus.middleware import IdempotencyStore
     from bus.storage.spec import TableSpec
     from bus.storage.table import Table
+    from bus.websockets import Connections
 
 
 def open_aws_transport(
@@ -239,7 +241,38 @@ def build(env: Mapping[str, str], *, tracer_provider: Any | None = None) -> Lamb
         loop=loop,
         resources=resources,
         clients=domain_clients(settings),
+        connections=websocket_connections(settings, domain, resources),
+        authenticator=websocket_authenticator(settings, domain),
     )
+
+
+def websocket_connections(
+    settings: LambdaSettings, domain: Domain, resources: AsyncExitStack
+) -> Connections | None:
+    """Posting to the domain's WebSocket API at TCTF_WEBSOCKET_ENDPOINT (botocore; no call
+    is made here), closed with `resources`; None for a domain without a WebSocket route."""
+    if domain.websocket_route is None or settings.websocket_endpoint is None:
+        return None
+    from adapters.aws.session import AwsSettings
+    from adapters.aws.websockets import ApiGatewayConnections
+
+    aws = AwsSettings(region_name=settings.region, provision=False, sdk="botocore")
+    connections = ApiGatewayConnections(aws, settings.websocket_endpoint)
+    resources.push_async_callback(connections.__aexit__, None, None, None)
+    return connections
+
+
+def websocket_authenticator(settings: LambdaSettings, domain: Domain) -> Authenticator | None:
+    """The check of a `$connect` token: the issuer's key set read from TCTF_TOKEN_JWKS_URL,
+    on first use; None (every connection refused) without it."""
+    if domain.websocket_route is None or settings.jwks_url is None:
+        return None
+    from adapters.tokens import JwtAuthenticator, jwks_from_url
+    from bus.access import TokenPolicy
+    from bus.clock import SystemClock
+
+    policy = TokenPolicy.for_app(settings.app)
+    return JwtAuthenticator(policy, jwks_from_url(settings.jwks_url), SystemClock())
 
 
 def domain_clients(settings: LambdaSettings) -> Clients | None:

@@ -62,6 +62,14 @@ class LambdaSettings:
     #: least this many seconds ago; younger ones are left to the table's stream. Longer than
     #: any stream retry of a healthy system. Default 900 (15 minutes).
     outbox_sweep_age_s: float = 900.0
+    #: TCTF_WEBSOCKET_ENDPOINT: the management endpoint of the domain's WebSocket API
+    #: (`https://<api-id>.execute-api.<region>.amazonaws.com/<stage>`; `tctf synth` sets
+    #: it), where `ctx.connections` posts. Default: none, and posting is refused.
+    websocket_endpoint: str | None = None
+    #: TCTF_TOKEN_JWKS_URL: the token issuer's JWK set (auth_core's `/auth/jwks.json`), which
+    #: a WebSocket's `$connect` token is verified with. Default: none, and every connection
+    #: is refused (401).
+    jwks_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LambdaSettings:
@@ -113,6 +121,8 @@ class LambdaSettings:
             safety_margin_ms=int(margin),
             publish_deadline_s=publish_deadline_s,
             outbox_sweep_age_s=outbox_sweep_age_s,
+            websocket_endpoint=env.get("TCTF_WEBSOCKET_ENDPOINT") or None,
+            jwks_url=env.get("TCTF_TOKEN_JWKS_URL") or None,
         )
 
 

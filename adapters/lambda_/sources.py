@@ -7,11 +7,11 @@ from typing import Any, Literal
 
 from adapters.lambda_.errors import UnsupportedEvent
 
-Source = Literal["sqs", "sns", "eventbridge", "schedule", "http", "dynamodb"]
+Source = Literal["sqs", "sns", "eventbridge", "schedule", "http", "websocket", "dynamodb"]
 
 ACCEPTED = (
     "SQS, SNS, EventBridge (domain events and Scheduled Events), "
-    "API Gateway HTTP API (payload format 2.0) and DynamoDB Streams"
+    "API Gateway HTTP API (payload format 2.0), API Gateway WebSocket API and DynamoDB Streams"
 )
 _RECORD_SOURCES: dict[str, Source] = {
     "aws:sqs": "sqs",
@@ -33,6 +33,8 @@ def event_source(event: Any) -> Source:
     if "detail-type" in event and "detail" in event:
         return "schedule" if _is_scheduled(event) else "eventbridge"
     context = event.get("requestContext")
+    if isinstance(context, Mapping) and "connectionId" in context and "eventType" in context:
+        return "websocket"
     if isinstance(context, Mapping) and "http" in context:
         if event.get("version") != "2.0":
             raise UnsupportedEvent(

@@ -145,7 +145,8 @@ def test_each_domain_may_do_what_its_topology_needs(
 
 def test_every_wildcard_is_one_the_platform_needs(sns_app: Templates, topology: Topology) -> None:
     """`*` only for dynamodb:ListStreams (it takes no resource), a domain's own table's
-    indexes, and the log streams Lambda names in the function's own log group."""
+    indexes, the log streams Lambda names in the function's own log group, and the
+    connections API Gateway names on the domain's own WebSocket API."""
     for domain in topology.domains:
         own = {r.arn for r in owned(sns_app, domain)}
         log_group = ARN.format(service="logs", resource=f"log-group:/aws/lambda/{APP}-{domain}")
@@ -163,6 +164,11 @@ def test_every_wildcard_is_one_the_platform_needs(sns_app: Templates, topology: 
                         assert statement["Action"] == "dynamodb:ListStreams", statement
                     elif resource.endswith("/index/*"):
                         assert resource.removesuffix("/index/*") in own, resource
+                    elif resource.endswith("/live/POST/@connections/*"):
+                        api = resource.removesuffix("/live/POST/@connections/*")
+                        api_id = api.removeprefix(ARN.format(service="execute-api", resource=""))
+                        stack = sns_app[stack_name(APP, domain)]["Resources"]
+                        assert stack[api_id]["Type"] == "AWS::ApiGatewayV2::Api", resource
                     else:
                         assert resource == f"{log_group}:log-stream:*", resource
 

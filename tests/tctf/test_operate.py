@@ -296,7 +296,9 @@ def test_every_function_is_released_behind_live_by_codedeploy_rolling_back_on_al
             for mapping in resources(template, "AWS::Lambda::EventSourceMapping").values():
                 assert invokes_live(mapping["FunctionName"], template)
             for integration in resources(template, "AWS::ApiGatewayV2::Integration").values():
-                assert integration["IntegrationUri"] == {"Ref": alias_id}
+                uri = integration["IntegrationUri"]
+                # HTTP APIs name the alias; a WebSocket API's Lambda URI holds it.
+                assert uri == {"Ref": alias_id} or {"Ref": alias_id} in uri["Fn::Join"][1]
             deployment = config.stage(stage).deployment or config.operations(domain).deployment
             release = {name for name in alarms(template) if name.endswith(RELEASE_ALARMS)}
             group = assertions(template)
