@@ -239,6 +239,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     logs.set_defaults(command=_logs)
 
+    mail = commands.add_parser(
+        "mail", help="print the letters a running `tctf run` kept for one address"
+    )
+    mail.add_argument("--to", required=True, metavar="ADDRESS", help="the recipient")
+    mail.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="the run's HTTP address (127.0.0.1:8000)"
+    )
+    mail.add_argument("--json", action="store_true", help="print JSON instead of letters")
+    mail.set_defaults(command=_mail)
+
     commands.add_parser("package", help="build one domain's Lambda artifact (see its --help)")
     commands.add_parser("synth", help="the CDK app deploying every domain (see its --help)")
     return parser
@@ -369,6 +379,19 @@ async def _until_interrupted(serve: Callable[[], Awaitable[object]]) -> bool:
         await serve()
         group.cancel_scope.cancel()
     return interrupted
+
+
+def _mail(args: argparse.Namespace) -> int:
+    from tctf.mail import read_mailbox, render
+
+    letters = read_mailbox(args.url, args.to)
+    if args.json:
+        print(orjson.dumps(letters, option=orjson.OPT_INDENT_2).decode())
+    elif letters:
+        print(render(letters))
+    else:
+        print(f"tctf mail: no letters for {args.to}", file=sys.stderr)
+    return 0
 
 
 def _topology(args: argparse.Namespace) -> int:
