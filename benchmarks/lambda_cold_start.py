@@ -72,8 +72,8 @@ class Envelope(BaseModel):
     correlationid: str
     data: SendEmail
 
-logger = Logger(service="messaging")
-metrics = Metrics(namespace="bench", service="messaging")
+logger = Logger(service="messaging_consumers")
+metrics = Metrics(namespace="bench", service="messaging_consumers")
 async_processor = AsyncBatchProcessor(event_type=EventType.SQS)
 processor = BatchProcessor(event_type=EventType.SQS)
 sqs = boto3.client("sqs", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
@@ -92,7 +92,7 @@ def handle(record):
     sent += 1
     logger.info("handled SEND_EMAIL", extra={
         "correlation_id": envelope.correlationid, "event_id": envelope.id,
-        "event_type": envelope.type, "handler": "messaging.send_email", "outcome": "handled",
+        "event_type": envelope.type, "handler": "messaging_consumers.deliver", "outcome": "handled",
     })
     metrics.add_metric(name="Processed", unit=MetricUnit.Count, value=1)
     metrics.add_metric(
@@ -165,7 +165,7 @@ def send_email_body(index: int) -> str:
         {
             "specversion": "1.0",
             "id": str(uuid.uuid4()),
-            "source": "messaging",
+            "source": "messaging_consumers",
             "type": "SEND_EMAIL",
             "time": "2026-01-01T00:00:00.000Z",
             "dataversion": 1,
@@ -206,7 +206,7 @@ def provision(endpoint: str) -> None:
     import boto3
 
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
-    for domain in ("users", "messaging", "auth_core"):
+    for domain in ("users", "messaging_consumers", "auth_core"):
         for purpose in ("events", "tasks"):
             for suffix in ("", "-dlq"):
                 sqs.create_queue(QueueName=f"{APP}-{domain}-{purpose}{suffix}")
@@ -218,7 +218,7 @@ def provision(endpoint: str) -> None:
     create_idempotency_table(boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION))
 
 
-IDEMPOTENCY_TABLE = f"{APP}-messaging-idempotency"
+IDEMPOTENCY_TABLE = f"{APP}-messaging_consumers-idempotency"
 
 
 def create_idempotency_table(dynamodb: Any) -> None:
@@ -303,21 +303,27 @@ def build_packages(out: Path) -> dict[str, Path]:
     from tctf.packaging import package
 
     return {
-        domain: package(domain, out, zip=False) for domain in ("messaging", "users", "auth_core")
+        domain: package(domain, out, zip=False)
+        for domain in ("messaging_consumers", "users", "auth_core")
     }
 
 
 def cold_starts(
     endpoint: str, runs: int, peer_dir: Path, packages: dict[str, Path], pruned: Path
 ) -> dict[str, dict[str, float]]:
-    event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-messaging-tasks"))
+    event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-messaging_consumers-tasks"))
     users_event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-users-events"))
     auth_core_event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-auth_core-events"))
     ours = COLD.format(load=OURS_LOAD)
     peer = COLD.format(load=PEER_LOAD)
     contenders: dict[str, tuple[str, list[str], str, dict[str, str]]] = {
-        "python -c pass": ("pass", [], "messaging", {}),
-        "tctf messaging": (ours, [str(packages["messaging"]), event], "messaging", {}),
+        "python -c pass": ("pass", [], "messaging_consumers", {}),
+        "tctf messaging": (
+            ours,
+            [str(packages["messaging_consumers"]), event],
+            "messaging_consumers",
+            {},
+        ),
         "tctf users (with its table)": (ours, [str(packages["users"]), users_event], "users", {}),
         "tctf auth_core (with its table)": (
             ours,
@@ -325,13 +331,13 @@ def cold_starts(
             "auth_core",
             {},
         ),
-        PEER_SQS: (peer, [str(peer_dir), event], "messaging", {}),
-        PEER_TABLE: (peer, [str(peer_dir), event], "messaging", {"PEER_TABLE": "1"}),
-        PEER_SQS + PRUNED: (peer, [str(peer_dir), event], "messaging", {"PRUNED": "1"}),
+        PEER_SQS: (peer, [str(peer_dir), event], "messaging_consumers", {}),
+        PEER_TABLE: (peer, [str(peer_dir), event], "messaging_consumers", {"PEER_TABLE": "1"}),
+        PEER_SQS + PRUNED: (peer, [str(peer_dir), event], "messaging_consumers", {"PRUNED": "1"}),
         PEER_TABLE + PRUNED: (
             peer,
             [str(peer_dir), event],
-            "messaging",
+            "messaging_consumers",
             {"PEER_TABLE": "1", "PRUNED": "1"},
         ),
     }
@@ -367,7 +373,7 @@ def warm(
 
     import boto3
 
-    os.environ.update(environment(endpoint, "messaging", peer_dir))
+    os.environ.update(environment(endpoint, "messaging_consumers", peer_dir))
     sys.path.insert(0, str(peer_dir))
     import peer_handler
 
@@ -382,7 +388,7 @@ def warm(
     client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION)
     context = Context()
-    queue = f"{APP}-messaging-tasks"
+    queue = f"{APP}-messaging_consumers-tasks"
 
     def events() -> list[dict[str, Any]]:
         return [

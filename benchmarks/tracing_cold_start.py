@@ -45,7 +45,7 @@ TRACED_PEER = (
     + """
 from aws_lambda_powertools import Tracer
 
-tracer = Tracer(service="messaging")
+tracer = Tracer(service="messaging_consumers")
 handler = tracer.capture_lambda_handler(handler)
 """
 )
@@ -93,14 +93,14 @@ def main() -> None:
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_port}",
     }
-    event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-messaging-tasks"))
+    event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-messaging_consumers-tasks"))
     with tempfile.TemporaryDirectory(prefix="tctf-bench-") as scratch:
         peer_dir = Path(scratch)
         for name, code in (("peer_handler", PEER), ("peer_traced", TRACED_PEER)):
             (peer_dir / f"{name}.py").write_text(code)
             py_compile.compile(str(peer_dir / f"{name}.py"))
         try:
-            package = build_packages(peer_dir / "dist")["messaging"]
+            package = build_packages(peer_dir / "dist")["messaging_consumers"]
             provision(endpoint)
             ours = COLD.format(load=OURS_LOAD)
             contenders = {
@@ -120,7 +120,7 @@ def main() -> None:
             totals: dict[str, list[tuple[float, float, float]]] = {name: [] for name in contenders}
             for _ in range(args.runs):  # interleaved: a busier moment weighs on each alike
                 for name, (code, path, extra) in contenders.items():
-                    env = {**environment(endpoint, "messaging", peer_dir), **extra}
+                    env = {**environment(endpoint, "messaging_consumers", peer_dir), **extra}
                     before = resource.getrusage(resource.RUSAGE_CHILDREN)
                     _, payload = run_cold(code, [path, event], env)
                     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -7,6 +7,7 @@ command runs every domain on SNS/SQS (or EventBridge) and DynamoDB APIs locally.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, ExitStack, contextmanager
@@ -20,7 +21,7 @@ from adapters.aws.eventbridge import eventbridge
 from adapters.aws.local import MotoProcess
 from adapters.aws.outbox_letters import outbox_parking
 from adapters.aws.provision import Kind, provision
-from adapters.aws.session import AwsClients, AwsSettings
+from adapters.aws.session import AwsClients, AwsSettings, local_credentials
 from adapters.aws.sns_sqs import sns_sqs
 from adapters.lambda_.sqs import sqs_batch_handler
 from bus.domain import Domain
@@ -110,6 +111,9 @@ async def run_aws(
             endpoint_url = local.enter_context(MotoProcess())
             local.enter_context(_recorded(endpoint_url))
         settings = AwsSettings(endpoint_url=endpoint_url, tracer_provider=tracer_provider)
+        if any(domain.name == MAILING_DOMAIN for domain in domains):
+            local.enter_context(_mail_through_ses(settings))
+            await _verify_sender(settings)
         async with AsyncExitStack() as stack:
             tables: TableFactory = memory_tables
             parking: OutboxParking | None = None
@@ -144,6 +148,55 @@ async def run_aws(
                     ready(platform)
 
             await platform.serve(host, port, ready=serving)
+
+
+#: The domain that sends e-mail: on `tctf run --aws` it sends through the endpoint's SES.
+MAILING_DOMAIN = "messaging_consumers"
+
+
+@contextmanager
+def _mail_through_ses(settings: AwsSettings) -> Iterator[None]:
+    """Have the mailing domain send through SES at the endpoint, as production sends through
+    SES (unless the environment already chose), for the run's length: the mailer is the
+    SDK's own client, configured by the environment, with this run's region and, where the
+    run uses local credentials, those."""
+    assert settings.endpoint_url is not None
+    credentials = local_credentials(settings.endpoint_url)
+    chosen = {
+        "TCTF_MAILER": "ses",
+        "AWS_ENDPOINT_URL_SESV2": settings.endpoint_url,
+        "AWS_DEFAULT_REGION": settings.region,
+        **(
+            {
+                "AWS_ACCESS_KEY_ID": credentials["aws_access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": credentials["aws_secret_access_key"],
+            }
+            if credentials
+            else {}
+        ),
+    }
+    added = [name for name in chosen if name not in os.environ]
+    os.environ.update({name: chosen[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+async def _verify_sender(settings: AwsSettings) -> None:
+    """Verify the sender on the endpoint's SES, which, as SES does, refuses to send from an
+    address it has not verified (`tctf run --aws` talks to an emulator, never to AWS)."""
+    from botocore.exceptions import ClientError
+
+    from domains.messaging_consumers.mailer import sender_address
+
+    async with AwsClients(settings, "sesv2") as clients:
+        try:
+            await clients.sesv2.create_email_identity(EmailIdentity=sender_address())
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "AlreadyExistsException":
+                raise
 
 
 def recorded_endpoint(endpoint_url: str | None) -> str | None:

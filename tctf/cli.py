@@ -257,6 +257,16 @@ def _parser() -> argparse.ArgumentParser:
     _app_option(pipelines)
     pipelines.set_defaults(command=_pipelines)
 
+    mail = commands.add_parser(
+        "mail", help="print the letters a running `tctf run` kept for one address"
+    )
+    mail.add_argument("--to", required=True, metavar="ADDRESS", help="the recipient")
+    mail.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="the run's HTTP address (127.0.0.1:8000)"
+    )
+    mail.add_argument("--json", action="store_true", help="print JSON instead of letters")
+    mail.set_defaults(command=_mail)
+
     commands.add_parser("package", help="build one domain's Lambda artifact (see its --help)")
     commands.add_parser("synth", help="the CDK app deploying every domain (see its --help)")
     return parser
@@ -410,6 +420,19 @@ def _pipelines(args: argparse.Namespace) -> int:
     root = args.root or repository_root()
     for path in write(args.out or root / WORKFLOWS, root, args.app):
         print(path)
+    return 0
+
+
+def _mail(args: argparse.Namespace) -> int:
+    from tctf.mail import read_mailbox, render
+
+    letters = read_mailbox(args.url, args.to)
+    if args.json:
+        print(orjson.dumps(letters, option=orjson.OPT_INDENT_2).decode())
+    elif letters:
+        print(render(letters))
+    else:
+        print(f"tctf mail: no letters for {args.to}", file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: an AWS-compatible endpoint on loopback."""
+"""Fixtures shared by the whole suite: an AWS-compatible endpoint on loopback, and a
+stateless domain."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -48,3 +50,18 @@ def _logging_restored() -> Iterator[None]:
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate = propagate
+
+
+@pytest.fixture
+def greeter() -> Iterator[Any]:
+    """The suite's stateless domain (tests/stateless_domains/greeter), loadable by name as a
+    function loads its domain (`domains.load("greeter")`) while the test runs."""
+    import importlib
+    from pathlib import Path
+
+    import domains
+
+    folder = str(Path(__file__).parent / "stateless_domains")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(domains, "__path__", [*domains.__path__, folder])
+        yield importlib.import_module("domains.greeter.app").domain

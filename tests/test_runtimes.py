@@ -28,6 +28,7 @@ from adapters.aws.session import AwsSettings
 from adapters.aws.sns_sqs import sns_sqs
 from adapters.lambda_.boot import build
 from adapters.lambda_.sqs import sqs_batch_handler
+from bus import Domain
 from bus.emf import EmfWriter
 from bus.envelope import Envelope
 from bus.memory import in_memory
@@ -145,7 +146,7 @@ async def _in_memory(
 ) -> tuple[list[dict[str, Any]], list[Envelope]]:
     published: list[Envelope] = []
     runtime = Runtime(
-        [domains.load("messaging")],
+        [domains.load("greeter")],
         in_memory(seed=1),
         publisher=lambda inner: RecordingPublisher(inner, published),
         metrics=EmfWriter(NAMESPACE, metrics.write),
@@ -165,7 +166,7 @@ async def _poller(
     settings = AwsSettings(endpoint_url=moto_endpoint, retry_deadline=10.0)
     writer = EmfWriter(NAMESPACE, metrics.write)
     runtime = Runtime(
-        [domains.load("messaging")],
+        [domains.load("greeter")],
         sns_sqs(settings, handler_for=partial(sqs_batch_handler, metrics=writer)),
         app=f"eq{uuid.uuid4().hex[:8]}",
         publisher=lambda inner: RecordingPublisher(inner, published),
@@ -173,15 +174,15 @@ async def _poller(
     )
     async with runtime.running():
         await runtime.transport.publish(_inputs())
-        await lines.wait_for(3)  # welcome handled, the unreadable one parked, e-mail sent
+        await lines.wait_for(3)  # welcome handled, the unreadable one parked, greeting sent
     return lines.lines, published
 
 
 class LambdaContext:
     """The part of Lambda's context object a function reads: who it is, which request."""
 
-    function_name = "tctf-messaging"
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:tctf-messaging"
+    function_name = "tctf-greeter"
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:tctf-greeter"
 
     def __init__(self, request_id: str) -> None:
         self.aws_request_id = request_id
@@ -197,9 +198,9 @@ async def _lambda(
     what its queues hold, with Lambda's context and X-Ray header; what it published read
     back from AWS. Its metrics go to stdout, where Lambda's log is."""
     app_name = f"eq{uuid.uuid4().hex[:8]}"
-    topology = Topology.from_domains([domains.load("messaging")], app=app_name)
+    topology = Topology.from_domains([domains.load("greeter")], app=app_name)
     env = {
-        "TCTF_DOMAIN": "messaging",
+        "TCTF_DOMAIN": "greeter",
         "TCTF_APP": app_name,
         "TCTF_TRANSPORT": "sns",
         "TCTF_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:{topology.topic}",
@@ -238,7 +239,7 @@ async def _lambda(
         )
         tasks: list[Envelope] = []
         for purpose in ("events", "tasks"):
-            queue = topology.require_queue("messaging", purpose)
+            queue = topology.require_queue("greeter", purpose)
             url = sqs.get_queue_url(QueueName=queue.name)["QueueUrl"]
             messages = drain(sqs, url)
             if purpose == "tasks":
@@ -249,7 +250,7 @@ async def _lambda(
             )
             assert answer == {"batchItemFailures": []}
         captured = [Envelope.decode(m["Body"]) for m in drain(sqs, capture)]
-        events = [e for e in captured if e.source == "messaging"]  # not the inputs
+        events = [e for e in captured if e.source == "greeter"]  # not the inputs
         return lines.lines, [*events, *tasks]
     finally:
         await anyio.to_thread.run_sync(function.close)
@@ -279,6 +280,7 @@ def _measured(documents: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 
 async def test_one_domain_behaves_alike_in_memory_on_the_poller_and_on_lambda(
+    greeter: Domain,
     lines: DeliveryLines,
     moto_endpoint: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -303,7 +305,7 @@ async def test_one_domain_behaves_alike_in_memory_on_the_poller_and_on_lambda(
 
     expected_lines, expected_published = results["memory"]
     assert [line["outcome"] for line in expected_lines].count("parked") == 1
-    assert {e["type"] for e in expected_published} == {"SEND_EMAIL", "WELCOME_EMAIL_SENT"}
+    assert {e["type"] for e in expected_published} == {"GREET"}
     for runtime in ("poller", "lambda"):
         assert results[runtime][0] == expected_lines, f"log lines on the {runtime}"
         assert results[runtime][1] == expected_published, f"published on the {runtime}"
@@ -314,26 +316,26 @@ async def test_one_domain_behaves_alike_in_memory_on_the_poller_and_on_lambda(
             extra = LAMBDA_KEYS if runtime == "lambda" else set()
             assert JSON_KEYS | extra <= set(line), f"keys of a line on the {runtime}: {line}"
             assert not (LAMBDA_KEYS - extra) & set(line), f"Lambda's keys on the {runtime}"
-            assert line["service"] == "messaging"
+            assert line["service"] == "greeter"
             assert "ada@example.com" not in orjson.dumps(line).decode()
     invocations = {(line["function_request_id"], line["cold_start"]) for line in written["lambda"]}
     assert invocations == {("events", True), ("tasks", False)}
     assert {line["xray_trace_id"] for line in written["lambda"]} == {TRACE_ROOT}
-    assert {line["function_name"] for line in written["lambda"]} == {"tctf-messaging"}
+    assert {line["function_name"] for line in written["lambda"]} == {"tctf-greeter"}
 
     expected_counts = _counted(metrics["memory"].documents)
     assert expected_counts == {
-        ("messaging", "messaging.welcome_new_user", "Processed"): 1,
-        ("messaging", "messaging.welcome_new_user", "Parked"): 1,
-        ("messaging", "messaging.send_email", "Processed"): 1,
-        ("messaging", "", "EmailsSent"): 1,
+        ("greeter", "greeter.welcome_new_user", "Processed"): 1,
+        ("greeter", "greeter.welcome_new_user", "Parked"): 1,
+        ("greeter", "greeter.greet", "Processed"): 1,
+        ("greeter", "", "Greeted"): 1,
     }
     for runtime in ("poller", "lambda"):
         assert _counted(metrics[runtime].documents) == expected_counts, f"metrics: {runtime}"
     for runtime, documents in metrics.items():
         assert _measured(documents.documents) == {
             (handler, name)
-            for handler in ("messaging.welcome_new_user", "messaging.send_email")
+            for handler in ("greeter.welcome_new_user", "greeter.greet")
             for name in ("Duration", "RecordAge")
         }, f"measurements on the {runtime}"
         for document in documents.documents:

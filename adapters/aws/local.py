@@ -201,11 +201,20 @@ def stop_moto_keeping_every_instance() -> None:
     transaction takes, stays in memory for good, and a table's backups grow with the
     table, so memory grows with the square of the writes. Process-wide: the child of
     `MotoProcess` only.
+
+    The e-mails SES sent stay listed: `/moto-api/data.json` is where a developer (and the
+    suite) reads what `tctf run --aws` sent, and there are as few as the sign-ups.
     """
     from moto.core.common_models import BaseModel
+    from moto.ses.models import Message, RawMessage
+
+    kept = (Message, RawMessage)
 
     def untracked(cls: type[BaseModel], *args: Any, **kwargs: Any) -> BaseModel:
-        return object.__new__(cls)
+        instance = object.__new__(cls)
+        if issubclass(cls, kept):
+            getattr(cls, "instances_tracked").append(instance)  # noqa: B009 (moto sets it)
+        return instance
 
     setattr(BaseModel, "__new__", untracked)  # noqa: B010
 

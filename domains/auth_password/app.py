@@ -25,7 +25,7 @@ from domains.auth_password.contracts import (
     PasswordResetRequested,
     PasswordSet,
 )
-from domains.messaging.contracts import SendEmail
+from domains.messaging_consumers.contracts import SendEmail
 from domains.users.contracts import EmailAddress, UserCreated, UserDeleted, normalize_email
 
 if TYPE_CHECKING:
@@ -95,7 +95,9 @@ def _iso(ctx: Context) -> str:
     return ctx.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-async def _email_link(ctx: Context, purpose: Purpose, user_id: str, to: str, name: str) -> None:
+async def _email_link(
+    ctx: Context, purpose: Purpose, user_id: str, to: str, name: str, locale: str
+) -> None:
     """Store a new link's digest and send the link: the token itself exists only inside
     the SEND_EMAIL task, which leaves only if the handler succeeds."""
     token = secrets.token_urlsafe(32)
@@ -105,17 +107,21 @@ async def _email_link(ctx: Context, purpose: Purpose, user_id: str, to: str, nam
     )
     base = os.environ.get("TCTF_APP_URL", "http://localhost:8000")
     link = f"{base}/{TEMPLATE[purpose]}#token={token}"
-    ctx.send(SendEmail(to=to, template=TEMPLATE[purpose], name=name, link=link))
+    ctx.send(
+        SendEmail(
+            to=to, template=TEMPLATE[purpose], name=name, user_id=user_id, locale=locale, link=link
+        )
+    )
 
 
 @domain.on(UserCreated)
 async def invite_to_set_password(event: UserCreated, ctx: Context) -> None:
     """Remember the account, and e-mail a link to choose its first password."""
     email = normalize_email(event.email)
-    account = {"user_id": event.user_id, "email": email, "name": event.name}
+    account = {"user_id": event.user_id, "email": email, "name": event.name, "locale": event.locale}
     await ctx.table.put({**_account_key(event.user_id), **account})
     await ctx.table.put({**_email_key(email), **account})
-    await _email_link(ctx, "set", event.user_id, email, event.name)
+    await _email_link(ctx, "set", event.user_id, email, event.name, event.locale)
 
 
 @domain.on(UserDeleted)
@@ -198,7 +204,8 @@ async def request_reset(request: Request[ResetRequest], ctx: Context) -> None:
     if account is None:
         return
     user_id = str(account["user_id"])
-    await _email_link(ctx, "reset", user_id, str(account["email"]), str(account["name"]))
+    locale = str(account.get("locale", "en"))  # accounts from before locales read English
+    await _email_link(ctx, "reset", user_id, str(account["email"]), str(account["name"]), locale)
     ctx.publish(PasswordResetRequested(user_id=user_id), subject=user_id)
 
 

@@ -11,8 +11,10 @@ from bus import Attr, Conflict, Context, Domain, NotFound, Request, Storage, Tra
 from bus.access import SIGNED_IN
 from domains.auth_admin.contracts import UserDisabled, UserEnabled
 from domains.users.contracts import (
+    DEFAULT_LOCALE,
     DisplayName,
     EmailAddress,
+    Locale,
     Plan,
     UserCreated,
     UserDeleted,
@@ -31,6 +33,7 @@ class SignUp(BaseModel):
     email: EmailAddress
     name: DisplayName
     plan: Plan = "free"
+    locale: Locale = DEFAULT_LOCALE
 
 
 class ProfileChange(BaseModel):
@@ -38,6 +41,7 @@ class ProfileChange(BaseModel):
 
     name: DisplayName | None = None
     plan: Plan | None = None
+    locale: Locale | None = None
 
 
 class User(BaseModel):
@@ -45,6 +49,8 @@ class User(BaseModel):
     email: str
     name: str
     plan: Plan
+    #: Profiles written before locales existed read as English.
+    locale: str = DEFAULT_LOCALE
     status: str
     created_at: str
 
@@ -66,6 +72,7 @@ async def sign_up(request: Request[SignUp], ctx: Context) -> User:
         email=body.email,
         name=body.name,
         plan=body.plan,
+        locale=body.locale,
         status="active",
         created_at=ctx.now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     )
@@ -77,7 +84,13 @@ async def sign_up(request: Request[SignUp], ctx: Context) -> User:
                 condition=Attr("PK").not_exists(),
             )
             uow.publish(
-                UserCreated(user_id=user.user_id, email=user.email, name=user.name, plan=user.plan),
+                UserCreated(
+                    user_id=user.user_id,
+                    email=user.email,
+                    name=user.name,
+                    plan=user.plan,
+                    locale=user.locale,
+                ),
                 subject=user.user_id,
             )
     except TransactionCanceled as error:
@@ -114,7 +127,11 @@ async def update_user(request: Request[ProfileChange], ctx: Context) -> User:
         uow.update(_profile_key(user.user_id), set=changes, condition=Attr("PK").exists())
         uow.publish(
             UserUpdated(
-                user_id=updated.user_id, email=updated.email, name=updated.name, plan=updated.plan
+                user_id=updated.user_id,
+                email=updated.email,
+                name=updated.name,
+                plan=updated.plan,
+                locale=updated.locale,
             ),
             subject=user.user_id,
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, StringConstraints
 
 from bus.messages import Event
 
@@ -70,6 +70,18 @@ def _text(value: object) -> object:
     return value
 
 
+#: A BCP 47 language tag as a person's locale (`en`, `de-AT`, `sr-Latn-RS`): language,
+#: optional script, region and variants (RFC 5646's langtag; no extensions).
+Locale = Annotated[
+    str,
+    StringConstraints(
+        max_length=35,
+        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?"
+        r"(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$",
+    ),
+]
+DEFAULT_LOCALE = "en"
+
 #: An e-mail address as accepted from a caller: normalised, so equal addresses are equal.
 EmailAddress = Annotated[str, BeforeValidator(_text), AfterValidator(normalize_email)]
 #: A person's name as shown: trimmed, not empty, no control characters.
@@ -86,6 +98,8 @@ class UserCreated(Event):
     email: str
     name: str
     plan: Plan = "free"
+    #: The user's BCP 47 locale; events from before it existed read as English.
+    locale: str = DEFAULT_LOCALE
 
 
 @UserCreated.upcaster(from_version=1)
@@ -104,6 +118,7 @@ class UserUpdated(Event):
     email: str
     name: str
     plan: Plan
+    locale: str = DEFAULT_LOCALE
 
 
 class UserDeleted(Event):

@@ -17,7 +17,7 @@ from bus.http import HttpRequest, HttpRouter
 from bus.redaction import REDACTED
 from bus.testing import Harness
 from bus.tracing import span_attributes, tracer_provider_from_env
-from domains.messaging.app import domain as messaging
+from domains.messaging_consumers.app import domain as messaging
 from domains.users.app import domain as users
 
 
@@ -124,32 +124,33 @@ async def test_a_sign_up_over_http_is_one_trace_through_every_domain_it_reaches(
         await h.settle()
     assert response.status == 201
     everything = exporter.get_finished_spans()
-    # The users table's outbox relay publishes in a trace of its own, linked to the event's
+    # Each table's outbox relay publishes in a trace of its own, linked to the event's
     # producer span; everything else is the caller's trace.
-    [relay] = [s for s in everything if s.name == "users outbox relay publish"]
-    spans = [s for s in everything if s is not relay]
+    relays = [s for s in everything if " outbox relay " in s.name]
+    [relay] = [s for s in relays if s.name == "users outbox relay publish"]
+    spans = [s for s in everything if s not in relays]
     assert {f"{s.context.trace_id:032x}" for s in spans} == {caller_trace}
     named = _by_name(spans)
     [server] = named["POST /users"]
     [created] = named["USER_CREATED publish"]
-    [welcome] = named["messaging.welcome_new_user process"]
+    [welcome] = named["messaging_consumers.welcome_new_user process"]
     [email_task] = named["SEND_EMAIL send"]
-    [sent] = named["WELCOME_EMAIL_SENT publish"]
-    [email] = named["messaging.send_email process"]
+    [email] = named["messaging_consumers.deliver process"]
+    [sent] = named["EMAIL_SENT publish"]
     assert server.kind is SpanKind.SERVER and _parent_of(server) == 0x00F067AA0BA902B7
     assert server.attributes is not None and server.attributes["http.response.status_code"] == 201
     assert _parent_of(created) == server.context.span_id
     assert [link.context.span_id for link in relay.links] == [created.context.span_id]
     assert _parent_of(welcome) == created.context.span_id
     assert _parent_of(email_task) == welcome.context.span_id
-    assert _parent_of(sent) == welcome.context.span_id
+    assert _parent_of(sent) == email.context.span_id
     assert _parent_of(email) == email_task.context.span_id
     assert {s.attributes["tctf.correlation_id"] for s in spans if s.attributes} == {"signup-1"}
     assert {
         s.attributes["tctf.domain"]
         for s in (welcome, email)
         if s.attributes  # the consumer spans: the domains the cascade reached
-    } == {"messaging"}
+    } == {"messaging_consumers"}
 
 
 async def test_no_span_attribute_carries_a_payload_field(

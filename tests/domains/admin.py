@@ -16,7 +16,7 @@ from domains.auth_admin.app import ADMIN_EMAIL_VARIABLE
 from domains.auth_admin.app import domain as auth_admin
 from domains.auth_core.app import domain as auth_core
 from domains.auth_password.app import domain as auth_password
-from domains.messaging.app import domain as messaging
+from domains.messaging_consumers.app import domain as messaging_consumers
 from domains.users.app import domain as users
 from tests.domains.identity import Client, Identity
 
@@ -28,7 +28,9 @@ async def admin_identity(
     monkeypatch: pytest.MonkeyPatch, **harness: Any
 ) -> AsyncIterator[Identity]:
     monkeypatch.setenv(ADMIN_EMAIL_VARIABLE, ADMIN_EMAIL)
-    async with Harness(users, auth_password, auth_core, messaging, auth_admin, **harness) as h:
+    async with Harness(
+        users, auth_password, auth_core, messaging_consumers, auth_admin, **harness
+    ) as h:
         yield Identity(h, Client(HttpApp(gateway_router(h.runtime))))
 
 

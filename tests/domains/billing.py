@@ -19,7 +19,7 @@ from domains.auth_core.app import domain as auth_core
 from domains.auth_password.app import domain as auth_password
 from domains.billing.app import domain as billing
 from domains.billing.webhooks import signature_header
-from domains.messaging.app import domain as messaging
+from domains.messaging_consumers.app import domain as messaging_consumers
 from domains.users.app import domain as users
 from tests.asgi import asgi_request
 from tests.domains.identity import Client, Identity
@@ -100,5 +100,7 @@ class Billing(Identity):
 
 @asynccontextmanager
 async def billing_platform(**harness: Any) -> AsyncIterator[Billing]:
-    async with Harness(users, auth_password, auth_core, messaging, billing, **harness) as h:
+    async with Harness(
+        users, auth_password, auth_core, messaging_consumers, billing, **harness
+    ) as h:
         yield Billing(h, SignedClient(HttpApp(gateway_router(h.runtime))))

@@ -17,7 +17,7 @@ from bus.http import HttpResponse
 from bus.testing import Harness
 from domains.auth_core.app import domain as auth_core
 from domains.auth_password.app import domain as auth_password
-from domains.messaging.app import domain as messaging
+from domains.messaging_consumers.app import domain as messaging_consumers
 from domains.users.app import domain as users
 from tests.asgi import asgi_request
 
@@ -53,7 +53,8 @@ class Client:
 
 @dataclass
 class Identity:
-    """A harness running users, auth_password, auth_core and messaging behind the gateway."""
+    """A harness running users, auth_password, auth_core and messaging_consumers behind the
+    gateway."""
 
     h: Harness
     client: Client
@@ -99,5 +100,5 @@ class Identity:
 @asynccontextmanager
 async def identity(*more: Domain, **harness: Any) -> AsyncIterator[Identity]:
     """The four identity domains every flow needs, and `more` beside them."""
-    async with Harness(users, auth_password, auth_core, messaging, *more, **harness) as h:
+    async with Harness(users, auth_password, auth_core, messaging_consumers, *more, **harness) as h:
         yield Identity(h, Client(HttpApp(gateway_router(h.runtime))))

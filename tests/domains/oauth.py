@@ -19,7 +19,7 @@ from domains.auth_core.app import ACCESS_TOKEN_LIFETIME, signing_keys, token_pol
 from domains.auth_core.app import domain as auth_core
 from domains.auth_oauth.app import domain as auth_oauth
 from domains.auth_password.app import domain as auth_password
-from domains.messaging.app import domain as messaging
+from domains.messaging_consumers.app import domain as messaging_consumers
 from domains.users.app import domain as users
 from tests.domains.identity import Client, Identity
 
@@ -114,5 +114,7 @@ class Provider(Identity):
 
 @asynccontextmanager
 async def provider(**harness: Any) -> AsyncIterator[Provider]:
-    async with Harness(users, auth_password, auth_core, messaging, auth_oauth, **harness) as h:
+    async with Harness(
+        users, auth_password, auth_core, messaging_consumers, auth_oauth, **harness
+    ) as h:
         yield Provider(h, Client(HttpApp(gateway_router(h.runtime))))

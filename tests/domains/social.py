@@ -16,7 +16,7 @@ from bus.storage.memory import InMemoryTable
 from bus.testing import Harness
 from domains.auth_core.app import domain as auth_core
 from domains.auth_password.app import domain as auth_password
-from domains.messaging.app import domain as messaging
+from domains.messaging_consumers.app import domain as messaging_consumers
 from domains.social.app import domain as social
 from domains.users.app import domain as users
 from tests.domains.identity import Client, Identity
@@ -87,5 +87,7 @@ class Social(Identity):
 
 @asynccontextmanager
 async def social_platform(**harness: Any) -> AsyncIterator[Social]:
-    async with Harness(users, auth_password, auth_core, messaging, social, **harness) as h:
+    async with Harness(
+        users, auth_password, auth_core, messaging_consumers, social, **harness
+    ) as h:
         yield Social(h, Client(HttpApp(gateway_router(h.runtime))))

@@ -184,7 +184,7 @@ async def test_each_auth_password_handler_runs_once_when_its_event_arrives_three
     assert len(idp.links("set-password")) == 1
     assert len(idp.h.handled("auth_password.invite_to_set_password")) == 1
     assert len(idp.h.handled("auth_password.forget_account")) == 1
-    assert len(idp.h.handled("messaging.welcome_new_user")) == 1
+    assert len(idp.h.handled("messaging_consumers.welcome_new_user")) == 1
 
 
 async def test_an_e_mail_task_delivered_three_times_is_sent_once() -> None:
@@ -193,4 +193,6 @@ async def test_an_e_mail_task_delivered_three_times_is_sent_once() -> None:
         [task] = [e for e in idp.h.published_of("SEND_EMAIL") if e.data_dict()["link"]]
         await idp.h.runtime.publisher.send([task, task])
         await idp.h.settle()
-    assert len(idp.h.handled("messaging.send_email")) == 2  # the welcome and the link, once each
+    assert (
+        len(idp.h.handled("messaging_consumers.deliver")) == 2
+    )  # the welcome and the link, once each

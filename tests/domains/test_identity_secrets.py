@@ -53,11 +53,14 @@ async def test_no_secret_reaches_a_table_an_event_or_a_log_line(
             idp, (await idp.sign_in("ada@example.com", LAST_PASSWORD)).json()
         )
         secrets |= {key.get("d") for key in _private_keys()} - {None}  # type: ignore[arg-type]
+        # The local mailer's mailbox keeps each letter whole, links included, as a mail
+        # catcher does (docs/messaging.md); it exists only where the local mailer runs.
         items = [
             item
             for table in idp.h.runtime.tables.values()
             if isinstance(table, InMemoryTable)
             for item in table.scan()
+            if not str(item["PK"]).startswith("MAILBOX#")
         ]
     events = [e for e in idp.h.published if e.type != "SEND_EMAIL"]
     lines = [orjson.dumps(vars(r), default=str).decode() for r in caplog.records]

@@ -23,6 +23,7 @@ async def test_sign_up_answers_201_with_location_and_announces_user_created_v2()
         "email": "ada@example.com",
         "name": "Ada",
         "plan": "free",
+        "locale": "en",
     }
 
 

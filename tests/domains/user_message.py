@@ -18,7 +18,7 @@ from bus.storage.memory import InMemoryTable
 from bus.testing import Harness
 from domains.auth_core.app import domain as auth_core
 from domains.auth_password.app import domain as auth_password
-from domains.messaging.app import domain as messaging
+from domains.messaging_consumers.app import domain as messaging_consumers
 from domains.social.contracts import UserFollowed, UserUnfollowed
 from domains.user_message.app import domain as user_message
 from domains.users.app import domain as users
@@ -87,7 +87,9 @@ class Messaging(Identity):
 
 @asynccontextmanager
 async def messaging_platform(**harness: Any) -> AsyncIterator[Messaging]:
-    async with Harness(users, auth_password, auth_core, messaging, user_message, **harness) as h:
+    async with Harness(
+        users, auth_password, auth_core, messaging_consumers, user_message, **harness
+    ) as h:
         router = gateway_router(h.runtime)
         app = HttpApp(router, websockets=gateway_websockets(h.runtime, router))
         yield Messaging(h, Client(app))

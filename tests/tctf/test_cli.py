@@ -29,19 +29,23 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_topology_prints_every_domain_queue_and_route(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["topology"]) == 0
     out = capsys.readouterr().out
-    assert "tctf-messaging-events-dlq" in out and "messaging.welcome_new_user" in out
+    assert (
+        "tctf-messaging_consumers-events-dlq" in out
+        and "messaging_consumers.welcome_new_user" in out
+    )
     assert re.search(r"\nPOST +/users +users\.sign_up +public\n", out)
     assert re.search(r"\nGET +/users/\{user_id\} +users\.get_user +signed in\n", out)
-    assert "tctf-users" in out and "tctf-messaging-idempotency  messaging" in out
+    assert "tctf-users" in out
+    assert re.search(r"\ntctf-messaging_consumers +messaging_consumers +outbox ", out)
 
 
 def test_topology_json_is_the_same_model(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["topology", "--json", "--domain", "messaging"]) == 0
+    assert main(["topology", "--json", "--domain", "messaging_consumers"]) == 0
     topology = json.loads(capsys.readouterr().out)
-    assert topology["domains"] == ["messaging"]
+    assert topology["domains"] == ["messaging_consumers"]
     assert {q["name"] for q in topology["queues"]} == {
-        "tctf-messaging-events",
-        "tctf-messaging-tasks",
+        "tctf-messaging_consumers-events",
+        "tctf-messaging_consumers-tasks",
     }
 
 
@@ -86,10 +90,10 @@ def _free_port() -> int:
 def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in_with_mfa(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Sign-up, the set-password e-mail (read from the local mailbox, never the log), the
-    password set with its link, sign-in, MFA turned on and the two-step sign-in it then
-    takes: each request's deliveries under its correlation id, and the sign-up's trace
-    drawn by `tctf trace`."""
+    """Sign-up, the set-password e-mail (read from the local mailbox by `tctf mail`, never
+    the log), the password set with its link, sign-in, MFA turned on and the two-step
+    sign-in it then takes: each request's deliveries under its correlation id, and the
+    sign-up's trace drawn by `tctf trace`."""
     port = _free_port()
     spans = tmp_path / "spans.jsonl"
     process = subprocess.Popen(
@@ -98,7 +102,6 @@ def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in_with_mfa(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "TCTF_MAILBOX": str(tmp_path / "mail")},
     )
 
     def post(
@@ -128,14 +131,13 @@ def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in_with_mfa(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=10) as doc:
             assert "/users/{user_id}" in json.load(doc)["paths"]
         deadline = time.monotonic() + 30
-        while sum(line.get("handler") == "messaging.send_email" for line in lines) < 2:
+        while sum(line.get("handler") == "messaging_consumers.deliver" for line in lines) < 2:
             lines.append(json.loads(stdout.next(deadline)))
-        [letter] = [
-            json.loads(p.read_text())
-            for p in (tmp_path / "mail").glob("*.json")
-            if "link" in json.loads(p.read_text())
-        ]
-        token = letter["link"].split("#token=", 1)[1]
+        url = f"http://127.0.0.1:{port}"
+        assert main(["mail", "--to", "ada@example.com", "--url", url, "--json"]) == 0
+        letters = json.loads(capsys.readouterr().out)
+        [letter] = [x for x in letters if "#token=" in x["text"]]
+        token = letter["text"].split("#token=", 1)[1].split()[0]
         post("/auth/password/set", {"token": token, "password": "a long passphrase"}, "req-set")
         session = post(
             "/auth/sessions",
@@ -175,9 +177,9 @@ def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in_with_mfa(
         ("req-signup", "auth_admin.list_new_user"),
         ("req-signup", "auth_password.invite_to_set_password"),
         ("req-signup", "billing.open_customer"),
-        ("req-signup", "messaging.send_email"),
-        ("req-signup", "messaging.send_email"),
-        ("req-signup", "messaging.welcome_new_user"),
+        ("req-signup", "messaging_consumers.deliver"),
+        ("req-signup", "messaging_consumers.deliver"),
+        ("req-signup", "messaging_consumers.welcome_new_user"),
         ("req-signup", "search.index_new_profile"),
         ("req-signup", "social.project_user_created"),
     ]
@@ -194,11 +196,11 @@ def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in_with_mfa(
     steps = [line.split("  [")[0].lstrip("│├└─ ") for line in capsys.readouterr().out.splitlines()]
     assert steps[1:3] == ["POST /users", "USER_CREATED publish"]
     assert {
-        "messaging.welcome_new_user process",
+        "messaging_consumers.welcome_new_user process",
         "auth_password.invite_to_set_password process",
         "SEND_EMAIL send",
-        "messaging.send_email process",
-        "WELCOME_EMAIL_SENT publish",
+        "messaging_consumers.deliver process",
+        "EMAIL_SENT publish",
     } <= set(steps)
 
 
@@ -366,3 +368,12 @@ def test_up_counts_its_tables_in_words(
     assert main(["up", "--endpoint-url", moto_endpoint]) == 0
     (line,) = _error_lines(capsys.readouterr().err)
     assert f"tctf up: {queues} queues with DLQs, {tables} tables, routed from arn:aws:sns:" in line
+
+
+def test_tctf_mail_with_no_run_answering_says_so_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["mail", "--to", "ada@example.com", "--url", "http://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tctf mail: nothing answers at http://127.0.0.1:1")
+    assert len(err.strip().splitlines()) == 1

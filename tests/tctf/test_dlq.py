@@ -18,11 +18,11 @@ from boto3.dynamodb.types import TypeSerializer
 from adapters.aws.errors import PublishFailed
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
-from bus import Event
+from bus import Domain, Event
 from bus.clock import isoformat
 from bus.envelope import Envelope
 from bus.topology import Topology
-from domains.messaging.app import domain as messaging
+from domains.messaging_consumers.app import domain as messaging
 from domains.users.app import domain as users
 from domains.users.contracts import UserCreated
 from tctf.aws import up
@@ -34,7 +34,9 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 _apps = itertools.count()
 MAX_RECEIVE_COUNT = (
-    Topology.from_domains([messaging]).require_queue("messaging", "events").max_receive_count
+    Topology.from_domains([messaging])
+    .require_queue("messaging_consumers", "events")
+    .max_receive_count
 )
 
 
@@ -86,7 +88,7 @@ def _function(endpoint: str, app: str, domain: str) -> LambdaApp:
 
 @pytest.fixture
 def messaging_function(moto_endpoint: str, app_name: str) -> Iterator[LambdaApp]:
-    function = _function(moto_endpoint, app_name, "messaging")
+    function = _function(moto_endpoint, app_name, "messaging_consumers")
     yield function
     function.close()
 
@@ -155,7 +157,7 @@ def _sqs(endpoint: str) -> Any:
 def _moved_by_sqs(endpoint: str, app: str, body: str) -> None:
     """A message its consumer never deletes: SQS moves it to the DLQ after maxReceiveCount."""
     sqs = _sqs(endpoint)
-    url = sqs.get_queue_url(QueueName=f"{app}-messaging-events")["QueueUrl"]
+    url = sqs.get_queue_url(QueueName=f"{app}-messaging_consumers-events")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody=body)
     for _ in range(MAX_RECEIVE_COUNT + 1):  # the receive after the last moves it
         sqs.receive_message(QueueUrl=url, VisibilityTimeout=0, WaitTimeSeconds=0)
@@ -193,13 +195,13 @@ def parked(
     """Every DLQ of the app holding what the functions and SQS put there; the app's name."""
     event = _sqs_event(
         [
-            ("m-garbled", "not an envelope", _queue_arn(app_name, "messaging-events")),
+            ("m-garbled", "not an envelope", _queue_arn(app_name, "messaging_consumers-events")),
             (
                 "m-unknown",
                 _envelope(OrderShipped(order_id="o1"), "evt-o1", "orders").encode().decode(),
-                _queue_arn(app_name, "messaging-events"),
+                _queue_arn(app_name, "messaging_consumers-events"),
             ),
-            ("m-task", "{}", _queue_arn(app_name, "messaging-tasks")),
+            ("m-task", "{}", _queue_arn(app_name, "messaging_consumers-tasks")),
         ]
     )
     assert messaging_function(event, LambdaContext()) == {"batchItemFailures": []}
@@ -223,23 +225,25 @@ def test_dlq_lists_every_dlq_with_each_records_reason_and_leaves_them_there(
 
     assert f"{parked}-auth_core-events-dlq (auth_core events): 0 records" in blocks
     assert [header for header in blocks if not header.endswith(": 0 records")] == [
-        f"{parked}-messaging-events-dlq (messaging events): 3 records",
-        f"{parked}-messaging-tasks-dlq (messaging tasks): 1 record",
+        f"{parked}-messaging_consumers-events-dlq (messaging_consumers events): 3 records",
+        f"{parked}-messaging_consumers-tasks-dlq (messaging_consumers tasks): 1 record",
         f"{parked}-users-outbox-dlq (users outbox): 2 records",
     ]
-    events = "\n".join(blocks[f"{parked}-messaging-events-dlq (messaging events): 3 records"])
+    events = "\n".join(
+        blocks[f"{parked}-messaging_consumers-events-dlq (messaging_consumers events): 3 records"]
+    )
     assert "reason: record body is not JSON" in events
     assert "ORDER_SHIPPED evt-o1" in events
-    assert f"source: arn:aws:sqs:{REGION}:{ACCOUNT}:{parked}-messaging-events" in events
+    assert f"source: arn:aws:sqs:{REGION}:{ACCOUNT}:{parked}-messaging_consumers-events" in events
     assert "USER_CREATED evt-u7" in events
     assert "reason: moved by SQS after maxReceiveCount" in events
-    assert f"source: {parked}-messaging-events\n" in events + "\n"
+    assert f"source: {parked}-messaging_consumers-events\n" in events + "\n"
     outbox = "\n".join(blocks[f"{parked}-users-outbox-dlq (users outbox): 2 records"])
     assert "reason: record body is not JSON" in outbox
     assert "USER_CREATED evt-u2" in outbox and "over the SNS limit" in outbox
     assert f"table/{parked}-users/stream/" in outbox  # the table's stream, where the item came from
     # Read-only: every record is still there.
-    assert _count(moto_endpoint, f"{parked}-messaging-events-dlq") == 3
+    assert _count(moto_endpoint, f"{parked}-messaging_consumers-events-dlq") == 3
     assert _count(moto_endpoint, f"{parked}-users-outbox-dlq") == 2
 
 
@@ -257,43 +261,52 @@ def _blocks(out: str) -> dict[str, list[str]]:
 def test_dlq_json_prints_one_line_per_dlq_with_every_record(
     moto_endpoint: str, parked: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["dlq", "--json", "--domain", "messaging", "--endpoint-url", moto_endpoint]
+    argv = ["dlq", "--json", "--domain", "messaging_consumers", "--endpoint-url", moto_endpoint]
     assert main([*argv, "--app", parked]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
     assert [(d["dlq"], d["purpose"], d["count"]) for d in lines] == [
-        (f"{parked}-messaging-events-dlq", "events", 3),
-        (f"{parked}-messaging-tasks-dlq", "tasks", 1),
+        (f"{parked}-messaging_consumers-events-dlq", "events", 3),
+        (f"{parked}-messaging_consumers-tasks-dlq", "tasks", 1),
+        (f"{parked}-messaging_consumers-outbox-dlq", "outbox", 0),
     ]
     records = {r["message_id"]: r for r in lines[0]["records"]}
     by_type = {(r["type"], r["id"]): r for r in records.values()}
     garbled = by_type[(None, None)]
     assert garbled["reason"].startswith("record body is not JSON")
-    assert garbled["source"] == _queue_arn(parked, "messaging-events")
+    assert garbled["source"] == _queue_arn(parked, "messaging_consumers-events")
     assert garbled["receive_count"] == 1
     moved = by_type[("USER_CREATED", "evt-u7")]
     assert moved["reason"] == "moved by SQS after maxReceiveCount"
-    assert moved["source"] == f"{parked}-messaging-events"
+    assert moved["source"] == f"{parked}-messaging_consumers-events"
     assert moved["receive_count"] > MAX_RECEIVE_COUNT
     assert "ORDER_SHIPPED" in by_type[("ORDER_SHIPPED", "evt-o1")]["reason"]
     (task,) = lines[1]["records"]
-    assert task["source"] == _queue_arn(parked, "messaging-tasks")
+    assert task["source"] == _queue_arn(parked, "messaging_consumers-tasks")
 
 
 def test_text_listing_shows_twenty_records_of_a_dlq_and_counts_the_rest(
     moto_endpoint: str, app_name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sqs = _sqs(moto_endpoint)
-    url = sqs.get_queue_url(QueueName=f"{app_name}-messaging-tasks-dlq")["QueueUrl"]
+    url = sqs.get_queue_url(QueueName=f"{app_name}-messaging_consumers-tasks-dlq")["QueueUrl"]
     for start in (0, 10, 20):
         sqs.send_message_batch(
             QueueUrl=url,
             Entries=[{"Id": str(n), "MessageBody": f"task {n}"} for n in range(start, start + 10)],
         )
-    argv = ["dlq", "--domain", "messaging", "--endpoint-url", moto_endpoint, "--app", app_name]
+    argv = [
+        "dlq",
+        "--domain",
+        "messaging_consumers",
+        "--endpoint-url",
+        moto_endpoint,
+        "--app",
+        app_name,
+    ]
     assert main(argv) == 0
     tasks = _blocks(capsys.readouterr().out)[
-        f"{app_name}-messaging-tasks-dlq (messaging tasks): 30 records"
+        f"{app_name}-messaging_consumers-tasks-dlq (messaging_consumers tasks): 30 records"
     ]
 
     assert len([line for line in tasks if "received" in line]) == 20
@@ -304,20 +317,20 @@ def test_redrive_moves_a_queues_dead_letters_back_to_it(
     moto_endpoint: str, parked: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["--endpoint-url", moto_endpoint, "--app", parked]
-    assert main(["dlq", "redrive", "messaging", *argv]) == 0
-    assert main(["dlq", *argv, "redrive", "messaging", "--purpose", "tasks"]) == 0
+    assert main(["dlq", "redrive", "messaging_consumers", *argv]) == 0
+    assert main(["dlq", *argv, "redrive", "messaging_consumers", "--purpose", "tasks"]) == 0
 
     assert capsys.readouterr().out.splitlines() == [
-        f"tctf dlq: moved 3 records from {parked}-messaging-events-dlq back to "
-        f"{parked}-messaging-events",
-        f"tctf dlq: moved 1 record from {parked}-messaging-tasks-dlq back to "
-        f"{parked}-messaging-tasks",
+        f"tctf dlq: moved 3 records from {parked}-messaging_consumers-events-dlq back to "
+        f"{parked}-messaging_consumers-events",
+        f"tctf dlq: moved 1 record from {parked}-messaging_consumers-tasks-dlq back to "
+        f"{parked}-messaging_consumers-tasks",
     ]
-    assert _count(moto_endpoint, f"{parked}-messaging-events-dlq") == 0
-    assert _count(moto_endpoint, f"{parked}-messaging-tasks-dlq") == 0
-    events = _bodies(moto_endpoint, f"{parked}-messaging-events")
+    assert _count(moto_endpoint, f"{parked}-messaging_consumers-events-dlq") == 0
+    assert _count(moto_endpoint, f"{parked}-messaging_consumers-tasks-dlq") == 0
+    events = _bodies(moto_endpoint, f"{parked}-messaging_consumers-events")
     assert "not an envelope" in events and len(events) == 3
-    assert _bodies(moto_endpoint, f"{parked}-messaging-tasks") == ["{}"]
+    assert _bodies(moto_endpoint, f"{parked}-messaging_consumers-tasks") == ["{}"]
 
 
 def test_redrive_warns_about_letters_older_than_the_idempotency_ttl(
@@ -325,19 +338,19 @@ def test_redrive_warns_about_letters_older_than_the_idempotency_ttl(
 ) -> None:
     ttl = messaging.settings.idempotency_ttl
     sqs = _sqs(moto_endpoint)
-    url = sqs.get_queue_url(QueueName=f"{app_name}-messaging-events-dlq")["QueueUrl"]
+    url = sqs.get_queue_url(QueueName=f"{app_name}-messaging_consumers-events-dlq")["QueueUrl"]
     old = _envelope(OrderShipped(order_id="o1"), "evt-old", age=ttl + 3600)
     young = _envelope(OrderShipped(order_id="o2"), "evt-young", age=ttl - 3600)
     for envelope in (old, young):
         sqs.send_message(QueueUrl=url, MessageBody=envelope.encode().decode())
 
     argv = ["--endpoint-url", moto_endpoint, "--app", app_name]
-    assert main(["dlq", "redrive", "messaging", *argv]) == 0
+    assert main(["dlq", "redrive", "messaging_consumers", *argv]) == 0
 
     warning, moved = capsys.readouterr().out.splitlines()
     assert warning.startswith(
-        f"tctf dlq: warning: 1 record of {app_name}-messaging-events-dlq is older than "
-        f"messaging's idempotency_ttl ({ttl / 3600:g} h)"
+        f"tctf dlq: warning: 1 record of {app_name}-messaging_consumers-events-dlq is older than "
+        f"messaging_consumers's idempotency_ttl ({ttl / 3600:g} h)"
     )
     assert warning.endswith("(evt-old)")
     assert moved.startswith("tctf dlq: moved 2 records")
@@ -384,7 +397,7 @@ def test_redrive_publishes_an_outbox_letter_and_keeps_one_that_still_cannot_be(
     )
     message_id, reason = kept.strip().split(": ", 1)
     assert reason.startswith("record body is not JSON: unexpected character")
-    (delivered,) = _bodies(moto_endpoint, f"{app_name}-messaging-events")
+    (delivered,) = _bodies(moto_endpoint, f"{app_name}-messaging_consumers-events")
     assert json.loads(delivered) == json.loads(welcome.encode())
     (left,) = _received(moto_endpoint, outbox_dlq)
     assert left["MessageId"] == message_id
@@ -396,8 +409,8 @@ def test_redrive_publishes_an_outbox_letter_and_keeps_one_that_still_cannot_be(
     [
         (["dlq", "redrive", "nope"], "no domain 'nope': expected domains/nope/app.py"),
         (
-            ["dlq", "redrive", "messaging", "--purpose", "outbox"],
-            "domain 'messaging' has no outbox DLQ (its DLQs: events, tasks)",
+            ["dlq", "redrive", "greeter", "--purpose", "outbox"],
+            "domain 'greeter' has no outbox DLQ (its DLQs: events, tasks)",
         ),
         (
             ["dlq", "redrive", "users", "--purpose", "tasks"],
@@ -407,7 +420,7 @@ def test_redrive_publishes_an_outbox_letter_and_keeps_one_that_still_cannot_be(
     ],
 )
 def test_configuration_mistakes_exit_2_with_one_line(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], greeter: Domain
 ) -> None:
     assert main([*argv, "--endpoint-url", "http://127.0.0.1:1"]) == 2
     assert message in _error_line(capsys.readouterr().err)
@@ -443,9 +456,17 @@ def test_listing_escapes_terminal_control_characters_a_message_carries(
         data={"order_id": "o1"},
     )
     sqs = _sqs(moto_endpoint)
-    url = sqs.get_queue_url(QueueName=f"{app_name}-messaging-tasks-dlq")["QueueUrl"]
+    url = sqs.get_queue_url(QueueName=f"{app_name}-messaging_consumers-tasks-dlq")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody=envelope.encode().decode())
-    argv = ["dlq", "--domain", "messaging", "--endpoint-url", moto_endpoint, "--app", app_name]
+    argv = [
+        "dlq",
+        "--domain",
+        "messaging_consumers",
+        "--endpoint-url",
+        moto_endpoint,
+        "--app",
+        app_name,
+    ]
 
     assert main(argv) == 0
     text = capsys.readouterr().out

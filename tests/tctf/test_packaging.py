@@ -65,7 +65,7 @@ def _send_email_event(tmp_path: Path) -> Path:
     envelope = {
         "specversion": "1.0",
         "id": "t-1",
-        "source": "messaging",
+        "source": "messaging_consumers",
         "type": "SEND_EMAIL",
         "time": "2026-01-01T00:00:00.000Z",
         "dataversion": 1,
@@ -108,25 +108,28 @@ def _run_packaged(code: str, built: Path, tmp_path: Path, env: dict[str, str]) -
 
 def _probe(built: Path, tmp_path: Path) -> dict[str, Any]:
     """`_PROBE` on the messaging package, on the in-process transport."""
-    env = {"TCTF_DOMAIN": "messaging", "TCTF_TRANSPORT": "memory"}
+    env = {"TCTF_DOMAIN": "messaging_consumers", "TCTF_TRANSPORT": "memory"}
     return _run_packaged(_PROBE, built, tmp_path, env)
 
 
 def test_package_holds_the_domain_and_only_the_contracts_of_others(tmp_path: Path) -> None:
-    built = package("messaging", tmp_path, zip=False, dependencies=False)
+    built = package("messaging_consumers", tmp_path, zip=False, dependencies=False)
 
     files = {p.relative_to(built).as_posix() for p in built.rglob("*.py")}
-    assert {"domains/messaging/app.py", "domains/messaging/contracts.py"} <= files
+    assert {
+        "domains/messaging_consumers/app.py",
+        "domains/messaging_consumers/contracts.py",
+    } <= files
     assert {"domains/users/__init__.py", "domains/users/contracts.py"} <= files
     assert "domains/users/app.py" not in files
     assert {"adapters/lambda_/entry.py", "bus/dispatch.py", "bus/__init__.py"} <= files
     assert not any(f.startswith("tctf/") or f.startswith("tests/") for f in files)
     users = package("users", tmp_path, zip=False, dependencies=False)
-    assert not list(users.glob("domains/messaging/*"))
+    assert not list(users.glob("domains/messaging_consumers/*"))
 
 
 def test_packaged_handler_runs_in_a_clean_interpreter(tmp_path: Path) -> None:
-    built = package("messaging", tmp_path / "dist", zip=False, dependencies=False)
+    built = package("messaging_consumers", tmp_path / "dist", zip=False, dependencies=False)
     probe = _probe(built, tmp_path)
 
     assert probe["response"] == {"batchItemFailures": []}  # the broken one is dead-lettered
@@ -142,11 +145,11 @@ def test_zip_is_reproducible_and_lists_the_same_files(tmp_path: Path) -> None:
     assert first.read_bytes() == second.read_bytes()
     names = zipfile.ZipFile(first).namelist()
     assert "adapters/lambda_/entry.py" in names and "domains/users/app.py" in names
-    assert not any(n.startswith("domains/messaging/") for n in names)
+    assert not any(n.startswith("domains/messaging_consumers/") for n in names)
 
 
 def test_third_party_requirements_are_pinned_from_the_scan() -> None:
-    pins = requirements(function_imports(scan("messaging")))
+    pins = requirements(function_imports(scan("messaging_consumers")))
     names = {p.name for p in pins}
     assert {"pydantic", "orjson", "anyio", "boto3", "botocore"} <= names
     # Local runs' async SDK: a function makes botocore clients (see the test below).
@@ -172,9 +175,9 @@ sys.meta_path.insert(0, LeftOut())
 from adapters.lambda_.boot import build
 
 out = {}
-if os.environ["TCTF_DOMAIN"] == "messaging":
+if os.environ["TCTF_DOMAIN"] == "messaging_consumers":
     event = json.loads(open(sys.argv[3]).read())
-    queue = f"arn:aws:sqs:us-east-1:123456789012:{os.environ['TCTF_APP']}-messaging-tasks"
+    queue = f"arn:aws:sqs:us-east-1:123456789012:{os.environ['TCTF_APP']}-messaging_consumers-tasks"
     for record in event["Records"]:
         record["eventSourceARN"], record["awsRegion"] = queue, "us-east-1"
     app = build(os.environ)
@@ -215,7 +218,7 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize("domain", ["messaging", "users"])
+@pytest.mark.parametrize("domain", ["messaging_consumers", "users"])
 def test_the_packaged_function_on_aws_never_imports_what_the_package_leaves_out(
     domain: str, moto_endpoint: str, tmp_path: Path
 ) -> None:
@@ -236,7 +239,7 @@ def test_the_packaged_function_on_aws_never_imports_what_the_package_leaves_out(
     }
     out = _run_packaged(_WITHOUT_ASYNC_SDK, built, tmp_path, env)
 
-    if domain == "messaging":
+    if domain == "messaging_consumers":
         assert out["sqs"] == {"batchItemFailures": []}
     else:
         assert out["http"] == 201
@@ -322,7 +325,7 @@ def test_a_function_import_not_installed_here_cannot_be_pinned() -> None:
 
 
 def test_every_module_ships_bytecode_that_is_used_without_its_source(tmp_path: Path) -> None:
-    built = package("messaging", tmp_path / "dist", zip=False, dependencies=False)
+    built = package("messaging_consumers", tmp_path / "dist", zip=False, dependencies=False)
     sources = sorted(built.rglob("*.py"))
     for source in sources:
         compiled = Path(importlib.util.cache_from_source(str(source)))
@@ -334,7 +337,9 @@ def test_every_module_ships_bytecode_that_is_used_without_its_source(tmp_path: P
         # run from this bytecode, never from the sources.
         source.write_text("raise ImportError('imported from source, not bytecode')\n")
     assert _probe(built, tmp_path)["response"] == {"batchItemFailures": []}
-    names = zipfile.ZipFile(package("messaging", tmp_path / "zip", dependencies=False)).namelist()
+    names = zipfile.ZipFile(
+        package("messaging_consumers", tmp_path / "zip", dependencies=False)
+    ).namelist()
     assert "adapters/lambda_/__pycache__/entry.cpython-311.pyc" in names
 
 
@@ -405,7 +410,7 @@ def test_a_packaged_library_that_requires_the_aws_sdk_keeps_every_botocore_model
     )
 
     assert sdk_dependents(tmp_path) == ["helper"]
-    assert botocore_services(scan("messaging"), (), ["helper"]) is None
+    assert botocore_services(scan("messaging_consumers"), (), ["helper"]) is None
 
 
 def test_a_module_that_does_not_compile_is_named(tmp_path: Path) -> None:
@@ -463,8 +468,8 @@ def test_a_tampered_hash_fails_the_build_and_leaves_nothing(tmp_path: Path) -> N
     lock.write_text(tampered)
 
     with pytest.raises(PackagingError, match="DO NOT MATCH THE HASHES"):
-        package("messaging", tmp_path / "dist", zip=False, lock=lock)
-    assert not (tmp_path / "dist" / "messaging").exists()
+        package("messaging_consumers", tmp_path / "dist", zip=False, lock=lock)
+    assert not (tmp_path / "dist" / "messaging_consumers").exists()
 
 
 def test_the_development_venv_is_constrained_to_the_versions_a_function_ships() -> None:

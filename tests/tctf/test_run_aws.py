@@ -156,7 +156,7 @@ def test_run_aws_listens_on_the_given_host_when_its_banner_says_so_and_honours_t
         run.process.send_signal(signal.SIGINT)
         run.process.wait(timeout=15)
         stderr = run.all_of_stderr()
-    assert '"name": "messaging.send_email process"' in stderr  # the console span exporter
+    assert '"name": "messaging_consumers.deliver process"' in stderr  # the console span exporter
     # The span file: one trace from the request across SQS, with the SDK calls inside it.
     assert main(["trace", "aws-signup-1", "--spans", str(tmp_path / ".tctf/spans.jsonl")]) == 0
     steps = [line.split("  [")[0].lstrip("│├└─ ") for line in capsys.readouterr().out.splitlines()]
@@ -168,10 +168,10 @@ def test_run_aws_listens_on_the_given_host_when_its_banner_says_so_and_honours_t
         "POST /users",
         "DynamoDB.TransactWriteItems",
         "USER_CREATED publish",
-        "messaging.welcome_new_user process",
+        "messaging_consumers.welcome_new_user process",
         "SEND_EMAIL send",
         "SQS.SendMessageBatch",
-        "messaging.send_email process",
+        "messaging_consumers.deliver process",
         "users outbox relay publish",  # linked: the relay's own trace, with its SNS call
         "SNS.PublishBatch",
     } <= set(steps)
@@ -184,7 +184,7 @@ def test_tctf_dlq_finds_the_embedded_endpoint_and_needs_no_credentials(tmp_path:
         recorded = (tmp_path / ".tctf" / "endpoint").read_text().strip()
         assert f"at {recorded} (embedded moto server)" in banner
         dlq = subprocess.run(
-            [sys.executable, "-m", "tctf.cli", "dlq", "--domain", "messaging"],
+            [sys.executable, "-m", "tctf.cli", "dlq", "--domain", "messaging_consumers"],
             cwd=tmp_path,
             env=env,
             capture_output=True,
@@ -192,7 +192,10 @@ def test_tctf_dlq_finds_the_embedded_endpoint_and_needs_no_credentials(tmp_path:
             timeout=60,
         )
         assert dlq.returncode == 0, dlq.stderr
-        assert "tctf-messaging-events-dlq (messaging events): 0 records" in dlq.stdout
+        assert (
+            "tctf-messaging_consumers-events-dlq (messaging_consumers events): 0 records"
+            in dlq.stdout
+        )
         run.process.send_signal(signal.SIGINT)
         assert run.process.wait(timeout=15) == 130  # interrupted, as a shell reports it
     assert not (tmp_path / ".tctf" / "endpoint").exists()

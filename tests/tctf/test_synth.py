@@ -9,6 +9,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,9 @@ class Pinged(Event):
 @pytest.fixture(scope="module")
 def topology() -> Topology:
     return Topology.from_domains(load_domains(), app="tctf")
+
+
+MAIL_STACK = stack_name("tctf", "messaging_consumers")
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -102,7 +106,7 @@ def test_every_domain_stack_deploys_after_the_shared_one_and_after_no_other(
 
     stacks = [d for d in artifacts["tctf-users"]["dependencies"] if not d.endswith(".assets")]
     assert stacks == ["tctf-shared"]
-    assert "tctf-messaging" not in artifacts
+    assert MAIL_STACK not in artifacts
 
 
 def test_packages_without_their_dependencies_need_a_layer(
@@ -180,7 +184,7 @@ def test_eventbridge_rules_carry_the_patterns_dlqs_and_retries_tctf_up_sets(
         rule_arn = {"Fn::GetAtt": [rule_id, "Arn"]}
         _assert_may_send(template, ids[spec.name], "events.amazonaws.com", rule_arn)
         _assert_may_send(template, ids[spec.dlq], "events.amazonaws.com", rule_arn)
-    assert not resources(eventbridge_app["tctf-messaging"], "AWS::SNS::Subscription")
+    assert not resources(eventbridge_app[MAIL_STACK], "AWS::SNS::Subscription")
 
 
 def test_each_function_is_fed_by_its_queues_and_reports_only_the_failed_records(
@@ -249,7 +253,6 @@ def test_a_stateful_domain_has_its_table_and_its_stream_feeds_only_new_outbox_it
         p["Principal"] == "events.amazonaws.com"
         for p in resources(template, "AWS::Lambda::Permission").values()
     )
-    assert not resources(sns_app["tctf-messaging"], "AWS::Events::Rule")  # no table, no sweep
 
 
 def test_an_index_a_domain_declares_is_created_with_its_table(sns_app: Templates) -> None:
@@ -262,16 +265,49 @@ def test_an_index_a_domain_declares_is_created_with_its_table(sns_app: Templates
     assert indexes["inverted"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
 
 
-def test_a_stateless_consuming_domain_has_a_ttl_table_for_its_idempotency_records(
-    sns_app: Templates, topology: Topology
+def test_a_stateless_consuming_domain_has_a_ttl_table_and_may_do_no_more_than_its_work(
+    tmp_path: Path, greeter: Domain
 ) -> None:
-    spec = topology.idempotency_tables["messaging"]
-    template = sns_app["tctf-messaging"]
-    ((_, table),) = resources(template, "AWS::DynamoDB::Table").items()
+    from tctf.synth import build_app
 
-    assert table["TableName"] == spec.name == "tctf-messaging-idempotency"
+    code = tmp_path / "code"
+    code.mkdir()
+    cdk_app = build_app([greeter], {"greeter": code}, outdir=str(tmp_path / "out"))
+    template = cdk_app.synth().get_stack_by_name("tctf-greeter").template
+    spec = Topology.from_domains([greeter], app="tctf").idempotency_tables["greeter"]
+    ((records, table),) = resources(template, "AWS::DynamoDB::Table").items()
+
+    assert table["TableName"] == spec.name == "tctf-greeter-idempotency"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert "StreamSpecification" not in table  # no outbox: nothing to relay
+    schedules = [
+        r for r in resources(template, "AWS::Events::Rule").values() if "ScheduleExpression" in r
+    ]
+    assert not schedules  # no table of its own: no outbox to sweep
+    assert not resources(template, "AWS::ApiGatewayV2::Api")  # no routes: no API
+
+    allowed = partial(_allowed, template)
+    assert allowed("sns:Publish") == ["arn:aws:sns:us-east-1:123456789012:tctf-events"]
+    queue = "arn:aws:sqs:us-east-1:123456789012:"
+    (sendable,) = allowed("sqs:SendMessage")
+    # The task queues it declares it sends to, and its own DLQs, by name: nothing else.
+    assert sorted(sendable) == [
+        f"{queue}tctf-greeter-events-dlq",
+        f"{queue}tctf-greeter-tasks",
+        f"{queue}tctf-greeter-tasks-dlq",
+    ]
+    # Its one table is its idempotency records' (docs/decisions/0010), and nothing else.
+    assert allowed("dynamodb:PutItem") == [[{"Fn::GetAtt": [records, "Arn"]}]]
+
+
+def _allowed(template: dict[str, Any], action: str) -> list[Any]:
+    policies = resources(template, "AWS::IAM::Policy").values()
+    statements = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+    return [
+        resolve(s["Resource"])
+        for s in statements
+        if action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
 
 
 def _stream_record(event_name: str, pk: str, sk: str) -> dict[str, Any]:
@@ -335,7 +371,6 @@ def test_a_domain_with_routes_gets_an_http_api_to_its_function(
     ]
     assert permission["FunctionName"] == {"Ref": alias_id}
     assert resolve(permission["SourceArn"]).endswith("/*/*")
-    assert not resources(sns_app["tctf-messaging"], "AWS::ApiGatewayV2::Api")
 
 
 def test_a_function_serving_http_only_gets_api_gateways_timeout() -> None:
@@ -358,41 +393,26 @@ def test_a_function_serving_http_only_gets_api_gateways_timeout() -> None:
 def test_the_function_may_publish_send_tasks_and_dead_letter_but_no_more(
     sns_app: Templates, eventbridge_app: Templates
 ) -> None:
-    def statements(template: dict[str, Any]) -> list[dict[str, Any]]:
-        policies = resources(template, "AWS::IAM::Policy").values()
-        return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
-
-    def allowed(template: dict[str, Any], action: str) -> list[Any]:
-        return [
-            resolve(s["Resource"])
-            for s in statements(template)
-            if action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
-        ]
-
-    messaging = sns_app["tctf-messaging"]
-    assert allowed(messaging, "sns:Publish") == ["arn:aws:sns:us-east-1:123456789012:tctf-events"]
+    """A stateful domain's grants (a stateless one's: the greeter test above)."""
+    allowed = _allowed
     queue = "arn:aws:sqs:us-east-1:123456789012:"
-    (sendable,) = allowed(messaging, "sqs:SendMessage")
-    # The task queues it declares it sends to, and its own DLQs, by name: nothing else.
-    assert sorted(sendable) == [
-        f"{queue}tctf-messaging-events-dlq",
-        f"{queue}tctf-messaging-tasks",
-        f"{queue}tctf-messaging-tasks-dlq",
-    ]
-    # Its one table is its idempotency records' (docs/decisions/0010), and nothing else.
-    (records,) = resources(messaging, "AWS::DynamoDB::Table")
-    assert allowed(messaging, "dynamodb:PutItem") == [[{"Fn::GetAtt": [records, "Arn"]}]]
-    assert allowed(eventbridge_app["tctf-messaging"], "events:PutEvents") == [
+    assert allowed(eventbridge_app["tctf-users"], "events:PutEvents") == [
         "arn:aws:events:us-east-1:123456789012:event-bus/tctf-bus"
     ]
     users = sns_app["tctf-users"]
+    assert allowed(users, "sns:Publish") == ["arn:aws:sns:us-east-1:123456789012:tctf-events"]
     # The relay deletes what it published; parked outbox items go to the outbox DLQ.
     assert allowed(users, "dynamodb:DeleteItem")
     outbox_dlq = queue_ids(users)["tctf-users-outbox-dlq"]
     assert {"Fn::GetAtt": [outbox_dlq, "Arn"]} in allowed(users, "sqs:SendMessage")
-    # users sends no task: no task queue is granted to it, messaging's least of all.
+    # users sends no task: no task queue is granted to it, messaging_consumers' least of all.
     granted = [str(resolve(r)) for rs in allowed(users, "sqs:SendMessage") for r in _listed(rs)]
     assert not [arn for arn in granted if arn.endswith("-tasks")], granted
+    mail = sns_app[MAIL_STACK]
+    mail_granted = [str(resolve(r)) for rs in allowed(mail, "sqs:SendMessage") for r in _listed(rs)]
+    assert [arn for arn in mail_granted if arn.endswith("-tasks")] == [
+        f"{queue}tctf-messaging_consumers-tasks"
+    ]
 
 
 def _listed(resources: Any) -> list[Any]:

@@ -11,7 +11,7 @@ import pytest
 
 from bus.http import HttpRequest, HttpRouter
 from bus.testing import Harness
-from domains.messaging.app import domain as messaging
+from domains.messaging_consumers.app import domain as messaging
 from domains.users.app import domain as users
 from tctf.cli import main
 from tctf.logs import insights_query
@@ -46,16 +46,23 @@ async def test_trace_prints_request_handlers_events_and_handlers_with_their_doma
     assert tree == [
         ["└─ POST /users", "users"],
         ["   └─ USER_CREATED publish", "users"],
-        ["      └─ messaging.welcome_new_user process", "messaging"],
-        ["         ├─ SEND_EMAIL send", "messaging"],
-        ["         │  └─ messaging.send_email process", "messaging"],
-        ["         └─ WELCOME_EMAIL_SENT publish", "messaging"],
+        ["      └─ messaging_consumers.welcome_new_user process", "messaging_consumers"],
+        ["         └─ SEND_EMAIL send", "messaging_consumers"],
+        ["            └─ messaging_consumers.deliver process", "messaging_consumers"],
+        ["               └─ EMAIL_SENT publish", "messaging_consumers"],
     ]
     assert out[1].endswith("201") and out[3].endswith("handled") and out[5].endswith("handled")
-    # The outbox relay's publish: a trace of its own, linked to the event's producer span.
-    assert out[7].startswith("trace ") and out[7].endswith("(linked to it)")
-    assert out[8].startswith("└─ users outbox relay publish  [users]") and out[8].endswith("ok")
-    assert len(out) == 9
+    # Each outbox relay's publish or send: a trace of its own, linked to the producer span.
+    relays = out[7:]
+    assert [line for line in relays if line.startswith("trace ")] == [
+        line for line in relays if line.endswith("(linked to it)")
+    ]
+    assert sorted(line.split("  [")[0] for line in relays if line.startswith("└─")) == [
+        "└─ messaging_consumers outbox relay publish",
+        "└─ messaging_consumers outbox relay send",
+        "└─ users outbox relay publish",
+    ]
+    assert len(out) == 13
 
 
 def test_trace_of_an_unknown_correlation_id_says_so(
@@ -81,7 +88,7 @@ def test_logs_keeps_the_lines_of_one_correlation_id_and_prints_the_insights_quer
         b"\n".join(
             [
                 orjson.dumps(wanted[0]),
-                b"tctf: users, messaging on the in-memory transport",
+                b"tctf: users, messaging_consumers on the in-memory transport",
                 orjson.dumps({"level": "INFO", "message": "other", "correlation_id": "c-2"}),
                 b"{not json",
                 orjson.dumps(wanted[1]),
@@ -92,7 +99,7 @@ def test_logs_keeps_the_lines_of_one_correlation_id_and_prints_the_insights_quer
     captured = capsys.readouterr()
     assert [orjson.loads(line) for line in captured.out.splitlines()] == wanted
     assert "/aws/lambda/shop-users" in captured.err
-    assert "/aws/lambda/shop-messaging" in captured.err
+    assert "/aws/lambda/shop-messaging_consumers" in captured.err
     assert "filter correlation_id = " in captured.err
 
 

@@ -216,7 +216,7 @@ def test_a_lambda_cold_start_imports_neither_the_runtime_nor_the_poller() -> Non
     `bus.runtime` nor the local poller (the storage port it loads is for its idempotency
     table, docs/decisions/0010)."""
     env = {
-        "TCTF_DOMAIN": "messaging",
+        "TCTF_DOMAIN": "messaging_consumers",
         "TCTF_TRANSPORT": "sns",
         "TCTF_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:tctf-events",
     }

@@ -15,7 +15,7 @@ from bus import Context, Domain, Storage
 from bus.http import HttpRequest
 from bus.storage import StorageError
 from bus.topology import Topology
-from domains.messaging.app import domain as messaging
+from domains.messaging_consumers.app import domain as messaging
 from domains.users.app import domain as users
 from domains.users.contracts import UserCreated
 from tctf.aws import up
@@ -41,11 +41,11 @@ async def items(settings: AwsSettings, name: str) -> list[dict[str, Any]]:
 
 
 async def test_up_creates_each_stateful_domains_table_with_its_outbox_stream_once(
-    moto_endpoint: str, settings: AwsSettings, app: str
+    moto_endpoint: str, settings: AwsSettings, app: str, greeter: Domain
 ) -> None:
-    await up(moto_endpoint, "sns", [users, messaging], app=app)
+    await up(moto_endpoint, "sns", [users, greeter], app=app)
     first = await describe(settings, f"{app}-users")
-    await up(moto_endpoint, "sns", [users, messaging], app=app)
+    await up(moto_endpoint, "sns", [users, greeter], app=app)
     again = await describe(settings, f"{app}-users")
 
     assert first["StreamSpecification"] == NEW_IMAGE
@@ -62,9 +62,9 @@ async def test_up_creates_each_stateful_domains_table_with_its_outbox_stream_onc
     assert again == first
     async with AwsClients(settings, "dynamodb") as clients:
         names = (await clients.dynamodb.list_tables())["TableNames"]
-    # messaging keeps no state but handles events: its idempotency table (decision 0010).
+    # greeter keeps no state but handles events: its idempotency table (decision 0010).
     assert sorted(n for n in names if n.startswith(f"{app}-")) == [
-        f"{app}-messaging-idempotency",
+        f"{app}-greeter-idempotency",
         f"{app}-users",
     ]
 
@@ -108,7 +108,11 @@ async def remember(event: UserCreated, ctx: Context) -> None:
 async def test_run_aws_keeps_state_in_dynamodb_and_relays_the_outbox_through_sns(
     moto_endpoint: str, settings: AwsSettings, app: str, deliveries: DeliveryLog
 ) -> None:
-    expected = {"messaging.welcome_new_user", "messaging.send_email", "audit.remember"}
+    expected = {
+        "messaging_consumers.welcome_new_user",
+        "messaging_consumers.deliver",
+        "audit.remember",
+    }
     async with aws_platform([users, messaging, audit], moto_endpoint, "sns", app) as platform:
         body = orjson.dumps({"email": "Ada@Example.com", "name": "Ada"})
         created = await platform.router.handle(HttpRequest("POST", "/users", body=body))

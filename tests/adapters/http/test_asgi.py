@@ -27,7 +27,7 @@ async def asgi_call(
 
 @pytest.fixture
 def app() -> HttpApp:
-    platform = Platform(load_domains(["users", "messaging"]), seed=1)
+    platform = Platform(load_domains(["users", "messaging_consumers"]), seed=1)
     return HttpApp(platform.router, max_body=1024)
 
 
@@ -62,7 +62,7 @@ async def test_openapi_json_describes_the_served_routes(app: HttpApp) -> None:
     document = orjson.loads(body)
     assert status == 200 and headers["content-type"] == "application/json"
     assert document["openapi"] == "3.1.0"
-    assert set(document["paths"]) == {"/users", "/users/{user_id}"}
+    assert set(document["paths"]) == {"/users", "/users/{user_id}", "/mail", "/mail/notifications"}
     assert document["paths"]["/users"]["post"]["operationId"] == "users.sign_up"
 
 

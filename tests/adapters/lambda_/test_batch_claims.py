@@ -26,7 +26,6 @@ from bus.envelope import Envelope
 from bus.middleware import idempotency_key
 from bus.storage import TableIdempotencyStore
 from bus.topology import Topology
-from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
 from domains.users.contracts import UserCreated
 from tctf.aws import up
@@ -52,7 +51,7 @@ def _count_dynamodb_calls(app: LambdaApp) -> list[str]:
 
 
 def _batch(app: str, envelopes: list[Envelope], prefix: str = "m") -> dict[str, Any]:
-    arn = f"arn:aws:sqs:{REGION}:123456789012:{app}-messaging-events"
+    arn = f"arn:aws:sqs:{REGION}:123456789012:{app}-greeter-events"
     record = {**sample(LAMBDA_GO / "sqs-event.json")["Records"][0], "eventSourceARN": arn}
     return {
         "Records": [
@@ -64,7 +63,7 @@ def _batch(app: str, envelopes: list[Envelope], prefix: str = "m") -> dict[str, 
 
 def _emails_queued(endpoint: str, app: str) -> int:
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
-    url = sqs.get_queue_url(QueueName=f"{app}-messaging-tasks")["QueueUrl"]
+    url = sqs.get_queue_url(QueueName=f"{app}-greeter-tasks")["QueueUrl"]
     return int(
         sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
             "Attributes"
@@ -73,16 +72,16 @@ def _emails_queued(endpoint: str, app: str) -> int:
 
 
 @pytest.fixture
-def app_name(moto_endpoint: str) -> str:
+def app_name(moto_endpoint: str, greeter: Domain) -> str:
     name = f"batch{next(_apps)}"
-    asyncio.run(up(moto_endpoint, "sns", [users, messaging], app=name))
+    asyncio.run(up(moto_endpoint, "sns", [users, greeter], app=name))
     return name
 
 
 @pytest.fixture
-def container(moto_endpoint: str, app_name: str) -> Iterator[LambdaApp]:
-    """One container of messaging's function, as Lambda would start it."""
-    app = build(_env(moto_endpoint, app_name, TCTF_DOMAIN="messaging"))
+def container(moto_endpoint: str, app_name: str, greeter: Domain) -> Iterator[LambdaApp]:
+    """One container of the stateless greeter's function, as Lambda would start it."""
+    app = build(_env(moto_endpoint, app_name, TCTF_DOMAIN="greeter"))
     yield app
     app.close()
 
@@ -112,10 +111,10 @@ def test_a_record_duplicated_in_its_batch_is_handled_once_in_the_same_two_calls(
 
 
 def test_a_record_another_container_holds_is_retried_not_handled(
-    moto_endpoint: str, app_name: str, container: LambdaApp
+    moto_endpoint: str, app_name: str, container: LambdaApp, greeter: Domain
 ) -> None:
-    spec = Topology.from_domains([messaging], app=app_name).idempotency_tables["messaging"]
-    handler = next(s.name for s in messaging.subscriptions if s.message is UserCreated)
+    spec = Topology.from_domains([greeter], app=app_name).idempotency_tables["greeter"]
+    handler = next(s.name for s in greeter.subscriptions if s.message is UserCreated)
 
     async def held_by_another_container() -> None:
         async with DynamoTable(spec, endpoint_url=moto_endpoint, region_name=REGION) as table:

@@ -102,7 +102,7 @@ def test_an_event_handler_calls_the_other_domains_api(
 
 
 def test_domain_urls_are_read_from_the_environment() -> None:
-    urls = json.dumps({"messaging": "https://abc.execute-api.eu-west-1.amazonaws.com"})
+    urls = json.dumps({"messaging_consumers": "https://abc.execute-api.eu-west-1.amazonaws.com"})
     env = {"TCTF_DOMAIN": "users", "TCTF_TRANSPORT": "memory", "AWS_REGION": "eu-west-1"}
     app = build({**env, "TCTF_DOMAIN_URLS": urls})
     app.close()

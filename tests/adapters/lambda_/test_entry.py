@@ -16,10 +16,9 @@ from adapters.aws.dead_letters import REASON_ATTRIBUTE
 from adapters.lambda_ import entry
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
-from bus import ConfigurationError
+from bus import ConfigurationError, Domain
 from bus.envelope import Envelope
 from bus.memory import InMemoryTransport
-from domains.messaging.contracts import SendEmail
 from domains.users.contracts import UserCreated
 from tests.cold_start import modules_after_import
 
@@ -51,23 +50,23 @@ def _user_created(id: str = "u-evt-1") -> str:
 
 
 @pytest.fixture
-def memory_app() -> Iterator[LambdaApp]:
-    app = build({"TCTF_DOMAIN": "messaging", "TCTF_TRANSPORT": "memory"})
+def memory_app(greeter: Domain) -> Iterator[LambdaApp]:
+    app = build({"TCTF_DOMAIN": "greeter", "TCTF_TRANSPORT": "memory"})
     yield app
     app.close()
 
 
 def test_built_from_the_environment_the_domain_handles_its_events(memory_app: LambdaApp) -> None:
-    arn = "arn:aws:sqs:us-east-1:123456789012:tctf-messaging-events"
+    arn = "arn:aws:sqs:us-east-1:123456789012:tctf-greeter-events"
     event = {"Records": [_record("m1", _user_created(), arn)]}
 
     assert memory_app(event, LambdaContext()) == {"batchItemFailures": []}
     transport = memory_app.publisher
     assert isinstance(transport, InMemoryTransport)
-    (queued,) = transport.queues["tctf-messaging-tasks"].messages()
+    (queued,) = transport.queues["tctf-greeter-tasks"].messages()
     sent = json.loads(queued.body)
     assert (sent["type"], sent["correlationid"], sent["causationid"]) == (
-        SendEmail.type,
+        "GREET",
         "corr-9",
         "u-evt-1",
     )
@@ -126,13 +125,13 @@ def test_handler_without_a_domain_says_what_to_set(monkeypatch: pytest.MonkeyPat
 
 
 def test_on_moto_the_lambda_publishes_sends_and_dead_letters(
-    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, greeter: Domain
 ) -> None:
     app_name = f"lam{next(_apps)}"
     region = "us-east-1"
     monkeypatch.setenv("AWS_DEFAULT_REGION", region)
     env = {
-        "TCTF_DOMAIN": "messaging",
+        "TCTF_DOMAIN": "greeter",
         "TCTF_TRANSPORT": "sns",
         "TCTF_APP": app_name,
         "TCTF_TOPIC_ARN": f"arn:aws:sns:{region}:123456789012:{app_name}-events",
@@ -143,7 +142,7 @@ def test_on_moto_the_lambda_publishes_sends_and_dead_letters(
     monkeypatch.setattr(entry, "_app", None)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    arn = f"arn:aws:sqs:{region}:123456789012:{app_name}-messaging-events"
+    arn = f"arn:aws:sqs:{region}:123456789012:{app_name}-greeter-events"
     event = {
         "Records": [
             _record("m1", _user_created(), arn),
@@ -168,9 +167,9 @@ def test_on_moto_the_lambda_publishes_sends_and_dead_letters(
         ).get("Messages", [])
         return messages
 
-    (task,) = receive(f"{app_name}-messaging-tasks")
-    assert json.loads(task["Body"])["type"] == SendEmail.type
-    (letter,) = receive(f"{app_name}-messaging-events-dlq")
+    (task,) = receive(f"{app_name}-greeter-tasks")
+    assert json.loads(task["Body"])["type"] == "GREET"
+    (letter,) = receive(f"{app_name}-greeter-events-dlq")
     assert letter["Body"] == "not an envelope"
     reason = letter["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
     assert reason.startswith("record body is not JSON")
@@ -182,14 +181,14 @@ def test_a_publish_stops_retrying_when_the_invocation_runs_out_of_time() -> None
         port = sock.getsockname()[1]
     app = build(
         {
-            "TCTF_DOMAIN": "messaging",
+            "TCTF_DOMAIN": "messaging_consumers",
             "TCTF_TRANSPORT": "sns",
             "TCTF_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:tctf-events",
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
             "AWS_DEFAULT_REGION": "us-east-1",
         }
     )
-    arn = "arn:aws:sqs:us-east-1:123456789012:tctf-messaging-events"
+    arn = "arn:aws:sqs:us-east-1:123456789012:tctf-messaging_consumers-events"
     try:
         assert app.publisher.settings.retry_deadline == 10.0  # type: ignore[attr-defined]
         started = time.monotonic()
@@ -205,7 +204,7 @@ def test_a_publish_stops_retrying_when_the_invocation_runs_out_of_time() -> None
     assert elapsed < 4.0 + 3.0
 
 
-@pytest.mark.parametrize("domain", ["users", "messaging"])
+@pytest.mark.parametrize("domain", ["users", "messaging_consumers"])
 @pytest.mark.parametrize(
     "transport",
     [
@@ -259,7 +258,7 @@ def test_a_cold_start_imports_opentelemetry_only_for_the_exporters_named(
     """Decisions 0008 and 0012: tracing costs a function's cold start nothing unless an
     OTEL_TRACES_EXPORTER is named, and the OTLP exporter (protobuf, requests) only for otlp."""
     loaded = modules_after_import(
-        {"TCTF_DOMAIN": "messaging", **SNS, **exporters}, "adapters.lambda_.entry"
+        {"TCTF_DOMAIN": "messaging_consumers", **SNS, **exporters}, "adapters.lambda_.entry"
     )
     assert "adapters.lambda_.boot" in loaded
     families = {"opentelemetry", "opentelemetry.sdk", "opentelemetry.exporter", "google.protobuf"}

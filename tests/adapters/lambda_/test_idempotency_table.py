@@ -1,6 +1,6 @@
 """A stateless domain's idempotency records are shared by every container of its function:
-the messaging domain, on two Lambda containers each given one copy of a duplicated
-USER_CREATED, queues one welcome e-mail between them."""
+the greeter domain, on two Lambda containers each given one copy of a duplicated
+USER_CREATED, queues one greeting between them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import itertools
 import boto3
 
 from adapters.lambda_.boot import build
-from domains.messaging.app import domain as messaging
+from bus import Domain
 from domains.users.app import domain as users
 from tctf.aws import up
 
@@ -20,13 +20,13 @@ from .test_stateful import REGION, _env, _envelope
 _apps = itertools.count()
 
 
-def test_two_containers_of_messaging_send_one_email_for_a_duplicated_user_created(
-    moto_endpoint: str,
+def test_two_containers_of_a_stateless_domain_send_one_task_for_a_duplicated_user_created(
+    moto_endpoint: str, greeter: Domain
 ) -> None:
     app = f"idem{next(_apps)}"
-    asyncio.run(up(moto_endpoint, "sns", [users, messaging], app=app))
-    containers = [build(_env(moto_endpoint, app, TCTF_DOMAIN="messaging")) for _ in range(2)]
-    arn = f"arn:aws:sqs:{REGION}:123456789012:{app}-messaging-events"
+    asyncio.run(up(moto_endpoint, "sns", [users, greeter], app=app))
+    containers = [build(_env(moto_endpoint, app, TCTF_DOMAIN="greeter")) for _ in range(2)]
+    arn = f"arn:aws:sqs:{REGION}:123456789012:{app}-greeter-events"
     body = _envelope().encode().decode()
     try:
         for message_id, container in zip(("copy-1", "copy-2"), containers, strict=True):
@@ -38,6 +38,6 @@ def test_two_containers_of_messaging_send_one_email_for_a_duplicated_user_create
             container.close()
 
     sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name=REGION)
-    tasks = sqs.get_queue_url(QueueName=f"{app}-messaging-tasks")["QueueUrl"]
+    tasks = sqs.get_queue_url(QueueName=f"{app}-greeter-tasks")["QueueUrl"]
     received = sqs.receive_message(QueueUrl=tasks, MaxNumberOfMessages=10)
     assert len(received.get("Messages", [])) == 1

@@ -25,7 +25,7 @@ from bus.envelope import Envelope
 from bus.storage import Key, TableSpec
 from bus.storage.unit_of_work import UnitOfWork
 from bus.topology import Topology
-from domains.messaging.app import domain as messaging
+from domains.messaging_consumers.app import domain as messaging
 from domains.users.app import domain as users
 from domains.users.contracts import UserCreated
 from tctf.aws import up
@@ -211,7 +211,7 @@ def test_a_streamed_outbox_insert_is_published_then_deleted(
     response = users_app(_stream_event(moto_endpoint, spec, [item]), LambdaContext())
 
     assert response == {"batchItemFailures": []}
-    (delivered,) = _receive(moto_endpoint, f"{app_name}-messaging-events")
+    (delivered,) = _receive(moto_endpoint, f"{app_name}-messaging_consumers-events")
     assert json.loads(delivered["Body"]) == json.loads(envelope.encode())
     gone = _dynamodb(moto_endpoint).get_item(TableName=spec.name, Key=key, ConsistentRead=True)
     assert "Item" not in gone
@@ -227,7 +227,7 @@ def test_a_scheduled_sweep_publishes_what_the_stream_left_behind_and_deletes_it(
 
     assert users_app(sample(SCHEDULED_EVENT), LambdaContext()) is None
 
-    (delivered,) = _receive(moto_endpoint, f"{app_name}-messaging-events")
+    (delivered,) = _receive(moto_endpoint, f"{app_name}-messaging_consumers-events")
     assert json.loads(delivered["Body"])["id"] == "evt-u1"
     assert not _stored(moto_endpoint, spec, old)
     assert _stored(moto_endpoint, spec, young)  # younger than the sweep age: the stream's
@@ -323,7 +323,7 @@ def test_a_malformed_outbox_item_is_parked_in_the_outbox_dlq_and_the_rest_is_pub
     # Parked, it leaves the table as a published item does: the sweep must not find it.
     key = {"PK": {"S": bad["PK"]}, "SK": {"S": bad["SK"]}}
     assert "Item" not in dynamodb.get_item(TableName=spec.name, Key=key, ConsistentRead=True)
-    (delivered,) = _receive(moto_endpoint, f"{app_name}-messaging-events")
+    (delivered,) = _receive(moto_endpoint, f"{app_name}-messaging_consumers-events")
     assert json.loads(delivered["Body"])["id"] == "evt-u1"
 
 

@@ -22,9 +22,9 @@ from adapters.aws.dead_letters import MemoryDeadLetters
 from adapters.aws.poller import lambda_sqs_event
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
+from bus import Domain
 from bus.envelope import Envelope
 from bus.topology import Topology
-from domains.messaging.app import domain as messaging
 from domains.users.app import domain as users
 from tctf.aws import up
 from tests.sqs import drain
@@ -72,10 +72,12 @@ def _parent_of(span: ReadableSpan) -> int | None:
     return span.parent.span_id if span.parent is not None else None
 
 
-def test_a_sign_up_is_one_trace_across_the_outbox_sns_and_sqs(moto_endpoint: str) -> None:
+def test_a_sign_up_is_one_trace_across_the_outbox_sns_and_sqs(
+    moto_endpoint: str, greeter: Domain
+) -> None:
     app = f"trc{next(_apps)}"
-    asyncio.run(up(moto_endpoint, "sns", [users, messaging], app=app))
-    topology = Topology.from_domains([users, messaging], app=app)
+    asyncio.run(up(moto_endpoint, "sns", [users, greeter], app=app))
+    topology = Topology.from_domains([users, greeter], app=app)
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     # Batched, as in production: only the flush at each invocation's end exports them.
@@ -83,7 +85,7 @@ def test_a_sign_up_is_one_trace_across_the_outbox_sns_and_sqs(moto_endpoint: str
     sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name=REGION)
     dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name=REGION)
     users_function = _function(moto_endpoint, app, "users", provider)
-    messaging_function = _function(moto_endpoint, app, "messaging", provider)
+    messaging_function = _function(moto_endpoint, app, "greeter", provider)
     try:
         response = users_function(_sign_up_event("signup-on-lambda"), LambdaContext())
         assert response is not None and response["statusCode"] == 201, response
@@ -99,7 +101,7 @@ def test_a_sign_up_is_one_trace_across_the_outbox_sns_and_sqs(moto_endpoint: str
         relayed = users_function(_stream_event(moto_endpoint, table, outbox), LambdaContext())
         assert relayed == {"batchItemFailures": []}
 
-        events_queue = topology.require_queue("messaging", "events")
+        events_queue = topology.require_queue("greeter", "events")
         [delivered] = _drain(sqs, events_queue.name)
         carried = delivered["MessageAttributes"]["traceparent"]["StringValue"]
         assert Envelope.decode(delivered["Body"]).traceparent == carried
@@ -107,7 +109,7 @@ def test_a_sign_up_is_one_trace_across_the_outbox_sns_and_sqs(moto_endpoint: str
         answer = messaging_function(lambda_sqs_event([delivered], arn, REGION), LambdaContext())
         assert answer == {"batchItemFailures": []}
 
-        tasks_queue = topology.require_queue("messaging", "tasks")
+        tasks_queue = topology.require_queue("greeter", "tasks")
         tasks = _drain(sqs, tasks_queue.name)
         arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{tasks_queue.name}"
         answer = messaging_function(lambda_sqs_event(tasks, arn, REGION), LambdaContext())
@@ -119,9 +121,9 @@ def test_a_sign_up_is_one_trace_across_the_outbox_sns_and_sqs(moto_endpoint: str
     spans = exporter.get_finished_spans()
     server = _one(spans, "POST /users")
     created = _one(spans, "USER_CREATED publish")
-    welcome = _one(spans, "messaging.welcome_new_user process")
-    email_task = _one(spans, "SEND_EMAIL send")
-    email = _one(spans, "messaging.send_email process")
+    welcome = _one(spans, "greeter.welcome_new_user process")
+    email_task = _one(spans, "GREET send")
+    email = _one(spans, "greeter.greet process")
     trace_id = server.context.trace_id
     assert {s.context.trace_id for s in (created, welcome, email_task, email)} == {trace_id}
     assert server.kind is SpanKind.SERVER and _parent_of(created) == server.context.span_id
@@ -140,7 +142,7 @@ def test_a_sign_up_is_one_trace_across_the_outbox_sns_and_sqs(moto_endpoint: str
     assert any(
         s.name == "SNS.PublishBatch" and _parent_of(s) == relay.context.span_id for s in spans
     )
-    [invocation, _] = [s for s in spans if s.name == "messaging sqs invocation"]
+    [invocation, _] = [s for s in spans if s.name == "greeter sqs invocation"]
     assert [link.context.span_id for link in invocation.links] == [created.context.span_id]
 
 

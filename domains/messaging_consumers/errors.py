@@ -1,0 +1,30 @@
+"""The messaging_consumers domain's errors."""
+
+from __future__ import annotations
+
+from bus.errors import NotFound, PermanentError, Rejected, TransientError
+
+
+class ProviderRefused(TransientError):
+    """The mail provider refused a message for now (throttled, unavailable): the task queue
+    tries again, until the refusals reach the domain's receive limit."""
+
+
+class ProviderRejected(PermanentError):
+    """The mail provider refused a message for good (rejected content, an unverified
+    sender): sending it again cannot succeed."""
+
+
+class UndeliverableTask(PermanentError):
+    """A SEND_EMAIL that cannot make a letter (a campaign without a subject, an unsubscribe
+    link that is not HTTPS): parked with the reason."""
+
+
+class MalformedNotification(Rejected):
+    """A bounce or complaint notification that is not the SNS message SES publishes: HTTP
+    422, nothing recorded."""
+
+
+class NoLocalMailbox(NotFound):
+    """The mailbox route asked of a runtime that sends through a real provider: HTTP 404,
+    as there is no mailbox to read."""
