@@ -23,6 +23,7 @@ from bus import (
     Domain,
     Key,
     NotFound,
+    PermanentError,
     Rejected,
     Request,
     Storage,
@@ -244,29 +245,26 @@ def _segment_filter(segment: Segment) -> Condition:
 
 
 async def _segment_page(
-    segment: Segment, after: str | None, ctx: Context
+    segment: Segment, cursor: str | None, ctx: Context
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Up to `BATCH_SIZE` reachable users of the segment after user `after`, in id order,
-    and the user id the next page starts after (None: the segment ends here)."""
-    key = Key("PK").eq("USERS") & (
-        Key("SK").gt(f"USER#{after}") if after else Key("SK").begins_with("USER#")
-    )
+    """Up to `BATCH_SIZE` reachable users of the segment from `cursor` on, in id order, and
+    the cursor of the rest (None: the segment ends here). Each read asks for no more than
+    the page still lacks, so the cursor falls exactly after the page's last user."""
     found: list[dict[str, Any]] = []
-    cursor: str | None = None
     while True:
         page = await ctx.table.query(
-            key, filter=_segment_filter(segment), limit=BATCH_SIZE, cursor=cursor, consistent=True
+            Key("PK").eq("USERS") & Key("SK").begins_with("USER#"),
+            filter=_segment_filter(segment),
+            limit=BATCH_SIZE - len(found),
+            cursor=cursor,
+            consistent=True,
         )
         found += page.items
         cursor = page.cursor
-        if len(found) >= BATCH_SIZE or cursor is None:
+        if len(found) == BATCH_SIZE or cursor is None:
             break
-    recipients = [
-        {"user_id": i["user_id"], "email": i["email"], "name": i["name"]}
-        for i in found[:BATCH_SIZE]
-    ]
-    more = len(found) > BATCH_SIZE or (cursor is not None and len(found) == BATCH_SIZE)
-    return recipients, recipients[-1]["user_id"] if more and recipients else None
+    recipients = [{"user_id": i["user_id"], "email": i["email"], "name": i["name"]} for i in found]
+    return recipients, cursor
 
 
 # -- campaigns --------------------------------------------------------------------------
@@ -428,18 +426,21 @@ async def queue_recipients(task: QueueCampaignRecipients, ctx: Context) -> None:
     if item["status"] != expected or int(item["batches"]) != task.batch:
         return  # canceled, or this page is queued already
     segment = SEGMENT.validate_python(item["segment"])
-    recipients, next_after = await _segment_page(segment, task.after, ctx)
+    try:
+        recipients, next_cursor = await _segment_page(segment, task.cursor, ctx)
+    except InvalidRequest as error:
+        raise PermanentError(f"the task's cursor is not one of this segment: {error}") from error
     queued = int(item["queued"]) + len(recipients)
     done = int(item["sent"]) + int(item["failed"])
     changes: dict[str, Any] = {
         "queued": queued,
         "batches": task.batch + 1,
-        "all_queued": next_after is None,
+        "all_queued": next_cursor is None,
         "version": int(item["version"]) + 1,
     }
     if task.batch == 0:
         changes.update(status="sending", started_at=_iso(ctx.now()))
-    delivered = next_after is None and done == queued
+    delivered = next_cursor is None and done == queued
     if delivered:
         changes.update(status="delivered", delivered_at=_iso(ctx.now()))
     try:
@@ -460,10 +461,10 @@ async def queue_recipients(task: QueueCampaignRecipients, ctx: Context) -> None:
                     }
                 )
                 uow.send(DeliverCampaignBatch(campaign_id=task.campaign_id, batch=task.batch))
-            if next_after is not None:
+            if next_cursor is not None:
                 uow.send(
                     QueueCampaignRecipients(
-                        campaign_id=task.campaign_id, batch=task.batch + 1, after=next_after
+                        campaign_id=task.campaign_id, batch=task.batch + 1, cursor=next_cursor
                     )
                 )
             if delivered:

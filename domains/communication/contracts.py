@@ -89,15 +89,16 @@ class StartDueCampaigns(Task):
 
 
 class QueueCampaignRecipients(Task):
-    """Take the next page of a campaign's segment (after user `after`) as batch `batch`,
-    send its delivery, and the next page's queueing while the segment goes on."""
+    """Take the next page of a campaign's segment (from `cursor`, where the previous page
+    ended) as batch `batch`, send its delivery, and the next page's queueing while the
+    segment goes on."""
 
     type = "QUEUE_CAMPAIGN_RECIPIENTS"
     domain = "communication"
 
     campaign_id: str
     batch: int = Field(ge=0)
-    after: str | None = None
+    cursor: str | None = Field(default=None, max_length=2048)
 
 
 class DeliverCampaignBatch(Task):

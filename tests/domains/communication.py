@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pytest
 
 from adapters.http.asgi import HttpApp
@@ -19,6 +20,7 @@ from adapters.http.gateway import gateway_router
 from bus import Context, Domain, DomainSettings, PermanentError, Storage
 from bus.clock import ManualClock
 from bus.envelope import Envelope
+from bus.http import HttpRequest, HttpResponse
 from bus.messages import Task
 from bus.storage.memory import InMemoryTable
 from bus.testing import Harness
@@ -159,3 +161,26 @@ async def campaign_platform(
     domains = (users, auth_password, auth_core, messaging, auth_admin, communication)
     async with Harness(*domains, mail_double(), **harness) as h:
         yield Campaigns(h, Client(HttpApp(gateway_router(h.runtime))))
+
+
+async def as_admin(h: Harness, method: str, path: str, body: Any = None) -> HttpResponse:
+    """A request as communication's function gets it in production: API Gateway's JWT
+    authorizer has verified an admin's token and passes its claims."""
+    request = HttpRequest(
+        method,
+        path,
+        headers={"content-type": "application/json"},
+        body=b"" if body is None else orjson.dumps(body),
+        verified_claims={"sub": "admin-1", "roles": ["admin"]},
+    )
+    return await h.router.handle(request)
+
+
+@asynccontextmanager
+async def communication_alone(
+    monkeypatch: pytest.MonkeyPatch, **harness: Any
+) -> AsyncIterator[Harness]:
+    """communication and the mail double only: the users' facts come from the test."""
+    monkeypatch.setenv(SECRET_VARIABLE, UNSUBSCRIBE_SECRET)
+    async with Harness(communication, mail_double(), **harness) as h:
+        yield h
