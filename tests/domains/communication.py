@@ -43,13 +43,16 @@ DAY = 24 * 3600.0
 MAIL_SETTINGS = DomainSettings(max_receive_count=3, retry_attempts=1)
 
 
-def mail_double() -> Domain:
-    """A real domain in messaging_consumers' place, built from its contract only."""
+def mail_double(*, answering: bool = True) -> Domain:
+    """A real domain in messaging_consumers' place, built from its contract only; one not
+    `answering` takes the tasks and reports nothing, leaving that to the test."""
     mail = Domain("messaging_consumers", MAIL_SETTINGS, storage=Storage())
 
     @mail.task(SendEmail)
     async def send_email(task: SendEmail, ctx: Context) -> None:
         assert ctx.envelope is not None
+        if not answering:
+            return
         if task.to.startswith("poison"):
             attempts = {"PK": f"ATTEMPTS#{ctx.envelope.id}", "SK": "ATTEMPTS"}
             await ctx.table.update(attempts, add={"count": 1})
@@ -154,12 +157,12 @@ async def redeliver_twice(h: Harness, envelopes: list[Envelope]) -> None:
 
 @asynccontextmanager
 async def campaign_platform(
-    monkeypatch: pytest.MonkeyPatch, **harness: Any
+    monkeypatch: pytest.MonkeyPatch, *, answering: bool = True, **harness: Any
 ) -> AsyncIterator[Campaigns]:
     monkeypatch.setenv(ADMIN_EMAIL_VARIABLE, ADMIN_EMAIL)
     monkeypatch.setenv(SECRET_VARIABLE, UNSUBSCRIBE_SECRET)
     domains = (users, auth_password, auth_core, messaging, auth_admin, communication)
-    async with Harness(*domains, mail_double(), **harness) as h:
+    async with Harness(*domains, mail_double(answering=answering), **harness) as h:
         yield Campaigns(h, Client(HttpApp(gateway_router(h.runtime))))
 
 

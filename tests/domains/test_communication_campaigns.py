@@ -4,8 +4,11 @@ carries the counts; cancelling, and what is refused."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from domains.messaging_consumers.contracts import EmailFailed, EmailSent
 from tests.domains.communication import (
     ADMIN_EMAIL,
     DAY,
@@ -44,6 +47,55 @@ async def test_a_campaign_is_sent_to_its_segment_at_its_time(
     [delivered] = c.facts("CAMPAIGN_DELIVERED")
     assert (delivered["queued"], delivered["sent"], delivered["failed"]) == (3, 3, 0)
     assert set(sends_per_recipient(c.h).values()) == {1}
+
+
+async def test_progress_is_readable_while_the_campaign_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with campaign_platform(monkeypatch, answering=False) as c:
+        token = await c.admin()
+        await c.sign_up("ada@example.com", "Ada")
+        await c.sign_up("bob@example.com", "Bob")
+        created = await c.create(token)
+        path = f"/communication/campaigns/{created.json()['campaign_id']}"
+        await c.advance(MINUTE)
+        queued = await c.call("GET", path, token=token)
+        first, second, third = c.emails()
+        # messaging_consumers' side, as it reports: one sent, one failed for good.
+        await c.h.publish(sent(first), source="messaging_consumers")
+        await c.h.publish(failed(second), source="messaging_consumers")
+        await c.h.settle()
+        running = await c.call("GET", path, token=token)
+        await c.h.publish(sent(third), source="messaging_consumers")
+        await c.h.settle()
+        done = await c.call("GET", path, token=token)
+    assert queued.json()["status"] == "sending"
+    assert queued.json()["progress"] == {"queued": 3, "sent": 0, "failed": 0, "all_queued": True}
+    assert running.json()["status"] == "sending"
+    assert running.json()["progress"] == {"queued": 3, "sent": 1, "failed": 1, "all_queued": True}
+    assert c.facts("CAMPAIGN_DELIVERED")[0]["sent"] == 2
+    assert done.json()["status"] == "delivered"
+    assert done.json()["delivered_at"] is not None
+
+
+def sent(email: dict[str, Any]) -> EmailSent:
+    return EmailSent(
+        to=email["to"],
+        template="campaign",
+        message_id="ses-1",
+        user_id=email["user_id"],
+        campaign_id=email["campaign_id"],
+    )
+
+
+def failed(email: dict[str, Any]) -> EmailFailed:
+    return EmailFailed(
+        to=email["to"],
+        template="campaign",
+        reason="the provider refused it",
+        user_id=email["user_id"],
+        campaign_id=email["campaign_id"],
+    )
 
 
 async def test_segments_by_plan_sign_up_date_and_achievement(
