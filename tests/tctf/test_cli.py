@@ -177,6 +177,7 @@ def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in_with_mfa(
         ("req-signup", "auth_admin.list_new_user"),
         ("req-signup", "auth_password.invite_to_set_password"),
         ("req-signup", "billing.open_customer"),
+        ("req-signup", "communication.project_new_user"),
         ("req-signup", "messaging_consumers.deliver"),
         ("req-signup", "messaging_consumers.deliver"),
         ("req-signup", "messaging_consumers.welcome_new_user"),

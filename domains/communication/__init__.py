@@ -1,0 +1,1 @@
+"""The communication domain: campaigns an admin schedules for a segment of users."""
