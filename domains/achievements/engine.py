@@ -10,7 +10,7 @@ and the position of the latest fact about it), `DAY#<rule>#<date>` (a streak's d
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -265,7 +265,11 @@ async def erase_user(event: UserDeleted, ctx: Context) -> None:
     """Forget the user's counters, items, days and awards; keep only the tombstone, so a
     fact arriving late counts nothing for them."""
     user_id = event.user_id
-    await ctx.table.put({**_profile_key(user_id), "user_id": user_id, "erased_at": _iso(ctx.now())})
+    with suppress(ConditionFailed):  # erased before: finish what that erasure left
+        await ctx.table.put(
+            {**_profile_key(user_id), "user_id": user_id, "erased_at": _iso(ctx.now())},
+            condition=Attr("erased_at").not_exists(),
+        )
     cursor: str | None = None
     while True:
         page = await ctx.table.query(

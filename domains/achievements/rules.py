@@ -94,15 +94,18 @@ def load_rules(declarations: Iterable[Mapping[str, Any]]) -> tuple[Rule, ...]:
         try:
             rule = Rule.model_validate(declaration)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'rule'}: {e['msg']}"
-                for e in error.errors(include_url=False)
-            )
+            problems = "; ".join(_problem(e) for e in error.errors(include_url=False))
             raise InvalidRuleDeclaration(f"achievement rule {name!r}: {problems}") from None
         if any(r.id == rule.id for r in rules):
             raise InvalidRuleDeclaration(f"achievement rule {rule.id!r} is declared twice")
         rules.append(rule)
     return tuple(rules)
+
+
+def _problem(error: Any) -> str:
+    """`add.0.item: POST_CREATED has no field 'post'`: where, then what."""
+    where = ".".join(str(part) for part in error["loc"]) or "rule"
+    return f"{where}: {str(error['msg']).removeprefix('Value error, ')}"
 
 
 def _check_pattern(where: dict[str, Any]) -> None:
