@@ -287,7 +287,7 @@ async def erase_user(event: UserDeleted, ctx: Context) -> None:
 
 
 async def list_achievements(request: Request[None], ctx: Context) -> Achievements:
-    """The user's achievements in rule order of id, `limit` (1-100, default 20) a page.
+    """The user's achievements by id, `limit` (1-100, default 20) a page.
 
     Private: only the user and admins read them (a streak tells when someone signs in, a
     big invoice what they pay); anyone else gets the 404 an unknown user gets.
