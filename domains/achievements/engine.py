@@ -31,6 +31,7 @@ from bus import (
     TransientError,
 )
 from bus.access import SIGNED_IN
+from bus.event_unit_of_work import EventUnitOfWork
 from bus.pagination import PageQuery, page_query
 from bus.storage.errors import InvalidRequest
 from domains.achievements.contracts import AchievementUnlocked
@@ -196,7 +197,7 @@ def _run_through(day: date, days: set[date]) -> int:
 
 
 def _set_count(
-    uow: Any, user_id: str, rule: Rule, counter: dict[str, Any] | None, count: int
+    uow: EventUnitOfWork, user_id: str, rule: Rule, counter: dict[str, Any] | None, count: int
 ) -> None:
     uow.put(
         {**_counter_key(user_id, rule), "count": count},
@@ -206,7 +207,7 @@ def _set_count(
     )
 
 
-async def _award(uow: Any, ctx: Context, rule: Rule, user_id: str) -> None:
+async def _award(uow: EventUnitOfWork, ctx: Context, rule: Rule, user_id: str) -> None:
     """The award and its fact, once: the write is conditional on there being none yet."""
     if await ctx.table.get(_award_key(user_id, rule), consistent=True) is not None:
         return
@@ -229,7 +230,7 @@ async def _award(uow: Any, ctx: Context, rule: Rule, user_id: str) -> None:
 
 
 @asynccontextmanager
-async def _unit_of_work(ctx: Context, user_id: str) -> AsyncIterator[Any]:
+async def _unit_of_work(ctx: Context, user_id: str) -> AsyncIterator[EventUnitOfWork]:
     """A unit of work that commits only while the user is not erased; one that lost a race
     is tried again (`TransientError`) and then sees what won."""
     try:
