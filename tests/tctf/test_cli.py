@@ -174,9 +174,12 @@ def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in_with_mfa(
         if line["logger"] == "tctf.delivery" and line["outcome"] == "handled"
     )
     assert [h for h in handled if h[0] == "req-signup"] == [
+        ("req-signup", "achievements.know_user"),
         ("req-signup", "auth_admin.list_new_user"),
         ("req-signup", "auth_password.invite_to_set_password"),
         ("req-signup", "billing.open_customer"),
+        ("req-signup", "communication.count_sent"),
+        ("req-signup", "communication.count_sent"),
         ("req-signup", "communication.project_new_user"),
         ("req-signup", "messaging_consumers.deliver"),
         ("req-signup", "messaging_consumers.deliver"),
