@@ -7,10 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bus.errors import ConfigurationError
+from bus.errors import ConfigurationError, Rejected
+from bus.storage.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from bus.domain import Request
+    from bus.storage.conditions import Condition
+    from bus.storage.table import Page, Table
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -34,3 +37,25 @@ def page_query(request: Request[Any]) -> PageQuery:
     if not isinstance(params, PageQuery):
         raise ConfigurationError("the route declares no query=PageQuery; add it to the route")
     return params
+
+
+async def read_page(
+    table: Table,
+    key_condition: Condition,
+    of: PageQuery,
+    *,
+    descending: bool = False,
+    consistent: bool = False,
+) -> Page:
+    """The page of `table.query(key_condition)` that `of` asks for; a cursor this list never
+    gave is the caller's mistake (a 422 problem), not the table's."""
+    try:
+        return await table.query(
+            key_condition,
+            limit=of.limit,
+            cursor=of.cursor,
+            descending=descending,
+            consistent=consistent,
+        )
+    except InvalidRequest as error:
+        raise Rejected("the cursor is not one this list gave") from error

@@ -24,7 +24,6 @@ from bus import (
     Event,
     Key,
     NotFound,
-    Rejected,
     Request,
     Storage,
     TransactionCanceled,
@@ -32,8 +31,7 @@ from bus import (
 )
 from bus.access import SIGNED_IN
 from bus.event_unit_of_work import EventUnitOfWork
-from bus.pagination import PageQuery, page_query
-from bus.storage.errors import InvalidRequest
+from bus.pagination import PageQuery, page_query, read_page
 from domains.achievements.contracts import AchievementUnlocked
 from domains.achievements.rules import Rule, Source
 from domains.users.contracts import UserCreated, UserDeleted
@@ -300,14 +298,9 @@ async def list_achievements(request: Request[None], ctx: Context) -> Achievement
     if profile is None or "erased_at" in profile:
         raise NotFound(f"no user {user_id}")
     page_of = page_query(request)
-    try:
-        page = await ctx.table.query(
-            Key("PK").eq(_partition(user_id)) & Key("SK").begins_with("AWARD#"),
-            limit=page_of.limit,
-            cursor=page_of.cursor,
-        )
-    except InvalidRequest as error:
-        raise Rejected("the cursor is not one this list gave") from error
+    page = await read_page(
+        ctx.table, Key("PK").eq(_partition(user_id)) & Key("SK").begins_with("AWARD#"), page_of
+    )
     return Achievements(
         items=[Achievement.model_validate(i) for i in page.items], cursor=page.cursor
     )

@@ -18,10 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from bus import Attr, ConditionFailed, Context, Domain, Key, Rejected, Request, Storage
+from bus import Attr, ConditionFailed, Context, Domain, Key, Request, Storage
 from bus.access import SIGNED_IN
-from bus.pagination import PageQuery, page_query
-from bus.storage.errors import InvalidRequest
+from bus.pagination import PageQuery, page_query, read_page
 from domains.auth_core.contracts import SignedIn, SignedOut, SignInFailed
 from domains.auth_mfa.contracts import MfaDisabled, MfaEnabled, RecoveryCodeUsed
 from domains.auth_password.contracts import PasswordChanged, PasswordSet
@@ -105,16 +104,13 @@ async def list_sign_ins(request: Request[None], ctx: Context) -> Activities:
     """The caller's recent sign-ins, failures and sign-outs, newest first (`?limit=`,
     `?cursor=`)."""
     page_of = page_query(request)
-    try:
-        page = await ctx.table.query(
-            Key("PK").eq(_user(_principal(request))) & Key("SK").begins_with("ACTIVITY#"),
-            descending=True,
-            limit=page_of.limit,
-            cursor=page_of.cursor,
-            consistent=True,
-        )
-    except InvalidRequest:
-        raise Rejected("the cursor is not one this route gave") from None
+    page = await read_page(
+        ctx.table,
+        Key("PK").eq(_user(_principal(request))) & Key("SK").begins_with("ACTIVITY#"),
+        page_of,
+        descending=True,
+        consistent=True,
+    )
     items = [Activity.model_validate(_view(i)) for i in page.items]
     return Activities(items=items, cursor=page.cursor)
 

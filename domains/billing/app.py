@@ -28,8 +28,7 @@ from bus import (
     TransactionCanceled,
 )
 from bus.access import SIGNED_IN
-from bus.pagination import PageQuery, page_query
-from bus.storage.errors import InvalidRequest
+from bus.pagination import PageQuery, page_query, read_page
 from domains.billing.contracts import (
     CollectPayment,
     InvoiceIssued,
@@ -454,14 +453,11 @@ async def list_invoices(request: Request[None], ctx: Context) -> Invoices:
     """The customer's invoices, oldest first, `limit` (1-100, default 20) a page."""
     customer = await _own_customer(request, ctx)
     page_of = page_query(request)
-    try:
-        page = await ctx.table.query(
-            Key("PK").eq(f"CUSTOMER#{customer['user_id']}") & Key("SK").begins_with("INVOICE#"),
-            limit=page_of.limit,
-            cursor=page_of.cursor,
-        )
-    except InvalidRequest as error:
-        raise Rejected("the cursor is not one this list gave") from error
+    page = await read_page(
+        ctx.table,
+        Key("PK").eq(f"CUSTOMER#{customer['user_id']}") & Key("SK").begins_with("INVOICE#"),
+        page_of,
+    )
     return Invoices(items=[Invoice.model_validate(i) for i in page.items], cursor=page.cursor)
 
 

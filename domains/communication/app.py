@@ -31,7 +31,7 @@ from bus import (
     TransientError,
 )
 from bus.access import Access
-from bus.pagination import PageQuery, page_query
+from bus.pagination import PageQuery, page_query, read_page
 from bus.storage.conditions import Condition
 from bus.storage.errors import InvalidRequest
 from domains.achievements.contracts import AchievementUnlocked
@@ -363,12 +363,7 @@ async def get_campaign(request: Request[None], ctx: Context) -> Campaign:
 async def list_campaigns(request: Request[None], ctx: Context) -> Campaigns:
     """Every campaign, oldest first, `limit` (1-100, default 20) a page."""
     page_of = page_query(request)
-    try:
-        page = await ctx.table.query(
-            Key("PK").eq("CAMPAIGNS"), limit=page_of.limit, cursor=page_of.cursor
-        )
-    except InvalidRequest as error:
-        raise Rejected("the cursor is not one this list gave") from error
+    page = await read_page(ctx.table, Key("PK").eq("CAMPAIGNS"), page_of)
     return Campaigns(items=[_campaign_view(i) for i in page.items], cursor=page.cursor)
 
 

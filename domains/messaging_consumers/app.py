@@ -27,15 +27,13 @@ from bus import (
     Domain,
     Key,
     PermanentError,
-    Rejected,
     Request,
     Storage,
     TransactionCanceled,
     TransientError,
 )
 from bus.access import INTERNAL, PUBLIC
-from bus.pagination import PageQuery
-from bus.storage.errors import InvalidRequest
+from bus.pagination import PageQuery, read_page
 from domains.achievements.contracts import AchievementUnlocked
 from domains.auth_core.contracts import AccountLocked
 from domains.billing.contracts import InvoicePaid, PaymentFailed
@@ -408,14 +406,7 @@ async def read_mailbox(request: Request[None], ctx: Context) -> Mailbox:
         raise NoLocalMailbox("mail goes through a provider here; there is no local mailbox")
     query = request.params
     assert isinstance(query, MailboxQuery)
-    try:
-        page = await ctx.table.query(
-            Key("PK").eq(mailbox_key(query.to, "")["PK"]),
-            limit=query.limit,
-            cursor=query.cursor,
-        )
-    except InvalidRequest as error:
-        raise Rejected("the cursor is not one this list gave") from error
+    page = await read_page(ctx.table, Key("PK").eq(mailbox_key(query.to, "")["PK"]), query)
     return Mailbox(
         items=[
             MailboxLetter(

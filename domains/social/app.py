@@ -30,7 +30,7 @@ from bus import (
     TransactionCanceled,
 )
 from bus.access import SIGNED_IN
-from bus.pagination import PageQuery, page_query
+from bus.pagination import PageQuery, page_query, read_page
 from bus.storage.errors import InvalidRequest
 from domains.social.contracts import (
     ErasePostCopies,
@@ -438,15 +438,12 @@ async def list_posts(request: Request[None], ctx: Context) -> Posts:
     if await TableGraph(ctx.table).has(Edge.BLOCKS, author, _caller(request)):
         raise NotFound(f"no user {author}")
     of = page_query(request)
-    try:
-        page = await ctx.table.query(
-            Key("PK").eq(f"POSTS#{author}") & Key("SK").begins_with("POST#"),
-            limit=of.limit,
-            cursor=of.cursor,
-            descending=True,
-        )
-    except InvalidRequest as error:
-        raise Rejected("the cursor is not one this list gave") from error
+    page = await read_page(
+        ctx.table,
+        Key("PK").eq(f"POSTS#{author}") & Key("SK").begins_with("POST#"),
+        of,
+        descending=True,
+    )
     return Posts(items=[Post.model_validate(i) for i in page.items], cursor=page.cursor)
 
 

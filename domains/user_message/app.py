@@ -40,8 +40,7 @@ from bus import (
 )
 from bus.access import SIGNED_IN
 from bus.errors import ConnectionGone, Forbidden
-from bus.pagination import PageQuery, page_query
-from bus.storage.errors import InvalidRequest
+from bus.pagination import PageQuery, page_query, read_page
 from bus.websockets import MAX_CONNECTION_SECONDS, Connection
 from domains.social.contracts import UserFollowed, UserUnfollowed
 from domains.user_message.contracts import DeliverMessage, MessageRead, MessageSent
@@ -294,15 +293,12 @@ async def list_conversations(request: Request[None], ctx: Context) -> Inbox:
     """The caller's conversations, the one with the newest message first."""
     assert request.principal is not None
     page_of = page_query(request)
-    try:
-        page = await ctx.table.query(
-            Key("PK").eq(f"INBOX#{request.principal.subject}") & Key("SK").begins_with("LAST#"),
-            limit=page_of.limit,
-            cursor=page_of.cursor,
-            descending=True,
-        )
-    except InvalidRequest as error:
-        raise Rejected("the cursor is not one this list gave") from error
+    page = await read_page(
+        ctx.table,
+        Key("PK").eq(f"INBOX#{request.principal.subject}") & Key("SK").begins_with("LAST#"),
+        page_of,
+        descending=True,
+    )
     return Inbox(
         items=[ConversationSummary.model_validate(i) for i in page.items], cursor=page.cursor
     )
@@ -333,15 +329,12 @@ async def list_messages(request: Request[None], ctx: Context) -> Messages:
     """A conversation's messages, newest first (a chat opens at its end)."""
     conversation, _ = await _own_conversation(request, ctx)
     page_of = page_query(request)
-    try:
-        page = await ctx.table.query(
-            Key("PK").eq(f"CONVERSATION#{conversation}") & Key("SK").begins_with("MESSAGE#"),
-            limit=page_of.limit,
-            cursor=page_of.cursor,
-            descending=True,
-        )
-    except InvalidRequest as error:
-        raise Rejected("the cursor is not one this list gave") from error
+    page = await read_page(
+        ctx.table,
+        Key("PK").eq(f"CONVERSATION#{conversation}") & Key("SK").begins_with("MESSAGE#"),
+        page_of,
+        descending=True,
+    )
     return Messages(items=[Message.model_validate(i) for i in page.items], cursor=page.cursor)
 
 
