@@ -220,6 +220,17 @@ def test_a_widened_policy_is_caught(
         "sns",
     )
     assert {f.partition("'s ")[0].rpartition(" ")[2] for f in found} == set(others)
+    (mail,) = topology.mail
+    sender = next(d for d in topology.domains if d != mail.domain)
+    identity = ARN.format(service="ses", resource=f"identity/{SENDER}")
+    found = trespasses(
+        widened(sns_app, sender, {"Action": "ses:SendEmail", "Resource": identity}),
+        topology,
+        "sns",
+    )
+    (trespass,) = found
+    assert trespass.startswith(f"{sender} (")
+    assert f"may ses:SendEmail on {mail.domain}'s {identity}" in trespass
     bus = ARN.format(service="events", resource=f"event-bus/{topology.event_bus}")
     found = trespasses(
         widened(eventbridge_app, first, {"Action": "events:PutEvents", "Resource": bus}),
