@@ -1,11 +1,18 @@
 """Lambda cold start and warm per-record cost: each domain's function beside a Powertools peer.
 
+The stateless function is the benchmark's own domain, `bench_mailer` (written into a scratch
+copy of the repository's layout, below): one task, SEND_EMAIL, on its own queue, whose
+handler logs and counts what it sent and nothing more, and no table, so its handled records
+live in an idempotency table of their own (decision 0010). It is what this benchmark has
+always measured; messaging_consumers now keeps a table and calls SES, which is another cost.
+users and auth_core are the domains with a table.
+
 Cold start: a fresh interpreter imports the handler module from the domain's package, as
 `tctf package DOMAIN` builds it for Lambda (its third-party wheels included), initialises
 (publisher, SDK clients against a moto server on loopback) and handles a 1-record SQS event;
 wall time from the parent too (minus a bare `python -c pass`; it adds interpreter start and
 exit, which a Lambda cold start does not pay at exit). Warm: a 10-record SQS batch, per
-record, in-process, with the DynamoDB calls our function makes per batch; messaging's
+record, in-process, with the DynamoDB calls our function makes per batch; bench_mailer's
 idempotency table is emptied between two invocations, untimed (moto copies a whole table for
 each item of a transaction, so there a transaction's cost grows with the table; DynamoDB's
 does not, and a single PutItem's does not on either). The peer is a Powertools + boto3
@@ -45,6 +52,30 @@ ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 APP = "bench"
+#: The stateless domain measured, and its code: written into the scratch root's domains/.
+STATELESS = "bench_mailer"
+STATELESS_APP = """\"\"\"bench_mailer: sends e-mail as tasks, keeping no table.\"\"\"
+
+from bus import Context, Domain, Task
+
+
+class SendEmail(Task):
+    type = "SEND_EMAIL"
+    domain = "bench_mailer"
+
+    to: str
+    template: str
+    name: str
+
+
+domain = Domain("bench_mailer", sends=[SendEmail])
+
+
+@domain.task(SendEmail)
+async def deliver(task: SendEmail, ctx: Context) -> None:
+    ctx.log.info("email sent", extra={"to": task.to, "template": task.template})
+    ctx.metrics.add("EmailsSent")
+"""
 
 PEER = r"""
 import asyncio, os, time
@@ -72,8 +103,8 @@ class Envelope(BaseModel):
     correlationid: str
     data: SendEmail
 
-logger = Logger(service="messaging_consumers")
-metrics = Metrics(namespace="bench", service="messaging_consumers")
+logger = Logger(service="bench_mailer")
+metrics = Metrics(namespace="bench", service="bench_mailer")
 async_processor = AsyncBatchProcessor(event_type=EventType.SQS)
 processor = BatchProcessor(event_type=EventType.SQS)
 sqs = boto3.client("sqs", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
@@ -92,7 +123,7 @@ def handle(record):
     sent += 1
     logger.info("handled SEND_EMAIL", extra={
         "correlation_id": envelope.correlationid, "event_id": envelope.id,
-        "event_type": envelope.type, "handler": "messaging_consumers.deliver", "outcome": "handled",
+        "event_type": envelope.type, "handler": "bench_mailer.deliver", "outcome": "handled",
     })
     metrics.add_metric(name="Processed", unit=MetricUnit.Count, value=1)
     metrics.add_metric(
@@ -165,7 +196,7 @@ def send_email_body(index: int) -> str:
         {
             "specversion": "1.0",
             "id": str(uuid.uuid4()),
-            "source": "messaging_consumers",
+            "source": "bench_mailer",
             "type": "SEND_EMAIL",
             "time": "2026-01-01T00:00:00.000Z",
             "dataversion": 1,
@@ -206,19 +237,19 @@ def provision(endpoint: str) -> None:
     import boto3
 
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
-    for domain in ("users", "messaging_consumers", "auth_core"):
+    for domain in ("users", STATELESS, "auth_core"):
         for purpose in ("events", "tasks"):
             for suffix in ("", "-dlq"):
                 sqs.create_queue(QueueName=f"{APP}-{domain}-{purpose}{suffix}")
     boto3.client("sns", endpoint_url=endpoint, region_name=REGION).create_topic(
         Name=f"{APP}-events"
     )
-    # messaging keeps no table, so its handled events are recorded in one of their own
+    # bench_mailer keeps no table, so its handled events are recorded in one of their own
     # (docs/decisions/0010), which its function finds at init as it would on AWS.
     create_idempotency_table(boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION))
 
 
-IDEMPOTENCY_TABLE = f"{APP}-messaging_consumers-idempotency"
+IDEMPOTENCY_TABLE = f"{APP}-{STATELESS}-idempotency"
 
 
 def create_idempotency_table(dynamodb: Any) -> None:
@@ -279,7 +310,7 @@ PRUNED = ", botocore pruned as ours"
 #: Each contender's peers in the ratio columns: the Powertools handler doing the same work,
 #: as deployed (the runtime's botocore) and given the botocore our package carries.
 PEERS = {
-    "tctf messaging": (PEER_SQS, PEER_SQS + PRUNED),
+    "tctf bench_mailer (stateless)": (PEER_SQS, PEER_SQS + PRUNED),
     "tctf users (with its table)": (PEER_TABLE, PEER_TABLE + PRUNED),
     "tctf auth_core (with its table)": (PEER_TABLE, PEER_TABLE + PRUNED),
 }
@@ -297,33 +328,50 @@ def pruned_botocore(out: Path) -> Path:
     return out
 
 
-def build_packages(out: Path) -> dict[str, Path]:
+def scratch_root(out: Path) -> Path:
+    """The repository's layout with `bench_mailer` among its domains: the kernel, adapters
+    and business domains linked, not copied, for `tctf package` to scan and copy from."""
+    root = out / "root"
+    (root / "domains" / STATELESS).mkdir(parents=True)
+    for package in ("bus", "adapters"):
+        (root / package).symlink_to(ROOT / package, target_is_directory=True)
+    shutil.copy(ROOT / "domains" / "__init__.py", root / "domains" / "__init__.py")
+    for domain in (p for p in (ROOT / "domains").iterdir() if (p / "app.py").is_file()):
+        (root / "domains" / domain.name).symlink_to(domain, target_is_directory=True)
+    (root / "domains" / STATELESS / "__init__.py").write_text("")
+    (root / "domains" / STATELESS / "app.py").write_text(STATELESS_APP)
+    return root
+
+
+def load_stateless(root: Path) -> None:
+    """Make `domains.bench_mailer` importable here, as the warm run builds its function."""
+    import domains
+
+    domains.__path__.append(str(root / "domains"))
+
+
+def build_packages(
+    out: Path, names: tuple[str, ...] = (STATELESS, "users", "auth_core")
+) -> dict[str, Path]:
     """Each domain's function as `tctf package` builds it (no zip), wheels for Lambda's
     platform fetched by pip."""
     from tctf.packaging import package
 
-    return {
-        domain: package(domain, out, zip=False)
-        for domain in ("messaging_consumers", "users", "auth_core")
-    }
+    root = scratch_root(out)
+    return {domain: package(domain, out, zip=False, root=root) for domain in names}
 
 
 def cold_starts(
     endpoint: str, runs: int, peer_dir: Path, packages: dict[str, Path], pruned: Path
 ) -> dict[str, dict[str, float]]:
-    event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-messaging_consumers-tasks"))
+    event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-{STATELESS}-tasks"))
     users_event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-users-events"))
     auth_core_event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-auth_core-events"))
     ours = COLD.format(load=OURS_LOAD)
     peer = COLD.format(load=PEER_LOAD)
     contenders: dict[str, tuple[str, list[str], str, dict[str, str]]] = {
-        "python -c pass": ("pass", [], "messaging_consumers", {}),
-        "tctf messaging": (
-            ours,
-            [str(packages["messaging_consumers"]), event],
-            "messaging_consumers",
-            {},
-        ),
+        "python -c pass": ("pass", [], STATELESS, {}),
+        "tctf bench_mailer (stateless)": (ours, [str(packages[STATELESS]), event], STATELESS, {}),
         "tctf users (with its table)": (ours, [str(packages["users"]), users_event], "users", {}),
         "tctf auth_core (with its table)": (
             ours,
@@ -331,13 +379,13 @@ def cold_starts(
             "auth_core",
             {},
         ),
-        PEER_SQS: (peer, [str(peer_dir), event], "messaging_consumers", {}),
-        PEER_TABLE: (peer, [str(peer_dir), event], "messaging_consumers", {"PEER_TABLE": "1"}),
-        PEER_SQS + PRUNED: (peer, [str(peer_dir), event], "messaging_consumers", {"PRUNED": "1"}),
+        PEER_SQS: (peer, [str(peer_dir), event], STATELESS, {}),
+        PEER_TABLE: (peer, [str(peer_dir), event], STATELESS, {"PEER_TABLE": "1"}),
+        PEER_SQS + PRUNED: (peer, [str(peer_dir), event], STATELESS, {"PRUNED": "1"}),
         PEER_TABLE + PRUNED: (
             peer,
             [str(peer_dir), event],
-            "messaging_consumers",
+            STATELESS,
             {"PEER_TABLE": "1", "PRUNED": "1"},
         ),
     }
@@ -373,7 +421,7 @@ def warm(
 
     import boto3
 
-    os.environ.update(environment(endpoint, "messaging_consumers", peer_dir))
+    os.environ.update(environment(endpoint, STATELESS, peer_dir))
     sys.path.insert(0, str(peer_dir))
     import peer_handler
 
@@ -388,7 +436,7 @@ def warm(
     client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION)
     context = Context()
-    queue = f"{APP}-messaging_consumers-tasks"
+    queue = f"{APP}-{STATELESS}-tasks"
 
     def events() -> list[dict[str, Any]]:
         return [
@@ -397,7 +445,7 @@ def warm(
         ]
 
     contenders = {
-        "tctf messaging": ours,
+        "tctf bench_mailer (stateless)": ours,
         "Powertools AsyncBatchProcessor": peer_handler.handler,
         "Powertools BatchProcessor": peer_handler.sync_handler,
     }
@@ -475,6 +523,7 @@ def main() -> None:
         try:
             provision(endpoint)
             cold: dict[str, dict[str, float]] = {}
+            load_stateless(scratch_root(peer_dir / "stateless"))
             if not args.warm_only:
                 packages = build_packages(peer_dir / "dist")
                 pruned = pruned_botocore(peer_dir / "pruned")
@@ -496,7 +545,7 @@ def report(
     print("|---|---|---|")
     for name, micros in per_record.items():
         print(f"| {name} | {micros:.2f} | {micros / async_peer:.2f}x |")
-    print(f"tctf messaging: {calls:g} DynamoDB calls per 10-record invocation")
+    print(f"tctf bench_mailer: {calls:g} DynamoDB calls per 10-record invocation")
 
 
 def report_cold(cold: dict[str, dict[str, float]], args: Any) -> None:
@@ -525,7 +574,7 @@ def report_cold(cold: dict[str, dict[str, float]], args: Any) -> None:
             f"| {' | '.join(ratios or ['', ''])} | {c['cpu'] * 1e3:.0f} | {cpu_ratio} |"
         )
     print(
-        "peer: messaging's is Powertools + boto3; users' and auth_core's also make a "
+        "peer: bench_mailer's is Powertools + boto3; users' and auth_core's also make a "
         "DynamoDB client"
     )
     print(f"(python -c pass: {base * 1e3:.0f} ms)")

@@ -1,7 +1,8 @@
 """A function's cold start with tracing off and on, beside Powertools + boto3 without and with
 its Tracer, in the same run.
 
-As `lambda_cold_start.py` (whose set-up this reuses): messaging's function from its package
+As `lambda_cold_start.py` (whose set-up this reuses): the stateless `bench_mailer`'s function
+(the benchmark's own domain, its handled records in an idempotency table) from its package
 handles a 1-record SQS event in a fresh interpreter. Traced, ours exports its spans over
 OTLP/HTTP to a collector on loopback (started here, answering 200) and flushes them before the
 invocation returns; the peer's Tracer (AWS X-Ray SDK, as Powertools ships it) sends its
@@ -30,6 +31,7 @@ from lambda_cold_start import (
     OURS_LOAD,
     PEER,
     PEER_LOAD,
+    STATELESS,
     build_packages,
     environment,
     free_port,
@@ -45,7 +47,7 @@ TRACED_PEER = (
     + """
 from aws_lambda_powertools import Tracer
 
-tracer = Tracer(service="messaging_consumers")
+tracer = Tracer(service="bench_mailer")
 handler = tracer.capture_lambda_handler(handler)
 """
 )
@@ -93,19 +95,19 @@ def main() -> None:
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_port}",
     }
-    event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-messaging_consumers-tasks"))
+    event = json.dumps(sqs_event([send_email_body(0)], f"{APP}-{STATELESS}-tasks"))
     with tempfile.TemporaryDirectory(prefix="tctf-bench-") as scratch:
         peer_dir = Path(scratch)
         for name, code in (("peer_handler", PEER), ("peer_traced", TRACED_PEER)):
             (peer_dir / f"{name}.py").write_text(code)
             py_compile.compile(str(peer_dir / f"{name}.py"))
         try:
-            package = build_packages(peer_dir / "dist")["messaging_consumers"]
+            package = build_packages(peer_dir / "dist", (STATELESS,))[STATELESS]
             provision(endpoint)
             ours = COLD.format(load=OURS_LOAD)
             contenders = {
-                "tctf messaging, tracing off": (ours, str(package), {}),
-                "tctf messaging, tracing on (OTLP/HTTP, flushed per invocation)": (
+                "tctf bench_mailer, tracing off": (ours, str(package), {}),
+                "tctf bench_mailer, tracing on (OTLP/HTTP, flushed per invocation)": (
                     ours,
                     str(package),
                     otlp,
@@ -120,7 +122,7 @@ def main() -> None:
             totals: dict[str, list[tuple[float, float, float]]] = {name: [] for name in contenders}
             for _ in range(args.runs):  # interleaved: a busier moment weighs on each alike
                 for name, (code, path, extra) in contenders.items():
-                    env = {**environment(endpoint, "messaging_consumers", peer_dir), **extra}
+                    env = {**environment(endpoint, STATELESS, peer_dir), **extra}
                     before = resource.getrusage(resource.RUSAGE_CHILDREN)
                     _, payload = run_cold(code, [path, event], env)
                     after = resource.getrusage(resource.RUSAGE_CHILDREN)

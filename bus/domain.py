@@ -121,6 +121,19 @@ class Storage:
 
 
 @dataclass(frozen=True, slots=True)
+class Mail:
+    """The domain sends e-mail through the platform's mail provider (Amazon SES on AWS).
+
+    Deployed, its function may send as the stage's sender identity only, through the
+    domain's own configuration set, whose bounce and complaint notifications reach the
+    `notifications` route: an INTERNAL `POST` route taking an SNS notification document.
+    """
+
+    #: The path of the route that takes the provider's bounce and complaint notifications.
+    notifications: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Subscription:
     """One handler of one message class, optionally narrowed by a content filter."""
 
@@ -196,6 +209,7 @@ class Domain:
         *,
         storage: Storage | None = None,
         sends: Iterable[type[Task]] = (),
+        mail: Mail | None = None,
     ) -> None:
         if not _NAME.match(name):
             raise ConfigurationError(
@@ -215,6 +229,8 @@ class Domain:
         self.schedules: list[Schedule] = []
         #: The domain's WebSocket API, if it pushes to clients (`websocket`).
         self.websocket_route: WebSocketRoute | None = None
+        #: Whether, and how, the domain sends e-mail (`Mail`).
+        self.mail = mail
 
     def __repr__(self) -> str:
         return f"Domain({self.name!r})"

@@ -96,6 +96,25 @@ class WebSocketSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class MailSpec:
+    """A domain that sends e-mail (`Domain(..., mail=Mail(...))`): on AWS its own SES
+    configuration set, whose bounces and complaints an SNS topic delivers to its function."""
+
+    domain: str
+    #: The SES configuration set the domain sends with: `<app>-<domain>`.
+    configuration_set: str
+    #: The SNS topic of its bounce and complaint notifications: `<app>-<domain>-mail-events`.
+    notifications_topic: str
+    #: The INTERNAL POST route taking them, if the domain reads them.
+    notifications_route: str | None = None
+
+    @property
+    def dlq(self) -> str:
+        """Where notifications SNS cannot deliver, or the function keeps failing, wait."""
+        return f"{self.notifications_topic}-dlq"
+
+
+@dataclass(frozen=True, slots=True)
 class Topology:
     """Everything the platform provisions, in one value."""
 
@@ -127,6 +146,8 @@ class Topology:
     schedules: tuple[ScheduleSpec, ...] = ()
     #: The domains' WebSocket APIs (`Domain.websocket`).
     websockets: tuple[WebSocketSpec, ...] = ()
+    #: The domains that send e-mail (`Domain(..., mail=...)`).
+    mail: tuple[MailSpec, ...] = ()
 
     @classmethod
     def from_domains(cls, domains: Iterable[Domain], app: str = "tctf") -> Topology:
@@ -141,7 +162,10 @@ class Topology:
         sends: dict[str, tuple[str, ...]] = {}
         schedules: list[ScheduleSpec] = []
         websockets: list[WebSocketSpec] = []
+        mail: list[MailSpec] = []
         for domain in domains:
+            if domain.mail is not None:
+                mail.append(_mail_spec(app, domain))
             schedules.extend(_schedule_specs(app, domain))
             if domain.websocket_route is not None:
                 path = domain.websocket_route.path
@@ -223,6 +247,7 @@ class Topology:
             token_policy=TokenPolicy.for_app(app),
             schedules=tuple(schedules),
             websockets=tuple(websockets),
+            mail=tuple(mail),
         )
         topology._check_filters()
         return topology
@@ -438,3 +463,25 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     return [line(header), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)]
+
+
+def _mail_spec(app: str, domain: Domain) -> MailSpec:
+    """The domain's mail resources; its notifications route must be an INTERNAL POST route
+    it declares, as nothing but the platform delivers to it."""
+    assert domain.mail is not None
+    path = domain.mail.notifications
+    if path is not None and not any(
+        r.method == "POST" and r.path == path and r.access.internal for r in domain.http_routes
+    ):
+        raise ConfigurationError(
+            f"domain {domain.name} takes mail notifications at {path!r}, "
+            "but declares no INTERNAL POST route there"
+        )
+    topic = f"{app}{mail_events_topic_suffix(domain.name)}"
+    return MailSpec(domain.name, f"{app}-{domain.name}", topic, path)
+
+
+def mail_events_topic_suffix(domain: str) -> str:
+    """How the name of a domain's mail notifications topic ends, whatever the app's name:
+    its function tells them from other notifications by it."""
+    return f"-{domain}-mail-events"

@@ -260,10 +260,11 @@ class DomainWatch:
     @property
     def dead_letter_queues(self) -> list[str]:
         """Every DLQ of the domain: its queues' (events, tasks, subscriptions, rules and
-        schedules dead-letter there too) and its outbox's."""
+        schedules dead-letter there too), its outbox's and its mail notifications'."""
         names = [q.dlq for q in self.topology.queues if q.domain == self.domain]
         outbox = self.topology.outbox_dlqs.get(self.domain)
-        return [*names, *([outbox] if outbox else [])]
+        mail = [m.dlq for m in self.topology.mail if m.domain == self.domain]
+        return [*names, *([outbox] if outbox else []), *mail]
 
     def _function_alarms(self, live: lambda_.Alias) -> None:
         import aws_cdk as cdk
@@ -492,6 +493,7 @@ def platform_dashboard(stack: cdk.Stack, topology: Topology) -> None:
         ]
 
     dlqs = [q.dlq for q in topology.queues] + list(topology.outbox_dlqs.values())
+    dlqs += [m.dlq for m in topology.mail]
     rows: list[list[cloudwatch.IWidget]] = [
         [_graph(f"Handlers: {name}", outcome(name)) for name in HANDLER_OUTCOMES],
         [

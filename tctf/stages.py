@@ -96,6 +96,25 @@ class Stage(_Strict):
     #: The JWT authorizer's issuer and audience; None: the platform's `TokenPolicy`.
     token_issuer: str | None = None
     token_audience: str | None = None
+    #: The issuer's JWK set, which a WebSocket `$connect` token is verified with. None: the
+    #: issuer's own (`<token_issuer>/auth/jwks.json`, auth_core's) when it is an https URL.
+    token_jwks_url: str | None = Field(None, pattern=r"^https://")
+    #: The address e-mail is sent from, and the SES identity (that address, or its domain)
+    #: the stack creates and grants sending as: needed by a stage with a domain that sends mail.
+    mail_from: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    mail_identity: str | None = None
+
+    def jwks_url(self, jwks_path: str) -> str | None:
+        """Where the token issuer publishes its keys, if the stage says or its issuer is a URL."""
+        if self.token_jwks_url:
+            return self.token_jwks_url
+        if self.token_issuer and self.token_issuer.startswith("https://"):
+            return self.token_issuer.rstrip("/") + jwks_path
+        return None
+
+    def sender_identity(self) -> str | None:
+        """The SES identity sending as `mail_from`: `mail_identity`, else the address."""
+        return self.mail_identity or self.mail_from
 
 
 class DeployConfig(_Strict):
@@ -122,8 +141,9 @@ class DeployConfig(_Strict):
         return self.domains.get(domain, self.defaults)
 
 
-#: A synth without `--stage`: the bare app name, `tctf up`'s shape, nothing notified.
-UNSTAGED = Stage(alarm_actions=False)
+#: A synth without `--stage`: the bare app name, `tctf up`'s shape, nothing notified, mail
+#: sent as the mailer's default sender (what `tctf run --aws` sends as).
+UNSTAGED = Stage(alarm_actions=False, mail_from="no-reply@example.com")
 
 
 def load_deploy_config(path: Path | None = None) -> DeployConfig:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from bus import ConfigurationError, Domain
-from bus.topology import QueueSpec, ScheduleSpec, Topology
+from bus.topology import MailSpec, QueueSpec, ScheduleSpec, Topology
 from tctf.errors import NagError, TctfError, UsageError
 from tctf.nag import check as check_best_practices
 from tctf.nag import findings as best_practice_findings
@@ -86,6 +86,12 @@ OUTBOX_STREAM_FILTER = {
         }
     },
 }
+
+#: The function's settings of its mailer (domains/messaging_consumers/mailer.py reads them).
+MAIL_FROM_VARIABLE = "TCTF_MAIL_FROM"
+CONFIGURATION_SET_VARIABLE = "TCTF_SES_CONFIGURATION_SET"
+#: Where a `$connect` token's keys are read (adapters/lambda_/settings.py).
+JWKS_URL_VARIABLE = "TCTF_TOKEN_JWKS_URL"
 
 #: jsii's notices about the Node.js version it runs on: its Python host prints each as a dozen
 #: lines of raw bytes (`b'!!...'`), so they are silenced; docs/deploy.md says which Node.js.
@@ -175,6 +181,7 @@ def build_app(
             "letter (it prefixes every resource name, whose lengths AWS limits)"
         )
     topology = Topology.from_domains(domains, app=app)
+    check_stage(topology, stage, stage_settings)
     missing = [d for d in topology.domains if d not in packages]
     if missing:
         raise ConfigurationError(f"no package for domain(s) {', '.join(missing)}")
@@ -273,6 +280,8 @@ class DomainResources:
         if records is not None:
             self._idempotency_table(records, function)
         self._grants(function)
+        for mail in (m for m in self.topology.mail if m.domain == self.domain):
+            self._mail(mail, function, live)
         schedules = [s for s in self.topology.schedules if s.domain == self.domain]
         if schedules:
             self._schedules(schedules)
@@ -298,6 +307,98 @@ class DomainResources:
             from tctf.synth_websockets import websocket_api
 
             websocket_api(self.stack, websocket, function, live)
+            jwks_url = self.stage.jwks_url(self._token_policy().jwks_path)
+            if jwks_url is not None:
+                function.add_environment(JWKS_URL_VARIABLE, jwks_url)
+
+    def _token_policy(self) -> Any:
+        from bus.access import TokenPolicy
+
+        return self.topology.token_policy or TokenPolicy.for_app(self.topology.app)
+
+    # -- e-mail -----------------------------------------------------------------------------
+
+    def _mail(self, spec: MailSpec, function: lambda_.Function, live: lambda_.Alias) -> None:
+        """The stage's sender identity, the domain's configuration set publishing bounces and
+        complaints to its own topic, which invokes `live`; and leave to send as that identity
+        through that configuration set, from the stage's sender address only."""
+        import aws_cdk as cdk
+        from aws_cdk import aws_iam as iam
+        from aws_cdk import aws_lambda_destinations as destinations
+        from aws_cdk import aws_ses as ses
+        from aws_cdk import aws_sns as sns
+
+        sender, identity = self.stage.mail_from, self.stage.sender_identity()
+        assert sender is not None and identity is not None  # check_stage saw to it
+        configuration_set = ses.ConfigurationSet(
+            self.stack, "MailConfigurationSet", configuration_set_name=spec.configuration_set
+        )
+        ses.EmailIdentity(
+            self.stack,
+            "MailIdentity",
+            identity=(
+                ses.Identity.email(identity) if "@" in identity else ses.Identity.domain(identity)
+            ),
+            configuration_set=configuration_set,
+        )
+        topic = sns.Topic(
+            self.stack, "MailEvents", topic_name=spec.notifications_topic, enforce_ssl=True
+        )
+        configuration_set_arn = _arn("ses", f"configuration-set/{spec.configuration_set}")
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["sns:Publish"],
+                principals=[iam.ServicePrincipal("ses.amazonaws.com")],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
+                    "ArnEquals": {"aws:SourceArn": configuration_set_arn},
+                },
+            )
+        )
+        configuration_set.add_event_destination(
+            "Notifications",
+            configuration_set_event_destination_name="bounces-and-complaints",
+            destination=ses.EventDestination.sns_topic(topic),
+            events=[ses.EmailSendingEvent.BOUNCE, ses.EmailSendingEvent.COMPLAINT],
+        )
+        if spec.notifications_route is not None:
+            # What SNS cannot deliver, and what the function fails after Lambda's retries,
+            # waits in the DLQ with the request and the error, not lost.
+            dlq = self._dead_letter_queue(spec.dlq)
+            dlq.add_to_resource_policy(
+                _send_from("sns.amazonaws.com", topic.topic_arn, dlq.queue_arn)
+            )
+            live.configure_async_invoke(
+                on_failure=destinations.SqsDestination(dlq), retry_attempts=2
+            )
+            # The alias's ARN spelled out: a reference to the alias itself is taken by
+            # CloudFormation's validation for a function missing.
+            subscription = sns.Subscription(
+                self.stack,
+                "MailEventsSubscription",
+                topic=topic,
+                protocol=sns.SubscriptionProtocol.LAMBDA,
+                endpoint=cdk.Fn.sub(
+                    f"${{Function}}:{live.alias_name}", {"Function": function.function_arn}
+                ),
+                dead_letter_queue=dlq,
+            )
+            subscription.node.add_dependency(live)
+            live.add_permission(
+                "MailEventsInvoke",
+                principal=iam.ServicePrincipal("sns.amazonaws.com"),
+                source_arn=topic.topic_arn,
+            )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ses:SendEmail"],
+                resources=[_arn("ses", f"identity/{identity}"), configuration_set_arn],
+                conditions={"StringEquals": {"ses:FromAddress": sender}},
+            )
+        )
+        function.add_environment(MAIL_FROM_VARIABLE, sender)
+        function.add_environment(CONFIGURATION_SET_VARIABLE, spec.configuration_set)
 
     # -- queues -----------------------------------------------------------------------------
 
@@ -681,6 +782,26 @@ class DomainResources:
             )
         cdk.CfnOutput(self.stack, "ApiUrl", value=api.api_endpoint)
         return api
+
+
+def check_stage(topology: Topology, name: str | None, stage: Stage) -> None:
+    """Refuse a stage that lacks what its domains need to work once deployed: a sender for
+    a domain that sends e-mail, the issuer's JWK set for a WebSocket API's `$connect`."""
+    where = f"stage {name!r} of the deployment configuration" if name else "an unstaged synth"
+    for mail in topology.mail:
+        if stage.mail_from is None:
+            raise ConfigurationError(
+                f"{where} deploys domain {mail.domain}, which sends e-mail: set its "
+                "`mail_from` (the sender address; `mail_identity` for a domain identity)"
+            )
+    policy = topology.token_policy
+    for websocket in topology.websockets:
+        if name is not None and stage.jwks_url(policy.jwks_path if policy else "") is None:
+            raise ConfigurationError(
+                f"{where} deploys domain {websocket.domain}'s WebSocket API, whose $connect "
+                "verifies the access token with the issuer's keys: set `token_issuer` to the "
+                "issuer's https URL (its keys at <issuer>/auth/jwks.json), or `token_jwks_url`"
+            )
 
 
 def token_claims(topology: Topology, stage: Stage) -> tuple[str, str]:

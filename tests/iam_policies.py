@@ -86,6 +86,8 @@ def _arn_of(kind: str, properties: Mapping[str, Any], logical: str) -> str | Non
         "AWS::Events::EventBus": ("events", "Name", "event-bus/{}"),
         "AWS::Lambda::Function": ("lambda", "FunctionName", "function:{}"),
         "AWS::CloudWatch::Alarm": ("cloudwatch", "AlarmName", "alarm:{}"),
+        "AWS::SES::EmailIdentity": ("ses", "EmailIdentity", "identity/{}"),
+        "AWS::SES::ConfigurationSet": ("ses", "Name", "configuration-set/{}"),
     }.get(kind)
     if kind == "AWS::ApiGatewayV2::Api":
         return f"arn:aws:apigateway:us-east-1::/apis/{logical}"

@@ -267,6 +267,14 @@ class LambdaApp:
                 dead_letter_queue=self.outbox_dead_letter_queue,
                 delete=self.table.delete if self.table is not None else None,
             )
+        mail = self.domain.mail
+        if source == "sns" and mail is not None and mail.notifications is not None:
+            from adapters.lambda_.sns import from_topic, handle_notifications
+            from bus.topology import mail_events_topic_suffix
+
+            if from_topic(event, mail_events_topic_suffix(self.domain.name)):
+                await handle_notifications(self.router, event, mail.notifications)
+                return None
         if source == "sns":
             from adapters.lambda_.sns import handle_sns_event as handle
         else:

@@ -2,16 +2,73 @@
 
 The notification's `Message` is the envelope. A failed record raises `DeliveryFailed`, so
 Lambda's asynchronous retries and on-failure destination take over.
+
+A mail provider's notifications (SES bounces and complaints, on the domain's own topic) are
+no envelopes: `handle_notifications` hands each, as the SNS notification document, to the
+INTERNAL route the domain declared for them (`Domain(..., mail=Mail(notifications=...))`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.aws.dead_letters import DeadLetters
 from adapters.lambda_.batch import Incoming, deliver_all
+from adapters.lambda_.errors import DeliveryFailed
 from bus.dispatch import Dispatcher, Record
+
+if TYPE_CHECKING:
+    from bus.http import HttpRouter
+
+#: The SNS notification document's fields, as a Lambda record's `Sns` object carries them.
+_DOCUMENT_FIELDS = (
+    "Type",
+    "MessageId",
+    "TopicArn",
+    "Subject",
+    "Message",
+    "Timestamp",
+    "SignatureVersion",
+    "Signature",
+    "SigningCertUrl",
+    "UnsubscribeUrl",
+)
+
+
+def from_topic(event: Mapping[str, Any], suffix: str) -> bool:
+    """Whether every record of the invocation came from a topic whose name ends `suffix`."""
+    records = event.get("Records") or ()
+    return bool(records) and all(
+        str(r.get("Sns", {}).get("TopicArn", "")).rpartition(":")[2].endswith(suffix)
+        for r in records
+    )
+
+
+async def handle_notifications(router: HttpRouter, event: Mapping[str, Any], path: str) -> None:
+    """POST each notification to the domain's route at `path`, as a platform caller; raise
+    `DeliveryFailed` (retried, then the on-failure destination) for any not answered 2xx."""
+    import orjson
+
+    from bus.http import HttpRequest
+
+    failed: dict[str, str] = {}
+    for r in event.get("Records", ()):
+        sns = r.get("Sns", {})
+        document = {name: sns[name] for name in _DOCUMENT_FIELDS if name in sns}
+        request = HttpRequest(
+            "POST",
+            path,
+            headers={"content-type": "application/json"},
+            body=orjson.dumps(document),
+        )
+        response = await router.handle(request, internal=True)
+        if not 200 <= response.status < 300:
+            detail = response.body[:500].decode(errors="replace")
+            reason = f"{path} answered {response.status}: {detail}"
+            failed[str(sns.get("MessageId", ""))] = reason
+    if failed:
+        raise DeliveryFailed(failed)
 
 
 def incoming_from_sns_event(

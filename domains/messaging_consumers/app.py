@@ -33,6 +33,7 @@ from bus import (
     TransientError,
 )
 from bus.access import INTERNAL, PUBLIC
+from bus.domain import Mail
 from bus.pagination import PageQuery, read_page
 from domains.achievements.contracts import AchievementUnlocked
 from domains.auth_core.contracts import AccountLocked
@@ -60,7 +61,15 @@ from domains.messaging_consumers.notifications import SnsNotification, suppressi
 from domains.messaging_consumers.templates import money, phrase, render
 from domains.users.contracts import EmailAddress, UserCreated, UserDeleted, UserUpdated
 
-domain = Domain("messaging_consumers", storage=Storage(), sends=[SendEmail])
+#: Where SES's bounce and complaint notifications arrive (through SNS on AWS).
+NOTIFICATIONS_ROUTE = "/mail/notifications"
+
+domain = Domain(
+    "messaging_consumers",
+    storage=Storage(),
+    sends=[SendEmail],
+    mail=Mail(notifications=NOTIFICATIONS_ROUTE),
+)
 
 #: Provider refusals of one task before it fails for good: the queue's receive limit, so a
 #: task the provider keeps refusing ends in the DLQ about when SQS would put it there.
@@ -342,7 +351,7 @@ class NotificationReceipt(BaseModel):
     suppressed: list[str]
 
 
-@domain.post("/mail/notifications", response=NotificationReceipt, access=INTERNAL)
+@domain.post(NOTIFICATIONS_ROUTE, response=NotificationReceipt, access=INTERNAL)
 async def receive_notification(request: Request[None], ctx: Context) -> NotificationReceipt:
     """An SES bounce or complaint notification as SNS delivers it: permanent bounces and
     complaints put their recipients on the suppression list, each with EMAIL_BOUNCED once.

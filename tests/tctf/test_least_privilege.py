@@ -2,8 +2,9 @@
 domains, no role of the one's stack may read or write the other's tables and streams,
 receive from, purge or delete from its queues, send to them (but the task queues its
 topology says it sends to), invoke, update or reroute its function, pass or assume its
-roles, or put events on the bus as the other. Every wildcard a policy holds is one of the
-few the platform needs.
+roles, put events on the bus as the other, send e-mail as its SES identity or through its
+configuration set, or publish to its own topics (its mail notifications). Every wildcard a
+policy holds is one of the few the platform needs.
 
 With the SNS transport the topic is shared and SNS has no condition on what a message says,
 so "as the other" is held at the queues: a domain can reach another's queues only through
@@ -19,11 +20,14 @@ import pytest
 
 from bus.topology import Topology
 from tctf.config import load_domains
+from tctf.stages import UNSTAGED
 from tctf.synth import stack_name
 from tests.iam_policies import ARN, STREAM_LABEL, Principal, Resource, arns, principals
 from tests.tctf.synthesized import Templates
 
 APP = "tctf"
+#: The address an unstaged synth sends e-mail from.
+SENDER = UNSTAGED.mail_from or ""
 #: What reads or writes a table's items (on the table and on its indexes).
 TABLE_ACTIONS = (
     "dynamodb:GetItem",
@@ -55,6 +59,9 @@ FUNCTION_ACTIONS = (
     "lambda:UpdateFunctionConfiguration",
     "lambda:UpdateAlias",
 )
+
+#: What sends e-mail as an SES identity, or through a configuration set.
+SEND_MAIL_ACTIONS = ("ses:SendEmail", "ses:SendRawEmail", "ses:SendTemplatedEmail")
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +105,10 @@ def trespasses(templates: Templates, topology: Topology, transport: str) -> list
                     questions += [(a, f, {}) for a in FUNCTION_ACTIONS for f in versions]
                 elif resource.kind == "AWS::IAM::Role":
                     questions += [("iam:PassRole", arn, {}), ("sts:AssumeRole", arn, {})]
+                elif resource.kind in ("AWS::SES::EmailIdentity", "AWS::SES::ConfigurationSet"):
+                    questions += [(a, arn, {}) for a in SEND_MAIL_ACTIONS]
+                elif resource.kind == "AWS::SNS::Topic":
+                    questions.append(("sns:Publish", arn, {}))
             if transport == "eventbridge":
                 questions.append(("events:PutEvents", bus, {"events:source": other}))
             for role in roles(templates, domain):
@@ -136,6 +147,9 @@ def test_each_domain_may_do_what_its_topology_needs(
             assert function.allows("sqs:SendMessage", ARN.format(service="sqs", resource=name))
         topic = ARN.format(service="sns", resource=topology.topic)
         assert function.allows("sns:Publish", topic)
+        for mail in (r for r in resources if r.kind.startswith("AWS::SES::")):
+            assert function.allows("ses:SendEmail", mail.arn, {"ses:FromAddress": SENDER}), mail
+            assert not function.allows("ses:SendEmail", mail.arn, {"ses:FromAddress": "x@y.z"})
         (function,) = [
             r for r in roles(eventbridge_app, domain) if r.logical_id.startswith("Function")
         ]
@@ -206,6 +220,17 @@ def test_a_widened_policy_is_caught(
         "sns",
     )
     assert {f.partition("'s ")[0].rpartition(" ")[2] for f in found} == set(others)
+    (mail,) = topology.mail
+    sender = next(d for d in topology.domains if d != mail.domain)
+    identity = ARN.format(service="ses", resource=f"identity/{SENDER}")
+    found = trespasses(
+        widened(sns_app, sender, {"Action": "ses:SendEmail", "Resource": identity}),
+        topology,
+        "sns",
+    )
+    (trespass,) = found
+    assert trespass.startswith(f"{sender} (")
+    assert f"may ses:SendEmail on {mail.domain}'s {identity}" in trespass
     bus = ARN.format(service="events", resource=f"event-bus/{topology.event_bus}")
     found = trespasses(
         widened(eventbridge_app, first, {"Action": "events:PutEvents", "Resource": bus}),

@@ -12,12 +12,18 @@ from typing import Any
 import pytest
 
 from bus import Context, Domain, Event
-from bus.access import TokenPolicy
 from bus.topology import Topology
 from tctf.config import load_domains
 from tctf.operate import LIVE, BusinessMetric, business_metrics, metrics_recorded_in
 from tctf.stages import DeployConfig, load_deploy_config, parse_deploy_config
-from tctf.synth import FunctionSettings, build_app, function_timeout, main, stack_name
+from tctf.synth import (
+    FunctionSettings,
+    build_app,
+    function_timeout,
+    main,
+    stack_name,
+    token_claims,
+)
 from tests.tctf.test_synth import invokes_live
 
 LAYER = "arn:aws:lambda:us-east-1:123456789012:layer:tctf-deps:1"
@@ -102,6 +108,7 @@ def test_every_dlq_of_every_domain_alarms_on_its_first_dead_letter(
         template = staged["prod"][stack_name(topology.app, domain)]
         dlqs = [q.dlq for q in topology.queues if q.domain == domain]
         dlqs += [topology.outbox_dlqs[domain]] if domain in topology.outbox_dlqs else []
+        dlqs += [m.dlq for m in topology.mail if m.domain == domain]
         for dlq in dlqs:
             assertions(template).has_resource_properties(
                 "AWS::CloudWatch::Alarm",
@@ -412,26 +419,25 @@ def _only(template: dict[str, Any], kind: str) -> str:
     return logical
 
 
-def test_signed_in_routes_are_behind_a_jwt_authorizer_with_the_platform_s_issuer(
-    staged: dict[str, Templates],
+def test_signed_in_routes_are_behind_a_jwt_authorizer_with_the_stage_s_issuer(
+    staged: dict[str, Templates], config: DeployConfig
 ) -> None:
     topology = topology_of("prod")
-    policy = TokenPolicy.for_app(topology.app)
+    issuer, audience = token_claims(topology, config.stage("prod"))
+    assert issuer == config.stage("prod").token_issuer
     protected_domains = {r.domain for r in topology.routes if r.signed_in and not r.internal}
     assert protected_domains
     for domain in {r.domain for r in topology.routes}:
         template = staged["prod"][stack_name(topology.app, domain)]
         authorizers = resources(template, "AWS::ApiGatewayV2::Authorizer")
-        if domain not in protected_domains:  # public and internal routes only: no authorizer
-            assert not authorizers, domain
+        if domain not in protected_domains:
+            # Public and INTERNAL routes only (messaging_consumers): no authorizer at all.
+            assert authorizers == {}, domain
             authorizer_id = None
         else:
             ((authorizer_id, authorizer),) = authorizers.items()
             assert authorizer["AuthorizerType"] == "JWT"
-            assert authorizer["JwtConfiguration"] == {
-                "Issuer": policy.issuer,
-                "Audience": [policy.audience],
-            }
+            assert authorizer["JwtConfiguration"] == {"Issuer": issuer, "Audience": [audience]}
         routes = {
             p["RouteKey"]: p for p in resources(template, "AWS::ApiGatewayV2::Route").values()
         }

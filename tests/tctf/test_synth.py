@@ -184,7 +184,9 @@ def test_eventbridge_rules_carry_the_patterns_dlqs_and_retries_tctf_up_sets(
         rule_arn = {"Fn::GetAtt": [rule_id, "Arn"]}
         _assert_may_send(template, ids[spec.name], "events.amazonaws.com", rule_arn)
         _assert_may_send(template, ids[spec.dlq], "events.amazonaws.com", rule_arn)
-    assert not resources(eventbridge_app[MAIL_STACK], "AWS::SNS::Subscription")
+    # No queue is subscribed to a topic: the only subscription left is SES's notifications'.
+    subscriptions = resources(eventbridge_app[MAIL_STACK], "AWS::SNS::Subscription").values()
+    assert [s["Protocol"] for s in subscriptions] == ["lambda"]
 
 
 def test_each_function_is_fed_by_its_queues_and_reports_only_the_failed_records(
