@@ -13,12 +13,16 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bus.clock import Clock, timestamp
 from bus.envelope import Envelope
 from bus.errors import ConfigurationError
 from bus.ids import derived_id
 from bus.messages import Task
+
+if TYPE_CHECKING:
+    import anyio
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
@@ -198,26 +202,39 @@ SendTasks = Callable[[Sequence[Envelope]], Awaitable[None]]
 class Scheduler:
     """Fires the schedules of a set of domains on a clock: each due time sends its task
     once, to the domain's task queue, with an id derived from the schedule and the due
-    time (so a repeated firing is absorbed by the consumer's idempotency)."""
+    time (so a repeated firing is absorbed by the consumer's idempotency).
+
+    A firing counts as done once its send succeeded: one whose send failed is sent again
+    at the next look. Looks take turns, so one returns only once what was due when it
+    began has been handed to the queue, whoever sent it.
+    """
 
     def __init__(self, schedules: Iterable[Schedule], send: SendTasks, clock: Clock) -> None:
         self._send = send
         self._clock = clock
         self._start = clock.now()
         self._due = [(s, s.next_after(self._start, self._start)) for s in schedules]
+        self._looking: anyio.Lock | None = None
 
     async def fire_due(self) -> int:
         """Send every task whose due time has come; how many were sent."""
-        now = self._clock.now()
-        due: list[Envelope] = []
-        for index, (schedule, at) in enumerate(self._due):
-            while at <= now:
-                due.append(scheduled_envelope(schedule, at))
-                at = schedule.next_after(self._start, at)
-            self._due[index] = (schedule, at)
-        if due:
-            await self._send(due)
-        return len(due)
+        if self._looking is None:
+            import anyio  # a runtime's loop only: never on a function's import path
+
+            self._looking = anyio.Lock()
+        async with self._looking:
+            now = self._clock.now()
+            due: list[Envelope] = []
+            following: list[tuple[Schedule, float]] = []
+            for schedule, at in self._due:
+                while at <= now:
+                    due.append(scheduled_envelope(schedule, at))
+                    at = schedule.next_after(self._start, at)
+                following.append((schedule, at))
+            if due:
+                await self._send(due)
+            self._due = following
+            return len(due)
 
 
 def scheduled_envelope(schedule: Schedule, due: float) -> Envelope:

@@ -3,13 +3,16 @@ them, the topology's view, and the in-memory runtime firing each due time exactl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from bus import ConfigurationError, Context, Domain, Task
 from bus.clock import ManualClock
-from bus.schedules import Cron, parse_expression
+from bus.envelope import Envelope
+from bus.schedules import Cron, Scheduler, parse_expression
 from bus.testing import Harness
 from bus.topology import Topology
 
@@ -175,3 +178,53 @@ async def test_a_running_runtime_fires_what_its_clock_makes_due_without_moving_i
         with anyio.fail_after(5):
             await fired.wait()
     assert clock.now() == START + 3600
+
+
+async def test_a_firing_whose_send_failed_is_sent_at_the_next_look() -> None:
+    sent: list[list[str]] = []
+    outage = [ConnectionError("the task queue is unreachable")]
+
+    async def send(envelopes: Sequence[Envelope]) -> None:
+        if outage:
+            raise outage.pop()
+        sent.append([e.time for e in envelopes])
+
+    domain, _ = ticker("rate(1 hour)")
+    clock = ManualClock(START)
+    scheduler = Scheduler(domain.schedules, send, clock)
+    clock.advance(3600)
+    with pytest.raises(ConnectionError):
+        await scheduler.fire_due()
+    assert await scheduler.fire_due() == 1
+    assert await scheduler.fire_due() == 0
+    assert sent == [["2026-01-01T01:00:00.000Z"]]
+
+
+async def test_a_look_at_the_schedules_returns_only_once_what_is_due_was_sent() -> None:
+    """A settle fires what is due and then waits for the queues: a look that returned while
+    the runtime's ticker was still sending the same firing would let it settle too soon."""
+    import anyio
+
+    sending, release = anyio.Event(), anyio.Event()
+    sent: list[str] = []
+
+    async def send(envelopes: Sequence[Envelope]) -> None:
+        sending.set()
+        await release.wait()
+        sent.extend(e.time for e in envelopes)
+
+    domain, _ = ticker("rate(1 hour)")
+    clock = ManualClock(START)
+    scheduler = Scheduler(domain.schedules, send, clock)
+    clock.advance(3600)
+    async with anyio.create_task_group() as group:
+        group.start_soon(scheduler.fire_due)  # the ticker's look
+        await sending.wait()
+        group.start_soon(_set, release)
+        await scheduler.fire_due()  # settle's look
+        sent_when_it_returned = list(sent)
+    assert sent_when_it_returned == ["2026-01-01T01:00:00.000Z"]
+
+
+async def _set(event: Any) -> None:
+    event.set()
