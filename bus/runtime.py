@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,6 +21,7 @@ from bus.context import Context
 from bus.dispatch import Observer, Publisher, flush
 from bus.domain import Domain
 from bus.envelope import Envelope
+from bus.errors import OutboxNotDrained
 from bus.ids import IdGenerator
 from bus.messages import Event, Task
 from bus.metrics import Metrics
@@ -70,8 +73,9 @@ class Runtime:
         metrics_interval: float = 10.0,
         schedule_interval: float | None = 1.0,
     ) -> None:
-        """`relay_interval`: seconds between outbox relay passes when no commit wakes it;
-        None runs no relay loop (the test harness relays itself when it settles).
+        """`relay_interval`: the relay loop passes over the outboxes that a commit wakes it
+        for, and, when one still holds events, passes again after this many seconds; None
+        runs no relay loop (the test harness relays itself when it settles).
         `schedule_interval`: seconds between looks at the domains' schedules; None runs no
         schedule loop (the test harness fires what is due when it settles).
         `outbox_parking`: where each domain's relay parks an outbox item it can never
@@ -108,6 +112,15 @@ class Runtime:
             for name, table in self.tables.items()
         }
         self._relay_interval = relay_interval
+        #: Events the relays have published, by every pass (`settle()` compares).
+        self._relayed = 0
+        #: The domains whose outbox may hold events: every one at first (a run before may
+        #: have left some), then those whose units of work committed events since a pass
+        #: last found their outbox empty. Passes read only these tables.
+        self._unrelayed = set(self.relays)
+        #: Commits with events per domain, so a pass finding an outbox empty knows whether
+        #: another commit came meanwhile.
+        self._commits = dict.fromkeys(self.relays, 0)
         #: Fires the domains' schedules on this runtime's clock.
         self.scheduler = Scheduler(
             (s for d in self.domains for s in d.schedules), self.publisher.send, self.clock
@@ -124,7 +137,6 @@ class Runtime:
             observers=observers,
             middleware=middleware,
             tracer_provider=tracer_provider,
-            on_commit=self._wake_relay,
             handler_metrics=metrics is not None,
         )
         self.metrics_writer = metrics
@@ -143,7 +155,7 @@ class Runtime:
         self.dispatchers = {
             domain.name: assemble(
                 domain,
-                services,
+                replace(services, on_commit=partial(self._wake_relay, domain.name)),
                 table=self.tables.get(domain.name),
                 idempotency_table=self.idempotency_tables.get(domain.name),
             )
@@ -165,16 +177,52 @@ class Runtime:
 
         return park
 
-    def _wake_relay(self) -> None:
+    def _wake_relay(self, domain: str) -> None:
+        if domain in self._commits:
+            self._commits[domain] += 1
+            self._unrelayed.add(domain)
         if self._committed is not None:
             self._committed.set()
 
-    async def relay(self) -> int:
-        """One pass of every outbox relay; how many events were published."""
+    async def relay(self, domains: Iterable[str] | None = None) -> int:
+        """One pass of the outbox relays of `domains` (all by default); how many events
+        were published."""
         published = 0
-        for relay in self.relays.values():
-            published += await relay.relay_once()
+        for domain in list(self.relays if domains is None else domains):
+            relay, commits = self.relays[domain], self._commits[domain]
+            count = await relay.relay_once()
+            if not count and not relay.keys_found and self._commits[domain] == commits:
+                self._unrelayed.discard(domain)
+            published += count
+        self._relayed += published
         return published
+
+    async def settle(self, timeout: float = 120.0) -> None:
+        """Return once the domains are quiet: the schedules now due fired, every record
+        handled or dead-lettered (`transport.settle()`), every outbox empty, and nothing
+        fired or relayed in the meantime, by this call or by the runtime's own loops.
+
+        Made for a runtime serving on its own (pollers, relay and schedule loops): a test
+        moves the clock, then settles. Each round looks again; once `timeout` seconds pass
+        without a quiet round, `OutboxNotDrained` names the outboxes still holding events.
+        """
+        deadline = anyio.current_time() + timeout
+        while True:
+            relayed = self._relayed
+            fired = await self.scheduler.fire_due()
+            await self.transport.settle()
+            await self.relay(self._unrelayed)
+            if not fired and not self._unrelayed and self._relayed == relayed:
+                return
+            if anyio.current_time() > deadline:
+                raise OutboxNotDrained(
+                    f"not quiet after {timeout:g}s: "
+                    + (
+                        f"the outbox of {', '.join(sorted(self._unrelayed))} still holds events"
+                        if self._unrelayed
+                        else "events were still being fired or relayed"
+                    )
+                )
 
     def flush_metrics(self) -> list[dict[str, Any]]:
         """Write every domain's metrics now (nothing without a writer); the documents."""
@@ -193,7 +241,7 @@ class Runtime:
         while True:
             committed = self._committed = anyio.Event()
             try:
-                published = await self.relay()
+                published = await self.relay(self._unrelayed)
             except Exception:
                 _log.exception("outbox relay pass failed; retrying in %ss", interval)
                 published = 0
@@ -247,7 +295,7 @@ class Runtime:
             metrics=dispatcher.metrics if dispatcher is not None else self.metrics,
             correlation_id=correlation_id,
             table=self.tables.get(source),
-            on_commit=self._wake_relay,
+            on_commit=partial(self._wake_relay, source),
             sender=self._domains_by_name.get(source),
         )
 

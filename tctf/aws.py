@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AsyncExitStack, ExitStack, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from adapters.aws.provision import Kind, provision
 from adapters.aws.session import AwsClients, AwsSettings, local_credentials
 from adapters.aws.sns_sqs import sns_sqs
 from adapters.lambda_.sqs import sqs_batch_handler
+from bus.clock import Clock
 from bus.domain import Domain
 from bus.emf import EmfWriter
 from bus.errors import ConfigurationError
@@ -93,16 +94,11 @@ async def run_aws(
     metrics: EmfWriter | None = None,
     ready: Callable[[Platform], None] | None = None,
 ) -> None:
-    """Serve the domains on AWS APIs until cancelled: resources provisioned from the
-    topology, every queue polled and each batch handed to its domain's Lambda handler.
+    """Serve the domains on AWS APIs until cancelled (`aws_platform`), starting moto server
+    in a child process when no endpoint is given.
 
-    Domains that keep state get a `DynamoTable` each, all on one DynamoDB client closed on
-    exit; their outbox relays publish through the AWS transport. `seed` makes the ids the
-    platform gives events and handlers repeat from run to run.
-
-    `metrics` writes the domains' EMF metrics after each polled batch (and what routes
-    record, periodically). The banner is printed, and `ready` (if given) called with the
-    platform, once pollers run and HTTP listens.
+    The banner is printed, and `ready` (if given) called with the platform, once pollers
+    run and HTTP listens.
     """
     kind = _kind(transport)
     with ExitStack() as local:
@@ -111,30 +107,9 @@ async def run_aws(
             endpoint_url = local.enter_context(MotoProcess())
             local.enter_context(_recorded(endpoint_url))
         settings = AwsSettings(endpoint_url=endpoint_url, tracer_provider=tracer_provider)
-        if any(domain.name == MAILING_DOMAIN for domain in domains):
-            local.enter_context(_mail_through_ses(settings))
-            await _verify_sender(settings)
-        async with AsyncExitStack() as stack:
-            tables: TableFactory = memory_tables
-            parking: OutboxParking | None = None
-            if any(domain.storage is not None for domain in domains):
-                tables = await stack.enter_async_context(DynamoTables(settings))
-                # Outbox items that can never be published go to the domain's outbox DLQ,
-                # as the stream relay sends them in Lambda.
-                clients = await stack.enter_async_context(AwsClients(settings, "sqs"))
-                letters = SqsDeadLetters(partial(clients.client, "sqs"))
-                dlqs = Topology.from_domains(domains, app=app).outbox_dlqs
-                parking = outbox_parking(letters, dlqs)
-            platform = Platform(
-                domains,
-                transport=transport_factory(kind, settings, metrics),
-                tables=tables,
-                outbox_parking=parking,
-                app=app,
-                seed=seed,
-                tracer_provider=tracer_provider,
-                metrics=metrics,
-            )
+        async with aws_platform(
+            domains, settings, kind, app=app, seed=seed, metrics=metrics
+        ) as platform:
             names = ", ".join(d.name for d in domains)
             banner = (
                 f"tctf: {names} on {'SNS+SQS' if kind == 'sns' else 'EventBridge+SQS'} at "
@@ -148,6 +123,60 @@ async def run_aws(
                     ready(platform)
 
             await platform.serve(host, port, ready=serving)
+
+
+@asynccontextmanager
+async def aws_platform(
+    domains: Sequence[Domain],
+    settings: AwsSettings,
+    transport: str,
+    *,
+    app: str = "tctf",
+    seed: int | None = None,
+    clock: Clock | None = None,
+    metrics: EmfWriter | None = None,
+) -> AsyncIterator[Platform]:
+    """The platform `tctf run --aws` serves, on the endpoint of `settings`, for the block:
+    resources provisioned from the topology when it runs, every queue polled and each batch
+    handed to its domain's Lambda handler; not yet running (`platform.running()`,
+    `platform.serve()`).
+
+    Domains that keep state get a `DynamoTable` each, all on one DynamoDB client closed on
+    exit; their outbox relays publish through the AWS transport and park what they never
+    can in the domain's outbox DLQ. The mailing domain sends through the endpoint's SES.
+
+    `seed` makes the ids the platform gives events and handlers repeat from run to run.
+    `clock` is the runtime's: a test's `ManualClock` moves token expiry, TOTP steps and
+    the schedules' due times (the runtime's ticker fires what the clock makes due, and so
+    does `runtime.settle()`). `metrics` writes the domains' EMF metrics after each polled
+    batch (and what routes record, periodically).
+    """
+    kind = _kind(transport)
+    async with AsyncExitStack() as stack:
+        if any(domain.name == MAILING_DOMAIN for domain in domains):
+            stack.enter_context(_mail_through_ses(settings))
+            await _verify_sender(settings)
+        tables: TableFactory = memory_tables
+        parking: OutboxParking | None = None
+        if any(domain.storage is not None for domain in domains):
+            tables = await stack.enter_async_context(DynamoTables(settings))
+            # Outbox items that can never be published go to the domain's outbox DLQ,
+            # as the stream relay sends them in Lambda.
+            clients = await stack.enter_async_context(AwsClients(settings, "sqs"))
+            letters = SqsDeadLetters(partial(clients.client, "sqs"))
+            dlqs = Topology.from_domains(domains, app=app).outbox_dlqs
+            parking = outbox_parking(letters, dlqs)
+        yield Platform(
+            domains,
+            transport=transport_factory(kind, settings, metrics),
+            tables=tables,
+            outbox_parking=parking,
+            app=app,
+            seed=seed,
+            clock=clock,
+            tracer_provider=settings.tracer_provider,
+            metrics=metrics,
+        )
 
 
 #: The domain that sends e-mail: on `tctf run --aws` it sends through the endpoint's SES.

@@ -141,6 +141,9 @@ class OutboxRelay:
         #: Serialises this relay's passes: two at once (a loop woken by a commit and a caller
         #: settling) would both publish, or both park, the same item.
         self._passing: Any = None
+        #: How many ordering keys held pending events when the latest pass looked (0: the
+        #: outbox was empty then).
+        self.keys_found = 0
 
     async def relay_once(
         self, older_than: float | None = None, *, should_stop: Callable[[], bool] | None = None
@@ -165,6 +168,7 @@ class OutboxRelay:
         cutoff = None if older_than is None else self._now() - older_than
         published = 0
         keys = await self._pending_keys(should_stop)
+        self.keys_found = len(keys)
         if older_than is not None:
             # A sweep that runs out of time must not always spend it on the same keys.
             random.shuffle(keys)

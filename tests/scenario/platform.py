@@ -1,7 +1,9 @@
-"""Every domain of the platform together behind the local gateway on the in-memory transport,
-driven as people drive it (HTTP requests, the WebSocket, the local mailbox, an authenticator
-app), and the summary of what it ended with: named by people and texts rather than by ids,
-so that two runs of one story compare."""
+"""Every domain of the platform together behind the local gateway, driven as people drive it
+(HTTP requests, the WebSocket, their mail, an authenticator app), and the summary of what it
+ended with: named by people and texts rather than by ids, so that two runs of one story
+compare. The platform runs on the in-memory transport under the test harness
+(`whole_platform`), or as `tctf run --aws` runs it, on SNS+SQS or EventBridge+SQS and
+DynamoDB of a moto server in this process (`whole_platform_on_aws`)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from email import message_from_string, policy
+from email.message import EmailMessage
+from importlib import import_module
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,15 +22,18 @@ import pyotp
 import pytest
 
 import domains
+from adapters.aws.session import AwsSettings
 from adapters.http.asgi import HttpApp
 from adapters.http.gateway import gateway_router, gateway_websockets
-from bus import TransientError
+from bus import Domain, TransientError
 from bus.clock import ManualClock, isoformat
 from bus.http import HttpResponse
 from bus.middleware import Delivery, Handler
+from bus.runtime import Runtime
 from bus.testing import Harness
 from domains.auth_admin.app import ADMIN_EMAIL_VARIABLE
 from domains.communication.unsubscribe import SECRET_VARIABLE
+from tctf.aws import aws_platform
 from tests.asgi import WebSocketSession, asgi_websocket
 from tests.domains.identity import Client
 
@@ -35,6 +43,11 @@ UNSUBSCRIBE_SECRET = "scenario-unsubscribe-secret-0123456789abcdef"
 MINUTE = 60.0
 #: The time step of a TOTP code: a code is spent once per step.
 TOTP_STEP = 30.0
+#: The region of the platform on AWS APIs: one no other test uses, emptied before each run
+#: (moto keeps every region of every test in the process).
+AWS_REGION = "eu-west-3"
+#: The moto services whose state a run leaves in the region.
+_MOTO_SERVICES = ("sqs", "sns", "events", "dynamodb", "dynamodbstreams", "ses", "sesv2")
 _TOKEN_IN_LINK = re.compile(r"#token=([A-Za-z0-9_\-.~%]+)")
 
 
@@ -54,21 +67,26 @@ class Member:
 class Platform:
     """The running platform and the people who have joined it, by name."""
 
-    h: Harness
+    runtime: Runtime
     client: Client
     members: dict[str, Member] = field(default_factory=dict)
 
     @property
     def clock(self) -> ManualClock:
-        assert isinstance(self.h.clock, ManualClock)
-        return self.h.clock
+        assert isinstance(self.runtime.clock, ManualClock)
+        return self.runtime.clock
+
+    async def settle(self) -> None:
+        """Wait until whatever was asked of the platform is done: schedules now due fired,
+        queues drained, outboxes empty."""
+        await self.runtime.settle()
 
     async def call(
         self, method: str, path: str, body: Any = None, *, token: str | None = None
     ) -> HttpResponse:
         """One request; whatever it causes is settled before the answer returns."""
         answer = await self.client.request(method, path, body, token=token)
-        await self.h.settle()
+        await self.settle()
         return answer
 
     async def as_(self, who: Member, method: str, path: str, body: Any = None) -> HttpResponse:
@@ -110,12 +128,13 @@ class Platform:
     async def advance(self, seconds: float) -> None:
         """Move the clock, then let every schedule now due fire and its work settle."""
         self.clock.advance(seconds)
-        await self.h.settle()
+        await self.settle()
 
     # -- the mailbox ---------------------------------------------------------------------
 
     async def letters(self, email: str) -> list[dict[str, Any]]:
-        """Every letter the local mailer kept for `email`, oldest first, over all pages."""
+        """Every letter the local mailer kept for `email`, oldest first, over all pages:
+        each with its `subject` and `text`."""
         found: list[dict[str, Any]] = []
         query: dict[str, str] = {"to": email, "limit": "100"}
         while True:
@@ -183,6 +202,52 @@ class Platform:
         return name
 
 
+@dataclass
+class InMemoryPlatform(Platform):
+    """The platform under the test harness: in memory, settled by the harness."""
+
+    h: Harness = field(kw_only=True)
+
+    async def settle(self) -> None:
+        await self.h.settle()
+
+
+@dataclass
+class AwsPlatform(Platform):
+    """The platform as `tctf run --aws` composes it, its mail sent through the endpoint's
+    SES."""
+
+    async def letters(self, email: str) -> list[dict[str, Any]]:
+        """Every letter SES sent to `email`, oldest first."""
+        found = []
+        for message in _ses_sent():
+            if email in message.destinations:
+                letter = message_from_string(message.raw_data, policy=policy.default)
+                assert isinstance(letter, EmailMessage)
+                content = letter.get_body(("plain",))
+                assert content is not None
+                found.append({"subject": str(letter["Subject"]), "text": content.get_content()})
+        return found
+
+
+def _ses_sent() -> list[Any]:
+    """What the SES of the moto server in this process has sent in the region, oldest first
+    (moto's internal view, as its documentation shows it)."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    return list(ses_backends[DEFAULT_ACCOUNT_ID][AWS_REGION].sent_messages)
+
+
+def _empty_region() -> None:
+    """Forget what an earlier run left in the region: resources, items, messages, mail."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+
+    for service in _MOTO_SERVICES:
+        backends = getattr(import_module(f"moto.{service}.models"), f"{service}_backends")
+        backends[DEFAULT_ACCOUNT_ID][AWS_REGION].reset()
+
+
 class FailingOnce:
     """Middleware under which each of `handlers` (full names, `domain.handler`) fails the
     first time it is handed each message, as a throttled dependency makes it fail;
@@ -206,16 +271,38 @@ class FailingOnce:
 @asynccontextmanager
 async def whole_platform(
     monkeypatch: pytest.MonkeyPatch, **harness: Any
-) -> AsyncIterator[Platform]:
+) -> AsyncIterator[InMemoryPlatform]:
     """Every domain in `domains.names()` behind the gateway, HTTP and WebSocket; the admin
     is bootstrapped from `TCTF_ADMIN_EMAIL` as in production."""
-    monkeypatch.setenv(ADMIN_EMAIL_VARIABLE, ADMIN_EMAIL)
-    monkeypatch.setenv(SECRET_VARIABLE, UNSUBSCRIBE_SECRET)
-    every_domain = [domains.load(name) for name in domains.names()]
+    every_domain = _every_domain(monkeypatch)
     async with Harness(*every_domain, **harness) as h:
         router = gateway_router(h.runtime)
         app = HttpApp(router, websockets=gateway_websockets(h.runtime, router))
-        yield Platform(h, Client(app))
+        yield InMemoryPlatform(h.runtime, Client(app), h=h)
+
+
+@asynccontextmanager
+async def whole_platform_on_aws(
+    monkeypatch: pytest.MonkeyPatch, endpoint_url: str, transport: str
+) -> AsyncIterator[AwsPlatform]:
+    """The same on AWS APIs of the moto server at `endpoint_url`, in this process, composed
+    as `tctf run --aws` composes it (`tctf.aws.aws_platform`) but on a `ManualClock`, in an
+    empty region."""
+    every_domain = _every_domain(monkeypatch)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", AWS_REGION)  # the SES mailer's SDK reads it
+    _empty_region()
+    settings = AwsSettings(endpoint_url=endpoint_url)
+    composed = aws_platform(every_domain, settings, transport, seed=7, clock=ManualClock())
+    async with composed as platform, platform.running():
+        websockets = gateway_websockets(platform.runtime, platform.router)
+        yield AwsPlatform(platform.runtime, Client(HttpApp(platform.router, websockets=websockets)))
+
+
+def _every_domain(monkeypatch: pytest.MonkeyPatch) -> list[Domain]:
+    monkeypatch.setenv(ADMIN_EMAIL_VARIABLE, ADMIN_EMAIL)
+    monkeypatch.setenv(SECRET_VARIABLE, UNSUBSCRIBE_SECRET)
+    return [domains.load(name) for name in domains.names()]
 
 
 def at(platform: Platform, seconds_from_now: float) -> str:

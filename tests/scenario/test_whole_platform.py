@@ -228,8 +228,8 @@ async def test_the_whole_platform_in_one_story(monkeypatch: pytest.MonkeyPatch) 
 async def dead_letters(p: Platform) -> dict[tuple[str, str], list[Any]]:
     """Every domain's parked events and tasks, where there are any."""
     found: dict[tuple[str, str], list[Any]] = {}
-    for queue in p.h.topology.queues:
-        if letters := await p.h.dead_letters(queue.domain, queue.purpose):
+    for queue in p.runtime.topology.queues:
+        if letters := await p.runtime.transport.dead_letters(queue.domain, queue.purpose):
             found[(queue.domain, queue.purpose)] = letters
     return found
 
