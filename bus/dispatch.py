@@ -92,6 +92,9 @@ class Outcome(NamedTuple):
     sent_at: float | None = None
 
 
+_new_outcome = tuple.__new__
+
+
 @dataclass(slots=True)
 class BatchResult:
     """Records to deliver again later (`failed`) and to dead-letter now (`parked`), by id."""
@@ -293,7 +296,7 @@ class Dispatcher:
                 f"domain {self.domain.name} has no handler for {envelope.type!r} "
                 f"(handles {', '.join(sorted(self._routes)) or 'nothing'})"
             )
-        if record.purpose != "tasks" and routes[0].subscription.is_task:
+        if record.purpose != "tasks" and routes[0].is_task:
             raise MisroutedRecord(
                 f"task {envelope.type!r} came from an events queue, topic or bus; tasks "
                 f"are taken only from {self.domain.name}'s task queue"
@@ -390,8 +393,10 @@ class Dispatcher:
     ) -> None:
         if self._observer is not None:
             duration = None if started is None else (perf_counter() - started) * 1000
-            self._observer(
-                Outcome(
+            # tuple.__new__ skips the named tuple's Python-level __new__: once per delivery.
+            outcome = _new_outcome(
+                Outcome,
+                (
                     self.domain.name,
                     record.id,
                     status,
@@ -401,8 +406,9 @@ class Dispatcher:
                     duration,
                     record.receive_count,
                     record.sent_at,
-                )
+                ),
             )
+            self._observer(outcome)
 
 
 async def flush(publisher: Publisher, envelopes: Sequence[Envelope]) -> None:

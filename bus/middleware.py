@@ -483,8 +483,7 @@ def attempts(
         context = delivery.context
         delay = backoff
         tries = 1
-        while True:
-            context.begin_attempt()
+        while True:  # a delivery's context starts empty: only a retry begins anew
             try:
                 if seconds is None:
                     await handler_call(delivery)
@@ -513,5 +512,6 @@ def attempts(
             await clock.sleep(delay)
             delay *= 2
             tries += 1
+            context.begin_attempt()
 
     return attempt
