@@ -74,7 +74,7 @@ def budget(number: int, repeat: int) -> list[tuple[str, float]]:
     )
 
     def fan_out() -> None:
-        transport._deliver(queue, body, envelope.type)
+        transport._deliver(queue, body, envelope.type, transport.clock.now())
 
     def receive_and_delete() -> None:
         for message, generation in queue.receive(10):

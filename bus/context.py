@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # storage loads only for domains that keep state (Lambda cold
     from bus.client import Client
     from bus.domain import Domain
     from bus.event_unit_of_work import EventUnitOfWork
-    from bus.middleware import HandlerBound
+    from bus.middleware import HandlerBound, IdempotencyStore
     from bus.storage.table import Put, Table
     from bus.websockets import Connections
 
@@ -51,10 +51,11 @@ class Context:
     """
 
     __slots__ = (
+        "_claim_key",
+        "_claim_store",
         "_claim_token",
         "_committed",
         "_done_record",
-        "_extend_lease",
         "_extend_visibility",
         "_handler",
         "_ids",
@@ -98,7 +99,8 @@ class Context:
         #: The conditional write recording this handler's effect, given its claim's token.
         self._done_record = done_record
         self._claim_token: str | None = None
-        self._extend_lease: Extend | None = None
+        self._claim_store: IdempotencyStore | None = None
+        self._claim_key = ""
         self._extend_visibility = extend_visibility
         #: The handler call's time bound, if one runs: extending visibility moves it too.
         self.bound: HandlerBound | None = None
@@ -172,10 +174,11 @@ class Context:
         the effect, so it is never retried in place after that."""
         return self._committed
 
-    def hold_claim(self, token: str, extend_lease: Extend) -> None:
+    def hold_claim(self, store: IdempotencyStore, key: str, token: str) -> None:
         """Called by the idempotency middleware: the claim this handler call runs under."""
+        self._claim_store = store
+        self._claim_key = key
         self._claim_token = token
-        self._extend_lease = extend_lease
 
     def mark_committed(self) -> None:
         self._committed = True
@@ -198,8 +201,9 @@ class Context:
                 "(no record is being handled, or its transport does not support it)"
             )
         await self._extend_visibility(seconds)
-        if self._extend_lease is not None:
-            await self._extend_lease(seconds)
+        store, token = self._claim_store, self._claim_token
+        if store is not None and token is not None:
+            await store.extend(self._claim_key, seconds, token=token)
         bound = self.bound
         if bound is not None:  # a heartbeat buys the handler the same time as the record
             deadline = asyncio.get_running_loop().time() + seconds

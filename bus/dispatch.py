@@ -29,12 +29,10 @@ from bus.middleware import (
     IdempotencyStore,
     InMemoryIdempotencyStore,
     Middleware,
-    correlation,
+    attempts,
     current_batch,
-    idempotency,
     idempotency_key,
-    retry,
-    timeout,
+    once,
 )
 from bus.topology import Purpose
 
@@ -94,6 +92,9 @@ class Outcome(NamedTuple):
     sent_at: float | None = None
 
 
+_new_outcome = tuple.__new__
+
+
 @dataclass(slots=True)
 class BatchResult:
     """Records to deliver again later (`failed`) and to dead-letter now (`parked`), by id."""
@@ -148,23 +149,23 @@ class Dispatcher:
         self._done_write: Callable[[str, str], Put] | None = getattr(store, "done_write", None)
         #: A store that claims a whole batch's keys in one call (one across the network).
         self._batch_store = store if isinstance(store, BatchIdempotencyStore) else None
-        # Outermost first. User middleware sees real attempts only (not skipped duplicates);
-        # the timeout bounds the handler, not the publishing of what it staged.
-        stack: list[Middleware] = [
-            correlation,
-            idempotency(store, lease=settings.visibility_timeout),
-            *middleware,
-            retry(settings.retry_attempts, settings.retry_backoff, self.clock),
-            self._publishing,
-            timeout(settings.handler_timeout),
-        ]
+        # User middleware runs inside the idempotency check and outside the retries: it sees
+        # real deliveries only (not skipped duplicates), once however many attempts they take.
+        handle_once = once(store, lease=settings.visibility_timeout)
         self._routes: dict[str, list[_Route]] = {}
         for sub in domain.subscriptions:
-            call: Handler = _call_handler
-            for wrap in reversed(stack):
+            call = attempts(
+                _call_handler,
+                attempts=settings.retry_attempts,
+                backoff=settings.retry_backoff,
+                clock=self.clock,
+                seconds=settings.handler_timeout,
+                publish=self._flush,
+            )
+            for wrap in reversed(middleware):
                 call = wrap(call)
             self._routes.setdefault(sub.message.type, []).append(
-                _Route(sub, call, _matcher(sub.where), sub.is_task)
+                _Route(sub, handle_once(call), _matcher(sub.where), sub.is_task)
             )
 
     async def dispatch(
@@ -183,7 +184,17 @@ class Dispatcher:
                 for late in records[index:]:
                     result.failed[late.id] = DEADLINE_REASON
                 break
-            status, reason = await self.dispatch_one(record)
+            # `dispatch_one`, written out: a coroutine call fewer per record.
+            try:
+                envelope, routes = self._open(record)
+            except PermanentError as error:
+                self._observe(record, "parked", None, None, str(error))
+                result.parked[record.id] = str(error)
+                continue
+            if len(routes) == 1:
+                status, reason = await self._run(routes[0], envelope, record)
+            else:
+                status, reason = await self._handle(record, envelope, routes)
             if status == "failed":
                 result.failed[record.id] = reason
             elif status == "parked":
@@ -285,7 +296,7 @@ class Dispatcher:
                 f"domain {self.domain.name} has no handler for {envelope.type!r} "
                 f"(handles {', '.join(sorted(self._routes)) or 'nothing'})"
             )
-        if record.purpose != "tasks" and routes[0].subscription.is_task:
+        if record.purpose != "tasks" and routes[0].is_task:
             raise MisroutedRecord(
                 f"task {envelope.type!r} came from an events queue, topic or bus; tasks "
                 f"are taken only from {self.domain.name}'s task queue"
@@ -295,15 +306,14 @@ class Dispatcher:
     async def _handle(
         self, record: Record, envelope: Envelope, routes: list[_Route]
     ) -> tuple[Status, str]:
-        models: dict[type[Message], Message] = {}
-        data = envelope.data
         if len(routes) == 1:  # the common case, without the bookkeeping of several
-            status, reason = await self._run(routes[0], envelope, data, models, record)
+            status, reason = await self._run(routes[0], envelope, record)
             return (status if status == "failed" or status == "parked" else "handled"), reason
+        models: dict[type[Message], Message] = {}
         worst: Status = "handled"
         reasons: list[str] = []
         for route in routes:
-            status, reason = await self._run(route, envelope, data, models, record)
+            status, reason = await self._run(route, envelope, record, models)
             if status == "failed" or (status == "parked" and worst != "failed"):
                 worst = status
             if reason:
@@ -314,11 +324,13 @@ class Dispatcher:
         self,
         route: _Route,
         envelope: Envelope,
-        data: Any,
-        models: dict[type[Message], Message],
         record: Record,
+        models: dict[type[Message], Message] | None = None,
     ) -> tuple[Status, str]:
+        """One handler's call for one record. `models` shares the validated message between
+        the routes of one record."""
         sub = route.subscription
+        data: Any = envelope.data  # the decoded JSON object: this envelope was delivered
         try:
             if route.matches is not None and not route.matches(data):
                 return "filtered", ""
@@ -328,9 +340,13 @@ class Dispatcher:
             return "parked", reason
         started = perf_counter()
         try:
-            message = models.get(sub.message)
-            if message is None:
-                message = models[sub.message] = sub.message.read(envelope.dataversion, data)
+            shared = None if models is None else models.get(sub.message)
+            if shared is not None:
+                message = shared
+            else:
+                message = sub.message.read(envelope.dataversion, data)
+                if models is not None:
+                    models[sub.message] = message
             context = Context(
                 self.domain.name,
                 clock=self.clock,
@@ -363,17 +379,8 @@ class Dispatcher:
         self._observe(record, "handled", sub.name, envelope, None, started)
         return "handled", ""
 
-    def _publishing(self, handler: Handler) -> Handler:
-        """Send what an attempt staged once it succeeds; a new attempt starts empty."""
-
-        async def publishing(delivery: Delivery) -> None:
-            context = delivery.context
-            context.begin_attempt()
-            await handler(delivery)
-            if context.outbox:
-                await flush(self._publisher, context.outbox)
-
-        return publishing
+    async def _flush(self, envelopes: list[Envelope]) -> None:
+        await flush(self._publisher, envelopes)
 
     def _observe(
         self,
@@ -386,8 +393,10 @@ class Dispatcher:
     ) -> None:
         if self._observer is not None:
             duration = None if started is None else (perf_counter() - started) * 1000
-            self._observer(
-                Outcome(
+            # tuple.__new__ skips the named tuple's Python-level __new__: once per delivery.
+            outcome = _new_outcome(
+                Outcome,
+                (
                     self.domain.name,
                     record.id,
                     status,
@@ -397,12 +406,19 @@ class Dispatcher:
                     duration,
                     record.receive_count,
                     record.sent_at,
-                )
+                ),
             )
+            self._observer(outcome)
 
 
 async def flush(publisher: Publisher, envelopes: Sequence[Envelope]) -> None:
     """Hand staged envelopes to the publisher: events to the topic, tasks to their queues."""
+    if len(envelopes) == 1:  # most handlers stage one message: no sorting to do
+        if isinstance(envelopes[0].data, Task):
+            await publisher.send(envelopes)
+        else:
+            await publisher.publish(envelopes)
+        return
     tasks = [e for e in envelopes if isinstance(e.data, Task)]
     events = [e for e in envelopes if not isinstance(e.data, Task)] if tasks else envelopes
     if events:

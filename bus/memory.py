@@ -331,6 +331,7 @@ class InMemoryTransport:
         fails delivers nothing.
         """
         bodies = [self._encode(e, self.publish_limits) for e in envelopes]
+        now = self.clock.now()
         for envelope, body in zip(envelopes, bodies, strict=True):
             data: Mapping[str, Any] | None = None
             for queue, matchers in self._subscribers.get(envelope.type, ()):
@@ -339,15 +340,16 @@ class InMemoryTransport:
                         data = envelope.data_dict()
                     if not any(match(data) for match in matchers):
                         continue
-                self._deliver(queue, body, envelope.type)
+                self._deliver(queue, body, envelope.type, now)
         self._signal()
 
     async def send(self, envelopes: Sequence[Envelope]) -> None:
         """Put each task on the task queue of the domain that consumes it."""
         targets = [self._task_queue(e) for e in envelopes]
         bodies = [self._encode(e, self.send_limits) for e in envelopes]
+        now = self.clock.now()
         for queue, body, envelope in zip(targets, bodies, envelopes, strict=True):
-            self._deliver(queue, body, envelope.type)
+            self._deliver(queue, body, envelope.type, now)
         self._signal()
 
     def _task_queue(self, envelope: Envelope) -> MemoryQueue:
@@ -364,15 +366,16 @@ class InMemoryTransport:
         check_message_size(envelope, body, limits)
         return body
 
-    def _deliver(self, queue: MemoryQueue, body: bytes, type_attribute: str) -> None:
+    def _deliver(self, queue: MemoryQueue, body: bytes, type_attribute: str, now: float) -> None:
+        """Send one copy (`now`: when it was sent), or under faults maybe two, maybe late."""
         if not self._faulty:
-            queue.send(QueuedMessage(self._message_ids(), body, self.clock.now(), type_attribute))
+            queue.send(QueuedMessage(self._message_ids(), body, now, type_attribute))
             return
         faults = self.faults
         copies = 2 if faults.duplicate_rate and self._rng.random() < faults.duplicate_rate else 1
         for _ in range(copies):
             delay = self._rng.uniform(0, faults.max_delay) if faults.max_delay else 0.0
-            message = QueuedMessage(self._message_ids(), body, self.clock.now(), type_attribute)
+            message = QueuedMessage(self._message_ids(), body, now, type_attribute)
             queue.send(message, delay)
 
     # -- Delivery --------------------------------------------------------------------------

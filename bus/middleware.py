@@ -1,7 +1,8 @@
 """Middleware: a function that takes a handler and returns a handler.
 
-Each one here is small and independent; the dispatcher composes them in a fixed order
-(correlation, idempotency, retry, timeout) around the domain's handler.
+The dispatcher wraps each domain handler in two layers of its own: `once` (correlation and
+the idempotency claim) outermost, `attempts` (retry, publishing what an attempt staged, the
+time bound) innermost, and a domain's own middleware (tracing, user middleware) between them.
 """
 
 from __future__ import annotations
@@ -44,19 +45,6 @@ Middleware = Callable[[Handler], Handler]
 current_correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "tctf_correlation_id", default=None
 )
-
-
-def correlation(handler: Handler) -> Handler:
-    """Expose the delivery's correlation id to everything the handler calls."""
-
-    async def with_correlation(delivery: Delivery) -> None:
-        token = current_correlation_id.set(delivery.envelope.correlationid)
-        try:
-            await handler(delivery)
-        finally:
-            current_correlation_id.reset(token)
-
-    return with_correlation
 
 
 Claim = Literal["claimed", "done", "in_progress"]
@@ -149,6 +137,7 @@ class InMemoryIdempotencyStore:
 
     def __init__(self, clock: Clock, ttl: float = 15 * 24 * 3600.0) -> None:
         self._clock = clock
+        self._now = clock.now
         self._ttl = ttl
         #: key -> (done, expires at, claim token): a claim until done, then the record of
         #: the effect.
@@ -164,28 +153,45 @@ class InMemoryIdempotencyStore:
         return len(self._records)
 
     async def claim(self, key: str, lease: float, *, token: str) -> Claim:
-        now = self._clock.now()
+        state = self.claim_now(key, lease, token)
+        if state == "claimed":  # a caller may leave it: forget it once its lease lapses
+            expires_at = self._records[key][1]
+            self._leases.add(expires_at, key)
+            if expires_at < self._soonest:
+                self._soonest = expires_at
+        return state
+
+    async def complete(self, key: str, *, token: str) -> None:
+        self.complete_now(key, token)
+
+    async def release(self, key: str, *, token: str) -> None:
+        self.release_now(key, token)
+
+    # The same without a coroutine, for the middleware, which knows this store: it is in
+    # process, so nothing here waits. Its claims end in `complete_now` or `release_now`
+    # whatever the handler does, so `claim_now` does not queue their leases for forgetting.
+
+    def claim_now(self, key: str, lease: float, token: str) -> Claim:
+        now = self._now()
         if now >= self._soonest:
             self._forget_expired(now)
         record = self._records.get(key)
         if record is not None and record[1] > now:
             return "done" if record[0] else "in_progress"
-        expires_at = now + lease
-        self._records[key] = (False, expires_at, token)
-        self._leases.add(expires_at, key)
-        if expires_at < self._soonest:
-            self._soonest = expires_at
+        self._records[key] = (False, now + lease, token)
         return "claimed"
 
-    async def complete(self, key: str, *, token: str) -> None:
-        self._held(key, token)
-        expires_at = self._clock.now() + self._ttl
+    def complete_now(self, key: str, token: str) -> None:
+        record = self._records.get(key)
+        if record is None or record[2] != token:
+            raise ClaimLost(f"{key}: the claim is no longer held by this delivery")
+        expires_at = self._now() + self._ttl
         self._records[key] = (True, expires_at, token)
         self._expiries.add(expires_at, key)
         if expires_at < self._soonest:
             self._soonest = expires_at
 
-    async def release(self, key: str, *, token: str) -> None:
+    def release_now(self, key: str, token: str) -> None:
         record = self._records.get(key)
         if record is not None and not record[0] and record[2] == token:
             del self._records[key]
@@ -301,8 +307,9 @@ current_batch: contextvars.ContextVar[BatchClaims | None] = contextvars.ContextV
 )
 
 
-def idempotency(store: IdempotencyStore, lease: float) -> Middleware:
-    """Skip a delivery whose (handler, event id) already succeeded: duplicates become no-ops.
+def once(store: IdempotencyStore, lease: float) -> Middleware:
+    """Run a delivery's handler once per (handler, event id), its correlation id exposed
+    (`current_correlation_id`) to everything it calls: duplicates become no-ops.
 
     The handler runs only under a claim, so two copies delivered at once run it once. The
     record is completed after the handler and its published events succeed: a crash in
@@ -311,40 +318,54 @@ def idempotency(store: IdempotencyStore, lease: float) -> Middleware:
     a handler that outlived its lease, and so its claim, cannot record its effect. Within a
     dispatcher's batch (`current_batch`) the claim was taken with the batch's, and the
     record is completed with them at the batch's end.
+
+    Correlation and idempotency are one layer, as are retry, publishing and the time bound
+    (`attempts`): each layer costs a coroutine per delivery, as much as the work of two.
     """
+    local = store if type(store) is InMemoryIdempotencyStore else None
 
     def wrap(handler: Handler) -> Handler:
-        async def once(delivery: Delivery) -> None:
-            key = f"{delivery.subscription.name}#{delivery.envelope.id}"  # idempotency_key
-            batch = current_batch.get()
-            if batch is not None and batch.store is not store:
-                batch = None
-            taken = batch.take(key) if batch is not None else None
-            if taken is None:
-                token = f"{_PROCESS}{next(_CLAIMS)}"
-                state = await store.claim(key, lease, token=token)
-            else:
-                token, state = taken
-            if state == "done":
-                raise AlreadyHandled(key)
-            if state == "in_progress":
-                raise HandlingInProgress(f"{key} is being handled by another consumer")
-
-            async def extend_lease(seconds: float) -> None:
-                await store.extend(key, seconds, token=token)
-
-            delivery.context.hold_claim(token, extend_lease)
+        async def handle_once(delivery: Delivery) -> None:
+            envelope = delivery.envelope
+            correlation = current_correlation_id.set(envelope.correlationid)
             try:
-                await handler(delivery)
-            except BaseException:
-                await store.release(key, token=token)
-                raise
-            if batch is not None:
-                batch.completed(key, token, delivery)
-            else:
-                await store.complete(key, token=token)
+                key = f"{delivery.subscription.name}#{envelope.id}"  # idempotency_key
+                # An in-process store never claims for a batch (it has no claim_many).
+                batch = None if local is not None else current_batch.get()
+                if batch is not None and batch.store is not store:
+                    batch = None
+                taken = batch.take(key) if batch is not None else None
+                if taken is not None:
+                    token, state = taken
+                else:
+                    token = f"{_PROCESS}{next(_CLAIMS)}"
+                    if local is not None:
+                        state = local.claim_now(key, lease, token)
+                    else:
+                        state = await store.claim(key, lease, token=token)
+                if state == "done":
+                    raise AlreadyHandled(key)
+                if state == "in_progress":
+                    raise HandlingInProgress(f"{key} is being handled by another consumer")
+                delivery.context.hold_claim(store, key, token)
+                try:
+                    await handler(delivery)
+                except BaseException:
+                    if local is not None:
+                        local.release_now(key, token)
+                    else:
+                        await store.release(key, token=token)
+                    raise
+                if batch is not None:
+                    batch.completed(key, token, delivery)
+                elif local is not None:
+                    local.complete_now(key, token)
+                else:
+                    await store.complete(key, token=token)
+            finally:
+                current_correlation_id.reset(correlation)
 
-        return once
+        return handle_once
 
     return wrap
 
@@ -356,40 +377,6 @@ def idempotency_key(handler: str, event_id: str) -> str:
 
 #: Errors worth retrying in place: the call may well succeed a moment later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (TransientError, TimeoutError, ConnectionError)
-
-
-def retry(
-    attempts: int,
-    backoff: float,
-    clock: Clock,
-    transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
-) -> Middleware:
-    """Retry transient failures up to `attempts` calls, doubling `backoff` seconds each time.
-
-    Other errors propagate at once; the transport's redelivery handles them. So does any
-    error after the handler committed its unit of work: running it again would repeat the
-    committed effect.
-    """
-
-    def wrap(handler: Handler) -> Handler:
-        if attempts <= 1:
-            return handler
-
-        async def retrying(delivery: Delivery) -> None:
-            delay = backoff
-            for attempt in range(1, attempts + 1):
-                try:
-                    await handler(delivery)
-                    return
-                except transient:
-                    if attempt == attempts or delivery.context.committed:
-                        raise
-                await clock.sleep(delay)
-                delay *= 2
-
-        return retrying
-
-    return wrap
 
 
 class HandlerBound:
@@ -471,31 +458,60 @@ class Watchdog:
             self._arm(earliest)
 
 
-def timeout(seconds: float | None) -> Middleware:
-    """Fail a handler call with TimeoutError after `seconds` of wall time."""
+def attempts(
+    handler_call: Handler,
+    *,
+    attempts: int,
+    backoff: float,
+    clock: Clock,
+    seconds: float | None,
+    publish: Callable[[list[Envelope]], Awaitable[None]],
+    transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
+) -> Handler:
+    """Call the handler (`handler_call`) and publish what it staged once it succeeds,
+    retrying transient failures in place up to `attempts` calls, `backoff` seconds doubling
+    between them; each call bounded to `seconds` of wall time (TimeoutError after).
 
-    def wrap(handler: Handler) -> Handler:
-        if seconds is None:
-            return handler
-        watchdogs: list[Watchdog] = []  # this middleware's, for the loop it runs on
+    A new attempt starts with nothing staged. Other errors propagate at once, and the
+    transport's redelivery handles them; so does any error after the handler committed its
+    unit of work: running it again would repeat the committed effect. The bound covers the
+    handler, not the publishing of what it staged.
+    """
+    watchdogs: list[Watchdog] = []  # this handler's, for the loop it runs on
 
-        async def bounded(delivery: Delivery) -> None:
-            # asyncio's own loop timer: a Lambda function runs on asyncio without anyio.
-            loop = asyncio.get_running_loop()
-            if not watchdogs or watchdogs[0].loop is not loop:
-                watchdogs[:] = [Watchdog(loop)]
-            watchdog = watchdogs[0]
-            bound = delivery.context.bound = watchdog.watch(seconds)
+    async def attempt(delivery: Delivery) -> None:
+        context = delivery.context
+        delay = backoff
+        tries = 1
+        while True:  # a delivery's context starts empty: only a retry begins anew
             try:
-                await handler(delivery)
-            except asyncio.CancelledError:
-                if not bound.took_the_cancellation():
+                if seconds is None:
+                    await handler_call(delivery)
+                else:
+                    # asyncio's own loop timer: a Lambda function runs on asyncio, no anyio.
+                    loop = asyncio.get_running_loop()
+                    if not watchdogs or watchdogs[0].loop is not loop:
+                        watchdogs[:] = [Watchdog(loop)]
+                    watchdog = watchdogs[0]
+                    bound = context.bound = watchdog.watch(seconds)
+                    try:
+                        await handler_call(delivery)
+                    except asyncio.CancelledError:
+                        if not bound.took_the_cancellation():
+                            raise
+                        raise TimeoutError(f"handler call exceeded {seconds:g}s") from None
+                    finally:
+                        watchdog.release(bound)
+                        context.bound = None
+                if context.outbox:
+                    await publish(context.outbox)
+                return
+            except transient:
+                if tries >= attempts or context.committed:
                     raise
-                raise TimeoutError(f"handler call exceeded {seconds:g}s") from None
-            finally:
-                watchdog.release(bound)
-                delivery.context.bound = None
+            await clock.sleep(delay)
+            delay *= 2
+            tries += 1
+            context.begin_attempt()
 
-        return bounded
-
-    return wrap
+    return attempt
