@@ -35,6 +35,18 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Passwords hashed with argon2-cffi's CHEAPEST profile: still argon2id, verified as
+    in production, at a thousandth of RFC 9106's cost, which sign-ups and sign-ins paid a
+    few hundred times over. Tests of the cost itself delete the variable; a profile set
+    before the run (to run the suite at production cost) is kept."""
+    with pytest.MonkeyPatch.context() as patch:
+        if "TCTF_PASSWORD_HASH_PROFILE" not in os.environ:
+            patch.setenv("TCTF_PASSWORD_HASH_PROFILE", "CHEAPEST")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _logging_restored() -> Iterator[None]:
     """A test that runs `tctf` in process configures logging on a stream pytest closes after
