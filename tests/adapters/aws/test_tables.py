@@ -61,7 +61,9 @@ async def test_up_creates_each_stateful_domains_table_with_its_outbox_stream_onc
     # The second run changed nothing: not even a new stream.
     assert again == first
     async with AwsClients(settings, "dynamodb") as clients:
-        names = (await clients.dynamodb.list_tables())["TableNames"]
+        # Every page: ListTables answers 100 names at most, and the endpoint is the session's.
+        pages = clients.dynamodb.get_paginator("list_tables").paginate()
+        names = [name async for page in pages for name in page["TableNames"]]
     # greeter keeps no state but handles events: its idempotency table (decision 0010).
     assert sorted(n for n in names if n.startswith(f"{app}-")) == [
         f"{app}-greeter-idempotency",
