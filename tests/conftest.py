@@ -12,6 +12,24 @@ from typing import Any
 import pytest
 
 
+#: Processes the suite runs in when pytest-xdist is there and no `-n` is given: the CI
+#: machine's two cores (docs/decisions/0030).
+WORKERS = 2
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Spread the tests over WORKERS processes, each file whole in one, so a module-scoped
+    fixture is built once. `-n N` chooses otherwise; `-n 0`, `--pdb` or `-p no:xdist`
+    run everything in this process."""
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return
+    if config.option.numprocesses is None and not config.option.usepdb:
+        config.option.numprocesses = WORKERS
+        if config.option.dist == "no":
+            config.option.dist = "loadfile"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
