@@ -12,6 +12,24 @@ from typing import Any
 import pytest
 
 
+#: Processes the suite runs in when pytest-xdist is there and no `-n` is given: the CI
+#: machine's two cores (docs/decisions/0030).
+WORKERS = 2
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Spread the tests over WORKERS processes, each file whole in one, so a module-scoped
+    fixture is built once. `-n N` chooses otherwise; `-n 0`, `--pdb` or `-p no:xdist`
+    run everything in this process."""
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return
+    if config.option.numprocesses is None and not config.option.usepdb:
+        config.option.numprocesses = WORKERS
+        if config.option.dist == "no":
+            config.option.dist = "loadfile"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -33,6 +51,18 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Passwords hashed with argon2-cffi's CHEAPEST profile: still argon2id, verified as
+    in production, at a thousandth of RFC 9106's cost, which sign-ups and sign-ins paid a
+    few hundred times over. Tests of the cost itself delete the variable; a profile set
+    before the run (to run the suite at production cost) is kept."""
+    with pytest.MonkeyPatch.context() as patch:
+        if "TCTF_PASSWORD_HASH_PROFILE" not in os.environ:
+            patch.setenv("TCTF_PASSWORD_HASH_PROFILE", "CHEAPEST")
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 PSEUDO = {
@@ -179,12 +180,18 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+@cache
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """`pattern`'s `*` and `?` as a regular expression, compiled once: a proof asks
+    thousands of questions of the same few patterns."""
+    return re.compile(fnmatch.translate(pattern))
+
+
 def _matches(patterns: Iterable[str], value: str, *, ignore_case: bool = False) -> bool:
     if ignore_case:
         value = value.lower()
     return any(
-        re.fullmatch(fnmatch.translate(p.lower() if ignore_case else p), value) is not None
-        for p in patterns
+        _wildcard(p.lower() if ignore_case else p).fullmatch(value) is not None for p in patterns
     )
 
 

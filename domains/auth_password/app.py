@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bus import Attr, Context, Domain, Rejected, Request, Storage, TransactionCanceled
+from bus import (
+    Attr,
+    ConfigurationError,
+    Context,
+    Domain,
+    Rejected,
+    Request,
+    Storage,
+    TransactionCanceled,
+)
 from bus.access import INTERNAL, SIGNED_IN
 from domains.auth_password.contracts import (
     VERIFICATIONS_PATH,
@@ -44,21 +53,44 @@ MAX_PASSWORD_LENGTH = 256
 _INVALID_LINK = "this link is invalid, used or expired; ask for a new one"
 
 
-@cache
+#: The argon2-cffi profile new passwords are hashed with: RFC 9106's low-memory
+#: parameters (argon2id, 64 MiB, 3 passes). `TCTF_PASSWORD_HASH_PROFILE` may name another
+#: of `argon2.profiles`; the test suite names CHEAPEST, still argon2id, at a thousandth of
+#: the cost. Verifying reads the parameters from the stored hash, whatever the profile.
+PASSWORD_HASH_PROFILE = "RFC_9106_LOW_MEMORY"
+HASH_PROFILES = ("RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "PRE_21_2", "CHEAPEST")
+
+
+def hash_profile() -> str:
+    profile = os.environ.get("TCTF_PASSWORD_HASH_PROFILE", PASSWORD_HASH_PROFILE)
+    if profile not in HASH_PROFILES:
+        raise ConfigurationError(
+            f"TCTF_PASSWORD_HASH_PROFILE is {profile!r}; one of {', '.join(HASH_PROFILES)}"
+        )
+    return profile
+
+
 def hasher() -> PasswordHasher:
-    """argon2id with RFC 9106's low-memory parameters (64 MiB, 3 passes): imported on
-    first use, so routes that hash nothing pay nothing at cold start."""
-    from argon2 import PasswordHasher
-    from argon2.profiles import RFC_9106_LOW_MEMORY
-
-    return PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
+    return _hasher(hash_profile())
 
 
 @cache
+def _hasher(profile: str) -> PasswordHasher:
+    """Imported on first use, so routes that hash nothing pay nothing at cold start."""
+    from argon2 import PasswordHasher, profiles
+
+    return PasswordHasher.from_parameters(getattr(profiles, profile))
+
+
 def dummy_hash() -> str:
     """A hash no password matches, verified for unknown addresses so that a wrong address
-    costs the time a wrong password does."""
-    return hasher().hash(secrets.token_urlsafe(32))
+    costs the time a wrong password does: made with the profile real hashes are made with."""
+    return _dummy_hash(hash_profile())
+
+
+@cache
+def _dummy_hash(profile: str) -> str:
+    return _hasher(profile).hash(secrets.token_urlsafe(32))
 
 
 def verify(stored: str, password: str) -> bool:

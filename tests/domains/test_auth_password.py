@@ -3,7 +3,12 @@ which addresses exist, changing a password when signed in, and single-use, expir
 
 from __future__ import annotations
 
-from domains.auth_password.app import LINK_LIFETIME
+from typing import Any
+
+import pytest
+
+from bus import ConfigurationError
+from domains.auth_password.app import LINK_LIFETIME, hasher
 from tests.domains.identity import PASSWORD, identity
 
 NEW_PASSWORD = "another long passphrase"
@@ -196,3 +201,40 @@ async def test_an_e_mail_task_delivered_three_times_is_sent_once() -> None:
     assert (
         len(idp.h.handled("messaging_consumers.deliver")) == 2
     )  # the welcome and the link, once each
+
+
+async def stored_hash(idp: Any, user_id: str) -> str:
+    table = idp.h.runtime.tables["auth_password"]
+    credential = await table.get({"PK": f"USER#{user_id}", "SK": "CREDENTIAL"})
+    return str(credential["hash"])
+
+
+async def test_a_password_is_hashed_with_rfc_9106_low_memory_argon2id_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TCTF_PASSWORD_HASH_PROFILE", raising=False)
+    async with identity() as idp:
+        user_id, _ = await idp.member("ada@example.com")
+        stored = await stored_hash(idp, user_id)
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
+async def test_the_hash_profile_is_configurable_and_stays_argon2id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TCTF_PASSWORD_HASH_PROFILE", "CHEAPEST")
+    async with identity() as idp:
+        user_id, _ = await idp.member("ada@example.com")
+        stored = await stored_hash(idp, user_id)
+        # A hash made with another profile still verifies: its parameters travel with it.
+        monkeypatch.setenv("TCTF_PASSWORD_HASH_PROFILE", "RFC_9106_LOW_MEMORY")
+        signed_in = await idp.sign_in("ada@example.com")
+    assert stored.startswith("$argon2id$v=19$m=8,t=1,p=1$") and signed_in.status == 201
+
+
+def test_an_unknown_hash_profile_is_refused_with_the_known_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TCTF_PASSWORD_HASH_PROFILE", "FASTEST")
+    with pytest.raises(ConfigurationError, match="'FASTEST'; one of RFC_9106_LOW_MEMORY"):
+        hasher()

@@ -81,7 +81,12 @@ def roles(templates: Templates, domain: str) -> list[Principal]:
 def trespasses(templates: Templates, topology: Topology, transport: str) -> list[str]:
     """What each domain's roles may do to another domain's resources, and should not."""
     found = []
-    everyone = [r for d in topology.domains for r in roles(templates, d)]
+    # Read once: resolving every stack's ARNs and policies per pair of domains is quadratic.
+    resources, every_role = list(arns(templates).values()), principals(templates)
+    stacks = {d: stack_name(APP, d) for d in topology.domains}
+    owned_by = {d: [r for r in resources if r.stack == stacks[d]] for d in topology.domains}
+    roles_of = {d: [p for p in every_role if p.stack == stacks[d]] for d in topology.domains}
+    everyone = [r for d in topology.domains for r in roles_of[d]]
     bus = ARN.format(service="events", resource=f"event-bus/{topology.event_bus}")
     for domain in topology.domains:
         sends_to = set(topology.task_queues_sent_by(domain))
@@ -89,7 +94,7 @@ def trespasses(templates: Templates, topology: Topology, transport: str) -> list
             if other == domain:
                 continue
             questions: list[tuple[str, str, dict[str, str]]] = []
-            for resource in owned(templates, other):
+            for resource in owned_by[other]:
                 arn = resource.arn
                 if resource.kind == "AWS::DynamoDB::Table":
                     items = (arn, f"{arn}/index/any")
@@ -111,7 +116,7 @@ def trespasses(templates: Templates, topology: Topology, transport: str) -> list
                     questions.append(("sns:Publish", arn, {}))
             if transport == "eventbridge":
                 questions.append(("events:PutEvents", bus, {"events:source": other}))
-            for role in roles(templates, domain):
+            for role in roles_of[domain]:
                 found += [
                     f"{domain} ({role.logical_id}) may {action} on {other}'s {arn} {context or ''}"
                     for action, arn, context in questions

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from adapters.aws.provision import rule_name
@@ -18,8 +20,13 @@ from .conftest import DeliveryLog, aws_platform
 
 @pytest.mark.parametrize("transport", ["sns", "eventbridge"])
 async def test_run_aws_without_an_endpoint_serves_the_domains_on_embedded_moto(
-    transport: str, app: str, deliveries: DeliveryLog
+    transport: str,
+    app: str,
+    deliveries: DeliveryLog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # it records its endpoint in .tctf/ of the working directory
     async with aws_platform([users, messaging], None, transport, app) as platform:
         runtime = platform.runtime
         await runtime.publish(

@@ -61,7 +61,7 @@ async def test_up_creates_each_stateful_domains_table_with_its_outbox_stream_onc
     # The second run changed nothing: not even a new stream.
     assert again == first
     async with AwsClients(settings, "dynamodb") as clients:
-        # The session's moto holds other tests' tables too: a page holds at most 100 names.
+        # Every page: ListTables answers 100 names at most, and the endpoint is the session's.
         pages = clients.dynamodb.get_paginator("list_tables").paginate()
         names = [name async for page in pages for name in page["TableNames"]]
     # greeter keeps no state but handles events: its idempotency table (decision 0010).
