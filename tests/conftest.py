@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-
 #: Processes the suite runs in when pytest-xdist is there and no `-n` is given: the CI
 #: machine's two cores (docs/decisions/0030).
 WORKERS = 2

@@ -61,11 +61,20 @@ PASSWORD_HASH_PROFILE = "RFC_9106_LOW_MEMORY"
 HASH_PROFILES = ("RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "PRE_21_2", "CHEAPEST")
 
 
+#: Profiles too cheap to protect a real password: refused where the domain is deployed.
+TEST_ONLY_PROFILES = ("CHEAPEST",)
+
+
 def hash_profile() -> str:
     profile = os.environ.get("TCTF_PASSWORD_HASH_PROFILE", PASSWORD_HASH_PROFILE)
     if profile not in HASH_PROFILES:
         raise ConfigurationError(
             f"TCTF_PASSWORD_HASH_PROFILE is {profile!r}; one of {', '.join(HASH_PROFILES)}"
+        )
+    if profile in TEST_ONLY_PROFILES and "AWS_LAMBDA_FUNCTION_NAME" in os.environ:
+        raise ConfigurationError(
+            f"TCTF_PASSWORD_HASH_PROFILE {profile} is for test runs only: a deployed function "
+            "hashes passwords with a profile an attacker cannot brute-force cheaply"
         )
     return profile
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bus import ConfigurationError
-from domains.auth_password.app import LINK_LIFETIME, hasher
+from domains.auth_password.app import LINK_LIFETIME, hash_profile, hasher
 from tests.domains.identity import PASSWORD, identity
 
 NEW_PASSWORD = "another long passphrase"
@@ -238,3 +238,14 @@ def test_an_unknown_hash_profile_is_refused_with_the_known_ones(
     monkeypatch.setenv("TCTF_PASSWORD_HASH_PROFILE", "FASTEST")
     with pytest.raises(ConfigurationError, match="'FASTEST'; one of RFC_9106_LOW_MEMORY"):
         hasher()
+
+
+def test_a_deployed_function_refuses_the_test_only_hash_profile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TCTF_PASSWORD_HASH_PROFILE", "CHEAPEST")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "tctf-prod-auth_password")
+    with pytest.raises(ConfigurationError, match="CHEAPEST is for test runs only"):
+        hasher()
+    monkeypatch.setenv("TCTF_PASSWORD_HASH_PROFILE", "RFC_9106_HIGH_MEMORY")
+    assert hash_profile() == "RFC_9106_HIGH_MEMORY"
