@@ -21,12 +21,14 @@ from adapters.aws.eventbridge import eventbridge
 from adapters.aws.local import MotoProcess
 from adapters.aws.outbox_letters import outbox_parking
 from adapters.aws.provision import Kind, provision
+from adapters.aws.ses import SesMailProvider
 from adapters.aws.session import AwsClients, AwsSettings, local_credentials
 from adapters.aws.sns_sqs import sns_sqs
 from adapters.lambda_.sqs import sqs_batch_handler
 from bus.domain import Domain
 from bus.emf import EmfWriter
 from bus.errors import ConfigurationError
+from bus.mail import MailProvider
 from bus.runtime import OutboxParking, TableFactory, TransportFactory, memory_tables
 from bus.topology import Topology
 from tctf.platform import Platform
@@ -111,9 +113,11 @@ async def run_aws(
             endpoint_url = local.enter_context(MotoProcess())
             local.enter_context(_recorded(endpoint_url))
         settings = AwsSettings(endpoint_url=endpoint_url, tracer_provider=tracer_provider)
-        if any(domain.name == MAILING_DOMAIN for domain in domains):
+        mail_provider: MailProvider | None = None
+        if any(domain.mail is not None for domain in domains):
             local.enter_context(_mail_through_ses(settings))
             await _verify_sender(settings)
+            mail_provider = SesMailProvider()
         async with AsyncExitStack() as stack:
             tables: TableFactory = memory_tables
             parking: OutboxParking | None = None
@@ -134,6 +138,7 @@ async def run_aws(
                 seed=seed,
                 tracer_provider=tracer_provider,
                 metrics=metrics,
+                mail_provider=mail_provider,
             )
             names = ", ".join(d.name for d in domains)
             banner = (
@@ -150,20 +155,15 @@ async def run_aws(
             await platform.serve(host, port, ready=serving)
 
 
-#: The domain that sends e-mail: on `tctf run --aws` it sends through the endpoint's SES.
-MAILING_DOMAIN = "messaging_consumers"
-
-
 @contextmanager
 def _mail_through_ses(settings: AwsSettings) -> Iterator[None]:
-    """Have the mailing domain send through SES at the endpoint, as production sends through
-    SES (unless the environment already chose), for the run's length: the mailer is the
-    SDK's own client, configured by the environment, with this run's region and, where the
-    run uses local credentials, those."""
+    """Point the SDK's SES client at the endpoint for the run's length, as a domain
+    declaring `Mail` sends through SES there as production does (unless the environment
+    already chose): the endpoint, this run's region and, where the run uses local
+    credentials, those."""
     assert settings.endpoint_url is not None
     credentials = local_credentials(settings.endpoint_url)
     chosen = {
-        "TCTF_MAILER": "ses",
         "AWS_ENDPOINT_URL_SESV2": settings.endpoint_url,
         "AWS_DEFAULT_REGION": settings.region,
         **(

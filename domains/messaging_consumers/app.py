@@ -15,7 +15,6 @@ letters, kept whole (links included) as a mail catcher keeps them.
 
 from __future__ import annotations
 
-import os
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -34,6 +33,7 @@ from bus import (
 )
 from bus.access import INTERNAL, PUBLIC
 from bus.domain import Mail
+from bus.errors import MailRefused, MailRejected
 from bus.pagination import PageQuery, read_page
 from domains.achievements.contracts import AchievementUnlocked
 from domains.auth_core.contracts import AccountLocked
@@ -42,18 +42,13 @@ from domains.messaging_consumers.contracts import EmailBounced, EmailFailed, Ema
 from domains.messaging_consumers.errors import (
     MalformedNotification,
     NoLocalMailbox,
-    ProviderRefused,
-    ProviderRejected,
     UndeliverableTask,
 )
 from domains.messaging_consumers.mailer import (
-    CONFIGURATION_SET_VARIABLE,
-    SES_ENDPOINT_VARIABLE,
     Letter,
     LocalMailbox,
     Mailer,
-    SesMailer,
-    configured_kind,
+    ProviderMailer,
     mailbox_key,
     sender_address,
 )
@@ -75,19 +70,14 @@ domain = Domain(
 #: task the provider keeps refusing ends in the DLQ about when SQS would put it there.
 MAX_REFUSALS = domain.settings.max_receive_count
 
-#: The SES mailer of each endpoint and configuration set: a container keeps one for its life.
-_ses: dict[tuple[str | None, str | None], SesMailer] = {}
-
 
 def _mailer(ctx: Context, message_id: str) -> Mailer:
-    """The configured mailer: SES, or the domain's table as the local mailbox."""
-    if configured_kind() == "local":
+    """The runtime's mail provider, or, where it provides none, the domain's table as the
+    local mailbox."""
+    provider = ctx.mail_provider
+    if provider is None:
         return LocalMailbox(ctx.table, message_id, _iso(ctx))
-    configuration_set = os.environ.get(CONFIGURATION_SET_VARIABLE) or None
-    key = (os.environ.get(SES_ENDPOINT_VARIABLE), configuration_set)
-    if key not in _ses:
-        _ses[key] = SesMailer(configuration_set)
-    return _ses[key]
+    return ProviderMailer(provider)
 
 
 def _iso(ctx: Context) -> str:
@@ -267,9 +257,9 @@ async def deliver(task: SendEmail, ctx: Context) -> None:
     )
     try:
         message_id = await _mailer(ctx, ctx.new_id()).send(letter)
-    except ProviderRejected as error:
+    except MailRejected as error:
         await _fail(ctx, task, key, f"rejected: {error}")
-    except ProviderRefused as error:
+    except MailRefused as error:
         refusals += 1
         if refusals >= MAX_REFUSALS:
             await _fail(ctx, task, key, f"refused {refusals} times: {error}")
@@ -411,7 +401,7 @@ class Mailbox(BaseModel):
 async def read_mailbox(request: Request[None], ctx: Context) -> Mailbox:
     """The letters the local mailer kept for one address, oldest first. Only where the local
     mailer runs (`tctf run`, bound to loopback): anywhere else there is no mailbox (404)."""
-    if configured_kind() != "local":
+    if ctx.mail_provider is not None:
         raise NoLocalMailbox("mail goes through a provider here; there is no local mailbox")
     query = request.params
     assert isinstance(query, MailboxQuery)

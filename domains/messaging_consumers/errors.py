@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-from bus.errors import NotFound, PermanentError, Rejected, TransientError
-
-
-class ProviderRefused(TransientError):
-    """The mail provider refused a message for now (throttled, unavailable): the task queue
-    tries again, until the refusals reach the domain's receive limit."""
-
-
-class ProviderRejected(PermanentError):
-    """The mail provider refused a message for good (rejected content, an unverified
-    sender): sending it again cannot succeed."""
+from bus.errors import NotFound, PermanentError, Rejected
 
 
 class UndeliverableTask(PermanentError):
