@@ -15,6 +15,7 @@ letters, kept whole (links included) as a mail catcher keeps them.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -40,6 +41,7 @@ from domains.auth_core.contracts import AccountLocked
 from domains.billing.contracts import InvoicePaid, PaymentFailed
 from domains.messaging_consumers.contracts import EmailBounced, EmailFailed, EmailSent, SendEmail
 from domains.messaging_consumers.errors import (
+    MailboxNotLocal,
     MalformedNotification,
     NoLocalMailbox,
     UndeliverableTask,
@@ -78,6 +80,19 @@ def _mailer(ctx: Context, message_id: str) -> Mailer:
     if provider is None:
         return LocalMailbox(ctx.table, message_id, _iso(ctx))
     return ProviderMailer(provider)
+
+
+def _on_this_machine(peer: str | None) -> bool:
+    """Whether a request came over loopback, or in process (no peer at all)."""
+    if peer is None:
+        return True
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:  # not an address: a UNIX socket's path, say; never trusted
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack listener's form of an IPv4 peer
+    return address.is_loopback
 
 
 def _iso(ctx: Context) -> str:
@@ -400,9 +415,15 @@ class Mailbox(BaseModel):
 @domain.get("/mail", response=Mailbox, access=PUBLIC, query=MailboxQuery)
 async def read_mailbox(request: Request[None], ctx: Context) -> Mailbox:
     """The letters the local mailer kept for one address, oldest first. Only where the local
-    mailer runs (`tctf run`, bound to loopback): anywhere else there is no mailbox (404)."""
+    mailer runs (`tctf run`): anywhere else there is no mailbox (404); and only to a caller
+    on this machine, whatever address `tctf run` listens on (403 to any other peer)."""
     if ctx.mail_provider is not None:
         raise NoLocalMailbox("mail goes through a provider here; there is no local mailbox")
+    if not _on_this_machine(request.client):
+        raise MailboxNotLocal(
+            "the local mailbox answers only on loopback: read it on the machine running "
+            "tctf run (tctf mail --to ADDRESS)"
+        )
     query = request.params
     assert isinstance(query, MailboxQuery)
     page = await read_page(ctx.table, Key("PK").eq(mailbox_key(query.to, "")["PK"]), query)
