@@ -56,7 +56,13 @@ from domains.messaging_consumers.mailer import (
 )
 from domains.messaging_consumers.notifications import SnsNotification, suppressions
 from domains.messaging_consumers.templates import money, phrase, render
-from domains.users.contracts import EmailAddress, UserCreated, UserDeleted, UserUpdated
+from domains.users.contracts import (
+    EmailAddress,
+    UserCreated,
+    UserDeleted,
+    UserUpdated,
+    normalize_email,
+)
 
 #: Where SES's bounce and complaint notifications arrive (through SNS on AWS).
 NOTIFICATIONS_ROUTE = "/mail/notifications"
@@ -108,7 +114,10 @@ def _delivery_key(task_id: str) -> dict[str, str]:
 
 
 def _suppression_key(address: str) -> dict[str, str]:
-    return {"PK": f"SUPPRESSED#{address.lower()}", "SK": "SUPPRESSED"}
+    """Keyed on the one spelling of the address (`normalize_email`: case, Unicode or IDNA
+    domain), as SES's notifications and a task may spell one address differently;
+    `ValueError` for what is no address."""
+    return {"PK": f"SUPPRESSED#{normalize_email(address)}", "SK": "SUPPRESSED"}
 
 
 # -- the projection of users ------------------------------------------------------------
@@ -259,7 +268,11 @@ async def deliver(task: SendEmail, ctx: Context) -> None:
         return
     if state == "sending":
         await _fail(ctx, task, key, "unconfirmed: an earlier attempt may have sent it")
-    if await ctx.table.get(_suppression_key(task.to), consistent=True):
+    try:
+        suppression = _suppression_key(task.to)
+    except ValueError as error:
+        await _fail(ctx, task, key, f"not an e-mail address: {error}")
+    if await ctx.table.get(suppression, consistent=True):
         await _fail(ctx, task, key, "suppressed")
     try:
         letter = _compose(task)
