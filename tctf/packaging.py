@@ -40,8 +40,10 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so the same sources give the same zi
 #: The services whose botocore models a package keeps: those the AWS adapters call (STS for
 #: credentials that need it). The rest of botocore's data (~400 services) is dropped.
 BOTOCORE_SERVICES = frozenset({"sqs", "sns", "events", "dynamodb", "sts"})
-#: The services a domain's declarations call through the adapters: `Mail`, SES (SESv2).
+#: The services a domain's declarations call through the adapters: `Mail`, SES (SESv2);
+#: `Domain.websocket`, API Gateway's management API (posting to connections).
 MAIL_SERVICES = frozenset({"sesv2"})
+WEBSOCKET_SERVICES = frozenset({"apigatewaymanagementapi"})
 #: Imports by which a domain calls AWS itself; its package then keeps every botocore model.
 AWS_SDKS = frozenset({"boto3", "botocore", "aioboto3", "aiobotocore"})
 #: Reached by the scan (the adapters' local-run paths) but never imported by a function,
@@ -470,8 +472,12 @@ def sdk_dependents(staging: Path) -> list[str]:
 
 def declared_services(domain: Domain) -> frozenset[str]:
     """The botocore models a domain's declarations need beyond `BOTOCORE_SERVICES`: SES's
-    for a domain declaring `Mail`, whose adapter makes its client only on the first send."""
-    return MAIL_SERVICES if domain.mail is not None else frozenset()
+    for a domain declaring `Mail`, API Gateway's management API for one with a WebSocket
+    route; their adapters make these clients only when first used."""
+    services = MAIL_SERVICES if domain.mail is not None else frozenset()
+    if domain.websocket_route is not None:
+        services |= WEBSOCKET_SERVICES
+    return services
 
 
 def botocore_services(

@@ -494,3 +494,12 @@ def test_a_domain_declaring_mail_keeps_ses_model_and_no_other_beyond_the_adapter
     kept = botocore_services(scan("messaging_consumers"), declared_services(messaging_consumers))
     assert kept == {*BOTOCORE_SERVICES, "sesv2"}
     assert botocore_services(scan("users"), declared_services(users)) == set(BOTOCORE_SERVICES)
+
+
+def test_a_domain_with_a_websocket_route_keeps_the_management_apis_model() -> None:
+    """Its function posts to connections through API Gateway's management API
+    (adapters/aws/websockets.py): pruned away, every post would fail deployed."""
+    from domains.user_message.app import domain as user_message
+
+    kept = botocore_services(scan("user_message"), declared_services(user_message))
+    assert kept is not None and "apigatewaymanagementapi" in kept
