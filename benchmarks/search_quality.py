@@ -10,6 +10,10 @@ runs ours as typed, the last word a prefix. The moto row measures moto on loopba
 (plus aioboto3), not DynamoDB.
 
     .venv/bin/python benchmarks/search_quality.py [--repeat 200] [--moto-repeat 5] [--per-query]
+        [--cap N ...]
+
+The capped rows read at most N postings of each term and kind, the highest-impact first,
+as the index does at `MAX_POSTINGS_PER_TERM`: what the bound costs in quality.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import math
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +34,8 @@ from pathlib import Path
 import tantivy
 
 from bus.storage import InMemoryTable, Table, TableSpec, outbox_index
-from domains.search.index import Document, Kind, TableSearchIndex
-from domains.search.text import parse_query
+from domains.search.index import MAX_POSTINGS_PER_TERM, Document, Kind, TableSearchIndex
+from domains.search.text import parse_query, terms
 
 DATA = Path(__file__).parent / "data"
 TOP = 10
@@ -163,15 +168,29 @@ async def timed_async(
 
 
 async def memory_runs(
-    corpus: list[dict[str, str]], queries: list[Labelled], repeat: int
+    corpus: list[dict[str, str]], queries: list[Labelled], repeat: int, caps: list[int]
 ) -> list[Run]:
-    index = await filled(InMemoryTable(spec("search-bench")), corpus)
-    return [
+    table = InMemoryTable(spec("search-bench"))
+    index = await filled(table, corpus)
+    runs = [
         await ours_run("ours, InMemoryTable", index, queries, repeat),
         await ours_run(
             "ours, InMemoryTable, last word a prefix", index, queries, repeat, typed=True
         ),
     ]
+    for cap in caps:
+        capped = TableSearchIndex(table, postings_per_term=cap)
+        name = f"ours, InMemoryTable, at most {cap} postings per term"
+        runs.append(await ours_run(name, capped, queries, repeat))
+    return runs
+
+
+def most_postings(corpus: list[dict[str, str]]) -> int:
+    """The most documents of one kind holding one term: where a cap starts to bind."""
+    held: Counter[tuple[str, str]] = Counter()
+    for doc in corpus:
+        held.update((doc["kind"], t) for t in set(terms(doc["text"])))
+    return max(held.values())
 
 
 async def moto_run(corpus: list[dict[str, str]], queries: list[Labelled], repeat: int) -> Run:
@@ -204,14 +223,26 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=200, help="timed runs of each query")
     parser.add_argument("--moto-repeat", type=int, default=5, help="timed runs on moto")
     parser.add_argument("--per-query", action="store_true", help="nDCG@10 of every query")
+    parser.add_argument(
+        "--cap",
+        type=int,
+        action="append",
+        help="also rank reading at most this many postings per term (repeatable; "
+        "default 10 and 20: the corpus is too small for the index's own cap to bind)",
+    )
     args = parser.parse_args()
     corpus, queries = load()
 
     peer = tantivy_run(corpus, queries, args.repeat)
-    runs = [peer, *asyncio.run(memory_runs(corpus, queries, args.repeat))]
+    caps = args.cap or [10, 20]
+    runs = [peer, *asyncio.run(memory_runs(corpus, queries, args.repeat, caps))]
     runs.append(asyncio.run(moto_run(corpus, queries, args.moto_repeat)))
 
-    print(f"{len(corpus)} documents, {len(queries)} labelled queries\n")
+    print(
+        f"{len(corpus)} documents, {len(queries)} labelled queries; the most documents of "
+        f"one kind holding one term: {most_postings(corpus)} (the index reads at most "
+        f"{MAX_POSTINGS_PER_TERM})\n"
+    )
     print("| engine | nDCG@10 | top-10 overlap with tantivy | p50 ms | p99 ms |")
     print("|---|---:|---:|---:|---:|")
     for run in runs:

@@ -28,6 +28,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -40,6 +41,8 @@ from domains.social.suggestions import people_you_may_know
 
 FEED_PAGE = 20
 SUGGESTIONS = 10
+#: When every post of the generated graph was made, and the moment its feeds are read.
+POSTED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -68,7 +71,7 @@ def generate(users: int, seed: int, threshold: int) -> Graph:
                 follows[user].add(target)
                 followers[target].add(user)
     items: list[dict[str, Any]] = []
-    at = "2026-01-01T00:00:00.000Z"
+    at = POSTED_AT.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     for user, targets in follows.items():
         items += [{**edge_key(Edge.FOLLOWS, user, t), "at": at} for t in targets]
     celebrities = {u for u in ids if len(followers[u]) >= threshold}
@@ -118,8 +121,9 @@ async def measure(
     feed = HomeFeed(table, social)
     readers = rng.choices(graph.users, k=feeds)
     askers = rng.choices(graph.users, k=suggestions)
-    await feed.page(readers[0], limit=FEED_PAGE)  # warm up clients and connections
-    feed_ms = await timed([partial(feed.page, r, limit=FEED_PAGE) for r in readers])
+    read = partial(feed.page, limit=FEED_PAGE, now=POSTED_AT)
+    await read(readers[0])  # warm up clients and connections
+    feed_ms = await timed([partial(read, r) for r in readers])
     suggest_ms = await timed(
         [partial(people_you_may_know, social, a, limit=SUGGESTIONS) for a in askers]
     )

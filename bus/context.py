@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # storage loads only for domains that keep state (Lambda cold
     from bus.client import Client
     from bus.domain import Domain
     from bus.event_unit_of_work import EventUnitOfWork
+    from bus.mail import MailProvider
     from bus.middleware import HandlerBound, IdempotencyStore
     from bus.storage.table import Put, Table
     from bus.websockets import Connections
@@ -236,6 +237,14 @@ class Context:
                 "(the Runtime and a Lambda of a domain declaring Domain.websocket do)"
             )
         return connections
+
+    @property
+    def mail_provider(self) -> MailProvider | None:
+        """The platform's mail provider (SES on AWS) for a domain declaring `Mail`; None
+        where the runtime sends no mail anywhere (`tctf run`, tests)."""
+        from bus.mail import current_mail_provider
+
+        return current_mail_provider.get()
 
     def new_id(self) -> str:
         """A fresh unique id (a UUID string; replayable under a seeded harness)."""

@@ -169,6 +169,9 @@ class Request(Generic[Body]):
     #: The query string validated by the route's `query=` model (e.g.
     #: `bus.pagination.PageQuery`); None on a route that declares none.
     params: BaseModel | None = None
+    #: The address of the peer the request came from, as the edge saw it; None for a call
+    #: made in process.
+    client: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,3 +150,12 @@ class ConnectionGone(BusError):
     def __init__(self, connection_id: str) -> None:
         super().__init__(f"connection {connection_id} is gone")
         self.connection_id = connection_id
+
+
+class MailRefused(TransientError):
+    """The mail provider refused a message for now (throttled, unreachable): try again."""
+
+
+class MailRejected(PermanentError):
+    """The mail provider refused a message for good (rejected content, an unverified
+    sender): sending it again cannot succeed."""

@@ -103,6 +103,9 @@ class HttpRequest:
     #: The claims of a bearer token a gateway in front already verified (API Gateway's JWT
     #: authorizer puts them in the Lambda event); None where this router checks tokens.
     verified_claims: Mapping[str, Any] | None = None
+    #: The address of the peer the request came from, as the edge saw it (ASGI's `client`,
+    #: API Gateway's `sourceIp`); None for a call made in process.
+    client: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +333,7 @@ class HttpRouter:
             principal=principal,
             raw_body=request.body,
             params=query,
+            client=request.client,
         )
         try:
             result = await route.handler(call, context)

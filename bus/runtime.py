@@ -23,6 +23,7 @@ from bus.domain import Domain
 from bus.envelope import Envelope
 from bus.errors import OutboxNotDrained
 from bus.ids import IdGenerator
+from bus.mail import MailProvider, current_mail_provider
 from bus.messages import Event, Task
 from bus.metrics import Metrics
 from bus.middleware import Middleware
@@ -72,6 +73,7 @@ class Runtime:
         metrics: EmfWriter | None = None,
         metrics_interval: float = 10.0,
         schedule_interval: float | None = 1.0,
+        mail_provider: MailProvider | None = None,
     ) -> None:
         """`relay_interval`: the relay loop passes over the outboxes that a commit wakes it
         for, and, when one still holds events, passes again after this many seconds; None
@@ -82,7 +84,9 @@ class Runtime:
         publish (an outbox DLQ); by default `outbox_dead_letters`, in this process.
         `metrics`: where the domains' metrics, the platform's per handler included, are
         written as EMF every `metrics_interval` seconds while serving and when it stops
-        (None: handlers' own metrics are counted and not written)."""
+        (None: handlers' own metrics are counted and not written).
+        `mail_provider`: where domains declaring `Mail` send e-mail (`ctx.mail_provider`);
+        None: nowhere, each such domain keeps its letters itself."""
         self.domains = list(domains)
         self._domains_by_name = {domain.name: domain for domain in self.domains}
         self.clock = clock or SystemClock()
@@ -129,6 +133,7 @@ class Runtime:
         #: The WebSocket connections this process serves (`tctf run`'s ASGI app attaches
         #: them), what handlers post to through `ctx.connections`.
         self.connections = LocalConnections()
+        self.mail_provider = mail_provider
         self._committed: anyio.Event | None = None
         services = Services(
             self.publisher,
@@ -263,10 +268,12 @@ class Runtime:
     async def running(self) -> AsyncIterator[Runtime]:
         """Serve every domain's queues until the block exits, then stop the consumers."""
         token = current_connections.set(self.connections)
+        mail_token = current_mail_provider.set(self.mail_provider)
         try:
             async with self._serving() as runtime:
                 yield runtime
         finally:
+            current_mail_provider.reset(mail_token)
             current_connections.reset(token)
 
     @asynccontextmanager

@@ -19,6 +19,7 @@ from bus.envelope import Envelope
 from bus.errors import OutboxNotDrained
 from bus.http import HttpRouter
 from bus.ids import IdGenerator
+from bus.mail import MailProvider
 from bus.memory import NO_FAULTS, Faults, in_memory
 from bus.messages import Event, Task
 from bus.middleware import Middleware
@@ -64,6 +65,7 @@ class Harness:
         tables: TableFactory = memory_tables,
         middleware: Sequence[Middleware] = (),
         tracer_provider: Any | None = None,
+        mail_provider: MailProvider | None = None,
     ) -> None:
         self.clock = clock or ManualClock()
         self.published: list[Envelope] = []
@@ -81,6 +83,7 @@ class Harness:
             schedule_interval=None,
             middleware=middleware,
             tracer_provider=tracer_provider,
+            mail_provider=mail_provider,
         )
         #: The domains' HTTP routes, in process; also how their handlers reach each other
         #: through `ctx.client` while the harness runs.

@@ -21,6 +21,7 @@ from adapters.aws.eventbridge import eventbridge
 from adapters.aws.local import MotoProcess
 from adapters.aws.outbox_letters import outbox_parking
 from adapters.aws.provision import Kind, provision
+from adapters.aws.ses import SesMailProvider
 from adapters.aws.session import AwsClients, AwsSettings, local_credentials
 from adapters.aws.sns_sqs import sns_sqs
 from adapters.lambda_.sqs import sqs_batch_handler
@@ -28,6 +29,7 @@ from bus.clock import Clock
 from bus.domain import Domain
 from bus.emf import EmfWriter
 from bus.errors import ConfigurationError
+from bus.mail import MailProvider
 from bus.runtime import OutboxParking, TableFactory, TransportFactory, memory_tables
 from bus.topology import Topology
 from tctf.platform import Platform
@@ -143,7 +145,7 @@ async def aws_platform(
 
     Domains that keep state get a `DynamoTable` each, all on one DynamoDB client closed on
     exit; their outbox relays publish through the AWS transport and park what they never
-    can in the domain's outbox DLQ. The mailing domain sends through the endpoint's SES.
+    can in the domain's outbox DLQ. A domain declaring `Mail` sends through the endpoint's SES.
 
     `seed` makes the ids the platform gives events and handlers repeat from run to run.
     `clock` is the runtime's: a test's `ManualClock` moves token expiry, TOTP steps and
@@ -153,9 +155,11 @@ async def aws_platform(
     """
     kind = _kind(transport)
     async with AsyncExitStack() as stack:
-        if any(domain.name == MAILING_DOMAIN for domain in domains):
+        mail_provider: MailProvider | None = None
+        if any(domain.mail is not None for domain in domains):
             stack.enter_context(_mail_through_ses(settings))
             await _verify_sender(settings)
+            mail_provider = SesMailProvider()
         tables: TableFactory = memory_tables
         parking: OutboxParking | None = None
         if any(domain.storage is not None for domain in domains):
@@ -176,23 +180,19 @@ async def aws_platform(
             clock=clock,
             tracer_provider=settings.tracer_provider,
             metrics=metrics,
+            mail_provider=mail_provider,
         )
-
-
-#: The domain that sends e-mail: on `tctf run --aws` it sends through the endpoint's SES.
-MAILING_DOMAIN = "messaging_consumers"
 
 
 @contextmanager
 def _mail_through_ses(settings: AwsSettings) -> Iterator[None]:
-    """Have the mailing domain send through SES at the endpoint, as production sends through
-    SES (unless the environment already chose), for the run's length: the mailer is the
-    SDK's own client, configured by the environment, with this run's region and, where the
-    run uses local credentials, those."""
+    """Point the SDK's SES client at the endpoint for the run's length, as a domain
+    declaring `Mail` sends through SES there as production does (unless the environment
+    already chose): the endpoint, this run's region and, where the run uses local
+    credentials, those."""
     assert settings.endpoint_url is not None
     credentials = local_credentials(settings.endpoint_url)
     chosen = {
-        "TCTF_MAILER": "ses",
         "AWS_ENDPOINT_URL_SESV2": settings.endpoint_url,
         "AWS_DEFAULT_REGION": settings.region,
         **(

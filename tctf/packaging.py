@@ -23,8 +23,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tctf.errors import PackagingError
+
+if TYPE_CHECKING:
+    from bus.domain import Domain
 
 #: Top-level packages of this repository; everything else imported is stdlib or third-party.
 FIRST_PARTY = ("bus", "domains", "adapters")
@@ -36,6 +40,10 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so the same sources give the same zi
 #: The services whose botocore models a package keeps: those the AWS adapters call (STS for
 #: credentials that need it). The rest of botocore's data (~400 services) is dropped.
 BOTOCORE_SERVICES = frozenset({"sqs", "sns", "events", "dynamodb", "sts"})
+#: The services a domain's declarations call through the adapters: `Mail`, SES (SESv2);
+#: `Domain.websocket`, API Gateway's management API (posting to connections).
+MAIL_SERVICES = frozenset({"sesv2"})
+WEBSOCKET_SERVICES = frozenset({"apigatewaymanagementapi"})
 #: Imports by which a domain calls AWS itself; its package then keeps every botocore model.
 AWS_SDKS = frozenset({"boto3", "botocore", "aioboto3", "aiobotocore"})
 #: Reached by the scan (the adapters' local-run paths) but never imported by a function,
@@ -298,13 +306,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.out,
             zip=not args.no_zip,
             dependencies=not args.no_deps,
-            aws_services=args.aws_service,
+            aws_services=[*args.aws_service, *_declared_by(args.domain)],
         )
     except (PackagingError, subprocess.CalledProcessError) as error:
         print(f"tctf package: {error}", file=sys.stderr)
         return 2
     print(built)
     return 0
+
+
+def _declared_by(name: str) -> frozenset[str]:
+    """`declared_services` of the named domain, or none for a name `package` will refuse."""
+    if not DOMAIN_NAME.fullmatch(name) or not (repository_root() / "domains" / name).is_dir():
+        return frozenset()
+    import domains
+
+    return declared_services(domains.load(name))
 
 
 def _check_boundary(domain: str, module: str) -> None:
@@ -451,6 +468,16 @@ def sdk_dependents(staging: Path) -> list[str]:
             if required in _SDK_DISTRIBUTIONS:
                 dependents.add(name)
     return sorted(dependents)
+
+
+def declared_services(domain: Domain) -> frozenset[str]:
+    """The botocore models a domain's declarations need beyond `BOTOCORE_SERVICES`: SES's
+    for a domain declaring `Mail`, API Gateway's management API for one with a WebSocket
+    route; their adapters make these clients only when first used."""
+    services = MAIL_SERVICES if domain.mail is not None else frozenset()
+    if domain.websocket_route is not None:
+        services |= WEBSOCKET_SERVICES
+    return services
 
 
 def botocore_services(

@@ -24,6 +24,7 @@ from bus.runtime import OutboxParking, Runtime, TableFactory, TransportFactory, 
 
 if TYPE_CHECKING:
     from bus.emf import EmfWriter
+    from bus.mail import MailProvider
 
 
 class Platform:
@@ -43,6 +44,7 @@ class Platform:
         outbox_parking: OutboxParking | None = None,
         metrics: EmfWriter | None = None,
         metrics_interval: float = 10.0,
+        mail_provider: MailProvider | None = None,
     ) -> None:
         self.runtime = Runtime(
             domains,
@@ -56,6 +58,7 @@ class Platform:
             outbox_parking=outbox_parking,
             metrics=metrics,
             metrics_interval=metrics_interval,
+            mail_provider=mail_provider,
         )
         from adapters.http.gateway import gateway_router
 

@@ -87,7 +87,8 @@ OUTBOX_STREAM_FILTER = {
     },
 }
 
-#: The function's settings of its mailer (domains/messaging_consumers/mailer.py reads them).
+#: The function's settings of its mail: the sender (domains/messaging_consumers/mailer.py)
+#: and the configuration set (adapters/aws/ses.py).
 MAIL_FROM_VARIABLE = "TCTF_MAIL_FROM"
 CONFIGURATION_SET_VARIABLE = "TCTF_SES_CONFIGURATION_SET"
 #: Where a `$connect` token's keys are read (adapters/lambda_/settings.py).
@@ -897,7 +898,7 @@ def synth(
     assembly as an asset (named by its hash, so an unchanged domain is not uploaded again).
     """
     from tctf.config import load_domains
-    from tctf.packaging import package
+    from tctf.packaging import declared_services, package
 
     if not dependencies and not (settings and settings.layers):
         raise ConfigurationError(
@@ -907,7 +908,13 @@ def synth(
     domains = load_domains(domain_names)
     with tempfile.TemporaryDirectory(prefix="tctf-synth-") as scratch:
         packages = {
-            d.name: package(d.name, Path(scratch), zip=True, dependencies=dependencies)
+            d.name: package(
+                d.name,
+                Path(scratch),
+                zip=True,
+                dependencies=dependencies,
+                aws_services=declared_services(d),
+            )
             for d in domains
         }
         cdk_app = build_app(

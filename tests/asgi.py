@@ -23,8 +23,10 @@ async def asgi_request(
     headers: Sequence[tuple[bytes, bytes]] = (),
     query: bytes = b"",
     chunk: int | None = None,
+    client: tuple[str, int] | None = None,
 ) -> HttpResponse:
-    """The answer to one request, its body sent in pieces of `chunk` bytes (whole if None)."""
+    """The answer to one request, its body sent in pieces of `chunk` bytes (whole if None),
+    from the peer `client` (none named if None, as a server over a UNIX socket names none)."""
     size = chunk or max(len(body), 1)
     pieces = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
     messages = [
@@ -46,6 +48,8 @@ async def asgi_request(
         "query_string": query,
         "headers": list(headers),
     }
+    if client is not None:
+        scope["client"] = list(client)
     await app(scope, receive, send)
     start, answer = sent
     return HttpResponse(

@@ -95,6 +95,7 @@ class HttpApp:
             query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
             headers=headers,
             body=body,
+            client=(scope.get("client") or (None,))[0],
         )
         await _send(send, await self.router.handle(request))
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from bus.client import Clients
     from bus.emf import EmfWriter
     from bus.http import HttpRouter
+    from bus.mail import MailProvider
     from bus.storage.table import Table
     from bus.tracing import Tracing
     from bus.websockets import Connections, WebSocketSessions
@@ -69,10 +70,13 @@ class LambdaApp:
         clients: Clients | None = None,
         connections: Connections | None = None,
         authenticator: Authenticator | None = None,
+        mail_provider: MailProvider | None = None,
     ) -> None:
         self.domain = domain
         #: Where handlers post to the domain's WebSocket connections (`ctx.connections`).
         self.connections = connections
+        #: Where a domain declaring `Mail` sends e-mail (`ctx.mail_provider`: SES).
+        self.mail_provider = mail_provider
         #: Verifies the token of a WebSocket's `$connect`; None: every connection is refused.
         self.authenticator = authenticator
         #: How handlers and routes reach other domains' APIs (`ctx.client`); None: they
@@ -166,7 +170,7 @@ class LambdaApp:
 
         Its spans are exported before it returns: Lambda may freeze the container then."""
         try:
-            if self.clients is None and self.connections is None:
+            if self.clients is None and self.connections is None and self.mail_provider is None:
                 # none to give: bus.client stays off the cold start
                 return self._loop.run_until_complete(self.handle(event, context))
             invocation = contextvars.copy_context()
@@ -178,6 +182,10 @@ class LambdaApp:
                 from bus.websockets import current_connections
 
                 invocation.run(current_connections.set, self.connections)
+            if self.mail_provider is not None:
+                from bus.mail import current_mail_provider
+
+                invocation.run(current_mail_provider.set, self.mail_provider)
             return invocation.run(self._loop.run_until_complete, self.handle(event, context))
         finally:
             if self.tracing is not None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from adapters.aws.queues import QueueTransport
     from bus.access import Authenticator
     from bus.client import Clients
+    from bus.mail import MailProvider
     from bus.middleware import IdempotencyStore
     from bus.storage.spec import TableSpec
     from bus.storage.table import Table
@@ -243,7 +244,19 @@ def build(env: Mapping[str, str], *, tracer_provider: Any | None = None) -> Lamb
         clients=domain_clients(settings),
         connections=websocket_connections(settings, domain, resources),
         authenticator=websocket_authenticator(settings, domain),
+        mail_provider=mail_provider(domain, aws),
     )
+
+
+def mail_provider(domain: Domain, aws: QueueTransport | None) -> MailProvider | None:
+    """SES for a domain declaring `Mail`, with the configuration set the function names
+    (no SDK imported, no client made here: that waits for the first send); None for any
+    other domain, and on the in-process transport, which keeps letters locally."""
+    if domain.mail is None or aws is None:
+        return None
+    from adapters.aws.ses import SesMailProvider
+
+    return SesMailProvider.from_environment()
 
 
 def websocket_connections(

@@ -49,6 +49,7 @@ def request_from_http_event(
         headers=headers,
         body=body,
         verified_claims=_jwt_claims(context),
+        client=(context.get("http") or {}).get("sourceIp"),
     )
 
 

@@ -28,6 +28,7 @@ from bus import Attr, Context, Domain, Key, NotFound, Request, Storage, Transact
 from bus.access import SIGNED_IN, TokenPolicy
 from bus.errors import TooManyRequests, Unauthorized
 from bus.storage.errors import ConditionFailed
+from bus.storage.rotation import exchange, token_item
 from domains.auth_admin.contracts import RoleGranted, RoleRevoked, UserDisabled, UserEnabled
 from domains.auth_core.contracts import AccountLocked, SignedIn, SignedOut, SignInFailed
 from domains.auth_core.keys import SigningKeys
@@ -121,10 +122,6 @@ def _session_key(user_id: str, session_id: str) -> dict[str, str]:
     return {"PK": f"USER#{user_id}", "SK": f"SESSION#{session_id}"}
 
 
-def _refresh_key(token: str) -> dict[str, str]:
-    return {"PK": f"REFRESH#{_digest(token)}", "SK": "REFRESH"}
-
-
 def _failures_key(email: str) -> dict[str, str]:
     """Keyed by a digest: whatever a caller types (up to 1 KiB of any text) fits a key, and
     addresses strangers tried are not kept in the clear."""
@@ -164,13 +161,7 @@ def _access_token(ctx: Context, user_id: str, session_id: str, roles: list[str])
 
 def _refresh_item(ctx: Context, token: str, user_id: str, session_id: str) -> dict[str, Any]:
     expires_at = int(ctx.clock.now()) + REFRESH_TOKEN_LIFETIME
-    return {
-        **_refresh_key(token),
-        "user_id": user_id,
-        "session_id": session_id,
-        "status": "current",
-        "expires_at": expires_at,
-    }
+    return token_item(token, expires_at=expires_at, user_id=user_id, session_id=session_id)
 
 
 @domain.post("/auth/sessions", response=SignInAnswer, status=201)
@@ -268,33 +259,24 @@ async def _open_session(ctx: Context, user_id: str, had_failures: bool, email: s
 async def refresh(request: Request[Refresh], ctx: Context) -> Session:
     """Swap a refresh token for new tokens; the old one is spent. Presenting a spent one
     again means it was stolen (or the client is confused): the whole session ends."""
-    old = request.body.refresh_token
-    item = await ctx.table.get(_refresh_key(old), consistent=True)
-    if item is None or item["expires_at"] <= ctx.clock.now():
+    spent = await exchange(
+        ctx.table,
+        request.body.refresh_token,
+        now=int(ctx.clock.now()),
+        lifetime=REFRESH_TOKEN_LIFETIME,
+        family=lambda item: _session_key(str(item["user_id"]), str(item["session_id"])),
+    )
+    if spent.outcome == "reused":
+        assert spent.item is not None
+        await _revoke_family(ctx, str(spent.item["user_id"]), str(spent.item["session_id"]))
+    if spent.successor is None or spent.item is None:
         raise Unauthorized(_EXPIRED)
-    user_id, session_id = str(item["user_id"]), str(item["session_id"])
-    if item["status"] != "current":
-        await _revoke_family(ctx, user_id, session_id)
-        raise Unauthorized(_EXPIRED)
-    session = await ctx.table.get(_session_key(user_id, session_id), consistent=True)
-    if session is None or session["status"] != "active":
-        raise Unauthorized(_EXPIRED)
-    new = secrets.token_urlsafe(32)
-    try:
-        async with ctx.unit_of_work() as uow:
-            uow.update(
-                _refresh_key(old), set={"status": "rotated"}, condition=Attr("status").eq("current")
-            )
-            uow.check(_session_key(user_id, session_id), Attr("status").eq("active"))
-            uow.put(_refresh_item(ctx, new, user_id, session_id))
-    except TransactionCanceled:
-        await _revoke_family(ctx, user_id, session_id)
-        raise Unauthorized(_EXPIRED) from None
+    user_id, session_id = str(spent.item["user_id"]), str(spent.item["session_id"])
     return Session(
         session_id=session_id,
         access_token=_access_token(ctx, user_id, session_id, await _roles(ctx, user_id)),
         expires_in=ACCESS_TOKEN_LIFETIME,
-        refresh_token=new,
+        refresh_token=spent.successor,
     )
 
 

@@ -17,7 +17,8 @@ import hmac
 import os
 import re
 import secrets
-from functools import cache
+from collections.abc import Mapping
+from functools import cache, partial
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote_plus, urlencode, urlsplit
 
@@ -35,6 +36,7 @@ from bus import (
     TransactionCanceled,
 )
 from bus.access import SIGNED_IN, Access, TokenPolicy
+from bus.storage.rotation import exchange, token_item, token_key
 from domains.auth_admin.contracts import UserDisabled
 from domains.auth_oauth.contracts import (
     GrantType,
@@ -244,10 +246,6 @@ def _code_key(code: str) -> dict[str, str]:
 
 def _grant_key(user_id: str, grant_id: str) -> dict[str, str]:
     return {"PK": f"USER#{user_id}", "SK": f"GRANT#{grant_id}"}
-
-
-def _refresh_key(token: str) -> dict[str, str]:
-    return {"PK": f"REFRESH#{_digest(token)}", "SK": "REFRESH"}
 
 
 def _oauth_error(error: OAuthError) -> HttpResponse:
@@ -491,15 +489,23 @@ def _new_refresh_token(client: dict[str, Any]) -> str | None:
 def _refresh_item(
     ctx: Context, token: str, client_id: str, user_id: str, grant_id: str, scope: str
 ) -> dict[str, Any]:
-    return {
-        **_refresh_key(token),
-        "client_id": client_id,
-        "user_id": user_id,
-        "grant_id": grant_id,
-        "scope": scope,
-        "status": "current",
-        "expires_at": int(ctx.clock.now()) + REFRESH_TOKEN_LIFETIME,
-    }
+    return token_item(
+        token,
+        expires_at=int(ctx.clock.now()) + REFRESH_TOKEN_LIFETIME,
+        client_id=client_id,
+        user_id=user_id,
+        grant_id=grant_id,
+        scope=scope,
+    )
+
+
+def _refreshable(client_id: str, scope: str | None, item: Mapping[str, Any]) -> bool:
+    """Whether the client presenting a refresh token is the one it was issued to; a scope
+    wider than the grant's is refused before the token is spent."""
+    if item["client_id"] != client_id:
+        return False
+    _granted_scope(scope, str(item["scope"]))
+    return True
 
 
 async def _refresh(ctx: Context, client: dict[str, Any], body: TokenRequest) -> Tokens:
@@ -507,33 +513,24 @@ async def _refresh(ctx: Context, client: dict[str, Any], body: TokenRequest) -> 
     revokes its grant."""
     if not body.refresh_token:
         raise OAuthError("invalid_request", "refresh_token is required")
-    old = body.refresh_token
-    item = await ctx.table.get(_refresh_key(old), consistent=True)
-    if (
-        item is None
-        or item["expires_at"] <= ctx.clock.now()
-        or item["client_id"] != client["client_id"]
-    ):
-        raise OAuthError("invalid_grant", "the refresh token is invalid or expired")
-    user_id, grant_id = str(item["user_id"]), str(item["grant_id"])
-    if item["status"] != "current":
+    spent = await exchange(
+        ctx.table,
+        body.refresh_token,
+        now=int(ctx.clock.now()),
+        lifetime=REFRESH_TOKEN_LIFETIME,
+        family=lambda item: _grant_key(str(item["user_id"]), str(item["grant_id"])),
+        accept=partial(_refreshable, client["client_id"], body.scope),
+    )
+    if spent.outcome == "reused":
+        assert spent.item is not None
+        user_id, grant_id = str(spent.item["user_id"]), str(spent.item["grant_id"])
         await _revoke_grant(ctx, user_id, grant_id, "refresh_token_reused")
-        raise OAuthError("invalid_grant", "the refresh token is invalid or expired")
-    grant = await ctx.table.get(_grant_key(user_id, grant_id), consistent=True)
-    if grant is None or grant["status"] != "active":
+    if spent.outcome == "family_ended":
         raise OAuthError("invalid_grant", "the grant was revoked")
-    scope = _granted_scope(body.scope, str(item["scope"]))
-    new = secrets.token_urlsafe(32)
-    try:
-        async with ctx.unit_of_work() as uow:
-            uow.update(
-                _refresh_key(old), set={"status": "rotated"}, condition=Attr("status").eq("current")
-            )
-            uow.check(_grant_key(user_id, grant_id), Attr("status").eq("active"))
-            uow.put(_refresh_item(ctx, new, client["client_id"], user_id, grant_id, item["scope"]))
-    except TransactionCanceled:
-        await _revoke_grant(ctx, user_id, grant_id, "refresh_token_reused")
-        raise OAuthError("invalid_grant", "the refresh token is invalid or expired") from None
+    if spent.successor is None or spent.item is None:
+        raise OAuthError("invalid_grant", "the refresh token is invalid or expired")
+    user_id, new = str(spent.item["user_id"]), spent.successor
+    scope = _granted_scope(body.scope, str(spent.item["scope"]))
     return _tokens(ctx, client["client_id"], user_id, scope, new, None)
 
 
@@ -603,7 +600,7 @@ async def revoke(request: Request[Revocation], ctx: Context) -> Revoked | HttpRe
         )
     except OAuthError as error:
         return _oauth_error(error)
-    item = await ctx.table.get(_refresh_key(body.token), consistent=True)
+    item = await ctx.table.get(token_key(body.token), consistent=True)
     if item is not None and item["client_id"] == client["client_id"]:
         await _revoke_grant(ctx, str(item["user_id"]), str(item["grant_id"]), "revoked")
     return Revoked()

@@ -15,7 +15,7 @@ letters, kept whole (links included) as a mail catcher keeps them.
 
 from __future__ import annotations
 
-import os
+import ipaddress
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -34,32 +34,35 @@ from bus import (
 )
 from bus.access import INTERNAL, PUBLIC
 from bus.domain import Mail
+from bus.errors import MailRefused, MailRejected
 from bus.pagination import PageQuery, read_page
 from domains.achievements.contracts import AchievementUnlocked
 from domains.auth_core.contracts import AccountLocked
 from domains.billing.contracts import InvoicePaid, PaymentFailed
 from domains.messaging_consumers.contracts import EmailBounced, EmailFailed, EmailSent, SendEmail
 from domains.messaging_consumers.errors import (
+    MailboxNotLocal,
     MalformedNotification,
     NoLocalMailbox,
-    ProviderRefused,
-    ProviderRejected,
     UndeliverableTask,
 )
 from domains.messaging_consumers.mailer import (
-    CONFIGURATION_SET_VARIABLE,
-    SES_ENDPOINT_VARIABLE,
     Letter,
     LocalMailbox,
     Mailer,
-    SesMailer,
-    configured_kind,
+    ProviderMailer,
     mailbox_key,
     sender_address,
 )
 from domains.messaging_consumers.notifications import SnsNotification, suppressions
 from domains.messaging_consumers.templates import money, phrase, render
-from domains.users.contracts import EmailAddress, UserCreated, UserDeleted, UserUpdated
+from domains.users.contracts import (
+    EmailAddress,
+    UserCreated,
+    UserDeleted,
+    UserUpdated,
+    normalize_email,
+)
 
 #: Where SES's bounce and complaint notifications arrive (through SNS on AWS).
 NOTIFICATIONS_ROUTE = "/mail/notifications"
@@ -75,19 +78,27 @@ domain = Domain(
 #: task the provider keeps refusing ends in the DLQ about when SQS would put it there.
 MAX_REFUSALS = domain.settings.max_receive_count
 
-#: The SES mailer of each endpoint and configuration set: a container keeps one for its life.
-_ses: dict[tuple[str | None, str | None], SesMailer] = {}
-
 
 def _mailer(ctx: Context, message_id: str) -> Mailer:
-    """The configured mailer: SES, or the domain's table as the local mailbox."""
-    if configured_kind() == "local":
+    """The runtime's mail provider, or, where it provides none, the domain's table as the
+    local mailbox."""
+    provider = ctx.mail_provider
+    if provider is None:
         return LocalMailbox(ctx.table, message_id, _iso(ctx))
-    configuration_set = os.environ.get(CONFIGURATION_SET_VARIABLE) or None
-    key = (os.environ.get(SES_ENDPOINT_VARIABLE), configuration_set)
-    if key not in _ses:
-        _ses[key] = SesMailer(configuration_set)
-    return _ses[key]
+    return ProviderMailer(provider)
+
+
+def _on_this_machine(peer: str | None) -> bool:
+    """Whether a request came over loopback, or in process (no peer at all)."""
+    if peer is None:
+        return True
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:  # not an address: a UNIX socket's path, say; never trusted
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack listener's form of an IPv4 peer
+    return address.is_loopback
 
 
 def _iso(ctx: Context) -> str:
@@ -103,7 +114,10 @@ def _delivery_key(task_id: str) -> dict[str, str]:
 
 
 def _suppression_key(address: str) -> dict[str, str]:
-    return {"PK": f"SUPPRESSED#{address.lower()}", "SK": "SUPPRESSED"}
+    """Keyed on the one spelling of the address (`normalize_email`: case, Unicode or IDNA
+    domain), as SES's notifications and a task may spell one address differently;
+    `ValueError` for what is no address."""
+    return {"PK": f"SUPPRESSED#{normalize_email(address)}", "SK": "SUPPRESSED"}
 
 
 # -- the projection of users ------------------------------------------------------------
@@ -254,7 +268,11 @@ async def deliver(task: SendEmail, ctx: Context) -> None:
         return
     if state == "sending":
         await _fail(ctx, task, key, "unconfirmed: an earlier attempt may have sent it")
-    if await ctx.table.get(_suppression_key(task.to), consistent=True):
+    try:
+        suppression = _suppression_key(task.to)
+    except ValueError as error:
+        await _fail(ctx, task, key, f"not an e-mail address: {error}")
+    if await ctx.table.get(suppression, consistent=True):
         await _fail(ctx, task, key, "suppressed")
     try:
         letter = _compose(task)
@@ -267,9 +285,9 @@ async def deliver(task: SendEmail, ctx: Context) -> None:
     )
     try:
         message_id = await _mailer(ctx, ctx.new_id()).send(letter)
-    except ProviderRejected as error:
+    except MailRejected as error:
         await _fail(ctx, task, key, f"rejected: {error}")
-    except ProviderRefused as error:
+    except MailRefused as error:
         refusals += 1
         if refusals >= MAX_REFUSALS:
             await _fail(ctx, task, key, f"refused {refusals} times: {error}")
@@ -410,9 +428,15 @@ class Mailbox(BaseModel):
 @domain.get("/mail", response=Mailbox, access=PUBLIC, query=MailboxQuery)
 async def read_mailbox(request: Request[None], ctx: Context) -> Mailbox:
     """The letters the local mailer kept for one address, oldest first. Only where the local
-    mailer runs (`tctf run`, bound to loopback): anywhere else there is no mailbox (404)."""
-    if configured_kind() != "local":
+    mailer runs (`tctf run`): anywhere else there is no mailbox (404); and only to a caller
+    on this machine, whatever address `tctf run` listens on (403 to any other peer)."""
+    if ctx.mail_provider is not None:
         raise NoLocalMailbox("mail goes through a provider here; there is no local mailbox")
+    if not _on_this_machine(request.client):
+        raise MailboxNotLocal(
+            "the local mailbox answers only on loopback: read it on the machine running "
+            "tctf run (tctf mail --to ADDRESS)"
+        )
     query = request.params
     assert isinstance(query, MailboxQuery)
     page = await read_page(ctx.table, Key("PK").eq(mailbox_key(query.to, "")["PK"]), query)

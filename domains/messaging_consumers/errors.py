@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-from bus.errors import NotFound, PermanentError, Rejected, TransientError
-
-
-class ProviderRefused(TransientError):
-    """The mail provider refused a message for now (throttled, unavailable): the task queue
-    tries again, until the refusals reach the domain's receive limit."""
-
-
-class ProviderRejected(PermanentError):
-    """The mail provider refused a message for good (rejected content, an unverified
-    sender): sending it again cannot succeed."""
+from bus.errors import Forbidden, NotFound, PermanentError, Rejected
 
 
 class UndeliverableTask(PermanentError):
@@ -23,6 +13,11 @@ class UndeliverableTask(PermanentError):
 class MalformedNotification(Rejected):
     """A bounce or complaint notification that is not the SNS message SES publishes: HTTP
     422, nothing recorded."""
+
+
+class MailboxNotLocal(Forbidden):
+    """The mailbox route asked by a peer other than this machine (`tctf run --host 0.0.0.0`):
+    HTTP 403, as the letters carry other people's one-time links."""
 
 
 class NoLocalMailbox(NotFound):

@@ -1,46 +1,25 @@
-"""The `Mailer` port and its two mailers: Amazon SES (SESv2) and the local mailbox.
+"""The `Mailer` port and its two mailers: the platform's mail provider, and the local mailbox.
 
 A mailer takes a finished `Letter` and answers the provider's message id once the provider
-has accepted it, or raises `ProviderRefused` (try again later) or `ProviderRejected` (never).
-Which one runs is configuration (`TCTF_MAILER`): `ses` in a Lambda function and under
-`tctf run --aws`, `local` under `tctf run` and in tests. The SDK is imported on the first
-send, so a cold start does not pay for it.
+has accepted it, or raises `MailRefused` (try again later) or `MailRejected` (never). Which
+one runs is the runtime's choice: where it provides a mail provider (`ctx.mail_provider`,
+Amazon SES in a Lambda function and under `tctf run --aws`, made in `adapters/aws/ses.py`)
+letters go through it; where it provides none (`tctf run`, tests) the local mailbox keeps
+them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Protocol
 
-from bus import ConfigurationError
+from bus.mail import MailProvider
 from bus.storage.table import Table
-from domains.messaging_consumers.errors import ProviderRefused, ProviderRejected
 
-#: Which mailer sends: `ses` or `local`.
-MAILER_VARIABLE = "TCTF_MAILER"
 #: The sender's address; SES must have it (or its domain) verified.
 MAIL_FROM_VARIABLE = "TCTF_MAIL_FROM"
 DEFAULT_MAIL_FROM = "no-reply@example.com"
-#: The SDK's own setting of the SES endpoint (a local emulator's URL under `tctf run --aws`).
-SES_ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_SESV2"
-#: The SES configuration set to send with (its event destinations publish bounces), if any.
-CONFIGURATION_SET_VARIABLE = "TCTF_SES_CONFIGURATION_SET"
-
-MailerKind = Literal["ses", "local"]
-
-#: SES error codes that no retry changes (SESv2 SendEmail's documented errors).
-_REJECTIONS = frozenset(
-    {
-        "MessageRejected",
-        "MailFromDomainNotVerifiedException",
-        "AccountSuspendedException",
-        "SendingPausedException",
-        "BadRequestException",
-        "NotFoundException",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,51 +52,21 @@ class Mailer(Protocol):
     """Hands a letter to a mail provider."""
 
     async def send(self, letter: Letter) -> str:
-        """The provider's message id once it accepted `letter`; `ProviderRefused` or
-        `ProviderRejected` when it did not."""
+        """The provider's message id once it accepted `letter`; `MailRefused` or
+        `MailRejected` when it did not."""
         ...
 
 
-class SesMailer:
-    """Amazon SES through SESv2's SendEmail, raw content (so custom headers survive).
+class ProviderMailer:
+    """Sends through the platform's mail provider (`ctx.mail_provider`: SES on AWS)."""
 
-    botocore's client, made on the first send and each call run in a worker thread: what a
-    function ships (decision 0008), and all one send at a time needs. Region, credentials
-    and endpoint are the SDK's own configuration (`AWS_REGION`, `AWS_ENDPOINT_URL_SESV2`).
-    """
-
-    def __init__(self, configuration_set: str | None = None) -> None:
-        self.configuration_set = configuration_set
-        self._client: Any = None
+    def __init__(self, provider: MailProvider) -> None:
+        self.provider = provider
 
     async def send(self, letter: Letter) -> str:
-        request: dict[str, Any] = {
-            "FromEmailAddress": letter.sender,
-            "Destination": {"ToAddresses": [letter.to]},
-            "Content": {"Raw": {"Data": letter.as_mime()}},
-        }
-        if self.configuration_set:
-            request["ConfigurationSetName"] = self.configuration_set
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            answer = await asyncio.to_thread(self._send, request)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            text = f"SES {code}: {error.response.get('Error', {}).get('Message', '')}"
-            if code in _REJECTIONS:
-                raise ProviderRejected(text) from error
-            raise ProviderRefused(text) from error
-        except BotoCoreError as error:
-            raise ProviderRefused(f"SES unreachable: {type(error).__name__}") from error
-        return str(answer["MessageId"])
-
-    def _send(self, request: dict[str, Any]) -> Any:
-        if self._client is None:
-            import botocore.session
-
-            self._client = botocore.session.get_session().create_client("sesv2")
-        return self._client.send_email(**request)
+        return await self.provider.send(
+            sender=letter.sender, to=letter.to, message=letter.as_mime()
+        )
 
 
 class LocalMailbox:
@@ -147,20 +96,6 @@ class LocalMailbox:
 
 def mailbox_key(to: str, sort: str) -> dict[str, str]:
     return {"PK": f"MAILBOX#{to}", "SK": sort}
-
-
-def configured_kind() -> MailerKind:
-    """`TCTF_MAILER`, or `ses` in a Lambda function and `local` elsewhere; the local mailbox
-    is refused in Lambda, where its route would hand out other people's links."""
-    in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
-    kind = os.environ.get(MAILER_VARIABLE) or ("ses" if in_lambda else "local")
-    if kind not in ("ses", "local"):
-        raise ConfigurationError(f"{MAILER_VARIABLE} is 'ses' or 'local', not {kind!r}")
-    if kind == "local" and in_lambda:
-        raise ConfigurationError(
-            f"{MAILER_VARIABLE}=local keeps letters in the table: never in a deployed function"
-        )
-    return "ses" if kind == "ses" else "local"
 
 
 def sender_address() -> str:

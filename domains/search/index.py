@@ -23,7 +23,7 @@ from bus.storage.items import Item
 from bus.storage.table import Delete, Put, Table, TransactOperation
 from bus.storage.unit_of_work import UnitOfWork
 from domains.search.errors import IndexConflict
-from domains.search.ranking import CorpusStats, idf, term_score
+from domains.search.ranking import K1, B, CorpusStats, idf, term_score
 from domains.search.text import Query, stem, terms, words
 
 Kind = Literal["post", "profile"]
@@ -33,6 +33,18 @@ KINDS: tuple[Kind, ...] = ("post", "profile")
 MAX_EXPANSIONS = 32
 #: Operations in one transaction (DynamoDB's TransactWriteItems limit).
 _TRANSACTION_SIZE = 100
+#: Most postings one search reads of one term and kind: the highest-impact ones (see
+#: `impact`), so a word in a large share of a large corpus costs a bounded read. A term with
+#: more is weighed as if it had one more document than were read.
+MAX_POSTINGS_PER_TERM = 1000
+#: Postings read per query of a term, up to the cap.
+_POSTINGS_PAGE = 250
+#: The length `impact` orders a kind's postings by while the kind has no documents yet;
+#: after that, the kind's average length when the document is indexed (kept on its item as
+#: `rank_length`, so its postings' keys can be found again).
+REFERENCE_LENGTH: Mapping[str, int] = {"post": 30, "profile": 2}
+#: Digits of a posting's rank in its sort key.
+_RANK_DIGITS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +117,20 @@ def document_key(kind: str, document_id: str) -> dict[str, str]:
     return {"PK": f"DOC#{kind}#{document_id}", "SK": "DOC"}
 
 
-def posting_key(term: str, kind: str, document_id: str) -> dict[str, str]:
-    return {"PK": f"TERM#{term}", "SK": f"{kind}#{document_id}"}
+def posting_key(
+    term: str, kind: str, document_id: str, frequency: int, length: int, average: int
+) -> dict[str, str]:
+    """A posting's key: its term's partition, sorted by kind, then by `impact` (highest
+    first), then by document, so a kind's best postings are the first ones read."""
+    rank = round((1 - impact(frequency, length, average) / (K1 + 1)) * 10**_RANK_DIGITS)
+    return {"PK": f"TERM#{term}", "SK": f"{kind}#{rank:0{_RANK_DIGITS}d}#{document_id}"}
+
+
+def impact(frequency: int, length: int, average: int) -> float:
+    """A posting's BM25 term-frequency factor at an `average` document length: it grows with
+    the term's count and shrinks with the document's length, as the score does, so the
+    postings read first are those that would score best."""
+    return frequency * (K1 + 1) / (frequency + K1 * (1 - B + B * length / max(average, 1)))
 
 
 def word_key(word: str) -> dict[str, str]:
@@ -126,14 +150,22 @@ class TableSearchIndex:
     """`SearchIndex` on the `Table` port: in memory in tests, DynamoDB in production.
 
     Items: `DOC#<kind>#<id>`/`DOC` (version, live or tombstone, length, term counts, shown
-    fields); `TERM#<stem>`/`<kind>#<id>` (a posting: count, document length, version);
+    fields); `TERM#<stem>`/`<kind>#<rank>#<id>` (a posting, best `impact` first: count, document
+    length, version);
     `WORD#<first letter>`/`<word>` (a word seen, and its stem: what prefixes expand through);
     `STATS`/`<kind>` (documents and total length, for BM25).
     """
 
-    def __init__(self, table: Table, commit: Commit | None = None) -> None:
+    def __init__(
+        self,
+        table: Table,
+        commit: Commit | None = None,
+        *,
+        postings_per_term: int = MAX_POSTINGS_PER_TERM,
+    ) -> None:
         self._table = table
         self._commit = commit or (lambda: UnitOfWork(table))
+        self._postings_per_term = postings_per_term
 
     async def index(self, document: Document, version: str) -> bool:
         key = document_key(document.kind, document.id)
@@ -143,11 +175,14 @@ class TableSearchIndex:
         counts = Counter(terms(document.text))
         length = sum(counts.values())
         owner = f"{document.kind}#{document.id}"
-        await self._apply(_postings_and_words(document, counts, version))
+        average = await self._rank_length(document.kind)
+        await self._apply(_postings_and_words(document, counts, version, average))
+        mine = {(t, n, length, average) for t, n in counts.items()}
         live = _live(current)
         if live is not None:
-            gone = set(live["terms"]) - set(counts)
-            await self._delete_postings(gone, owner, Attr("version").lt(version))
+            await self._delete_postings(
+                _postings_of(live) - mine, owner, Attr("version").lt(version)
+            )
         item = {
             **key,
             "kind": document.kind,
@@ -156,6 +191,7 @@ class TableSearchIndex:
             "deleted": False,
             "length": length,
             "terms": dict(counts),
+            "rank_length": average,
             "fields": dict(document.fields),
         }
         previous_length = int(live["length"]) if live is not None else 0
@@ -163,7 +199,7 @@ class TableSearchIndex:
             current, item, documents=0 if live is not None else 1, length=length - previous_length
         )
         if not applied:  # a newer version won the race: take back what this one wrote
-            await self._delete_postings(counts, owner, Attr("version").eq(version))
+            await self._delete_postings(mine, owner, Attr("version").eq(version))
         return applied
 
     async def remove(self, kind: Kind, document_id: str, version: str) -> bool:
@@ -174,7 +210,7 @@ class TableSearchIndex:
         live = _live(current)
         if live is not None:
             owner = f"{kind}#{document_id}"
-            await self._delete_postings(live["terms"], owner, Attr("version").lt(version))
+            await self._delete_postings(_postings_of(live), owner, Attr("version").lt(version))
         tombstone = {**key, "kind": kind, "id": document_id, "version": version, "deleted": True}
         return await self._commit_document(
             current,
@@ -195,10 +231,11 @@ class TableSearchIndex:
         for clause in clauses:
             best: dict[tuple[Kind, str], float] = {}
             found = await asyncio.gather(*(self._postings(term, kinds) for term in clause))
-            for postings in found:
-                weight = idf(len(postings), max(stats.documents, len(postings)))
+            for postings, frequency in found:
+                weight = idf(frequency, max(stats.documents, frequency))
                 for posting in postings:
-                    kind, _, document_id = str(posting["SK"]).partition("#")
+                    kind, _, placed = str(posting["SK"]).partition("#")
+                    document_id = placed.rpartition("#")[2]
                     owner = (_kind(kind), document_id)
                     score = term_score(int(posting["tf"]), int(posting["length"]), weight, stats)
                     best[owner] = max(best.get(owner, 0.0), score)
@@ -231,6 +268,13 @@ class TableSearchIndex:
                     hits.append(Hit(owner[0], owner[1], score, dict(live["fields"])))
         return SearchPage(hits, position if position < len(ranked) else None)
 
+    async def _rank_length(self, kind: Kind) -> int:
+        """The kind's average document length, whole words, for ordering new postings."""
+        stats = await self._stats([kind])
+        if not stats.documents:
+            return REFERENCE_LENGTH[kind]
+        return max(round(stats.average_length), 1)
+
     async def _stats(self, kinds: Sequence[Kind]) -> CorpusStats:
         documents = length = 0
         for kind in kinds:
@@ -258,20 +302,33 @@ class TableSearchIndex:
         stems = dict.fromkeys([stem(prefix)] + [stem(w) for w in sorted(found, key=len)])
         return list(stems)[:MAX_EXPANSIONS]
 
-    async def _postings(self, term: str, kinds: Sequence[Kind]) -> list[Item]:
-        condition = Key("PK").eq(f"TERM#{term}")
-        if len(kinds) == 1:
-            condition = condition & Key("SK").begins_with(f"{kinds[0]}#")
-        elif set(kinds) != set(KINDS):
+    async def _postings(self, term: str, kinds: Sequence[Kind]) -> tuple[list[Item], int]:
+        """A term's highest-impact postings, at most `postings_per_term` of each kind, and
+        its document frequency: exact when every posting was read, else one more than
+        were (a lower bound, so a very common term weighs a little more than it should)."""
+        if len(kinds) != 1 and set(kinds) != set(KINDS):
             raise ValueError(f"search one kind or all of {KINDS}, not {kinds}")
+        postings: list[Item] = []
+        frequency = 0
+        for kind in kinds:
+            read, more = await self._best_postings(term, kind)
+            postings += read
+            frequency += len(read) + (1 if more else 0)
+        return postings, frequency
+
+    async def _best_postings(self, term: str, kind: Kind) -> tuple[list[Item], bool]:
+        condition = Key("PK").eq(f"TERM#{term}") & Key("SK").begins_with(f"{kind}#")
         postings: list[Item] = []
         cursor: str | None = None
         while True:
-            page = await self._table.query(condition, cursor=cursor)
+            wanted = min(_POSTINGS_PAGE, self._postings_per_term - len(postings))
+            page = await self._table.query(condition, cursor=cursor, limit=wanted)
             postings += page.items
             cursor = page.cursor
             if cursor is None:
-                return postings
+                return postings, False
+            if len(postings) >= self._postings_per_term:
+                return postings, True
 
     async def _commit_document(
         self, current: Item | None, item: Item, *, documents: int, length: int
@@ -298,11 +355,14 @@ class TableSearchIndex:
         return True
 
     async def _delete_postings(
-        self, stems: Iterable[str], owner: str, condition: Condition
+        self, postings: Iterable[Posting], owner: str, condition: Condition
     ) -> None:
         kind, _, document_id = owner.partition("#")
         await self._apply(
-            [Delete(posting_key(t, kind, document_id), condition=condition) for t in stems]
+            [
+                Delete(posting_key(t, kind, document_id, *placed), condition=condition)
+                for t, *placed in sorted(postings)
+            ]
         )
 
     async def _apply(self, operations: Sequence[TransactOperation]) -> None:
@@ -326,8 +386,19 @@ class TableSearchIndex:
             pass  # a newer version's posting: it stays
 
 
+#: What places a document's posting: (stem, count, document length, rank length).
+Posting = tuple[str, int, int, int]
+
+
+def _postings_of(item: Item) -> set[Posting]:
+    """The postings a live document item's terms were written as."""
+    length = int(item["length"])
+    average = int(item.get("rank_length", REFERENCE_LENGTH[str(item["kind"])]))
+    return {(t, int(n), length, average) for t, n in item["terms"].items()}
+
+
 def _postings_and_words(
-    document: Document, counts: Counter[str], version: str
+    document: Document, counts: Counter[str], version: str, average: int
 ) -> list[TransactOperation]:
     """A posting per stem, each written only over an older version's, and the words that
     prefixes expand through."""
@@ -336,7 +407,7 @@ def _postings_and_words(
     postings: list[TransactOperation] = [
         Put(
             {
-                **posting_key(t, document.kind, document.id),
+                **posting_key(t, document.kind, document.id, n, length, average),
                 "tf": n,
                 "length": length,
                 "version": version,

@@ -41,7 +41,13 @@ from domains.social.contracts import (
     UserFollowed,
     UserUnfollowed,
 )
-from domains.social.feed import HomeFeed, celebrity_key, feed_key, post_key
+from domains.social.feed import (
+    HomeFeed,
+    celebrity_key,
+    feed_copy,
+    post_key,
+    within_horizon,
+)
 from domains.social.graph import INVERTED, Edge, Ids, TableGraph, edge_key
 from domains.social.suggestions import people_you_may_know
 from domains.users.contracts import UserCreated, UserDeleted, UserUpdated, has_control_characters
@@ -70,6 +76,8 @@ ERASE_PAGE = 90
 #: Posts an erasure task deletes at once: four operations each (the post, its fact, the
 #: task removing its copies and that task's ordering head).
 ERASE_POSTS = 20
+#: The table's TTL attribute, which feed copies carry.
+_TTL = Storage().ttl_attribute
 _NOT_DELETED = Attr("status").not_exists() | Attr("status").ne("deleted")
 
 
@@ -274,7 +282,8 @@ async def _backfill(uow: Any, ctx: Context, reader: str, author: str) -> None:
         consistent=True,
     )
     for post in page.items:
-        uow.put({**post, **feed_key(reader, post["post_id"])})
+        if within_horizon(post, ctx.now()):
+            uow.put(feed_copy(reader, post, ttl_attribute=_TTL))
 
 
 @domain.delete("/social/following/{user_id}", access=SIGNED_IN)
@@ -452,7 +461,7 @@ async def home_feed(request: Request[None], ctx: Context) -> Posts:
     """The caller's home feed, newest first: their own posts and those of whom they follow."""
     of = page_query(request)
     page = await HomeFeed(ctx.table, TableGraph(ctx.table)).page(
-        _caller(request), limit=of.limit, cursor=of.cursor
+        _caller(request), limit=of.limit, now=ctx.now(), cursor=of.cursor
     )
     return Posts(items=[Post.model_validate(p) for p in page.posts], cursor=page.cursor)
 
@@ -471,12 +480,11 @@ async def fan_out_post(task: FanOutPost, ctx: Context) -> None:
     )
     if not followers.ids and followers.cursor is None:
         return
-    fields = Post.model_validate(post).model_dump()
     try:
         async with ctx.unit_of_work() as uow:
             uow.check(post_key(task.user_id, task.post_id), Attr("PK").exists())
             for reader in followers.ids:
-                uow.put({**feed_key(reader, task.post_id), **fields})
+                uow.put(feed_copy(reader, post, ttl_attribute=_TTL))
             if followers.cursor is not None:
                 uow.send(
                     FanOutPost(user_id=task.user_id, post_id=task.post_id, cursor=followers.cursor)

@@ -1,7 +1,8 @@
 """Posts and the home feed: where each is kept and how a page of a feed is read.
 
 A post lives in its author's partition, `POSTS#<author>` / `POST#<post_id>`. An ordinary
-author's post is also copied into each follower's `FEED#<reader>` (fan-out on write); an
+author's post is also copied into each follower's `FEED#<reader>` (fan-out on write), the
+copy expiring `FEED_HORIZON` after the post by the table's TTL; an
 author with many followers is listed in `CELEBRITIES` instead, and readers merge their
 posts in when they read (merged on read). Post ids are time-ordered, so newest first is
 descending sort-key order in every partition.
@@ -12,7 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from bus import Key
@@ -21,6 +24,11 @@ from domains.social.errors import InvalidCursor
 from domains.social.graph import Edge, Graph, Ids, every_id, id_set, outgoing_pages
 
 CELEBRITIES = "CELEBRITIES"
+#: How far back a home feed reaches: a post's copies in feeds expire this many seconds after
+#: it was posted (the table's TTL attribute), and a feed page shows nothing older from any
+#: source, so every reader's feed ends at the same point. Older posts stay on their author's
+#: page (`GET /social/users/{id}/posts`).
+FEED_HORIZON = 30 * 24 * 3600
 _POST_ID = re.compile(r"^[0-9a-f-]{36}$")
 
 
@@ -30,6 +38,23 @@ def post_key(author: str, post_id: str) -> dict[str, str]:
 
 def feed_key(reader: str, post_id: str) -> dict[str, str]:
     return {"PK": f"FEED#{reader}", "SK": f"POST#{post_id}"}
+
+
+def feed_copy(reader: str, post: Mapping[str, Any], *, ttl_attribute: str) -> dict[str, Any]:
+    """`post`'s copy in `reader`'s feed, expiring `FEED_HORIZON` after it was posted."""
+    posted = datetime.fromisoformat(str(post["created_at"])).timestamp()
+    fields = {k: post[k] for k in ("post_id", "user_id", "text", "created_at")}
+    return {
+        **fields,
+        **feed_key(reader, str(post["post_id"])),
+        ttl_attribute: int(posted) + FEED_HORIZON,
+    }
+
+
+def within_horizon(post: Mapping[str, Any], now: datetime) -> bool:
+    """Whether a post is recent enough for a home feed (posted `FEED_HORIZON` ago or less)."""
+    posted = datetime.fromisoformat(str(post["created_at"]))
+    return posted >= now - timedelta(seconds=FEED_HORIZON)
 
 
 def celebrity_key(user_id: str) -> dict[str, str]:
@@ -67,7 +92,12 @@ class HomeFeed:
         self.table = table
         self.graph = graph
 
-    async def page(self, reader: str, *, limit: int, cursor: str | None = None) -> FeedPage:
+    async def page(
+        self, reader: str, *, limit: int, now: datetime, cursor: str | None = None
+    ) -> FeedPage:
+        """A page of posts within `FEED_HORIZON` of `now`, from every source alike: a copy
+        gone by its TTL is never missed next to an older post of another source, and a
+        cursor naming a post (or copy) gone since still pages on."""
         before = None if cursor is None else decode_cursor(cursor)
         following = await id_set(outgoing_pages(self.graph, Edge.FOLLOWS, reader))
         merged = {reader} | (await self.celebrities() & following)
@@ -77,7 +107,8 @@ class HomeFeed:
                 found[post["post_id"]] = post
         for post in await self._fanned_out(reader, following, limit, before):
             found.setdefault(post["post_id"], post)
-        newest = sorted(found.values(), key=lambda p: p["post_id"], reverse=True)[:limit]
+        recent = [p for p in found.values() if within_horizon(p, now)]
+        newest = sorted(recent, key=lambda p: p["post_id"], reverse=True)[:limit]
         more = len(newest) == limit
         return FeedPage(
             [_post(p) for p in newest], encode_cursor(newest[-1]["post_id"]) if more else None

@@ -20,6 +20,7 @@ from domains.auth_password.app import domain as auth_password
 from domains.billing.app import domain as billing
 from domains.messaging_consumers.app import domain as messaging_consumers
 from domains.users.app import domain as users
+from tests.asgi import asgi_request
 from tests.domains.billing import Billing, SignedClient
 
 SES_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aws" / "ses-docs"
@@ -36,8 +37,10 @@ class Mail(Billing):
         """What the local mailer kept for `to`, oldest first."""
         return sorted(self.items(f"MAILBOX#{to}"), key=lambda i: i["SK"])
 
-    async def read_mailbox(self, query: str) -> HttpResponse:
-        return await self.call("GET", f"/mail?{query}")
+    async def read_mailbox(self, query: str, client: tuple[str, int] | None = None) -> HttpResponse:
+        """`GET /mail?query` over ASGI, from the peer `client` if named."""
+        app = self.client.app
+        return await asgi_request(app, "GET", "/mail", query=query.encode(), client=client)
 
     async def sign_up_with(self, body: dict[str, Any]) -> HttpResponse:
         answer = await self.call("POST", "/users", body)

@@ -196,3 +196,42 @@ async def test_a_task_naming_no_template_the_domain_knows_is_dead_lettered_with_
         reasons = await task_letters(m)
     assert len(reasons) == 1 and "template" in reasons[0]
     assert m.h.handled("messaging_consumers.deliver") == []
+
+
+@pytest.mark.parametrize(
+    ("bounced", "sent_to"),
+    [
+        pytest.param("Jane@Bücher.Example", "jane@xn--bcher-kva.example", id="unicode-bounce"),
+        pytest.param("JANE@XN--BCHER-KVA.EXAMPLE", "Jane@BÜCHER.example.", id="ascii-bounce"),
+        pytest.param("jane@MAIL.Example.COM", "Jane@mail.example.com", id="mixed-case"),
+    ],
+)
+async def test_a_bounced_address_is_suppressed_however_its_domain_is_spelled(
+    bounced: str, sent_to: str
+) -> None:
+    """SES may report a recipient's domain as Unicode or as IDNA (punycode), in any case;
+    a task may name it either way: the suppression list keys on one spelling."""
+    bounce = with_ses_message(BOUNCE, bounce__bouncedRecipients=[{"emailAddress": bounced}])
+    async with mail_platform() as m:
+        answer = await m.notify(bounce)
+        await m.h.send(
+            SendEmail(to=sent_to, template="welcome", name="Jane"), source="communication"
+        )
+        await m.h.settle()
+    assert answer.status == 200, answer.json()
+    [failed] = m.facts("EMAIL_FAILED")
+    assert failed["reason"] == "suppressed"
+    assert m.facts("EMAIL_SENT") == []
+
+
+async def test_a_task_to_no_address_at_all_fails_with_its_reason() -> None:
+    async with mail_platform() as m:
+        await m.h.send(
+            SendEmail(to="not an address", template="welcome", name="Nobody"),
+            source="communication",
+        )
+        await m.h.settle()
+        reasons = await task_letters(m)
+    [failed] = m.facts("EMAIL_FAILED")
+    assert failed["reason"].startswith("not an e-mail address")
+    assert len(reasons) == 1 and "not an e-mail address" in reasons[0]

@@ -150,3 +150,26 @@ async def test_no_link_or_token_leaves_the_task_for_an_event_a_record_or_a_log_l
     assert token not in orjson.dumps([e.data_dict() for e in events]).decode()
     assert token not in orjson.dumps(records).decode()
     assert token not in str(getattr(caplog, "text", ""))
+
+
+LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+OTHERS = ("192.168.1.20", "10.0.0.7", "fe80::1", "::ffff:192.168.1.20", "mailbox.sock")
+
+
+async def test_the_mailbox_answers_only_on_loopback_and_refuses_other_peers_with_problem_json() -> (
+    None
+):
+    """`tctf run --host 0.0.0.0` must not hand everyone on the network the set-password links."""
+    async with mail_platform() as m:
+        await m.sign_up_with({"email": "ada@example.com", "name": "Ada"})
+        answers = {
+            peer: await m.read_mailbox("to=ada@example.com", client=(peer, 50000))
+            for peer in LOOPBACK + OTHERS
+        }
+    assert all(answers[peer].status == 200 for peer in LOOPBACK)
+    assert answers["127.0.0.1"].json()["items"]
+    for peer in OTHERS:
+        refused = answers[peer]
+        assert refused.status == 403, (peer, refused.json())
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "set-password" not in refused.body.decode() and "token" not in refused.body.decode()

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
+from adapters.aws.ses import SesMailProvider
 from bus.ids import IdGenerator
 from domains.messaging_consumers.contracts import SendEmail
 from tests.domains.mail import mail_platform
@@ -47,9 +48,9 @@ def sender(moto_endpoint: str) -> str:
 
 @pytest.fixture
 def ses(moto_endpoint: str, sender: str) -> Iterator[str]:
-    """The SES mailer configured as a deployed function has it."""
+    """SES at moto's endpoint, sending as the verified sender (the harness is given the
+    provider, as a deployed function's boot gives it)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TCTF_MAILER", "ses")
         patch.setenv("AWS_ENDPOINT_URL_SESV2", moto_endpoint)
         patch.setenv("TCTF_MAIL_FROM", sender)
         yield moto_endpoint
@@ -61,7 +62,7 @@ def unique(name: str) -> str:
 
 async def test_sign_up_mail_goes_through_ses_with_its_message_id(ses: str) -> None:
     address = unique("ada")
-    async with mail_platform() as m:
+    async with mail_platform(mail_provider=SesMailProvider()) as m:
         created = await m.sign_up_with({"email": address, "name": "Ada", "locale": "de"})
         mailbox = await m.read_mailbox(f"to={address}")
     assert created.status == 201
@@ -75,7 +76,7 @@ async def test_sign_up_mail_goes_through_ses_with_its_message_id(ses: str) -> No
 
 async def test_a_campaign_reaches_ses_with_its_unsubscribe_headers(ses: str) -> None:
     address = unique("bob")
-    async with mail_platform() as m:
+    async with mail_platform(mail_provider=SesMailProvider()) as m:
         await m.h.send(
             SendEmail(
                 to=address,
@@ -98,11 +99,10 @@ async def test_a_campaign_reaches_ses_with_its_unsubscribe_headers(ses: str) -> 
 async def test_ses_rejecting_an_unverified_sender_fails_the_e_mail_at_once(
     moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TCTF_MAILER", "ses")
     monkeypatch.setenv("AWS_ENDPOINT_URL_SESV2", moto_endpoint)
     monkeypatch.setenv("TCTF_MAIL_FROM", unique("unverified"))
     address = unique("carl")
-    async with mail_platform() as m:
+    async with mail_platform(mail_provider=SesMailProvider()) as m:
         await m.h.send(
             SendEmail(to=address, template="welcome", name="Carl", campaign_id="c9"),
             source="auth_password",
@@ -126,10 +126,9 @@ def _closed_port() -> int:
 async def test_ses_unreachable_is_retried_and_fails_after_the_receive_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("TCTF_MAILER", "ses")
     monkeypatch.setenv("AWS_ENDPOINT_URL_SESV2", f"http://127.0.0.1:{_closed_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # the SDK's own retries, off
-    async with mail_platform() as m:
+    async with mail_platform(mail_provider=SesMailProvider()) as m:
         await m.h.send(
             SendEmail(to="dan@example.com", template="welcome", name="Dan"),
             source="auth_password",

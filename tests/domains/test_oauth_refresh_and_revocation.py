@@ -49,9 +49,11 @@ async def test_a_refresh_may_narrow_the_scope_but_never_widen_it() -> None:
         widened = await op.token(
             _refresh(client, narrowed.json()["refresh_token"], scope="profile admin")
         )
+        still = await op.token(_refresh(client, narrowed.json()["refresh_token"]))
     assert narrowed.status == 200 and narrowed.json()["scope"] == "profile"
     assert narrowed.json()["id_token"] is None
     assert widened.status == 400 and widened.json()["error"] == "invalid_scope"
+    assert still.status == 200  # a refused refresh does not spend the token
 
 
 async def test_a_refresh_token_works_only_for_its_client_and_until_it_expires() -> None:

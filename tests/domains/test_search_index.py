@@ -17,6 +17,7 @@ from domains.search.index import (
     TableSearchIndex,
     Writes,
     document_key,
+    posting_key,
     stats_key,
 )
 from domains.search.text import parse_query
@@ -46,8 +47,12 @@ async def ranked(index: TableSearchIndex, q: str, **kw: Any) -> list[tuple[str, 
 
 
 async def postings(table: Table, term: str) -> list[str]:
+    """`kind#id` of each posting of `term`."""
     page = await table.query(Key("PK").eq(f"TERM#{term}"), consistent=True)
-    return [str(item["SK"]) for item in page.items]
+    return [
+        f"{kind}#{document_id}"
+        for kind, _, document_id in (str(item["SK"]).split("#", 2) for item in page.items)
+    ]
 
 
 async def test_bm25_scores_are_the_hand_computed_ones(table: Table) -> None:
@@ -118,7 +123,8 @@ async def test_postings_left_by_an_unfinished_write_are_never_shown(table: Table
     version the document's item does not, so they match nothing until a retry commits."""
     index = TableSearchIndex(table)
     await index.index(post("p1", "calm"), V1)
-    await table.put({"PK": "TERM#storm", "SK": "post#p1", "tf": 1, "length": 1, "version": V2})
+    posting = posting_key("storm", "post", "p1", 1, 1, 1)
+    await table.put({**posting, "tf": 1, "length": 1, "version": V2})
     assert await ranked(index, "storm ") == []
     assert [h for h, _ in await ranked(index, "calm ")] == ["p1"]
 
@@ -188,3 +194,41 @@ async def test_an_older_version_committed_first_makes_the_newer_retry(table: Tab
     assert await ranked(TableSearchIndex(table), "two ") == []
     stats = await table.get(stats_key("post"), consistent=True)
     assert stats is not None and (stats["documents"], stats["length"]) == (1, 1)
+
+
+class CountingReads:
+    """The table, counting the postings each query of a term's partition returns."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+        self.postings_read = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    async def query(self, condition: Any, **options: Any) -> Any:
+        page = await self._table.query(condition, **options)
+        self.postings_read += sum(1 for i in page.items if str(i["PK"]).startswith("TERM#"))
+        return page
+
+
+async def test_a_search_reads_a_bounded_number_of_a_terms_postings_the_best_first(
+    table: Table,
+) -> None:
+    """A word in every document costs `postings_per_term` reads, not one per document, and
+    the postings read are those scoring best: the top hits are the same as reading all."""
+    whole = TableSearchIndex(table)
+    for n in range(24):
+        # "storm" n % 4 + 1 times, among n % 5 other words: counts and lengths vary
+        words = ["storm"] * (n % 4 + 1) + [f"filler{m}" for m in range(n % 5)]
+        await whole.index(post(f"p{n:02d}", " ".join(words)), V1)
+    counting = CountingReads(table)
+    bounded = TableSearchIndex(counting, postings_per_term=8)  # type: ignore[arg-type]
+
+    best = await bounded.search(parse_query("storm "), limit=5)
+
+    assert counting.postings_read <= 8
+    everything = await whole.search(parse_query("storm "), limit=5)
+    assert [h.id for h in best.hits] == [h.id for h in everything.hits]
+    scores = [h.score for h in best.hits]
+    assert scores == sorted(scores, reverse=True)

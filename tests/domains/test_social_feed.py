@@ -7,8 +7,9 @@ import pytest
 
 from bus.storage.unit_of_work import UnitOfWork
 from domains.social.app import FAN_OUT_PAGE, MERGE_ON_READ_VARIABLE
+from domains.social.feed import FEED_HORIZON
 from domains.social.graph import Edge, TableGraph
-from tests.domains.social import social_platform
+from tests.domains.social import Member, Social, social_platform
 
 
 async def test_an_ordinary_authors_post_is_copied_into_each_followers_feed() -> None:
@@ -120,3 +121,58 @@ async def test_a_post_reaches_more_followers_than_one_transaction_holds_and_leav
     assert len(s.h.published_of("FAN_OUT_POST")) == 3
     assert s.items("FEED#") == []
     assert dead == []
+
+
+async def signed_in_again(s: Social, who: Member) -> Member:
+    """`who` with a fresh access token (theirs ran out while the clock moved on)."""
+    session = await s.sign_in(who.email)
+    return Member(who.user_id, str(session.json()["access_token"]), who.email)
+
+
+async def test_feed_copies_expire_after_the_horizon_and_the_feed_pages_within_it() -> None:
+    async with social_platform() as s:
+        ada, bob = await s.join("Ada"), await s.join("Bob")
+        await s.follow(bob, ada)
+        await s.post(ada, "old")
+        await s.post(bob, "old mine")
+        [copy] = s.items(f"FEED#{bob.user_id}")
+        posted = s.clock.now()
+        assert copy["expires_at"] == int(posted) + FEED_HORIZON
+        s.clock.advance(FEED_HORIZON + 1)
+        ada, bob = await signed_in_again(s, ada), await signed_in_again(s, bob)
+        for text in ("new 1", "new 2"):
+            await s.post(ada, text)
+        await s.post(bob, "new mine")
+        texts: list[str] = []
+        cursor = ""
+        while True:
+            page = await s.as_(bob, "GET", f"/social/feed?limit=2{cursor}")
+            assert page.status == 200, page.json()
+            texts += [p["text"] for p in page.json()["items"]]
+            if page.json()["cursor"] is None:
+                break
+            cursor = f"&cursor={page.json()['cursor']}"
+        first = await s.as_(bob, "GET", "/social/feed?limit=1")
+        s.clock.advance(FEED_HORIZON + 1)  # what the cursor names is gone too
+        bob = await signed_in_again(s, bob)
+        after_expiry = await s.as_(bob, "GET", f"/social/feed?cursor={first.json()['cursor']}")
+    assert texts == [
+        "new mine",
+        "new 2",
+        "new 1",
+    ]  # nothing older than the horizon, from any source
+    assert after_expiry.status == 200 and after_expiry.json() == {"items": [], "cursor": None}
+
+
+async def test_following_copies_no_post_older_than_the_horizon() -> None:
+    async with social_platform() as s:
+        ada, bob = await s.join("Ada"), await s.join("Bob")
+        await s.post(ada, "long ago")
+        s.clock.advance(FEED_HORIZON + 1)
+        ada, bob = await signed_in_again(s, ada), await signed_in_again(s, bob)
+        await s.post(ada, "lately")
+        await s.follow(bob, ada)
+        copies = [i["text"] for i in s.items(f"FEED#{bob.user_id}")]
+        feed = await s.feed(bob)
+    assert copies == ["lately"]
+    assert feed == ["lately"]

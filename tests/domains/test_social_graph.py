@@ -4,6 +4,7 @@ answers, on the in-memory table and on DynamoDB (moto server): one behaviour on 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,6 +17,8 @@ from domains.social.suggestions import Suggestion, people_you_may_know
 from tests.tables import table_maker
 
 NOW = 1_700_000_000.0
+AT = datetime.fromtimestamp(NOW, UTC)
+POSTED = AT.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
@@ -82,7 +85,7 @@ async def test_people_you_may_know_ranks_by_mutual_and_excludes(table: Table) ->
 async def posts(table: Table, *posts: tuple[str, str], readers: tuple[str, ...] = ()) -> None:
     """Posts `(author, post_id)`, each copied into the feeds of `readers`."""
     for author, post_id in posts:
-        item = {"post_id": post_id, "user_id": author, "text": post_id, "created_at": "t"}
+        item = {"post_id": post_id, "user_id": author, "text": post_id, "created_at": POSTED}
         await table.put({**post_key(author, post_id), **item})
         for reader in readers:
             await table.put({**feed_key(reader, post_id), **item})
@@ -103,9 +106,9 @@ async def test_the_home_feed_merges_fanned_out_celebrity_and_own_posts(table: Ta
     async with UnitOfWork(table, now=lambda: NOW) as uow:
         graph.remove(uow, Edge.FOLLOWS, "ada", "gone")  # unfollowed: their copy is hidden
     feed = HomeFeed(table, graph)
-    first = await feed.page("ada", limit=3)
+    first = await feed.page("ada", limit=3, now=AT)
     assert [p["post_id"] for p in first.posts] == [post_id(5), post_id(4), post_id(3)]
     assert first.cursor is not None and decode_cursor(first.cursor) == post_id(3)
-    second = await feed.page("ada", limit=3, cursor=first.cursor)
+    second = await feed.page("ada", limit=3, now=AT, cursor=first.cursor)
     assert [p["post_id"] for p in second.posts] == [post_id(2), post_id(1)]
     assert second.cursor is None

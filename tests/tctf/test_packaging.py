@@ -28,6 +28,7 @@ from tctf.packaging import (
     LOCK,
     botocore_services,
     compile_bytecode,
+    declared_services,
     function_imports,
     main,
     package,
@@ -482,3 +483,23 @@ def test_the_development_venv_is_constrained_to_the_versions_a_function_ships() 
     assert sorted(line for line in constraints if line and not line.startswith("#")) == locked
     for command in ((root / "README.md").read_text(), (root / ".ci" / "run").read_text()):
         assert "pip install -c requirements/lambda.constraints -e '.[dev]'" in command
+
+
+def test_a_domain_declaring_mail_keeps_ses_model_and_no_other_beyond_the_adapters() -> None:
+    """The SES client is the adapter's: messaging_consumers imports no SDK, so its package
+    is pruned like any other, keeping SES's model because the domain declares `Mail`."""
+    from domains.messaging_consumers.app import domain as messaging_consumers
+    from domains.users.app import domain as users
+
+    kept = botocore_services(scan("messaging_consumers"), declared_services(messaging_consumers))
+    assert kept == {*BOTOCORE_SERVICES, "sesv2"}
+    assert botocore_services(scan("users"), declared_services(users)) == set(BOTOCORE_SERVICES)
+
+
+def test_a_domain_with_a_websocket_route_keeps_the_management_apis_model() -> None:
+    """Its function posts to connections through API Gateway's management API
+    (adapters/aws/websockets.py): pruned away, every post would fail deployed."""
+    from domains.user_message.app import domain as user_message
+
+    kept = botocore_services(scan("user_message"), declared_services(user_message))
+    assert kept is not None and "apigatewaymanagementapi" in kept

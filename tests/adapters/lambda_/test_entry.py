@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from adapters.aws.dead_letters import REASON_ATTRIBUTE
+from adapters.aws.ses import SesMailProvider
 from adapters.lambda_ import entry
 from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
@@ -20,7 +21,7 @@ from bus import ConfigurationError, Domain
 from bus.envelope import Envelope
 from bus.memory import InMemoryTransport
 from domains.users.contracts import UserCreated
-from tests.cold_start import modules_after_import
+from tests.cold_start import NO_AWS, modules_after_import
 
 from .conftest import LAMBDA_GO, LambdaContext, sample
 
@@ -265,3 +266,20 @@ def test_a_cold_start_imports_opentelemetry_only_for_the_exporters_named(
     found = {f for f in families if any(m == f or m.startswith(f + ".") for m in loaded)}
     expected = loaded_families | ({"opentelemetry"} if loaded_families else set())
     assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("domain", "sends_through_ses"), [("messaging_consumers", True), ("users", False)]
+)
+def test_a_function_of_a_domain_declaring_mail_is_given_ses_and_opens_no_client_at_init(
+    domain: str, sends_through_ses: bool
+) -> None:
+    """The SES client is the adapter's, made on the first send: a cold start builds the
+    provider and loads neither SES's model nor a connection."""
+    app = build({"TCTF_DOMAIN": domain, **SNS, **NO_AWS})
+    try:
+        assert isinstance(app.mail_provider, SesMailProvider) == sends_through_ses
+        if isinstance(app.mail_provider, SesMailProvider):
+            assert app.mail_provider.opened is False
+    finally:
+        app.close()
