@@ -118,8 +118,8 @@ class RecordedSpan(trace.Span):
                 int(self.trace_hex, 16),
                 self.span_id,
                 is_remote=False,
-                trace_flags=trace.TraceFlags(self.flags),
-                trace_state=self.trace_state,
+                trace_flags=_trace_flags(self.flags),
+                trace_state=self.trace_state or _NO_STATE,
             )
         return context
 
@@ -325,7 +325,7 @@ class SpanRecorder:
                     span.parent_id,
                     is_remote=span.parent_remote,
                     trace_flags=context.trace_flags,
-                    trace_state=span.trace_state,
+                    trace_state=context.trace_state,
                 )
             if self._tell_start:
                 processor._on_ending(span)  # the SDK's own step before on_end
@@ -346,6 +346,16 @@ class SpanRecorder:
                     scope,
                 )
             )
+
+
+#: The trace state of a span whose trace carries none, made once (the SDK makes one a span).
+_NO_STATE = trace.TraceState()
+_FLAGS = {flags: trace.TraceFlags(flags) for flags in range(4)}
+
+
+def _trace_flags(flags: int) -> trace.TraceFlags:
+    made = _FLAGS.get(flags)
+    return made if made is not None else trace.TraceFlags(flags)
 
 
 def _valid(attributes: Mapping[str, Any]) -> dict[str, Any]:
