@@ -16,7 +16,9 @@ Imported only by `bus.tracing.Tracing`, so OpenTelemetry stays off an untraced i
 from __future__ import annotations
 
 import asyncio
+import atexit
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -225,6 +227,9 @@ class SpanRecorder:
         self._ended: list[RecordedSpan] = []
         #: The loop a hand-over is scheduled on, if any.
         self._drain_on: asyncio.AbstractEventLoop | None = None
+        # Registered after the provider's own shutdown at exit, so run before it: the spans
+        # of a loop's last step reach the processors before they flush and close.
+        atexit.register(_drain_at_exit, weakref.ref(self))
 
     def root(
         self,
@@ -346,6 +351,12 @@ class SpanRecorder:
                     scope,
                 )
             )
+
+
+def _drain_at_exit(recorder: weakref.ref[SpanRecorder]) -> None:
+    alive = recorder()
+    if alive is not None:
+        alive.drain()
 
 
 #: The trace state of a span whose trace carries none, made once (the SDK makes one a span).

@@ -102,9 +102,11 @@ class Tracing:
         if recorder is None:
             return nullcontext(UNTRACED_REQUEST)
         method = method.upper()
-        attributes = span_attributes(
-            {"http.request.method": method, "tctf.correlation_id": correlation_id}
-        )
+        # Both values came with the request: they pass the redaction filter.
+        attributes: dict[str, AttributeValue] = {
+            "http.request.method": redact_text(method),
+            "tctf.correlation_id": redact_text(correlation_id),
+        }
         kind = self._trace.SpanKind.SERVER
         header = headers.get("traceparent")
         caller = (
@@ -367,9 +369,8 @@ class ServerSpan:
     def routed(self, route: str, domain: str) -> None:
         if self._span is not None:
             self._span.update_name(f"{self._method} {route}")
-            self._span.attributes.update(
-                span_attributes({"http.route": route, "tctf.domain": domain})
-            )
+            # The route's template and its domain: the code's own names.
+            self._span.attributes.update({"http.route": route, "tctf.domain": domain})
 
     def answered(self, status: int) -> None:
         if self._span is None:

@@ -3,6 +3,8 @@ spans, each consumer span the child of the producer span of the message it handl
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -405,3 +407,30 @@ async def test_a_request_continues_the_callers_trace_and_keeps_its_sampling(
     assert server.context.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736
     assert server.parent is not None and server.parent.span_id == 0x00F067AA0BA902B7
     assert server.parent.is_remote
+
+
+EXITS_MID_STEP = """
+import asyncio, sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+from bus.tracing import Tracing
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
+tracing = Tracing(provider)
+
+async def answer_then_exit() -> None:
+    with tracing.server("GET", {}, "c1") as span:
+        span.routed("/last/request", "users")
+    raise SystemExit  # the loop stops at once: the step's hand-over never runs
+
+asyncio.new_event_loop().run_until_complete(answer_then_exit())
+"""
+
+
+def test_a_span_ended_in_a_loops_last_step_is_exported_when_the_process_exits() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", EXITS_MID_STEP], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"name": "GET /last/request"' in done.stdout
