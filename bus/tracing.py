@@ -5,7 +5,9 @@ event or task a handler or route stages (whose context becomes the envelope's `t
 so it crosses every hop the envelope makes: SQS and SNS message attributes, EventBridge
 detail, the outbox and its relay), and a consumer span per handler call, the child of the
 producer span of the message it handles. Spans carry ids, types, names, outcomes and timings,
-never a body or a payload field; `span_attributes` is the one place their attributes are made.
+never a body or a payload field, and pass the log lines' redaction filter (`span_attributes`,
+or `redact_text` for what came from outside on the hot path). Those three are recorded
+spans (`bus.span_records`); the sampler is asked once per trace, at its root.
 
 OpenTelemetry is imported only when a `Tracing` is made, so a runtime without a tracer
 provider never loads it (a Lambda's cold start, decision 0008).
@@ -40,7 +42,9 @@ _active: ContextVar[Tracing | None] = ContextVar("tctf_tracing", default=None)
 
 
 def span_attributes(values: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
-    """The attributes a span gets from `values`: every tctf span's pass through here.
+    """The attributes a span gets from `values`: those of the runtime's spans and the client
+    spans pass through here (the hot path's server, producer and consumer spans filter only
+    the values that came from outside, with the same `redact_text`).
 
     Only ids, types, names, outcomes and timings are ever given; absent values are left out,
     and what is left passes the one redaction filter the log lines pass (`bus.redaction`),
