@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from bus.metrics import Metrics, Series
+from bus.observability import flush_log_lines
 
 #: The format's limits: metrics in one directive, values of one metric in one document.
 MAX_METRICS = 100
@@ -85,7 +86,9 @@ def metrics_namespace(env: Mapping[str, str], app: str) -> str:
 
 
 def _stdout(lines: bytes) -> None:
-    # Through the text layer, so that log lines written before stay before.
+    # Through the text layer, after the delivery lines held for the loop's step, so that
+    # log lines written before stay before.
+    flush_log_lines()
     sys.stdout.write(lines.decode())
     sys.stdout.flush()
 

@@ -236,18 +236,22 @@ _COUNTERS = {
 
 
 _seconds: dict[str, float] = {}
-_last_time: tuple[str, float | None] = ("", None)
+#: Recent envelope times, parsed: a fan-out's subscribers see the same times, interleaved.
+_recent_times: dict[str, float | None] = {}
 
 
 def _envelope_time(value: str) -> float | None:
-    """Epoch seconds of an envelope's RFC 3339 `time`, remembered for the last value and
+    """Epoch seconds of an envelope's RFC 3339 `time`, remembered for recent values and
     the second's part parsed once (`2026-12-01T10:00:00` of `2026-12-01T10:00:00.123Z`):
     deliveries come in bursts."""
-    global _last_time
-    if _last_time[0] == value:
-        return _last_time[1]
+    try:
+        return _recent_times[value]
+    except KeyError:
+        pass
     parsed = _parse_time(value)
-    _last_time = (value, parsed)
+    if len(_recent_times) >= 256:
+        _recent_times.clear()
+    _recent_times[value] = parsed
     return parsed
 
 

@@ -5,7 +5,9 @@ event or task a handler or route stages (whose context becomes the envelope's `t
 so it crosses every hop the envelope makes: SQS and SNS message attributes, EventBridge
 detail, the outbox and its relay), and a consumer span per handler call, the child of the
 producer span of the message it handles. Spans carry ids, types, names, outcomes and timings,
-never a body or a payload field; `span_attributes` is the one place their attributes are made.
+never a body or a payload field, and pass the log lines' redaction filter (`span_attributes`,
+or `redact_text` for what came from outside on the hot path). Those three are recorded
+spans (`bus.span_records`); the sampler is asked once per trace, at its root.
 
 OpenTelemetry is imported only when a `Tracing` is made, so a runtime without a tracer
 provider never loads it (a Lambda's cold start, decision 0008).
@@ -15,12 +17,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from bus.errors import ConfigurationError
-from bus.redaction import redact_attributes
+from bus.redaction import redact_attributes, redact_text
 
 if TYPE_CHECKING:  # the context imports this module: middleware loads after it
     from opentelemetry.trace import Link, Span
@@ -28,6 +31,7 @@ if TYPE_CHECKING:  # the context imports this module: middleware loads after it
     from bus.dispatch import Publisher
     from bus.envelope import Envelope
     from bus.middleware import Delivery, Handler, Middleware
+    from bus.span_records import RecordedSpan, SpanRecorder
 
 #: An attribute value OpenTelemetry accepts.
 AttributeValue = str | bool | int | float
@@ -38,7 +42,9 @@ _active: ContextVar[Tracing | None] = ContextVar("tctf_tracing", default=None)
 
 
 def span_attributes(values: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
-    """The attributes a span gets from `values`: every tctf span's pass through here.
+    """The attributes a span gets from `values`: those of the runtime's spans and the client
+    spans pass through here (the hot path's server, producer and consumer spans filter only
+    the values that came from outside, with the same `redact_text`).
 
     Only ids, types, names, outcomes and timings are ever given; absent values are left out,
     and what is left passes the one redaction filter the log lines pass (`bus.redaction`),
@@ -48,38 +54,32 @@ def span_attributes(values: Mapping[str, AttributeValue | None]) -> dict[str, At
 
 
 class Tracing:
-    """Spans of one tracer provider: server, producer and consumer spans, and their flush."""
+    """Spans of one tracer provider: server, producer and consumer spans, and their flush.
+
+    Those three, opened on the hot path, are `bus.span_records`' recorded spans, handed to
+    the provider's span processors once the loop's current step is done; a provider that
+    is not the SDK's (one turned off) records none of them.
+    """
 
     def __init__(self, tracer_provider: Any) -> None:
-        from opentelemetry import trace
-        from opentelemetry.context import Context
+        from opentelemetry import context, trace
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        from bus import span_records
 
         self.tracer_provider = tracer_provider
         self._trace = trace
         self._tracer = trace.get_tracer("tctf", tracer_provider=tracer_provider)
+        self._recorder = _recorder_for(tracer_provider, self._tracer)
+        self._recorded = span_records.RecordedSpan
         self._propagator = TraceContextTextMapPropagator()
-        self._root = Context()
+        self._root = context.Context()
+        self._attach = context.attach
+        self._detach = context.detach
 
     def _context_of(self, traceparent: str | None) -> Any:
         """The context whose span is the one `traceparent` names (an empty one for none)."""
         return self._propagator.extract({"traceparent": traceparent} if traceparent else {})
-
-    def _parent_of(self, traceparent: str | None) -> Any:
-        """`_context_of` for an envelope's `traceparent`, which decoding has already checked
-        against W3C's format: read by position, without the propagator's parsing."""
-        if traceparent is None:
-            return self._root
-        try:
-            context = self._trace.SpanContext(
-                int(traceparent[3:35], 16),
-                int(traceparent[36:52], 16),
-                is_remote=True,
-                trace_flags=self._trace.TraceFlags(int(traceparent[53:55], 16)),
-            )
-        except ValueError:
-            return self._context_of(traceparent)
-        return self._trace.set_span_in_context(self._trace.NonRecordingSpan(context), self._root)
 
     def _traceparent_of(self, span: Span) -> str:
         context = span.get_span_context()
@@ -97,27 +97,41 @@ class Tracing:
                 links.append(self._trace.Link(context))
         return links
 
-    @contextmanager
     def server(
         self, method: str, headers: Mapping[str, str], correlation_id: str
-    ) -> Iterator[ServerSpan]:
+    ) -> AbstractContextManager[ServerSpan]:
         """The span of one HTTP request, continuing the caller's `traceparent` header. Named
         by the route it matches (`ServerSpan.routed`), never by the path, which holds ids."""
-        with self._tracer.start_as_current_span(
-            method.upper(),
-            context=self._context_of(headers.get("traceparent")),
-            kind=self._trace.SpanKind.SERVER,
-            record_exception=False,  # an error's message may quote the payload
-            set_status_on_exception=False,
-            attributes=span_attributes(
-                {"http.request.method": method.upper(), "tctf.correlation_id": correlation_id}
-            ),
-        ) as span:
-            token = _active.set(self)
-            try:
-                yield ServerSpan(span, method.upper())
-            finally:
-                _active.reset(token)
+        recorder = self._recorder
+        if recorder is None:
+            return nullcontext(UNTRACED_REQUEST)
+        method = method.upper()
+        # Both values came with the request: they pass the redaction filter.
+        attributes: dict[str, AttributeValue] = {
+            "http.request.method": redact_text(method),
+            "tctf.correlation_id": redact_text(correlation_id),
+        }
+        kind = self._trace.SpanKind.SERVER
+        header = headers.get("traceparent")
+        caller = (
+            self._trace.get_current_span(self._context_of(header)).get_span_context()
+            if header
+            else None
+        )
+        if caller is not None and caller.is_valid:
+            span = recorder.child(
+                method,
+                kind,
+                attributes,
+                f"{caller.trace_id:032x}",
+                caller.span_id,
+                int(caller.trace_flags),
+                remote=True,
+                trace_state=caller.trace_state,
+            )
+        else:
+            span = recorder.root(method, kind, attributes)
+        return _Serving(self, span, method)
 
     def producer(
         self,
@@ -131,24 +145,37 @@ class Tracing:
         """Open and close the producer span of a message being staged: the `traceparent` the
         message carries, a child of the span running (a handler call, an HTTP request)."""
         running = self._trace.get_current_span()
-        if not running.is_recording():  # a trace not sampled: its messages are not either
-            return self._traceparent_of(running) if running.get_span_context().is_valid else None
-        span = self._tracer.start_span(
+        if type(running) is self._recorded:
+            if not running.sampled:  # a trace not sampled: its messages are not either
+                return running.traceparent
+            trace_hex, parent_id, flags = running.trace_hex, running.span_id, running.flags
+        else:  # a span of the handler's own, or of the runtime's (`span`)
+            context = running.get_span_context()
+            if not running.is_recording():
+                return self._traceparent_of(running) if context.is_valid else None
+            trace_hex, parent_id = f"{context.trace_id:032x}", context.span_id
+            flags = int(context.trace_flags)
+        recorder = self._recorder
+        if recorder is None:
+            return self._traceparent_of(running)
+        # The message's id and type, the domain: the platform's own values, never data.
+        span = recorder.child(
             f"{message_type} {operation}",
-            kind=self._trace.SpanKind.PRODUCER,
-            attributes=span_attributes(
-                {
-                    "messaging.system": "tctf",
-                    "messaging.operation.type": "send",
-                    "messaging.destination.name": message_type,
-                    "messaging.message.id": message_id,
-                    "tctf.correlation_id": correlation_id,
-                    "tctf.domain": source,
-                }
-            ),
+            self._trace.SpanKind.PRODUCER,
+            {
+                "messaging.system": "tctf",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": message_type,
+                "messaging.message.id": message_id,
+                "tctf.correlation_id": redact_text(correlation_id),
+                "tctf.domain": source,
+            },
+            trace_hex,
+            parent_id,
+            flags,
         )
         span.end()
-        return self._traceparent_of(span)
+        return span.traceparent
 
     def middleware(self) -> Middleware:
         """A consumer span per handler call, the child of the message's producer span.
@@ -156,52 +183,65 @@ class Tracing:
         Every record continues its own producer's trace, so a batch holding records of
         several traces adds each handler call to the right one.
         """
-        tracer, trace = self._tracer, self._trace
+        recorder = self._recorder
+        if recorder is None:
+            return _untraced
+        trace, root, attach, detach = self._trace, self._root, self._attach, self._detach
+        consumer, set_span_in_context = trace.SpanKind.CONSUMER, trace.set_span_in_context
+        error_status = trace.StatusCode.ERROR
 
         def wrap(handler: Handler) -> Handler:
             async def traced(delivery: Delivery) -> None:
                 envelope = delivery.envelope
-                if _unsampled(envelope.traceparent):
+                traceparent = envelope.traceparent
+                if traceparent is not None and not int(traceparent[53:55], 16) & 1:
                     # Parent-based sampling (the SDK's default) records nothing of a trace
                     # not sampled: its messages carry on the producer's context as it is.
                     await handler(delivery)
                     return
                 subscription = delivery.subscription
-                with tracer.start_as_current_span(
-                    f"{subscription.name} process",
-                    context=self._parent_of(envelope.traceparent),
-                    kind=trace.SpanKind.CONSUMER,
-                    record_exception=False,  # an error's message may quote the payload
-                    set_status_on_exception=False,
-                    attributes=span_attributes(
-                        {
-                            "messaging.system": "tctf",
-                            "messaging.operation.type": "process",
-                            "messaging.destination.name": envelope.type,
-                            "messaging.message.id": envelope.id,
-                            "tctf.correlation_id": envelope.correlationid,
-                            "tctf.domain": subscription.domain,
-                            "tctf.handler": subscription.name,
-                            "tctf.receive_count": delivery.receive_count,
-                        }
-                    ),
-                ) as span:
-                    delivery.context.traceparent = self._traceparent_of(span)
-                    token = _active.set(self)
-                    try:
-                        await handler(delivery)
-                    except Exception as error:
-                        # The error's type only: its message may quote the payload.
-                        span.set_attributes(
-                            span_attributes(
-                                {"tctf.outcome": "failed", "error.type": type(error).__name__}
-                            )
-                        )
-                        span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__name__))
-                        raise
-                    finally:
-                        _active.reset(token)
-                    span.set_attributes(span_attributes({"tctf.outcome": "handled"}))
+                # The type was routed to this handler, the names are the code's: only the
+                # ids that came with the envelope pass the redaction filter.
+                attributes: dict[str, AttributeValue] = {
+                    "messaging.system": "tctf",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": envelope.type,
+                    "messaging.message.id": redact_text(envelope.id),
+                    "tctf.correlation_id": redact_text(envelope.correlationid),
+                    "tctf.domain": subscription.domain,
+                    "tctf.handler": subscription.name,
+                    "tctf.receive_count": delivery.receive_count,
+                }
+                name = f"{subscription.name} process"
+                if traceparent is None:
+                    span = recorder.root(name, consumer, attributes)
+                else:
+                    span = recorder.child(
+                        name,
+                        consumer,
+                        attributes,
+                        traceparent[3:35],
+                        int(traceparent[36:52], 16),
+                        int(traceparent[53:55], 16),
+                        remote=True,
+                    )
+                delivery.context.traceparent = span.traceparent
+                token = attach(set_span_in_context(span, root))
+                active = _active.set(self)
+                try:
+                    await handler(delivery)
+                except Exception as error:
+                    # The error's type only: its message may quote the payload.
+                    attributes["tctf.outcome"] = "failed"
+                    attributes["error.type"] = type(error).__name__
+                    span.set_status(trace.Status(error_status, type(error).__name__))
+                    raise
+                else:
+                    attributes["tctf.outcome"] = "handled"
+                finally:
+                    _active.reset(active)
+                    detach(token)
+                    span.end()
 
             return traced
 
@@ -241,6 +281,8 @@ class Tracing:
     def flush(self, timeout_millis: int = 5000) -> None:
         """Export every finished span now (a Lambda invocation's last step): a frozen
         container exports nothing, so spans left queued would be lost."""
+        if self._recorder is not None:
+            self._recorder.drain()
         force_flush = getattr(self.tracer_provider, "force_flush", None)
         if force_flush is not None:
             force_flush(timeout_millis)
@@ -274,9 +316,48 @@ class RelayPublisher:
         )
 
 
-def _unsampled(traceparent: str | None) -> bool:
-    """The W3C `traceparent` says its trace is not sampled (flags without bit 0)."""
-    return traceparent is not None and not int(traceparent[53:55], 16) & 1
+#: The recorder of each SDK tracer provider, shared by every `Tracing` made of it (one per
+#: dispatcher), so that a flush of any hands over the spans of all.
+_recorders: WeakKeyDictionary[Any, SpanRecorder] = WeakKeyDictionary()
+
+
+def _recorder_for(tracer_provider: Any, tracer: Any) -> SpanRecorder | None:
+    from opentelemetry.sdk.trace import Tracer as SdkTracer
+
+    from bus.span_records import SpanRecorder
+
+    if not isinstance(tracer, SdkTracer):
+        return None
+    recorder = _recorders.get(tracer_provider)
+    if recorder is None:
+        recorder = _recorders[tracer_provider] = SpanRecorder(tracer)
+    return recorder
+
+
+def _untraced(handler: Handler) -> Handler:
+    return handler
+
+
+class _Serving:
+    """A server span made current for the request's duration, and ended after it."""
+
+    __slots__ = ("_active", "_method", "_span", "_token", "_tracing")
+
+    def __init__(self, tracing: Tracing, span: RecordedSpan, method: str) -> None:
+        self._tracing = tracing
+        self._span = span
+        self._method = method
+
+    def __enter__(self) -> ServerSpan:
+        tracing, span = self._tracing, self._span
+        self._token = tracing._attach(tracing._trace.set_span_in_context(span, tracing._root))
+        self._active = _active.set(tracing)
+        return ServerSpan(span if span.sampled else None, self._method)
+
+    def __exit__(self, *exception: object) -> None:
+        _active.reset(self._active)
+        self._tracing._detach(self._token)
+        self._span.end()
 
 
 class ServerSpan:
@@ -292,12 +373,13 @@ class ServerSpan:
     def routed(self, route: str, domain: str) -> None:
         if self._span is not None:
             self._span.update_name(f"{self._method} {route}")
-            self._span.set_attributes(span_attributes({"http.route": route, "tctf.domain": domain}))
+            # The route's template and its domain: the code's own names.
+            self._span.attributes.update({"http.route": route, "tctf.domain": domain})
 
     def answered(self, status: int) -> None:
         if self._span is None:
             return
-        self._span.set_attributes(span_attributes({"http.response.status_code": status}))
+        self._span.attributes["http.response.status_code"] = status
         if status >= 500:
             from opentelemetry.trace import Status, StatusCode
 

@@ -58,6 +58,8 @@ def _lines(text: str) -> list[dict[str, Any]]:
 def test_a_delivery_line_is_the_same_written_directly_or_through_a_log_record(
     stdout: io.StringIO,
 ) -> None:
+    configure_logging("INFO", "tctf", stream=stdout)  # again: pytest's capture joined it
+    assert len(logging.getLogger("tctf").handlers) == 1, "the direct path is the one compared"
     failed = Outcome(
         "messaging",
         "r1",
@@ -194,3 +196,29 @@ def test_a_log_that_cannot_be_written_fails_no_delivery(
     finally:
         root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
     assert "Logging error" in capsys.readouterr().err
+
+
+def test_a_line_logged_after_held_delivery_lines_is_written_after_them() -> None:
+    root = logging.getLogger("tctf")
+    saved = (list(root.handlers), root.level, root.propagate)
+    stream = io.StringIO()
+    # Configured here, not in a fixture: pytest's capture joins the logger's handlers
+    # between the two, and the direct path writes only where its handler reads alone.
+    configure_logging("INFO", stream=stream)
+    handled = Outcome("messaging", "r1", "handled", "messaging.h", ENVELOPE, None, 1.0)
+
+    async def deliver_then_log() -> str:
+        log_outcome(handled)
+        log_outcome(handled._replace(record_id="r2"))
+        held = stream.getvalue()
+        logging.getLogger("tctf.messaging").warning("after both")
+        return held
+
+    try:
+        held = asyncio.run(deliver_then_log())
+    finally:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+    assert held == "", "delivery lines wait for the end of the loop's step"
+    lines = _lines(stream.getvalue())
+    assert [line.get("record_id") for line in lines] == ["r1", "r2", None]
+    assert lines[2]["message"] == "after both"

@@ -3,20 +3,25 @@ spans, each consumer span the child of the producer span of the message it handl
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import SpanKind, StatusCode
 
 from bus import ConfigurationError, Context, Domain, DomainSettings, Event
 from bus.http import HttpRequest, HttpRouter
 from bus.redaction import REDACTED
 from bus.testing import Harness
-from bus.tracing import span_attributes, tracer_provider_from_env
+from bus.tracing import Tracing, span_attributes, tracer_provider_from_env
 from domains.messaging_consumers.app import domain as messaging
 from domains.users.app import domain as users
 
@@ -302,3 +307,130 @@ async def test_a_failed_handler_calls_span_names_the_error_type_not_its_message(
     recorded = [*span.attributes.values(), span.status.description]
     recorded += [v for event in span.events for v in (event.attributes or {}).values()]
     assert not [value for value in recorded if "grace" in str(value)]
+
+
+class CountingSampler(Sampler):
+    """The SDK's default sampler, counting the decisions it is asked for."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self._default = ParentBased(ALWAYS_ON)
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        self.asked += 1
+        return self._default.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return "counting"
+
+
+async def test_the_sampling_decision_is_taken_once_per_trace(
+    exporter: InMemorySpanExporter,
+) -> None:
+    sampler = CountingSampler()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with Harness(users, messaging, tracer_provider=provider) as h:
+        router = HttpRouter(
+            h.runtime.domains, h.runtime.publisher, h.runtime.context, tracing=h.runtime.tracing
+        )
+        for n in range(3):
+            body = {"email": f"u{n}@example.com", "name": f"U{n}"}
+            await router.handle(HttpRequest("POST", "/users", body=orjson.dumps(body)))
+        await h.settle()
+    spans = exporter.get_finished_spans()
+    traces = {span.context.trace_id for span in spans if span.parent is None}
+    assert len(spans) > len(traces)
+    assert sampler.asked == len(traces), "asked at each trace's root, never below it"
+
+
+async def test_a_handlers_own_spans_nest_under_its_consumer_span(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    warehouse = Domain("warehouse")
+    tracer = trace.get_tracer("warehouse", tracer_provider=provider)
+
+    @warehouse.on(Ordered)
+    async def pack(event: Ordered, ctx: Context) -> None:
+        trace.get_current_span().set_attribute("warehouse.bin", "b7")
+        with tracer.start_as_current_span("weigh parcel"):
+            ctx.publish(Packed(order=event.order))
+
+    async with Harness(warehouse, tracer_provider=provider) as h:
+        await h.publish(Ordered(order="o1"))
+        await h.settle()
+    named = _by_name(exporter.get_finished_spans())
+    [consumer], [own], [producer] = (
+        named["warehouse.pack process"],
+        named["weigh parcel"],
+        named["PACKED publish"],
+    )
+    assert _parent_of(own) == consumer.context.span_id
+    assert _parent_of(producer) == own.context.span_id
+    assert own.context.trace_id == consumer.context.trace_id == producer.context.trace_id
+    assert consumer.attributes is not None and consumer.attributes["warehouse.bin"] == "b7"
+    assert consumer.resource is provider.resource
+
+
+async def test_spans_reach_the_processors_when_tracing_flushes_before_the_loop_moves_on(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    tracing = Tracing(provider)
+    with tracing.server("GET", {}, "c1") as span:
+        span.routed("/users/{user_id}", "users")
+        span.answered(200)
+    assert exporter.get_finished_spans() == (), "held until the loop's step is done"
+    tracing.flush()
+    [server] = exporter.get_finished_spans()
+    assert (server.name, server.kind, server.parent) == (
+        "GET /users/{user_id}",
+        SpanKind.SERVER,
+        None,
+    )
+    assert server.attributes is not None
+    assert server.attributes["http.response.status_code"] == 200
+    assert server.end_time is not None and server.start_time is not None
+    assert server.end_time >= server.start_time
+
+
+async def test_a_request_continues_the_callers_trace_and_keeps_its_sampling(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    tracing = Tracing(provider)
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    unsampled = caller[:-2] + "00"
+    for traceparent in (caller, unsampled):
+        with tracing.server("POST", {"traceparent": traceparent}, "c1"):
+            pass
+    tracing.flush()
+    [server] = exporter.get_finished_spans()
+    assert server.context.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736
+    assert server.parent is not None and server.parent.span_id == 0x00F067AA0BA902B7
+    assert server.parent.is_remote
+
+
+EXITS_MID_STEP = """
+import asyncio, sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+from bus.tracing import Tracing
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
+tracing = Tracing(provider)
+
+async def answer_then_exit() -> None:
+    with tracing.server("GET", {}, "c1") as span:
+        span.routed("/last/request", "users")
+    raise SystemExit  # the loop stops at once: the step's hand-over never runs
+
+asyncio.new_event_loop().run_until_complete(answer_then_exit())
+"""
+
+
+def test_a_span_ended_in_a_loops_last_step_is_exported_when_the_process_exits() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", EXITS_MID_STEP], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"name": "GET /last/request"' in done.stdout

@@ -1,0 +1,383 @@
+"""Spans recorded as plain fields while the bus works, made into the SDK's spans for export.
+
+The OpenTelemetry SDK's own span costs more to start, make current and end than the bus
+spends on a whole delivery (locks, attribute validation, a processor call at each end). What
+`bus.tracing` opens on its hot path — server, producer and consumer spans — is a `RecordedSpan`
+instead: ids, name, times and attributes in slots, a real `opentelemetry.trace.Span` to the
+API (a handler's own spans and the AWS client spans nest under it through the current
+context). The ids, the sampler's decision (taken once per trace, at its root; every span
+below follows its parent's sampled flag), the resource and the span processors are the
+tracer provider's own; the `ReadableSpan` each processor gets is built once the loop's
+current step is done, or at `SpanRecorder.drain` (a Lambda invocation's end, a flush).
+
+Imported only by `bus.tracing.Tracing`, so OpenTelemetry stays off an untraced import path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.util import types
+
+from bus.redaction import redact_attributes, redact_text
+
+_SAMPLED = 0x01
+_UNSET = trace.Status(trace.StatusCode.UNSET)
+#: What a sampler is told a root's parent is: nothing (None would read the current context).
+_NO_PARENT = Context()
+#: Processors whose `on_start` does nothing: with only these, none is called per span.
+_QUIET_ON_START = (BatchSpanProcessor, SimpleSpanProcessor)
+#: Ended spans held before they are handed over at once, whatever the loop does.
+_HOLD_AT_MOST = 512
+#: The running event loop or None, without the exception `asyncio.get_running_loop` raises.
+_running_loop = asyncio._get_running_loop
+
+
+class RecordedSpan(trace.Span):
+    """One span's fields; `SpanRecorder.finished` makes it a `ReadableSpan`."""
+
+    __slots__ = (
+        "_context",
+        "_recorder",
+        "_traceparent",
+        "attributes",
+        "end_time",
+        "events",
+        "flags",
+        "kind",
+        "links",
+        "name",
+        "parent_id",
+        "parent_remote",
+        "sampled",
+        "span_id",
+        "start_time",
+        "status",
+        "trace_hex",
+        "trace_state",
+    )
+
+    def __init__(
+        self,
+        recorder: SpanRecorder,
+        name: str,
+        kind: trace.SpanKind,
+        trace_hex: str,
+        span_id: int,
+        flags: int,
+        parent_id: int | None,
+        attributes: dict[str, Any],
+        *,
+        parent_remote: bool = False,
+        trace_state: trace.TraceState | None = None,
+        links: Sequence[trace.Link] = (),
+    ) -> None:
+        self._recorder = recorder
+        self._context: trace.SpanContext | None = None
+        self._traceparent: str | None = None
+        self.name = name
+        self.kind = kind
+        #: The trace id as the 32 hex digits of a `traceparent`.
+        self.trace_hex = trace_hex
+        self.span_id = span_id
+        self.flags = flags
+        self.sampled = bool(flags & _SAMPLED)
+        self.parent_id = parent_id
+        self.parent_remote = parent_remote
+        self.trace_state = trace_state
+        self.attributes = attributes
+        self.links = links
+        self.events: list[Event] | None = None
+        self.status = _UNSET
+        self.start_time = time.time_ns()
+        self.end_time: int | None = None
+
+    @property
+    def traceparent(self) -> str:
+        """This span's context as a W3C `traceparent` header."""
+        header = self._traceparent
+        if header is None:
+            header = self._traceparent = f"00-{self.trace_hex}-{self.span_id:016x}-{self.flags:02x}"
+        return header
+
+    def get_span_context(self) -> trace.SpanContext:
+        context = self._context
+        if context is None:
+            context = self._context = trace.SpanContext(
+                int(self.trace_hex, 16),
+                self.span_id,
+                is_remote=False,
+                trace_flags=_trace_flags(self.flags),
+                trace_state=self.trace_state or _NO_STATE,
+            )
+        return context
+
+    def is_recording(self) -> bool:
+        return self.sampled and self.end_time is None
+
+    def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
+        if self.is_recording():
+            # What user code sets passes the filter the platform's attributes pass.
+            self.attributes.update(redact_attributes(_valid(attributes)))
+
+    def set_attribute(self, key: str, value: types.AttributeValue) -> None:
+        self.set_attributes({key: value})
+
+    def add_event(
+        self,
+        name: str,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+    ) -> None:
+        if not self.is_recording():
+            return
+        if self.events is None:
+            self.events = []
+        self.events.append(
+            Event(
+                name,
+                redact_attributes(_valid(attributes or {})),
+                timestamp if timestamp is not None else time.time_ns(),
+            )
+        )
+
+    def add_link(self, context: trace.SpanContext, attributes: types.Attributes = None) -> None:
+        if self.is_recording() and context.is_valid:
+            self.links = (*self.links, trace.Link(context, attributes))
+
+    def update_name(self, name: str) -> None:
+        if self.is_recording():
+            self.name = name
+
+    def set_status(
+        self, status: trace.Status | trace.StatusCode, description: str | None = None
+    ) -> None:
+        if not self.is_recording() or self.status.status_code is trace.StatusCode.OK:
+            return  # OK is final, as the SDK has it
+        if isinstance(status, trace.StatusCode):
+            status = trace.Status(status, description)
+        if status.status_code is not trace.StatusCode.UNSET:
+            self.status = status
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        # The type, and the message through the redaction filter: it may quote the payload.
+        self.add_event(
+            "exception",
+            {
+                "exception.type": type(exception).__name__,
+                "exception.message": redact_text(str(exception)),
+                "exception.escaped": str(escaped),
+                **(attributes or {}),
+            },
+            timestamp,
+        )
+
+    def end(self, end_time: int | None = None) -> None:
+        if self.end_time is not None:
+            return
+        self.end_time = end_time if end_time is not None else time.time_ns()
+        if self.sampled:
+            self._recorder.finished(self)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.end()
+
+
+class SpanRecorder:
+    """The recorded spans of one SDK tracer: opened with its id generator and sampler,
+    handed to its span processors as `ReadableSpan`s."""
+
+    def __init__(self, tracer: SdkTracer) -> None:
+        self._sampler = tracer.sampler
+        self._ids = tracer.id_generator
+        #: W3C's random-trace-id flag, which the SDK sets when its trace ids are random.
+        self._random = 0x02 if self._ids.is_trace_id_random() else 0
+        #: Told of spans as the SDK tells them (`on_start` with a span of ours).
+        self._processor: Any = tracer.span_processor
+        self._resource = tracer.resource
+        self._scope = InstrumentationScope("tctf")
+        processors = getattr(self._processor, "_span_processors", None)
+        self._tell_start = processors is None or not all(
+            type(one) in _QUIET_ON_START for one in processors
+        )
+        self._ended: list[RecordedSpan] = []
+        #: The loop a hand-over is scheduled on, if any.
+        self._drain_on: asyncio.AbstractEventLoop | None = None
+        # Registered after the provider's own shutdown at exit, so run before it: the spans
+        # of a loop's last step reach the processors before they flush and close.
+        atexit.register(_drain_at_exit, weakref.ref(self))
+
+    def root(
+        self,
+        name: str,
+        kind: trace.SpanKind,
+        attributes: dict[str, Any],
+        links: Sequence[trace.Link] = (),
+    ) -> RecordedSpan:
+        """The first span of a new trace: the sampler decides here, once for the trace."""
+        trace_id = self._ids.generate_trace_id()
+        result = self._sampler.should_sample(_NO_PARENT, trace_id, name, kind, attributes, links)
+        flags = self._random | (_SAMPLED if result.decision is Decision.RECORD_AND_SAMPLE else 0)
+        if result.attributes:  # what the sampler adds (it is given, and gives back, ours)
+            attributes.update(result.attributes)
+        return self._opened(
+            RecordedSpan(
+                self,
+                name,
+                kind,
+                f"{trace_id:032x}",
+                self._ids.generate_span_id(),
+                flags,
+                None,
+                attributes,
+                trace_state=result.trace_state,
+                links=links,
+            )
+        )
+
+    def child(
+        self,
+        name: str,
+        kind: trace.SpanKind,
+        attributes: dict[str, Any],
+        trace_hex: str,
+        parent_id: int,
+        flags: int,
+        *,
+        remote: bool = False,
+        trace_state: trace.TraceState | None = None,
+    ) -> RecordedSpan:
+        """A span under the span `parent_id` of trace `trace_hex`, sampled as its parent is
+        (`flags`, the parent's trace flags)."""
+        return self._opened(
+            RecordedSpan(
+                self,
+                name,
+                kind,
+                trace_hex,
+                self._ids.generate_span_id(),
+                flags,
+                parent_id,
+                attributes,
+                parent_remote=remote,
+                trace_state=trace_state,
+            )
+        )
+
+    def _opened(self, span: RecordedSpan) -> RecordedSpan:
+        if self._tell_start and span.sampled:
+            self._processor.on_start(span, parent_context=None)
+        return span
+
+    def finished(self, span: RecordedSpan) -> None:
+        """Hold an ended span until the loop's current step is done (the spans of a whole
+        batch handed over together), or hand it over now outside a loop."""
+        self._ended.append(span)
+        if len(self._ended) >= _HOLD_AT_MOST:
+            self.drain()
+            return
+        loop = _running_loop()
+        if loop is None:
+            self.drain()
+        elif self._drain_on is not loop:
+            self._drain_on = loop
+            loop.call_soon(self._drain_soon)
+
+    def _drain_soon(self) -> None:
+        self._drain_on = None
+        self.drain()
+
+    def drain(self) -> None:
+        """Hand every ended span to the tracer provider's span processors now."""
+        ended, self._ended = self._ended, []
+        processor, resource, scope = self._processor, self._resource, self._scope
+        # Spans of one fan-out share their parent: its context is made once for them.
+        parent_key: tuple[str, int, bool] | None = None
+        parent = None
+        for span in ended:
+            context = span.get_span_context()
+            if span.parent_id is None:
+                parent = None
+                parent_key = None
+            elif parent_key != (span.trace_hex, span.parent_id, span.parent_remote):
+                parent_key = (span.trace_hex, span.parent_id, span.parent_remote)
+                parent = trace.SpanContext(
+                    context.trace_id,
+                    span.parent_id,
+                    is_remote=span.parent_remote,
+                    trace_flags=context.trace_flags,
+                    trace_state=context.trace_state,
+                )
+            if self._tell_start:
+                processor._on_ending(span)  # the SDK's own step before on_end
+            processor.on_end(
+                ReadableSpan(
+                    span.name,
+                    context,
+                    parent,
+                    resource,
+                    span.attributes,
+                    tuple(span.events) if span.events else (),
+                    span.links,
+                    span.kind,
+                    None,
+                    span.status,
+                    span.start_time,
+                    span.end_time,
+                    scope,
+                )
+            )
+
+
+def _drain_at_exit(recorder: weakref.ref[SpanRecorder]) -> None:
+    alive = recorder()
+    if alive is not None:
+        alive.drain()
+
+
+#: The trace state of a span whose trace carries none, made once (the SDK makes one a span).
+_NO_STATE = trace.TraceState()
+_FLAGS = {flags: trace.TraceFlags(flags) for flags in range(4)}
+
+
+def _trace_flags(flags: int) -> trace.TraceFlags:
+    made = _FLAGS.get(flags)
+    return made if made is not None else trace.TraceFlags(flags)
+
+
+def _valid(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes OpenTelemetry accepts (a primitive or a sequence of them), sequences
+    as tuples; anything else is left out, as the SDK leaves it out."""
+    valid: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if isinstance(value, str | bool | int | float):
+            valid[key] = value
+        elif isinstance(value, Sequence) and all(
+            isinstance(item, str | bool | int | float) for item in value
+        ):
+            valid[key] = tuple(value)
+    return valid
