@@ -416,6 +416,7 @@ class InMemoryTransport:
                         spec.purpose,
                         m.type_attribute,
                         partial(queue.extend, m, g),
+                        m.sent_at,  # SQS's SentTimestamp: the record's age counts from it
                     )
                     for m, g in received
                 ]

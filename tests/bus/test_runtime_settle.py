@@ -106,3 +106,24 @@ async def test_a_commit_has_the_relay_read_its_own_outbox_and_no_other() -> None
     assert shipped == {"o2": 1}
     assert tables["tctf-shop"].queries > 0
     assert tables["tctf-warehouse"].queries == 0  # it committed no event
+
+
+async def test_a_delivered_record_is_aged_from_when_its_queue_took_it() -> None:
+    """As SQS's `SentTimestamp`: a record's age (`RecordAge`) counts from when its queue
+    took it, not from the envelope's `time` (an event relayed or replayed late)."""
+    from bus.clock import timestamp
+    from bus.dispatch import Outcome
+    from bus.envelope import Envelope
+
+    clock = ManualClock()
+    outcomes: list[Outcome] = []
+    runtime = Runtime(
+        [warehouse(Counter(), [])], in_memory(seed=3), clock=clock, observers=[outcomes.append]
+    )
+    async with runtime.running():
+        made_a_minute_ago = timestamp(clock.now() - 60)
+        late = Envelope("e-1", "shop", "SHIPPED", made_a_minute_ago, 1, "c-1", Shipped(order="o1"))
+        await runtime.publisher.publish([late])
+        await runtime.settle()
+    counted = [(o.status, o.sent_at) for o in outcomes if o.handler == "warehouse.count"]
+    assert counted == [("handled", clock.now())]
