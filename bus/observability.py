@@ -12,7 +12,6 @@ puts them on every runtime; spans are `bus.tracing`'s.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 import sys
@@ -26,6 +25,7 @@ import orjson
 from bus.clock import timestamp
 from bus.dispatch import Outcome
 from bus.errors import ConfigurationError
+from bus.held import HeldForStep
 from bus.middleware import current_correlation_id
 from bus.redaction import REDACTED, is_sensitive_name, redact, redact_text
 
@@ -35,8 +35,6 @@ _PLATFORM_WORDS = frozenset({"handler", "outcome", "receive_count", "duration_ms
 _root = logging.getLogger("tctf")
 _deliveries = logging.getLogger("tctf.delivery")
 _PLAIN = (str, int, float, bool)
-#: The running event loop or None, without the exception `asyncio.get_running_loop` raises.
-_running_loop = asyncio._get_running_loop
 #: Delivery lines held for the end of a loop's step before they are written anyway.
 _HOLD_AT_MOST = 1024
 
@@ -144,45 +142,31 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: Any, formatter: JsonFormatter) -> None:
         super().__init__(stream)
         self.setFormatter(formatter)
-        self._held: list[str] = []
-        #: The loop a write of what is held is scheduled on, if any (one that closes first
-        #: leaves it set, and the next loop schedules its own).
-        self._write_on: asyncio.AbstractEventLoop | None = None
+        self._held = HeldForStep(self._write, _HOLD_AT_MOST)
 
     def write_line(self, line: str) -> None:
         """Write a line: on an event loop, with every other line of the loop's current step
         once it is done (a Lambda invocation flushes before it returns, `flush_log_lines`);
         outside one, at once."""
-        held = self._held
-        held.append(line)
-        loop = _running_loop()
-        if loop is None or len(held) >= _HOLD_AT_MOST:
-            self._write_held()
-        elif self._write_on is not loop:
-            self._write_on = loop
-            loop.call_soon(self._write_held)
+        self._held.add(line)
 
-    def _write_held(self) -> None:
-        self._write_on = None
+    def _write(self, lines: list[str]) -> None:
+        lines.append("")  # the last line's end
         with self.lock:  # type: ignore[union-attr]
-            held, self._held = self._held, []
-            if not held:
-                return
-            held.append("")  # the last line's end
             try:
-                self.stream.write(self.terminator.join(held))
+                self.stream.write(self.terminator.join(lines))
                 self.stream.flush()
             except Exception:
-                self._failed(held[0])
+                self._failed(lines[0])
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._held:
-            self._write_held()
+            self._held.hand_over()
         super().emit(record)
 
     def flush(self) -> None:
         if self._held:
-            self._write_held()
+            self._held.hand_over()
         try:
             super().flush()
         except Exception:

@@ -15,7 +15,6 @@ Imported only by `bus.tracing.Tracing`, so OpenTelemetry stays off an untraced i
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import time
 import weakref
@@ -32,6 +31,7 @@ from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.util import types
 
+from bus.held import HeldForStep
 from bus.redaction import redact_attributes, redact_text
 
 _SAMPLED = 0x01
@@ -42,8 +42,6 @@ _NO_PARENT = Context()
 _QUIET_ON_START = (BatchSpanProcessor, SimpleSpanProcessor)
 #: Ended spans held before they are handed over at once, whatever the loop does.
 _HOLD_AT_MOST = 512
-#: The running event loop or None, without the exception `asyncio.get_running_loop` raises.
-_running_loop = asyncio._get_running_loop
 
 
 class RecordedSpan(trace.Span):
@@ -224,9 +222,7 @@ class SpanRecorder:
         self._tell_start = processors is None or not all(
             type(one) in _QUIET_ON_START for one in processors
         )
-        self._ended: list[RecordedSpan] = []
-        #: The loop a hand-over is scheduled on, if any.
-        self._drain_on: asyncio.AbstractEventLoop | None = None
+        self._ended = HeldForStep(self._hand_over, _HOLD_AT_MOST)
         # Registered after the provider's own shutdown at exit, so run before it: the spans
         # of a loop's last step reach the processors before they flush and close.
         atexit.register(_drain_at_exit, weakref.ref(self))
@@ -296,24 +292,13 @@ class SpanRecorder:
     def finished(self, span: RecordedSpan) -> None:
         """Hold an ended span until the loop's current step is done (the spans of a whole
         batch handed over together), or hand it over now outside a loop."""
-        self._ended.append(span)
-        if len(self._ended) >= _HOLD_AT_MOST:
-            self.drain()
-            return
-        loop = _running_loop()
-        if loop is None:
-            self.drain()
-        elif self._drain_on is not loop:
-            self._drain_on = loop
-            loop.call_soon(self._drain_soon)
-
-    def _drain_soon(self) -> None:
-        self._drain_on = None
-        self.drain()
+        self._ended.add(span)
 
     def drain(self) -> None:
         """Hand every ended span to the tracer provider's span processors now."""
-        ended, self._ended = self._ended, []
+        self._ended.hand_over()
+
+    def _hand_over(self, ended: list[RecordedSpan]) -> None:
         processor, resource, scope = self._processor, self._resource, self._scope
         # Spans of one fan-out share their parent: its context is made once for them.
         parent_key: tuple[str, int, bool] | None = None
