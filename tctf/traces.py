@@ -1,13 +1,17 @@
 """Traces of a local run: the span file `tctf run` writes, and `tctf trace` reading it.
 
 `tctf run` (in memory or `--aws`) appends each finished span as one JSON line to a span
-file (`.tctf/spans.jsonl` unless told otherwise). `tctf trace CORRELATION_ID` finds the
-traces holding that correlation id and prints each as a tree, request -> handlers -> events
--> handlers, with every step's domain, start, duration and outcome.
+file (`.tctf/spans.jsonl` unless told otherwise). The file is bounded: past
+`SPAN_FILE_LIMIT` bytes it becomes `spans.jsonl.1` (replacing the one before) and a new file
+starts, so a long-lived local run keeps the latest spans in at most twice the limit.
+`tctf trace CORRELATION_ID` reads both and finds the traces holding that correlation id and
+prints each as a tree, request -> handlers -> events -> handlers, with every step's domain,
+start, duration and outcome.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +24,8 @@ from tctf.errors import UsageError
 #: Where `tctf run` keeps its spans and `tctf trace` reads them, relative to the directory
 #: it runs in.
 DEFAULT_SPAN_FILE = Path(".tctf") / "spans.jsonl"
+#: Bytes a span file grows to before it is rotated (see the module docstring).
+SPAN_FILE_LIMIT = 32 * 1024 * 1024
 #: The attribute every server, producer and consumer span carries the correlation id in.
 CORRELATION_ATTRIBUTE = "tctf.correlation_id"
 
@@ -52,8 +58,14 @@ def span_line(span: Any) -> bytes:
     )
 
 
-def span_file_exporter(path: Path) -> Any:
-    """A span exporter appending each span to `path` as a JSON line (`span_line`)."""
+def rotated(path: Path) -> Path:
+    """Where a span file's earlier spans go once it reaches its limit."""
+    return path.with_name(path.name + ".1")
+
+
+def span_file_exporter(path: Path, *, limit: int = SPAN_FILE_LIMIT) -> Any:
+    """A span exporter appending each span to `path` as a JSON line (`span_line`), rotating
+    the file to `rotated(path)` once it holds `limit` bytes."""
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
     class SpanFile(SpanExporter):
@@ -62,6 +74,10 @@ def span_file_exporter(path: Path) -> Any:
             self._file = path.open("ab")
 
         def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            if self._file.tell() >= limit:
+                self._file.close()
+                path.replace(rotated(path))
+                self._file = path.open("ab")
             self._file.write(b"".join(span_line(span) for span in spans))
             self._file.flush()
             return SpanExportResult.SUCCESS
@@ -115,13 +131,16 @@ class Step:
 
 
 def read_spans(path: Path) -> list[dict[str, Any]]:
-    """The spans of a span file; a line that is not a span (cut short by a crash) is skipped."""
+    """The spans of a span file and of its rotated predecessor, older first; a line that is
+    not a span (cut short by a crash) is skipped."""
     try:
         lines = path.read_bytes().splitlines()
     except FileNotFoundError:
         raise UsageError(
             f"no span file at {path}: run `tctf run` (it writes one) or name it with --spans"
         ) from None
+    with contextlib.suppress(FileNotFoundError):
+        lines = rotated(path).read_bytes().splitlines() + lines
     spans = []
     for line in lines:
         try:

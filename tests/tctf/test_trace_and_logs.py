@@ -15,7 +15,7 @@ from domains.messaging_consumers.app import domain as messaging
 from domains.users.app import domain as users
 from tctf.cli import main
 from tctf.logs import insights_query
-from tctf.traces import local_tracer_provider
+from tctf.traces import local_tracer_provider, read_spans, rotated, span_file_exporter
 
 
 async def test_trace_prints_request_handlers_events_and_handlers_with_their_domains(
@@ -63,6 +63,26 @@ async def test_trace_prints_request_handlers_events_and_handlers_with_their_doma
         "└─ users outbox relay publish",
     ]
     assert len(out) == 13
+
+
+def test_the_span_file_is_rotated_at_its_limit_and_read_whole(tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    spans = tmp_path / "spans.jsonl"
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(span_file_exporter(spans, limit=2_000)))
+    tracer = provider.get_tracer("test")
+    for n in range(100):
+        tracer.start_span(f"step {n}").end()
+    provider.shutdown()
+
+    # Only the latest spans are kept, in at most twice the limit (plus one write).
+    assert rotated(spans).exists()
+    assert spans.stat().st_size + rotated(spans).stat().st_size < 2 * 2_000 + 1_000
+    names = [span["name"] for span in read_spans(spans)]
+    assert names == [f"step {n}" for n in range(100 - len(names), 100)]
+    assert "step 0" not in names and len(names) > 1 + spans.read_bytes().count(b"\n")
 
 
 def test_trace_of_an_unknown_correlation_id_says_so(
