@@ -64,9 +64,13 @@ def _display_name(value: str) -> str:
     return name
 
 
+#: Longer text is refused before it is normalised (normalising costs time in its length).
+MAX_RAW_TEXT_LENGTH = 4 * MAX_EMAIL_LENGTH
+
+
 def _text(value: object) -> object:
-    if isinstance(value, str) and len(value) > 4 * MAX_EMAIL_LENGTH:
-        raise ValueError("too long")
+    if isinstance(value, str) and len(value) > MAX_RAW_TEXT_LENGTH:
+        raise ValueError(f"at most {MAX_RAW_TEXT_LENGTH} characters")
     return value
 
 

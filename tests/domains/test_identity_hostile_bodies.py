@@ -39,3 +39,10 @@ async def test_no_identity_route_answers_a_bad_body_with_a_5xx(body: bytes) -> N
     for name, answer in answers.items():
         if answer.status >= 400:
             assert answer.headers["content-type"] == "application/problem+json", name
+
+
+async def test_an_overlong_field_is_refused_with_its_limit() -> None:
+    async with identity() as idp:
+        answer = await idp.call("POST", "/users", {"email": "a" * 5000, "name": "Ada"})
+    assert answer.status == 422
+    assert "at most 1016 characters" in answer.body.decode()
