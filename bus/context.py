@@ -249,8 +249,8 @@ class Context:
 
     @property
     def token_policy(self) -> TokenPolicy:
-        """What the tokens this app's gateway accepts say (issuer, audience): the app's the
-        runtime serves, whatever its name, so a domain signing tokens signs what it checks."""
+        """The issuer and audience that the gateway of the app this runtime serves checks,
+        whatever the app's name: what a domain signing tokens puts in them."""
         from bus.access import current_token_policy
 
         policy = current_token_policy.get()
