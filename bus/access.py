@@ -5,11 +5,13 @@ A route declares `access=PUBLIC`, `SIGNED_IN`, `Access(scopes=...)`, `Access(rol
 `INTERNAL` (reachable only through the in-process service client, never the public gateway).
 The router asks an `Authenticator` for the principal behind a request's bearer token; the
 token's signature, issuer, audience and expiry are the authenticator's to check, as API
-Gateway's JWT authorizer checks them before a Lambda sees the request.
+Gateway's JWT authorizer checks them before a Lambda sees the request. The token policy of
+the app a process runs is what `ctx.token_policy` gives the domain that signs tokens.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -112,6 +114,14 @@ class TokenPolicy:
             issuer=os.environ.get("TCTF_TOKEN_ISSUER", f"urn:{app}:auth"),
             audience=os.environ.get("TCTF_TOKEN_AUDIENCE", f"urn:{app}:api"),
         )
+
+
+#: The token policy of the app the running handlers belong to: set by the runtime (from its
+#: topology, `Platform(app=...)`) or the Lambda's boot (from `TCTF_APP`), read by
+#: `Context.token_policy`.
+current_token_policy: contextvars.ContextVar[TokenPolicy | None] = contextvars.ContextVar(
+    "current_token_policy", default=None
+)
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:

@@ -22,6 +22,7 @@ from bus.metrics import Metrics
 from bus.tracing import message_traceparent
 
 if TYPE_CHECKING:  # storage loads only for domains that keep state (Lambda cold start)
+    from bus.access import TokenPolicy
     from bus.client import Client
     from bus.domain import Domain
     from bus.event_unit_of_work import EventUnitOfWork
@@ -245,6 +246,20 @@ class Context:
         from bus.mail import current_mail_provider
 
         return current_mail_provider.get()
+
+    @property
+    def token_policy(self) -> TokenPolicy:
+        """The issuer and audience that the gateway of the app this runtime serves checks,
+        whatever the app's name: what a domain signing tokens puts in them."""
+        from bus.access import current_token_policy
+
+        policy = current_token_policy.get()
+        if policy is None:
+            raise ConfigurationError(
+                f"{self.domain} asked for the token policy outside a running runtime: run it "
+                "in Runtime.running() (the Platform, the test harness) or a Lambda's boot"
+            )
+        return policy
 
     def new_id(self) -> str:
         """A fresh unique id (a UUID string; replayable under a seeded harness)."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from bus.access import current_token_policy
 from bus.assembly import Services, assemble
 from bus.clock import Clock, SystemClock
 from bus.context import Context
@@ -269,10 +270,12 @@ class Runtime:
         """Serve every domain's queues until the block exits, then stop the consumers."""
         token = current_connections.set(self.connections)
         mail_token = current_mail_provider.set(self.mail_provider)
+        policy_token = current_token_policy.set(self.topology.token_policy)
         try:
             async with self._serving() as runtime:
                 yield runtime
         finally:
+            current_token_policy.reset(policy_token)
             current_mail_provider.reset(mail_token)
             current_connections.reset(token)
 

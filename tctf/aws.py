@@ -29,7 +29,7 @@ from bus.clock import Clock
 from bus.domain import Domain
 from bus.emf import EmfWriter
 from bus.errors import ConfigurationError
-from bus.mail import MailProvider
+from bus.mail import MailProvider, sender_address
 from bus.runtime import OutboxParking, TableFactory, TransportFactory, memory_tables
 from bus.topology import Topology
 from tctf.platform import Platform
@@ -217,8 +217,6 @@ async def _verify_sender(settings: AwsSettings) -> None:
     """Verify the sender on the endpoint's SES, which, as SES does, refuses to send from an
     address it has not verified (`tctf run --aws` talks to an emulator, never to AWS)."""
     from botocore.exceptions import ClientError
-
-    from domains.messaging_consumers.mailer import sender_address
 
     async with AwsClients(settings, "sesv2") as clients:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import gzip
 import json
 import re
@@ -360,8 +361,15 @@ def _parents(name: str) -> list[str]:
 
 def _imports(path: Path, module: str) -> list[str]:
     """Every module a file imports, anywhere in it (lazy imports too), not under TYPE_CHECKING."""
-    tree = ast.parse(path.read_text(), str(path))
-    is_package = path.name == "__init__.py"
+    return list(_source_imports(path.read_text(), str(path), module, path.name == "__init__.py"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _source_imports(source: str, filename: str, module: str, is_package: bool) -> tuple[str, ...]:
+    """`_imports` of one version of a file's text: a file is parsed once however many scans
+    reach it (`tctf pipelines` scans every domain's closure and every test's), and again
+    only once its text changes."""
+    tree = ast.parse(source, filename)
     names: list[str] = []
     for node in _walk_runtime(tree):
         if isinstance(node, ast.Import):
@@ -370,7 +378,7 @@ def _imports(path: Path, module: str) -> list[str]:
             base = _absolute(node, module, is_package)
             names.append(base)
             names.extend(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
-    return names
+    return tuple(names)
 
 
 def _walk_runtime(tree: ast.AST) -> Iterable[ast.AST]:

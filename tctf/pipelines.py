@@ -41,15 +41,32 @@ _NUMBER = re.compile(r"[0-9][0-9._eE+-]*")
 _YAML_WORDS = frozenset({"on", "off", "yes", "no", "y", "n", "true", "false", "null", "~"})
 
 
-def unit_tests(domain: str, root: Path) -> list[str]:
+class ImportsOfTests:
+    """What each test module's imports reach in the checkout at `root`, found once however
+    many domains' workflows ask (every domain asks about every test)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._reached: dict[str, frozenset[str]] = {}
+
+    def reached(self, module: str) -> frozenset[str]:
+        """Every module `module`'s imports reach, following those under tests/."""
+        found = self._reached.get(module)
+        if found is None:
+            found = self._reached[module] = frozenset(_test_imports(self.root, module))
+        return found
+
+
+def unit_tests(domain: str, root: Path, imports: ImportsOfTests | None = None) -> list[str]:
     """Test files under tests/domains/ whose imports reach the domain's own modules, its
     published contracts aside: the domain's unit tests, and those of domains working with it
     (the platform's own tests, which import every domain, run in the platform's CI)."""
+    imports = imports or ImportsOfTests(root)
     own = f"domains.{domain}"
     found = []
     for path in sorted((root / UNIT_TESTS).rglob("test_*.py")):
         module = ".".join(path.relative_to(root).with_suffix("").parts)
-        reached = _test_imports(root, module)
+        reached = imports.reached(module)
         if any(
             (name == own or name.startswith(f"{own}.")) and name != f"{own}.contracts"
             for name in reached
@@ -75,13 +92,16 @@ def _test_imports(root: Path, start: str) -> set[str]:
     return seen
 
 
-def test_helpers(tests: Sequence[str], root: Path) -> list[str]:
+def test_helpers(
+    tests: Sequence[str], root: Path, imports: ImportsOfTests | None = None
+) -> list[str]:
     """The files under tests/ that `tests` import (conftest.py files included), for the
     trigger paths: a changed fixture reruns the tests that use it."""
+    imports = imports or ImportsOfTests(root)
     helpers: set[str] = set()
     for test in tests:
         module = ".".join(Path(test).with_suffix("").parts)
-        for name in _test_imports(root, module):
+        for name in imports.reached(module):
             path = _module_file(root, name) if name.startswith("tests.") else None
             if path is not None:
                 helpers.add(path.relative_to(root).as_posix())
@@ -92,16 +112,20 @@ def test_helpers(tests: Sequence[str], root: Path) -> list[str]:
     return sorted(helpers - set(tests))
 
 
-def workflow(domain: str, root: Path, app: str = "tctf") -> dict[str, Any]:
-    """The workflow of one domain, as a mapping in the order GitHub shows it."""
-    tests = unit_tests(domain, root)
+def workflow(
+    domain: str, root: Path, app: str = "tctf", imports: ImportsOfTests | None = None
+) -> dict[str, Any]:
+    """The workflow of one domain, as a mapping in the order GitHub shows it; `imports`
+    shares what tests reach between the workflows of one run."""
+    imports = imports or ImportsOfTests(root)
+    tests = unit_tests(domain, root, imports)
     own = f"domains/{domain}/"
     paths = sorted(
         {
             *(path for path in closure(domain, root) if not path.startswith(own)),
             f"{own}**",
             *tests,
-            *test_helpers(tests, root),
+            *test_helpers(tests, root, imports),
             (WORKFLOWS / f"{domain}.yml").as_posix(),
         }
     )
@@ -237,7 +261,8 @@ def _scalar(value: Any) -> str:
 def workflows(root: Path | None = None, app: str = "tctf") -> dict[str, str]:
     """File name -> text of every domain's workflow."""
     root = root or repository_root()
-    return {f"{d}.yml": render(workflow(d, root, app)) for d in domain_names(root)}
+    imports = ImportsOfTests(root)
+    return {f"{d}.yml": render(workflow(d, root, app, imports)) for d in domain_names(root)}
 
 
 def write(out: Path, root: Path | None = None, app: str = "tctf") -> list[Path]:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from bus import ConfigurationError, Domain
+from bus.mail import MAIL_FROM_VARIABLE
 from bus.topology import MailSpec, QueueSpec, ScheduleSpec, Topology
 from tctf.errors import NagError, TctfError, UsageError
 from tctf.nag import check as check_best_practices
@@ -87,9 +88,8 @@ OUTBOX_STREAM_FILTER = {
     },
 }
 
-#: The function's settings of its mail: the sender (domains/messaging_consumers/mailer.py)
-#: and the configuration set (adapters/aws/ses.py).
-MAIL_FROM_VARIABLE = "TCTF_MAIL_FROM"
+#: The function's settings of its mail: the sender (`MAIL_FROM_VARIABLE`, bus/mail.py) and
+#: the configuration set (adapters/aws/ses.py).
 CONFIGURATION_SET_VARIABLE = "TCTF_SES_CONFIGURATION_SET"
 #: Where a `$connect` token's keys are read (adapters/lambda_/settings.py).
 JWKS_URL_VARIABLE = "TCTF_TOKEN_JWKS_URL"

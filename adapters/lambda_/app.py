@@ -31,7 +31,7 @@ from bus.observability import flush_log_lines, invocation_keys
 
 if TYPE_CHECKING:
     from adapters.lambda_.streams import Relay
-    from bus.access import Authenticator
+    from bus.access import Authenticator, TokenPolicy
     from bus.client import Clients
     from bus.emf import EmfWriter
     from bus.http import HttpRouter
@@ -71,12 +71,16 @@ class LambdaApp:
         connections: Connections | None = None,
         authenticator: Authenticator | None = None,
         mail_provider: MailProvider | None = None,
+        token_policy: TokenPolicy | None = None,
     ) -> None:
         self.domain = domain
         #: Where handlers post to the domain's WebSocket connections (`ctx.connections`).
         self.connections = connections
         #: Where a domain declaring `Mail` sends e-mail (`ctx.mail_provider`: SES).
         self.mail_provider = mail_provider
+        #: What the app's tokens say (`ctx.token_policy`): the issuer and audience its API's
+        #: JWT authorizer checks; None: a handler asking for it fails.
+        self.token_policy = token_policy
         #: Verifies the token of a WebSocket's `$connect`; None: every connection is refused.
         self.authenticator = authenticator
         #: How handlers and routes reach other domains' APIs (`ctx.client`); None: they
@@ -170,8 +174,12 @@ class LambdaApp:
 
         Its spans are exported before it returns: Lambda may freeze the container then."""
         try:
-            if self.clients is None and self.connections is None and self.mail_provider is None:
-                # none to give: bus.client stays off the cold start
+            if (
+                self.clients is None
+                and self.connections is None
+                and self.mail_provider is None
+                and self.token_policy is None
+            ):  # none to give: bus.client stays off the cold start
                 return self._loop.run_until_complete(self.handle(event, context))
             invocation = contextvars.copy_context()
             if self.clients is not None:
@@ -186,6 +194,10 @@ class LambdaApp:
                 from bus.mail import current_mail_provider
 
                 invocation.run(current_mail_provider.set, self.mail_provider)
+            if self.token_policy is not None:
+                from bus.access import current_token_policy
+
+                invocation.run(current_token_policy.set, self.token_policy)
             return invocation.run(self._loop.run_until_complete, self.handle(event, context))
         finally:
             if self.tracing is not None:

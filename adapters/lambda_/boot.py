@@ -245,6 +245,7 @@ def build(env: Mapping[str, str], *, tracer_provider: Any | None = None) -> Lamb
         connections=websocket_connections(settings, domain, resources),
         authenticator=websocket_authenticator(settings, domain),
         mail_provider=mail_provider(domain, aws),
+        token_policy=topology.token_policy,
     )
 
 

@@ -40,6 +40,11 @@ Item = dict[str, Any]
 MAX_ITEM_SIZE = 400 * 1024
 _MAX_DIGITS = 38
 _DECIMAL = Context(prec=_MAX_DIGITS)
+#: Integers below this in magnitude have at most 38 digits: stored as they are, sized by
+#: their digits, with no Decimal made (most numbers written are such: TTLs, counts).
+_PLAIN_INT_LIMIT = 10**_MAX_DIGITS
+#: Integral floats below this are exact integers (2**53): stored as the `int` they equal.
+_EXACT_FLOAT_LIMIT = 2.0**53
 
 
 def normalize_item(item: Mapping[str, Any]) -> Item:
@@ -73,6 +78,10 @@ def _name(name: object) -> str:
 
 
 def _number(value: int | float | Decimal) -> int | Decimal:
+    if type(value) is int and -_PLAIN_INT_LIMIT < value < _PLAIN_INT_LIMIT:
+        return value
+    if type(value) is float and value.is_integer() and abs(value) < _EXACT_FLOAT_LIMIT:
+        return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidRequest(f"{value!r} cannot be stored: numbers must be finite")
@@ -167,6 +176,9 @@ def _value_size(value: Any) -> int:
         return _utf8_len(value)
     if isinstance(value, bytes):
         return len(value)
+    if type(value) is int and -_PLAIN_INT_LIMIT < value < _PLAIN_INT_LIMIT:
+        significant = len(str(abs(value)).rstrip("0")) or 1  # zero is one digit
+        return (significant + 1) // 2 + 1
     if isinstance(value, int | Decimal):
         digits = Decimal(value).normalize(_DECIMAL).as_tuple().digits
         return math.ceil(len(digits) / 2) + 1
@@ -183,8 +195,10 @@ def _utf8_len(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def check_size(item: Item) -> None:
-    size = item_size(item)
+def check_size(item: Item, size: int | None = None) -> None:
+    """`ItemTooLarge` if `item` (of `size`, when already measured) is over 400 KB."""
+    if size is None:
+        size = item_size(item)
     if size > MAX_ITEM_SIZE:
         raise ItemTooLarge(
             f"item is {size} bytes, over DynamoDB's {MAX_ITEM_SIZE} byte (400 KB) limit",
@@ -265,9 +279,10 @@ def _untag(kind: str, text: str) -> Any:
     raise KeyError(kind)
 
 
-def check_item(spec: TableSpec, item: Item) -> None:
+def check_item(spec: TableSpec, item: Item, size: int | None = None) -> None:
     """Reject what DynamoDB would: a mistyped index key, a non-numeric TTL, an item over
-    400 KB. (A non-numeric TTL is legal in DynamoDB but never expires; we call it a bug.)"""
+    400 KB (`size`, when already measured). (A non-numeric TTL is legal in DynamoDB but
+    never expires; we call it a bug.)"""
     for index in spec.indexes:
         for attribute in index.key_attributes:
             if attribute.name in item:
@@ -275,4 +290,4 @@ def check_item(spec: TableSpec, item: Item) -> None:
     ttl = spec.ttl_attribute
     if ttl is not None and ttl in item and attribute_type(item[ttl]) != "N":
         raise InvalidRequest(f"TTL attribute {ttl!r} holds epoch seconds, got {item[ttl]!r}")
-    check_size(item)
+    check_size(item, size)

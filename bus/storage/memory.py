@@ -43,7 +43,6 @@ from bus.storage.table import (
     Put,
     TransactOperation,
     Update,
-    carried_size,
     check_query,
     check_transaction,
     check_transaction_size,
@@ -95,11 +94,18 @@ class InMemoryTable:
         self._spec = spec
         self._now = now
         self._items: dict[_Identity, Item] = {}
+        self._key_names = spec.key_names
         self._base = _Ordering(spec.key_names[1:])
         self._indexes = {
             index.name: _Ordering(tuple(a.name for a in index.key_attributes[1:]) + spec.key_names)
             for index in spec.indexes
         }
+        #: Each index's ordering and key names: an item is in the index if it has them all.
+        self._index_keys = [
+            (self._indexes[index.name], names, frozenset(names))
+            for index in spec.indexes
+            for names in [tuple(a.name for a in index.key_attributes)]
+        ]
         #: (expiry, identity) of every item stored with a TTL, soonest first; an entry whose
         #: item has since changed or gone is dropped when it comes up.
         self._expiries: list[tuple[float, _Identity]] = []
@@ -162,8 +168,17 @@ class InMemoryTable:
         self._purge_expired()
         keys = check_transaction(self._spec, operations)
         identities = [self._identity(key) for key in keys]
-        check_transaction_size([carried_size(self._spec, op) for op in operations])
-        new_items = [self._after(op, key) for op, key in zip(operations, keys, strict=True)]
+        # Each Put's item normalised and measured once: for the transaction's size (as
+        # `carried_size` counts it) and for its own checks.
+        puts = [normalize_item(op.item) if isinstance(op, Put) else None for op in operations]
+        sizes = [
+            item_size(key if put is None else put) for put, key in zip(puts, keys, strict=True)
+        ]
+        check_transaction_size(sizes)
+        new_items = [
+            self._after(op, key, put, size)
+            for op, key, put, size in zip(operations, keys, puts, sizes, strict=True)
+        ]
         reasons = [
             CancellationReason(None)
             if op.condition is None or matches(op.condition, self._items.get(identity, {}))
@@ -247,10 +262,17 @@ class InMemoryTable:
         return live is None or matches(live, item)
 
     def _identity(self, key: Mapping[str, Any]) -> _Identity:
-        return tuple(sortable(key[name]) for name in self._spec.key_names)
+        return tuple(sortable(key[name]) for name in self._key_names)
 
-    def _after(self, operation: TransactOperation, key: Item) -> Item | None:
-        """The item as `operation` would leave it (None: absent), checked for validity."""
+    def _after(
+        self,
+        operation: TransactOperation,
+        key: Item,
+        put: Item | None = None,
+        put_size: int | None = None,
+    ) -> Item | None:
+        """The item as `operation` would leave it (None: absent), checked for validity; `put`
+        is a Put's item already normalised, of `put_size`."""
         if isinstance(operation, Delete):
             return None
         if isinstance(operation, ConditionCheck):
@@ -258,9 +280,10 @@ class InMemoryTable:
                 raise InvalidRequest("a ConditionCheck needs a condition")
             return self._items.get(self._identity(key))
         if isinstance(operation, Put):
-            item = normalize_item(operation.item)
-        else:
-            item = _updated(self._spec, self._items.get(self._identity(key)), key, operation)
+            item = normalize_item(operation.item) if put is None else put
+            check_item(self._spec, item, put_size if put is not None else None)
+            return item
+        item = _updated(self._spec, self._items.get(self._identity(key)), key, operation)
         check_item(self._spec, item)
         return item
 
@@ -303,11 +326,10 @@ class InMemoryTable:
         self, identity: _Identity, item: Item
     ) -> list[tuple[_Ordering, Any, _OrderKey]]:
         placements = [(self._base, identity[0], identity[1:])]
-        for index in self._spec.indexes:
-            names = [attribute.name for attribute in index.key_attributes]
-            if all(name in item for name in names):
+        for ordering, names, required in self._index_keys:
+            if item.keys() >= required:
                 values = [sortable(item[name]) for name in names]
-                placements.append((self._indexes[index.name], values[0], (*values[1:], *identity)))
+                placements.append((ordering, values[0], (*values[1:], *identity)))
         return placements
 
 

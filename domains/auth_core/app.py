@@ -16,7 +16,6 @@ an admin: the access token's `roles` claim).
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from datetime import UTC, datetime
 from functools import cache
@@ -25,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from bus import Attr, Context, Domain, Key, NotFound, Request, Storage, TransactionCanceled
-from bus.access import SIGNED_IN, TokenPolicy
+from bus.access import SIGNED_IN
 from bus.errors import TooManyRequests, Unauthorized
 from bus.storage.errors import ConditionFailed
 from bus.storage.rotation import exchange, token_item
@@ -65,13 +64,6 @@ _CHALLENGE_FAILED = "the challenge is invalid or expired, or the code is not rig
 @cache
 def signing_keys() -> SigningKeys:
     return SigningKeys.from_environment()
-
-
-@cache
-def token_policy() -> TokenPolicy:
-    """The issuer and audience the gateway checks: the same `TokenPolicy` the topology of
-    this app (`TCTF_APP`, as the function's environment names it) carries."""
-    return TokenPolicy.for_app(os.environ.get("TCTF_APP", "tctf"))
 
 
 class Credentials(BaseModel):
@@ -143,7 +135,7 @@ def _role_key(user_id: str, role: str) -> dict[str, str]:
 
 def _access_token(ctx: Context, user_id: str, session_id: str, roles: list[str]) -> str:
     now = int(ctx.clock.now())
-    policy = token_policy()
+    policy = ctx.token_policy
     return signing_keys().sign(
         {
             "iss": policy.issuer,

@@ -35,7 +35,7 @@ from bus import (
     Storage,
     TransactionCanceled,
 )
-from bus.access import SIGNED_IN, Access, TokenPolicy
+from bus.access import SIGNED_IN, Access
 from bus.storage.rotation import exchange, token_item, token_key
 from domains.auth_admin.contracts import UserDisabled
 from domains.auth_oauth.contracts import (
@@ -75,12 +75,6 @@ def issuer() -> str:
     """The provider's issuer URL (`TCTF_OAUTH_ISSUER`): `iss` of its tokens, and the base
     of every endpoint the discovery document names."""
     return os.environ.get("TCTF_OAUTH_ISSUER", "http://127.0.0.1:8000").rstrip("/")
-
-
-@cache
-def api_audience() -> str:
-    """The `aud` of access tokens: the app's API, as the gateway's token policy names it."""
-    return TokenPolicy.for_app(os.environ.get("TCTF_APP", "tctf")).audience
 
 
 def _redirect_uri(uri: str) -> str:
@@ -565,7 +559,7 @@ def _tokens(
     access = provider_keys().sign(
         {
             **common,
-            "aud": api_audience(),
+            "aud": ctx.token_policy.audience,
             "client_id": client_id,
             "scope": scope,
             "jti": ctx.new_id(),

@@ -35,6 +35,7 @@ from bus import (
 from bus.access import INTERNAL, PUBLIC
 from bus.domain import Mail
 from bus.errors import MailRefused, MailRejected
+from bus.mail import sender_address
 from bus.pagination import PageQuery, read_page
 from domains.achievements.contracts import AchievementUnlocked
 from domains.auth_core.contracts import AccountLocked
@@ -52,7 +53,6 @@ from domains.messaging_consumers.mailer import (
     Mailer,
     ProviderMailer,
     mailbox_key,
-    sender_address,
 )
 from domains.messaging_consumers.notifications import SnsNotification, suppressions
 from domains.messaging_consumers.templates import money, phrase, render

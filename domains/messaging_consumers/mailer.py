@@ -10,16 +10,11 @@ them.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bus.mail import MailProvider
 from bus.storage.table import Table
-
-#: The sender's address; SES must have it (or its domain) verified.
-MAIL_FROM_VARIABLE = "TCTF_MAIL_FROM"
-DEFAULT_MAIL_FROM = "no-reply@example.com"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +91,3 @@ class LocalMailbox:
 
 def mailbox_key(to: str, sort: str) -> dict[str, str]:
     return {"PK": f"MAILBOX#{to}", "SK": sort}
-
-
-def sender_address() -> str:
-    return os.environ.get(MAIL_FROM_VARIABLE) or DEFAULT_MAIL_FROM

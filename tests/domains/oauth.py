@@ -15,7 +15,7 @@ from adapters.http.asgi import HttpApp
 from adapters.http.gateway import gateway_router
 from bus.http import HttpResponse
 from bus.testing import Harness
-from domains.auth_core.app import ACCESS_TOKEN_LIFETIME, signing_keys, token_policy
+from domains.auth_core.app import ACCESS_TOKEN_LIFETIME, signing_keys
 from domains.auth_core.app import domain as auth_core
 from domains.auth_oauth.app import domain as auth_oauth
 from domains.auth_password.app import domain as auth_password
@@ -45,7 +45,8 @@ class Provider(Identity):
         """An access token with the admin role, as auth_core signs one once auth_admin has
         granted the role (the roles projection is auth_admin's to feed)."""
         now = int(self.h.clock.now())
-        policy = token_policy()
+        policy = self.h.topology.token_policy
+        assert policy is not None
         return signing_keys().sign(
             {
                 "iss": policy.issuer,

@@ -20,7 +20,6 @@ from domains.auth_core.app import (
     LOCKOUT_DURATION,
     LOCKOUT_THRESHOLD,
     signing_keys,
-    token_policy,
 )
 from tests.domains.identity import PASSWORD, identity
 
@@ -33,7 +32,7 @@ async def test_sign_in_returns_a_signed_access_token_and_a_refresh_token() -> No
     assert session["token_type"] == "Bearer" and session["expires_in"] == ACCESS_TOKEN_LIFETIME
     header = jwt.decode(session["access_token"], ECKey.import_key(jwks.json()["keys"][-1]))
     assert header.header["kid"] == signing_keys().active and header.header["alg"] == "ES256"
-    assert header.claims["sub"] == user_id and header.claims["iss"] == token_policy().issuer
+    assert header.claims["sub"] == user_id and header.claims["iss"] == "urn:tctf:auth"
     assert all("d" not in key for key in jwks.json()["keys"])  # public parts only
     assert profile.status == 200
     [signed_in] = idp.h.published_of("SIGNED_IN")
@@ -232,7 +231,8 @@ async def test_a_password_change_or_deletion_ends_every_session_once_per_event()
 async def test_the_gateway_refuses_expired_forged_and_foreign_tokens() -> None:
     async with identity() as idp:
         user_id, session = await idp.member("ada@example.com")
-        policy = token_policy()
+        policy = idp.h.topology.token_policy
+        assert policy is not None
         now = int(idp.h.clock.now())
         claims = {"iss": policy.issuer, "aud": policy.audience, "sub": user_id, "exp": now + 60}
         stranger = ECKey.generate_key("P-256", auto_kid=True)

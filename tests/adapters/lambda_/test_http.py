@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey
 
 from adapters.lambda_.app import LambdaApp
+from adapters.lambda_.boot import build
 from bus import Context, Domain, Request, Task
 from bus.http import HARDENING_HEADERS
+from bus.storage.rotation import token_item
+from domains.auth_core.app import signing_keys
 
 from .conftest import LAMBDA_GO, POWERTOOLS, LambdaContext, Published, sample
 
@@ -204,3 +210,25 @@ def test_an_internal_route_answers_a_call_api_gateway_admitted_by_iam(app: Lambd
 
     assert answer["statusCode"] == 200 and json.loads(answer["body"]) == {"in_stock": 3}
     assert refused["statusCode"] == 404
+
+
+def test_auth_core_signs_tokens_for_the_app_its_environment_names() -> None:
+    """Deployed, the app's name reaches the function as TCTF_APP, and the tokens it signs
+    name that app's issuer and audience, which its API's JWT authorizer checks."""
+    app = build({"TCTF_DOMAIN": "auth_core", "TCTF_TRANSPORT": "memory", "TCTF_APP": "acme"})
+    assert app.table is not None
+    session = {"PK": "USER#u-1", "SK": "SESSION#s-1", "status": "active"}
+    refresh_token = token_item("r-1", expires_at=2**40, user_id="u-1", session_id="s-1")
+    try:
+        for item in (session, refresh_token):
+            asyncio.run(app.table.put(item))
+        event = _request("POST", "/auth/sessions/refresh", json.dumps({"refresh_token": "r-1"}))
+        response = _answer(app, event)
+    finally:
+        app.close()
+
+    assert response["statusCode"] == 200, response["body"]
+    access_token = json.loads(response["body"])["access_token"]
+    key = ECKey.import_key(signing_keys().public_jwks()["keys"][-1])
+    claims = jwt.decode(access_token, key).claims
+    assert (claims["iss"], claims["aud"]) == ("urn:acme:auth", "urn:acme:api")

@@ -23,6 +23,10 @@ from bus.storage.items import item_size, normalize_value
         ({"name": "Ada"}, 4 + 3),
         ({"é": "中"}, 2 + 3),
         ({"n": 12345}, 1 + 3 + 1),
+        ({"n": 0}, 1 + 1 + 1),
+        ({"n": -1_767_225_600}, 1 + 4 + 1),  # trailing zeros are not significant
+        ({"n": 10**50}, 1 + 1 + 1),
+        ({"n": 10**38 - 1}, 1 + 19 + 1),
         ({"n": Decimal("0.001")}, 1 + 1 + 1),
         ({"b": b"\x00\x01"}, 1 + 2),
         ({"t": True, "z": None}, 2 + 2),
@@ -62,6 +66,11 @@ async def test_an_update_counts_its_key_toward_4mb_not_the_item_it_leaves() -> N
     ("value", "stored"),
     [
         (1.0, 1),
+        (-0.0, 0),
+        (1_767_225_600.0, 1_767_225_600),
+        (2.0**60, 1_152_921_504_606_847_000),  # its shortest repr, not its exact value
+        (10**38 - 1, 10**38 - 1),
+        (10**50, 10**50),
         (0.1, Decimal("0.1")),
         (Decimal("2.50"), Decimal("2.5")),
         (Decimal("1E+3"), 1000),
