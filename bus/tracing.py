@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the context imports this module: middleware loads after it
     from bus.dispatch import Publisher
     from bus.envelope import Envelope
     from bus.middleware import Delivery, Handler, Middleware
-    from bus.span_records import RecordedSpan, SpanRecorder
+    from bus.span_records import RecordedSpan, SpanRecorder, UnsampledSpan
 
 #: An attribute value OpenTelemetry accepts.
 AttributeValue = str | bool | int | float
@@ -72,6 +72,10 @@ class Tracing:
         self._tracer = trace.get_tracer("tctf", tracer_provider=tracer_provider)
         self._recorder = _recorder_for(tracer_provider, self._tracer)
         self._recorded = span_records.RecordedSpan
+        self._unsampled = span_records.UnsampledSpan
+        #: The context a handler call of a trace not sampled runs in, for the last
+        #: `traceparent` seen: a fan-out's deliveries share it.
+        self._unsampled_context: tuple[str, Any] = ("", None)
         self._propagator = TraceContextTextMapPropagator()
         self._root = context.Context()
         self._attach = context.attach
@@ -106,10 +110,12 @@ class Tracing:
         if recorder is None:
             return nullcontext(UNTRACED_REQUEST)
         method = method.upper()
-        # Both values came with the request: they pass the redaction filter.
+        # Both values came with the request: they pass the redaction filter if the span is
+        # recorded (the sampler, in process, sees them as they came; a dropped trace keeps
+        # no attribute).
         attributes: dict[str, AttributeValue] = {
-            "http.request.method": redact_text(method),
-            "tctf.correlation_id": redact_text(correlation_id),
+            "http.request.method": method,
+            "tctf.correlation_id": correlation_id,
         }
         kind = self._trace.SpanKind.SERVER
         header = headers.get("traceparent")
@@ -131,6 +137,9 @@ class Tracing:
             )
         else:
             span = recorder.root(method, kind, attributes)
+        if span.sampled:
+            attributes["http.request.method"] = redact_text(method)
+            attributes["tctf.correlation_id"] = redact_text(correlation_id)
         return _Serving(self, span, method)
 
     def producer(
@@ -145,9 +154,9 @@ class Tracing:
         """Open and close the producer span of a message being staged: the `traceparent` the
         message carries, a child of the span running (a handler call, an HTTP request)."""
         running = self._trace.get_current_span()
+        if type(running) is self._unsampled:  # a trace not sampled: its messages are not either
+            return running.traceparent
         if type(running) is self._recorded:
-            if not running.sampled:  # a trace not sampled: its messages are not either
-                return running.traceparent
             trace_hex, parent_id, flags = running.trace_hex, running.span_id, running.flags
         else:  # a span of the handler's own, or of the runtime's (`span`)
             context = running.get_span_context()
@@ -194,10 +203,15 @@ class Tracing:
             async def traced(delivery: Delivery) -> None:
                 envelope = delivery.envelope
                 traceparent = envelope.traceparent
-                if traceparent is not None and not int(traceparent[53:55], 16) & 1:
+                if traceparent is not None and traceparent[54] in _UNSAMPLED_LAST_DIGITS:
                     # Parent-based sampling (the SDK's default) records nothing of a trace
-                    # not sampled: its messages carry on the producer's context as it is.
-                    await handler(delivery)
+                    # not sampled: its messages carry on the producer's context as it is,
+                    # and the handler's own spans continue it, unrecorded.
+                    token = attach(self._context_not_sampled(traceparent))
+                    try:
+                        await handler(delivery)
+                    finally:
+                        detach(token)
                     return
                 subscription = delivery.subscription
                 # The type was routed to this handler, the names are the code's: only the
@@ -246,6 +260,15 @@ class Tracing:
             return traced
 
         return wrap
+
+    def _context_not_sampled(self, traceparent: str) -> Any:
+        """The context whose current span is the remote, unsampled one `traceparent` names."""
+        last, context = self._unsampled_context
+        if traceparent != last:
+            span = self._unsampled(traceparent, remote=True)
+            context = self._trace.set_span_in_context(span, self._root)
+            self._unsampled_context = (traceparent, context)
+        return context
 
     @contextmanager
     def span(
@@ -334,6 +357,10 @@ def _recorder_for(tracer_provider: Any, tracer: Any) -> SpanRecorder | None:
     return recorder
 
 
+#: The last hex digit of a `traceparent`'s flags when their sampled bit is not set.
+_UNSAMPLED_LAST_DIGITS = frozenset("02468ace")
+
+
 def _untraced(handler: Handler) -> Handler:
     return handler
 
@@ -343,7 +370,7 @@ class _Serving:
 
     __slots__ = ("_active", "_method", "_span", "_token", "_tracing")
 
-    def __init__(self, tracing: Tracing, span: RecordedSpan, method: str) -> None:
+    def __init__(self, tracing: Tracing, span: RecordedSpan | UnsampledSpan, method: str) -> None:
         self._tracing = tracing
         self._span = span
         self._method = method
@@ -352,7 +379,7 @@ class _Serving:
         tracing, span = self._tracing, self._span
         self._token = tracing._attach(tracing._trace.set_span_in_context(span, tracing._root))
         self._active = _active.set(tracing)
-        return ServerSpan(span if span.sampled else None, self._method)
+        return ServerSpan(span, self._method) if span.sampled else UNTRACED_REQUEST
 
     def __exit__(self, *exception: object) -> None:
         _active.reset(self._active)
