@@ -220,7 +220,7 @@ class UnsampledSpan(trace.Span):
     sampled = False
 
     def __init__(
-        self, traceparent: str, *, remote: bool = False, trace_state: trace.TraceState | None = None
+        self, traceparent: str, remote: bool = False, trace_state: trace.TraceState | None = None
     ) -> None:
         #: This span's context as a W3C `traceparent` header (flags without the sampled bit).
         self.traceparent = traceparent

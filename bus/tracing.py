@@ -73,9 +73,10 @@ class Tracing:
         self._recorder = _recorder_for(tracer_provider, self._tracer)
         self._recorded = span_records.RecordedSpan
         self._unsampled = span_records.UnsampledSpan
-        #: The context a handler call of a trace not sampled runs in, for the last
-        #: `traceparent` seen: a fan-out's deliveries share it.
-        self._unsampled_context: tuple[str, Any] = ("", None)
+        #: The key under which a context holds its current span: a context holding only
+        #: that span is made in one step on the hot path (`set_span_in_context` copies one).
+        (self._span_key,) = trace.set_span_in_context(trace.INVALID_SPAN, context.Context())
+        self._context_type = context.Context
         self._propagator = TraceContextTextMapPropagator()
         self._root = context.Context()
         self._attach = context.attach
@@ -196,6 +197,8 @@ class Tracing:
         if recorder is None:
             return _untraced
         trace, root, attach, detach = self._trace, self._root, self._attach, self._detach
+        unsampled, in_context, span_key = self._unsampled, self._context_type, self._span_key
+        unsampled_digits = _UNSAMPLED_LAST_DIGITS
         consumer, set_span_in_context = trace.SpanKind.CONSUMER, trace.set_span_in_context
         error_status = trace.StatusCode.ERROR
 
@@ -203,11 +206,11 @@ class Tracing:
             async def traced(delivery: Delivery) -> None:
                 envelope = delivery.envelope
                 traceparent = envelope.traceparent
-                if traceparent is not None and traceparent[54] in _UNSAMPLED_LAST_DIGITS:
+                if traceparent is not None and traceparent[54] in unsampled_digits:
                     # Parent-based sampling (the SDK's default) records nothing of a trace
                     # not sampled: its messages carry on the producer's context as it is,
                     # and the handler's own spans continue it, unrecorded.
-                    token = attach(self._context_not_sampled(traceparent))
+                    token = attach(in_context({span_key: unsampled(traceparent, True)}))
                     try:
                         await handler(delivery)
                     finally:
@@ -260,15 +263,6 @@ class Tracing:
             return traced
 
         return wrap
-
-    def _context_not_sampled(self, traceparent: str) -> Any:
-        """The context whose current span is the remote, unsampled one `traceparent` names."""
-        last, context = self._unsampled_context
-        if traceparent != last:
-            span = self._unsampled(traceparent, remote=True)
-            context = self._trace.set_span_in_context(span, self._root)
-            self._unsampled_context = (traceparent, context)
-        return context
 
     @contextmanager
     def span(
