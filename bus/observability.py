@@ -285,24 +285,56 @@ def _delivery_line(
 ) -> str:
     """The line `formatter.line` makes of a delivery's fields, built in one go in the keys'
     order (test_logging holds the two to the same line). One mapping encoded by orjson
-    measured faster than a line put together from parts made once per handler."""
+    measured faster than a line put together from parts made once per handler; one dict
+    display for the usual delivery (an envelope, a handler, a duration, no error, outside
+    Lambda's invocation keys) faster than a key at a time."""
+    _, record_id, status, handler, envelope, error, duration, receive_count, _ = outcome
+    keys = invocation_keys.get()
+    if (
+        not keys
+        and envelope is not None
+        and handler is not None
+        and duration is not None
+        and error is None
+    ):
+        return _dumps(
+            {
+                "timestamp": _timestamp(_now()),
+                "level": "INFO" if level == _INFO else "WARNING",
+                "message": f"{status} {event_type}",
+                "service": formatter.service if formatter.fixed_service else outcome.domain,
+                "correlation_id": correlation_id or current_correlation_id.get(),
+                "event_id": redact_text(envelope.id),
+                "event_type": event_type,
+                "handler": handler,
+                "outcome": status,
+                "duration_ms": _to_microsecond(duration),
+                "receive_count": receive_count,
+                "record_id": record_id,
+                "logger": "tctf.delivery",
+            },
+            default=_unredacted,
+        ).decode()
     line: dict[str, Any] = {
-        "timestamp": _timestamp(time.time()),
-        "level": "INFO" if level == logging.INFO else "WARNING",
-        "message": f"{outcome.status} {event_type}",
+        "timestamp": _timestamp(_now()),
+        "level": "INFO" if level == _INFO else "WARNING",
+        "message": f"{status} {event_type}",
         "service": formatter.service if formatter.fixed_service else outcome.domain,
         "correlation_id": correlation_id or current_correlation_id.get(),
     }
-    keys = invocation_keys.get()
     if keys:
         line.update(keys)
-    envelope = outcome.envelope
     if envelope is not None:
         line["event_id"] = redact_text(envelope.id)
         line["event_type"] = event_type
     _outcome_fields(line, outcome)
     line["logger"] = "tctf.delivery"
-    return orjson.dumps(line, default=_unredacted).decode()
+    return _dumps(line, default=_unredacted).decode()
+
+
+_INFO = logging.INFO
+_now = time.time
+_dumps = orjson.dumps
 
 
 def _outcome_fields(fields: dict[str, Any], outcome: Outcome) -> None:
@@ -313,11 +345,18 @@ def _outcome_fields(fields: dict[str, Any], outcome: Outcome) -> None:
     fields["outcome"] = outcome.status
     duration = outcome.duration_ms
     if duration is not None:
-        fields["duration_ms"] = round(duration, 3)
+        fields["duration_ms"] = _to_microsecond(duration)
     fields["receive_count"] = outcome.receive_count
     fields["record_id"] = outcome.record_id  # the transport's own id, not data
     if outcome.error is not None:
         fields["error"] = redact_text(outcome.error)
+
+
+def _to_microsecond(duration_ms: float) -> float:
+    """A handler call's duration (never negative) in milliseconds to the nearest microsecond,
+    as `round(duration_ms, 3)` has it but for a tie the binary fraction puts a hair to one
+    side, at a quarter of its cost (once per delivery)."""
+    return int(duration_ms * 1000.0 + 0.5) / 1000.0
 
 
 def _sole_sink(level: int) -> JsonLines | None:
