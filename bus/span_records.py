@@ -40,6 +40,9 @@ from bus.redaction import redact_attributes, redact_text
 
 _SAMPLED = 0x01
 _RECORD_AND_SAMPLE = Decision.RECORD_AND_SAMPLE
+#: A `traceparent` of a trace id, a span id and flags (printf style measured faster than an
+#: f-string for a 128-bit number, once per request).
+_TRACEPARENT = "00-%032x-%016x-%02x"
 _UNSET = trace.Status(trace.StatusCode.UNSET)
 #: What a sampler is told a root's parent is: nothing (None would read the current context).
 _NO_PARENT = Context()
@@ -316,8 +319,9 @@ class SpanRecorder:
         result = self._sampler.should_sample(_NO_PARENT, trace_id, name, kind, attributes, links)
         if result.decision is not _RECORD_AND_SAMPLE:
             return UnsampledSpan(
-                f"00-{trace_id:032x}-{self._ids.generate_span_id():016x}-{self._random:02x}",
-                trace_state=result.trace_state,
+                _TRACEPARENT % (trace_id, self._ids.generate_span_id(), self._random),
+                False,
+                result.trace_state,
             )
         if result.attributes:  # what the sampler adds (it is given, and gives back, ours)
             attributes.update(result.attributes)
@@ -353,7 +357,8 @@ class SpanRecorder:
         if not flags & _SAMPLED:
             return UnsampledSpan(
                 f"00-{trace_hex}-{self._ids.generate_span_id():016x}-{flags:02x}",
-                trace_state=trace_state,
+                False,
+                trace_state,
             )
         return self._opened(
             RecordedSpan(

@@ -371,7 +371,7 @@ class _Serving:
 
     def __enter__(self) -> ServerSpan:
         tracing, span = self._tracing, self._span
-        self._token = tracing._attach(tracing._trace.set_span_in_context(span, tracing._root))
+        self._token = tracing._attach(tracing._context_type({tracing._span_key: span}))
         self._active = _active.set(tracing)
         return ServerSpan(span, self._method) if span.sampled else UNTRACED_REQUEST
 
