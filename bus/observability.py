@@ -143,6 +143,8 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self.setFormatter(formatter)
         self._held = HeldForStep(self._write, _HOLD_AT_MOST)
+        #: Closed: `logging.shutdown` still flushes it at exit, after its stream may close.
+        self._closed_by_owner = False
 
     def write_line(self, line: str) -> None:
         """Write a line: on an event loop, with every other line of the loop's current step
@@ -165,6 +167,8 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
     def flush(self) -> None:
+        if self._closed_by_owner:  # whose stream may be gone since: nothing is held
+            return
         if self._held:
             self._held.hand_over()
         try:
@@ -174,6 +178,7 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
 
     def close(self) -> None:
         self.flush()
+        self._closed_by_owner = True
         super().close()
 
     def _failed(self, line: str) -> None:
