@@ -77,6 +77,7 @@ class Tracing:
         #: that span is made in one step on the hot path (`set_span_in_context` copies one).
         (self._span_key,) = trace.set_span_in_context(trace.INVALID_SPAN, context.Context())
         self._context_type = context.Context
+        self._current_context = context.get_current
         self._propagator = TraceContextTextMapPropagator()
         self._root = context.Context()
         self._attach = context.attach
@@ -154,12 +155,17 @@ class Tracing:
     ) -> str | None:
         """Open and close the producer span of a message being staged: the `traceparent` the
         message carries, a child of the span running (a handler call, an HTTP request)."""
-        running = self._trace.get_current_span()
-        if type(running) is self._unsampled:  # a trace not sampled: its messages are not either
-            return running.traceparent
-        if type(running) is self._recorded:
+        # The current context's span read as `get_current_span` reads it, without its
+        # abstract-class check for the bus's own two kinds of span.
+        running: Any = self._current_context().get(self._span_key)
+        kind = type(running)
+        if kind is self._unsampled:  # a trace not sampled: its messages are not either
+            traceparent: str = running.traceparent
+            return traceparent
+        if kind is self._recorded:
             trace_hex, parent_id, flags = running.trace_hex, running.span_id, running.flags
         else:  # a span of the handler's own, or of the runtime's (`span`)
+            running = self._trace.get_current_span()
             context = running.get_span_context()
             if not running.is_recording():
                 return self._traceparent_of(running) if context.is_valid else None
