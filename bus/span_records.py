@@ -40,9 +40,10 @@ from bus.redaction import redact_attributes, redact_text
 
 _SAMPLED = 0x01
 _RECORD_AND_SAMPLE = Decision.RECORD_AND_SAMPLE
-#: A `traceparent` of a trace id, a span id and flags (printf style measured faster than an
-#: f-string for a 128-bit number, once per request).
+#: A `traceparent` of a trace id (as a number, or as its 32 hex digits), a span id and flags:
+#: printf style measured faster than an f-string, once or more per span.
 _TRACEPARENT = "00-%032x-%016x-%02x"
+_TRACEPARENT_OF_HEX = "00-%s-%016x-%02x"
 _UNSET = trace.Status(trace.StatusCode.UNSET)
 #: What a sampler is told a root's parent is: nothing (None would read the current context).
 _NO_PARENT = Context()
@@ -116,7 +117,11 @@ class RecordedSpan(trace.Span):
         """This span's context as a W3C `traceparent` header."""
         header = self._traceparent
         if header is None:
-            header = self._traceparent = f"00-{self.trace_hex}-{self.span_id:016x}-{self.flags:02x}"
+            header = self._traceparent = _TRACEPARENT_OF_HEX % (
+                self.trace_hex,
+                self.span_id,
+                self.flags,
+            )
         return header
 
     def get_span_context(self) -> trace.SpanContext:
@@ -356,7 +361,7 @@ class SpanRecorder:
         (`flags`, the parent's trace flags)."""
         if not flags & _SAMPLED:
             return UnsampledSpan(
-                f"00-{trace_hex}-{self._ids.generate_span_id():016x}-{flags:02x}",
+                _TRACEPARENT_OF_HEX % (trace_hex, self._ids.generate_span_id(), flags),
                 False,
                 trace_state,
             )
