@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from bus import ConfigurationError, Context, Domain, DomainSettings, Event
 from bus.http import HttpRequest, HttpRouter
-from bus.redaction import REDACTED
+from bus.redaction import EMAIL_MASK, REDACTED
 from bus.testing import Harness
 from bus.tracing import Tracing, span_attributes, tracer_provider_from_env
 from domains.messaging_consumers.app import domain as messaging
@@ -473,6 +473,19 @@ async def test_spans_reach_the_processors_when_tracing_flushes_before_the_loop_m
     assert server.attributes["http.response.status_code"] == 200
     assert server.end_time is not None and server.start_time is not None
     assert server.end_time >= server.start_time
+
+
+def test_a_recorded_server_span_filters_what_came_with_the_request(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    tracing = Tracing(provider)
+    with tracing.server("post", {}, "ada@example.com token=hunter2") as span:
+        span.routed("/users", "users")
+    tracing.flush()
+    [server] = exporter.get_finished_spans()
+    assert server.attributes is not None
+    assert server.attributes["http.request.method"] == "POST"
+    assert server.attributes["tctf.correlation_id"] == f"{EMAIL_MASK} token={REDACTED}"
 
 
 async def test_a_request_continues_the_callers_trace_and_keeps_its_sampling(
