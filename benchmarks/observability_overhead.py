@@ -17,7 +17,10 @@ Modes, alternating within each repeat so that every mode sees the same load:
 - everything, every trace recorded: logs + metrics and an SDK `TracerProvider` whose
   `BatchSpanProcessor` hands every span to an exporter that drops it (what is measured is
   making spans, not shipping them);
-- everything, 1 trace in 10 recorded: the same under `parentbased_traceidratio` 0.1.
+- everything, 1 trace in 10 recorded: the same under `parentbased_traceidratio` 0.1;
+- everything, 1 trace in 100 recorded: 0.01, a production-like ratio;
+- everything, no trace recorded: 0.0, what tracing costs a trace the sampler drops (its
+  root asks the sampler, its context still travels with every message).
 
 Throughput is events per second of the process's CPU time (every thread: the span
 processor's too), which other people's load on a shared machine does not skew.
@@ -70,6 +73,8 @@ MODES: dict[str, tuple[bool, float | None]] = {
     "logs + metrics": (True, None),
     "everything, every trace": (True, 1.0),
     "everything, 1 trace in 10": (True, 0.1),
+    "everything, 1 trace in 100": (True, 0.01),
+    "everything, no trace recorded": (True, 0.0),
 }
 
 

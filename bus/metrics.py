@@ -118,36 +118,6 @@ class Metrics:
         _check_value(name, value)
         series.values.append(value)
 
-    def measure_delivery(
-        self, handler: str | None, counter: str, duration_ms: float | None, age_ms: float | None
-    ) -> None:
-        """The platform's metrics of one delivery (`record_outcome`), on a path that checks
-        nothing: the names, units and values are the platform's own."""
-        named = self._by_handler.get(handler)
-        if named is None:
-            named = self._by_handler[handler] = {}
-        count = named.get(counter)
-        if count is None:
-            count = named[counter] = self._handler_series(handler, counter, "Count")
-        if count.values:
-            count.values[0] += 1
-        else:
-            count.values.append(1)
-        if duration_ms is not None:
-            duration = named.get("Duration")
-            if duration is None:
-                duration = named["Duration"] = self._handler_series(
-                    handler, "Duration", "Milliseconds"
-                )
-            duration.values.append(duration_ms)
-        if age_ms is not None:
-            age = named.get("RecordAge")
-            if age is None:
-                age = named["RecordAge"] = self._handler_series(
-                    handler, "RecordAge", "Milliseconds"
-                )
-            age.values.append(age_ms)
-
     def _handler_series(self, handler: str | None, name: str, unit: str) -> Series:
         return self._series_for(name, unit, False, {HANDLER: handler} if handler else None)
 
@@ -216,15 +186,41 @@ def record_outcome(metrics: Metrics, outcome: Outcome, now: float) -> None:
     """The platform's own metrics of one delivery, by handler: `Processed`, `Skipped`
     (duplicates), `Failed` (delivered again later), `Parked` (dead-lettered), the handler
     call's `Duration`, and the `RecordAge` when it was handled (since SQS accepted it, or
-    since the envelope's time)."""
-    status = outcome.status
+    since the envelope's time).
+
+    Once per delivery, on a path that checks nothing: the names, units and values are the
+    platform's own, and each handler's series are looked up by name since the last drain.
+    """
+    _, _, status, handler, envelope, _, duration_ms, _, sent = outcome
     if status == "filtered":
         return
-    sent = outcome.sent_at
-    if sent is None and outcome.envelope is not None:
-        sent = _envelope_time(outcome.envelope.time)
-    age = None if sent is None else max(0.0, (now - sent) * 1000)
-    metrics.measure_delivery(outcome.handler, _COUNTERS[status], outcome.duration_ms, age)
+    if sent is None and envelope is not None:
+        sent = _envelope_time(envelope.time)
+    named = metrics._by_handler.get(handler)
+    if named is None:
+        named = metrics._by_handler[handler] = {}
+    counter = _COUNTERS[status]
+    count = named.get(counter)
+    if count is None:
+        count = named[counter] = metrics._handler_series(handler, counter, "Count")
+    counted = count.values
+    if counted:
+        counted[0] += 1
+    else:
+        counted.append(1)
+    if duration_ms is not None:
+        duration = named.get("Duration")
+        if duration is None:
+            duration = named["Duration"] = metrics._handler_series(
+                handler, "Duration", "Milliseconds"
+            )
+        duration.values.append(duration_ms)
+    if sent is not None:
+        age = named.get("RecordAge")
+        if age is None:
+            age = named["RecordAge"] = metrics._handler_series(handler, "RecordAge", "Milliseconds")
+        age_ms = (now - sent) * 1000
+        age.values.append(age_ms if age_ms > 0.0 else 0.0)
 
 
 _COUNTERS = {

@@ -143,6 +143,8 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self.setFormatter(formatter)
         self._held = HeldForStep(self._write, _HOLD_AT_MOST)
+        #: Closed: `logging.shutdown` still flushes it at exit, after its stream may close.
+        self._closed_by_owner = False
 
     def write_line(self, line: str) -> None:
         """Write a line: on an event loop, with every other line of the loop's current step
@@ -165,6 +167,8 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
     def flush(self) -> None:
+        if self._closed_by_owner:  # whose stream may be gone since: nothing is held
+            return
         if self._held:
             self._held.hand_over()
         try:
@@ -174,6 +178,7 @@ class JsonLines(logging.StreamHandler):  # type: ignore[type-arg]
 
     def close(self) -> None:
         self.flush()
+        self._closed_by_owner = True
         super().close()
 
     def _failed(self, line: str) -> None:
@@ -247,13 +252,15 @@ def configure_logging_from_env(env: Mapping[str, str], default_service: str) -> 
 def log_outcome(outcome: Outcome) -> None:
     """One line per record and handler: what it was, who handled it, how it ended, how long
     it took and how often it was delivered."""
-    status = outcome.status
-    if status == "filtered":
+    domain, record_id, status, handler, envelope, error, duration, receive_count, _ = outcome
+    if status == "handled" or status == "skipped":
+        level = _INFO
+    elif status == "filtered":
         return
-    level = logging.INFO if status == "handled" or status == "skipped" else logging.WARNING
+    else:
+        level = _WARNING
     if not _deliveries.isEnabledFor(level):
         return  # per delivery: build nothing nobody reads
-    envelope = outcome.envelope
     correlation_id = None
     if envelope is not None:
         correlation_id = envelope.correlationid
@@ -263,17 +270,48 @@ def log_outcome(outcome: Outcome) -> None:
     else:
         event_type = "record"
     sink = _sole_sink(level)
-    if sink is not None:
-        sink.write_line(_delivery_line(sink.formatter, outcome, level, event_type, correlation_id))
+    if sink is None:
+        fields: dict[str, Any] = {}
+        if envelope is not None:
+            fields["event_id"] = redact_text(envelope.id)
+            fields["event_type"] = event_type
+        _outcome_fields(fields, outcome)
+        fields["service"] = domain
+        fields["correlation_id"] = correlation_id
+        _deliveries.log(level, f"{status} {event_type}", extra=fields)
         return
-    fields: dict[str, Any] = {}
-    if envelope is not None:
-        fields["event_id"] = redact_text(envelope.id)
-        fields["event_type"] = event_type
-    _outcome_fields(fields, outcome)
-    fields["service"] = outcome.domain
-    fields["correlation_id"] = correlation_id
-    _deliveries.log(level, f"{status} {event_type}", extra=fields)
+    formatter = sink.formatter
+    if (
+        envelope is None
+        or handler is None
+        or duration is None
+        or error is not None
+        or invocation_keys.get()
+    ):
+        sink.write_line(_delivery_line(formatter, outcome, level, event_type, correlation_id))
+        return
+    # The usual delivery, the platform's hottest line: one dict display, in the keys' order
+    # `_delivery_line` gives them (one display measured faster than a key at a time).
+    sink._held.add(
+        _dumps(
+            {
+                "timestamp": _timestamp(_now()),
+                "level": "INFO" if level == _INFO else "WARNING",
+                "message": f"{status} {event_type}",
+                "service": formatter.service if formatter.fixed_service else domain,
+                "correlation_id": correlation_id or current_correlation_id.get(),
+                "event_id": redact_text(envelope.id),
+                "event_type": event_type,
+                "handler": handler,
+                "outcome": status,
+                "duration_ms": _to_microsecond(duration),
+                "receive_count": receive_count,
+                "record_id": record_id,
+                "logger": "tctf.delivery",
+            },
+            default=_unredacted,
+        ).decode()
+    )
 
 
 def _delivery_line(
@@ -287,8 +325,8 @@ def _delivery_line(
     order (test_logging holds the two to the same line). One mapping encoded by orjson
     measured faster than a line put together from parts made once per handler."""
     line: dict[str, Any] = {
-        "timestamp": _timestamp(time.time()),
-        "level": "INFO" if level == logging.INFO else "WARNING",
+        "timestamp": _timestamp(_now()),
+        "level": "INFO" if level == _INFO else "WARNING",
         "message": f"{outcome.status} {event_type}",
         "service": formatter.service if formatter.fixed_service else outcome.domain,
         "correlation_id": correlation_id or current_correlation_id.get(),
@@ -302,7 +340,13 @@ def _delivery_line(
         line["event_type"] = event_type
     _outcome_fields(line, outcome)
     line["logger"] = "tctf.delivery"
-    return orjson.dumps(line, default=_unredacted).decode()
+    return _dumps(line, default=_unredacted).decode()
+
+
+_INFO = logging.INFO
+_WARNING = logging.WARNING
+_now = time.time
+_dumps = orjson.dumps
 
 
 def _outcome_fields(fields: dict[str, Any], outcome: Outcome) -> None:
@@ -313,11 +357,18 @@ def _outcome_fields(fields: dict[str, Any], outcome: Outcome) -> None:
     fields["outcome"] = outcome.status
     duration = outcome.duration_ms
     if duration is not None:
-        fields["duration_ms"] = round(duration, 3)
+        fields["duration_ms"] = _to_microsecond(duration)
     fields["receive_count"] = outcome.receive_count
     fields["record_id"] = outcome.record_id  # the transport's own id, not data
     if outcome.error is not None:
         fields["error"] = redact_text(outcome.error)
+
+
+def _to_microsecond(duration_ms: float) -> float:
+    """A handler call's duration (never negative) in milliseconds to the nearest microsecond,
+    as `round(duration_ms, 3)` has it but for a tie the binary fraction puts a hair to one
+    side, at a quarter of its cost (once per delivery)."""
+    return int(duration_ms * 1000.0 + 0.5) / 1000.0
 
 
 def _sole_sink(level: int) -> JsonLines | None:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the context imports this module: middleware loads after it
     from bus.dispatch import Publisher
     from bus.envelope import Envelope
     from bus.middleware import Delivery, Handler, Middleware
-    from bus.span_records import RecordedSpan, SpanRecorder
+    from bus.span_records import RecordedSpan, SpanRecorder, UnsampledSpan
 
 #: An attribute value OpenTelemetry accepts.
 AttributeValue = str | bool | int | float
@@ -72,6 +72,12 @@ class Tracing:
         self._tracer = trace.get_tracer("tctf", tracer_provider=tracer_provider)
         self._recorder = _recorder_for(tracer_provider, self._tracer)
         self._recorded = span_records.RecordedSpan
+        self._unsampled = span_records.UnsampledSpan
+        #: The key under which a context holds its current span: a context holding only
+        #: that span is made in one step on the hot path (`set_span_in_context` copies one).
+        (self._span_key,) = trace.set_span_in_context(trace.INVALID_SPAN, context.Context())
+        self._context_type = context.Context
+        self._current_context = context.get_current
         self._propagator = TraceContextTextMapPropagator()
         self._root = context.Context()
         self._attach = context.attach
@@ -106,10 +112,12 @@ class Tracing:
         if recorder is None:
             return nullcontext(UNTRACED_REQUEST)
         method = method.upper()
-        # Both values came with the request: they pass the redaction filter.
+        # Both values came with the request: they pass the redaction filter if the span is
+        # recorded (the sampler, in process, sees them as they came; a dropped trace keeps
+        # no attribute).
         attributes: dict[str, AttributeValue] = {
-            "http.request.method": redact_text(method),
-            "tctf.correlation_id": redact_text(correlation_id),
+            "http.request.method": method,
+            "tctf.correlation_id": correlation_id,
         }
         kind = self._trace.SpanKind.SERVER
         header = headers.get("traceparent")
@@ -131,6 +139,9 @@ class Tracing:
             )
         else:
             span = recorder.root(method, kind, attributes)
+        if span.sampled:
+            attributes["http.request.method"] = redact_text(method)
+            attributes["tctf.correlation_id"] = redact_text(correlation_id)
         return _Serving(self, span, method)
 
     def producer(
@@ -144,12 +155,17 @@ class Tracing:
     ) -> str | None:
         """Open and close the producer span of a message being staged: the `traceparent` the
         message carries, a child of the span running (a handler call, an HTTP request)."""
-        running = self._trace.get_current_span()
-        if type(running) is self._recorded:
-            if not running.sampled:  # a trace not sampled: its messages are not either
-                return running.traceparent
+        # The current context's span read as `get_current_span` reads it, without its
+        # abstract-class check for the bus's own two kinds of span.
+        running: Any = self._current_context().get(self._span_key)
+        kind = type(running)
+        if kind is self._unsampled:  # a trace not sampled: its messages are not either
+            traceparent: str = running.traceparent
+            return traceparent
+        if kind is self._recorded:
             trace_hex, parent_id, flags = running.trace_hex, running.span_id, running.flags
         else:  # a span of the handler's own, or of the runtime's (`span`)
+            running = self._trace.get_current_span()
             context = running.get_span_context()
             if not running.is_recording():
                 return self._traceparent_of(running) if context.is_valid else None
@@ -187,6 +203,8 @@ class Tracing:
         if recorder is None:
             return _untraced
         trace, root, attach, detach = self._trace, self._root, self._attach, self._detach
+        unsampled, in_context, span_key = self._unsampled, self._context_type, self._span_key
+        unsampled_digits = _UNSAMPLED_LAST_DIGITS
         consumer, set_span_in_context = trace.SpanKind.CONSUMER, trace.set_span_in_context
         error_status = trace.StatusCode.ERROR
 
@@ -194,10 +212,15 @@ class Tracing:
             async def traced(delivery: Delivery) -> None:
                 envelope = delivery.envelope
                 traceparent = envelope.traceparent
-                if traceparent is not None and not int(traceparent[53:55], 16) & 1:
+                if traceparent is not None and traceparent[54] in unsampled_digits:
                     # Parent-based sampling (the SDK's default) records nothing of a trace
-                    # not sampled: its messages carry on the producer's context as it is.
-                    await handler(delivery)
+                    # not sampled: its messages carry on the producer's context as it is,
+                    # and the handler's own spans continue it, unrecorded.
+                    token = attach(in_context({span_key: unsampled(traceparent, True)}))
+                    try:
+                        await handler(delivery)
+                    finally:
+                        detach(token)
                     return
                 subscription = delivery.subscription
                 # The type was routed to this handler, the names are the code's: only the
@@ -334,6 +357,10 @@ def _recorder_for(tracer_provider: Any, tracer: Any) -> SpanRecorder | None:
     return recorder
 
 
+#: The last hex digit of a `traceparent`'s flags when their sampled bit is not set.
+_UNSAMPLED_LAST_DIGITS = frozenset("02468ace")
+
+
 def _untraced(handler: Handler) -> Handler:
     return handler
 
@@ -343,16 +370,16 @@ class _Serving:
 
     __slots__ = ("_active", "_method", "_span", "_token", "_tracing")
 
-    def __init__(self, tracing: Tracing, span: RecordedSpan, method: str) -> None:
+    def __init__(self, tracing: Tracing, span: RecordedSpan | UnsampledSpan, method: str) -> None:
         self._tracing = tracing
         self._span = span
         self._method = method
 
     def __enter__(self) -> ServerSpan:
         tracing, span = self._tracing, self._span
-        self._token = tracing._attach(tracing._trace.set_span_in_context(span, tracing._root))
+        self._token = tracing._attach(tracing._context_type({tracing._span_key: span}))
         self._active = _active.set(tracing)
-        return ServerSpan(span if span.sampled else None, self._method)
+        return ServerSpan(span, self._method) if span.sampled else UNTRACED_REQUEST
 
     def __exit__(self, *exception: object) -> None:
         _active.reset(self._active)

@@ -8,6 +8,7 @@ import asyncio
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -196,6 +197,51 @@ def test_a_log_that_cannot_be_written_fails_no_delivery(
     finally:
         root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
     assert "Logging error" in capsys.readouterr().err
+
+
+def test_a_closed_handler_whose_stream_is_gone_reports_nothing_when_flushed_at_exit(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    root = logging.getLogger("tctf")
+    saved = (list(root.handlers), root.level, root.propagate)
+    stream = (tmp_path / "lines.jsonl").open("w")  # a file: flushing it once closed fails
+    configure_logging("INFO", stream=stream)
+    [handler] = root.handlers
+    try:
+        handler.close()  # its owner is done with it, then closes the file
+        stream.close()
+        handler.flush()  # what `logging.shutdown` does to every handler at exit
+    finally:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+    assert "Logging error" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("inside_lambda", [False, True])
+def test_a_handled_delivery_line_is_the_same_written_directly_or_through_a_log_record(
+    stdout: io.StringIO, inside_lambda: bool
+) -> None:
+    configure_logging("INFO", "tctf", stream=stdout)  # again: pytest's capture joined it
+    handled = Outcome("messaging", "r1", "handled", "messaging.h", ENVELOPE, None, 2.00049, 1)
+    keys = {"cold_start": False, "function_request_id": "req-9"} if inside_lambda else None
+    token = invocation_keys.set(keys)
+    listener = io.StringIO()
+    handler = logging.StreamHandler(listener)
+    handler.setFormatter(JsonFormatter())
+    delivery = logging.getLogger("tctf.delivery")
+    try:
+        log_outcome(handled)
+        flush_log_lines()
+        delivery.addHandler(handler)  # another reader: the line goes through `logging` now
+        log_outcome(handled)
+    finally:
+        delivery.removeHandler(handler)
+        invocation_keys.reset(token)
+    (direct, *_), (recorded,) = _lines(stdout.getvalue()), _lines(listener.getvalue())
+    assert direct.pop("timestamp").endswith("Z") and recorded.pop("timestamp").endswith("Z")
+    assert list(direct) == list(recorded), "the same keys in the same order"
+    assert direct == recorded
+    assert (direct["duration_ms"], direct["outcome"]) == (2.0, "handled")
+    assert ("function_request_id" in direct) is inside_lambda
 
 
 def test_a_line_logged_after_held_delivery_lines_is_written_after_them() -> None:

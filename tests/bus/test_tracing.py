@@ -14,12 +14,18 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
 from opentelemetry.trace import SpanKind, StatusCode
 
 from bus import ConfigurationError, Context, Domain, DomainSettings, Event
 from bus.http import HttpRequest, HttpRouter
-from bus.redaction import REDACTED
+from bus.redaction import EMAIL_MASK, REDACTED
 from bus.testing import Harness
 from bus.tracing import Tracing, span_attributes, tracer_provider_from_env
 from domains.messaging_consumers.app import domain as messaging
@@ -247,6 +253,82 @@ async def test_a_message_of_a_trace_not_sampled_is_handled_without_spans(
     assert packed.traceparent == unsampled
 
 
+async def test_a_handlers_own_spans_in_a_trace_not_sampled_continue_that_trace_unrecorded(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    warehouse = Domain("warehouse")
+    tracer = trace.get_tracer("warehouse", tracer_provider=provider)
+    seen: list[trace.SpanContext] = []
+
+    @warehouse.on(Ordered)
+    async def pack(event: Ordered, ctx: Context) -> None:
+        with tracer.start_as_current_span("weigh parcel") as own:
+            seen.append(own.get_span_context())
+            assert not own.is_recording()
+
+    unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    async with Harness(warehouse, tracer_provider=provider) as h:
+        context = h.runtime.context("shop")
+        envelope = context.envelope_for(Ordered(order="o1"))._replace(traceparent=unsampled)
+        await h.runtime.publisher.publish([envelope])
+        await h.settle()
+    [own] = seen
+    assert own.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736, "the trace it was handled in"
+    assert not own.trace_flags.sampled
+    assert exporter.get_finished_spans() == ()
+
+
+async def test_a_request_not_sampled_carries_its_trace_id_unsampled_through_every_hop(
+    exporter: InMemorySpanExporter,
+) -> None:
+    asked: list[int] = []
+
+    class NeverSampler(Sampler):
+        def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+            asked.append(1)
+            return ParentBased(ALWAYS_OFF).should_sample(*args, **kwargs)
+
+        def get_description(self) -> str:
+            return "never"
+
+    provider = TracerProvider(sampler=NeverSampler())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = trace.get_tracer("shop", tracer_provider=provider)
+    warehouse = Domain("warehouse")
+    inside: list[trace.SpanContext] = []
+
+    @warehouse.on(Ordered)
+    async def pack(event: Ordered, ctx: Context) -> None:
+        inside.append(trace.get_current_span().get_span_context())
+        ctx.publish(Packed(order=event.order))
+
+    async with Harness(warehouse, tracer_provider=provider) as h:
+        tracing = h.runtime.tracing
+        assert tracing is not None
+        with tracing.server("POST", {}, "c1") as span:
+            request = trace.get_current_span().get_span_context()
+            with tracer.start_as_current_span("check stock") as own:
+                assert own.get_span_context().trace_id == request.trace_id
+            asked.clear()  # the route's own span asked the sampler too, as the SDK does
+            span.routed("/orders", "shop")
+            await h.runtime.publish(Ordered(order="o1"), source="shop", correlation_id="c1")
+            span.answered(202)
+        await h.settle()
+    tracing.flush()
+    assert asked == [], "asked once, at the root, and not again for the bus's own steps"
+    assert request.is_valid and not request.trace_flags.sampled
+    [ordered], [packed] = h.published_of("ORDERED"), h.published_of("PACKED")
+    trace_hex = f"{request.trace_id:032x}"
+    flags = f"{request.trace_flags:02x}"  # the random-trace-id flag may be set, never sampled
+    assert ordered.traceparent == f"00-{trace_hex}-{request.span_id:016x}-{flags}"
+    assert packed.traceparent is not None and packed.traceparent[3:35] == trace_hex
+    assert packed.traceparent.endswith(f"-{flags}")
+    [handled] = inside
+    assert (handled.trace_id, handled.is_remote) == (request.trace_id, True)
+    assert not handled.trace_flags.sampled
+    assert exporter.get_finished_spans() == ()
+
+
 def test_otlp_sends_spans_over_http_to_the_endpoint_the_environment_names() -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from threading import Thread
@@ -391,6 +473,19 @@ async def test_spans_reach_the_processors_when_tracing_flushes_before_the_loop_m
     assert server.attributes["http.response.status_code"] == 200
     assert server.end_time is not None and server.start_time is not None
     assert server.end_time >= server.start_time
+
+
+def test_a_recorded_server_span_filters_what_came_with_the_request(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    tracing = Tracing(provider)
+    with tracing.server("post", {}, "ada@example.com token=hunter2") as span:
+        span.routed("/users", "users")
+    tracing.flush()
+    [server] = exporter.get_finished_spans()
+    assert server.attributes is not None
+    assert server.attributes["http.request.method"] == "POST"
+    assert server.attributes["tctf.correlation_id"] == f"{EMAIL_MASK} token={REDACTED}"
 
 
 async def test_a_request_continues_the_callers_trace_and_keeps_its_sampling(

@@ -16,6 +16,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind
 
 from adapters.aws.dead_letters import MemoryDeadLetters
@@ -144,6 +145,50 @@ def test_a_sign_up_is_one_trace_across_the_outbox_sns_and_sqs(
     )
     [invocation, _] = [s for s in spans if s.name == "greeter sqs invocation"]
     assert [link.context.span_id for link in invocation.links] == [created.context.span_id]
+
+
+def test_a_sign_up_not_sampled_carries_its_trace_id_unsampled_across_outbox_sns_and_sqs(
+    moto_endpoint: str, greeter: Domain
+) -> None:
+    app = f"trc{next(_apps)}"
+    asyncio.run(up(moto_endpoint, "sns", [users, greeter], app=app))
+    topology = Topology.from_domains([users, greeter], app=app)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=3_600_000))
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name=REGION)
+    dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name=REGION)
+    users_function = _function(moto_endpoint, app, "users", provider)
+    messaging_function = _function(moto_endpoint, app, "greeter", provider)
+    try:
+        response = users_function(_sign_up_event("signup-unsampled"), LambdaContext())
+        assert response is not None and response["statusCode"] == 201, response
+        table = topology.tables["users"]
+        items = dynamodb.scan(TableName=table.name, ConsistentRead=True)["Items"]
+        outbox = [
+            {key: boto3.dynamodb.types.TypeDeserializer().deserialize(v) for key, v in i.items()}
+            for i in items
+            if i["SK"]["S"].startswith("EVENT#")
+        ]
+        relayed = users_function(_stream_event(moto_endpoint, table, outbox), LambdaContext())
+        assert relayed == {"batchItemFailures": []}
+        [delivered] = _drain(sqs, topology.require_queue("greeter", "events").name)
+        arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{topology.require_queue('greeter', 'events').name}"
+        answer = messaging_function(lambda_sqs_event([delivered], arn, REGION), LambdaContext())
+        assert answer == {"batchItemFailures": []}
+        [task] = _drain(sqs, topology.require_queue("greeter", "tasks").name)
+    finally:
+        users_function.close()
+        messaging_function.close()
+
+    carried = delivered["MessageAttributes"]["traceparent"]["StringValue"]
+    assert Envelope.decode(delivered["Body"]).traceparent == carried
+    assert not int(carried[53:55], 16) & 1, "carried, flagged not sampled"
+    handed_on = task["MessageAttributes"]["traceparent"]["StringValue"]
+    assert Envelope.decode(task["Body"]).traceparent == handed_on
+    assert handed_on[3:35] == carried[3:35], "the same trace, through the welcome handler"
+    assert not int(handed_on[53:55], 16) & 1
+    assert exporter.get_finished_spans() == ()
 
 
 PRODUCER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
