@@ -235,13 +235,16 @@ async def _spend(ctx: Context, user_id: str, factor: SecondFactor) -> bool:
     if factor.recovery_code is not None:
         return await _spend_recovery_code(ctx, user_id, factor.recovery_code)
     assert factor.code is not None
-    step = _matching_step(_open(user_id, str(item["sealed_secret"])), factor.code, ctx.clock.now())
+    sealed = str(item["sealed_secret"])
+    step = _matching_step(_open(user_id, sealed), factor.code, ctx.clock.now())
     if step is None:
         return False
+    # Sealed under the secret's previous version: moved to the current one while it opens.
+    resealed = sealing_keys().resealed(user_id, sealed)
     try:
         await ctx.table.update(
             _totp_key(user_id),
-            set={"last_step": step},
+            set={"last_step": step, **({"sealed_secret": resealed} if resealed else {})},
             condition=Attr("status").eq("enabled") & Attr("last_step").lt(step),
         )
     except ConditionFailed:

@@ -4,7 +4,9 @@ its user's id, so a sealed secret copied to another user's item does not open.
 A deployed stage derives the keys from the domain's secret `sealing` (`bus.secrets`: random
 text Secrets Manager generates for the stage), one key per version: the current one seals,
 and a secret sealed under the previous version still opens, so a rotation loses no
-authenticator. `TCTF_MFA_KEY` (32 bytes, base64url) may give the one key instead. With
+authenticator; a secret opened under the previous version is sealed again under the
+current one when its code next passes. `TCTF_MFA_KEY` (32 bytes, base64url) may give the
+one key instead. With
 neither, a deployed function refuses to start; under `tctf run` and in tests, one process,
 a key is made for it. Imported on first use: off the cold start of other domains.
 """
@@ -72,6 +74,18 @@ class SealingKeys:
             except InvalidTag:
                 continue
         return self._ciphers[-1].decrypt(nonce, body, associated.encode()).decode()
+
+    def resealed(self, associated: str, sealed: str) -> str | None:
+        """`sealed` sealed again under the current key if an older one sealed it, else
+        None: a secret in use moves to the current key before its key's version is gone."""
+        from cryptography.exceptions import InvalidTag
+
+        raw = base64.b64decode(sealed)
+        try:
+            self._ciphers[0].decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], associated.encode())
+        except InvalidTag:
+            return self.seal(associated, self.open(associated, sealed))
+        return None
 
 
 def _decoded(configured: str) -> bytes:

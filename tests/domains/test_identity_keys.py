@@ -95,6 +95,19 @@ def test_after_a_rotation_secrets_sealed_under_the_previous_version_still_open()
     assert only_current.open("user-1", resealed) == "JBSWY3DPEHPK3PXP"
 
 
+def test_a_secret_sealed_under_the_previous_version_is_sealed_again_under_the_current() -> None:
+    sealed = SealingKeys.from_environment({variable(SEALING): json.dumps([PREVIOUS])}).seal(
+        "user-1", "JBSWY3DPEHPK3PXP"
+    )
+    after = SealingKeys.from_environment({variable(SEALING): json.dumps([CURRENT, PREVIOUS])})
+    resealed = after.resealed("user-1", sealed)
+    assert resealed is not None and after.resealed("user-1", resealed) is None
+    next_rotation = SealingKeys.from_environment(
+        {variable(SEALING): json.dumps([secrets.token_urlsafe(48), CURRENT])}
+    )
+    assert next_rotation.open("user-1", resealed) == "JBSWY3DPEHPK3PXP"
+
+
 def test_a_configured_mfa_key_must_hold_32_bytes() -> None:
     with pytest.raises(MfaKeyInvalid, match="32 bytes"):
         SealingKeys.from_environment({"TCTF_MFA_KEY": "c2hvcnQ"})
