@@ -935,9 +935,9 @@ def api_parameter(app: str, domain: str, what: Literal["url", "id"]) -> str:
 
 
 def called_operations(domain: str) -> list[Operation[Any, Any]]:
-    """The other domains' operations `domain`'s loaded modules hold (from their contracts,
-    which is how a domain reaches another): the routes its function calls through
-    `ctx.client`, each deployed with its URL and leave to invoke it."""
+    """The other domains' operations `domain`'s loaded modules hold as globals (imported
+    from their contracts, the only way a domain reaches another): the routes its function
+    calls through `ctx.client`, each deployed with its URL and leave to invoke it."""
     from bus.client import Operation
 
     prefix = f"domains.{domain}."
