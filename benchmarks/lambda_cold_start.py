@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import py_compile
+import secrets
 import shutil
 import socket
 import statistics
@@ -247,6 +248,13 @@ def provision(endpoint: str) -> None:
     # bench_mailer keeps no table, so its handled events are recorded in one of their own
     # (docs/decisions/0010), which its function finds at init as it would on AWS.
     create_idempotency_table(boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION))
+    # auth_core's signing secret, which its stack generates and its function reads at init.
+    boto3.client("secretsmanager", endpoint_url=endpoint, region_name=REGION).create_secret(
+        Name=SIGNING_SECRET, SecretString=secrets.token_urlsafe(48)
+    )
+
+
+SIGNING_SECRET = f"{APP}-auth_core-signing"
 
 
 IDEMPOTENCY_TABLE = f"{APP}-{STATELESS}-idempotency"
@@ -288,6 +296,11 @@ def environment(endpoint: str, domain: str, peer_dir: Path) -> dict[str, str]:
         # As Lambda sets it: both write JSON log lines and EMF metrics to stdout.
         "AWS_LAMBDA_FUNCTION_NAME": f"{APP}-{domain}",
         "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+        **(
+            {"TCTF_SECRETS": json.dumps({"signing": SIGNING_SECRET})}
+            if domain == "auth_core"
+            else {}
+        ),
     }
 
 

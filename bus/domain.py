@@ -32,6 +32,7 @@ HttpHandler = Callable[["Request[Any]", "Context"], Awaitable[Any]]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_SECRET_NAME = re.compile(r"[a-z][a-z0-9-]{0,29}")
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -213,6 +214,7 @@ class Domain:
         storage: Storage | None = None,
         sends: Iterable[type[Task]] = (),
         mail: Mail | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
         if not _NAME.match(name):
             raise ConfigurationError(
@@ -234,6 +236,9 @@ class Domain:
         self.websocket_route: WebSocketRoute | None = None
         #: Whether, and how, the domain sends e-mail (`Mail`).
         self.mail = mail
+        #: Secret values the domain reads (`bus.secrets`), each provisioned for its stage,
+        #: the same in every container of its function, and granted to that function only.
+        self.secrets = _secret_names(name, secrets)
 
     def __repr__(self) -> str:
         return f"Domain({self.name!r})"
@@ -436,6 +441,17 @@ class Domain:
                 f"domain {self.name} sends task {task.type} without declaring it: "
                 f"Domain({self.name!r}, sends=[{name}]) grants its queue"
             )
+
+
+def _secret_names(domain: str, secrets: Iterable[str]) -> tuple[str, ...]:
+    names = tuple(secrets)
+    for secret in names:
+        if not _SECRET_NAME.fullmatch(secret):
+            raise ConfigurationError(
+                f"domain {domain}: secret name {secret!r} must be lower-case letters, digits "
+                "and '-', starting with a letter, at most 30 characters (it names the secret)"
+            )
+    return names
 
 
 def _task_classes(domain: str, sends: Iterable[type[Task]]) -> tuple[type[Task], ...]:

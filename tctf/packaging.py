@@ -45,6 +45,8 @@ BOTOCORE_SERVICES = frozenset({"sqs", "sns", "events", "dynamodb", "sts"})
 #: `Domain.websocket`, API Gateway's management API (posting to connections).
 MAIL_SERVICES = frozenset({"sesv2"})
 WEBSOCKET_SERVICES = frozenset({"apigatewaymanagementapi"})
+#: `Domain(secrets=...)`: Secrets Manager, read once at init (adapters/aws/secrets.py).
+SECRET_SERVICES = frozenset({"secretsmanager"})
 #: Imports by which a domain calls AWS itself; its package then keeps every botocore model.
 AWS_SDKS = frozenset({"boto3", "botocore", "aioboto3", "aiobotocore"})
 #: Reached by the scan (the adapters' local-run paths) but never imported by a function,
@@ -481,8 +483,11 @@ def sdk_dependents(staging: Path) -> list[str]:
 def declared_services(domain: Domain) -> frozenset[str]:
     """The botocore models a domain's declarations need beyond `BOTOCORE_SERVICES`: SES's
     for a domain declaring `Mail`, API Gateway's management API for one with a WebSocket
-    route; their adapters make these clients only when first used."""
+    route, Secrets Manager's for one reading secrets; their adapters make these clients only
+    when first used, or at init for secrets."""
     services = MAIL_SERVICES if domain.mail is not None else frozenset()
+    if domain.secrets:
+        services |= SECRET_SERVICES
     if domain.websocket_route is not None:
         services |= WEBSOCKET_SERVICES
     return services

@@ -103,6 +103,9 @@ class Stage(_Strict):
     #: the stack creates and grants sending as: needed by a stage with a domain that sends mail.
     mail_from: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     mail_identity: str | None = None
+    #: The app's public https URL, where links in e-mails lead (`TCTF_APP_URL` of every
+    #: function): needed by every stage.
+    app_url: str | None = Field(None, pattern=r"^https://[^/\s]+(/[^\s]*)?$")
 
     def jwks_url(self, jwks_path: str) -> str | None:
         """Where the token issuer publishes its keys, if the stage says or its issuer is a URL."""
@@ -142,8 +145,11 @@ class DeployConfig(_Strict):
 
 
 #: A synth without `--stage`: the bare app name, `tctf up`'s shape, nothing notified, mail
-#: sent as the mailer's default sender (what `tctf run --aws` sends as).
-UNSTAGED = Stage(alarm_actions=False, mail_from="no-reply@example.com")
+#: sent as the mailer's default sender (what `tctf run --aws` sends as), links to an
+#: example address.
+UNSTAGED = Stage(
+    alarm_actions=False, mail_from="no-reply@example.com", app_url="https://app.example.com"
+)
 
 
 def load_deploy_config(path: Path | None = None) -> DeployConfig:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from aws_cdk import aws_lambda as lambda_
     from aws_cdk import aws_sqs as sqs
 
+    from bus.client import Operation
     from bus.storage.spec import TableSpec
 
 Transport = Literal["sns", "eventbridge"]
@@ -93,6 +94,17 @@ OUTBOX_STREAM_FILTER = {
 CONFIGURATION_SET_VARIABLE = "TCTF_SES_CONFIGURATION_SET"
 #: Where a `$connect` token's keys are read (adapters/lambda_/settings.py).
 JWKS_URL_VARIABLE = "TCTF_TOKEN_JWKS_URL"
+#: The domain's secrets by name (adapters/lambda_/settings.py), read once at init.
+SECRETS_VARIABLE = "TCTF_SECRETS"
+#: The APIs of the domains a function calls (`ctx.client`; adapters/aws/domain_api.py).
+DOMAIN_URLS_VARIABLE = "TCTF_DOMAIN_URLS"
+#: The app's public URL, which links in e-mails open (domains/auth_password).
+APP_URL_VARIABLE = "TCTF_APP_URL"
+#: Characters of random text Secrets Manager generates for a domain's secret: letters and
+#: digits only, about 380 bits; the domain derives its keys from it (HKDF).
+SECRET_LENGTH = 64
+#: An HTTP API's only stage, as it appears in the ARNs `execute-api:Invoke` is granted on.
+HTTP_API_STAGE = "$default"
 
 #: jsii's notices about the Node.js version it runs on: its Python host prints each as a dozen
 #: lines of raw bytes (`b'!!...'`), so they are silenced; docs/deploy.md says which Node.js.
@@ -191,16 +203,32 @@ def build_app(
     if stage_settings.alarm_actions:
         operate.alarm_topic(shared, app, stage_settings)
     operate.platform_dashboard(shared, topology)
+    declared = {d.name: d for d in domains}
+    stacks: dict[str, cdk.Stack] = {}
     for domain in topology.domains:
-        stack = cdk.Stack(
+        stack = stacks[domain] = cdk.Stack(
             cdk_app,
             stack_name(app, domain),
             description=f"{app}: domain {domain} (queues, table, function)",
         )
         stack.add_stack_dependency(shared)
         DomainResources(
-            stack, topology, domain, transport, packages[domain], settings, stage_settings, config
+            stack,
+            topology,
+            domain,
+            transport,
+            packages[domain],
+            settings,
+            stage_settings,
+            config,
+            secrets=declared[domain].secrets,
+            calls=called_operations(domain),
         ).build()
+    for domain in topology.domains:
+        # A caller reads the callee's API from the parameters the callee's stack writes:
+        # deployed together, the callee goes first.
+        for callee in sorted({o.domain for o in called_operations(domain)} & set(stacks)):
+            stacks[domain].add_stack_dependency(stacks[callee])
     check_best_practices(cdk_app)
     return cdk_app
 
@@ -252,6 +280,9 @@ class DomainResources:
         settings: FunctionSettings,
         stage: Stage = UNSTAGED,
         config: DeployConfig | None = None,
+        *,
+        secrets: Sequence[str] = (),
+        calls: Sequence[Operation[Any, Any]] = (),
     ) -> None:
         self.stack = stack
         self.topology = topology
@@ -262,6 +293,10 @@ class DomainResources:
         self.stage = stage
         self.operations = (config or DeployConfig()).operations(domain)
         self.queues: dict[str, sqs.Queue] = {}
+        #: The secrets the domain declares (`Domain(secrets=...)`).
+        self.secrets = tuple(secrets)
+        #: Other domains' operations the domain's code calls (`ctx.client`).
+        self.calls = tuple(calls)
 
     def build(self) -> None:
         from tctf import operate
@@ -281,6 +316,8 @@ class DomainResources:
         if records is not None:
             self._idempotency_table(records, function)
         self._grants(function)
+        self._secrets(function)
+        self._clients(function)
         for mail in (m for m in self.topology.mail if m.domain == self.domain):
             self._mail(mail, function, live)
         schedules = [s for s in self.topology.schedules if s.domain == self.domain]
@@ -288,6 +325,8 @@ class DomainResources:
             self._schedules(schedules)
         routes = [r for r in self.topology.routes if r.domain == self.domain]
         api = self._http_api(live, routes) if routes else None
+        if api is not None:
+            self._publish_api(api)
         watch = operate.DomainWatch(
             self.stack,
             self.topology,
@@ -316,6 +355,79 @@ class DomainResources:
         from bus.access import TokenPolicy
 
         return self.topology.token_policy or TokenPolicy.for_app(self.topology.app)
+
+    # -- secrets and calls to other domains --------------------------------------------------
+
+    def _secrets(self, function: lambda_.Function) -> None:
+        """Each secret the domain declares: random text Secrets Manager generates once for
+        the stage (`<app>-<domain>-<name>`), readable by this function only, which reads it
+        at init (`TCTF_SECRETS`). Changing it (`put-secret-value`) keeps the old value as
+        AWSPREVIOUS, which the domain still accepts: docs/deploy.md, "Secrets"."""
+        from aws_cdk import aws_secretsmanager as secretsmanager
+
+        names = {}
+        for secret in self.secrets:
+            name = names[secret] = f"{self.topology.app}-{self.domain}-{secret}"
+            provisioned = secretsmanager.Secret(
+                self.stack,
+                "Secret" + "".join(part.capitalize() for part in secret.split("-")),
+                secret_name=name,
+                description=f"domain {self.domain}'s {secret} secret (docs/deploy.md)",
+                generate_secret_string=secretsmanager.SecretStringGenerator(
+                    password_length=SECRET_LENGTH, exclude_punctuation=True
+                ),
+                removal_policy=self._removal_policy(),
+            )
+            provisioned.grant_read(function)
+        if names:
+            function.add_environment(SECRETS_VARIABLE, json.dumps(names, sort_keys=True))
+
+    def _clients(self, function: lambda_.Function) -> None:
+        """The base URL of each domain this one calls, read at deploy time from the callee
+        stack's parameter, and leave to invoke exactly the routes it calls, which API
+        Gateway authorizes by IAM when they are internal."""
+        from aws_cdk import aws_iam as iam
+        from aws_cdk import aws_ssm as ssm
+
+        if not self.calls:
+            return
+        urls: dict[str, str] = {}
+        routes: list[str] = []
+        for operation in sorted(self.calls, key=lambda o: (o.domain, o.path, o.method)):
+            callee = operation.domain
+            if callee not in urls:
+                urls[callee] = ssm.StringParameter.value_for_string_parameter(
+                    self.stack, api_parameter(self.topology.app, callee, "url")
+                )
+            api_id = ssm.StringParameter.value_for_string_parameter(
+                self.stack, api_parameter(self.topology.app, callee, "id")
+            )
+            path = re.sub(r"\{[^}]+\}", "*", operation.path)
+            routes.append(
+                _arn("execute-api", f"{api_id}/{HTTP_API_STAGE}/{operation.method}{path}")
+            )
+        function.add_environment(DOMAIN_URLS_VARIABLE, json.dumps(urls, sort_keys=True))
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["execute-api:Invoke"], resources=routes)
+        )
+
+    def _publish_api(self, api: Any) -> None:
+        """The API's URL and id where the stacks of its callers read them (SSM parameters
+        named by app and domain): stacks export nothing to each other."""
+        from aws_cdk import aws_ssm as ssm
+
+        published: tuple[tuple[Literal["url", "id"], str, str], ...] = (
+            ("url", api.api_endpoint, "ApiUrlParameter"),
+            ("id", api.api_id, "ApiIdParameter"),
+        )
+        for what, value, construct in published:
+            ssm.StringParameter(
+                self.stack,
+                construct,
+                parameter_name=api_parameter(self.topology.app, self.domain, what),
+                string_value=value,
+                description=f"the HTTP API {what} of domain {self.domain}, for its callers",
+            )
 
     # -- e-mail -----------------------------------------------------------------------------
 
@@ -516,6 +628,8 @@ class DomainResources:
         )
         environment = function_environment(self.topology, self.domain, self.transport)
         environment.update(token_environment(self.stage))
+        if self.stage.app_url:
+            environment[APP_URL_VARIABLE] = self.stage.app_url
         function = lambda_.Function(
             self.stack,
             "Function",
@@ -771,24 +885,34 @@ class DomainResources:
             api_name=f"{self.topology.app}-{self.domain}",
             default_integration=integration,
         )
+        from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+
         issuer, audience = token_claims(self.topology, self.stage)
         authorizer = operate.jwt_authorizer(issuer, audience)
+        # An internal route answers only a request signed by a role granted
+        # `execute-api:Invoke` on it: another domain's function (adapters/aws/domain_api.py).
+        by_iam = authorizers.HttpIamAuthorizer()
         for route in routes:
-            protected = route.signed_in and not route.internal
             api.add_routes(
                 path=route.path,
                 methods=[apigateway.HttpMethod(route.method)],
                 integration=integration,
-                authorizer=authorizer if protected else None,
+                authorizer=(by_iam if route.internal else authorizer if route.signed_in else None),
             )
         cdk.CfnOutput(self.stack, "ApiUrl", value=api.api_endpoint)
         return api
 
 
 def check_stage(topology: Topology, name: str | None, stage: Stage) -> None:
-    """Refuse a stage that lacks what its domains need to work once deployed: a sender for
-    a domain that sends e-mail, the issuer's JWK set for a WebSocket API's `$connect`."""
+    """Refuse a stage that lacks what its domains need to work once deployed: the app's
+    public URL (links in e-mails), a sender for a domain that sends e-mail, the issuer's JWK
+    set for a WebSocket API's `$connect`."""
     where = f"stage {name!r} of the deployment configuration" if name else "an unstaged synth"
+    if stage.app_url is None:
+        raise ConfigurationError(
+            f"{where} has no `app_url`: set the app's public https URL, where the links "
+            "its functions e-mail (setting a password, resetting it) lead"
+        )
     for mail in topology.mail:
         if stage.mail_from is None:
             raise ConfigurationError(
@@ -803,6 +927,28 @@ def check_stage(topology: Topology, name: str | None, stage: Stage) -> None:
                 "verifies the access token with the issuer's keys: set `token_issuer` to the "
                 "issuer's https URL (its keys at <issuer>/auth/jwks.json), or `token_jwks_url`"
             )
+
+
+def api_parameter(app: str, domain: str, what: Literal["url", "id"]) -> str:
+    """The SSM parameter holding a domain's HTTP API URL or id, for its callers' stacks."""
+    return f"/{app}/{domain}/api-{what}"
+
+
+def called_operations(domain: str) -> list[Operation[Any, Any]]:
+    """The other domains' operations `domain`'s loaded modules hold as globals (imported
+    from their contracts, the only way a domain reaches another): the routes its function
+    calls through `ctx.client`, each deployed with its URL and leave to invoke it."""
+    from bus.client import Operation
+
+    prefix = f"domains.{domain}."
+    found: dict[tuple[str, str, str], Operation[Any, Any]] = {}
+    for name, module in list(sys.modules.items()):
+        if not name.startswith(prefix) or module is None:
+            continue
+        for value in vars(module).values():
+            if isinstance(value, Operation) and value.domain != domain:
+                found[value.domain, value.method, value.path] = value
+    return [found[key] for key in sorted(found)]
 
 
 def token_claims(topology: Topology, stage: Stage) -> tuple[str, str]:

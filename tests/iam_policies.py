@@ -69,6 +69,7 @@ def arns(templates: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, str], Re
             arn = _arn_of(resource["Type"], resource.get("Properties", {}), logical)
             if arn is not None:
                 found[stack, logical] = Resource(stack, logical, resource["Type"], arn)
+    _parameter_values(templates, found)
     for stack, template in templates.items():
         for logical, resource in template.get("Resources", {}).items():
             if resource["Type"] == "AWS::Lambda::Alias":
@@ -77,6 +78,29 @@ def arns(templates: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, str], Re
                 arn = f"{function.arn}:{properties['Name']}"
                 found[stack, logical] = Resource(stack, logical, resource["Type"], arn)
     return found
+
+
+def _parameter_values(
+    templates: Mapping[str, Mapping[str, Any]], found: dict[tuple[str, str], Resource]
+) -> None:
+    """A template parameter read from SSM at deploy time (`AWS::SSM::Parameter::Value`)
+    stands for the value the stack writing that parameter gives it: another domain's API id,
+    say. Recorded as a resource of kind `AWS::SSM::Parameter::Value`, its `arn` the value."""
+    written = {
+        resource["Properties"]["Name"]: (stack, resource["Properties"]["Value"])
+        for stack, template in templates.items()
+        for resource in template.get("Resources", {}).values()
+        if resource["Type"] == "AWS::SSM::Parameter"
+    }
+    for stack, template in templates.items():
+        for logical, parameter in template.get("Parameters", {}).items():
+            if not str(parameter.get("Type", "")).startswith("AWS::SSM::Parameter::Value"):
+                continue
+            writer = written.get(parameter.get("Default"))
+            if writer is None:
+                continue  # not a stack's (CDK's bootstrap version): a policy naming it fails
+            value = resolve(writer[1], writer[0], found)
+            found[stack, logical] = Resource(stack, logical, "AWS::SSM::Parameter::Value", value)
 
 
 def _arn_of(kind: str, properties: Mapping[str, Any], logical: str) -> str | None:
@@ -89,6 +113,8 @@ def _arn_of(kind: str, properties: Mapping[str, Any], logical: str) -> str | Non
         "AWS::CloudWatch::Alarm": ("cloudwatch", "AlarmName", "alarm:{}"),
         "AWS::SES::EmailIdentity": ("ses", "EmailIdentity", "identity/{}"),
         "AWS::SES::ConfigurationSet": ("ses", "Name", "configuration-set/{}"),
+        # Secrets Manager adds six random characters to a secret's name in its ARN.
+        "AWS::SecretsManager::Secret": ("secretsmanager", "Name", "secret:{}-AbCdEf"),
     }.get(kind)
     if kind == "AWS::ApiGatewayV2::Api":
         return f"arn:aws:apigateway:us-east-1::/apis/{logical}"
@@ -160,6 +186,8 @@ def resolve(value: Any, stack: str, known: Mapping[tuple[str, str], Resource]) -
             "AWS::SNS::Topic",
             "AWS::Events::EventBus",
             "AWS::Lambda::Alias",
+            "AWS::SecretsManager::Secret",
+            "AWS::SSM::Parameter::Value",
         ):
             return target.arn
         raise Unresolvable(f"{stack}: Ref {value['Ref']} names no resource an ARN stands for")
@@ -170,6 +198,8 @@ def resolve(value: Any, stack: str, known: Mapping[tuple[str, str], Resource]) -
             raise Unresolvable(f"{stack}: GetAtt of unknown {logical}")
         if attribute == "Arn":
             return target.arn
+        if attribute == "ApiEndpoint" and target.kind == "AWS::ApiGatewayV2::Api":
+            return f"https://{target.logical_id}.execute-api.us-east-1.amazonaws.com"
         if attribute == "StreamArn" and target.kind == "AWS::DynamoDB::Table":
             return f"{target.arn}/stream/{STREAM_LABEL}"
         raise Unresolvable(f"{stack}: GetAtt {logical}.{attribute}")

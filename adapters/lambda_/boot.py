@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from functools import partial
@@ -23,6 +25,7 @@ from bus import ConfigurationError, Domain
 from bus.dispatch import Publisher
 from bus.emf import EmfWriter, metrics_namespace
 from bus.observability import configure_logging_from_env
+from bus.secrets import variable as secret_variable
 from bus.topology import Topology
 from bus.tracing import tracer_provider_from_env
 
@@ -184,6 +187,8 @@ def build(env: Mapping[str, str], *, tracer_provider: Any | None = None) -> Lamb
 
     Its spans go to `tracer_provider`, by default the one the OTEL_* variables describe."""
     settings = LambdaSettings.from_env(env)
+    # Before the domain is imported: a deployed domain checks its keys as it loads.
+    load_secrets(settings)
     domain = domains.load(settings.domain)
     if tracer_provider is None:
         tracer_provider = tracer_provider_from_env(env, service=domain.name)
@@ -247,6 +252,20 @@ def build(env: Mapping[str, str], *, tracer_provider: Any | None = None) -> Lamb
         mail_provider=mail_provider(domain, aws),
         token_policy=topology.token_policy,
     )
+
+
+def load_secrets(settings: LambdaSettings) -> None:
+    """Read the secrets TCTF_SECRETS names, once, into `TCTF_SECRET_<NAME>` of this process's
+    environment, where the domain reads them (`bus.secrets`)."""
+    if not settings.secrets:
+        return
+    from adapters.aws.secrets import read_secrets
+
+    found = read_secrets(
+        settings.secrets, region=settings.region, endpoint_url=settings.endpoint_url
+    )
+    for name, versions in found.items():
+        os.environ[secret_variable(name)] = json.dumps(versions)
 
 
 def mail_provider(domain: Domain, aws: QueueTransport | None) -> MailProvider | None:

@@ -51,6 +51,10 @@ class LambdaSettings:
     #: TCTF_DOMAIN_URLS: a JSON object mapping each domain this one calls (`ctx.client`) to
     #: its API's base URL; calls are signed with the function's role. Default: none.
     domain_urls: Mapping[str, str] = field(default_factory=dict)
+    #: TCTF_SECRETS: a JSON object mapping each secret the domain declares
+    #: (`Domain(secrets=...)`) to its Secrets Manager name or ARN (`tctf synth` sets it); read
+    #: once at init into `TCTF_SECRET_<NAME>` (`bus.secrets`). Default: none.
+    secrets: Mapping[str, str] = field(default_factory=dict)
     #: TCTF_SAFETY_MARGIN_MS: stop taking records when fewer milliseconds than this remain
     #: before the function's timeout; the rest are reported failed. Default 2000.
     safety_margin_ms: int = 2000
@@ -108,6 +112,7 @@ class LambdaSettings:
         return cls(
             domain=domain,
             domain_urls=_domain_urls(env.get("TCTF_DOMAIN_URLS", "")),
+            secrets=_secrets(env.get("TCTF_SECRETS", "")),
             transport=transport,  # type: ignore[arg-type]
             topic_arn=env.get("TCTF_TOPIC_ARN") or None,
             event_bus=env.get("TCTF_EVENT_BUS") or None,
@@ -142,3 +147,20 @@ def _domain_urls(text: str) -> dict[str, str]:
             '{"auth_password": "https://abc.execute-api.eu-west-1.amazonaws.com"}'
         )
     return urls
+
+
+def _secrets(text: str) -> dict[str, str]:
+    if not text.strip():
+        return {}
+    try:
+        secrets = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        secrets = None
+    if not isinstance(secrets, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in secrets.items()
+    ):
+        raise ConfigurationError(
+            "TCTF_SECRETS must be a JSON object of the domain's secret names to Secrets "
+            'Manager names or ARNs, e.g. {"signing": "tctf-prod-auth_core-signing"}'
+        )
+    return secrets

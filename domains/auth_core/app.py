@@ -26,11 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from bus import Attr, Context, Domain, Key, NotFound, Request, Storage, TransactionCanceled
 from bus.access import SIGNED_IN
 from bus.errors import TooManyRequests, Unauthorized
+from bus.secrets import deployed
 from bus.storage.errors import ConditionFailed
 from bus.storage.rotation import exchange, token_item
 from domains.auth_admin.contracts import RoleGranted, RoleRevoked, UserDisabled, UserEnabled
 from domains.auth_core.contracts import AccountLocked, SignedIn, SignedOut, SignInFailed
-from domains.auth_core.keys import SigningKeys
+from domains.auth_core.keys import SECRET, SigningKeys
 from domains.auth_mfa.contracts import (
     CHECK_SECOND_FACTOR,
     MfaCheck,
@@ -41,7 +42,7 @@ from domains.auth_mfa.contracts import (
 from domains.auth_password.contracts import CHECK_PASSWORD, PasswordChanged, PasswordCheck
 from domains.users.contracts import UserDeleted, normalize_email
 
-domain = Domain("auth_core", storage=Storage())
+domain = Domain("auth_core", storage=Storage(), secrets=[SECRET])
 
 #: Seconds an access token lives: short, since a gateway cannot revoke one (RFC 9700 4.14).
 ACCESS_TOKEN_LIFETIME = 15 * 60
@@ -64,6 +65,11 @@ _CHALLENGE_FAILED = "the challenge is invalid or expired, or the code is not rig
 @cache
 def signing_keys() -> SigningKeys:
     return SigningKeys.from_environment()
+
+
+if deployed():
+    # A function without its keys fails its init, visibly, not its first sign-in.
+    signing_keys()
 
 
 class Credentials(BaseModel):

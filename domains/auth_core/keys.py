@@ -1,21 +1,34 @@
 """The token issuer's signing keys: one active key signs, every key not yet retired still
 verifies and is published in the JWK set, so a rotation never strands a live token.
 
-Private keys never enter a table or an event. On AWS they come from the function's
-environment (`TCTF_SIGNING_KEYS`, a JWK set with private parts, filled from a secret store);
-without it, as under `tctf run` and in tests, one key is generated for the process.
+Private keys never enter a table or an event. A deployed stage derives them from the
+domain's secret `signing` (`bus.secrets`: random text Secrets Manager generates for the
+stage): one P-256 key per version of it, the current version's signing, the previous one's
+still verifying, so every container signs and verifies with the same keys and a rotation of
+the secret strands no live token. `TCTF_SIGNING_KEYS` (a JWK set with private parts) may
+give the keys instead. With neither, a deployed function refuses to start; under `tctf run`
+and in tests, one process, a key is generated for it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
+from bus import secrets
 from bus.errors import ConfigurationError
 
 #: ECDSA P-256 with SHA-256: small keys and signatures, accepted by API Gateway.
 ALGORITHM = "ES256"
+#: The domain's secret the keys are derived from (`Domain(secrets=[SECRET])`).
+SECRET = "signing"
+#: The order of P-256's base point (SEC 2 v2, 2.4.2): a private key is an integer below it.
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+#: HKDF's context: keys derived for signing tokens, never to be reused for anything else.
+_DERIVATION_INFO = b"tctf auth_core token signing key"
 _log = logging.getLogger("tctf.auth_core")
 
 
@@ -35,21 +48,36 @@ class SigningKeys:
         return cls([key], key.kid)
 
     @classmethod
-    def from_environment(cls) -> SigningKeys:
+    def from_seeds(cls, seeds: list[str]) -> SigningKeys:
+        """One key per version of the secret, the first (current) one signing."""
+        keys = [_derived_key(seed) for seed in seeds]
+        return cls(keys, str(keys[0].kid))
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] | None = None) -> SigningKeys:
         """`TCTF_SIGNING_KEYS` (JWK set JSON; the active key is `TCTF_SIGNING_KEY_ID`, or the
-        last), else a key generated for this process."""
+        last), else the keys of the secret's versions, else — outside a deployed function —
+        a key generated for this process."""
         from joserfc.jwk import KeySet
 
-        raw = os.environ.get("TCTF_SIGNING_KEYS")
+        env = os.environ if env is None else env
+        raw = env.get("TCTF_SIGNING_KEYS")
         if not raw:
+            seeds = secrets.versions(SECRET, env)
+            if seeds is not None:
+                return cls.from_seeds(seeds)
+            if secrets.deployed(env):
+                raise ConfigurationError(
+                    f"no signing keys: a deployed auth_core needs {secrets.variable(SECRET)} "
+                    "(its stage's secret, read at init) or TCTF_SIGNING_KEYS; a key of its "
+                    "own would not verify on its other containers"
+                )
             _log.warning("no TCTF_SIGNING_KEYS: signing with a key generated for this process")
             return cls.generate()
-        import json
-
         keys = list(KeySet.import_key_set(json.loads(raw)).keys)
         if not keys or any(not k.is_private or k.kid is None for k in keys):
             raise ConfigurationError("TCTF_SIGNING_KEYS must hold private keys, each with a kid")
-        return cls(keys, os.environ.get("TCTF_SIGNING_KEY_ID") or str(keys[-1].kid))
+        return cls(keys, env.get("TCTF_SIGNING_KEY_ID") or str(keys[-1].kid))
 
     @property
     def kids(self) -> list[str]:
@@ -82,6 +110,24 @@ class SigningKeys:
                 for key in self._keys.values()
             ]
         }
+
+
+def _derived_key(seed: str) -> Any:
+    """The P-256 key of one version of the secret, the same in every container: HKDF-SHA256
+    stretches the seed to 384 bits, reduced into [1, n-1] (FIPS 186-5 A.2.1, the extra 128
+    bits making the bias negligible); kid is the key's RFC 7638 thumbprint."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    from joserfc.jwk import ECKey
+
+    if len(seed) < 32:
+        raise ConfigurationError(f"the {SECRET} secret must hold at least 32 characters")
+    material = HKDF(algorithm=hashes.SHA256(), length=48, salt=None, info=_DERIVATION_INFO)
+    number = int.from_bytes(material.derive(seed.encode()), "big")
+    private = ec.derive_private_key(number % (_P256_ORDER - 1) + 1, ec.SECP256R1())
+    key = ECKey.import_key(private)
+    return ECKey.import_key(private, {"kid": key.thumbprint()})
 
 
 def _new_key() -> Any:

@@ -4,11 +4,11 @@ Enrol (`POST /auth/mfa/totp`) gives a secret and its otpauth URI; confirming wit
 turns MFA on (MFA_ENABLED) and gives ten single-use recovery codes, shown once. Sign-in's
 second step asks `CHECK_SECOND_FACTOR` (internal); turning MFA off needs a code too.
 
-Secrets: the TOTP secret is stored encrypted (AES-GCM under `TCTF_MFA_KEY`, bound to the
-user's id), since a TOTP check needs the secret itself, not a hash; a table leak without
-the key gives no working authenticator. Recovery codes carry 80 random bits and are kept
-as SHA-256 digests. A code that passed stays spent: its time step is remembered and only a
-later step passes again (RFC 6238 5.2).
+Secrets: the TOTP secret is stored encrypted (AES-GCM, bound to the user's id, under the
+stage's `sealing` secret: `domains.auth_mfa.sealing`), since a TOTP check needs the
+secret itself, not a hash; a table leak without the key gives no working authenticator.
+Recovery codes carry 80 random bits and are kept as SHA-256 digests. A code that passed
+stays spent: its time step is remembered and only a later step passes again (RFC 6238 5.2).
 
 Items: `USER#<id>/TOTP` (the encrypted secret, pending or enabled, the last step used),
 `USER#<id>/RECOVERY#<sha256>` (one unused recovery code), `USER#<id>/FAILURES` (recent
@@ -17,13 +17,10 @@ wrong codes on the route turning MFA off, and its lock).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import os
 import secrets
 from functools import cache
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +38,7 @@ from bus import (
 )
 from bus.access import INTERNAL, SIGNED_IN
 from bus.errors import TooManyRequests
+from bus.secrets import deployed
 from domains.auth_mfa.contracts import (
     MFA_VERIFICATIONS_PATH,
     MfaCheck,
@@ -50,13 +48,10 @@ from domains.auth_mfa.contracts import (
     RecoveryCodeUsed,
     SecondFactor,
 )
-from domains.auth_mfa.errors import MfaKeyInvalid
+from domains.auth_mfa.sealing import SECRET, SealingKeys
 from domains.users.contracts import UserDeleted
 
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-domain = Domain("auth_mfa", storage=Storage())
+domain = Domain("auth_mfa", storage=Storage(), secrets=[SECRET])
 
 #: The name authenticator apps show beside the account.
 ISSUER = "TCTF"
@@ -70,32 +65,21 @@ _WRONG_CODE = "the code is not right"
 
 
 @cache
-def _cipher() -> AESGCM:
-    """AES-256-GCM under `TCTF_MFA_KEY` (32 bytes, base64url; from a secret store on AWS),
-    or a key made for this process locally. Imported on first use: off the cold start."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+def sealing_keys() -> SealingKeys:
+    return SealingKeys.from_environment()
 
-    configured = os.environ.get("TCTF_MFA_KEY")
-    if configured is None:
-        return AESGCM(AESGCM.generate_key(bit_length=256))
-    try:
-        key = base64.urlsafe_b64decode(configured + "=" * (-len(configured) % 4))
-    except ValueError as error:
-        raise MfaKeyInvalid("TCTF_MFA_KEY is not base64url") from error
-    if len(key) != 32:
-        raise MfaKeyInvalid(f"TCTF_MFA_KEY must hold 32 bytes, it holds {len(key)}")
-    return AESGCM(key)
+
+if deployed():
+    # A function without its key fails its init, visibly, not a user's enrolment.
+    sealing_keys()
 
 
 def _seal(user_id: str, secret: str) -> str:
-    nonce = secrets.token_bytes(12)
-    sealed = _cipher().encrypt(nonce, secret.encode(), user_id.encode())
-    return base64.b64encode(nonce + sealed).decode()
+    return sealing_keys().seal(user_id, secret)
 
 
 def _open(user_id: str, sealed: str) -> str:
-    raw = base64.b64decode(sealed)
-    return _cipher().decrypt(raw[:12], raw[12:], user_id.encode()).decode()
+    return sealing_keys().open(user_id, sealed)
 
 
 def _digest(code: str) -> str:
@@ -251,13 +235,16 @@ async def _spend(ctx: Context, user_id: str, factor: SecondFactor) -> bool:
     if factor.recovery_code is not None:
         return await _spend_recovery_code(ctx, user_id, factor.recovery_code)
     assert factor.code is not None
-    step = _matching_step(_open(user_id, str(item["sealed_secret"])), factor.code, ctx.clock.now())
+    sealed = str(item["sealed_secret"])
+    step = _matching_step(_open(user_id, sealed), factor.code, ctx.clock.now())
     if step is None:
         return False
+    # Sealed under the secret's previous version: moved to the current one while it opens.
+    resealed = sealing_keys().resealed(user_id, sealed)
     try:
         await ctx.table.update(
             _totp_key(user_id),
-            set={"last_step": step},
+            set={"last_step": step, **({"sealed_secret": resealed} if resealed else {})},
             condition=Attr("status").eq("enabled") & Attr("last_step").lt(step),
         )
     except ConditionFailed:

@@ -6,4 +6,9 @@ from bus import ConfigurationError
 
 
 class MfaKeyInvalid(ConfigurationError):
-    """`TCTF_MFA_KEY`, the key TOTP secrets are sealed with, is not a 32-byte base64url key."""
+    """The key TOTP secrets are sealed with is malformed: `TCTF_MFA_KEY` not 32 bytes in
+    base64url, or the `sealing` secret too short."""
+
+
+class MfaKeyMissing(ConfigurationError):
+    """A deployed auth_mfa has no key to seal TOTP secrets with."""

@@ -65,6 +65,25 @@ HASH_PROFILES = ("RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "PRE_21_2", "CHE
 TEST_ONLY_PROFILES = ("CHEAPEST",)
 
 
+#: Where links in e-mails lead when `TCTF_APP_URL` is not set: `tctf run`'s address.
+LOCAL_APP_URL = "http://localhost:8000"
+
+
+def app_url() -> str:
+    """The app's public base URL, which links in e-mails open (`TCTF_APP_URL`; a deployed
+    stage sets it from its `app_url`). A deployed function without it refuses to send a link
+    to localhost."""
+    configured = os.environ.get("TCTF_APP_URL")
+    if configured:
+        return configured.rstrip("/")
+    if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:
+        raise ConfigurationError(
+            "TCTF_APP_URL is not set: a deployed auth_password needs the app's public URL "
+            "for the links it e-mails (the stage's `app_url` in deploy.toml)"
+        )
+    return LOCAL_APP_URL
+
+
 def hash_profile() -> str:
     profile = os.environ.get("TCTF_PASSWORD_HASH_PROFILE", PASSWORD_HASH_PROFILE)
     if profile not in HASH_PROFILES:
@@ -146,7 +165,7 @@ async def _email_link(
     await ctx.table.put(
         {**_token_key(token), "user_id": user_id, "purpose": purpose, "expires_at": int(expires_at)}
     )
-    base = os.environ.get("TCTF_APP_URL", "http://localhost:8000")
+    base = app_url()
     link = f"{base}/{TEMPLATE[purpose]}#token={token}"
     ctx.send(
         SendEmail(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bus import ConfigurationError
-from domains.auth_password.app import LINK_LIFETIME, hash_profile, hasher
+from domains.auth_password.app import LINK_LIFETIME, app_url, hash_profile, hasher
 from tests.domains.identity import PASSWORD, identity
 
 NEW_PASSWORD = "another long passphrase"
@@ -249,3 +249,15 @@ def test_a_deployed_function_refuses_the_test_only_hash_profile(
         hasher()
     monkeypatch.setenv("TCTF_PASSWORD_HASH_PROFILE", "RFC_9106_HIGH_MEMORY")
     assert hash_profile() == "RFC_9106_HIGH_MEMORY"
+
+
+def test_a_deployed_function_refuses_to_link_to_localhost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TCTF_APP_URL", raising=False)
+    assert app_url() == "http://localhost:8000"
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "tctf-prod-auth_password")
+    with pytest.raises(ConfigurationError, match=r"TCTF_APP_URL is not set.*app_url"):
+        app_url()
+    monkeypatch.setenv("TCTF_APP_URL", "https://app.example.com/")
+    assert app_url() == "https://app.example.com"

@@ -3,7 +3,8 @@ domains, no role of the one's stack may read or write the other's tables and str
 receive from, purge or delete from its queues, send to them (but the task queues its
 topology says it sends to), invoke, update or reroute its function, pass or assume its
 roles, put events on the bus as the other, send e-mail as its SES identity or through its
-configuration set, or publish to its own topics (its mail notifications). Every wildcard a
+configuration set, publish to its own topics (its mail notifications), read or change its
+secrets, or invoke a route of its API it does not call (`ctx.client`). Every wildcard a
 policy holds is one of the few the platform needs.
 
 With the SNS transport the topic is shared and SNS has no condition on what a message says,
@@ -21,7 +22,7 @@ import pytest
 from bus.topology import Topology
 from tctf.config import load_domains
 from tctf.stages import UNSTAGED
-from tctf.synth import stack_name
+from tctf.synth import HTTP_API_STAGE, called_operations, stack_name
 from tests.iam_policies import ARN, STREAM_LABEL, Principal, Resource, arns, principals
 from tests.tctf.synthesized import Templates
 
@@ -60,6 +61,13 @@ FUNCTION_ACTIONS = (
     "lambda:UpdateAlias",
 )
 
+#: What reads a secret, or replaces its value.
+SECRET_ACTIONS = (
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:PutSecretValue",
+)
+
 #: What sends e-mail as an SES identity, or through a configuration set.
 SEND_MAIL_ACTIONS = ("ses:SendEmail", "ses:SendRawEmail", "ses:SendTemplatedEmail")
 
@@ -76,6 +84,16 @@ def owned(templates: Templates, domain: str) -> list[Resource]:
 
 def roles(templates: Templates, domain: str) -> list[Principal]:
     return [p for p in principals(templates) if p.stack == stack_name(APP, domain)]
+
+
+def route_arn(api_id: str, method: str, path: str) -> str:
+    """What `execute-api:Invoke` on one route of an HTTP API names."""
+    return ARN.format(service="execute-api", resource=f"{api_id}/{HTTP_API_STAGE}/{method}{path}")
+
+
+def calls(domain: str) -> set[tuple[str, str, str]]:
+    """(callee, method, path) of every route `domain`'s code calls."""
+    return {(o.domain, o.method, o.path) for o in called_operations(domain)}
 
 
 def trespasses(templates: Templates, topology: Topology, transport: str) -> list[str]:
@@ -114,6 +132,14 @@ def trespasses(templates: Templates, topology: Topology, transport: str) -> list
                     questions += [(a, arn, {}) for a in SEND_MAIL_ACTIONS]
                 elif resource.kind == "AWS::SNS::Topic":
                     questions.append(("sns:Publish", arn, {}))
+                elif resource.kind == "AWS::SecretsManager::Secret":
+                    questions += [(a, arn, {}) for a in SECRET_ACTIONS]
+                elif resource.kind == "AWS::ApiGatewayV2::Api":
+                    questions += [
+                        ("execute-api:Invoke", route_arn(resource.logical_id, r.method, r.path), {})
+                        for r in topology.routes
+                        if r.domain == other and (other, r.method, r.path) not in calls(domain)
+                    ]
             if transport == "eventbridge":
                 questions.append(("events:PutEvents", bus, {"events:source": other}))
             for role in roles_of[domain]:
@@ -152,6 +178,12 @@ def test_each_domain_may_do_what_its_topology_needs(
             assert function.allows("sqs:SendMessage", ARN.format(service="sqs", resource=name))
         topic = ARN.format(service="sns", resource=topology.topic)
         assert function.allows("sns:Publish", topic)
+        for secret in (r for r in resources if r.kind == "AWS::SecretsManager::Secret"):
+            assert function.allows("secretsmanager:GetSecretValue", secret.arn), secret
+            assert not function.allows("secretsmanager:PutSecretValue", secret.arn), secret
+        for callee, method, path in calls(domain):
+            (api,) = [r for r in owned(sns_app, callee) if r.kind == "AWS::ApiGatewayV2::Api"]
+            assert function.allows("execute-api:Invoke", route_arn(api.logical_id, method, path))
         for mail in (r for r in resources if r.kind.startswith("AWS::SES::")):
             assert function.allows("ses:SendEmail", mail.arn, {"ses:FromAddress": SENDER}), mail
             assert not function.allows("ses:SendEmail", mail.arn, {"ses:FromAddress": "x@y.z"})
@@ -236,6 +268,21 @@ def test_a_widened_policy_is_caught(
     (trespass,) = found
     assert trespass.startswith(f"{sender} (")
     assert f"may ses:SendEmail on {mail.domain}'s {identity}" in trespass
+    anything = ARN.format(service="secretsmanager", resource="secret:*")
+    found = trespasses(
+        widened(sns_app, first, {"Action": "secretsmanager:GetSecretValue", "Resource": anything}),
+        topology,
+        "sns",
+    )
+    owners = {d for d in others if _secrets(d)}
+    assert owners and {f.partition("'s ")[0].rpartition(" ")[2] for f in found} == owners
+    every_api = ARN.format(service="execute-api", resource="*")
+    found = trespasses(
+        widened(sns_app, first, {"Action": "execute-api:Invoke", "Resource": every_api}),
+        topology,
+        "sns",
+    )
+    assert "may execute-api:Invoke on auth_password's" in "".join(found)
     bus = ARN.format(service="events", resource=f"event-bus/{topology.event_bus}")
     found = trespasses(
         widened(eventbridge_app, first, {"Action": "events:PutEvents", "Resource": bus}),
@@ -243,3 +290,8 @@ def test_a_widened_policy_is_caught(
         "eventbridge",
     )
     assert len(found) == len(others)
+
+
+def _secrets(domain: str) -> tuple[str, ...]:
+    (loaded,) = load_domains([domain])
+    return loaded.secrets

@@ -171,7 +171,7 @@ def test_thresholds_and_traffic_shifts_come_from_the_configuration(tmp_path: Pat
 
     config = parse_deploy_config(
         {
-            "stages": {"qa": {"alarm_actions": False}},
+            "stages": {"qa": {"alarm_actions": False, "app_url": "https://app.example.com"}},
             "defaults": {"alarms": {"oldest_message_age_s": 42, "function_errors": 5}},
             "domains": {"audit": {"deployment": "Linear10PercentEvery1Minute"}},
         }
@@ -432,7 +432,7 @@ def test_signed_in_routes_are_behind_a_jwt_authorizer_with_the_stage_s_issuer(
         template = staged["prod"][stack_name(topology.app, domain)]
         authorizers = resources(template, "AWS::ApiGatewayV2::Authorizer")
         if domain not in protected_domains:
-            # Public and INTERNAL routes only (messaging_consumers): no authorizer at all.
+            # Public and INTERNAL routes only (messaging_consumers): no JWT authorizer.
             assert authorizers == {}, domain
             authorizer_id = None
         else:
@@ -444,7 +444,10 @@ def test_signed_in_routes_are_behind_a_jwt_authorizer_with_the_stage_s_issuer(
         }
         for route in (r for r in topology.routes if r.domain == domain):
             declared = routes[f"{route.method} {route.path}"]
-            if route.signed_in and not route.internal:
+            if route.internal:
+                assert declared["AuthorizationType"] == "AWS_IAM", route
+                assert "AuthorizerId" not in declared
+            elif route.signed_in:
                 assert declared["AuthorizationType"] == "JWT", route
                 assert declared["AuthorizerId"] == {"Ref": authorizer_id}
             else:
@@ -467,6 +470,7 @@ def test_a_stage_s_issuer_reaches_the_authorizer_and_the_function_that_signs(
         {
             "stages": {
                 "prod": {
+                    "app_url": "https://app.example.com",
                     "token_issuer": "https://auth.example.com",
                     "token_audience": "https://api.example.com",
                 }

@@ -503,3 +503,12 @@ def test_a_domain_with_a_websocket_route_keeps_the_management_apis_model() -> No
 
     kept = botocore_services(scan("user_message"), declared_services(user_message))
     assert kept is not None and "apigatewaymanagementapi" in kept
+
+
+def test_a_domain_reading_secrets_keeps_secrets_manager_s_model() -> None:
+    """Its function reads them at init (adapters/aws/secrets.py): pruned away, it could
+    not start deployed."""
+    from domains.auth_core.app import domain as auth_core
+
+    kept = botocore_services(scan("auth_core"), declared_services(auth_core))
+    assert kept == {*BOTOCORE_SERVICES, "secretsmanager"}

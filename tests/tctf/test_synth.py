@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -19,6 +20,7 @@ from adapters.aws.provision import DLQ_RETENTION_SECONDS, TARGET_RETRY_POLICY, r
 from adapters.lambda_.boot import build
 from bus import Context, Domain, DomainSettings, Event, Request, Task
 from bus.routing import compile_event_pattern
+from bus.secrets import variable as secret_variable
 from bus.topology import Topology
 from tctf.config import load_domains
 from tctf.synth import (
@@ -59,17 +61,31 @@ def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def resolve(value: Any) -> Any:
+def resolve(value: Any, parameters: dict[str, str] | None = None) -> Any:
     """A value with `Fn::Join` and pseudo-parameter `Ref`s worked out, as CloudFormation
-    would in account 123456789012, us-east-1."""
+    would in account 123456789012, us-east-1; `parameters` gives the template's own."""
+    known = {**PSEUDO, **(parameters or {})}
     if isinstance(value, dict) and "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
-        return separator.join(str(resolve(part)) for part in parts)
-    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in PSEUDO:
-        return PSEUDO[value["Ref"]]
+        return separator.join(str(resolve(part, parameters)) for part in parts)
+    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in known:
+        return known[value["Ref"]]
     if isinstance(value, list):
-        return [resolve(item) for item in value]
+        return [resolve(item, parameters) for item in value]
     return value
+
+
+def ssm_parameters(template: dict[str, Any]) -> dict[str, str]:
+    """The values CloudFormation would read from SSM for the template's parameters: another
+    domain's API URL or id, as that domain's stack writes them."""
+    found = {}
+    for logical, parameter in template.get("Parameters", {}).items():
+        name = str(parameter.get("Default", ""))
+        if name.endswith("/api-url"):
+            found[logical] = "https://api0123.execute-api.us-east-1.amazonaws.com"
+        elif name.endswith("/api-id"):
+            found[logical] = "api0123"
+    return found
 
 
 def invokes_live(function_name: Any, template: dict[str, Any]) -> bool:
@@ -331,18 +347,34 @@ def test_the_stream_filter_lets_through_exactly_what_the_relay_publishes() -> No
 
 
 def test_the_function_environment_is_one_the_lambda_boots_with(
-    sns_app: Templates, eventbridge_app: Templates, topology: Topology
+    sns_app: Templates,
+    eventbridge_app: Templates,
+    topology: Topology,
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Booted on its secrets, provisioned as the stack generates them."""
+    import boto3
+
+    secretsmanager = boto3.client(
+        "secretsmanager", endpoint_url=moto_endpoint, region_name="us-east-1"
+    )
     for templates in (sns_app, eventbridge_app):
         for domain in topology.domains:
-            (function,) = resources(
-                templates[stack_name("tctf", domain)], "AWS::Lambda::Function"
-            ).values()
-            variables = {k: resolve(v) for k, v in function["Environment"]["Variables"].items()}
+            template = templates[stack_name("tctf", domain)]
+            (function,) = resources(template, "AWS::Lambda::Function").values()
+            parameters = ssm_parameters(template)
+            variables = {
+                k: resolve(v, parameters) for k, v in function["Environment"]["Variables"].items()
+            }
+            for name, secret in json.loads(variables.get("TCTF_SECRETS", "{}")).items():
+                monkeypatch.setenv(secret_variable(name), "[]")  # the boot's, restored after
+                with contextlib.suppress(secretsmanager.exceptions.ResourceExistsException):
+                    secretsmanager.create_secret(Name=secret, SecretString="s" * 64)
             env = {
                 **variables,
-                # Nothing is called at init; were anything called, it would be refused.
-                "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+                # Only secrets are read at init; nothing is published or received.
+                "AWS_ENDPOINT_URL": moto_endpoint,
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "AWS_ACCESS_KEY_ID": "x",
                 "AWS_SECRET_ACCESS_KEY": "x",

@@ -1,10 +1,13 @@
 """What a deployed messaging_consumers and user_message need from `tctf synth`: the SES
 sender identity and configuration set, leave to send as that identity only, bounces and
-complaints delivered to the domain's function; the issuer's JWK set for `$connect`. And a
-stage missing what they need refused with what to set."""
+complaints delivered to the domain's function; the issuer's JWK set for `$connect`. What
+sign-in needs: the APIs auth_core calls and leave to call their internal routes, the
+secrets auth_core and auth_mfa derive their keys from, the app's URL. And a stage missing
+what they need refused with what to set."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +19,12 @@ from domains.messaging_consumers.app import domain as messaging_consumers
 from domains.user_message.app import domain as user_message
 from tctf.stages import UNSTAGED, parse_deploy_config
 from tctf.synth import FunctionSettings, build_app, stack_name
-from tests.tctf.synthesized import LAYER, Templates
+from tests.tctf.synthesized import LAYER, MANIFEST, Templates
 
 MAIL_STACK = stack_name("tctf", "messaging_consumers")
 SENDER = UNSTAGED.mail_from
+APP_URL = "https://app.example.org"
+SECRET = "AWS::SecretsManager::Secret"
 
 
 def template(app: Templates, stack: str) -> Template:
@@ -185,7 +190,7 @@ def test_bounces_and_complaints_reach_the_function_through_its_own_topic(
 
 
 def stage_template(domain: Any, tmp_path: Path, stage: dict[str, Any]) -> dict[str, Any]:
-    config = parse_deploy_config({"stages": {"qa": stage}})
+    config = parse_deploy_config({"stages": {"qa": {"app_url": APP_URL, **stage}}})
     app = build_app(
         [domain],
         {domain.name: tmp_path},
@@ -275,3 +280,88 @@ def test_a_stage_with_a_websocket_and_no_issuer_url_is_refused(
 ) -> None:
     with pytest.raises(ConfigurationError, match=r"stage 'qa'.*user_message.*token_issuer"):
         stage_template(user_message, tmp_path, stage)
+
+
+def parameter_read(template: dict[str, Any], logical: str) -> str:
+    """The SSM parameter name a template parameter is read from at deploy time."""
+    parameter = template["Parameters"][logical]
+    assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
+    return str(parameter["Default"])
+
+
+def test_sign_in_reaches_the_apis_it_calls_and_only_their_internal_routes_by_iam(
+    sns_app: Templates, sns_assembly: Path
+) -> None:
+    core = sns_app[stack_name("tctf", "auth_core")]
+    (function,) = [
+        r["Properties"] for r in core["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
+    ]
+    joined = function["Environment"]["Variables"]["TCTF_DOMAIN_URLS"]["Fn::Join"][1]
+    read = {parameter_read(core, part["Ref"]) for part in joined if isinstance(part, dict)}
+    assert read == {"/tctf/auth_mfa/api-url", "/tctf/auth_password/api-url"}
+    for callee in ("auth_password", "auth_mfa"):
+        stack = Template.from_json(sns_app[stack_name("tctf", callee)])
+        stack.has_resource_properties("AWS::SSM::Parameter", {"Name": f"/tctf/{callee}/api-url"})
+        stack.has_resource_properties("AWS::SSM::Parameter", {"Name": f"/tctf/{callee}/api-id"})
+        stack.has_resource_properties(
+            "AWS::ApiGatewayV2::Route",
+            {"RouteKey": Match.string_like_regexp("/internal/"), "AuthorizationType": "AWS_IAM"},
+        )
+    manifest = json.loads((sns_assembly / MANIFEST).read_text())["artifacts"]
+    after = manifest[stack_name("tctf", "auth_core")]["dependencies"]
+    assert {stack_name("tctf", "auth_password"), stack_name("tctf", "auth_mfa")} <= set(after)
+
+
+def test_only_the_domains_declaring_secrets_get_one_generated_and_read_at_init(
+    sns_app: Templates,
+) -> None:
+    holders = {
+        stack: [r["Properties"] for r in t["Resources"].values() if r["Type"] == SECRET]
+        for stack, t in sns_app.items()
+    }
+    assert {stack for stack, found in holders.items() if found} == {
+        stack_name("tctf", "auth_core"),
+        stack_name("tctf", "auth_mfa"),
+    }
+    for domain, secret in (("auth_core", "signing"), ("auth_mfa", "sealing")):
+        name = f"tctf-{domain}-{secret}"
+        (properties,) = holders[stack_name("tctf", domain)]
+        assert properties["Name"] == name
+        assert properties["GenerateSecretString"] == {
+            "ExcludePunctuation": True,
+            "PasswordLength": 64,
+        }
+        Template.from_json(sns_app[stack_name("tctf", domain)]).has_resource_properties(
+            "AWS::Lambda::Function",
+            {
+                "Environment": {
+                    "Variables": Match.object_like({"TCTF_SECRETS": json.dumps({secret: name})})
+                }
+            },
+        )
+
+
+def test_a_stage_s_app_url_reaches_the_functions_and_a_stage_without_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    from domains.auth_password.app import domain as auth_password
+
+    Template.from_json(
+        stage_template(auth_password, tmp_path, {"app_url": "https://id.example.org"})
+    ).has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like({"TCTF_APP_URL": "https://id.example.org"})
+            }
+        },
+    )
+    config = parse_deploy_config({"stages": {"qa": {"mail_from": "a@example.org"}}})
+    with pytest.raises(ConfigurationError, match=r"stage 'qa'.*no `app_url`.*links"):
+        build_app(
+            [auth_password],
+            {"auth_password": tmp_path},
+            settings=FunctionSettings(layers=(LAYER,)),
+            stage="qa",
+            config=config,
+        )
