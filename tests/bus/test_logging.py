@@ -17,6 +17,7 @@ from bus.clock import timestamp
 from bus.dispatch import Outcome
 from bus.envelope import Envelope
 from bus.errors import ConfigurationError
+from bus.middleware import current_correlation_id
 from bus.observability import (
     JsonFormatter,
     LoggingSettings,
@@ -222,3 +223,22 @@ def test_a_line_logged_after_held_delivery_lines_is_written_after_them() -> None
     lines = _lines(stream.getvalue())
     assert [line.get("record_id") for line in lines] == ["r1", "r2", None]
     assert lines[2]["message"] == "after both"
+
+
+@pytest.mark.parametrize(
+    "logger", ["bus.storage.outbox", "adapters.aws", "domains.users", "tctf.lambda"]
+)
+def test_every_logger_of_the_project_writes_json_lines_with_the_correlation_id(
+    stdout: io.StringIO, logger: str
+) -> None:
+    configure_logging("INFO", "tctf", stream=stdout)  # again: pytest's capture joined it
+    token = current_correlation_id.set("signup-1")
+    try:
+        logging.getLogger(logger).error("parking an item for ada@example.com")
+    finally:
+        current_correlation_id.reset(token)
+    flush_log_lines()
+    [line] = _lines(stdout.getvalue())
+    assert line["logger"] == logger and line["level"] == "ERROR"
+    assert line["correlation_id"] == "signup-1"
+    assert "ada@example.com" not in line["message"]
