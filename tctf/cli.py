@@ -262,7 +262,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     mail.add_argument("--to", required=True, metavar="ADDRESS", help="the recipient")
     mail.add_argument(
-        "--url", default="http://127.0.0.1:8000", help="the run's HTTP address (127.0.0.1:8000)"
+        "--url",
+        default="127.0.0.1:8000",
+        help="the run's HTTP address: HOST:PORT or an http(s):// URL (127.0.0.1:8000)",
     )
     mail.add_argument("--json", action="store_true", help="print JSON instead of letters")
     mail.set_defaults(command=_mail)
