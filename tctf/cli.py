@@ -345,6 +345,8 @@ def _serve(args: argparse.Namespace) -> int:
     metrics = EmfWriter(metrics_namespace(os.environ, "tctf"))
     domains = load_domains(args.domains)
     port = args.port or None
+    if port:
+        _link_to_this_run(args.host, port)
     from tctf.traces import local_tracer_provider
 
     provider = local_tracer_provider(
@@ -376,6 +378,21 @@ def _serve(args: argparse.Namespace) -> int:
     announce = partial(print, banner, file=sys.stderr, flush=True)
     interrupted = anyio.run(_until_interrupted, partial(platform.serve, args.host, port, announce))
     return INTERRUPTED_STATUS if interrupted else 0
+
+
+#: The base URL the links auth_password e-mails open (docs/identity.md).
+APP_URL_VARIABLE = "TCTF_APP_URL"
+
+
+def _link_to_this_run(host: str, port: int) -> None:
+    """Point e-mailed links at the address this run serves, unless TCTF_APP_URL names one."""
+    if os.environ.get(APP_URL_VARIABLE):
+        return
+    if host in ("", "0.0.0.0", "::"):  # every interface: the browser is on this machine
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    os.environ[APP_URL_VARIABLE] = f"http://{host}:{port}"
 
 
 async def _until_interrupted(serve: Callable[[], Awaitable[object]]) -> bool:

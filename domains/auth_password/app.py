@@ -50,6 +50,10 @@ TEMPLATE: dict[Purpose, str] = {"set": "set-password", "reset": "reset-password"
 #: NIST SP 800-63B: at least 8; 12 keeps a single dictionary word out.
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
+#: The environment variable naming the public base URL of the app the e-mailed links open
+#: (`tctf run` sets it to the address it serves, unless it is set).
+APP_URL_VARIABLE = "TCTF_APP_URL"
+DEFAULT_APP_URL = "http://localhost:8000"
 _INVALID_LINK = "this link is invalid, used or expired; ask for a new one"
 
 
@@ -146,7 +150,7 @@ async def _email_link(
     await ctx.table.put(
         {**_token_key(token), "user_id": user_id, "purpose": purpose, "expires_at": int(expires_at)}
     )
-    base = os.environ.get("TCTF_APP_URL", "http://localhost:8000")
+    base = os.environ.get(APP_URL_VARIABLE, DEFAULT_APP_URL).rstrip("/")
     link = f"{base}/{TEMPLATE[purpose]}#token={token}"
     ctx.send(
         SendEmail(

@@ -137,6 +137,7 @@ def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in_with_mfa(
         assert main(["mail", "--to", "ada@example.com", "--url", url, "--json"]) == 0
         letters = json.loads(capsys.readouterr().out)
         [letter] = [x for x in letters if "#token=" in x["text"]]
+        assert f"http://127.0.0.1:{port}/set-password#token=" in letter["text"]
         token = letter["text"].split("#token=", 1)[1].split()[0]
         post("/auth/password/set", {"token": token, "password": "a long passphrase"}, "req-set")
         session = post(
