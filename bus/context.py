@@ -107,8 +107,9 @@ class Context:
         #: The handler call's time bound, if one runs: extending visibility moves it too.
         self.bound: HandlerBound | None = None
         self._committed = False
-        #: Whether no envelope of this context has passed `check_adoptable` yet.
-        self._unchecked = True
+        #: Whether no envelope of this context has passed `check_adoptable` yet; a handler's
+        #: context inherits its correlation and cause from an envelope a decoder adopted.
+        self._unchecked = envelope is None
         self._units = 0
         self._staged = 0
         self._table = table
@@ -327,7 +328,8 @@ class Context:
         )
         # Refused here, before any commit, not parked by the relay after it. What is the same
         # for every message of this context (correlation, cause, source) and how its ids,
-        # times and trace contexts are made is checked with its first; a subject, each time.
+        # times and trace contexts are made is checked with its first, unless a delivered
+        # envelope's decoding already did; a subject, each time.
         if self._unchecked or (subject is not None and not adoptable_id(subject)):
             check_adoptable(envelope)
             self._unchecked = False
