@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bus.clock import Clock, timestamp
-from bus.envelope import Envelope
+from bus.envelope import Envelope, adoptable_id, check_adoptable
 from bus.errors import ConfigurationError
 from bus.ids import IdGenerator, derived_id
 from bus.messages import Event, Message, Task
@@ -65,6 +65,7 @@ class Context:
         "_on_commit",
         "_staged",
         "_table",
+        "_unchecked",
         "_units",
         "bound",
         "causation_id",
@@ -107,6 +108,9 @@ class Context:
         #: The handler call's time bound, if one runs: extending visibility moves it too.
         self.bound: HandlerBound | None = None
         self._committed = False
+        #: Whether no envelope of this context has passed `check_adoptable` yet; a handler's
+        #: context inherits its correlation and cause from an envelope a decoder adopted.
+        self._unchecked = envelope is None
         self._units = 0
         self._staged = 0
         self._table = table
@@ -325,7 +329,7 @@ class Context:
             correlation_id=self.correlation_id,
             inherited=self.traceparent,
         )
-        return Envelope(  # positional: keywords cost a named tuple a third more
+        envelope = Envelope(  # positional: keywords cost a named tuple a third more
             event_id,
             self.domain,
             message.type,
@@ -337,3 +341,11 @@ class Context:
             traceparent,
             subject,
         )
+        # Refused here, before any commit, not parked by the relay after it. What is the same
+        # for every message of this context (correlation, cause, source) and how its ids,
+        # times and trace contexts are made is checked with its first, unless a delivered
+        # envelope's decoding already did; a subject, each time.
+        if self._unchecked or (subject is not None and not adoptable_id(subject)):
+            check_adoptable(envelope)
+            self._unchecked = False
+        return envelope

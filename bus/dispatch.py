@@ -7,6 +7,7 @@ and act on the records it reports as failed (retry later) or parked (dead-letter
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,7 +18,14 @@ from bus.clock import Clock, SystemClock
 from bus.context import Context, Extend
 from bus.domain import Domain, Subscription
 from bus.envelope import Envelope
-from bus.errors import AlreadyHandled, MisroutedRecord, PermanentError, UnknownMessageType
+from bus.errors import (
+    AlreadyHandled,
+    ConfigurationError,
+    MisroutedRecord,
+    PermanentError,
+    Rejected,
+    UnknownMessageType,
+)
 from bus.ids import IdGenerator
 from bus.messages import Message, Task
 from bus.metrics import Metrics
@@ -38,6 +46,10 @@ from bus.topology import Purpose
 
 if TYPE_CHECKING:
     from bus.storage.table import Put, Table
+
+#: Where the traceback of a handler call that raised is logged, beside its delivery line
+#: (`tctf.delivery`, whose lines are one per outcome and carry no traceback).
+_raised = logging.getLogger("tctf.failures")
 
 
 class Publisher(Protocol):
@@ -369,15 +381,47 @@ class Dispatcher:
             self._observe(record, "skipped", sub.name, envelope, None, started)
             return "skipped", ""
         except PermanentError as error:
+            if not isinstance(error, Rejected):  # a rejection is the handler's own verdict
+                level = logging.ERROR if isinstance(error, ConfigurationError) else logging.WARNING
+                self._log_raised(level, sub.name, envelope, record, error)
             reason = f"{sub.name}: {error}"
             self._observe(record, "parked", sub.name, envelope, reason, started)
             return "parked", reason
         except Exception as error:
+            self._log_raised(logging.WARNING, sub.name, envelope, record, error)
             reason = f"{sub.name}: {type(error).__name__}: {error}"
             self._observe(record, "failed", sub.name, envelope, reason, started)
             return "failed", reason
         self._observe(record, "handled", sub.name, envelope, None, started)
         return "handled", ""
+
+    def _log_raised(
+        self,
+        level: int,
+        handler: str,
+        envelope: Envelope,
+        record: Record,
+        error: BaseException,
+    ) -> None:
+        """The traceback of a handler call that raised, once per attempt: the delivery line
+        keeps only the error's message."""
+        if _raised.isEnabledFor(level):
+            _raised.log(
+                level,
+                "%s raised %s: %s",
+                handler,
+                type(error).__name__,
+                error,
+                exc_info=error,
+                extra={
+                    "service": self.domain.name,
+                    "correlation_id": envelope.correlationid,
+                    "event_id": envelope.id,
+                    "event_type": envelope.type,
+                    "handler": handler,
+                    "receive_count": record.receive_count,
+                },
+            )
 
     async def _flush(self, envelopes: list[Envelope]) -> None:
         await flush(self._publisher, envelopes)

@@ -190,6 +190,57 @@ def _inherited_id(value: Any) -> str | None:
     return None
 
 
+def adoptable_id(value: str) -> bool:
+    """Whether a consumer would adopt `value` as a `subject` or `causationid`."""
+    return _inherited_id(value) is not None
+
+
+def check_adoptable(envelope: Envelope) -> None:
+    """Raise `UnencodableMessage` unless a consumer's `Envelope.from_dict` would take every
+    attribute as staged: refused before its unit of work commits, never parked by the relay
+    after (a committed fact announced to no one) nor silently dropped by a consumer."""
+    subject = envelope.subject
+    causationid = envelope.causationid
+    traceparent = envelope.traceparent
+    if (
+        type(envelope.correlationid) is str
+        and 0 < len(envelope.correlationid) <= MAX_INHERITED_ID_LENGTH
+        and type(envelope.id) is str
+        and 0 < len(envelope.id) <= MAX_INHERITED_ID_LENGTH
+        and (subject is None or _inherited_id(subject) is not None)
+        and (causationid is None or _inherited_id(causationid) is not None)
+        and (traceparent is None or _traceparent(traceparent) is not None)
+        and type(envelope.dataversion) is int
+        and envelope.dataversion >= 1
+        and type(envelope.source) is str
+        and type(envelope.type) is str
+        and type(envelope.time) is str
+        and envelope.source
+        and envelope.type
+        and envelope.time
+        and envelope.specversion == SPECVERSION
+    ):
+        return
+    _explain_unadoptable(envelope)
+
+
+def _explain_unadoptable(envelope: Envelope) -> None:
+    """Raise why `check_adoptable` refuses `envelope`, in the words a consumer would use."""
+    what = f"{envelope.type} {str(envelope.id)[:MAX_INHERITED_ID_LENGTH]}"
+    try:
+        read = Envelope.from_dict({**envelope._asdict(), "data": {}})
+    except MalformedEnvelope as error:
+        raise UnencodableMessage(f"{what} would be refused by its consumers: {error}") from None
+    for name in ("causationid", "subject", "traceparent"):
+        staged = getattr(envelope, name)
+        if getattr(read, name) != staged:
+            raise UnencodableMessage(
+                f"{what}: envelope attribute {name!r} ({len(str(staged))} characters) would be "
+                f"dropped by its consumers, who take only a non-empty printable string of at "
+                f"most {MAX_INHERITED_ID_LENGTH} characters"
+            )
+
+
 def _refuse_wide_integers(message_type: str, payload: bytes) -> None:
     """Raise `UnencodableMessage` if the JSON `payload` holds an integer outside 64 bits."""
 

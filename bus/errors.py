@@ -55,7 +55,8 @@ class MessageTooLarge(PermanentError):
 
 class UnencodableMessage(PermanentError):
     """A message holds a value its consumers could not read back exactly (an integer beyond
-    64 bits): refused when it is published, not parked by every consumer."""
+    64 bits), or an envelope attribute they would refuse or drop (an id over 256 characters):
+    refused when it is published, not parked by every consumer."""
 
 
 class BatchTooLarge(BusError):

@@ -27,6 +27,7 @@ from bus.client import Client, Clients, Reply, current_clients
 from bus.context import Context
 from bus.dispatch import Publisher, flush
 from bus.domain import Domain, HttpRoute, Request
+from bus.envelope import MAX_INHERITED_ID_LENGTH
 from bus.errors import (
     ConfigurationError,
     Conflict,
@@ -56,6 +57,10 @@ HARDENING_HEADERS = {"x-content-type-options": "nosniff", "cache-control": "no-s
 #: The longest path parameter a route is given: ids are short, and a longer one could
 #: only fail further in (a table key has a size limit), so it is answered 404 here.
 MAX_PATH_PARAM_LENGTH = 256
+#: A caller's `x-correlation-id` adopted as the request's: no longer than every envelope
+#: published in its handling may carry (`bus.envelope`), of characters no log line, header,
+#: message attribute or log query needs to escape and no redaction rewrites (no `@`).
+_ADOPTABLE_CORRELATION_ID = re.compile(rf"[A-Za-z0-9._:/+=-]{{1,{MAX_INHERITED_ID_LENGTH}}}")
 ContextFactory = Callable[[str, str | None], Context]
 _log = logging.getLogger("tctf.http")
 
@@ -199,10 +204,25 @@ class HttpRouter:
         return [c.route for c in self._routes]
 
     def correlation_id(self, headers: Mapping[str, str]) -> str:
-        """The caller's `x-correlation-id` (header names in any case), or a new id."""
+        """The caller's `x-correlation-id` (header names in any case), or a new id.
+
+        A tracing header must not fail a request, nor can it be trusted: one too long for an
+        envelope or holding other characters than `_ADOPTABLE_CORRELATION_ID`'s is replaced
+        by a new id, and the log line says so."""
         for name, value in headers.items():
             if name.lower() == CORRELATION_HEADER and value:
-                return value
+                if _ADOPTABLE_CORRELATION_ID.fullmatch(value) is not None:
+                    return value
+                fresh = self._ids()
+                _log.info(
+                    "x-correlation-id refused (%d characters; at most %d of A-Z a-z 0-9 . _ : "
+                    "/ + = -): this request's correlation id is %s",
+                    len(value),
+                    MAX_INHERITED_ID_LENGTH,
+                    fresh,
+                    extra={"correlation_id": fresh},
+                )
+                return fresh
         return self._ids()
 
     async def handle(

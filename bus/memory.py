@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -16,9 +17,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from bus.clock import Clock, ManualClock, SystemClock
 from bus.dispatch import Dispatcher, Record
-from bus.envelope import Envelope, check_message_size
+from bus.envelope import MAX_INHERITED_ID_LENGTH, Envelope, check_message_size
 from bus.errors import ConfigurationError
 from bus.ids import MessageIds
 from bus.limits import SNS, SQS, ServiceLimits, path_limit
@@ -43,6 +46,7 @@ class Faults:
 
 
 NO_FAULTS = Faults()
+_log = logging.getLogger("bus.memory")
 
 
 class QueuedMessage:
@@ -268,6 +272,44 @@ class MemoryQueue:
         copy.receive_count = message.receive_count
         copy.dead_reason = reason
         self.dlq.send(copy)
+        self._log_dead_letter(message, reason)
+
+    def _log_dead_letter(self, message: QueuedMessage, reason: str) -> None:
+        """One line for a record moved to the DLQ: under `tctf run` nothing else says so."""
+        event_type, correlation_id = _type_and_correlation(message)
+        _log.error(
+            "dead-lettered message %s (%s) from %s: %s",
+            message.message_id,
+            event_type,
+            self.name,
+            reason,
+            extra={
+                "queue": self.name,
+                "dlq": self.dlq.name if self.dlq is not None else None,
+                "message_id": message.message_id,
+                "event_type": event_type,
+                "reason": reason,
+                "receive_count": message.receive_count,
+                "correlation_id": correlation_id,
+            },
+        )
+
+
+def _type_and_correlation(message: QueuedMessage) -> tuple[str | None, str | None]:
+    """The event type and correlation id a dead-lettered body names, where a line can carry
+    them (a body that is not an envelope names neither)."""
+    try:
+        raw = orjson.loads(message.body)
+    except orjson.JSONDecodeError:
+        return message.type_attribute, None
+    if not isinstance(raw, dict):
+        return message.type_attribute, None
+    found = [raw.get("type"), raw.get("correlationid")]
+    event_type, correlation_id = (
+        value if isinstance(value, str) and 0 < len(value) <= MAX_INHERITED_ID_LENGTH else None
+        for value in found
+    )
+    return message.type_attribute or event_type, correlation_id
 
 
 class InMemoryTransport:

@@ -33,6 +33,9 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 #: Fields whose values the platform's code writes (a handler's name, an outcome), never data.
 _PLATFORM_WORDS = frozenset({"handler", "outcome", "receive_count", "duration_ms"})
 _root = logging.getLogger("tctf")
+#: The loggers of every package of the project: `configure_logging` gives each its handler,
+#: so a line about lost or retried work (`bus.storage.outbox`, `adapters.aws`) is JSON too.
+PROJECT_LOGGERS = ("tctf", "bus", "adapters", "domains")
 _deliveries = logging.getLogger("tctf.delivery")
 _PLAIN = (str, int, float, bool)
 #: Delivery lines held for the end of a loop's step before they are written anyway.
@@ -228,14 +231,17 @@ def configure_logging(
     fixed_service: bool = False,
     stream: Any = None,
 ) -> None:
-    """Send every `tctf.*` log line as JSON to `stream` (default: stdout)."""
+    """Send every log line of the project's loggers (`PROJECT_LOGGERS`) as JSON to `stream`
+    (default: stdout), through one handler."""
     handler = JsonLines(
         stream if stream is not None else sys.stdout,
         JsonFormatter(service, fixed_service=fixed_service),
     )
-    _root.handlers[:] = [handler]
-    _root.setLevel(level)
-    _root.propagate = False
+    for name in PROJECT_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
 
 
 def configure_logging_from_env(env: Mapping[str, str], default_service: str) -> LoggingSettings:

@@ -262,7 +262,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     mail.add_argument("--to", required=True, metavar="ADDRESS", help="the recipient")
     mail.add_argument(
-        "--url", default="http://127.0.0.1:8000", help="the run's HTTP address (127.0.0.1:8000)"
+        "--url",
+        default="127.0.0.1:8000",
+        help="the run's HTTP address: HOST:PORT or an http(s):// URL (127.0.0.1:8000)",
     )
     mail.add_argument("--json", action="store_true", help="print JSON instead of letters")
     mail.set_defaults(command=_mail)
@@ -343,6 +345,8 @@ def _serve(args: argparse.Namespace) -> int:
     metrics = EmfWriter(metrics_namespace(os.environ, "tctf"))
     domains = load_domains(args.domains)
     port = args.port or None
+    if port:
+        _link_to_this_run(args.host, port)
     from tctf.traces import local_tracer_provider
 
     provider = local_tracer_provider(
@@ -374,6 +378,19 @@ def _serve(args: argparse.Namespace) -> int:
     announce = partial(print, banner, file=sys.stderr, flush=True)
     interrupted = anyio.run(_until_interrupted, partial(platform.serve, args.host, port, announce))
     return INTERRUPTED_STATUS if interrupted else 0
+
+
+def _link_to_this_run(host: str, port: int) -> None:
+    """Point e-mailed links at the address this run serves, unless TCTF_APP_URL names one."""
+    from tctf.synth import APP_URL_VARIABLE  # the variable a deployed stage sets
+
+    if os.environ.get(APP_URL_VARIABLE):
+        return
+    if host in ("", "0.0.0.0", "::"):  # every interface: the browser is on this machine
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    os.environ[APP_URL_VARIABLE] = f"http://{host}:{port}"
 
 
 async def _until_interrupted(serve: Callable[[], Awaitable[object]]) -> bool:

@@ -14,15 +14,28 @@ from tctf.errors import UsageError
 
 def read_mailbox(url: str, to: str, limit: int = 100) -> list[dict[str, Any]]:
     """Every letter kept for `to`, oldest first, following the route's cursors."""
+    base = run_address(url)
     letters: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
         query = {"to": to, "limit": str(limit), **({"cursor": cursor} if cursor else {})}
-        page = _get(f"{url.rstrip('/')}/mail?{urllib.parse.urlencode(query)}", url)
+        page = _get(f"{base}/mail?{urllib.parse.urlencode(query)}", url)
         letters += page["items"]
         cursor = page["cursor"]
         if cursor is None:
             return letters
+
+
+def run_address(url: str) -> str:
+    """The base URL of a run given as `HOST:PORT` (as `tctf run` prints it) or as an
+    `http://` or `https://` URL."""
+    address = url.strip().rstrip("/")
+    if "://" not in address:
+        address = f"http://{address}"
+    parts = urllib.parse.urlsplit(address)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--url is HOST:PORT or an http(s):// URL, not {url!r}")
+    return address
 
 
 def _get(address: str, url: str) -> dict[str, Any]:

@@ -67,15 +67,17 @@ def _cheap_password_hashes() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _logging_restored() -> Iterator[None]:
     """A test that runs `tctf` in process configures logging on a stream pytest closes after
-    it: put the root and `tctf` loggers back, closing what the test added, so later lines
-    (and the interpreter's last flush) do not write to a closed file."""
-    loggers = [logging.getLogger(), logging.getLogger("tctf")]
+    it: put the root and the project's loggers back, closing what the test added, so later
+    lines (and the interpreter's last flush) do not write to a closed file."""
+    from bus.observability import PROJECT_LOGGERS
+
+    loggers = [logging.getLogger(), *map(logging.getLogger, PROJECT_LOGGERS)]
     saved = [(list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
     yield
+    added = {h for lg in loggers for h in lg.handlers} - {h for s in saved for h in s[0]}
+    for handler in added:
+        handler.close()  # else logging's shutdown flushes it into the closed stream
     for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
-        for handler in logger.handlers:
-            if handler not in handlers:
-                handler.close()  # else logging's shutdown flushes it into the closed stream
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate = propagate

@@ -20,7 +20,9 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from bus.envelope import Envelope
+import orjson
+
+from bus.envelope import MAX_INHERITED_ID_LENGTH, Envelope
 from bus.errors import ConfigurationError, PermanentError
 from bus.storage.conditions import Key
 from bus.storage.errors import InvalidRequest
@@ -254,13 +256,31 @@ class OutboxRelay:
                 published += 1
             except PermanentError as error:
                 reason = f"{type(error).__name__}: {error}"
-                _log.error("outbox: parking %s %s: %s", item[self._pk], item[self._sk], reason)
+                _log.error(
+                    "outbox: parking %s %s: %s",
+                    item[self._pk],
+                    item[self._sk],
+                    reason,
+                    extra={"event_id": item.get("event_id"), "correlation_id": _correlation(item)},
+                )
                 await park(item, reason)
             await self._table.delete(self._key(item))
         return published
 
     def _key(self, item: dict[str, Any]) -> dict[str, Any]:
         return {self._pk: item[self._pk], self._sk: item[self._sk]}
+
+
+def _correlation(item: dict[str, Any]) -> str | None:
+    """The correlation id an unpublishable item's body names, if a log line can carry it."""
+    try:
+        raw = orjson.loads(bytes(item["body"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    value = raw.get("correlationid") if isinstance(raw, dict) else None
+    if isinstance(value, str) and 0 < len(value) <= MAX_INHERITED_ID_LENGTH:
+        return value
+    return None
 
 
 class AddressedTaskData(dict[str, Any]):

@@ -50,6 +50,9 @@ TEMPLATE: dict[Purpose, str] = {"set": "set-password", "reset": "reset-password"
 #: NIST SP 800-63B: at least 8; 12 keeps a single dictionary word out.
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
+#: The environment variable naming the public base URL of the app the e-mailed links open
+#: (`tctf run` sets it to the address it serves, unless it is set).
+APP_URL_VARIABLE = "TCTF_APP_URL"
 _INVALID_LINK = "this link is invalid, used or expired; ask for a new one"
 
 
@@ -73,7 +76,7 @@ def app_url() -> str:
     """The app's public base URL, which links in e-mails open (`TCTF_APP_URL`; a deployed
     stage sets it from its `app_url`). A deployed function without it refuses to send a link
     to localhost."""
-    configured = os.environ.get("TCTF_APP_URL")
+    configured = os.environ.get(APP_URL_VARIABLE)
     if configured:
         return configured.rstrip("/")
     if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
 from bus import Event
-from bus.envelope import Envelope, check_size, message_attributes, message_size
-from bus.errors import MalformedEnvelope, MessageTooLarge
+from bus.envelope import (
+    Envelope,
+    check_adoptable,
+    check_size,
+    message_attributes,
+    message_size,
+)
+from bus.errors import MalformedEnvelope, MessageTooLarge, UnencodableMessage
 from bus.limits import EVENTBRIDGE, SNS, SQS, path_limit
 
 
@@ -83,3 +91,38 @@ def test_message_size_counts_the_body_and_every_attribute(traceparent: str | Non
     )
     assert message_size(envelope, body) == expected
     assert ("traceparent" in attributes) == (traceparent is not None)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"id": "i" * 257},
+        {"id": ""},
+        {"source": ""},
+        {"type": ""},
+        {"time": ""},
+        {"dataversion": 0},
+        {"correlationid": "c" * 257},
+        {"correlationid": ""},
+        {"causationid": "e" * 257},
+        {"subject": "s" * 257},
+        {"subject": "new\nline"},
+        {"subject": ""},
+        {"traceparent": "00-" + "0" * 32 + "-" + "b" * 16 + "-01"},
+        {"traceparent": "not a traceparent"},
+        {"specversion": "0.3"},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_an_attribute_a_consumer_would_refuse_or_drop_is_refused_before_it_is_published(
+    change: dict[str, Any],
+) -> None:
+    staged = make()._replace(**change)
+    with pytest.raises(UnencodableMessage, match=next(iter(change))):
+        check_adoptable(staged)
+
+
+def test_an_envelope_a_consumer_reads_back_as_staged_is_adoptable() -> None:
+    staged = make()._replace(traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    check_adoptable(staged)
+    assert Envelope.decode(staged.encode())._replace(data=staged.data) == staged

@@ -340,3 +340,47 @@ async def test_a_route_answers_its_own_declared_shape_with_the_platforms_headers
     assert refused.status == 400 and refused.json() == {"error": "invalid_grant"}
     assert refused.headers["content-type"] == "application/json"
     assert refused.headers["cache-control"] == "no-store" and "x-correlation-id" in refused.headers
+
+
+async def routed_with(h: Harness, correlation_id: str) -> HttpResponse:
+    router = HttpRouter(h.runtime.domains, h.runtime.publisher, h.runtime.context)
+    body = orjson.dumps({"owner": "ada", "limit": 5})
+    headers = {"X-Correlation-Id": correlation_id}
+    return await router.handle(HttpRequest("POST", "/accounts", headers=headers, body=body))
+
+
+@pytest.mark.parametrize(
+    "kept",
+    ["signup-1", "0190b8c2-7a3e-7c1d-9f00-5a1b2c3d4e5f", "Root=1-5759e988:a/b+c.d_e", "x" * 256],
+)
+async def test_a_short_plain_correlation_id_is_kept(kept: str) -> None:
+    async with Harness(accounts()) as h:
+        response = await routed_with(h, kept)
+    assert response.status == 201 and response.headers["x-correlation-id"] == kept
+    assert h.published[0].correlationid == kept
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        "x" * 257,
+        "x" * 5000,
+        "two words",
+        "line\r\nbreak",
+        "tab\there",
+        "caf\u00e9",
+        "a@example.com",
+    ],
+)
+async def test_a_long_or_odd_correlation_id_is_replaced_and_the_request_still_succeeds(
+    refused: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="tctf.http")
+    async with Harness(accounts()) as h:
+        response = await routed_with(h, refused)
+        await h.settle()
+    fresh = response.headers["x-correlation-id"]
+    assert response.status == 201 and fresh != refused and 0 < len(fresh) <= 256
+    assert [e.correlationid for e in h.published] == [fresh]
+    [line] = [r for r in caplog.records if "x-correlation-id" in r.getMessage()]
+    assert fresh in line.getMessage() and refused not in line.getMessage()

@@ -14,10 +14,12 @@ from typing import Any
 import orjson
 import pytest
 
+from bus import Context, Domain, DomainSettings, Event
 from bus.clock import timestamp
 from bus.dispatch import Outcome
 from bus.envelope import Envelope
 from bus.errors import ConfigurationError
+from bus.middleware import current_correlation_id
 from bus.observability import (
     JsonFormatter,
     LoggingSettings,
@@ -27,6 +29,7 @@ from bus.observability import (
     log_outcome,
     logging_settings,
 )
+from bus.testing import Harness
 
 ENVELOPE = Envelope(
     id="0190a000-0000-7000-8000-000000000001",
@@ -268,3 +271,58 @@ def test_a_line_logged_after_held_delivery_lines_is_written_after_them() -> None
     lines = _lines(stream.getvalue())
     assert [line.get("record_id") for line in lines] == ["r1", "r2", None]
     assert lines[2]["message"] == "after both"
+
+
+@pytest.mark.parametrize(
+    "logger", ["bus.storage.outbox", "adapters.aws", "domains.users", "tctf.lambda"]
+)
+def test_every_logger_of_the_project_writes_json_lines_with_the_correlation_id(
+    stdout: io.StringIO, logger: str
+) -> None:
+    configure_logging("INFO", "tctf", stream=stdout)  # again: pytest's capture joined it
+    token = current_correlation_id.set("signup-1")
+    try:
+        logging.getLogger(logger).error("parking an item for ada@example.com")
+    finally:
+        current_correlation_id.reset(token)
+    flush_log_lines()
+    [line] = _lines(stdout.getvalue())
+    assert line["logger"] == logger and line["level"] == "ERROR"
+    assert line["correlation_id"] == "signup-1"
+    assert "ada@example.com" not in line["message"]
+
+
+class Exploded(Event):
+    type = "EXPLODED"
+    order: str
+
+
+async def test_a_failing_handler_logs_its_traceback_each_attempt_and_its_record_parking(
+    stdout: io.StringIO,
+) -> None:
+    shop = Domain("shop", DomainSettings(retry_attempts=1, max_receive_count=2))
+
+    @shop.on(Exploded)
+    async def explode(event: Exploded, ctx: Context) -> None:
+        raise ValueError(f"kaboom for ada@example.com (password=hunter2) on {event.order}")
+
+    async with Harness(shop) as h:
+        configure_logging("INFO", "tctf", stream=stdout)  # again: pytest's capture joined it
+        published = await h.publish(Exploded(order="o-1"), correlation_id="signup-1")
+        await h.settle()
+        [parked] = await h.dead_letters("shop")
+    flush_log_lines()
+    lines = _lines(stdout.getvalue())
+    tracebacks = [line for line in lines if "exception" in line]
+    assert len(tracebacks) == 2 and {t["level"] for t in tracebacks} == {"WARNING"}
+    for line in tracebacks:
+        assert line["exception"].startswith("Traceback") and "in explode" in line["exception"]
+        assert "ValueError: kaboom for [EMAIL] (password=[REDACTED]) on o-1" in line["exception"]
+        assert (line["correlation_id"], line["event_id"]) == ("signup-1", published.id)
+        assert line["handler"] == "shop.explode"
+    assert "hunter2" not in stdout.getvalue() and "ada@example.com" not in stdout.getvalue()
+    [dead] = [line for line in lines if line["message"].startswith("dead-lettered")]
+    assert dead["level"] == "ERROR" and dead["correlation_id"] == "signup-1"
+    assert dead["message_id"] == parked.message_id and dead["event_type"] == "EXPLODED"
+    assert dead["receive_count"] == parked.receive_count and "max_receive_count 2" in dead["reason"]
+    assert dead["queue"].startswith("tctf-shop")

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
+import orjson
 import pytest
+from pydantic import BaseModel
 
-from bus import Context, Domain, DomainSettings, Event
+from bus import Context, Domain, DomainSettings, Event, Request
 from bus.clock import Clock
 from bus.domain import Storage
+from bus.errors import UnencodableMessage
+from bus.http import HttpRequest, HttpResponse, HttpRouter
 from bus.storage import Attr, InMemoryTable, TableSpec
 from bus.storage.table import Delete, TransactOperation
 from bus.testing import Harness
@@ -237,3 +242,89 @@ async def test_settle_waits_for_events_a_failed_relay_pass_left_pending() -> Non
     assert sorted(table.failed for table in tables.values()) == [False, True]
     assert not pending
     assert len(published) == 2 and received == {"i9": 1}  # the repeat is deduplicated
+
+
+class Place(BaseModel):
+    order: str
+
+
+def orders() -> Domain:
+    domain = Domain("orders", storage=Storage())
+
+    @domain.post("/orders", body=Place, status=201)
+    async def place(request: Request[Place], ctx: Context) -> None:
+        ctx.publish(InvoicePaid(invoice=request.body.order, amount=1))
+        async with ctx.unit_of_work() as uow:
+            uow.put({"PK": f"ORDER#{request.body.order[:8]}", "SK": "STATE"})
+            uow.publish(InvoicePaid(invoice="i", amount=1), subject=request.body.order)
+
+    return domain
+
+
+async def place_order(h: Harness, order: str, correlation_id: str | None = None) -> HttpResponse:
+    """POST /orders as the router does, with a context of `correlation_id` if given (as one
+    arriving by another way than a checked header would be)."""
+
+    def context(domain: str, edge_id: str | None) -> Context:
+        return h.runtime.context(domain, correlation_id or edge_id)
+
+    router = HttpRouter(h.runtime.domains, h.runtime.publisher, context)
+    body = orjson.dumps({"order": order})
+    return await router.handle(HttpRequest("POST", "/orders", body=body))
+
+
+def _items(h: Harness, domain: str) -> list[dict[str, Any]]:
+    table = h.runtime.tables[domain]
+    assert isinstance(table, InMemoryTable)
+    return list(table.scan())
+
+
+async def test_an_envelope_consumers_would_refuse_is_refused_when_staged_and_nothing_commits() -> (
+    None
+):
+    async with Harness(orders()) as h:
+        placed = await place_order(h, "o-1")
+        over_long_subject = await place_order(h, "o" * 257)
+        over_long_correlation = await place_order(h, "o-2", correlation_id="c" * 5000)
+        await h.settle()
+        stored = _items(h, "orders")
+    assert placed.status == 201
+    assert over_long_subject.status == 422 and over_long_correlation.status == 422
+    assert [item["PK"] for item in stored if item["PK"].startswith("ORDER#")] == ["ORDER#o-1"]
+    assert sorted(str(e.subject) for e in h.published) == ["None", "o-1"]
+    assert h.runtime.outbox_dead_letters.get("orders", []) == []
+
+
+async def test_a_handler_staging_an_unreadable_envelope_is_parked_with_the_reason() -> None:
+    received: Counter[str] = Counter()
+    async with Harness(billing(), ledger(received)) as h:
+        await h.publish(PaymentRequested(invoice="i" * 300, amount=30))
+        await h.settle()
+        [parked] = await h.dead_letters("billing")
+        stored = _items(h, "billing")
+    assert parked.reason is not None and "subject" in parked.reason
+    assert [i for i in stored if i["PK"].startswith("INVOICE#")] == []
+    assert h.published_of("INVOICE_PAID") == [] and received == {}
+
+
+@pytest.mark.parametrize(
+    ("correlation_id", "subject", "refused"),
+    [
+        ("c" * 257, None, "correlationid"),
+        ("c-1", "s" * 257, "subject"),
+        ("c-1", "line\nbreak", "subject"),
+        ("c-1", "", "subject"),
+    ],
+)
+async def test_publishing_outside_a_handler_refuses_what_consumers_would_refuse(
+    correlation_id: str, subject: str | None, refused: str
+) -> None:
+    async with Harness(billing()) as h:
+        context = h.runtime.context("billing", correlation_id)
+        with pytest.raises(UnencodableMessage, match=refused):
+            context.publish(InvoicePaid(invoice="i", amount=1), subject=subject)
+        with pytest.raises(UnencodableMessage, match=refused):
+            async with context.unit_of_work() as uow:
+                uow.put({"PK": "INVOICE#i", "SK": "STATE"})
+                uow.publish(InvoicePaid(invoice="i", amount=1), subject=subject)
+        assert await h.runtime.tables["billing"].get({"PK": "INVOICE#i", "SK": "STATE"}) is None

@@ -3,9 +3,11 @@ their owner (404 to anyone else)."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from domains.auth_admin.contracts import UserDisabled, UserEnabled
+from tests.asgi import asgi_request
 from tests.domains.identity import identity
 
 
@@ -146,3 +148,17 @@ async def test_disable_and_enable_set_the_status_and_each_handler_runs_once_per_
     assert signed_out.json()["status"] == "disabled" and active.json()["status"] == "active"
     assert len(idp.h.handled("users.mark_disabled")) == 1
     assert len(idp.h.handled("users.mark_enabled")) == 1
+
+
+async def test_a_sign_up_with_an_oversized_correlation_id_is_announced_under_a_fresh_one() -> None:
+    async with identity() as idp:
+        payload = orjson.dumps({"email": "ada@example.com", "name": "Ada"})
+        headers = [(b"content-type", b"application/json"), (b"x-correlation-id", b"c" * 5000)]
+        answer = await asgi_request(idp.client.app, "POST", "/users", payload, headers)
+        await idp.h.settle()
+    fresh = answer.headers["x-correlation-id"]
+    assert answer.status == 201 and len(fresh) <= 256
+    [created] = idp.h.published_of("USER_CREATED")
+    assert created.correlationid == fresh
+    assert idp.h.runtime.outbox_dead_letters.get("users", []) == []
+    assert idp.links("set-password")

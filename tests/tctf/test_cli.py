@@ -133,10 +133,11 @@ def test_tctf_run_signs_up_mails_the_set_password_link_and_signs_in_with_mfa(
         deadline = time.monotonic() + 30
         while sum(line.get("handler") == "messaging_consumers.deliver" for line in lines) < 2:
             lines.append(json.loads(stdout.next(deadline)))
-        url = f"http://127.0.0.1:{port}"
+        url = f"127.0.0.1:{port}"  # host:port, the form `tctf mail --help` shows
         assert main(["mail", "--to", "ada@example.com", "--url", url, "--json"]) == 0
         letters = json.loads(capsys.readouterr().out)
         [letter] = [x for x in letters if "#token=" in x["text"]]
+        assert f"http://127.0.0.1:{port}/set-password#token=" in letter["text"]
         token = letter["text"].split("#token=", 1)[1].split()[0]
         post("/auth/password/set", {"token": token, "password": "a long passphrase"}, "req-set")
         session = post(
@@ -374,10 +375,20 @@ def test_up_counts_its_tables_in_words(
     assert f"tctf up: {queues} queues with DLQs, {tables} tables, routed from arn:aws:sns:" in line
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1", "127.0.0.1:1", "localhost:1"])
 def test_tctf_mail_with_no_run_answering_says_so_in_one_line(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["mail", "--to", "ada@example.com", "--url", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tctf mail: nothing answers at {url}")
+    assert "unknown url type" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_tctf_mail_refuses_an_address_it_cannot_read_in_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["mail", "--to", "ada@example.com", "--url", "http://127.0.0.1:1"]) == 2
+    assert main(["mail", "--to", "ada@example.com", "--url", "ftp://127.0.0.1:1"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("tctf mail: nothing answers at http://127.0.0.1:1")
+    assert err.startswith("tctf mail: --url")
     assert len(err.strip().splitlines()) == 1

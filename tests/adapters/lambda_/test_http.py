@@ -78,6 +78,19 @@ def test_post_validates_the_body_and_publishes(app: LambdaApp, published: Publis
     assert published.events[0].correlationid == response["headers"]["x-correlation-id"]
 
 
+def test_an_oversized_correlation_header_is_replaced_and_the_events_carry_the_new_id(
+    app: LambdaApp, published: Published
+) -> None:
+    event = _request("POST", "/items", json.dumps({"sku": "A-1", "quantity": 2}))
+    event["headers"]["X-Correlation-Id"] = "c" * 5000
+
+    response = _answer(app, event)
+
+    fresh = response["headers"]["x-correlation-id"]
+    assert response["statusCode"] == 201 and 0 < len(fresh) <= 256
+    assert [e.correlationid for e in published.events] == [fresh]
+
+
 def test_base64_body_is_decoded(app: LambdaApp) -> None:
     raw = base64.b64encode(json.dumps({"sku": "B-2", "quantity": 1}).encode()).decode()
     event = _request("POST", "/items", raw, isBase64Encoded=True)

@@ -91,3 +91,21 @@ async def test_without_park_an_unpublishable_item_stays_pending(make_table: Make
 
 async def _refuse(bodies: list[bytes]) -> None:
     raise PermanentError("refused for good")
+
+
+async def test_parking_logs_the_items_event_id_and_correlation_id(
+    make_table: MakeTable, caplog: pytest.LogCaptureFixture
+) -> None:
+    table = await make_table()
+    body = b'{"id": "e1", "type": "USER_CREATED", "correlationid": "signup-1", "data": {}}'
+    async with UnitOfWork(table) as uow:
+        uow.publish(body, ordering_key="k", event_id="e1")
+    caplog.set_level("ERROR", logger="bus.storage.outbox")
+
+    async def park(item: dict[str, Any], reason: str) -> None:
+        pass
+
+    assert await OutboxRelay(table, _refuse, park=park).relay_once() == 0
+
+    [line] = [record for record in caplog.records if record.name == "bus.storage.outbox"]
+    assert (line.event_id, line.correlation_id) == ("e1", "signup-1")  # type: ignore[attr-defined]
