@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import anyio
 import orjson
@@ -458,6 +458,22 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stale_snapshot(current: dict[str, Any], recorded: dict[str, Any], path: Path) -> list[str]:
+    """What the committed snapshot misses of compatible changes (new types, new optional
+    fields, new descriptions): the contract tests hold it to be current."""
+    missing = sorted(current.keys() - recorded.keys())
+    changed = sorted(t for t in current.keys() & recorded.keys() if current[t] != recorded[t])
+    parts = [f"lacks {', '.join(missing)}"] if missing else []
+    parts += [f"is out of date for {', '.join(changed)}"] if changed else []
+    if not parts:
+        return []
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    return [
+        f"the committed snapshot {' and '.join(parts)}: run `tctf events --update` and "
+        f"commit {shown}"
+    ]
+
+
 def _events(args: argparse.Namespace) -> int:
     from tctf.config import load_domains
     from tctf.contracts import SNAPSHOT, catalog, render_table
@@ -475,7 +491,9 @@ def _events(args: argparse.Namespace) -> int:
         recorded = orjson.loads(SNAPSHOT.read_bytes()) if SNAPSHOT.exists() else {}
         if args.domains:
             recorded = {t: r for t, r in recorded.items() if t in {e.type for e in found.entries}}
-        problems = found.breaking_changes(recorded)
+        problems = found.breaking_changes(recorded) or _stale_snapshot(
+            found.snapshot(), recorded, SNAPSHOT
+        )
         for problem in problems:
             print(f"tctf events: {problem}", file=sys.stderr)
         return 1 if problems else 0
