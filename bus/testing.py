@@ -6,7 +6,7 @@ replays exactly; pass another transport factory to hold a real transport to the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
@@ -164,6 +164,22 @@ class Harness:
                     f"the outbox of {', '.join(pending)} still holds events after "
                     f"{stuck} relay passes that published none (see the relay's log)"
                 )
+
+    async def redeliver(self, envelopes: Iterable[Envelope], *, times: int = 2) -> None:
+        """Deliver each envelope `times` more times, as SQS may, then `settle()`: a domain's
+        test redelivers what each of its handlers took, to show the effect stays single.
+
+        Events are published again, tasks sent again to their domain's queue; the copies
+        join `published` as the originals did.
+        """
+        tasks = {t for domain in self.runtime.domains for t in domain.task_types}
+        for envelope in envelopes:
+            copies = [envelope] * times
+            if envelope.type in tasks:
+                await self.runtime.publisher.send(copies)
+            else:
+                await self.runtime.publisher.publish(copies)
+        await self.settle()
 
     def results(self, status: Status | None = None, handler: str | None = None) -> list[Outcome]:
         return [

@@ -1,11 +1,11 @@
-"""The test harness: its clock bounds handler calls."""
+"""The test harness: its clock bounds handler calls, and it redelivers what was published."""
 
 from __future__ import annotations
 
 import anyio
 import pytest
 
-from bus import Context, Domain, DomainSettings, Event
+from bus import Context, Domain, DomainSettings, Event, Task
 from bus.clock import ManualClock
 from bus.testing import Harness
 
@@ -54,3 +54,35 @@ async def test_a_handler_waiting_on_the_test_clock_is_not_cut_before_its_bound()
         await h.settle()
     assert finished == [pytest.approx(start + 4.9)]
     assert h.results("failed") == []
+
+
+class Recount(Task):
+    type = "RECOUNT"
+    domain = "billing"
+
+
+async def test_redeliver_hands_events_and_tasks_over_again_and_settles() -> None:
+    billing = Domain("billing", sends=[Recount])
+    seen: list[str] = []
+
+    @billing.on(Charged)
+    async def send_receipt(event: Charged, ctx: Context) -> None:
+        seen.append(event.invoice)
+        ctx.send(Recount())
+
+    @billing.task(Recount)
+    async def recount(task: Recount, ctx: Context) -> None:
+        seen.append(task.type)
+
+    async with Harness(billing) as h:
+        await h.publish(Charged(invoice="i1"))
+        await h.settle()
+        originals = list(h.published)
+        await h.redeliver(originals)
+        [dead_events, dead_tasks] = [
+            await h.dead_letters("billing"),
+            await h.dead_letters("billing", "tasks"),
+        ]
+    assert seen == ["i1", "RECOUNT"]  # the copies were skipped as duplicates
+    assert len(h.results("skipped")) == 4
+    assert dead_events == dead_tasks == []
