@@ -18,7 +18,7 @@ import anyio
 import orjson
 
 from bus.errors import BusError
-from tctf.errors import MissingExtraError, TctfError, UsageError
+from tctf.errors import AwsUnavailable, MissingExtraError, TctfError, UsageError
 from tctf.traces import DEFAULT_SPAN_FILE
 
 #: The extra (`pip install -e '.[EXTRA]'`) each command needs beyond the base install, as the
@@ -75,10 +75,29 @@ def _failed(command: str, raised: BaseException) -> int:
     missing = error.name if isinstance(error, ModuleNotFoundError) else None
     if missing and missing.partition(".")[0] not in _FIRST_PARTY and command in EXTRAS:
         error = MissingExtraError(EXTRAS[command], missing.partition(".")[0])
+    error = _aws_unavailable(error) or error
     if isinstance(error, (TctfError, BusError)):
         print(f"{' '.join(['tctf', command]).strip()}: {error}", file=sys.stderr)
         return USAGE_STATUS
     raise raised
+
+
+def _aws_unavailable(error: BaseException) -> AwsUnavailable | None:
+    """What a user mends in their AWS setup, told in one line: the SDK's error, if it is
+    one (botocore is looked up, never imported: most commands do not load it)."""
+    sdk = sys.modules.get("botocore.exceptions")
+    if sdk is None:
+        return None
+    if isinstance(error, sdk.NoCredentialsError | sdk.PartialCredentialsError):
+        return AwsUnavailable(
+            f"no AWS credentials found ({error}): configure them (AWS_PROFILE, "
+            "AWS_ACCESS_KEY_ID, `aws configure`), or pass --endpoint-url of a local endpoint"
+        )
+    if isinstance(error, sdk.EndpointConnectionError | sdk.ConnectTimeoutError):
+        return AwsUnavailable(f"cannot reach the AWS endpoint: {error}")
+    if isinstance(error, sdk.ClientError | sdk.BotoCoreError):
+        return AwsUnavailable(f"AWS refused the call: {error}")
+    return None
 
 
 def _sole(error: BaseException) -> BaseException:
