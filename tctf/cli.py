@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import os
 import signal
 import sys
@@ -114,6 +115,16 @@ def _command(argv: Sequence[str]) -> str:
     return "run --aws" if name == "run" and aws else name
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not more than 0 seconds")
+    return seconds
+
+
 def _port(text: str) -> int:
     try:
         port = int(text)
@@ -148,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--metrics-interval",
-        type=float,
+        type=_positive_seconds,
         default=10.0,
         help="seconds between EMF metrics documents printed to stdout (10)",
     )

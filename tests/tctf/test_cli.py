@@ -425,3 +425,14 @@ def test_an_endpoint_that_does_not_answer_is_one_line_at_once(tmp_path: Path) ->
     assert error.startswith("tctf dlq: cannot reach the AWS endpoint")
     assert "http://127.0.0.1:1" in error
 
+
+@pytest.mark.parametrize("interval", ["-1", "0", "nan"])
+def test_a_metrics_interval_must_be_positive(
+    interval: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["run", f"--metrics-interval={interval}", "--port", "0"])
+    assert exited.value.code == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert line.startswith("tctf run: argument --metrics-interval: ")
+    assert "more than 0 seconds" in line
