@@ -384,10 +384,10 @@ def _serve(args: argparse.Namespace) -> int:
         serve = partial(
             run_aws, host=args.host, seed=args.seed, tracer_provider=provider, metrics=metrics
         )
-        interrupted = anyio.run(
+        stopped_by = anyio.run(
             _until_interrupted, partial(serve, domains, args.endpoint_url, args.transport, port)
         )
-        return INTERRUPTED_STATUS if interrupted else 0
+        return _stopped_status(stopped_by)
     from tctf.platform import Platform
 
     platform = Platform(
@@ -402,31 +402,42 @@ def _serve(args: argparse.Namespace) -> int:
         f"; HTTP on http://{args.host}:{port}" if port else ""
     )
     announce = partial(print, banner, file=sys.stderr, flush=True)
-    interrupted = anyio.run(_until_interrupted, partial(platform.serve, args.host, port, announce))
-    return INTERRUPTED_STATUS if interrupted else 0
+    stopped_by = anyio.run(_until_interrupted, partial(platform.serve, args.host, port, announce))
+    return _stopped_status(stopped_by)
 
 
-async def _until_interrupted(serve: Callable[[], Awaitable[object]]) -> bool:
-    """Run `serve` until it returns or Ctrl-C (SIGINT) stops it, shutting it down as a
-    cancellation; whether it was interrupted. The signal is taken here, not left to
-    asyncio's handler, so a shutdown that happens to absorb that cancellation still
-    ends with the status a shell reports for an interrupt."""
-    interrupted = False
+#: What stops `tctf run` as a clean shutdown: Ctrl-C, and `kill` (a process manager's stop).
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stopped_status(signum: int | None) -> int:
+    """The status a shell reports for a process the signal ended (130 for Ctrl-C)."""
+    return 0 if signum is None else 128 + signum
+
+
+async def _until_interrupted(serve: Callable[[], Awaitable[object]]) -> int | None:
+    """Run `serve` until it returns or SIGINT (Ctrl-C) or SIGTERM stops it, shutting it
+    down as a cancellation, so that what it holds is released (the `.tctf/endpoint` file of
+    an embedded endpoint among them); the signal that stopped it, if one did. The signals
+    are taken here, not left to their default (SIGTERM's ends the process at once), so a
+    shutdown that happens to absorb that cancellation still ends with the status a shell
+    reports for the signal."""
+    stopped_by: int | None = None
 
     async with anyio.create_task_group() as group:
 
-        async def stop_on_interrupt() -> None:
-            nonlocal interrupted
-            with anyio.open_signal_receiver(signal.SIGINT) as signals:
-                async for _ in signals:
-                    interrupted = True
+        async def stop_on_signal() -> None:
+            nonlocal stopped_by
+            with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+                async for signum in signals:
+                    stopped_by = int(signum)
                     group.cancel_scope.cancel()
                     return
 
-        group.start_soon(stop_on_interrupt)
+        group.start_soon(stop_on_signal)
         await serve()
         group.cancel_scope.cancel()
-    return interrupted
+    return stopped_by
 
 
 def _root_option(parser: argparse.ArgumentParser) -> None:
