@@ -244,7 +244,11 @@ def _parser() -> argparse.ArgumentParser:
     trace = commands.add_parser(
         "trace", help="print the traces of one correlation id from a local run's span file"
     )
-    trace.add_argument("correlation_id", metavar="CORRELATION_ID")
+    trace.add_argument(
+        "correlation_id",
+        metavar="CORRELATION_ID",
+        help="the id a request answered in its x-correlation-id header",
+    )
     trace.add_argument(
         "--spans",
         type=Path,
@@ -259,7 +263,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the JSON log lines of one correlation id, and the CloudWatch Logs Insights "
         "query finding them on AWS",
     )
-    logs.add_argument("--correlation-id", required=True, metavar="ID")
+    logs.add_argument(
+        "--correlation-id",
+        required=True,
+        metavar="ID",
+        help="the id a request answered in its x-correlation-id header",
+    )
     logs.add_argument(
         "file", nargs="?", type=Path, metavar="FILE", help="JSON log lines (default: stdin)"
     )
@@ -333,7 +342,12 @@ def _aws_options(parser: argparse.ArgumentParser, default: str | None = None) ->
     parser.add_argument(
         "--endpoint-url", default=default, help="AWS-compatible endpoint, e.g. moto server"
     )
-    parser.add_argument("--transport", choices=("sns", "eventbridge"), default=default or "sns")
+    parser.add_argument(
+        "--transport",
+        choices=("sns", "eventbridge"),
+        default=default or "sns",
+        help="how events reach the queues: SNS topic subscriptions or EventBridge rules (sns)",
+    )
 
 
 def _app_option(parser: argparse.ArgumentParser, default: str = "tctf") -> None:

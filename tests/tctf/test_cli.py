@@ -436,3 +436,25 @@ def test_a_metrics_interval_must_be_positive(
     (line,) = _error_lines(capsys.readouterr().err)
     assert line.startswith("tctf run: argument --metrics-interval: ")
     assert "more than 0 seconds" in line
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("run", "--transport"),
+        ("up", "--transport"),
+        ("dlq", "--transport"),
+        ("logs", "--correlation-id"),
+        ("trace", "CORRELATION_ID"),
+    ],
+)
+def test_every_option_says_what_it_does(
+    command: str, option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    usage = capsys.readouterr().out
+    described = re.search(rf"^  {re.escape(option)}\b[^\n]*(\n {{6,}}\S[^\n]*)*", usage, re.M)
+    assert described is not None, usage
+    words = described.group().split()
+    assert len(words) > 3, f"{option} of tctf {command} has no help text: {described.group()!r}"
