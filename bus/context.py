@@ -7,7 +7,6 @@ they leave with its commit instead.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
@@ -212,10 +211,7 @@ class Context:
             await store.extend(self._claim_key, seconds, token=token)
         bound = self.bound
         if bound is not None:  # a heartbeat buys the handler the same time as the record
-            deadline = asyncio.get_running_loop().time() + seconds
-            current = bound.when()
-            if current is not None and current < deadline:
-                bound.reschedule(deadline)
+            bound.postpone(seconds)
 
     def client(self, domain: str) -> Client:
         """A typed client for `domain`'s HTTP routes (see `bus.client`), carrying this

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel
 
 from bus.access import PUBLIC, Access, Principal
-from bus.errors import ConfigurationError
+from bus.errors import ConfigurationError, HandlerSignatureError
 from bus.limits import MAX_BATCH_RECORDS, MAX_CONCURRENCY, MAX_VISIBILITY_TIMEOUT
 from bus.messages import Event, Message, Task
 
@@ -29,7 +29,7 @@ T = TypeVar("T", bound=Task)
 MessageHandler = Callable[[Any, "Context"], Awaitable[None]]
 Body = TypeVar("Body")
 HttpHandler = Callable[["Request[Any]", "Context"], Awaitable[Any]]
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+F = TypeVar("F", bound=Callable[[Any, Any], Awaitable[Any]])
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _SECRET_NAME = re.compile(r"[a-z][a-z0-9-]{0,29}")
@@ -263,6 +263,7 @@ class Domain:
 
             compile_event_pattern(dict(where))
             compile_filter_policy({"data": dict(where)}, "MessageBody")  # SNS has no wildcard
+            _check_filter_fields(event, where)
         return self._subscribe(event, where, name)
 
     def task(self, task: type[T], *, name: str | None = None) -> Callable[[F], F]:
@@ -332,6 +333,8 @@ class Domain:
                 f"the WebSocket route of {self.name} must be signed in: a connection receives "
                 "a user's messages, so $connect verifies whose it is"
             )
+        _check_callable(f"{self.name} on_connect", on_connect, "connection, ctx")
+        _check_callable(f"{self.name} on_disconnect", on_disconnect, "connection_id, ctx")
         route = WebSocketRoute(self.name, path, on_connect, on_disconnect, chosen)
         self.websocket_route = route
         return route
@@ -340,7 +343,10 @@ class Domain:
         self, message: type[Message], where: Mapping[str, Any] | None, name: str | None
     ) -> Callable[[F], F]:
         def record(handler: F) -> F:
-            full = f"{self.name}.{name or handler.__name__}"
+            full = f"{self.name}.{name or _name_of(handler)}"
+            parameters = "task, ctx" if issubclass(message, Task) else "event, ctx"
+            _check_callable(f"handler {full}", handler, parameters)
+            _check_message_annotation(full, handler, message)
             if any(sub.name == full for sub in self.subscriptions):
                 raise ConfigurationError(
                     f"handler name {full} is registered twice; pass name= to tell them apart"
@@ -384,7 +390,8 @@ class Domain:
         def record(handler: F) -> F:
             if any(r.method == method and r.path == path for r in self.http_routes):
                 raise ConfigurationError(f"route {method} {path} is registered twice")
-            name = f"{self.name}.{handler.__name__}"
+            name = f"{self.name}.{_name_of(handler)}"
+            _check_callable(f"route {name}", handler, "request, ctx")
             model = _body_model(name, handler, body)
             if forms and model is None:
                 raise ConfigurationError(f"route {name} takes forms but declares no body model")
@@ -505,3 +512,122 @@ def _annotated_body(
             f"{route} takes Request[{model!r}]; a body is a pydantic model (or None)"
         )
     return model
+
+
+def _name_of(handler: Callable[..., Any]) -> str:
+    return getattr(handler, "__name__", type(handler).__name__)
+
+
+def _check_callable(label: str, handler: Callable[..., Any], parameters: str) -> None:
+    """Refuse, at registration, a callable the platform would fail to call at every
+    delivery: one that is not an `async def`, or cannot take `parameters` positionally."""
+    call = getattr(handler, "__call__", None)  # noqa: B004 - an object with async __call__
+    if not (
+        inspect.iscoroutinefunction(handler)
+        or inspect.iscoroutinefunction(inspect.unwrap(handler))
+        or inspect.iscoroutinefunction(call)
+    ):
+        raise HandlerSignatureError(
+            f"{label} must be an `async def` taking ({parameters}); the platform awaits "
+            f"what it returns, and {handler!r} is not a coroutine function"
+        )
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise HandlerSignatureError(
+            f"{label} must take ({parameters}) positionally; its signature is {signature}"
+        ) from None
+
+
+def _check_message_annotation(
+    handler_name: str, handler: Callable[..., Any], message: type[Message]
+) -> None:
+    """Refuse a handler whose first parameter is annotated with a message class the
+    subscribed one is not: it would be handed a message of another shape."""
+    annotation = _first_annotation(handler)
+    if (
+        isinstance(annotation, type)
+        and issubclass(annotation, Message)
+        and not issubclass(message, annotation)
+    ):
+        raise ConfigurationError(
+            f"{handler_name} takes {annotation.__name__} but is subscribed to {message.type} "
+            f"({message.__name__}); annotate it with {message.__name__}"
+        )
+
+
+def _first_annotation(handler: Callable[..., Any]) -> Any:
+    """The first parameter's annotation, resolved if it is a plain name (postponed
+    annotations); None when there is none or it does not resolve."""
+    function = inspect.unwrap(handler)
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if not parameters or parameters[0].annotation is inspect.Parameter.empty:
+        return None
+    annotation = parameters[0].annotation
+    if isinstance(annotation, str):
+        if not annotation.isidentifier():
+            return None
+        return getattr(function, "__globals__", {}).get(annotation)
+    return annotation
+
+
+def _check_filter_fields(event: type[Event], where: Mapping[str, Any]) -> None:
+    """Refuse a `where` filter naming a field the event does not have: it would never
+    match, and nothing would say why."""
+    unknown = list(_unknown_filter_fields(event, where, ""))
+    if unknown:
+        raise ConfigurationError(
+            f"the filter of a handler of {event.type} ({event.__name__}) names "
+            + "; ".join(unknown)
+            + ": it would never match"
+        )
+
+
+def _unknown_filter_fields(
+    model: type[BaseModel], pattern: Mapping[str, Any], prefix: str
+) -> Iterator[str]:
+    from bus.routing.matcher import OR_KEYWORD, expand_dotted_keys, is_or_relationship
+
+    for key, value in expand_dotted_keys(pattern).items():
+        if key == OR_KEYWORD and is_or_relationship(value):
+            for alternative in value:
+                yield from _unknown_filter_fields(model, alternative, prefix)
+            continue
+        field = model.model_fields.get(key)
+        if field is None:
+            known = ", ".join(sorted(model.model_fields)) or "none"
+            yield (
+                f"{prefix + key!r}, which is not a field of {model.__name__} (its fields: {known})"
+            )
+        elif isinstance(value, dict):
+            nested = _nested_model(field.annotation)
+            if nested is not None:
+                yield from _unknown_filter_fields(nested, value, f"{prefix}{key}.")
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The one pydantic model a field holds, directly, optionally or in a list; None when
+    it may hold anything else with fields of its own (a dict, Any), which goes unchecked."""
+    models: set[type[BaseModel]] = set()
+    pending = [annotation]
+    while pending:
+        current = pending.pop()
+        if current is None or current is type(None):
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            models.add(current)
+            continue
+        origin = get_origin(current)
+        if origin is None and isinstance(current, type):
+            continue  # a scalar: no fields below it to check
+        if origin in (dict, Mapping) or origin is None:
+            return None
+        pending.extend(get_args(current))
+    return models.pop() if len(models) == 1 else None

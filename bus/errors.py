@@ -113,6 +113,11 @@ class ConfigurationError(PermanentError):
     possible, and when met while handling a record, it is parked: no retry fixes code."""
 
 
+class HandlerSignatureError(ConfigurationError, TypeError):
+    """A handler or route the platform could not call as registered: not an `async def`,
+    or not taking the (message or request, ctx) it is called with."""
+
+
 class ClaimLost(BusError):
     """A handler's claim on its (handler, event id) is no longer its own: the lease ran out
     and another delivery took it, or its effect is already committed. Nothing it staged is

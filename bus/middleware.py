@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from bus.clock import Clock
+from bus.clock import Clock, ManualClock, ManualTimer
 from bus.context import Context
 from bus.domain import Subscription
 from bus.envelope import Envelope
@@ -380,22 +380,21 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (TransientError, TimeoutErro
 
 
 class HandlerBound:
-    """The time bound of one handler call: its task is cancelled once `when()` (loop time)
-    has passed, and the call fails with TimeoutError. `reschedule()` moves it later (a
-    visibility heartbeat)."""
+    """The time bound of one handler call: its task is cancelled once its watchdog's time
+    (the loop's; a `ManualClock`'s in tests) passes `when`, and the call fails with
+    TimeoutError. `postpone()` moves it later (a visibility heartbeat)."""
 
-    __slots__ = ("_task", "_when", "expired")
+    __slots__ = ("_now", "_task", "_when", "expired")
 
-    def __init__(self, task: asyncio.Task[Any], when: float) -> None:
+    def __init__(self, task: asyncio.Task[Any], when: float, now: Callable[[], float]) -> None:
         self._task = task
         self._when = when
+        self._now = now
         self.expired = False
 
-    def when(self) -> float | None:
-        return self._when
-
-    def reschedule(self, when: float) -> None:
-        self._when = when
+    def postpone(self, seconds: float) -> None:
+        """End no sooner than `seconds` from now."""
+        self._when = max(self._when, self._now() + seconds)
 
     def expire(self) -> None:
         self.expired = True
@@ -418,18 +417,21 @@ class Watchdog:
     calls of one domain, bounded alike, almost never need it moved.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, manual: ManualClock | None = None) -> None:
         self.loop = loop
-        self._time = loop.time
+        #: Where timers are set: the loop, or the test clock, so a hanging handler's bound
+        #: passes when the test's time does (`Harness.settle` advances it).
+        self._timers: asyncio.AbstractEventLoop | ManualClock = manual or loop
+        self._time = manual.now if manual else loop.time
         self._running: dict[HandlerBound, None] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | ManualTimer | None = None
         self._armed_for = math.inf
 
     def watch(self, seconds: float) -> HandlerBound:
         task = asyncio.current_task()
         assert task is not None, "a handler call runs in a task"
         when = self._time() + seconds
-        bound = HandlerBound(task, when)
+        bound = HandlerBound(task, when, self._time)
         self._running[bound] = None
         if when < self._armed_for:
             self._arm(when)
@@ -441,12 +443,12 @@ class Watchdog:
     def _arm(self, when: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self.loop.call_at(when, self._fire)
+        self._timer = self._timers.call_at(when, self._fire)
         self._armed_for = when
 
     def _fire(self) -> None:
         self._timer, self._armed_for = None, math.inf
-        now = self.loop.time()
+        now = self._time()
         earliest = math.inf
         for bound in list(self._running):
             if bound._when <= now:
@@ -470,7 +472,8 @@ def attempts(
 ) -> Handler:
     """Call the handler (`handler_call`) and publish what it staged once it succeeds,
     retrying transient failures in place up to `attempts` calls, `backoff` seconds doubling
-    between them; each call bounded to `seconds` of wall time (TimeoutError after).
+    between them; each call bounded to `seconds` of loop time, or of a
+    `ManualClock`'s (TimeoutError after).
 
     A new attempt starts with nothing staged. Other errors propagate at once, and the
     transport's redelivery handles them; so does any error after the handler committed its
@@ -478,6 +481,7 @@ def attempts(
     handler, not the publishing of what it staged.
     """
     watchdogs: list[Watchdog] = []  # this handler's, for the loop it runs on
+    manual = clock if isinstance(clock, ManualClock) and clock.bounds_handlers else None
 
     async def attempt(delivery: Delivery) -> None:
         context = delivery.context
@@ -491,7 +495,7 @@ def attempts(
                     # asyncio's own loop timer: a Lambda function runs on asyncio, no anyio.
                     loop = asyncio.get_running_loop()
                     if not watchdogs or watchdogs[0].loop is not loop:
-                        watchdogs[:] = [Watchdog(loop)]
+                        watchdogs[:] = [Watchdog(loop, manual)]
                     watchdog = watchdogs[0]
                     bound = context.bound = watchdog.watch(seconds)
                     try:

@@ -6,10 +6,13 @@ replays exactly; pass another transport factory to hold a real transport to the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
+
+import anyio
+import anyio.lowlevel
 
 from bus.client import current_clients
 from bus.clock import Clock, ManualClock
@@ -26,6 +29,9 @@ from bus.middleware import Middleware
 from bus.runtime import Runtime, TableFactory, TransportFactory, memory_tables
 from bus.topology import Purpose, Topology
 from bus.transport import DeadLetter, Transport
+
+#: Seconds between looks at a manual clock that has no timer due while every task waits.
+_NOTHING_DUE_POLL = 0.05
 
 #: Relay passes in a row that may publish nothing while events stay pending before `settle`
 #: gives up: a pass that publishes and then fails to delete reports nothing published.
@@ -127,9 +133,21 @@ class Harness:
         dead-lettered and every committed outbox event is published (advancing a manual
         clock).
 
+        On a `ManualClock(bounds_handlers=True)`, whenever every task waits, the clock
+        moves on to its next timer: a handler call hanging on anything but the test clock
+        fails with TimeoutError at its `handler_timeout` of test time, at once.
+
         Raises `OutboxNotDrained` when outbox events stay pending through
         `STUCK_RELAY_PASSES` relay passes in a row that publish nothing.
         """
+        if not (isinstance(self.clock, ManualClock) and self.clock.bounds_handlers):
+            return await self._settle()
+        async with anyio.create_task_group() as group:
+            group.start_soon(_pass_time_while_all_wait, self.clock)
+            await self._settle()
+            group.cancel_scope.cancel()
+
+    async def _settle(self) -> None:
         stuck = 0
         while True:
             await self.runtime.scheduler.fire_due()
@@ -146,6 +164,22 @@ class Harness:
                     f"the outbox of {', '.join(pending)} still holds events after "
                     f"{stuck} relay passes that published none (see the relay's log)"
                 )
+
+    async def redeliver(self, envelopes: Iterable[Envelope], *, times: int = 2) -> None:
+        """Deliver each envelope `times` more times, as SQS may, then `settle()`: a domain's
+        test redelivers what each of its handlers took, to show the effect stays single.
+
+        Events are published again, tasks sent again to their domain's queue; the copies
+        join `published` as the originals did.
+        """
+        tasks = {t for domain in self.runtime.domains for t in domain.task_types}
+        for envelope in envelopes:
+            copies = [envelope] * times
+            if envelope.type in tasks:
+                await self.runtime.publisher.send(copies)
+            else:
+                await self.runtime.publisher.publish(copies)
+        await self.settle()
 
     def results(self, status: Status | None = None, handler: str | None = None) -> list[Outcome]:
         return [
@@ -165,3 +199,17 @@ class Harness:
 
     async def redrive(self, domain: str, purpose: Purpose = "events") -> int:
         return await self.transport.redrive(domain, purpose)
+
+
+async def _pass_time_while_all_wait(clock: ManualClock) -> None:
+    """Move `clock` to its next timer (a handler call's time bound), and run it, whenever
+    every other task waits: nothing else could move it, so test time would stand still."""
+    while True:
+        await anyio.wait_all_tasks_blocked()
+        due = clock.next_timer()
+        if due is None:
+            await anyio.sleep(_NOTHING_DUE_POLL)
+        else:
+            clock.advance(max(due - clock.now(), 0.0))
+            clock.run_due_timers()
+            await anyio.lowlevel.checkpoint()

@@ -228,10 +228,45 @@ async def _verify_sender(settings: AwsSettings) -> None:
 
 def recorded_endpoint(endpoint_url: str | None) -> str | None:
     """The endpoint URL given, else the one a running `tctf run --aws` recorded in this
-    directory, else None (AWS itself)."""
-    if endpoint_url is not None or not ENDPOINT_FILE.exists():
+    directory, else None (AWS itself).
+
+    A recorded endpoint must answer: one a killed run left behind is refused, in a line,
+    rather than waited on."""
+    if endpoint_url is not None:
         return endpoint_url
+    recorded = _recorded_url()
+    if recorded is not None and not _answers(recorded):
+        raise ConfigurationError(
+            f"{ENDPOINT_FILE} names {recorded}, where nothing answers: the `tctf run --aws` "
+            "that recorded it is gone; start it again, or remove the file (or pass "
+            "--endpoint-url)"
+        )
+    return recorded
+
+
+def _recorded_url() -> str | None:
+    if not ENDPOINT_FILE.exists():
+        return None
     return ENDPOINT_FILE.read_text().strip() or None
+
+
+def _answers(url: str, timeout: float = 1.0) -> bool:
+    """Whether something accepts a connection at the URL's host and port."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return False
+    if not parts.hostname:
+        return False
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 @contextmanager
@@ -243,7 +278,7 @@ def _recorded(endpoint_url: str) -> Iterator[None]:
     try:
         yield
     finally:
-        if recorded_endpoint(None) == endpoint_url:
+        if _recorded_url() == endpoint_url:
             ENDPOINT_FILE.unlink(missing_ok=True)
 
 

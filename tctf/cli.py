@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import anyio
 import orjson
 
 from bus.errors import BusError
-from tctf.errors import MissingExtraError, TctfError, UsageError
+from tctf.errors import AwsUnavailable, MissingExtraError, TctfError, UsageError
 from tctf.traces import DEFAULT_SPAN_FILE
 
 #: The extra (`pip install -e '.[EXTRA]'`) each command needs beyond the base install, as the
@@ -75,10 +76,29 @@ def _failed(command: str, raised: BaseException) -> int:
     missing = error.name if isinstance(error, ModuleNotFoundError) else None
     if missing and missing.partition(".")[0] not in _FIRST_PARTY and command in EXTRAS:
         error = MissingExtraError(EXTRAS[command], missing.partition(".")[0])
+    error = _aws_unavailable(error) or error
     if isinstance(error, (TctfError, BusError)):
         print(f"{' '.join(['tctf', command]).strip()}: {error}", file=sys.stderr)
         return USAGE_STATUS
     raise raised
+
+
+def _aws_unavailable(error: BaseException) -> AwsUnavailable | None:
+    """What a user mends in their AWS setup, told in one line: the SDK's error, if it is
+    one (botocore is looked up, never imported: most commands do not load it)."""
+    sdk = sys.modules.get("botocore.exceptions")
+    if sdk is None:
+        return None
+    if isinstance(error, sdk.NoCredentialsError | sdk.PartialCredentialsError):
+        return AwsUnavailable(
+            f"no AWS credentials found ({error}): configure them (AWS_PROFILE, "
+            "AWS_ACCESS_KEY_ID, `aws configure`), or pass --endpoint-url of a local endpoint"
+        )
+    if isinstance(error, sdk.EndpointConnectionError | sdk.ConnectTimeoutError):
+        return AwsUnavailable(f"cannot reach the AWS endpoint: {error}")
+    if isinstance(error, sdk.ClientError | sdk.BotoCoreError):
+        return AwsUnavailable(f"AWS refused the call: {error}")
+    return None
 
 
 def _sole(error: BaseException) -> BaseException:
@@ -93,6 +113,16 @@ def _command(argv: Sequence[str]) -> str:
     name = argv[0] if argv and not argv[0].startswith("-") else ""
     aws = any(arg == "--aws" or arg.startswith("--endpoint-url") for arg in argv)
     return "run --aws" if name == "run" and aws else name
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not more than 0 seconds")
+    return seconds
 
 
 def _port(text: str) -> int:
@@ -129,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--metrics-interval",
-        type=float,
+        type=_positive_seconds,
         default=10.0,
         help="seconds between EMF metrics documents printed to stdout (10)",
     )
@@ -214,7 +244,11 @@ def _parser() -> argparse.ArgumentParser:
     trace = commands.add_parser(
         "trace", help="print the traces of one correlation id from a local run's span file"
     )
-    trace.add_argument("correlation_id", metavar="CORRELATION_ID")
+    trace.add_argument(
+        "correlation_id",
+        metavar="CORRELATION_ID",
+        help="the id a request answered in its x-correlation-id header",
+    )
     trace.add_argument(
         "--spans",
         type=Path,
@@ -229,7 +263,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the JSON log lines of one correlation id, and the CloudWatch Logs Insights "
         "query finding them on AWS",
     )
-    logs.add_argument("--correlation-id", required=True, metavar="ID")
+    logs.add_argument(
+        "--correlation-id",
+        required=True,
+        metavar="ID",
+        help="the id a request answered in its x-correlation-id header",
+    )
     logs.add_argument(
         "file", nargs="?", type=Path, metavar="FILE", help="JSON log lines (default: stdin)"
     )
@@ -305,7 +344,12 @@ def _aws_options(parser: argparse.ArgumentParser, default: str | None = None) ->
     parser.add_argument(
         "--endpoint-url", default=default, help="AWS-compatible endpoint, e.g. moto server"
     )
-    parser.add_argument("--transport", choices=("sns", "eventbridge"), default=default or "sns")
+    parser.add_argument(
+        "--transport",
+        choices=("sns", "eventbridge"),
+        default=default or "sns",
+        help="how events reach the queues: SNS topic subscriptions or EventBridge rules (sns)",
+    )
 
 
 def _app_option(parser: argparse.ArgumentParser, default: str = "tctf") -> None:
@@ -358,10 +402,10 @@ def _serve(args: argparse.Namespace) -> int:
         serve = partial(
             run_aws, host=args.host, seed=args.seed, tracer_provider=provider, metrics=metrics
         )
-        interrupted = anyio.run(
+        stopped_by = anyio.run(
             _until_interrupted, partial(serve, domains, args.endpoint_url, args.transport, port)
         )
-        return INTERRUPTED_STATUS if interrupted else 0
+        return _stopped_status(stopped_by)
     from tctf.platform import Platform
 
     platform = Platform(
@@ -376,8 +420,8 @@ def _serve(args: argparse.Namespace) -> int:
         f"; HTTP on http://{args.host}:{port}" if port else ""
     )
     announce = partial(print, banner, file=sys.stderr, flush=True)
-    interrupted = anyio.run(_until_interrupted, partial(platform.serve, args.host, port, announce))
-    return INTERRUPTED_STATUS if interrupted else 0
+    stopped_by = anyio.run(_until_interrupted, partial(platform.serve, args.host, port, announce))
+    return _stopped_status(stopped_by)
 
 
 def _link_to_this_run(host: str, port: int) -> None:
@@ -393,27 +437,38 @@ def _link_to_this_run(host: str, port: int) -> None:
     os.environ[APP_URL_VARIABLE] = f"http://{host}:{port}"
 
 
-async def _until_interrupted(serve: Callable[[], Awaitable[object]]) -> bool:
-    """Run `serve` until it returns or Ctrl-C (SIGINT) stops it, shutting it down as a
-    cancellation; whether it was interrupted. The signal is taken here, not left to
-    asyncio's handler, so a shutdown that happens to absorb that cancellation still
-    ends with the status a shell reports for an interrupt."""
-    interrupted = False
+#: What stops `tctf run` as a clean shutdown: Ctrl-C, and `kill` (a process manager's stop).
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stopped_status(signum: int | None) -> int:
+    """The status a shell reports for a process the signal ended (130 for Ctrl-C)."""
+    return 0 if signum is None else 128 + signum
+
+
+async def _until_interrupted(serve: Callable[[], Awaitable[object]]) -> int | None:
+    """Run `serve` until it returns or SIGINT (Ctrl-C) or SIGTERM stops it, shutting it
+    down as a cancellation, so that what it holds is released (the `.tctf/endpoint` file of
+    an embedded endpoint among them); the signal that stopped it, if one did. The signals
+    are taken here, not left to their default (SIGTERM's ends the process at once), so a
+    shutdown that happens to absorb that cancellation still ends with the status a shell
+    reports for the signal."""
+    stopped_by: int | None = None
 
     async with anyio.create_task_group() as group:
 
-        async def stop_on_interrupt() -> None:
-            nonlocal interrupted
-            with anyio.open_signal_receiver(signal.SIGINT) as signals:
-                async for _ in signals:
-                    interrupted = True
+        async def stop_on_signal() -> None:
+            nonlocal stopped_by
+            with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+                async for signum in signals:
+                    stopped_by = int(signum)
                     group.cancel_scope.cancel()
                     return
 
-        group.start_soon(stop_on_interrupt)
+        group.start_soon(stop_on_signal)
         await serve()
         group.cancel_scope.cancel()
-    return interrupted
+    return stopped_by
 
 
 def _root_option(parser: argparse.ArgumentParser) -> None:
@@ -475,6 +530,22 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stale_snapshot(current: dict[str, Any], recorded: dict[str, Any], path: Path) -> list[str]:
+    """What the committed snapshot misses of compatible changes (new types, new optional
+    fields, new descriptions): the contract tests hold it to be current."""
+    missing = sorted(current.keys() - recorded.keys())
+    changed = sorted(t for t in current.keys() & recorded.keys() if current[t] != recorded[t])
+    parts = [f"lacks {', '.join(missing)}"] if missing else []
+    parts += [f"is out of date for {', '.join(changed)}"] if changed else []
+    if not parts:
+        return []
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    return [
+        f"the committed snapshot {' and '.join(parts)}: run `tctf events --update` and "
+        f"commit {shown}"
+    ]
+
+
 def _events(args: argparse.Namespace) -> int:
     from tctf.config import load_domains
     from tctf.contracts import SNAPSHOT, catalog, render_table
@@ -492,7 +563,9 @@ def _events(args: argparse.Namespace) -> int:
         recorded = orjson.loads(SNAPSHOT.read_bytes()) if SNAPSHOT.exists() else {}
         if args.domains:
             recorded = {t: r for t, r in recorded.items() if t in {e.type for e in found.entries}}
-        problems = found.breaking_changes(recorded)
+        problems = found.breaking_changes(recorded) or _stale_snapshot(
+            found.snapshot(), recorded, SNAPSHOT
+        )
         for problem in problems:
             print(f"tctf events: {problem}", file=sys.stderr)
         return 1 if problems else 0

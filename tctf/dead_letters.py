@@ -224,7 +224,10 @@ def _records(count: int) -> str:
 
 def _transport(topology: Topology, endpoint_url: str | None, transport: str) -> QueueTransport:
     """The transport over resources that exist: looked up, none created."""
-    settings = AwsSettings(endpoint_url=endpoint_url, provision=False)
+    # A command waits for no outage to pass: one retry, a few seconds, then the error.
+    settings = AwsSettings(
+        endpoint_url=endpoint_url, provision=False, sdk_max_attempts=2, retry_deadline=3.0
+    )
     if transport == "sns":
         return SnsSqsTransport(topology, settings)
     if transport == "eventbridge":

@@ -33,6 +33,11 @@ class NagError(TctfError):
         self.findings = findings
 
 
+class AwsUnavailable(TctfError):
+    """A command could not talk to AWS (or the endpoint standing in for it): no credentials,
+    nothing answering, or the call refused."""
+
+
 class MissingExtraError(TctfError):
     """A command needs an optional dependency group (an extra) that is not installed."""
 

@@ -16,8 +16,8 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "writing-a-domain.md"
 
 
 @pytest.fixture
-def loyalty_package(tmp_path: Path) -> Iterator[Path]:
-    contracts, app, test = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+def loyalty_package(tmp_path: Path) -> Iterator[str]:
+    contracts, app, *tests = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
     package = tmp_path / "loyalty"
     package.mkdir()
     (package / "__init__.py").write_text('"""Loyalty: points for new users."""\n')
@@ -25,7 +25,7 @@ def loyalty_package(tmp_path: Path) -> Iterator[Path]:
     (package / "app.py").write_text(app)
     domains.__path__.append(str(tmp_path))
     try:
-        yield test
+        yield "\n".join(tests)
     finally:
         domains.__path__.remove(str(tmp_path))
         for name in [m for m in sys.modules if m.startswith("domains.loyalty")]:
@@ -37,7 +37,10 @@ async def test_the_tutorial_domain_and_its_test_work(loyalty_package: str) -> No
     assert [r.path for r in app.domain.http_routes] == ["/points/{user_id}"]
     namespace: dict[str, object] = {}
     exec(compile(loyalty_package, str(DOC), "exec"), namespace)
-    await namespace["test_new_users_get_100_points"]()  # type: ignore[operator]
+    tests = [name for name in namespace if name.startswith("test_")]
+    assert tests == ["test_new_users_get_100_points", "test_a_user_reads_their_points"]
+    for name in tests:
+        await namespace[name]()  # type: ignore[operator]
 
 
 RELIABILITY = DOC.parent / "reliability.md"

@@ -3,6 +3,8 @@ a breaking change, and the AsyncAPI document."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import orjson
 import pytest
 from pydantic import BaseModel
 
+import domains
 from bus.catalog import Catalog
 from bus.messages import Event, Message
 from tctf.cli import main
@@ -183,3 +186,39 @@ def test_tctf_events_lists_checks_and_writes_asyncapi(
     [send_email] = [line for line in table if line.startswith("SEND_EMAIL ")]
     assert "messaging_consumers.deliver" in send_email
     assert orjson.loads((tmp_path / "asyncapi.json").read_bytes())["asyncapi"] == "3.0.0"
+
+
+@pytest.fixture
+def unsnapshotted_domain(tmp_path: Path) -> Iterator[str]:
+    """A domain `probe` whose contracts define an event the committed snapshot lacks."""
+    package = tmp_path / "probe"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""Probe."""\n')
+    (package / "contracts.py").write_text(
+        '"""Probe\'s events."""\n\nfrom bus import Event\n\n\n'
+        'class Probed(Event):\n    type = "PROBED"\n    probe_id: str\n'
+    )
+    (package / "app.py").write_text(
+        '"""Probe."""\n\nfrom bus import Domain\n\ndomain = Domain("probe")\n'
+    )
+    domains.__path__.append(str(tmp_path))
+    try:
+        yield "probe"
+    finally:
+        domains.__path__.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m.startswith("domains.probe")]:
+            del sys.modules[name]
+
+
+def test_tctf_events_check_fails_exactly_when_the_snapshot_test_would(
+    unsnapshotted_domain: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(AssertionError, match="tctf events --update"):
+        test_the_committed_snapshot_is_current()
+    assert main(["events", "--check"]) == 1
+    assert main(["events", "--check", "--domain", unsnapshotted_domain]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == 2 * [
+        "tctf events: the committed snapshot lacks PROBED: run `tctf events --update` "
+        "and commit tests/contracts/snapshots/events.json"
+    ]

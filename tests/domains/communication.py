@@ -19,9 +19,7 @@ from adapters.http.asgi import HttpApp
 from adapters.http.gateway import gateway_router
 from bus import Context, Domain, DomainSettings, PermanentError, Storage
 from bus.clock import ManualClock
-from bus.envelope import Envelope
 from bus.http import HttpRequest, HttpResponse
-from bus.messages import Task
 from bus.storage.memory import InMemoryTable
 from bus.testing import Harness
 from domains.auth_admin.app import ADMIN_EMAIL_VARIABLE
@@ -149,15 +147,6 @@ def sends_per_recipient(h: Harness) -> Counter[str]:
             if str(i["PK"]).startswith("SENT#")
         }
     )
-
-
-async def redeliver_twice(h: Harness, envelopes: list[Envelope]) -> None:
-    for envelope in envelopes:
-        if isinstance(envelope.data, Task):
-            await h.runtime.publisher.send([envelope, envelope])
-        else:
-            await h.runtime.publisher.publish([envelope, envelope])
-    await h.settle()
 
 
 @asynccontextmanager

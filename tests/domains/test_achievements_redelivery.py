@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from bus.envelope import Envelope
 from domains.social.contracts import PostCreated, UserFollowed, UserUnfollowed
 from tests.domains.achievements import Achieving, achievements_platform
 from tests.domains.billing import DAY
@@ -31,12 +30,6 @@ async def a_busy_month(a: Achieving) -> tuple[str, str]:
     assert (await a.call("DELETE", f"/users/{bob}", token=bob_token)).status == 204
     await a.h.settle()
     return ada, bob
-
-
-async def redeliver_twice(a: Achieving, envelopes: list[Envelope]) -> None:
-    for envelope in envelopes:
-        await a.h.runtime.publisher.publish([envelope, envelope])
-    await a.h.settle()
 
 
 @pytest.mark.parametrize(
@@ -64,7 +57,7 @@ async def test_each_handler_redelivered_twice_has_one_effect(
         unlocked = a.unlocked()
         items = a.items()
         delivered = [e for e in a.h.published if e.type == message_type]
-        await redeliver_twice(a, delivered)
+        await a.h.redeliver(delivered)
         handled_again = len(a.h.handled(handler)) - handled
         items_after = a.items()
     assert handled >= 1 and delivered

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from bus.envelope import Envelope
 from bus.storage.memory import InMemoryTable
 from domains.billing.contracts import CollectPayment
 from tests.domains.billing import DAY, Billing, billing_platform
@@ -30,15 +29,6 @@ def business_items(b: Billing) -> list[dict[str, Any]]:
         (i for i in table.scan() if not str(i["PK"]).startswith(("IDEMPOTENCY#", "OUTBOX#"))),
         key=lambda i: (i["PK"], i["SK"]),
     )
-
-
-async def redeliver_twice(b: Billing, envelopes: list[Envelope]) -> None:
-    for envelope in envelopes:
-        if envelope.type in {"USER_CREATED", "USER_DELETED"}:
-            await b.h.runtime.publisher.publish([envelope, envelope])
-        else:
-            await b.h.runtime.publisher.send([envelope, envelope])
-    await b.h.settle()
 
 
 @pytest.mark.parametrize(
@@ -67,7 +57,7 @@ async def test_each_handler_redelivered_twice_has_one_effect(
         facts = fact_counts(b)
         state = business_items(b)
         delivered = [e for e in b.h.published if e.type == message_type]
-        await redeliver_twice(b, delivered)
+        await b.h.redeliver(delivered)
         state_after = business_items(b)
     # Re-delivered after the idempotency records expired (31 days > 15), the handlers run
     # again: what keeps the effect single is the business's own guards.
@@ -81,7 +71,7 @@ async def test_a_prompt_duplicate_is_skipped_by_its_idempotency_record() -> None
         user_id, token = await b.customer("ada@example.com")
         await b.subscribe(user_id, token)
         delivered = [e for e in b.h.published if e.type in ("USER_CREATED", "COLLECT_PAYMENT")]
-        await redeliver_twice(b, delivered)
+        await b.h.redeliver(delivered)
     assert len(b.h.handled("billing.open_customer")) == 1
     assert len(b.h.handled("billing.collect_payment")) == 1
     assert len(b.facts("INVOICE_PAID")) == 1

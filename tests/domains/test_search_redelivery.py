@@ -60,9 +60,7 @@ async def test_each_handler_redelivered_twice_has_one_effect(
         assert isinstance(clock, ManualClock)
         clock.advance(days_later * DAY)  # past the 15 days idempotency records live
         delivered = [e for e in s.h.published if e.type == message_type]
-        for envelope in delivered:
-            await s.h.runtime.publisher.publish([envelope, envelope])
-        await s.h.settle()
+        await s.h.redeliver(delivered)
         assert s.index_items() == state
         assert await _answers(s) == answers
     assert handled >= 1 and delivered

@@ -392,3 +392,80 @@ def test_tctf_mail_refuses_an_address_it_cannot_read_in_one_line(
     err = capsys.readouterr().err
     assert err.startswith("tctf mail: --url")
     assert len(err.strip().splitlines()) == 1
+
+
+def _tctf(*argv: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`tctf` in a child, in `cwd`, on a machine where no AWS credentials were configured."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        HOME=str(cwd),
+        AWS_CONFIG_FILE=str(cwd / "no-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(cwd / "no-credentials"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "tctf.cli", *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["dlq"], "tctf dlq: no AWS credentials found"),
+        (["run", "--endpoint-url", "http://x:1", "--port", "0"], "tctf run --aws: no AWS cred"),
+    ],
+)
+def test_no_aws_credentials_is_one_line(argv: list[str], line: str, tmp_path: Path) -> None:
+    done = _tctf(*argv, cwd=tmp_path)
+    assert done.returncode == 2
+    (error,) = _error_lines(done.stderr)
+    assert error.startswith(line)
+
+
+def test_an_endpoint_that_does_not_answer_is_one_line_at_once(tmp_path: Path) -> None:
+    started = time.monotonic()
+    done = _tctf("dlq", "--endpoint-url", "http://127.0.0.1:1", cwd=tmp_path)
+    assert time.monotonic() - started < 15
+    assert done.returncode == 2
+    (error,) = _error_lines(done.stderr)
+    assert error.startswith("tctf dlq: cannot reach the AWS endpoint")
+    assert "http://127.0.0.1:1" in error
+
+
+@pytest.mark.parametrize("interval", ["-1", "0", "nan"])
+def test_a_metrics_interval_must_be_positive(
+    interval: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["run", f"--metrics-interval={interval}", "--port", "0"])
+    assert exited.value.code == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert line.startswith("tctf run: argument --metrics-interval: ")
+    assert "more than 0 seconds" in line
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("run", "--transport"),
+        ("up", "--transport"),
+        ("dlq", "--transport"),
+        ("logs", "--correlation-id"),
+        ("trace", "CORRELATION_ID"),
+    ],
+)
+def test_every_option_says_what_it_does(
+    command: str, option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    usage = capsys.readouterr().out
+    described = re.search(rf"^  {re.escape(option)}\b[^\n]*(\n {{6,}}\S[^\n]*)*", usage, re.M)
+    assert described is not None, usage
+    words = described.group().split()
+    assert len(words) > 3, f"{option} of tctf {command} has no help text: {described.group()!r}"

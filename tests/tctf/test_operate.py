@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bus import Context, Domain, Event
+from bus import Context, Domain, Event, Request
 from bus.topology import Topology
 from tctf.config import load_domains
 from tctf.operate import LIVE, BusinessMetric, business_metrics, metrics_recorded_in
@@ -463,7 +463,7 @@ def test_a_stage_s_issuer_reaches_the_authorizer_and_the_function_that_signs(
     shop = Domain("shop")
 
     @shop.get("/orders", access=SIGNED_IN)
-    async def orders(ctx: Context) -> dict[str, str]:
+    async def orders(request: Request[None], ctx: Context) -> dict[str, str]:
         return {}
 
     config = parse_deploy_config(

@@ -241,3 +241,25 @@ def test_configured_credentials_and_remote_endpoints_keep_the_sdk_chain(
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     assert local_credentials("https://sqs.us-east-1.amazonaws.com") == {}
     assert local_credentials(None) == {}
+
+
+def test_a_terminated_run_forgets_its_endpoint_as_an_interrupted_one_does(tmp_path: Path) -> None:
+    with run_aws("--port", "0", cwd=tmp_path, env=_without_credentials(tmp_path)) as run:
+        run.banner()
+        assert (tmp_path / ".tctf" / "endpoint").exists()
+        run.process.send_signal(signal.SIGTERM)
+        assert run.process.wait(timeout=15) == 128 + signal.SIGTERM
+        assert "Traceback" not in run.all_of_stderr()
+    assert not (tmp_path / ".tctf" / "endpoint").exists()
+
+
+def test_an_endpoint_file_nothing_answers_at_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = f"http://127.0.0.1:{_free_port()}"
+    (tmp_path / ".tctf").mkdir()
+    (tmp_path / ".tctf" / "endpoint").write_text(stale + "\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["dlq"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"tctf dlq: .tctf/endpoint names {stale}, where nothing answers")

@@ -44,6 +44,12 @@ class Pinged(Event):
     type = "PINGED"
 
 
+class Probed(Event):
+    type = "PROBED"
+    host: str
+    region: str
+
+
 @pytest.fixture(scope="module")
 def topology() -> Topology:
     return Topology.from_domains(load_domains(), app="tctf")
@@ -544,8 +550,8 @@ def test_a_content_filter_reaches_the_subscription_as_a_message_body_policy(
 
     audit = Domain("audit")
 
-    @audit.on(Pinged, where={"$or": [{"host": [{"prefix": "db-"}]}, {"region": ["eu-west-1"]}]})
-    async def note(event: Pinged, ctx: Context) -> None: ...
+    @audit.on(Probed, where={"$or": [{"host": [{"prefix": "db-"}]}, {"region": ["eu-west-1"]}]})
+    async def note(event: Probed, ctx: Context) -> None: ...
 
     topology = Topology.from_domains([audit], app="tctf")
     app = build_app([audit], {"audit": tmp_path}, settings=FunctionSettings(layers=(LAYER,)))
