@@ -218,12 +218,13 @@ class RecordedSpan(trace.Span):
         self.end()
 
 
-class UnsampledSpan(trace.Span):
+class UnsampledSpan(trace.NonRecordingSpan):
     """A span of a trace not sampled: the context it passes on and nothing else, a
     non-recording span to the API (a handler's own spans below it continue its trace,
-    unsampled, as the parent-based sampler has them)."""
+    unsampled, as the parent-based sampler has them). Its context is made only when asked
+    for; every other method is `NonRecordingSpan`'s no-op."""
 
-    __slots__ = ("_context", "remote", "trace_state", "traceparent")
+    __slots__ = ("_made", "remote", "trace_state", "traceparent")
 
     sampled = False
 
@@ -234,13 +235,13 @@ class UnsampledSpan(trace.Span):
         self.traceparent = traceparent
         self.remote = remote
         self.trace_state = trace_state
-        self._context: trace.SpanContext | None = None
+        self._made: trace.SpanContext | None = None
 
     def get_span_context(self) -> trace.SpanContext:
-        context = self._context
+        context = self._made
         if context is None:
             header = self.traceparent
-            context = self._context = trace.SpanContext(
+            context = self._made = trace.SpanContext(
                 int(header[3:35], 16),
                 int(header[36:52], 16),
                 is_remote=self.remote,
@@ -249,45 +250,8 @@ class UnsampledSpan(trace.Span):
             )
         return context
 
-    def is_recording(self) -> bool:
-        return False
-
-    def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
-        pass
-
-    def set_attribute(self, key: str, value: types.AttributeValue) -> None:
-        pass
-
-    def add_event(
-        self,
-        name: str,
-        attributes: types.Attributes = None,
-        timestamp: int | None = None,
-    ) -> None:
-        pass
-
-    def add_link(self, context: trace.SpanContext, attributes: types.Attributes = None) -> None:
-        pass
-
-    def update_name(self, name: str) -> None:
-        pass
-
-    def set_status(
-        self, status: trace.Status | trace.StatusCode, description: str | None = None
-    ) -> None:
-        pass
-
-    def record_exception(
-        self,
-        exception: BaseException,
-        attributes: types.Attributes = None,
-        timestamp: int | None = None,
-        escaped: bool = False,
-    ) -> None:
-        pass
-
-    def end(self, end_time: int | None = None) -> None:
-        pass
+    def __repr__(self) -> str:
+        return f"UnsampledSpan({self.traceparent})"
 
 
 class SpanRecorder:
