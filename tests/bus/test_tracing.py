@@ -233,6 +233,20 @@ def test_an_unknown_exporter_or_protocol_is_a_configuration_error() -> None:
         )
 
 
+#: A context whose trace the sampler at its root dropped (flags 00).
+UNSAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+
+
+async def deliver_unsampled(domain: Domain, provider: TracerProvider) -> Harness:
+    """`domain` handling one `Ordered` published in the `UNSAMPLED` trace; its harness, settled."""
+    async with Harness(domain, tracer_provider=provider) as h:
+        context = h.runtime.context("shop")
+        envelope = context.envelope_for(Ordered(order="o1"))._replace(traceparent=UNSAMPLED)
+        await h.runtime.publisher.publish([envelope])
+        await h.settle()
+    return h
+
+
 async def test_a_message_of_a_trace_not_sampled_is_handled_without_spans(
     exporter: InMemorySpanExporter, provider: TracerProvider
 ) -> None:
@@ -242,15 +256,10 @@ async def test_a_message_of_a_trace_not_sampled_is_handled_without_spans(
     async def pack(event: Ordered, ctx: Context) -> None:
         ctx.publish(Packed(order=event.order))
 
-    unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
-    async with Harness(warehouse, tracer_provider=provider) as h:
-        context = h.runtime.context("shop")
-        envelope = context.envelope_for(Ordered(order="o1"))._replace(traceparent=unsampled)
-        await h.runtime.publisher.publish([envelope])
-        await h.settle()
+    h = await deliver_unsampled(warehouse, provider)
     assert exporter.get_finished_spans() == ()
     [packed] = h.published_of("PACKED")
-    assert packed.traceparent == unsampled
+    assert packed.traceparent == UNSAMPLED
 
 
 async def test_a_handlers_own_spans_in_a_trace_not_sampled_continue_that_trace_unrecorded(
@@ -266,12 +275,7 @@ async def test_a_handlers_own_spans_in_a_trace_not_sampled_continue_that_trace_u
             seen.append(own.get_span_context())
             assert not own.is_recording()
 
-    unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
-    async with Harness(warehouse, tracer_provider=provider) as h:
-        context = h.runtime.context("shop")
-        envelope = context.envelope_for(Ordered(order="o1"))._replace(traceparent=unsampled)
-        await h.runtime.publisher.publish([envelope])
-        await h.settle()
+    await deliver_unsampled(warehouse, provider)
     [own] = seen
     assert own.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736, "the trace it was handled in"
     assert not own.trace_flags.sampled
