@@ -2,8 +2,8 @@
 sender identity and configuration set, leave to send as that identity only, bounces and
 complaints delivered to the domain's function; the issuer's JWK set for `$connect`. What
 sign-in needs: the APIs auth_core calls and leave to call their internal routes, the
-secrets auth_core, auth_mfa, auth_oauth and communication derive their keys from, the
-app's URL. And a stage missing
+secrets auth_core, auth_mfa, auth_oauth and communication derive their keys from (and
+billing's, which the operator fills), the app's URL. And a stage missing
 what they need refused with what to set."""
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ DECLARED_SECRETS = {
     "auth_mfa": "sealing",
     "auth_oauth": "signing",
     "communication": "unsubscribe",
+    "billing": "webhook",
 }
 SECRET = "AWS::SecretsManager::Secret"
 
