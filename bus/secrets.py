@@ -6,6 +6,10 @@ the previous one while it still verifies or opens what the current one did not m
 the function reads them from Secrets Manager once, at init (`adapters.lambda_.boot`); a
 deployed function (`AWS_LAMBDA_FUNCTION_NAME` set) without them must refuse to start rather
 than make up a value of its own, which its other containers would not share.
+
+The derivations turn a version into a key, so that every container of a stage derives the
+same one; `cryptography` and `joserfc` are imported only when one is made, off the kernel's
+import.
 """
 
 from __future__ import annotations
@@ -13,8 +17,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from bus.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from joserfc.jwk import ECKey
 
 #: Set by Lambda in every function: the process is one of many containers of a deployment.
 DEPLOYED_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"
@@ -45,3 +53,37 @@ def versions(name: str, env: Mapping[str, str] | None = None) -> list[str] | Non
             f"{variable(name)} must be a JSON array of the secret's versions, current first"
         )
     return found
+
+
+#: The fewest characters a version of a secret may hold: at least 128 bits of letters and
+#: digits, well above what a guess could reach.
+MIN_SEED_CHARACTERS = 32
+#: The order of P-256's base point (SEC 2 v2, 2.4.2): a private key is an integer below it.
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def derived_bytes(name: str, seed: str, info: bytes, length: int = 32) -> bytes:
+    """`length` bytes from one version `seed` of secret `name` (HKDF-SHA256, `info` naming
+    the one use they are for): the same in every container that reads the same secret."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    if len(seed) < MIN_SEED_CHARACTERS:
+        raise ConfigurationError(
+            f"the {name} secret must hold at least {MIN_SEED_CHARACTERS} characters"
+        )
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(
+        seed.encode()
+    )
+
+
+def derived_signing_key(name: str, seed: str, info: bytes) -> ECKey:
+    """The P-256 key (joserfc) of one version `seed` of secret `name`, the same in every
+    container: 384 derived bits reduced into [1, n-1] (FIPS 186-5 A.2.1, the extra 128 bits
+    making the bias negligible); its kid is the key's RFC 7638 thumbprint."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from joserfc.jwk import ECKey
+
+    number = int.from_bytes(derived_bytes(name, seed, info, length=48), "big")
+    private = ec.derive_private_key(number % (_P256_ORDER - 1) + 1, ec.SECP256R1())
+    return ECKey.import_key(private, {"kid": ECKey.import_key(private).thumbprint()})

@@ -25,8 +25,6 @@ from bus.errors import ConfigurationError
 ALGORITHM = "ES256"
 #: The domain's secret the keys are derived from (`Domain(secrets=[SECRET])`).
 SECRET = "signing"
-#: The order of P-256's base point (SEC 2 v2, 2.4.2): a private key is an integer below it.
-_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 #: HKDF's context: keys derived for signing tokens, never to be reused for anything else.
 _DERIVATION_INFO = b"tctf auth_core token signing key"
 _log = logging.getLogger("tctf.auth_core")
@@ -50,7 +48,7 @@ class SigningKeys:
     @classmethod
     def from_seeds(cls, seeds: list[str]) -> SigningKeys:
         """One key per version of the secret, the first (current) one signing."""
-        keys = [_derived_key(seed) for seed in seeds]
+        keys = [secrets.derived_signing_key(SECRET, seed, _DERIVATION_INFO) for seed in seeds]
         return cls(keys, str(keys[0].kid))
 
     @classmethod
@@ -110,24 +108,6 @@ class SigningKeys:
                 for key in self._keys.values()
             ]
         }
-
-
-def _derived_key(seed: str) -> Any:
-    """The P-256 key of one version of the secret, the same in every container: HKDF-SHA256
-    stretches the seed to 384 bits, reduced into [1, n-1] (FIPS 186-5 A.2.1, the extra 128
-    bits making the bias negligible); kid is the key's RFC 7638 thumbprint."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-    from joserfc.jwk import ECKey
-
-    if len(seed) < 32:
-        raise ConfigurationError(f"the {SECRET} secret must hold at least 32 characters")
-    material = HKDF(algorithm=hashes.SHA256(), length=48, salt=None, info=_DERIVATION_INFO)
-    number = int.from_bytes(material.derive(seed.encode()), "big")
-    private = ec.derive_private_key(number % (_P256_ORDER - 1) + 1, ec.SECP256R1())
-    key = ECKey.import_key(private)
-    return ECKey.import_key(private, {"kid": key.thumbprint()})
 
 
 def _new_key() -> Any:

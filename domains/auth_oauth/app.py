@@ -36,6 +36,7 @@ from bus import (
     TransactionCanceled,
 )
 from bus.access import SIGNED_IN, Access
+from bus.secrets import deployed
 from bus.storage.rotation import exchange, token_item, token_key
 from domains.auth_admin.contracts import UserDisabled
 from domains.auth_oauth.contracts import (
@@ -44,11 +45,18 @@ from domains.auth_oauth.contracts import (
     OAuthGrantIssued,
     OAuthGrantRevoked,
 )
-from domains.auth_oauth.errors import OAuthError
-from domains.auth_oauth.keys import ALGORITHM, ProviderKeys
+from domains.auth_oauth.errors import OAuthError, ProviderMisconfigured
+from domains.auth_oauth.keys import ALGORITHM, SECRET, ProviderKeys
 from domains.users.contracts import UserDeleted
 
-domain = Domain("auth_oauth", storage=Storage())
+domain = Domain("auth_oauth", storage=Storage(), secrets=[SECRET])
+
+#: The provider's own issuer URL, where it is served apart from the app.
+ISSUER_VARIABLE = "TCTF_OAUTH_ISSUER"
+#: The app's public URL, which a deployed stage and `tctf run` set for every domain.
+APP_URL_VARIABLE = "TCTF_APP_URL"
+#: The issuer when neither is set, as in tests: `tctf run`'s default address.
+LOCAL_ISSUER = "http://127.0.0.1:8000"
 
 #: Seconds an authorization code can be exchanged (RFC 6749 4.1.2: short, at most 10 min).
 CODE_LIFETIME = 60
@@ -72,9 +80,30 @@ def provider_keys() -> ProviderKeys:
 
 @cache
 def issuer() -> str:
-    """The provider's issuer URL (`TCTF_OAUTH_ISSUER`): `iss` of its tokens, and the base
-    of every endpoint the discovery document names."""
-    return os.environ.get("TCTF_OAUTH_ISSUER", "http://127.0.0.1:8000").rstrip("/")
+    return issuer_from(os.environ)
+
+
+def issuer_from(env: Mapping[str, str]) -> str:
+    """The provider's issuer URL: `iss` of its tokens, and the base of every endpoint the
+    discovery document names. `TCTF_OAUTH_ISSUER` if the provider is served apart, else the
+    app's public URL (`TCTF_APP_URL`: a deployed stage's `app_url`, the address `tctf run`
+    serves), where its routes are; a deployed function with neither refuses to start
+    rather than name an address no client reaches."""
+    configured = env.get(ISSUER_VARIABLE) or env.get(APP_URL_VARIABLE)
+    if configured:
+        return configured.rstrip("/")
+    if deployed(env):
+        raise ProviderMisconfigured(
+            f"no issuer: a deployed auth_oauth needs {APP_URL_VARIABLE} (the stage's "
+            f"`app_url` in deploy.toml) or {ISSUER_VARIABLE}"
+        )
+    return LOCAL_ISSUER
+
+
+if deployed():
+    # A function without its keys or issuer fails its init, visibly, not its first token.
+    provider_keys()
+    issuer()
 
 
 def _redirect_uri(uri: str) -> str:

@@ -32,4 +32,5 @@ class OAuthError(Exception):
 
 
 class ProviderMisconfigured(ConfigurationError):
-    """The provider's signing keys are unusable: fix `TCTF_OAUTH_SIGNING_KEYS`."""
+    """The provider's signing keys or issuer are missing or unusable: a deployed function
+    fails its init rather than sign what its other containers would not verify."""

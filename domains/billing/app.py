@@ -9,7 +9,6 @@ due time, read by the scheduled sweeps.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -43,15 +42,19 @@ from domains.billing.contracts import (
 from domains.billing.errors import InvalidSignature
 from domains.billing.payments import Charge, LocalPaymentProvider, PaymentProvider
 from domains.billing.plans import PLANS, add_months, prorate
-from domains.billing.webhooks import WebhookEvent, verify
+from domains.billing.webhooks import LOCAL_SECRET_VARIABLE, WebhookEvent, endpoint_secrets, verify
+from domains.billing.webhooks import SECRET as WEBHOOK_SECRET
 from domains.users.contracts import UserCreated, UserDeleted
 
-domain = Domain("billing", storage=Storage(), sends=[CollectPayment, RenewSubscription])
+domain = Domain(
+    "billing",
+    storage=Storage(),
+    sends=[CollectPayment, RenewSubscription],
+    secrets=[WEBHOOK_SECRET],
+)
 
 #: The provider charging invoices; the local one answers by payment method (payments.py).
 payments: PaymentProvider = LocalPaymentProvider()
-#: The environment variable holding the webhook endpoint's signing secret (`whsec_...`).
-WEBHOOK_SECRET_VARIABLE = "BILLING_WEBHOOK_SECRET"
 #: Waits after each failed attempt before the next; after the last, the subscription ends.
 DUNNING_DELAYS = (timedelta(days=1), timedelta(days=3), timedelta(days=5))
 #: The role that may read any customer's billing.
@@ -659,13 +662,18 @@ async def receive_webhook(request: Request[None], ctx: Context) -> WebhookReceip
     `invoice.paid` settles an open invoice paid outside a charge billing made; other types
     are acknowledged and ignored, as a provider expects.
     """
-    secret = os.environ.get(WEBHOOK_SECRET_VARIABLE)
-    if not secret:
+    endpoint = endpoint_secrets()
+    if not endpoint:
         # Without the secret no webhook can be told from a forgery: refuse them all (the
         # provider retries for days) and say why to the operator.
-        ctx.log.error("webhook refused: %s is not set", WEBHOOK_SECRET_VARIABLE)
+        ctx.log.error(
+            "webhook refused: no provider endpoint secret (whsec_...) yet; put it in the "
+            "stage's billing %s secret, or %s for a local run (docs/deploy.md, Secrets)",
+            WEBHOOK_SECRET,
+            LOCAL_SECRET_VARIABLE,
+        )
         raise InvalidSignature("this endpoint cannot verify webhooks yet")
-    verify(request.headers.get("stripe-signature"), request.raw_body, secret, ctx.clock.now())
+    verify(request.headers.get("stripe-signature"), request.raw_body, endpoint, ctx.clock.now())
     try:
         event = WebhookEvent.model_validate_json(request.raw_body)
     except ValidationError as error:

@@ -4,17 +4,36 @@ The header is `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">` (several `v1` 
 secret rolls). A webhook is genuine when one `v1` matches under the endpoint's secret, in
 constant time, and its timestamp is within the tolerance of now (a captured webhook cannot
 be replayed later).
+
+The endpoint's secret is the provider's, so no stage can generate it: billing declares the
+secret `webhook` (`bus.secrets`), `tctf synth` creates it holding a generated placeholder,
+and the operator puts the provider's value in it (docs/deploy.md, "Secrets"). Every
+endpoint secret the provider issues starts `whsec_`; a value without that prefix is the
+placeholder, and while it is there every webhook is refused (the provider retries for
+days) rather than the domain kept from starting: subscriptions, invoices and charges do
+not wait on webhooks. `BILLING_WEBHOOK_SECRET` gives the secret to a local run (`stripe
+listen` prints one).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bus import secrets
 from domains.billing.errors import InvalidSignature
+
+#: The domain's secret holding the provider's endpoint secret (`Domain(secrets=[SECRET])`).
+SECRET = "webhook"
+#: Where a local run may give the endpoint secret instead.
+LOCAL_SECRET_VARIABLE = "BILLING_WEBHOOK_SECRET"
+#: How every endpoint secret the provider issues begins, and a generated placeholder never.
+PROVIDER_SECRET_PREFIX = "whsec_"
 
 #: Seconds a webhook's timestamp may lie from now: Stripe's libraries' default.
 TOLERANCE_SECONDS = 300
@@ -52,9 +71,22 @@ def signature_header(body: bytes, secret: str, timestamp: int) -> str:
     return f"t={timestamp},v1={_sign(body, secret, timestamp)}"
 
 
-def verify(header: str | None, body: bytes, secret: str, now: float) -> None:
-    """Raise `InvalidSignature` unless `header` signs `body` with `secret` within the
-    tolerance of `now`."""
+def endpoint_secrets(env: Mapping[str, str] | None = None) -> list[str]:
+    """The provider's endpoint secrets webhooks are checked with, current first (the
+    previous one still accepted until every container has read the current one): the
+    versions of the domain's secret, else `BILLING_WEBHOOK_SECRET`. None while the secret
+    still holds the placeholder synth generated."""
+    env = os.environ if env is None else env
+    versions = secrets.versions(SECRET, env)
+    if versions is None:
+        local = env.get(LOCAL_SECRET_VARIABLE)
+        versions = [local] if local else []
+    return [version for version in versions if version.startswith(PROVIDER_SECRET_PREFIX)]
+
+
+def verify(header: str | None, body: bytes, endpoint: Sequence[str], now: float) -> None:
+    """Raise `InvalidSignature` unless `header` signs `body` with one of the `endpoint`
+    secrets within the tolerance of `now`."""
     if not header or len(header) > _MAX_HEADER_LENGTH:
         raise InvalidSignature("the Stripe-Signature header is missing")
     timestamp, signatures = _parse(header)
@@ -62,8 +94,8 @@ def verify(header: str | None, body: bytes, secret: str, now: float) -> None:
         raise InvalidSignature(
             f"the webhook's timestamp is more than {TOLERANCE_SECONDS}s from now"
         )
-    expected = _sign(body, secret, timestamp)
-    if not any(hmac.compare_digest(expected, given) for given in signatures):
+    expected = [_sign(body, secret, timestamp) for secret in endpoint]
+    if not any(hmac.compare_digest(one, given) for one in expected for given in signatures):
         raise InvalidSignature("no signature in Stripe-Signature matches the body")
 
 

@@ -32,6 +32,7 @@ from bus import (
 )
 from bus.access import Access
 from bus.pagination import PageQuery, page_query, read_page
+from bus.secrets import deployed
 from bus.storage.conditions import Condition
 from bus.storage.errors import InvalidRequest
 from domains.achievements.contracts import AchievementUnlocked
@@ -47,7 +48,13 @@ from domains.communication.contracts import (
     SignUpSegment,
     StartDueCampaigns,
 )
-from domains.communication.unsubscribe import read_token, unsubscribe_url
+from domains.communication.unsubscribe import (
+    SECRET,
+    app_url,
+    read_token,
+    signing_seeds,
+    unsubscribe_url,
+)
 from domains.messaging_consumers.contracts import EmailFailed, EmailSent, SendEmail
 from domains.users.contracts import UserCreated, UserDeleted, UserUpdated, has_control_characters
 
@@ -55,7 +62,14 @@ domain = Domain(
     "communication",
     storage=Storage(),
     sends=[SendEmail, QueueCampaignRecipients, DeliverCampaignBatch],
+    secrets=[SECRET],
 )
+
+if deployed():
+    # A function that could not mail working unsubscribe links fails its init, visibly,
+    # not the first campaign.
+    signing_seeds()
+    app_url()
 
 #: The role that may create, read and cancel campaigns.
 ADMIN_ROLE = "admin"

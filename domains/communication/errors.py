@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bus.errors import PermanentError, Rejected
+from bus.errors import ConfigurationError, Rejected
 
 
 class InvalidUnsubscribeLink(Rejected):
@@ -10,6 +10,7 @@ class InvalidUnsubscribeLink(Rejected):
     422, nothing changed."""
 
 
-class UnsubscribeSecretMissing(PermanentError):
-    """No secret to sign unsubscribe links with: a campaign's e-mails cannot honour the law
-    on unsubscribing without one, so the batch is parked (redrive it once it is set)."""
+class UnsubscribeLinksMisconfigured(ConfigurationError):
+    """A deployed function without the secret its unsubscribe links are signed with, or the
+    app URL they lead to: it fails its init, as a campaign's e-mails cannot honour the law
+    on unsubscribing without working links."""

@@ -6,6 +6,7 @@ double standing where messaging_consumers will: it takes `SEND_EMAIL` and answer
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from adapters.http.gateway import gateway_router
 from bus import Context, Domain, DomainSettings, PermanentError, Storage
 from bus.clock import ManualClock
 from bus.http import HttpRequest, HttpResponse
+from bus.secrets import variable
 from bus.storage.memory import InMemoryTable
 from bus.testing import Harness
 from domains.auth_admin.app import ADMIN_EMAIL_VARIABLE
@@ -27,7 +29,7 @@ from domains.auth_admin.app import domain as auth_admin
 from domains.auth_core.app import domain as auth_core
 from domains.auth_password.app import domain as auth_password
 from domains.communication.app import domain as communication
-from domains.communication.unsubscribe import SECRET_VARIABLE
+from domains.communication.unsubscribe import SECRET as UNSUBSCRIBE
 from domains.messaging_consumers.contracts import EmailFailed, EmailSent, SendEmail
 from domains.users.app import domain as users
 from tests.domains.identity import Client, Identity
@@ -154,7 +156,7 @@ async def campaign_platform(
     monkeypatch: pytest.MonkeyPatch, *, answering: bool = True, **harness: Any
 ) -> AsyncIterator[Campaigns]:
     monkeypatch.setenv(ADMIN_EMAIL_VARIABLE, ADMIN_EMAIL)
-    monkeypatch.setenv(SECRET_VARIABLE, UNSUBSCRIBE_SECRET)
+    monkeypatch.setenv(variable(UNSUBSCRIBE), json.dumps([UNSUBSCRIBE_SECRET]))
     domains = (users, auth_password, auth_core, auth_admin, communication)
     async with Harness(*domains, mail_double(answering=answering), **harness) as h:
         yield Campaigns(h, Client(HttpApp(gateway_router(h.runtime))))
@@ -178,6 +180,6 @@ async def communication_alone(
     monkeypatch: pytest.MonkeyPatch, **harness: Any
 ) -> AsyncIterator[Harness]:
     """communication and the mail double only: the users' facts come from the test."""
-    monkeypatch.setenv(SECRET_VARIABLE, UNSUBSCRIBE_SECRET)
+    monkeypatch.setenv(variable(UNSUBSCRIBE), json.dumps([UNSUBSCRIBE_SECRET]))
     async with Harness(communication, mail_double(), **harness) as h:
         yield h

@@ -3,13 +3,19 @@ none at all refused with nothing recorded), and each provider event id taking ef
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
 import pytest
 
-from domains.billing.webhooks import TOLERANCE_SECONDS, signature_header
+from bus.secrets import variable
+from domains.billing.webhooks import SECRET, TOLERANCE_SECONDS, endpoint_secrets, signature_header
 from tests.domains.billing import WEBHOOK_SECRET, Billing, billing_platform
+
+#: What `tctf synth` generates before the operator puts the provider's value: 64 letters
+#: and digits.
+PLACEHOLDER = "Gq7" * 21 + "x"
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +134,46 @@ async def test_without_a_signing_secret_every_webhook_is_refused(
         _, invoice_id = await open_invoice(b)
         answer = await b.send_webhook(invoice_paid(invoice_id))
     assert answer.status == 401 and b.facts("INVOICE_PAID") == []
+
+
+async def test_while_the_deployed_secret_is_synth_s_placeholder_every_webhook_is_refused(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Signed with the placeholder or not: until the operator puts the provider's value,
+    no webhook is taken, and the log says what to do."""
+    monkeypatch.setenv(variable(SECRET), json.dumps([PLACEHOLDER]))
+    async with billing_platform() as b:
+        _, invoice_id = await open_invoice(b)
+        forged = await b.send_webhook(invoice_paid(invoice_id), secret=PLACEHOLDER)
+        genuine = await b.send_webhook(invoice_paid(invoice_id))
+    assert forged.status == 401 and genuine.status == 401
+    assert b.facts("INVOICE_PAID") == []
+    assert "put it in the stage's billing webhook secret" in caplog.text
+
+
+async def test_the_provider_s_value_put_in_the_secret_verifies_webhooks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BILLING_WEBHOOK_SECRET")
+    monkeypatch.setenv(variable(SECRET), json.dumps([WEBHOOK_SECRET, PLACEHOLDER]))
+    async with billing_platform() as b:
+        _, invoice_id = await open_invoice(b)
+        answer = await b.send_webhook(invoice_paid(invoice_id))
+    assert answer.status == 200 and len(b.facts("INVOICE_PAID")) == 1
+
+
+async def test_after_the_provider_s_secret_rolls_the_previous_one_still_verifies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(variable(SECRET), json.dumps(["whsec_rolled_0123456789", WEBHOOK_SECRET]))
+    async with billing_platform() as b:
+        _, invoice_id = await open_invoice(b)
+        answer = await b.send_webhook(invoice_paid(invoice_id))
+    assert answer.status == 200 and len(b.facts("INVOICE_PAID")) == 1
+
+
+def test_a_deployed_billing_boots_without_the_provider_s_secret() -> None:
+    """Subscriptions and charges do not wait on webhooks: only webhooks are refused."""
+    deployed = {"AWS_LAMBDA_FUNCTION_NAME": "tctf-prod-billing"}
+    assert endpoint_secrets({**deployed, variable(SECRET): json.dumps([PLACEHOLDER])}) == []
+    assert endpoint_secrets(deployed) == []

@@ -5,12 +5,23 @@ nothing."""
 
 from __future__ import annotations
 
+import json
+import secrets
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from bus.secrets import variable
 from bus.storage.memory import InMemoryTable
-from domains.communication.unsubscribe import LINK_LIFETIME
+from domains.communication.errors import InvalidUnsubscribeLink, UnsubscribeLinksMisconfigured
+from domains.communication.unsubscribe import (
+    LINK_LIFETIME,
+    SECRET,
+    app_url,
+    read_token,
+    signing_keys,
+    unsubscribe_url,
+)
 from tests.domains.communication import (
     MINUTE,
     UNSUBSCRIBE_SECRET,
@@ -19,6 +30,9 @@ from tests.domains.communication import (
 )
 
 ONE_CLICK = b"List-Unsubscribe=One-Click"
+DEPLOYED = {"AWS_LAMBDA_FUNCTION_NAME": "tctf-prod-communication"}
+CURRENT, PREVIOUS = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
+NOW = 1_800_000_000.0
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -122,14 +136,12 @@ async def test_a_forged_link_is_refused_and_changes_nothing(
 async def test_a_link_signed_with_another_secret_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from domains.communication.unsubscribe import SECRET_VARIABLE, unsubscribe_url
-
     async with campaign_platform(monkeypatch) as c:
         await first_campaign(c)
         [ada] = [e for e in c.emails() if e["to"] == "ada@example.com"]
-        monkeypatch.setenv(SECRET_VARIABLE, "another-secret-of-enough-length-0123456789")
+        monkeypatch.setenv(variable(SECRET), json.dumps(["another-secret-of-enough-length-0123"]))
         forged = token_of(unsubscribe_url(ada["user_id"], ada["campaign_id"], c.clock.now()))
-        monkeypatch.setenv(SECRET_VARIABLE, UNSUBSCRIBE_SECRET)
+        monkeypatch.setenv(variable(SECRET), json.dumps([UNSUBSCRIBE_SECRET]))
         status = await one_click(c, forged)
     assert status == 422
     assert unsubscribed(c) == []
@@ -149,17 +161,47 @@ async def test_a_one_click_post_without_its_body_is_refused(
     assert answer.headers["content-type"] == "application/problem+json"
 
 
-async def test_without_a_signing_secret_batches_are_parked_with_the_reason(
+def test_a_deployed_communication_without_its_secret_or_app_url_refuses_to_start() -> None:
+    with pytest.raises(UnsubscribeLinksMisconfigured, match=r"TCTF_SECRET_UNSUBSCRIBE.*other"):
+        signing_keys(DEPLOYED)
+    with pytest.raises(UnsubscribeLinksMisconfigured, match=r"TCTF_APP_URL.*app_url"):
+        app_url(DEPLOYED)
+    assert app_url({**DEPLOYED, "TCTF_APP_URL": "https://app.example.com/"}) == (
+        "https://app.example.com"
+    )
+
+
+def test_two_containers_of_one_stage_honour_each_other_s_links(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from domains.communication.unsubscribe import SECRET_VARIABLE
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "tctf-prod-communication")
+    monkeypatch.setenv("TCTF_APP_URL", "https://app.example.com")
+    monkeypatch.setenv(variable(SECRET), json.dumps([CURRENT]))
+    link = unsubscribe_url("user-1", "campaign-1", NOW)
+    assert link.startswith("https://app.example.com/unsubscribe?token=")
+    [one] = signing_keys()
+    [other] = signing_keys({variable(SECRET): json.dumps([CURRENT])})
+    assert one.as_dict(private=True) == other.as_dict(private=True)
+    assert read_token(token_of(link), NOW) == ("user-1", "campaign-1")
 
-    async with campaign_platform(monkeypatch) as c:
-        token = await c.admin()
-        monkeypatch.delenv(SECRET_VARIABLE)
-        await c.create(token)
-        await c.advance(MINUTE)
-        parked = await c.h.dead_letters("communication", "tasks")
-    [letter] = parked
-    assert SECRET_VARIABLE in (letter.reason or "")
-    assert c.emails() == []
+
+def test_after_a_rotation_links_mailed_before_still_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(variable(SECRET), json.dumps([PREVIOUS]))
+    mailed = token_of(unsubscribe_url("user-1", "campaign-1", NOW))
+    monkeypatch.setenv(variable(SECRET), json.dumps([CURRENT, PREVIOUS]))
+    assert read_token(mailed, NOW) == ("user-1", "campaign-1")
+    monkeypatch.setenv(variable(SECRET), json.dumps([secrets.token_urlsafe(48), CURRENT]))
+    with pytest.raises(InvalidUnsubscribeLink):
+        read_token(mailed, NOW)
+
+
+def test_a_local_run_without_a_secret_signs_with_a_key_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(variable(SECRET), raising=False)
+    monkeypatch.delenv("TCTF_APP_URL", raising=False)
+    link = unsubscribe_url("user-1", "campaign-1", NOW)
+    assert link.startswith("http://localhost:8000/unsubscribe?token=")
+    assert read_token(token_of(link), NOW) == ("user-1", "campaign-1")

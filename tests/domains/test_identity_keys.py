@@ -111,3 +111,10 @@ def test_a_secret_sealed_under_the_previous_version_is_sealed_again_under_the_cu
 def test_a_configured_mfa_key_must_hold_32_bytes() -> None:
     with pytest.raises(MfaKeyInvalid, match="32 bytes"):
         SealingKeys.from_environment({"TCTF_MFA_KEY": "c2hvcnQ"})
+
+
+def test_a_version_of_the_secret_derives_the_key_it_always_derived() -> None:
+    """Pinned: a change to the derivation would strand every live token of a stage."""
+    keys = SigningKeys.from_seeds(["a" * 20 + "known-answer-seed-0123456789"])
+    assert keys.active == "RxCBFDldnait-_6hr7Tj8uYmqIOm6bgQeFhbri1a8u8"
+    assert keys.public_jwks()["keys"][0]["x"] == "nTzWCniDWNgxoTeq2sZvXgPqT6_NPHX06VGeSg4g92U"

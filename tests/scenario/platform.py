@@ -7,6 +7,7 @@ DynamoDB of a moto server in this process (`whole_platform_on_aws`)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -30,9 +31,10 @@ from bus.clock import ManualClock, isoformat
 from bus.http import HttpResponse
 from bus.middleware import Delivery, Handler
 from bus.runtime import Runtime
+from bus.secrets import variable
 from bus.testing import Harness
 from domains.auth_admin.app import ADMIN_EMAIL_VARIABLE
-from domains.communication.unsubscribe import SECRET_VARIABLE
+from domains.communication.unsubscribe import SECRET as UNSUBSCRIBE
 from tctf.aws import aws_platform
 from tests.asgi import WebSocketSession, asgi_websocket
 from tests.domains.identity import Client
@@ -301,7 +303,7 @@ async def whole_platform_on_aws(
 
 def _every_domain(monkeypatch: pytest.MonkeyPatch) -> list[Domain]:
     monkeypatch.setenv(ADMIN_EMAIL_VARIABLE, ADMIN_EMAIL)
-    monkeypatch.setenv(SECRET_VARIABLE, UNSUBSCRIBE_SECRET)
+    monkeypatch.setenv(variable(UNSUBSCRIBE), json.dumps([UNSUBSCRIBE_SECRET]))
     return [domains.load(name) for name in domains.names()]
 
 

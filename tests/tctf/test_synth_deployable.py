@@ -2,7 +2,8 @@
 sender identity and configuration set, leave to send as that identity only, bounces and
 complaints delivered to the domain's function; the issuer's JWK set for `$connect`. What
 sign-in needs: the APIs auth_core calls and leave to call their internal routes, the
-secrets auth_core and auth_mfa derive their keys from, the app's URL. And a stage missing
+secrets auth_core, auth_mfa, auth_oauth and communication derive their keys from (and
+billing's, which the operator fills), the app's URL. And a stage missing
 what they need refused with what to set."""
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ from tests.tctf.synthesized import LAYER, MANIFEST, Templates
 MAIL_STACK = stack_name("tctf", "messaging_consumers")
 SENDER = UNSTAGED.mail_from
 APP_URL = "https://app.example.org"
+#: The secret each domain declares, the one its keys or checks come from.
+DECLARED_SECRETS = {
+    "auth_core": "signing",
+    "auth_mfa": "sealing",
+    "auth_oauth": "signing",
+    "communication": "unsubscribe",
+    "billing": "webhook",
+}
 SECRET = "AWS::SecretsManager::Secret"
 
 
@@ -320,10 +329,9 @@ def test_only_the_domains_declaring_secrets_get_one_generated_and_read_at_init(
         for stack, t in sns_app.items()
     }
     assert {stack for stack, found in holders.items() if found} == {
-        stack_name("tctf", "auth_core"),
-        stack_name("tctf", "auth_mfa"),
+        stack_name("tctf", domain) for domain in DECLARED_SECRETS
     }
-    for domain, secret in (("auth_core", "signing"), ("auth_mfa", "sealing")):
+    for domain, secret in DECLARED_SECRETS.items():
         name = f"tctf-{domain}-{secret}"
         (properties,) = holders[stack_name("tctf", domain)]
         assert properties["Name"] == name
@@ -365,3 +373,19 @@ def test_a_stage_s_app_url_reaches_the_functions_and_a_stage_without_one_is_refu
             stage="qa",
             config=config,
         )
+
+
+def test_a_stage_s_oauth_provider_issues_tokens_as_the_stage_s_app_url(tmp_path: Path) -> None:
+    """auth_oauth's issuer is the app's URL (`issuer_from`): without it, a deployed provider
+    would name `tctf run`'s address in every token and discovery document."""
+    from domains.auth_oauth.app import domain as auth_oauth
+    from domains.auth_oauth.app import issuer_from
+
+    template = stage_template(auth_oauth, tmp_path, {})
+    (function,) = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function" and "TCTF_SECRETS" in str(r["Properties"])
+    ]
+    variables = function["Environment"]["Variables"]
+    assert issuer_from({**variables, "AWS_LAMBDA_FUNCTION_NAME": "f"}) == APP_URL
