@@ -7,7 +7,7 @@ from bus import ConfigurationError
 
 class MfaKeyInvalid(ConfigurationError):
     """The key TOTP secrets are sealed with is malformed: `TCTF_MFA_KEY` not 32 bytes in
-    base64url, or the `sealing` secret too short."""
+    base64url."""
 
 
 class MfaKeyMissing(ConfigurationError):

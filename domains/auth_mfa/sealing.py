@@ -48,7 +48,7 @@ class SealingKeys:
             return cls([_decoded(configured)])
         seeds = domain_secrets.versions(SECRET, env)
         if seeds is not None:
-            return cls([_derived(seed) for seed in seeds])
+            return cls([domain_secrets.derived_bytes(SECRET, s, _DERIVATION_INFO) for s in seeds])
         if domain_secrets.deployed(env):
             raise MfaKeyMissing(
                 f"no key to seal TOTP secrets with: a deployed auth_mfa needs "
@@ -96,15 +96,3 @@ def _decoded(configured: str) -> bytes:
     if len(key) != 32:
         raise MfaKeyInvalid(f"TCTF_MFA_KEY must hold 32 bytes, it holds {len(key)}")
     return key
-
-
-def _derived(seed: str) -> bytes:
-    """A 256-bit key from one version of the secret (HKDF-SHA256), the same everywhere."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-    if len(seed) < 32:
-        raise MfaKeyInvalid(f"the {SECRET} secret must hold at least 32 characters")
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_DERIVATION_INFO).derive(
-        seed.encode()
-    )
