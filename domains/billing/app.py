@@ -39,7 +39,7 @@ from domains.billing.contracts import (
     RetryPayments,
     SubscriptionCanceled,
 )
-from domains.billing.errors import InvalidSignature
+from domains.billing.errors import WebhookSecretMissing
 from domains.billing.payments import Charge, LocalPaymentProvider, PaymentProvider
 from domains.billing.plans import PLANS, add_months, prorate
 from domains.billing.webhooks import LOCAL_SECRET_VARIABLE, WebhookEvent, endpoint_secrets, verify
@@ -664,15 +664,11 @@ async def receive_webhook(request: Request[None], ctx: Context) -> WebhookReceip
     """
     endpoint = endpoint_secrets()
     if not endpoint:
-        # Without the secret no webhook can be told from a forgery: refuse them all (the
-        # provider retries for days) and say why to the operator.
-        ctx.log.error(
+        raise WebhookSecretMissing(
             "webhook refused: no provider endpoint secret (whsec_...) yet; put it in the "
-            "stage's billing %s secret, or %s for a local run (docs/deploy.md, Secrets)",
-            WEBHOOK_SECRET,
-            LOCAL_SECRET_VARIABLE,
+            f"stage's billing {WEBHOOK_SECRET} secret, or {LOCAL_SECRET_VARIABLE} for a local "
+            "run (docs/deploy.md, Secrets)"
         )
-        raise InvalidSignature("this endpoint cannot verify webhooks yet")
     verify(request.headers.get("stripe-signature"), request.raw_body, endpoint, ctx.clock.now())
     try:
         event = WebhookEvent.model_validate_json(request.raw_body)
