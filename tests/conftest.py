@@ -65,6 +65,18 @@ def _cheap_password_hashes() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _app_url_restored() -> Iterator[None]:
+    """A test that runs `tctf run` in process points the app's URL (`TCTF_APP_URL`, which
+    e-mailed links lead to) at the port it served: put it back as it was after the test."""
+    before = os.environ.get("TCTF_APP_URL")
+    yield
+    if before is None:
+        os.environ.pop("TCTF_APP_URL", None)
+    else:
+        os.environ["TCTF_APP_URL"] = before
+
+
+@pytest.fixture(autouse=True)
 def _logging_restored() -> Iterator[None]:
     """A test that runs `tctf` in process configures logging on a stream pytest closes after
     it: put the root and the project's loggers back, closing what the test added, so later
