@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -63,6 +64,11 @@ MAX_PATH_PARAM_LENGTH = 256
 _ADOPTABLE_CORRELATION_ID = re.compile(rf"[A-Za-z0-9._:/+=-]{{1,{MAX_INHERITED_ID_LENGTH}}}")
 ContextFactory = Callable[[str, str | None], Context]
 _log = logging.getLogger("tctf.http")
+#: One INFO line per request answered (`HttpRouter.handle`): its method, route template
+#: (never the raw path, whose ids are personal data), status and duration.
+_access = logging.getLogger("tctf.access")
+_INFO = logging.INFO
+_clock = time.perf_counter
 
 # Error details for the caller; what really happened (keys, types, ids) goes to the log.
 _FAILED = "the handler failed; see the logs"
@@ -231,20 +237,28 @@ class HttpRouter:
         """Answer one request; `internal` for another domain's in-process call, which alone
         reaches `INTERNAL` routes and is trusted without a bearer token. With `domain`, only
         that domain's routes answer, as only its API would over HTTPS."""
+        started = _clock()
         headers = {k.lower(): v for k, v in request.headers.items()}
         correlation_id = self.correlation_id(headers)
         token = current_correlation_id.set(correlation_id)
         clients_token = current_clients.set(self.clients)
+        routed: list[HttpRoute] = []
         try:
             if self._tracing is None:
-                return await self._route(
-                    request, headers, correlation_id, UNTRACED_REQUEST, internal, domain
+                response = await self._route(
+                    request, headers, correlation_id, UNTRACED_REQUEST, internal, domain, routed
                 )
-            with self._tracing.server(request.method, headers, correlation_id) as span:
-                return await self._route(request, headers, correlation_id, span, internal, domain)
+            else:
+                with self._tracing.server(request.method, headers, correlation_id) as span:
+                    response = await self._route(
+                        request, headers, correlation_id, span, internal, domain, routed
+                    )
         finally:
             current_clients.reset(clients_token)
             current_correlation_id.reset(token)
+        if _access.isEnabledFor(_INFO):
+            _log_access(request.method, routed, response.status, started, correlation_id)
+        return response
 
     async def _route(
         self,
@@ -254,12 +268,14 @@ class HttpRouter:
         span: ServerSpan,
         internal: bool,
         domain: str | None,
+        routed: list[HttpRoute],
     ) -> HttpResponse:
         matched = self._match(request, correlation_id, internal, domain)
         if isinstance(matched, HttpResponse):
             span.answered(matched.status)
             return matched
         route, params = matched
+        routed.append(route)
         span.routed(route.path, route.domain)
         principal: Principal | None = None
         if route.access.signed_in and not internal:
@@ -480,6 +496,30 @@ class HttpRouter:
             kind=ProblemType.NO_ROUTE,
             correlation_id=correlation_id,
         )
+
+
+def _log_access(
+    method: str, routed: list[HttpRoute], status: int, started: float, correlation_id: str
+) -> None:
+    """The request's access line; a request no route matched names no route (its path may
+    hold anything, personal data included) and no domain."""
+    duration_ms = int((_clock() - started) * 1_000_000 + 0.5) / 1000
+    route = routed[0] if routed else None
+    template = route.path if route is not None else None
+    _access.info(
+        "%s %s %d",
+        method,
+        template or "(no route)",
+        status,
+        extra={
+            "method": method,
+            "route": template,
+            "status": status,
+            "duration_ms": duration_ms,
+            "correlation_id": correlation_id,
+            "service": route.domain if route is not None else None,
+        },
+    )
 
 
 def _internal(detail: str, correlation_id: str) -> HttpResponse:
