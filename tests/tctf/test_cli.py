@@ -230,6 +230,11 @@ def test_a_port_in_use_is_one_line_naming_it(capsys: pytest.CaptureFixture[str])
     [
         (["run", "--port", "99999"], "tctf run: argument --port: '99999' is not a port"),
         (["run", "--log-level", "nonsense"], "tctf run: argument --log-level: invalid choice"),
+        (
+            ["run", "--cors-origin", "https://app.example.org/"],
+            "tctf run: argument --cors-origin: 'https://app.example.org/': an origin is a scheme",
+        ),
+        (["run", "--cors-origin", "*"], "tctf run: argument --cors-origin: '*': name each"),
         (["dlq", "redrive"], "tctf dlq redrive: the following arguments are required: DOMAIN"),
     ],
 )
