@@ -43,6 +43,7 @@ from bus.errors import (
 )
 from bus.ids import IdGenerator
 from bus.middleware import current_correlation_id
+from bus.observability import log_access
 from bus.storage.errors import ConditionFailed, TransactionCanceled
 from bus.tracing import UNTRACED_REQUEST, ServerSpan, Tracing
 
@@ -64,10 +65,6 @@ MAX_PATH_PARAM_LENGTH = 256
 _ADOPTABLE_CORRELATION_ID = re.compile(rf"[A-Za-z0-9._:/+=-]{{1,{MAX_INHERITED_ID_LENGTH}}}")
 ContextFactory = Callable[[str, str | None], Context]
 _log = logging.getLogger("tctf.http")
-#: One INFO line per request answered (`HttpRouter.handle`): its method, route template
-#: (never the raw path, whose ids are personal data), status and duration.
-_access = logging.getLogger("tctf.access")
-_INFO = logging.INFO
 _clock = time.perf_counter
 
 # Error details for the caller; what really happened (keys, types, ids) goes to the log.
@@ -256,8 +253,15 @@ class HttpRouter:
         finally:
             current_clients.reset(clients_token)
             current_correlation_id.reset(token)
-        if _access.isEnabledFor(_INFO):
-            _log_access(request.method, routed, response.status, started, correlation_id)
+        route = routed[0] if routed else None
+        log_access(
+            request.method,
+            route.path if route is not None else None,
+            response.status,
+            started,
+            correlation_id,
+            route.domain if route is not None else None,
+        )
         return response
 
     async def _route(
@@ -496,30 +500,6 @@ class HttpRouter:
             kind=ProblemType.NO_ROUTE,
             correlation_id=correlation_id,
         )
-
-
-def _log_access(
-    method: str, routed: list[HttpRoute], status: int, started: float, correlation_id: str
-) -> None:
-    """The request's access line; a request no route matched names no route (its path may
-    hold anything, personal data included) and no domain."""
-    duration_ms = int((_clock() - started) * 1_000_000 + 0.5) / 1000
-    route = routed[0] if routed else None
-    template = route.path if route is not None else None
-    _access.info(
-        "%s %s %d",
-        method,
-        template or "(no route)",
-        status,
-        extra={
-            "method": method,
-            "route": template,
-            "status": status,
-            "duration_ms": duration_ms,
-            "correlation_id": correlation_id,
-            "service": route.domain if route is not None else None,
-        },
-    )
 
 
 def _internal(detail: str, correlation_id: str) -> HttpResponse:

@@ -76,3 +76,23 @@ async def test_no_line_is_built_above_info(stdout: io.StringIO) -> None:
     app = HttpApp(Platform(load_domains(["users"]), seed=1).router)
     assert (await asgi_request(app, "GET", "/nowhere")).status == 404
     assert access_lines(stdout) == []
+
+
+async def test_the_line_is_the_same_written_directly_or_through_a_log_record(
+    stdout: io.StringIO,
+) -> None:
+    """With no other reader the line is built straight from the request (it is per request);
+    a filter on the logger makes it a `LogRecord` through the same formatter instead."""
+    app = HttpApp(Platform(load_domains(["users"]), seed=1).router)
+    access = logging.getLogger("tctf.access")
+    headers = [(b"x-correlation-id", b"same-1")]
+    await asgi_request(app, "GET", "/users/u-1", headers=headers)
+    access.addFilter(lambda record: True)
+    try:
+        await asgi_request(app, "GET", "/users/u-1", headers=headers)
+    finally:
+        access.filters.clear()
+    direct, recorded = access_lines(stdout)
+    for line in (direct, recorded):
+        del line["timestamp"], line["duration_ms"]
+    assert list(direct.items()) == list(recorded.items())
