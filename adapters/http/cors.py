@@ -25,7 +25,7 @@ ALLOW_HEADERS = ("authorization", "content-type", CORRELATION_HEADER)
 EXPOSE_HEADERS = (CORRELATION_HEADER,)
 #: Seconds a browser may keep a preflight's answer (browsers cap it: Chromium at 7200).
 MAX_AGE_S = 3600
-_SCHEMES = ("http", "https")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def cors_origin(origin: str) -> str:
@@ -38,16 +38,18 @@ def cors_origin(origin: str) -> str:
         port = parts.port
     except ValueError:
         raise ValueError(f"{origin!r}: the port is not a number from 0 to 65535") from None
-    if parts.scheme.lower() not in _SCHEMES or not parts.hostname:
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
         raise ValueError(f"{origin!r}: an origin is http(s)://host[:port]")
     if parts.path or parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(
             f"{origin!r}: an origin is a scheme and a host (and a port), with no path, query "
             "or user: as the browser sends it in `Origin`"
         )
-    host = parts.hostname
+    scheme, host = parts.scheme.lower(), parts.hostname
     netloc = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme.lower()}://{netloc}" + (f":{port}" if port is not None else "")
+    if port is None or _DEFAULT_PORTS[scheme] == port:  # a browser leaves it out then
+        return f"{scheme}://{netloc}"
+    return f"{scheme}://{netloc}:{port}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -248,6 +248,17 @@ def test_a_mistaken_argument_is_one_line_and_exit_2(
     assert line.startswith(message)
 
 
+def test_cors_origins_are_refused_with_aws_until_its_server_serves_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["run", "--aws", "--cors-origin", "https://app.example.org", "--port", "0"]
+    assert main(argv) == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert (
+        line == "tctf run --aws: --cors-origin is served on the in-memory transport only (no --aws)"
+    )
+
+
 def test_a_domain_is_a_name_never_a_path(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["topology", "--domain", "users/../messaging"]) == 2
     (line,) = _error_lines(capsys.readouterr().err)

@@ -99,6 +99,21 @@ def test_an_origin_that_is_not_a_scheme_and_host_is_refused(origin: str, reason:
         parse_deploy_config({"stages": {"qa": {"app_url": APP_URL, "cors_origins": [origin]}}})
 
 
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ("https://App.Example.org", "https://app.example.org"),
+        ("https://app.example.org:443", "https://app.example.org"),
+        ("http://localhost:80", "http://localhost"),
+        ("http://localhost:5173", "http://localhost:5173"),
+        ("http://[::1]:5173", "http://[::1]:5173"),
+    ],
+)
+def test_an_origin_is_kept_as_a_browser_sends_it(given: str, sent: str) -> None:
+    config = parse_deploy_config({"stages": {"qa": {"app_url": APP_URL, "cors_origins": [given]}}})
+    assert config.stages["qa"].cors_origins == (sent,)
+
+
 def test_the_checked_in_stages_allow_their_own_app() -> None:
     for name, stage in load_deploy_config(DEFAULT_CONFIG).stages.items():
         assert stage.app_url in stage.cors_origins, name
