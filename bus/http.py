@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -42,6 +43,7 @@ from bus.errors import (
 )
 from bus.ids import IdGenerator
 from bus.middleware import current_correlation_id
+from bus.observability import log_access
 from bus.storage.errors import ConditionFailed, TransactionCanceled
 from bus.tracing import UNTRACED_REQUEST, ServerSpan, Tracing
 
@@ -63,6 +65,7 @@ MAX_PATH_PARAM_LENGTH = 256
 _ADOPTABLE_CORRELATION_ID = re.compile(rf"[A-Za-z0-9._:/+=-]{{1,{MAX_INHERITED_ID_LENGTH}}}")
 ContextFactory = Callable[[str, str | None], Context]
 _log = logging.getLogger("tctf.http")
+_clock = time.perf_counter
 
 # Error details for the caller; what really happened (keys, types, ids) goes to the log.
 _FAILED = "the handler failed; see the logs"
@@ -231,20 +234,35 @@ class HttpRouter:
         """Answer one request; `internal` for another domain's in-process call, which alone
         reaches `INTERNAL` routes and is trusted without a bearer token. With `domain`, only
         that domain's routes answer, as only its API would over HTTPS."""
+        started = _clock()
         headers = {k.lower(): v for k, v in request.headers.items()}
         correlation_id = self.correlation_id(headers)
         token = current_correlation_id.set(correlation_id)
         clients_token = current_clients.set(self.clients)
+        routed: list[HttpRoute] = []
         try:
             if self._tracing is None:
-                return await self._route(
-                    request, headers, correlation_id, UNTRACED_REQUEST, internal, domain
+                response = await self._route(
+                    request, headers, correlation_id, UNTRACED_REQUEST, internal, domain, routed
                 )
-            with self._tracing.server(request.method, headers, correlation_id) as span:
-                return await self._route(request, headers, correlation_id, span, internal, domain)
+            else:
+                with self._tracing.server(request.method, headers, correlation_id) as span:
+                    response = await self._route(
+                        request, headers, correlation_id, span, internal, domain, routed
+                    )
         finally:
             current_clients.reset(clients_token)
             current_correlation_id.reset(token)
+        route = routed[0] if routed else None
+        log_access(
+            request.method,
+            route.path if route is not None else None,
+            response.status,
+            started,
+            correlation_id,
+            route.domain if route is not None else None,
+        )
+        return response
 
     async def _route(
         self,
@@ -254,12 +272,14 @@ class HttpRouter:
         span: ServerSpan,
         internal: bool,
         domain: str | None,
+        routed: list[HttpRoute],
     ) -> HttpResponse:
         matched = self._match(request, correlation_id, internal, domain)
         if isinstance(matched, HttpResponse):
             span.answered(matched.status)
             return matched
         route, params = matched
+        routed.append(route)
         span.routed(route.path, route.domain)
         principal: Principal | None = None
         if route.access.signed_in and not internal:

@@ -37,6 +37,11 @@ _root = logging.getLogger("tctf")
 #: so a line about lost or retried work (`bus.storage.outbox`, `adapters.aws`) is JSON too.
 PROJECT_LOGGERS = ("tctf", "bus", "adapters", "domains")
 _deliveries = logging.getLogger("tctf.delivery")
+#: One INFO line per HTTP request answered (`log_access`).
+_access = logging.getLogger("tctf.access")
+#: The methods a route is declared with, written as they come; any other a client sends is
+#: redacted like any text.
+_HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _PLAIN = (str, int, float, bool)
 #: Delivery lines held for the end of a loop's step before they are written anyway.
 _HOLD_AT_MOST = 1024
@@ -320,6 +325,58 @@ def log_outcome(outcome: Outcome) -> None:
     )
 
 
+def log_access(
+    method: str,
+    route: str | None,
+    status: int,
+    started: float,
+    correlation_id: str,
+    domain: str | None,
+) -> None:
+    """One line per HTTP request: its method, the template of the route that answered it
+    (None when none matched: the raw path is never logged, its ids are personal data), its
+    status and how long since `started` (a `time.perf_counter()` reading) it took.
+
+    Built straight into a line when `configure_logging`'s handler is its only reader, as a
+    delivery line is: a `LogRecord` measured costing more than the router's own work."""
+    if not _access.isEnabledFor(_INFO):
+        return
+    duration_ms = _to_microsecond((_perf_counter() - started) * 1000.0)
+    if method not in _HTTP_METHODS:
+        method = redact_text(method)
+    message = f"{method} {route or '(no route)'} {status}"
+    sink = _sole_sink(_INFO, _access)
+    if sink is None:
+        fields = {
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+            "correlation_id": correlation_id,
+            "service": domain,
+        }
+        _access.info("%s", message, extra=fields)
+        return
+    formatter = sink.formatter
+    line: dict[str, Any] = {
+        "timestamp": _timestamp(_now()),
+        "level": "INFO",
+        "message": message,
+        "service": formatter.service if formatter.fixed_service or domain is None else domain,
+        "correlation_id": correlation_id,
+    }
+    keys = invocation_keys.get()
+    if keys:
+        line.update(keys)
+    line["method"] = method
+    if route is not None:
+        line["route"] = route
+    line["status"] = status
+    line["duration_ms"] = duration_ms
+    line["logger"] = "tctf.access"
+    sink.write_line(_dumps(line, default=_unredacted).decode())
+
+
 def _delivery_line(
     formatter: JsonFormatter,
     outcome: Outcome,
@@ -352,6 +409,7 @@ def _delivery_line(
 _INFO = logging.INFO
 _WARNING = logging.WARNING
 _now = time.time
+_perf_counter = time.perf_counter
 _dumps = orjson.dumps
 
 
@@ -377,10 +435,10 @@ def _to_microsecond(duration_ms: float) -> float:
     return int(duration_ms * 1000.0 + 0.5) / 1000.0
 
 
-def _sole_sink(level: int) -> JsonLines | None:
-    """`configure_logging`'s handler when a delivery line would reach it and nothing else
-    (no handler or filter of anyone else's on the way)."""
-    if _deliveries.handlers or _deliveries.filters or not _deliveries.propagate:
+def _sole_sink(level: int, logger: logging.Logger = _deliveries) -> JsonLines | None:
+    """`configure_logging`'s handler when a line of `logger` (a child of `tctf`) would
+    reach it and nothing else (no handler or filter of anyone else's on the way)."""
+    if logger.handlers or logger.filters or not logger.propagate:
         return None
     handlers = _root.handlers
     if len(handlers) != 1 or _root.filters:

@@ -125,6 +125,15 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
+def _cors_origin(text: str) -> str:
+    from adapters.http.cors import cors_origin
+
+    try:
+        return cors_origin(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _port(text: str) -> int:
     try:
         port = int(text)
@@ -150,6 +159,16 @@ def _parser() -> argparse.ArgumentParser:
     _domains_option(run)
     run.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
     run.add_argument("--port", type=_port, default=8000, help="HTTP port; 0 for none (8000)")
+    run.add_argument(
+        "--cors-origin",
+        dest="cors_origins",
+        action="append",
+        type=_cors_origin,
+        default=[],
+        metavar="ORIGIN",
+        help="let a browser app of ORIGIN (scheme://host[:port]) call the routes, as a "
+        "stage's cors_origins do; repeatable (default: none)",
+    )
     run.add_argument("--seed", type=int, help="seed the ids the platform makes (and faults)")
     run.add_argument(
         "--log-level",
@@ -397,6 +416,8 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ, span_file=None if args.no_spans else args.spans, console=args.trace
     )
     if args.aws or args.endpoint_url:
+        if args.cors_origins:
+            raise UsageError("--cors-origin is served on the in-memory transport only (no --aws)")
         from tctf.aws import run_aws
 
         serve = partial(
@@ -420,7 +441,8 @@ def _serve(args: argparse.Namespace) -> int:
         f"; HTTP on http://{args.host}:{port}" if port else ""
     )
     announce = partial(print, banner, file=sys.stderr, flush=True)
-    stopped_by = anyio.run(_until_interrupted, partial(platform.serve, args.host, port, announce))
+    serving = partial(platform.serve, args.host, port, announce, cors_origins=args.cors_origins)
+    stopped_by = anyio.run(_until_interrupted, serving)
     return _stopped_status(stopped_by)
 
 

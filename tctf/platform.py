@@ -23,6 +23,7 @@ from bus.middleware import Middleware
 from bus.runtime import OutboxParking, Runtime, TableFactory, TransportFactory, memory_tables
 
 if TYPE_CHECKING:
+    from adapters.http.cors import CorsPolicy
     from bus.emf import EmfWriter
     from bus.mail import MailProvider
 
@@ -80,10 +81,14 @@ class Platform:
         host: str = "127.0.0.1",
         port: int | None = 8000,
         ready: Callable[[], None] | None = None,
+        *,
+        cors_origins: Sequence[str] = (),
     ) -> None:
         """Deliver events, and serve HTTP routes when `port` is given, until interrupted.
 
-        `ready` is called once consumers run and the HTTP socket is listening.
+        `ready` is called once consumers run and the HTTP socket is listening. Browser apps
+        of `cors_origins` may call the routes, as the stage's API Gateway lets them
+        (`adapters.http.cors`); without, no answer carries a CORS header.
         """
         async with self.running():
             if port is None:
@@ -97,12 +102,26 @@ class Platform:
 
             assert port is not None  # sleep_forever never returns
             listener = listening_socket(host, port)
-            app = HttpApp(self.router, websockets=gateway_websockets(self.runtime, self.router))
+            app = HttpApp(
+                self.router,
+                websockets=gateway_websockets(self.runtime, self.router),
+                cors=self.cors_policy(cors_origins),
+            )
             config = uvicorn.Config(app, log_level="warning", lifespan="off")
             if ready:
                 ready()
             with listener:
                 await uvicorn.Server(config).serve(sockets=[listener])
+
+    def cors_policy(self, origins: Sequence[str]) -> CorsPolicy | None:
+        """What `origins` may call: every public or signed-in route's method, as synth
+        offers them; None without origins."""
+        if not origins:
+            return None
+        from adapters.http.cors import CorsPolicy
+
+        methods = (route.method for route in self.router.routes if not route.access.internal)
+        return CorsPolicy.of(origins, methods)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from adapters.http.cors import cors_origin
 from bus import ConfigurationError
 
 #: The file `tctf synth` reads unless told otherwise: beside pyproject.toml.
@@ -106,6 +107,14 @@ class Stage(_Strict):
     #: The app's public https URL, where links in e-mails lead (`TCTF_APP_URL` of every
     #: function): needed by every stage.
     app_url: str | None = Field(None, pattern=r"^https://[^/\s]+(/[^\s]*)?$")
+    #: The origins (scheme and host, as a browser sends `Origin`) whose browser apps may call
+    #: the stage's HTTP APIs: API Gateway answers their preflights. None by default.
+    cors_origins: tuple[str, ...] = ()
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(cors_origin(origin) for origin in origins))
 
     def jwks_url(self, jwks_path: str) -> str | None:
         """Where the token issuer publishes its keys, if the stage says or its issuer is a URL."""

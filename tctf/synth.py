@@ -884,6 +884,7 @@ class DomainResources:
             "Api",
             api_name=f"{self.topology.app}-{self.domain}",
             default_integration=integration,
+            cors_preflight=self._cors(routes),
         )
         from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 
@@ -901,6 +902,27 @@ class DomainResources:
             )
         cdk.CfnOutput(self.stack, "ApiUrl", value=api.api_endpoint)
         return api
+
+    def _cors(self, routes: Sequence[Any]) -> Any:
+        """The stage's allowed origins as the API's CORS configuration, so API Gateway
+        answers preflights itself, as `tctf run --cors-origin` does (`adapters.http.cors`);
+        None without origins: no CORS header at all. Internal routes are called by other
+        domains' functions, never by a browser: their methods are not offered."""
+        if not self.stage.cors_origins:
+            return None
+        import aws_cdk as cdk
+        from aws_cdk import aws_apigatewayv2 as apigateway
+
+        from adapters.http.cors import ALLOW_HEADERS, EXPOSE_HEADERS, MAX_AGE_S
+
+        methods = sorted({route.method for route in routes if not route.internal})
+        return apigateway.CorsPreflightOptions(
+            allow_origins=list(self.stage.cors_origins),
+            allow_methods=[apigateway.CorsHttpMethod(method) for method in methods],
+            allow_headers=list(ALLOW_HEADERS),
+            expose_headers=list(EXPOSE_HEADERS),
+            max_age=cdk.Duration.seconds(MAX_AGE_S),
+        )
 
 
 def check_stage(topology: Topology, name: str | None, stage: Stage) -> None:

@@ -4,6 +4,8 @@ It only translates: ASGI request in, `HttpRequest` to the router, `HttpResponse`
 over API Gateway's 10 MB payload limit are refused with 413, as API Gateway would.
 `GET /openapi.json` answers the served domains' OpenAPI document (`bus.openapi`), and
 WebSocket connections go to the domains' WebSocket routes (`adapters.http.websocket`).
+With a `CorsPolicy` (`tctf run --cors-origin`), preflights and cross-origin answers are
+handled as API Gateway handles them for a deployed API (`adapters.http.cors`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bus.http import (
 )
 
 if TYPE_CHECKING:
+    from adapters.http.cors import CorsPolicy
     from adapters.http.websocket import WebSocketEndpoint
 
 Scope = MutableMapping[str, Any]
@@ -44,7 +47,8 @@ class HttpApp:
 
     `lifespan`, when given, is entered at the server's startup and left at its shutdown:
     e.g. a `Runtime.running`, so its consumers share the server's event loop.
-    `websockets` serves the domains' WebSocket routes (none without it).
+    `websockets` serves the domains' WebSocket routes (none without it). `cors` answers
+    cross-origin requests from the origins it allows (none without it: no CORS header).
     """
 
     def __init__(
@@ -54,8 +58,10 @@ class HttpApp:
         *,
         lifespan: Lifespan | None = None,
         websockets: WebSocketEndpoint | None = None,
+        cors: CorsPolicy | None = None,
     ) -> None:
         self.router = router
+        self.cors = cors
         self.websockets = websockets
         self.max_body = max_body
         self.lifespan = lifespan
@@ -75,20 +81,31 @@ class HttpApp:
         if scope["type"] != "http":
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.cors is None:
+            await _send(send, await self._answer(scope, receive, headers))
+            return
+        preflight = self.cors.preflight(scope["method"], headers)
+        if preflight is None:
+            answer = self.cors.answer(headers, await self._answer(scope, receive, headers))
+        else:
+            await self._read_body(receive)
+            answer = preflight
+        await _send(send, answer)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, headers: dict[str, str]
+    ) -> HttpResponse:
         body = await self._read_body(receive)
         if body is None:
-            too_large = problem(
+            return problem(
                 413,
                 "Content Too Large",
                 f"request body is over {self.max_body} bytes",
                 kind=ProblemType.BODY_TOO_LARGE,
                 correlation_id=self.router.correlation_id(headers),
             )
-            await _send(send, too_large)
-            return
         if scope["path"] == OPENAPI_PATH:
-            await _send(send, self._openapi_response(scope["method"], headers))
-            return
+            return self._openapi_response(scope["method"], headers)
         request = HttpRequest(
             method=scope["method"],
             path=scope["path"],
@@ -97,7 +114,7 @@ class HttpApp:
             body=body,
             client=(scope.get("client") or (None,))[0],
         )
-        await _send(send, await self.router.handle(request))
+        return await self.router.handle(request)
 
     def _openapi_response(self, method: str, headers: dict[str, str]) -> HttpResponse:
         correlation_id = self.router.correlation_id(headers)

@@ -230,6 +230,11 @@ def test_a_port_in_use_is_one_line_naming_it(capsys: pytest.CaptureFixture[str])
     [
         (["run", "--port", "99999"], "tctf run: argument --port: '99999' is not a port"),
         (["run", "--log-level", "nonsense"], "tctf run: argument --log-level: invalid choice"),
+        (
+            ["run", "--cors-origin", "https://app.example.org/"],
+            "tctf run: argument --cors-origin: 'https://app.example.org/': an origin is a scheme",
+        ),
+        (["run", "--cors-origin", "*"], "tctf run: argument --cors-origin: '*': name each"),
         (["dlq", "redrive"], "tctf dlq redrive: the following arguments are required: DOMAIN"),
     ],
 )
@@ -241,6 +246,17 @@ def test_a_mistaken_argument_is_one_line_and_exit_2(
     assert exited.value.code == 2
     (line,) = _error_lines(capsys.readouterr().err)
     assert line.startswith(message)
+
+
+def test_cors_origins_are_refused_with_aws_until_its_server_serves_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["run", "--aws", "--cors-origin", "https://app.example.org", "--port", "0"]
+    assert main(argv) == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert (
+        line == "tctf run --aws: --cors-origin is served on the in-memory transport only (no --aws)"
+    )
 
 
 def test_a_domain_is_a_name_never_a_path(capsys: pytest.CaptureFixture[str]) -> None:

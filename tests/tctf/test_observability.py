@@ -109,11 +109,15 @@ async def test_a_sign_up_and_a_login_log_no_secret_and_one_correlation_id(
     for line in lines:
         by_correlation.setdefault(line["correlation_id"], []).append(line["message"])
     assert by_correlation["signup-1"] == [
+        "POST /users 201",
         "handled USER_CREATED",
         "email sent",
         "handled SEND_EMAIL",
     ], "the sign-up's id follows its event and the task that event caused"
-    assert set(by_correlation) == {"signup-1", "login-1", "login-2"}  # a 409 logs nothing
+    # a 409 logs nothing but its access line
+    assert by_correlation["signup-2"] == ["POST /users 409"]
+    assert by_correlation["login-1"][-1] == "POST /sessions 422"
+    assert set(by_correlation) == {"signup-1", "signup-2", "login-1", "login-2"}
     sent = next(line for line in lines if line["message"] == "email sent")
     assert sent["to"] == "[EMAIL]" and sent["template"] == "welcome"
     opened = next(line for line in lines if line["message"] == "session opened")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from adapters.lambda_.app import LambdaApp
 from adapters.lambda_.boot import build
 from bus import Context, Domain, Request, Task
 from bus.http import HARDENING_HEADERS
+from bus.observability import configure_logging
 from bus.storage.rotation import token_item
 from domains.auth_core.app import signing_keys
 
@@ -245,3 +248,29 @@ def test_auth_core_signs_tokens_for_the_app_its_environment_names() -> None:
     key = ECKey.import_key(signing_keys().public_jwks()["keys"][-1])
     claims = jwt.decode(access_token, key).claims
     assert (claims["iss"], claims["aud"]) == ("urn:acme:auth", "urn:acme:api")
+
+
+def test_each_request_logs_one_access_line_with_the_invocations_keys(app: LambdaApp) -> None:
+    root = logging.getLogger("tctf")
+    saved = (list(root.handlers), root.level, root.propagate)
+    written = io.StringIO()
+    configure_logging("INFO", "tctf", stream=written)
+    try:
+        event = _request("GET", "/items/sku-of-ada-4711")
+        event["headers"]["x-correlation-id"] = "lookup-1"
+        assert _answer(app, event)["statusCode"] == 200
+    finally:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+
+    lines = [json.loads(line) for line in written.getvalue().splitlines()]
+    (access,) = [line for line in lines if line["logger"] == "tctf.access"]
+    assert access["message"] == "GET /items/{sku} 200"
+    assert access["level"] == "INFO"
+    assert (access["method"], access["route"], access["status"]) == ("GET", "/items/{sku}", 200)
+    assert access["correlation_id"] == "lookup-1"
+    assert access["service"] == app.domain.name
+    assert access["duration_ms"] >= 0
+    assert access["function_name"] == "tctf-inventory"
+    assert access["function_request_id"] == "request-1"
+    assert "cold_start" in access
+    assert "sku-of-ada-4711" not in written.getvalue()
