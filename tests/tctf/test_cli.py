@@ -22,6 +22,7 @@ import pytest
 from bus.topology import Topology
 from tctf.cli import main
 from tctf.config import load_domains
+from tctf.synth import argument_parser as synth_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -469,3 +470,13 @@ def test_every_option_says_what_it_does(
     assert described is not None, usage
     words = described.group().split()
     assert len(words) > 3, f"{option} of tctf {command} has no help text: {described.group()!r}"
+
+
+def test_every_synth_option_says_what_it_does() -> None:
+    options = [action for action in synth_arguments()._actions if action.option_strings]
+    undescribed = [
+        "/".join(action.option_strings)
+        for action in options
+        if len((action.help or "").split()) < 2
+    ]
+    assert len(options) > 5 and undescribed == []
