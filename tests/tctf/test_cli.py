@@ -438,6 +438,19 @@ def test_an_endpoint_that_does_not_answer_is_one_line_at_once(tmp_path: Path) ->
     assert "http://127.0.0.1:1" in error
 
 
+def test_up_on_an_endpoint_that_never_answers_is_one_line_soon(tmp_path: Path) -> None:
+    # What a stopped `tctf run --aws` can leave: the port accepts, nothing answers.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        done = _tctf("up", "--endpoint-url", url, cwd=tmp_path, timeout=180)
+        waited = time.monotonic() - started
+    assert waited < 60  # a long poll's read timeout, three attempts: two minutes
+    assert done.returncode == 2
+    (error,) = _error_lines(done.stderr)
+    assert error.startswith("tctf up: cannot reach the AWS endpoint") and url in error
+
+
 @pytest.mark.parametrize("interval", ["-1", "0", "nan"])
 def test_a_metrics_interval_must_be_positive(
     interval: str, capsys: pytest.CaptureFixture[str]
