@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from bus.clock import Clock, ManualClock, SystemClock
 from bus.dispatch import Dispatcher, Record
-from bus.envelope import MAX_INHERITED_ID_LENGTH, Envelope, check_message_size
+from bus.envelope import Envelope, check_message_size
 from bus.errors import ConfigurationError
 from bus.ids import MessageIds
 from bus.limits import SNS, SQS, ServiceLimits, path_limit
+from bus.observability import log_dead_lettered
 from bus.topology import Purpose, QueueSpec, Topology
 from bus.transport import TASK_STATUS_IGNORED, DeadLetter
 
@@ -94,8 +93,11 @@ class MemoryQueue:
         dlq: MemoryQueue | None = None,
         rng: random.Random | None = None,
         reorder: bool = False,
+        domain: str | None = None,
     ) -> None:
         self.name = name
+        #: The domain whose queue it is, the `service` of its log lines.
+        self.domain = domain
         self.visibility_timeout = visibility_timeout
         self.max_receive_count = max_receive_count
         self.dlq = dlq
@@ -272,44 +274,17 @@ class MemoryQueue:
         copy.receive_count = message.receive_count
         copy.dead_reason = reason
         self.dlq.send(copy)
-        self._log_dead_letter(message, reason)
-
-    def _log_dead_letter(self, message: QueuedMessage, reason: str) -> None:
-        """One line for a record moved to the DLQ: under `tctf run` nothing else says so."""
-        event_type, correlation_id = _type_and_correlation(message)
-        _log.error(
-            "dead-lettered message %s (%s) from %s: %s",
-            message.message_id,
-            event_type,
-            self.name,
-            reason,
-            extra={
-                "queue": self.name,
-                "dlq": self.dlq.name if self.dlq is not None else None,
-                "message_id": message.message_id,
-                "event_type": event_type,
-                "reason": reason,
-                "receive_count": message.receive_count,
-                "correlation_id": correlation_id,
-            },
+        log_dead_lettered(
+            _log,
+            service=self.domain,
+            queue=self.name,
+            dlq=self.dlq.name,
+            message_id=message.message_id,
+            body=message.body,
+            type_attribute=message.type_attribute,
+            reason=reason,
+            receive_count=message.receive_count,
         )
-
-
-def _type_and_correlation(message: QueuedMessage) -> tuple[str | None, str | None]:
-    """The event type and correlation id a dead-lettered body names, where a line can carry
-    them (a body that is not an envelope names neither)."""
-    try:
-        raw = orjson.loads(message.body)
-    except orjson.JSONDecodeError:
-        return message.type_attribute, None
-    if not isinstance(raw, dict):
-        return message.type_attribute, None
-    found = [raw.get("type"), raw.get("correlationid")]
-    event_type, correlation_id = (
-        value if isinstance(value, str) and 0 < len(value) <= MAX_INHERITED_ID_LENGTH else None
-        for value in found
-    )
-    return message.type_attribute or event_type, correlation_id
 
 
 class InMemoryTransport:
@@ -340,7 +315,7 @@ class InMemoryTransport:
         self._subscribers: dict[str, list[tuple[MemoryQueue, list[Callable[..., bool]] | None]]]
         self._subscribers = {}
         for spec in topology.queues:
-            dlq = MemoryQueue(spec.dlq, clock=self.clock)
+            dlq = MemoryQueue(spec.dlq, clock=self.clock, domain=spec.domain)
             queue = MemoryQueue(
                 spec.name,
                 clock=self.clock,
@@ -349,6 +324,7 @@ class InMemoryTransport:
                 dlq=dlq,
                 rng=self._rng,
                 reorder=faults.reorder,
+                domain=spec.domain,
             )
             self.queues[spec.name] = queue
             self.queues[spec.dlq] = dlq

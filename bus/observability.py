@@ -24,6 +24,7 @@ import orjson
 
 from bus.clock import timestamp
 from bus.dispatch import Outcome
+from bus.envelope import MAX_INHERITED_ID_LENGTH
 from bus.errors import ConfigurationError
 from bus.held import HeldForStep
 from bus.middleware import current_correlation_id
@@ -447,3 +448,60 @@ def _sole_sink(level: int, logger: logging.Logger = _deliveries) -> JsonLines | 
     if type(sink) is not JsonLines or sink.filters or level < sink.level:
         return None
     return sink
+
+
+def log_dead_lettered(
+    logger: logging.Logger,
+    *,
+    service: str | None,
+    queue: str,
+    dlq: str | None,
+    message_id: str,
+    body: bytes | str | Mapping[str, Any],
+    type_attribute: str | None,
+    reason: str,
+    receive_count: int,
+) -> None:
+    """The one ERROR line for a record moved to its DLQ, whoever moves it (the in-memory
+    queue, a function parking it, SQS's redrive after its last receive): on AWS nothing
+    else says so. `service` is the domain whose queue it was; `body` gives the event type
+    and correlation id where it is an envelope."""
+    event_type, correlation_id = _type_and_correlation(body, type_attribute)
+    logger.error(
+        "dead-lettered message %s (%s) from %s: %s",
+        message_id,
+        event_type,
+        queue,
+        reason,
+        extra={
+            "service": service,
+            "queue": queue,
+            "dlq": dlq,
+            "message_id": message_id,
+            "event_type": event_type,
+            "reason": reason,
+            "receive_count": receive_count,
+            "correlation_id": correlation_id,
+        },
+    )
+
+
+def _type_and_correlation(
+    body: bytes | str | Mapping[str, Any], type_attribute: str | None
+) -> tuple[str | None, str | None]:
+    """The event type and correlation id a dead-lettered body names, where a line can carry
+    them (a body that is not an envelope names neither)."""
+    raw: object = body
+    if isinstance(body, bytes | str):
+        try:
+            raw = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return type_attribute or None, None
+    if not isinstance(raw, Mapping):
+        return type_attribute or None, None
+    found = [raw.get("type"), raw.get("correlationid")]
+    event_type, correlation_id = (
+        value if isinstance(value, str) and 0 < len(value) <= MAX_INHERITED_ID_LENGTH else None
+        for value in found
+    )
+    return type_attribute or event_type, correlation_id

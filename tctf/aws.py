@@ -70,8 +70,7 @@ async def up(
     kind = _kind(transport)
     endpoint_url = recorded_endpoint(endpoint_url)
     topology = Topology.from_domains(domains, app=app)
-    settings = AwsSettings(endpoint_url=endpoint_url)
-    async with AwsClients(settings, *_SERVICES[kind]) as clients:
+    async with AwsClients(command_settings(endpoint_url), *_SERVICES[kind]) as clients:
         resources = await provision(topology, clients, kind)
     target = resources.topic_arn or f"event bus {resources.event_bus}"
     count = len(topology.tables) + len(topology.idempotency_tables)
@@ -80,6 +79,19 @@ async def up(
         f"tctf up: {len(topology.queues)} queues with DLQs{tables}, routed from {target}"
         f" at {endpoint_url or 'AWS'}",
         file=sys.stderr,
+    )
+
+
+def command_settings(endpoint_url: str | None, *, provision: bool = True) -> AwsSettings:
+    """How patient a command someone waits on (`tctf up`, `tctf dlq`) is with AWS: one retry
+    and a few seconds, then the error in one line, where a poller waits out an outage. It
+    makes no long poll, so a call waits 10 s for an answer rather than a long poll's 30."""
+    return AwsSettings(
+        endpoint_url=endpoint_url,
+        provision=provision,
+        sdk_max_attempts=2,
+        retry_deadline=3.0,
+        wait_time_seconds=0,
     )
 
 

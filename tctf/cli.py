@@ -94,7 +94,9 @@ def _aws_unavailable(error: BaseException) -> AwsUnavailable | None:
             f"no AWS credentials found ({error}): configure them (AWS_PROFILE, "
             "AWS_ACCESS_KEY_ID, `aws configure`), or pass --endpoint-url of a local endpoint"
         )
-    if isinstance(error, sdk.EndpointConnectionError | sdk.ConnectTimeoutError):
+    if isinstance(
+        error, sdk.EndpointConnectionError | sdk.ConnectTimeoutError | sdk.ReadTimeoutError
+    ):
         return AwsUnavailable(f"cannot reach the AWS endpoint: {error}")
     if isinstance(error, sdk.ClientError | sdk.BotoCoreError):
         return AwsUnavailable(f"AWS refused the call: {error}")

@@ -20,13 +20,13 @@ from adapters.aws.bodies import unwrap
 from adapters.aws.eventbridge import EventBridgeTransport
 from adapters.aws.outbox_letters import parked_outbox_envelope
 from adapters.aws.queues import QueueTransport
-from adapters.aws.session import AwsSettings
 from adapters.aws.sns_sqs import SnsSqsTransport
 from bus.domain import Domain
 from bus.envelope import Envelope
 from bus.errors import ConfigurationError, PermanentError
 from bus.topology import Topology
 from bus.transport import DeadLetter
+from tctf.aws import command_settings
 
 DlqPurpose = Literal["events", "tasks", "outbox"]
 
@@ -224,10 +224,7 @@ def _records(count: int) -> str:
 
 def _transport(topology: Topology, endpoint_url: str | None, transport: str) -> QueueTransport:
     """The transport over resources that exist: looked up, none created."""
-    # A command waits for no outage to pass: one retry, a few seconds, then the error.
-    settings = AwsSettings(
-        endpoint_url=endpoint_url, provision=False, sdk_max_attempts=2, retry_deadline=3.0
-    )
+    settings = command_settings(endpoint_url, provision=False)
     if transport == "sns":
         return SnsSqsTransport(topology, settings)
     if transport == "eventbridge":

@@ -1101,11 +1101,18 @@ def synth(
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`tctf synth [-o cdk.out] [--transport sns|eventbridge] [--app NAME] [--domain NAME]`."""
+def argument_parser() -> argparse.ArgumentParser:
+    """`tctf synth`'s options."""
     parser = argparse.ArgumentParser(prog="tctf synth", description=__doc__.splitlines()[0])
-    parser.add_argument("-o", "--out", type=Path, default=Path("cdk.out"), help="cloud assembly")
-    parser.add_argument("--transport", choices=["sns", "eventbridge"], default="sns")
+    parser.add_argument(
+        "-o", "--out", type=Path, default=Path("cdk.out"), help="where the cloud assembly goes"
+    )
+    parser.add_argument(
+        "--transport",
+        choices=["sns", "eventbridge"],
+        default="sns",
+        help="how events travel between domains (default: %(default)s)",
+    )
     parser.add_argument("--app", default="tctf", help="the platform's name, prefix of everything")
     parser.add_argument(
         "--stage",
@@ -1121,7 +1128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--domain", action="append", dest="domains", metavar="NAME", help="only this domain"
     )
-    parser.add_argument("--memory-mb", type=int, default=FunctionSettings().memory_mb)
+    parser.add_argument(
+        "--memory-mb",
+        type=int,
+        default=FunctionSettings().memory_mb,
+        help="memory of every Lambda function, in MB; CPU grows with it (default: %(default)s)",
+    )
     parser.add_argument(
         "--no-deps",
         action="store_true",
@@ -1140,7 +1152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write cdk.json here instead, for the CDK CLI: its app runs this Python "
         "with these options, no virtualenv to activate",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`tctf synth [-o cdk.out] [--transport sns|eventbridge] [--app NAME] [--domain NAME]`."""
+    args = argument_parser().parse_args(argv)
     try:
         if args.cdk_json:
             print(write_cdk_json(Path("cdk.json"), _app_command(args)))

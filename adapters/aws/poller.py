@@ -3,7 +3,9 @@
 Long-polls one queue, hands each batch to a Lambda-style handler as the exact event Lambda
 would send, with a context whose remaining time runs out with the batch's visibility
 timeout, deletes what the handler did not report in `batchItemFailures`, and leaves the
-rest to the visibility timeout: redelivery and the move to the DLQ are SQS's own.
+rest to the visibility timeout: redelivery and the move to the DLQ are SQS's own. A batch
+the handler failed whole on its last allowed receive gets the "dead-lettered" line the
+handler would have logged.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import anyio
 from anyio.abc import TaskStatus
 
 from adapters.aws.batches import Backoff, is_transient
+from adapters.aws.bodies import open_body
 from adapters.aws.session import AwsSettings
+from bus.observability import log_dead_lettered
 from bus.topology import QueueSpec
 
 if TYPE_CHECKING:
@@ -213,8 +217,9 @@ class SqsPoller:
                     context = BatchContext(deadline, handling)
                     try:
                         response = await self._handler(event, context)
-                    except Exception:
+                    except Exception as error:
                         log.exception("handler of %s failed the whole batch", self.spec.name)
+                        self._log_last_receives(messages, f"{type(error).__name__}: {error}")
                         return
                 if handling.cancelled_caught:
                     log.warning(
@@ -223,6 +228,9 @@ class SqsPoller:
                         self.spec.name,
                         limit,
                     )
+                    self._log_last_receives(
+                        messages, f"the handler outlasted the {limit}s visibility timeout"
+                    )
                     return
                 failed = failed_message_ids(response, ids)
                 done = [m for m in messages if m["MessageId"] not in failed]
@@ -230,6 +238,30 @@ class SqsPoller:
                     await self._delete(done, context.deadline)
         finally:
             self.in_flight -= 1
+
+    def _log_last_receives(self, messages: list[dict[str, Any]], error: str) -> None:
+        """The dead-lettered line for each message of a batch failed whole on its last allowed
+        receive: SQS's redrive moves it on the next one, saying nothing, and the handler
+        that would have said so did not finish."""
+        limit = self.spec.max_receive_count
+        for message in messages:
+            count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+            if count < limit:
+                continue
+            body, routed = open_body(message.get("Body", ""))
+            attribute = message.get("MessageAttributes", {}).get("type", {})
+            log_dead_lettered(
+                log,
+                service=self.spec.domain,
+                queue=self.spec.name,
+                dlq=self.spec.dlq,
+                message_id=message["MessageId"],
+                body=body,
+                type_attribute=routed or attribute.get("StringValue"),
+                reason=f"received {count} times without success (max_receive_count {limit}); "
+                f"last error: {error}",
+                receive_count=count,
+            )
 
     async def _delete(self, messages: list[dict[str, Any]], deadline: float) -> None:
         """Delete the batch's successes: tried once whatever the time, retried through

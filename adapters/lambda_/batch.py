@@ -2,6 +2,8 @@
 
 Records are dispatched in order; parked records go to their DLQ with the reason, and only
 those the DLQ accepted count as done. What comes back is every record to deliver again.
+A record leaving for its DLQ, parked here or failing its queue's last allowed receive, gets
+one ERROR "dead-lettered" line (`bus.observability.log_dead_lettered`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from adapters.aws.dead_letters import DeadLetters, Letter
 from adapters.lambda_.errors import DeliveryFailed
 from bus.dispatch import Dispatcher, Record
+from bus.observability import log_dead_lettered
 
 _log = logging.getLogger("tctf.lambda")
 
@@ -28,6 +31,15 @@ class Incoming:
     dead_letter_queue: str | None
     #: Where the record came from (queue, topic or event bus ARN).
     source: str = ""
+    #: Receives after which its queue's redrive moves it to `dead_letter_queue`
+    #: (maxReceiveCount); None: no redrive (SNS, EventBridge).
+    max_receive_count: int | None = None
+
+    @property
+    def on_last_receive(self) -> bool:
+        """Failing now, the record is dead-lettered by its queue's redrive, not retried."""
+        limit = self.max_receive_count
+        return limit is not None and self.record.receive_count >= limit
 
 
 async def deliver(
@@ -42,12 +54,24 @@ async def deliver(
     failed = dict(result.failed)
     if result.parked:
         failed.update(await _dead_letter(incoming, result.parked, dead_letters, dispatcher))
+    last = {i.record.id: i for i in incoming if i.on_last_receive and i.record.id in failed}
     for record_id, reason in result.failed.items():
+        if record_id in last:
+            continue
         _log.warning(
             "record %s failed, delivered again later: %s",
             record_id,
             reason,
             extra={"service": dispatcher.domain.name, "record_id": record_id, "reason": reason},
+        )
+    for record_id, arrived in last.items():
+        # SQS's redrive moves it on its next receive, saying nothing: this line is all.
+        count = arrived.record.receive_count
+        _log_dead_lettered(
+            arrived,
+            dispatcher,
+            f"received {count} times without success (max_receive_count "
+            f"{arrived.max_receive_count}); last error: {failed[record_id]}",
         )
     return failed
 
@@ -66,18 +90,36 @@ async def _dead_letter(
     ]
     stored = await dead_letters.send(letters) if dead_letters is not None and letters else set()
     unsent: dict[str, str] = {}
+    for arrived in incoming:
+        record_id = arrived.record.id
+        if record_id in stored:
+            _log_dead_lettered(arrived, dispatcher, parked[record_id])
     for record_id, reason in parked.items():
-        outcome = "dead-lettered" if record_id in stored else "not dead-lettered, retried"
+        if record_id in stored:
+            continue
         _log.error(
-            "record %s parked (%s): %s",
+            "record %s parked (not dead-lettered, retried): %s",
             record_id,
-            outcome,
             reason,
             extra={"service": dispatcher.domain.name, "record_id": record_id, "reason": reason},
         )
-        if record_id not in stored:
-            unsent[record_id] = reason
+        unsent[record_id] = reason
     return unsent
+
+
+def _log_dead_lettered(arrived: Incoming, dispatcher: Dispatcher, reason: str) -> None:
+    record = arrived.record
+    log_dead_lettered(
+        _log,
+        service=dispatcher.domain.name,
+        queue=arrived.source.rsplit(":", 1)[-1],
+        dlq=arrived.dead_letter_queue,
+        message_id=record.id,
+        body=record.body,
+        type_attribute=record.type_attribute,
+        reason=reason,
+        receive_count=record.receive_count,
+    )
 
 
 async def deliver_all(

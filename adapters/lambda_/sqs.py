@@ -45,11 +45,15 @@ def dead_letter_queue(source_arn: str | None) -> str | None:
 
 
 def incoming_from_sqs_event(
-    event: Mapping[str, Any], domain: str = "", extender: Extender | None = None
+    event: Mapping[str, Any],
+    domain: str = "",
+    extender: Extender | None = None,
+    max_receive_count: int | None = None,
 ) -> list[Incoming]:
     """Each SQS record of a Lambda event, keyed by `messageId`, with its DLQ, the type it
     was routed by, and whether it came from `domain`'s own task queue; `extender` gives each
-    a way to extend its visibility."""
+    a way to extend its visibility. `max_receive_count` is the queues' redrive setting (the
+    domain's, as the topology gives every queue of the domain)."""
     incoming: list[Incoming] = []
     for r in event.get("Records", ()):
         body = r.get("body", "")
@@ -64,7 +68,9 @@ def incoming_from_sqs_event(
             extend_visibility=extender(r) if extender is not None else None,
             sent_at=_sent_at(r),
         )
-        incoming.append(Incoming(record, body, dead_letter_queue(source), source))
+        incoming.append(
+            Incoming(record, body, dead_letter_queue(source), source, max_receive_count)
+        )
     return incoming
 
 
@@ -114,7 +120,10 @@ async def handle_sqs_event(
     extender: Extender | None = None,
 ) -> dict[str, Any]:
     """Dispatch one SQS batch and answer with only the records to deliver again."""
-    incoming = incoming_from_sqs_event(event, dispatcher.domain.name, extender)
+    domain = dispatcher.domain
+    incoming = incoming_from_sqs_event(
+        event, domain.name, extender, domain.settings.max_receive_count
+    )
     failed = await deliver(dispatcher, incoming, deadline=deadline, dead_letters=dead_letters)
     return batch_item_failures(failed, (i.record for i in incoming))
 

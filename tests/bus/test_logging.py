@@ -325,4 +325,5 @@ async def test_a_failing_handler_logs_its_traceback_each_attempt_and_its_record_
     assert dead["level"] == "ERROR" and dead["correlation_id"] == "signup-1"
     assert dead["message_id"] == parked.message_id and dead["event_type"] == "EXPLODED"
     assert dead["receive_count"] == parked.receive_count and "max_receive_count 2" in dead["reason"]
-    assert dead["queue"].startswith("tctf-shop")
+    assert dead["queue"].startswith("tctf-shop") and dead["dlq"] == f"{dead['queue']}-dlq"
+    assert dead["service"] == "shop"  # the domain whose queue it was, as a delivery line says

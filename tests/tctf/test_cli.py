@@ -22,6 +22,7 @@ import pytest
 from bus.topology import Topology
 from tctf.cli import main
 from tctf.config import load_domains
+from tctf.synth import argument_parser as synth_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -453,6 +454,19 @@ def test_an_endpoint_that_does_not_answer_is_one_line_at_once(tmp_path: Path) ->
     assert "http://127.0.0.1:1" in error
 
 
+def test_up_on_an_endpoint_that_never_answers_is_one_line_soon(tmp_path: Path) -> None:
+    # What a stopped `tctf run --aws` can leave: the port accepts, nothing answers.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        done = _tctf("up", "--endpoint-url", url, cwd=tmp_path, timeout=180)
+        waited = time.monotonic() - started
+    assert waited < 60  # a long poll's read timeout, three attempts: two minutes
+    assert done.returncode == 2
+    (error,) = _error_lines(done.stderr)
+    assert error.startswith("tctf up: cannot reach the AWS endpoint") and url in error
+
+
 @pytest.mark.parametrize("interval", ["-1", "0", "nan"])
 def test_a_metrics_interval_must_be_positive(
     interval: str, capsys: pytest.CaptureFixture[str]
@@ -485,3 +499,13 @@ def test_every_option_says_what_it_does(
     assert described is not None, usage
     words = described.group().split()
     assert len(words) > 3, f"{option} of tctf {command} has no help text: {described.group()!r}"
+
+
+def test_every_synth_option_says_what_it_does() -> None:
+    options = [action for action in synth_arguments()._actions if action.option_strings]
+    undescribed = [
+        "/".join(action.option_strings)
+        for action in options
+        if len((action.help or "").split()) < 2
+    ]
+    assert len(options) > 5 and undescribed == []

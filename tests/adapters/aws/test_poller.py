@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -178,6 +179,30 @@ async def test_a_handler_error_leaves_the_whole_batch_to_the_visibility_timeout(
     await send(sqs, url, "a", "b")
     await poll_once(sqs, url, arn, settings, RuntimeError("function crashed"))
     assert await counts(sqs, url) == (0, 2)
+
+
+@pytest.mark.parametrize(("max_receive_count", "logged"), [(2, False), (1, True)])
+async def test_a_handler_error_on_the_last_receive_logs_that_sqs_dead_letters_the_batch(
+    queue: tuple[Any, str, str],
+    settings: AwsSettings,
+    caplog: pytest.LogCaptureFixture,
+    max_receive_count: int,
+    logged: bool,
+) -> None:
+    sqs, url, arn = queue
+    ids = await send(sqs, url, "a", "b")
+    spec = replace(SPEC, dlq="billing-dlq", max_receive_count=max_receive_count)
+    caplog.set_level(logging.ERROR, logger="adapters.aws")
+    await poll_once(sqs, url, arn, settings, RuntimeError("function crashed"), spec)
+
+    lines = [r for r in caplog.records if r.getMessage().startswith("dead-lettered")]
+    assert sorted(vars(line)["message_id"] for line in lines) == (sorted(ids) if logged else [])
+    for line in lines:
+        assert line.levelno == logging.ERROR and vars(line)["service"] == "billing"
+        assert (vars(line)["queue"], vars(line)["dlq"]) == (url.rsplit("/", 1)[-1], "billing-dlq")
+        assert vars(line)["event_type"] == "ORDER_PLACED" and vars(line)["receive_count"] == 1
+        assert "max_receive_count 1" in vars(line)["reason"]
+        assert "function crashed" in vars(line)["reason"]
 
 
 async def test_batch_in_hand_is_finished_and_deleted_when_the_poller_is_cancelled(

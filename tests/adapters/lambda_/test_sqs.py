@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -268,3 +269,51 @@ def test_sns_notification_whose_type_attribute_is_not_its_bodys_type_is_parked(
     assert inventory.handled == []
     (letter,) = dead_letters.queues["powertools265-dlq"]
     assert letter.reason.startswith("record was routed as 'ITEM_SHIPPED'")
+
+
+def _dead_lettered(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("dead-lettered")]
+
+
+@pytest.mark.parametrize(("receive_count", "logged"), [(4, False), (5, True)])
+def test_a_record_failing_its_last_receive_logs_that_sqs_dead_letters_it(
+    app: LambdaApp, caplog: pytest.LogCaptureFixture, receive_count: int, logged: bool
+) -> None:
+    event = sample(POWERTOOLS / "sqsEvent.json")
+    [record] = event["Records"][1:]
+    event["Records"] = [record]
+    record["body"] = body("boom")
+    record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
+
+    assert app(event, LambdaContext()) == {
+        "batchItemFailures": [{"itemIdentifier": record["messageId"]}]
+    }
+    lines = _dead_lettered(caplog)
+    assert len(lines) == int(logged)
+    for line in lines:
+        assert line.levelno == logging.ERROR
+        assert vars(line)["service"] == "inventory"
+        assert (vars(line)["queue"], vars(line)["dlq"]) == ("my-queue", "my-queue-dlq")
+        assert vars(line)["message_id"] == record["messageId"]
+        assert vars(line)["event_type"] == "ITEM_RESERVED"
+        assert vars(line)["correlation_id"] == "corr-1"
+        assert vars(line)["receive_count"] == 5
+        assert "max_receive_count 5" in vars(line)["reason"]
+        assert "warehouse unreachable" in vars(line)["reason"]
+
+
+def test_a_record_the_function_parks_logs_the_same_dead_lettered_line(
+    app: LambdaApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    event = sample(POWERTOOLS / "sqsEvent.json")
+
+    assert app(event, LambdaContext()) == {"batchItemFailures": []}
+    lines = _dead_lettered(caplog)
+    assert [vars(line)["message_id"] for line in lines] == [
+        r["messageId"] for r in event["Records"]
+    ]
+    for line in lines:
+        assert line.levelno == logging.ERROR and vars(line)["service"] == "inventory"
+        assert (vars(line)["queue"], vars(line)["dlq"]) == ("my-queue", "my-queue-dlq")
+        assert vars(line)["receive_count"] == 1 and vars(line)["reason"]
+        assert vars(line)["event_type"] is None and vars(line)["correlation_id"] is None
