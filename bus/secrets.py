@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from bus.errors import ConfigurationError
@@ -52,6 +52,19 @@ def versions(name: str, env: Mapping[str, str] | None = None) -> list[str] | Non
         raise ConfigurationError(
             f"{variable(name)} must be a JSON array of the secret's versions, current first"
         )
+    return found
+
+
+def shared_versions(
+    name: str, env: Mapping[str, str] | None, refusal: Callable[[str], Exception]
+) -> list[str] | None:
+    """Secret `name`'s versions, current first, which every container of a stage shares.
+    None outside a deployed function when the runtime handed none: the caller makes a value
+    for its one process. A deployed function without them raises `refusal(variable(name))`
+    instead, since a value of its own would differ from its other containers'."""
+    found = versions(name, env)
+    if found is None and deployed(env):
+        raise refusal(variable(name))
     return found
 
 

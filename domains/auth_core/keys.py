@@ -61,15 +61,17 @@ class SigningKeys:
         env = os.environ if env is None else env
         raw = env.get("TCTF_SIGNING_KEYS")
         if not raw:
-            seeds = secrets.versions(SECRET, env)
+            seeds = secrets.shared_versions(
+                SECRET,
+                env,
+                lambda variable: ConfigurationError(
+                    f"no signing keys: a deployed auth_core needs {variable} (its stage's "
+                    "secret, read at init) or TCTF_SIGNING_KEYS; a key of its own would not "
+                    "verify on its other containers"
+                ),
+            )
             if seeds is not None:
                 return cls.from_seeds(seeds)
-            if secrets.deployed(env):
-                raise ConfigurationError(
-                    f"no signing keys: a deployed auth_core needs {secrets.variable(SECRET)} "
-                    "(its stage's secret, read at init) or TCTF_SIGNING_KEYS; a key of its "
-                    "own would not verify on its other containers"
-                )
             _log.warning("no TCTF_SIGNING_KEYS: signing with a key generated for this process")
             return cls.generate()
         keys = list(KeySet.import_key_set(json.loads(raw)).keys)

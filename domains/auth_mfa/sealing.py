@@ -46,15 +46,17 @@ class SealingKeys:
         configured = env.get("TCTF_MFA_KEY")
         if configured is not None:
             return cls([_decoded(configured)])
-        seeds = domain_secrets.versions(SECRET, env)
+        seeds = domain_secrets.shared_versions(
+            SECRET,
+            env,
+            lambda variable: MfaKeyMissing(
+                f"no key to seal TOTP secrets with: a deployed auth_mfa needs {variable} (its "
+                "stage's secret, read at init) or TCTF_MFA_KEY; a key of its own would not "
+                "open what its other containers seal"
+            ),
+        )
         if seeds is not None:
             return cls([domain_secrets.derived_bytes(SECRET, s, _DERIVATION_INFO) for s in seeds])
-        if domain_secrets.deployed(env):
-            raise MfaKeyMissing(
-                f"no key to seal TOTP secrets with: a deployed auth_mfa needs "
-                f"{domain_secrets.variable(SECRET)} (its stage's secret, read at init) or "
-                "TCTF_MFA_KEY; a key of its own would not open what its other containers seal"
-            )
         return cls([secrets.token_bytes(32)])
 
     def seal(self, associated: str, plaintext: str) -> str:

@@ -55,15 +55,17 @@ class ProviderKeys:
         raw = env.get("TCTF_OAUTH_SIGNING_KEYS")
         if raw:
             return cls(list(KeySet.import_key_set(json.loads(raw)).keys))
-        seeds = secrets.versions(SECRET, env)
+        seeds = secrets.shared_versions(
+            SECRET,
+            env,
+            lambda variable: ProviderMisconfigured(
+                f"no signing keys: a deployed auth_oauth needs {variable} (its stage's secret, "
+                "read at init) or TCTF_OAUTH_SIGNING_KEYS; a key of its own would not verify "
+                "on its other containers"
+            ),
+        )
         if seeds is not None:
             return cls.from_seeds(seeds)
-        if secrets.deployed(env):
-            raise ProviderMisconfigured(
-                f"no signing keys: a deployed auth_oauth needs {secrets.variable(SECRET)} "
-                "(its stage's secret, read at init) or TCTF_OAUTH_SIGNING_KEYS; a key of its "
-                "own would not verify on its other containers"
-            )
         _log.warning("no signing secret: signing with a key made for this process")
         return cls([ECKey.generate_key("P-256", auto_kid=True)])
 

@@ -43,14 +43,15 @@ def signing_seeds(env: Mapping[str, str] | None = None) -> list[str] | None:
     them. Checked at init without deriving, which would import joserfc and cryptography
     into every cold start for the few invocations that sign or read a link."""
     env = os.environ if env is None else env
-    seeds = domain_secrets.versions(SECRET, env)
-    if seeds is None and domain_secrets.deployed(env):
-        raise UnsubscribeLinksMisconfigured(
-            f"no key to sign unsubscribe links with: a deployed communication needs "
-            f"{domain_secrets.variable(SECRET)} (its stage's secret, read at init); a key of "
-            "its own would not verify the links its other containers mailed"
-        )
-    return seeds
+    return domain_secrets.shared_versions(
+        SECRET,
+        env,
+        lambda variable: UnsubscribeLinksMisconfigured(
+            f"no key to sign unsubscribe links with: a deployed communication needs {variable} "
+            "(its stage's secret, read at init); a key of its own would not verify the links "
+            "its other containers mailed"
+        ),
+    )
 
 
 def signing_keys(env: Mapping[str, str] | None = None) -> list[Any]:
