@@ -31,7 +31,7 @@ from bus.storage.errors import ConditionFailed
 from bus.storage.rotation import exchange, token_item
 from domains.auth_admin.contracts import RoleGranted, RoleRevoked, UserDisabled, UserEnabled
 from domains.auth_core.contracts import AccountLocked, SignedIn, SignedOut, SignInFailed
-from domains.auth_core.keys import SECRET, SigningKeys
+from domains.auth_core.keys import SECRET, SigningKeys, check_environment
 from domains.auth_mfa.contracts import (
     CHECK_SECOND_FACTOR,
     MfaCheck,
@@ -69,7 +69,7 @@ def signing_keys() -> SigningKeys:
 
 if deployed():
     # A function without its keys fails its init, visibly, not its first sign-in.
-    signing_keys()
+    check_environment()
 
 
 class Credentials(BaseModel):

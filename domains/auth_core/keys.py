@@ -61,15 +61,7 @@ class SigningKeys:
         env = os.environ if env is None else env
         raw = env.get("TCTF_SIGNING_KEYS")
         if not raw:
-            seeds = secrets.shared_versions(
-                SECRET,
-                env,
-                lambda variable: ConfigurationError(
-                    f"no signing keys: a deployed auth_core needs {variable} (its stage's "
-                    "secret, read at init) or TCTF_SIGNING_KEYS; a key of its own would not "
-                    "verify on its other containers"
-                ),
-            )
+            seeds = _seeds(env)
             if seeds is not None:
                 return cls.from_seeds(seeds)
             _log.warning("no TCTF_SIGNING_KEYS: signing with a key generated for this process")
@@ -110,6 +102,26 @@ class SigningKeys:
                 for key in self._keys.values()
             ]
         }
+
+
+def check_environment(env: Mapping[str, str] | None = None) -> None:
+    """Refuse what `SigningKeys.from_environment` would refuse, without deriving a key (so
+    a deployed function's init imports no joserfc or cryptography for it)."""
+    env = os.environ if env is None else env
+    if not env.get("TCTF_SIGNING_KEYS"):
+        _seeds(env)
+
+
+def _seeds(env: Mapping[str, str]) -> list[str] | None:
+    return secrets.shared_versions(
+        SECRET,
+        env,
+        lambda variable: ConfigurationError(
+            f"no signing keys: a deployed auth_core needs {variable} (its stage's secret, "
+            "read at init) or TCTF_SIGNING_KEYS; a key of its own would not verify on its "
+            "other containers"
+        ),
+    )
 
 
 def _new_key() -> Any:

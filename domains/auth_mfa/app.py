@@ -48,7 +48,7 @@ from domains.auth_mfa.contracts import (
     RecoveryCodeUsed,
     SecondFactor,
 )
-from domains.auth_mfa.sealing import SECRET, SealingKeys
+from domains.auth_mfa.sealing import SECRET, SealingKeys, check_environment
 from domains.users.contracts import UserDeleted
 
 domain = Domain("auth_mfa", storage=Storage(), secrets=[SECRET])
@@ -71,7 +71,7 @@ def sealing_keys() -> SealingKeys:
 
 if deployed():
     # A function without its key fails its init, visibly, not a user's enrolment.
-    sealing_keys()
+    check_environment()
 
 
 def _seal(user_id: str, secret: str) -> str:

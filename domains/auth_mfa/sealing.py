@@ -46,15 +46,7 @@ class SealingKeys:
         configured = env.get("TCTF_MFA_KEY")
         if configured is not None:
             return cls([_decoded(configured)])
-        seeds = domain_secrets.shared_versions(
-            SECRET,
-            env,
-            lambda variable: MfaKeyMissing(
-                f"no key to seal TOTP secrets with: a deployed auth_mfa needs {variable} (its "
-                "stage's secret, read at init) or TCTF_MFA_KEY; a key of its own would not "
-                "open what its other containers seal"
-            ),
-        )
+        seeds = _seeds(env)
         if seeds is not None:
             return cls([domain_secrets.derived_bytes(SECRET, s, _DERIVATION_INFO) for s in seeds])
         return cls([secrets.token_bytes(32)])
@@ -88,6 +80,26 @@ class SealingKeys:
         except InvalidTag:
             return self.seal(associated, self.open(associated, sealed))
         return None
+
+
+def check_environment(env: Mapping[str, str] | None = None) -> None:
+    """Refuse what `SealingKeys.from_environment` would refuse, without deriving a key (so
+    a deployed function's init imports no cryptography for it)."""
+    env = os.environ if env is None else env
+    if env.get("TCTF_MFA_KEY") is None:
+        _seeds(env)
+
+
+def _seeds(env: Mapping[str, str]) -> list[str] | None:
+    return domain_secrets.shared_versions(
+        SECRET,
+        env,
+        lambda variable: MfaKeyMissing(
+            f"no key to seal TOTP secrets with: a deployed auth_mfa needs {variable} (its "
+            "stage's secret, read at init) or TCTF_MFA_KEY; a key of its own would not "
+            "open what its other containers seal"
+        ),
+    )
 
 
 def _decoded(configured: str) -> bytes:

@@ -46,7 +46,7 @@ from domains.auth_oauth.contracts import (
     OAuthGrantRevoked,
 )
 from domains.auth_oauth.errors import OAuthError, ProviderMisconfigured
-from domains.auth_oauth.keys import ALGORITHM, SECRET, ProviderKeys
+from domains.auth_oauth.keys import ALGORITHM, SECRET, ProviderKeys, check_environment
 from domains.users.contracts import UserDeleted
 
 domain = Domain("auth_oauth", storage=Storage(), secrets=[SECRET])
@@ -102,7 +102,7 @@ def issuer_from(env: Mapping[str, str]) -> str:
 
 if deployed():
     # A function without its keys or issuer fails its init, visibly, not its first token.
-    provider_keys()
+    check_environment()
     issuer()
 
 

@@ -55,15 +55,7 @@ class ProviderKeys:
         raw = env.get("TCTF_OAUTH_SIGNING_KEYS")
         if raw:
             return cls(list(KeySet.import_key_set(json.loads(raw)).keys))
-        seeds = secrets.shared_versions(
-            SECRET,
-            env,
-            lambda variable: ProviderMisconfigured(
-                f"no signing keys: a deployed auth_oauth needs {variable} (its stage's secret, "
-                "read at init) or TCTF_OAUTH_SIGNING_KEYS; a key of its own would not verify "
-                "on its other containers"
-            ),
-        )
+        seeds = _seeds(env)
         if seeds is not None:
             return cls.from_seeds(seeds)
         _log.warning("no signing secret: signing with a key made for this process")
@@ -85,3 +77,23 @@ class ProviderKeys:
                 {**key.as_dict(private=False), "use": "sig", "alg": ALGORITHM} for key in self._keys
             ]
         }
+
+
+def check_environment(env: Mapping[str, str] | None = None) -> None:
+    """Refuse what `ProviderKeys.from_environment` would refuse, without deriving a key (so
+    a deployed function's init imports no joserfc or cryptography for it)."""
+    env = os.environ if env is None else env
+    if not env.get("TCTF_OAUTH_SIGNING_KEYS"):
+        _seeds(env)
+
+
+def _seeds(env: Mapping[str, str]) -> list[str] | None:
+    return secrets.shared_versions(
+        SECRET,
+        env,
+        lambda variable: ProviderMisconfigured(
+            f"no signing keys: a deployed auth_oauth needs {variable} (its stage's secret, "
+            "read at init) or TCTF_OAUTH_SIGNING_KEYS; a key of its own would not verify "
+            "on its other containers"
+        ),
+    )
